@@ -1,0 +1,221 @@
+//! Elemwise builders: `std::ops` operators, math methods on `Var`, `switch` and `clip`.
+//!
+//! Owns: how operands of an Elemwise are prepared — weak literals take their dtype (NEP 50)
+//! and lower-rank operands get broadcastable dimensions on the left (ExpandDims), as in
+//! NumPy — before the op's own type inference runs.
+
+use std::ops::{Add, BitAnd, BitOr, BitXor, Div, Mul, Neg, Not, Rem, Sub};
+
+use super::{var_or_invalid, Operand};
+use crate::dtype::DType;
+use crate::error::Result;
+use crate::ops::{DimShuffle, Op, ScalarOp};
+use crate::var::Var;
+
+/// Applies a scalar op element by element to the operands.
+pub fn elemwise(op: ScalarOp, operands: Vec<Operand>) -> Var {
+    var_or_invalid(try_elemwise(op, operands))
+}
+
+/// Like `elemwise`, returning the error at once.
+pub fn try_elemwise(op: ScalarOp, operands: Vec<Operand>) -> Result<Var> {
+    let vars = Operand::resolve_all(operands)?;
+    let ndim = vars.iter().map(|v| v.ndim()).max().unwrap_or(0);
+    let vars = vars.into_iter().map(|v| pad_left(v, ndim)).collect::<Result<Vec<_>>>()?;
+    Var::apply(Op::Elemwise(op), vars).map(|mut v| v.remove(0))
+}
+
+/// Adds broadcastable dimensions on the left until `v` has `ndim` dimensions.
+pub(crate) fn pad_left(v: Var, ndim: usize) -> Result<Var> {
+    let have = v.ndim();
+    if have >= ndim {
+        return Ok(v);
+    }
+    let mut new_order = vec![None; ndim - have];
+    new_order.extend((0..have).map(Some));
+    let ds = DimShuffle {
+        input_ndim: have,
+        new_order,
+    };
+    Var::apply(Op::DimShuffle(ds), vec![v]).map(|mut v| v.remove(0))
+}
+
+/// `switch(cond, a, b)`: `a` where `cond` is true, else `b` (NumPy's `where`).
+pub fn switch(cond: impl Into<Operand>, a: impl Into<Operand>, b: impl Into<Operand>) -> Var {
+    let cond = match cond.into() {
+        Operand::Var(v) if v.dtype() != DType::Bool => v.cast(DType::Bool),
+        other => other.into_var(),
+    };
+    elemwise(ScalarOp::Switch, vec![cond.into(), a.into(), b.into()])
+}
+
+macro_rules! binary_operator {
+    ($trait:ident, $method:ident, $scalar:expr) => {
+        impl<R: Into<Operand>> $trait<R> for Var {
+            type Output = Var;
+            fn $method(self, rhs: R) -> Var {
+                elemwise($scalar, vec![self.into(), rhs.into()])
+            }
+        }
+        impl<R: Into<Operand>> $trait<R> for &Var {
+            type Output = Var;
+            fn $method(self, rhs: R) -> Var {
+                elemwise($scalar, vec![self.into(), rhs.into()])
+            }
+        }
+    };
+}
+binary_operator!(Add, add, ScalarOp::Add);
+binary_operator!(Sub, sub, ScalarOp::Sub);
+binary_operator!(Mul, mul, ScalarOp::Mul);
+binary_operator!(Div, div, ScalarOp::TrueDiv);
+binary_operator!(Rem, rem, ScalarOp::Mod);
+binary_operator!(BitAnd, bitand, ScalarOp::And);
+binary_operator!(BitOr, bitor, ScalarOp::Or);
+binary_operator!(BitXor, bitxor, ScalarOp::Xor);
+
+macro_rules! literal_left_operator {
+    ($($t:ty),*) => {$(
+        literal_left_operator!(@one $t, Add, add, ScalarOp::Add);
+        literal_left_operator!(@one $t, Sub, sub, ScalarOp::Sub);
+        literal_left_operator!(@one $t, Mul, mul, ScalarOp::Mul);
+        literal_left_operator!(@one $t, Div, div, ScalarOp::TrueDiv);
+        literal_left_operator!(@one $t, Rem, rem, ScalarOp::Mod);
+    )*};
+    (@one $t:ty, $trait:ident, $method:ident, $scalar:expr) => {
+        impl $trait<Var> for $t {
+            type Output = Var;
+            fn $method(self, rhs: Var) -> Var {
+                elemwise($scalar, vec![self.into(), rhs.into()])
+            }
+        }
+        impl $trait<&Var> for $t {
+            type Output = Var;
+            fn $method(self, rhs: &Var) -> Var {
+                elemwise($scalar, vec![self.into(), rhs.into()])
+            }
+        }
+    };
+}
+literal_left_operator!(f64, f32, i64, i32);
+
+impl Neg for Var {
+    type Output = Var;
+    fn neg(self) -> Var {
+        elemwise(ScalarOp::Neg, vec![self.into()])
+    }
+}
+impl Neg for &Var {
+    type Output = Var;
+    fn neg(self) -> Var {
+        elemwise(ScalarOp::Neg, vec![self.into()])
+    }
+}
+impl Not for Var {
+    type Output = Var;
+    fn not(self) -> Var {
+        elemwise(ScalarOp::Not, vec![self.into()])
+    }
+}
+impl Not for &Var {
+    type Output = Var;
+    fn not(self) -> Var {
+        elemwise(ScalarOp::Not, vec![self.into()])
+    }
+}
+
+macro_rules! unary_methods {
+    ($($(#[$doc:meta])* $name:ident => $op:expr),* $(,)?) => {
+        impl Var {
+            $(
+                $(#[$doc])*
+                pub fn $name(&self) -> Var {
+                    elemwise($op, vec![self.into()])
+                }
+            )*
+        }
+    };
+}
+unary_methods! {
+    abs => ScalarOp::Abs,
+    sign => ScalarOp::Sign,
+    /// x * x.
+    sqr => ScalarOp::Sqr,
+    floor => ScalarOp::Floor,
+    ceil => ScalarOp::Ceil,
+    /// Round half to even.
+    round => ScalarOp::Round,
+    isnan => ScalarOp::IsNan,
+    isinf => ScalarOp::IsInf,
+    /// 1 / x.
+    reciprocal => ScalarOp::Reciprocal,
+    exp => ScalarOp::Exp,
+    exp2 => ScalarOp::Exp2,
+    expm1 => ScalarOp::Expm1,
+    log => ScalarOp::Log,
+    log2 => ScalarOp::Log2,
+    log1p => ScalarOp::Log1p,
+    /// log(1 - exp(x)).
+    log1mexp => ScalarOp::Log1mexp,
+    sqrt => ScalarOp::Sqrt,
+    sin => ScalarOp::Sin,
+    cos => ScalarOp::Cos,
+    tan => ScalarOp::Tan,
+    tanh => ScalarOp::Tanh,
+    /// 1 / (1 + exp(-x)), exact at ±800.
+    sigmoid => ScalarOp::Sigmoid,
+    /// log(1 + exp(x)), exact at ±800.
+    softplus => ScalarOp::Softplus,
+    erf => ScalarOp::Erf,
+    erfc => ScalarOp::Erfc,
+    /// log |Γ(x)|.
+    gammaln => ScalarOp::Gammaln,
+    /// Logical not for bool, bitwise not for integers.
+    logical_not => ScalarOp::Not,
+}
+
+macro_rules! binary_methods {
+    ($($(#[$doc:meta])* $name:ident => $op:expr),* $(,)?) => {
+        impl Var {
+            $(
+                $(#[$doc])*
+                pub fn $name(&self, other: impl Into<Operand>) -> Var {
+                    elemwise($op, vec![self.into(), other.into()])
+                }
+            )*
+        }
+    };
+}
+binary_methods! {
+    pow => ScalarOp::Pow,
+    /// Floor division (`//`).
+    floor_div => ScalarOp::IntDiv,
+    /// Element-wise maximum; NaN propagates.
+    maximum => ScalarOp::Maximum,
+    /// Element-wise minimum; NaN propagates.
+    minimum => ScalarOp::Minimum,
+    equal => ScalarOp::Eq,
+    not_equal => ScalarOp::Neq,
+    lt => ScalarOp::Lt,
+    le => ScalarOp::Le,
+    gt => ScalarOp::Gt,
+    ge => ScalarOp::Ge,
+    logical_and => ScalarOp::And,
+    logical_or => ScalarOp::Or,
+    logical_xor => ScalarOp::Xor,
+}
+
+impl Var {
+    /// Converts to another dtype (NumPy `astype`); a no-op when the dtype is already right.
+    pub fn cast(&self, dtype: DType) -> Var {
+        if self.dtype() == dtype && self.error().is_none() {
+            return self.clone();
+        }
+        elemwise(ScalarOp::Cast(dtype), vec![self.into()])
+    }
+
+    /// min(max(x, lo), hi).
+    pub fn clip(&self, lo: impl Into<Operand>, hi: impl Into<Operand>) -> Var {
+        elemwise(ScalarOp::Clip, vec![self.into(), lo.into(), hi.into()])
+    }
+}

@@ -1,0 +1,165 @@
+//! The graph-building API: create inputs and constants, and combine variables with
+//! operators and methods that read like NumPy.
+//!
+//! Owns: `tensor`/`scalar`/... constructors, `Operand` (a variable or a weak Rust literal),
+//! axis normalisation, and the submodules that add methods to `Var` per op family. Every
+//! builder returns a `Var`; a type error gives an invalid `Var` (see `var`), never a panic.
+
+pub mod checks;
+pub mod elemwise;
+pub mod index;
+pub mod linalg;
+pub mod reduce;
+pub mod shape;
+
+use crate::data::TensorData;
+use crate::dtype::{promote_all, DType, Literal};
+use crate::error::{GraphError, Result};
+use crate::types::TensorType;
+use crate::var::Var;
+
+/// A graph input of the given dtype and static shape (`None` = unknown size; a size of 1
+/// broadcasts).
+///
+/// ```
+/// use tensorlift_ir::{tensor, DType};
+/// let x = tensor("x", DType::Float64, [None, Some(3)]);
+/// assert_eq!(x.ty().to_string(), "Matrix(float64, shape=(?, 3))");
+/// ```
+pub fn tensor(name: &str, dtype: DType, shape: impl Into<Vec<Option<usize>>>) -> Var {
+    Var::input(name, TensorType::new(dtype, shape))
+}
+
+/// A 0-d graph input.
+pub fn scalar(name: &str, dtype: DType) -> Var {
+    tensor(name, dtype, vec![])
+}
+
+/// A 1-d graph input of unknown length.
+pub fn vector(name: &str, dtype: DType) -> Var {
+    tensor(name, dtype, vec![None])
+}
+
+/// A 2-d graph input of unknown shape.
+pub fn matrix(name: &str, dtype: DType) -> Var {
+    tensor(name, dtype, vec![None, None])
+}
+
+/// A constant from any ndarray array or `TensorData`.
+pub fn constant(value: impl Into<TensorData>) -> Var {
+    Var::constant(value)
+}
+
+/// Either a variable or a Rust literal. Literals are weak (NEP 50): next to a tensor they
+/// take its dtype when their kind is not higher and their value fits.
+#[derive(Clone, Debug)]
+pub enum Operand {
+    Var(Var),
+    Lit(Literal),
+}
+
+impl From<Var> for Operand {
+    fn from(v: Var) -> Self {
+        Operand::Var(v)
+    }
+}
+impl From<&Var> for Operand {
+    fn from(v: &Var) -> Self {
+        Operand::Var(v.clone())
+    }
+}
+macro_rules! operand_from_literal {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Operand {
+            fn from(v: $t) -> Self {
+                Operand::Lit(Literal::from(v))
+            }
+        }
+    )*};
+}
+operand_from_literal!(bool, f32, f64, i8, i16, i32, i64, u8, u16, u32);
+
+impl From<usize> for Operand {
+    fn from(v: usize) -> Self {
+        Operand::Lit(Literal::Int(v as i64))
+    }
+}
+impl From<isize> for Operand {
+    fn from(v: isize) -> Self {
+        Operand::Lit(Literal::Int(v as i64))
+    }
+}
+
+impl Operand {
+    /// Turns the operands into variables: literals take their weak dtype next to the
+    /// promoted dtype of the variables (their default dtype when there is none).
+    pub fn resolve_all(operands: Vec<Operand>) -> Result<Vec<Var>> {
+        for op in &operands {
+            if let Operand::Var(v) = op {
+                v.check()?;
+            }
+        }
+        let tensor_dtype = promote_all(operands.iter().filter_map(|o| match o {
+            Operand::Var(v) => Some(v.dtype()),
+            Operand::Lit(_) => None,
+        }));
+        operands
+            .into_iter()
+            .map(|o| match o {
+                Operand::Var(v) => Ok(v),
+                Operand::Lit(lit) => {
+                    let dtype = match tensor_dtype {
+                        Some(t) => lit.dtype_next_to(t)?,
+                        None => lit.default_dtype(),
+                    };
+                    Ok(Var::literal(lit, dtype))
+                }
+            })
+            .collect()
+    }
+
+    /// The operand as a variable on its own (literals take their default dtype).
+    pub fn into_var(self) -> Var {
+        match self {
+            Operand::Var(v) => v,
+            Operand::Lit(lit) => Var::literal(lit, lit.default_dtype()),
+        }
+    }
+}
+
+/// Normalises a possibly negative axis for a tensor of `ndim` dimensions.
+pub(crate) fn normalize_axis(op: &str, axis: isize, ndim: usize) -> Result<usize> {
+    let n = ndim as isize;
+    let a = if axis < 0 { axis + n } else { axis };
+    if (0..n).contains(&a) {
+        Ok(a as usize)
+    } else {
+        Err(GraphError::op(
+            op,
+            format!("axis {axis} is out of range for a tensor with {ndim} dimensions"),
+        ))
+    }
+}
+
+/// Normalises, sorts and de-duplicates axes; `None` means every axis.
+pub(crate) fn normalize_axes(op: &str, axes: Option<&[isize]>, ndim: usize) -> Result<Vec<usize>> {
+    let mut out = match axes {
+        None => (0..ndim).collect::<Vec<_>>(),
+        Some(list) => list
+            .iter()
+            .map(|a| normalize_axis(op, *a, ndim))
+            .collect::<Result<Vec<_>>>()?,
+    };
+    out.sort_unstable();
+    let before = out.len();
+    out.dedup();
+    if out.len() != before {
+        return Err(GraphError::op(op, format!("repeated axis in {axes:?}")));
+    }
+    Ok(out)
+}
+
+/// Unwraps a builder result into a `Var`, turning an error into an invalid variable.
+pub(crate) fn var_or_invalid(result: Result<Var>) -> Var {
+    result.unwrap_or_else(Var::invalid)
+}

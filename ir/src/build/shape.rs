@@ -1,0 +1,220 @@
+//! Shape builders: transpose and friends (DimShuffle), reshape, SpecifyShape, Shape,
+//! Alloc (`broadcast_to`, `zeros`, `full`), MakeVector, Arange, Join and Split.
+
+use super::{normalize_axis, var_or_invalid, Operand};
+use crate::dtype::{promote_all, DType};
+use crate::error::{GraphError, Result};
+use crate::ops::{DimShuffle, Op};
+use crate::var::Var;
+use crate::TensorData;
+
+fn one(op: Op, inputs: Vec<Var>) -> Var {
+    Var::apply1(op, inputs)
+}
+
+impl Var {
+    /// PyTensor's `dimshuffle`: `Some(i)` takes input dimension i, `None` inserts a
+    /// broadcastable dimension; unlisted dimensions (static size 1 only) are dropped.
+    pub fn dimshuffle(&self, new_order: &[Option<usize>]) -> Var {
+        one(
+            Op::DimShuffle(DimShuffle {
+                input_ndim: self.ndim(),
+                new_order: new_order.to_vec(),
+            }),
+            vec![self.clone()],
+        )
+    }
+
+    /// Reverses the dimensions (NumPy's `.T`).
+    pub fn t(&self) -> Var {
+        let order: Vec<Option<usize>> = (0..self.ndim()).rev().map(Some).collect();
+        self.dimshuffle(&order)
+    }
+
+    /// Permutes the dimensions; negative axes count from the end.
+    pub fn transpose(&self, axes: &[isize]) -> Var {
+        let ndim = self.ndim();
+        var_or_invalid((|| {
+            if axes.len() != ndim {
+                return Err(GraphError::op(
+                    "Transpose",
+                    format!("needs {ndim} axes for input 0 ({}), got {axes:?}", self.ty()),
+                ));
+            }
+            let order = axes
+                .iter()
+                .map(|a| normalize_axis("Transpose", *a, ndim).map(Some))
+                .collect::<Result<Vec<_>>>()?;
+            Ok(self.dimshuffle(&order))
+        })())
+    }
+
+    /// Inserts a broadcastable dimension at `axis` (of the result; negative counts from the
+    /// end).
+    pub fn expand_dims(&self, axis: isize) -> Var {
+        var_or_invalid(normalize_axis("ExpandDims", axis, self.ndim() + 1).map(|a| {
+            let mut order: Vec<Option<usize>> = (0..self.ndim()).map(Some).collect();
+            order.insert(a, None);
+            self.dimshuffle(&order)
+        }))
+    }
+
+    /// Drops the given dimensions, which must have static size 1; `None` drops all of them.
+    pub fn squeeze(&self, axes: Option<&[isize]>) -> Var {
+        let ndim = self.ndim();
+        var_or_invalid((|| {
+            let drop = match axes {
+                Some(a) => super::normalize_axes("DropDims", Some(a), ndim)?,
+                None => (0..ndim)
+                    .filter(|d| self.static_shape()[*d] == Some(1))
+                    .collect(),
+            };
+            let order: Vec<Option<usize>> =
+                (0..ndim).filter(|d| !drop.contains(d)).map(Some).collect();
+            Ok(self.dimshuffle(&order))
+        })())
+    }
+
+    /// Reshape to constant sizes (one may be -1), row-major like NumPy.
+    pub fn reshape(&self, shape: &[i64]) -> Var {
+        let sizes = TensorData::from_vec(&[shape.len()], shape.to_vec());
+        var_or_invalid(sizes.map(|s| self.reshape_to(&Var::constant(s))))
+    }
+
+    /// Reshape to a symbolic integer vector of static length.
+    pub fn reshape_to(&self, shape: &Var) -> Var {
+        let ndim = match shape.static_shape() {
+            [Some(n)] => *n,
+            _ => {
+                return Var::invalid(GraphError::op(
+                    "Reshape",
+                    format!("the shape (input 1) must be a vector of static length, got {}", shape.ty()),
+                ))
+            }
+        };
+        one(Op::Reshape { ndim }, vec![self.clone(), shape.cast(DType::Int64)])
+    }
+
+    /// Flattens to one dimension.
+    pub fn flatten(&self) -> Var {
+        self.reshape(&[-1])
+    }
+
+    /// Asserts static sizes (checked at run time) and refines the type.
+    pub fn specify_shape(&self, shape: &[Option<usize>]) -> Var {
+        one(Op::SpecifyShape(shape.to_vec()), vec![self.clone()])
+    }
+
+    /// The shape as an int64 vector.
+    pub fn shape(&self) -> Var {
+        one(Op::Shape, vec![self.clone()])
+    }
+
+    /// The size of dimension `axis` as an int64 scalar (a constant when it is static).
+    pub fn shape_i(&self, axis: isize) -> Var {
+        var_or_invalid(normalize_axis("Shape", axis, self.ndim()).map(|a| {
+            match self.static_shape()[a] {
+                Some(n) => Var::literal(n as i64, DType::Int64),
+                None => self.shape().get(crate::idx![a as i64]),
+            }
+        }))
+    }
+
+    /// Broadcasts into `shape` (Alloc). Only dimensions of static size 1 broadcast.
+    pub fn broadcast_to(&self, shape: &[Operand]) -> Var {
+        alloc(self, shape)
+    }
+}
+
+/// `Alloc`: `value` broadcast into `shape` (literal or symbolic integer sizes).
+pub fn alloc(value: impl Into<Operand>, shape: &[Operand]) -> Var {
+    let mut inputs = vec![value.into().into_var()];
+    inputs.extend(shape.iter().map(|s| s.clone().into_var().cast(DType::Int64)));
+    one(Op::Alloc, inputs)
+}
+
+/// A tensor of `shape` filled with `value` in `dtype`.
+pub fn full(shape: &[Operand], value: impl Into<crate::Literal>, dtype: DType) -> Var {
+    alloc(Var::literal(value.into(), dtype), shape)
+}
+
+/// A tensor of zeros.
+pub fn zeros(shape: &[Operand], dtype: DType) -> Var {
+    full(shape, 0i64, dtype)
+}
+
+/// A tensor of ones.
+pub fn ones(shape: &[Operand], dtype: DType) -> Var {
+    full(shape, 1i64, dtype)
+}
+
+/// A vector from scalars (promoted to a common dtype).
+pub fn make_vector(items: &[Operand]) -> Var {
+    var_or_invalid((|| {
+        let vars = Operand::resolve_all(items.to_vec())?;
+        let dtype = promote_all(vars.iter().map(|v| v.dtype())).unwrap_or(DType::Int64);
+        let vars = vars.iter().map(|v| v.cast(dtype)).collect();
+        Ok(one(Op::MakeVector(dtype), vars))
+    })())
+}
+
+/// NumPy's `arange(start, stop, step)` in `dtype`.
+pub fn arange(
+    start: impl Into<Operand>,
+    stop: impl Into<Operand>,
+    step: impl Into<Operand>,
+    dtype: DType,
+) -> Var {
+    let parts = [start.into(), stop.into(), step.into()]
+        .into_iter()
+        .map(|o| match o {
+            Operand::Lit(l) => Var::literal(l, dtype),
+            Operand::Var(v) => v.cast(dtype),
+        })
+        .collect();
+    one(Op::Arange(dtype), parts)
+}
+
+/// Concatenates along `axis` (dtypes promoted like NumPy).
+pub fn concatenate(items: &[Var], axis: isize) -> Var {
+    var_or_invalid((|| {
+        let first = items
+            .first()
+            .ok_or_else(|| GraphError::op("Join", "needs at least one input"))?;
+        let axis = normalize_axis("Join", axis, first.ndim())?;
+        let dtype = promote_all(items.iter().map(|v| v.dtype())).unwrap_or(DType::Float64);
+        let vars = items.iter().map(|v| v.cast(dtype)).collect();
+        Ok(one(Op::Join { axis }, vars))
+    })())
+}
+
+/// Stacks along a new axis.
+pub fn stack(items: &[Var], axis: isize) -> Var {
+    let ndim = items.first().map_or(0, |v| v.ndim());
+    var_or_invalid(normalize_axis("Join", axis, ndim + 1).map(|a| {
+        let expanded: Vec<Var> = items.iter().map(|v| v.expand_dims(a as isize)).collect();
+        concatenate(&expanded, a as isize)
+    }))
+}
+
+/// Splits along `axis` into pieces of the given sizes (which must add up to the axis size).
+pub fn split(x: &Var, sizes: &[i64], axis: isize) -> Result<Vec<Var>> {
+    let sizes = Var::constant(TensorData::from_vec(&[sizes.len()], sizes.to_vec())?);
+    split_by(x, &sizes, axis)
+}
+
+/// Splits along `axis` by a symbolic integer vector of sizes (of static length).
+pub fn split_by(x: &Var, sizes: &Var, axis: isize) -> Result<Vec<Var>> {
+    x.check()?;
+    let axis = normalize_axis("Split", axis, x.ndim())?;
+    let n = match sizes.static_shape() {
+        [Some(n)] => *n,
+        _ => {
+            return Err(GraphError::op(
+                "Split",
+                format!("the sizes must be a vector of static length, got {}", sizes.ty()),
+            ))
+        }
+    };
+    Var::apply(Op::Split { axis, n }, vec![x.clone(), sizes.cast(DType::Int64)])
+}

@@ -1,0 +1,272 @@
+//! Tensor data containers: one `ndarray` array per dtype.
+//!
+//! Owns: `TensorData` (the value of a constant in a graph, and the value the runtime passes
+//! around), the `Element` trait tying Rust element types to `DType`, and conversions in and
+//! out of ndarray. Must not: do arithmetic (that is the runtime's job). Arrays are `ArcArray`
+//! so cloning a value is O(1).
+
+use std::fmt;
+
+use ndarray::{ArcArray, Array, ArrayD, ArrayViewD, Dimension, IxDyn};
+
+use crate::dtype::{DType, Literal};
+use crate::error::{GraphError, Result};
+
+/// An n-dimensional array of any supported dtype, shared by reference count.
+#[derive(Clone)]
+pub enum TensorData {
+    Bool(ArcArray<bool, IxDyn>),
+    Int8(ArcArray<i8, IxDyn>),
+    Int16(ArcArray<i16, IxDyn>),
+    Int32(ArcArray<i32, IxDyn>),
+    Int64(ArcArray<i64, IxDyn>),
+    UInt8(ArcArray<u8, IxDyn>),
+    Float32(ArcArray<f32, IxDyn>),
+    Float64(ArcArray<f64, IxDyn>),
+}
+
+/// Runs `$body` with `$a` bound to the inner `ArcArray`, whatever its element type.
+#[macro_export]
+macro_rules! with_tensor_data {
+    ($data:expr, $a:ident => $body:expr) => {
+        match $data {
+            $crate::TensorData::Bool($a) => $body,
+            $crate::TensorData::Int8($a) => $body,
+            $crate::TensorData::Int16($a) => $body,
+            $crate::TensorData::Int32($a) => $body,
+            $crate::TensorData::Int64($a) => $body,
+            $crate::TensorData::UInt8($a) => $body,
+            $crate::TensorData::Float32($a) => $body,
+            $crate::TensorData::Float64($a) => $body,
+        }
+    };
+}
+
+/// A Rust element type that a tensor can hold.
+pub trait Element: Copy + Send + Sync + PartialEq + fmt::Debug + Default + 'static {
+    const DTYPE: DType;
+    fn wrap(array: ArcArray<Self, IxDyn>) -> TensorData;
+    fn unwrap_ref(data: &TensorData) -> Option<&ArcArray<Self, IxDyn>>;
+    fn unwrap_owned(data: TensorData) -> Option<ArcArray<Self, IxDyn>>;
+    /// The element as a literal (exact for every dtype but int64 beyond 2^53, which stays
+    /// exact as `Literal::Int`).
+    fn to_literal(self) -> Literal;
+}
+
+macro_rules! element {
+    ($t:ty, $variant:ident, $lit:expr) => {
+        impl Element for $t {
+            const DTYPE: DType = DType::$variant;
+            fn wrap(array: ArcArray<Self, IxDyn>) -> TensorData {
+                TensorData::$variant(array)
+            }
+            fn unwrap_ref(data: &TensorData) -> Option<&ArcArray<Self, IxDyn>> {
+                match data {
+                    TensorData::$variant(a) => Some(a),
+                    _ => None,
+                }
+            }
+            fn unwrap_owned(data: TensorData) -> Option<ArcArray<Self, IxDyn>> {
+                match data {
+                    TensorData::$variant(a) => Some(a),
+                    _ => None,
+                }
+            }
+            fn to_literal(self) -> Literal {
+                let f: fn($t) -> Literal = $lit;
+                f(self)
+            }
+        }
+    };
+}
+element!(bool, Bool, Literal::Bool);
+element!(i8, Int8, |v| Literal::Int(v as i64));
+element!(i16, Int16, |v| Literal::Int(v as i64));
+element!(i32, Int32, |v| Literal::Int(v as i64));
+element!(i64, Int64, Literal::Int);
+element!(u8, UInt8, |v| Literal::Int(v as i64));
+element!(f32, Float32, |v| Literal::Float(v as f64));
+element!(f64, Float64, Literal::Float);
+
+impl TensorData {
+    pub fn dtype(&self) -> DType {
+        match self {
+            TensorData::Bool(_) => DType::Bool,
+            TensorData::Int8(_) => DType::Int8,
+            TensorData::Int16(_) => DType::Int16,
+            TensorData::Int32(_) => DType::Int32,
+            TensorData::Int64(_) => DType::Int64,
+            TensorData::UInt8(_) => DType::UInt8,
+            TensorData::Float32(_) => DType::Float32,
+            TensorData::Float64(_) => DType::Float64,
+        }
+    }
+
+    pub fn shape(&self) -> &[usize] {
+        with_tensor_data!(self, a => a.shape())
+    }
+
+    pub fn ndim(&self) -> usize {
+        self.shape().len()
+    }
+
+    pub fn len(&self) -> usize {
+        self.shape().iter().product()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Wraps an ndarray array of any dimensionality.
+    pub fn from_array<T: Element, D: Dimension>(array: Array<T, D>) -> Self {
+        T::wrap(array.into_dyn().into_shared())
+    }
+
+    /// A 0-d value.
+    pub fn scalar<T: Element>(value: T) -> Self {
+        T::wrap(ArcArray::from_elem(IxDyn(&[]), value))
+    }
+
+    /// A value from a shape and row-major data; errors when the lengths disagree.
+    pub fn from_vec<T: Element>(shape: &[usize], data: Vec<T>) -> Result<Self> {
+        let n = data.len();
+        ArrayD::from_shape_vec(IxDyn(shape), data)
+            .map(|a| T::wrap(a.into_shared()))
+            .map_err(|_| {
+                GraphError::Graph(format!(
+                    "{n} elements cannot fill an array of shape {shape:?}"
+                ))
+            })
+    }
+
+    /// A 0-d value holding a literal in the given dtype (ints wrap, floats round).
+    pub fn from_literal(lit: Literal, dtype: DType) -> Self {
+        let (i, f, b) = match lit {
+            Literal::Bool(b) => (b as i64, b as i64 as f64, b),
+            Literal::Int(i) => (i, i as f64, i != 0),
+            Literal::Float(f) => (f as i64, f, f != 0.0),
+        };
+        match dtype {
+            DType::Bool => Self::scalar(b),
+            DType::Int8 => Self::scalar(i as i8),
+            DType::Int16 => Self::scalar(i as i16),
+            DType::Int32 => Self::scalar(i as i32),
+            DType::Int64 => Self::scalar(i),
+            DType::UInt8 => Self::scalar(i as u8),
+            DType::Float32 => Self::scalar(f as f32),
+            DType::Float64 => Self::scalar(f),
+        }
+    }
+
+    /// Borrows the array when the dtype is `T`.
+    pub fn as_array<T: Element>(&self) -> Option<ArrayViewD<'_, T>> {
+        T::unwrap_ref(self).map(|a| a.view())
+    }
+
+    /// Borrows the shared array when the dtype is `T`.
+    pub fn as_shared<T: Element>(&self) -> Option<&ArcArray<T, IxDyn>> {
+        T::unwrap_ref(self)
+    }
+
+    /// Moves the array out when the dtype is `T` (copies only if it is shared).
+    pub fn into_array<T: Element>(self) -> Option<ArrayD<T>> {
+        T::unwrap_owned(self).map(|a| a.into_owned())
+    }
+
+    /// Every element as a literal, in row-major order.
+    pub fn literals(&self) -> Vec<Literal> {
+        with_tensor_data!(self, a => a.iter().map(|v| v.to_literal()).collect())
+    }
+
+    /// The value of a 0-d (or one-element) tensor as a literal.
+    pub fn item(&self) -> Option<Literal> {
+        if self.len() != 1 {
+            return None;
+        }
+        with_tensor_data!(self, a => a.iter().next().map(|v| v.to_literal()))
+    }
+
+    /// Integer (or bool) contents as `i64`s in row-major order; `None` for floats.
+    pub fn to_i64_vec(&self) -> Option<Vec<i64>> {
+        if self.dtype().is_float() {
+            return None;
+        }
+        self.literals()
+            .into_iter()
+            .map(|l| match l {
+                Literal::Int(i) => Some(i),
+                Literal::Bool(b) => Some(b as i64),
+                Literal::Float(_) => None,
+            })
+            .collect()
+    }
+
+    /// Exact equality of dtype, shape and elements (NaN equals NaN bit-for-bit).
+    pub fn same_as(&self, other: &TensorData) -> bool {
+        if self.dtype() != other.dtype() || self.shape() != other.shape() {
+            return false;
+        }
+        self.literals()
+            .iter()
+            .zip(other.literals())
+            .all(|(a, b)| match (a, b) {
+                (Literal::Float(x), Literal::Float(y)) => x.to_bits() == y.to_bits(),
+                (a, b) => *a == b,
+            })
+    }
+}
+
+impl<T: Element, D: Dimension> From<Array<T, D>> for TensorData {
+    fn from(array: Array<T, D>) -> Self {
+        TensorData::from_array(array)
+    }
+}
+
+impl fmt::Debug for TensorData {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        with_tensor_data!(self, a => write!(f, "TensorData<{}>({})", self.dtype(), a))
+    }
+}
+
+impl fmt::Display for TensorData {
+    /// A compact form for graph printing: the literal for one element, the elements for a
+    /// short vector, otherwise the dtype and shape.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.ndim() == 0 {
+            if let Some(lit) = self.item() {
+                return write!(f, "{lit}");
+            }
+        }
+        if self.ndim() == 1 && self.len() <= 8 {
+            let items: Vec<String> = self.literals().iter().map(|l| l.to_string()).collect();
+            return write!(f, "[{}]", items.join(", "));
+        }
+        write!(f, "Constant{{{}, shape={:?}}}", self.dtype(), self.shape())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    #[test]
+    fn round_trips_through_ndarray() {
+        let d = TensorData::from(array![[1.0f32, 2.0], [3.0, 4.0]]);
+        assert_eq!(d.dtype(), DType::Float32);
+        assert_eq!(d.shape(), &[2, 2]);
+        assert!(d.as_array::<f64>().is_none());
+        let back = d.into_array::<f32>().unwrap();
+        assert_eq!(back[[1, 0]], 3.0);
+    }
+
+    #[test]
+    fn from_vec_checks_length() {
+        assert!(TensorData::from_vec(&[2, 3], vec![1i64; 5]).is_err());
+        let d = TensorData::from_vec(&[2], vec![7i64, -1]).unwrap();
+        assert_eq!(d.to_i64_vec(), Some(vec![7, -1]));
+        assert_eq!(d.to_string(), "[7, -1]");
+        assert_eq!(TensorData::scalar(5.0f64).to_string(), "5.0");
+    }
+}

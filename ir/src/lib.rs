@@ -1,0 +1,36 @@
+//! tensorlift-ir: the graph IR of tensorlift.
+//!
+//! Owns dtypes and types (`dtype`, `types`), tensor data containers (`data`), symbolic
+//! variables and nodes (`var`), the closed op set with each op's type inference (`ops`),
+//! the graph-building API (`build`), the mutable `FunctionGraph` (`fgraph`), graph
+//! transforms (`clone`) and printing (`print`).
+//!
+//! Architecture invariant: no numerics and no code generation here; this crate depends on
+//! nothing else in tensorlift.
+
+pub mod build;
+pub mod clone;
+pub mod data;
+pub mod dtype;
+pub mod error;
+pub mod fgraph;
+pub mod ops;
+pub mod print;
+pub mod types;
+pub mod var;
+
+pub use build::elemwise::{elemwise, switch, try_elemwise};
+pub use build::index::Idx;
+pub use build::shape::{
+    alloc, arange, concatenate, full, make_vector, ones, split, split_by, stack, zeros,
+};
+pub use build::{constant, matrix, scalar, tensor, vector, Operand};
+pub use clone::clone_replace;
+pub use data::{Element, TensorData};
+pub use dtype::{promote, DType, Literal};
+pub use error::{GraphError, Result};
+pub use fgraph::{Client, FunctionGraph, NodeId, Origin, VarId};
+pub use ops::{Op, ScalarOp};
+pub use print::{dprint, to_dot};
+pub use types::TensorType;
+pub use var::{Node, Var, VarKind};

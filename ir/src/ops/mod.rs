@@ -1,0 +1,208 @@
+//! The closed set of graph ops (`Op`) and the entry point of type inference.
+//!
+//! Owns: the `Op` enum and its printing, and `Op::infer`, which dispatches to the type
+//! inference of each op family (one submodule per family). Every backend and transform
+//! matches over `Op` exhaustively, so adding a variant makes the compiler list every place
+//! that must learn about it. Must not: compute values.
+
+pub mod indexing;
+pub mod linalg;
+pub mod reduce;
+pub mod scalar;
+pub mod shape;
+
+use std::fmt;
+
+use crate::data::TensorData;
+use crate::error::{GraphError, Result};
+use crate::types::{elemwise_shape, TensorType};
+
+pub use indexing::{AdvancedSlot, IncMode, IndexSlot};
+pub use reduce::{ArgKind, CumKind, ReduceKind};
+pub use scalar::{Arity, ScalarOp};
+pub use shape::DimShuffle;
+
+/// A graph operation. Ops are values: two nodes with equal ops and equal inputs compute the
+/// same thing.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    /// A scalar op applied element by element; inputs have equal ndim and broadcast only
+    /// along dimensions of static size 1.
+    Elemwise(ScalarOp),
+    /// Transpose, add broadcastable dimensions, drop broadcastable dimensions.
+    DimShuffle(DimShuffle),
+    /// Reduction over the (sorted, distinct) `axes`; the reduced dimensions are removed.
+    Reduce { kind: ReduceKind, axes: Vec<usize> },
+    /// Index of the maximum/minimum along `axis`, or of the flattened input when `None`.
+    ArgReduce { kind: ArgKind, axis: Option<usize> },
+    /// Running sum/product along `axis`, or of the flattened input when `None`.
+    Cumulative { kind: CumKind, axis: Option<usize> },
+    /// `Alloc(value, s0, s1, ...)`: the value broadcast into the shape given by scalar inputs.
+    Alloc,
+    /// `Reshape(x, shape)`: `shape` is an integer vector of static length `ndim` holding at
+    /// most one -1.
+    Reshape { ndim: usize },
+    /// Asserts the given static sizes (checked at run time) and refines the type.
+    SpecifyShape(Vec<Option<usize>>),
+    /// The shape of the input as an int64 vector.
+    Shape,
+    /// A vector from scalars, all cast to `dtype` by the builder.
+    MakeVector(crate::dtype::DType),
+    /// `Arange(start, stop, step)` of `dtype`.
+    Arange(crate::dtype::DType),
+    /// Concatenation along `axis`.
+    Join { axis: usize },
+    /// `Split(x, sizes)` into `n` pieces along `axis`.
+    Split { axis: usize, n: usize },
+    /// Basic indexing with integers and slices; index values are scalar inputs after `x`.
+    Subtensor(Vec<IndexSlot>),
+    /// `x` with the basically-indexed region set to / incremented by `y`.
+    IncSubtensor { slots: Vec<IndexSlot>, mode: IncMode },
+    /// Indexing with integer arrays and boolean masks (NumPy advanced indexing).
+    AdvancedSubtensor(Vec<AdvancedSlot>),
+    /// `x` with the advanced-indexed elements set to / incremented by `y`.
+    AdvancedIncSubtensor {
+        slots: Vec<AdvancedSlot>,
+        mode: IncMode,
+    },
+    /// NumPy `dot` of 1-d and 2-d operands.
+    Dot,
+    /// `CheckAndRaise(x, c0, c1, ...)`: x, after checking every condition is all true;
+    /// otherwise the call fails with `message`.
+    CheckAndRaise { message: String },
+}
+
+/// What type inference knows about one input: its type and, for constants, its value.
+#[derive(Clone, Copy, Debug)]
+pub struct InputInfo<'a> {
+    pub ty: &'a TensorType,
+    pub constant: Option<&'a TensorData>,
+}
+
+impl InputInfo<'_> {
+    /// The value of an integer scalar constant.
+    pub fn const_int(&self) -> Option<i64> {
+        let c = self.constant?;
+        if c.ndim() != 0 {
+            return None;
+        }
+        c.to_i64_vec().and_then(|v| v.first().copied())
+    }
+
+    /// The values of an integer vector constant.
+    pub fn const_ints(&self) -> Option<Vec<i64>> {
+        self.constant.and_then(|c| c.to_i64_vec())
+    }
+}
+
+impl Op {
+    /// The types of the outputs for inputs of the given types, or an error naming this op,
+    /// the offending input and what was expected.
+    pub fn infer(&self, inputs: &[InputInfo]) -> Result<Vec<TensorType>> {
+        let name = self.to_string();
+        let one = |t: TensorType| Ok(vec![t]);
+        match self {
+            Op::Elemwise(scalar) => {
+                let dtypes: Vec<_> = inputs.iter().map(|i| i.ty.dtype).collect();
+                let (_, out_dtype) = scalar
+                    .signature(&dtypes)
+                    .map_err(|m| GraphError::op(&name, m))?;
+                let shapes: Vec<&[Option<usize>]> =
+                    inputs.iter().map(|i| i.ty.shape.as_slice()).collect();
+                one(TensorType::new(out_dtype, elemwise_shape(&name, &shapes)?))
+            }
+            Op::DimShuffle(ds) => one(ds.infer(&name, inputs)?),
+            Op::Reduce { kind, axes } => one(reduce::infer_reduce(&name, *kind, axes, inputs)?),
+            Op::ArgReduce { axis, .. } => one(reduce::infer_arg(&name, *axis, inputs)?),
+            Op::Cumulative { kind, axis } => {
+                one(reduce::infer_cumulative(&name, *kind, *axis, inputs)?)
+            }
+            Op::Alloc => one(shape::infer_alloc(&name, inputs)?),
+            Op::Reshape { ndim } => one(shape::infer_reshape(&name, *ndim, inputs)?),
+            Op::SpecifyShape(spec) => one(shape::infer_specify_shape(&name, spec, inputs)?),
+            Op::Shape => one(shape::infer_shape(&name, inputs)?),
+            Op::MakeVector(dtype) => one(shape::infer_make_vector(&name, *dtype, inputs)?),
+            Op::Arange(dtype) => one(shape::infer_arange(&name, *dtype, inputs)?),
+            Op::Join { axis } => one(shape::infer_join(&name, *axis, inputs)?),
+            Op::Split { axis, n } => shape::infer_split(&name, *axis, *n, inputs),
+            Op::Subtensor(slots) => one(indexing::infer_subtensor(&name, slots, inputs)?),
+            Op::IncSubtensor { slots, .. } => {
+                one(indexing::infer_inc_subtensor(&name, slots, inputs)?)
+            }
+            Op::AdvancedSubtensor(slots) => {
+                one(indexing::infer_advanced_subtensor(&name, slots, inputs)?)
+            }
+            Op::AdvancedIncSubtensor { slots, .. } => one(
+                indexing::infer_advanced_inc_subtensor(&name, slots, inputs)?,
+            ),
+            Op::Dot => one(linalg::infer_dot(&name, inputs)?),
+            Op::CheckAndRaise { .. } => one(infer_check_and_raise(&name, inputs)?),
+        }
+    }
+}
+
+fn infer_check_and_raise(name: &str, inputs: &[InputInfo]) -> Result<TensorType> {
+    let Some(x) = inputs.first() else {
+        return Err(GraphError::op(name, "needs the checked value as input 0"));
+    };
+    for (i, cond) in inputs.iter().enumerate().skip(1) {
+        if cond.ty.dtype != crate::dtype::DType::Bool {
+            return Err(GraphError::op(
+                name,
+                format!("condition (input {i}) must be bool, got {}", cond.ty),
+            ));
+        }
+    }
+    Ok(x.ty.clone())
+}
+
+fn join_usizes(v: &[usize]) -> String {
+    v.iter()
+        .map(|a| a.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Op::Elemwise(s) => write!(f, "{s}"),
+            Op::DimShuffle(ds) => write!(f, "{ds}"),
+            Op::Reduce { kind, axes } => write!(f, "{kind:?}{{axes=[{}]}}", join_usizes(axes)),
+            Op::ArgReduce { kind, axis } => match axis {
+                Some(a) => write!(f, "{kind:?}{{axis={a}}}"),
+                None => write!(f, "{kind:?}{{axis=None}}"),
+            },
+            Op::Cumulative { kind, axis } => match axis {
+                Some(a) => write!(f, "{kind:?}{{axis={a}}}"),
+                None => write!(f, "{kind:?}{{axis=None}}"),
+            },
+            Op::Alloc => f.write_str("Alloc"),
+            Op::Reshape { ndim } => write!(f, "Reshape{{{ndim}}}"),
+            Op::SpecifyShape(spec) => {
+                write!(f, "SpecifyShape{{{}}}", crate::types::format_shape(spec))
+            }
+            Op::Shape => f.write_str("Shape"),
+            Op::MakeVector(d) => write!(f, "MakeVector{{{d}}}"),
+            Op::Arange(d) => write!(f, "ARange{{{d}}}"),
+            Op::Join { axis } => write!(f, "Join{{axis={axis}}}"),
+            Op::Split { axis, n } => write!(f, "Split{{axis={axis}, n={n}}}"),
+            Op::Subtensor(slots) => write!(f, "Subtensor{{{}}}", indexing::format_slots(slots)),
+            Op::IncSubtensor { slots, mode } => {
+                write!(f, "{mode:?}Subtensor{{{}}}", indexing::format_slots(slots))
+            }
+            Op::AdvancedSubtensor(slots) => write!(
+                f,
+                "AdvancedSubtensor{{{}}}",
+                indexing::format_advanced_slots(slots)
+            ),
+            Op::AdvancedIncSubtensor { slots, mode } => write!(
+                f,
+                "Advanced{mode:?}Subtensor{{{}}}",
+                indexing::format_advanced_slots(slots)
+            ),
+            Op::Dot => f.write_str("Dot"),
+            Op::CheckAndRaise { message } => write!(f, "CheckAndRaise{{{message:?}}}"),
+        }
+    }
+}

@@ -1,1 +1,20 @@
-//! placeholder
+//! tensorlift-compiler: turns a graph into something callable.
+//!
+//! Owns the compile pipeline (`pipeline`), modes (`mode`), the `Backend` contract
+//! (`backend`) and the backends themselves (today `reference`, which wraps the runtime
+//! interpreter; the Cranelift JIT comes with its own issue).
+//!
+//! Architecture invariant: depends on `ir` and `runtime` only; a backend never imports
+//! another backend; compiling checks the whole graph against the backend first and
+//! reports every unsupported node at once (no silent fallback).
+
+pub mod backend;
+pub mod error;
+pub mod mode;
+pub mod pipeline;
+pub mod reference;
+
+pub use backend::{Backend, Executable, Unsupported};
+pub use error::CompileError;
+pub use mode::Mode;
+pub use pipeline::compile;

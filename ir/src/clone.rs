@@ -73,7 +73,9 @@ fn substitute(old: &Var, new: &Var, strict: bool) -> Result<Var> {
         return if old.ty() == new.ty() {
             Ok(new.clone())
         } else {
-            Err(error("strict replacement needs exactly the same type".into()))
+            Err(error(
+                "strict replacement needs exactly the same type".into(),
+            ))
         };
     }
     if let Some(reason) = new.ty().incompatibility(old.ty()) {
@@ -82,6 +84,9 @@ fn substitute(old: &Var, new: &Var, strict: bool) -> Result<Var> {
     if new.ty().is_subtype_of(old.ty()) {
         return Ok(new.clone());
     }
-    Var::apply(Op::SpecifyShape(old.static_shape().to_vec()), vec![new.clone()])
-        .map(|mut v| v.remove(0))
+    Var::apply(
+        Op::SpecifyShape(old.static_shape().to_vec()),
+        vec![new.clone()],
+    )
+    .map(|mut v| v.remove(0))
 }

@@ -103,17 +103,18 @@ impl FunctionGraph {
             }
             let id = match var.kind() {
                 VarKind::Invalid(e) => return Err(e.clone()),
-                VarKind::Input => {
-                    return Err(GraphError::MissingInput { var: var.label() })
+                VarKind::Input => return Err(GraphError::MissingInput { var: var.label() }),
+                VarKind::Constant(d) => {
+                    fg.push_var(var.ty().clone(), var.name(), Origin::Constant(d.clone()))
                 }
-                VarKind::Constant(d) => fg.push_var(var.ty().clone(), var.name(), Origin::Constant(d.clone())),
                 VarKind::Output { node, index } => {
                     let key = std::sync::Arc::as_ptr(node) as usize;
                     let node_id = match node_ids.get(&key) {
                         Some(n) => *n,
                         None => {
                             let ins = node.inputs.iter().map(|x| var_ids[&x.key()]).collect();
-                            let n = fg.push_node_unchecked(node.op.clone(), ins, &node.output_types)?;
+                            let n =
+                                fg.push_node_unchecked(node.op.clone(), ins, &node.output_types)?;
                             node_ids.insert(key, n);
                             n
                         }
@@ -138,7 +139,10 @@ impl FunctionGraph {
     /// Builds the graph of `outputs` with every graph input they depend on as an input, in
     /// the order first reached.
     pub fn from_outputs(outputs: &[Var]) -> Result<FunctionGraph> {
-        let inputs: Vec<Var> = postorder(outputs).into_iter().filter(|v| v.is_input()).collect();
+        let inputs: Vec<Var> = postorder(outputs)
+            .into_iter()
+            .filter(|v| v.is_input())
+            .collect();
         FunctionGraph::new(&inputs, outputs)
     }
 
@@ -152,30 +156,47 @@ impl FunctionGraph {
         VarId(self.vars.len() as u32 - 1)
     }
 
-    fn push_node_unchecked(&mut self, op: Op, inputs: Vec<VarId>, types: &[TensorType]) -> Result<NodeId> {
+    fn push_node_unchecked(
+        &mut self,
+        op: Op,
+        inputs: Vec<VarId>,
+        types: &[TensorType],
+    ) -> Result<NodeId> {
         let node = NodeId(self.nodes.len() as u32);
         for (k, x) in inputs.iter().enumerate() {
-            self.var_entry_mut(*x)?.clients.push(Client::Node { node, input: k });
+            self.var_entry_mut(*x)?
+                .clients
+                .push(Client::Node { node, input: k });
         }
         let outputs = types
             .iter()
             .enumerate()
             .map(|(index, ty)| self.push_var(ty.clone(), None, Origin::Node { node, index }))
             .collect();
-        self.nodes.push(Some(NodeEntry { op, inputs, outputs }));
+        self.nodes.push(Some(NodeEntry {
+            op,
+            inputs,
+            outputs,
+        }));
         Ok(node)
     }
 
     /// Adds a constant and returns its id.
     pub fn add_constant(&mut self, data: TensorData) -> VarId {
-        let ty = TensorType::new(data.dtype(), data.shape().iter().map(|s| Some(*s)).collect::<Vec<_>>());
+        let ty = TensorType::new(
+            data.dtype(),
+            data.shape().iter().map(|s| Some(*s)).collect::<Vec<_>>(),
+        );
         self.push_var(ty, None, Origin::Constant(data))
     }
 
     /// Adds a node applying `op` to `inputs` (types are inferred) and returns its outputs.
     pub fn add_node(&mut self, op: Op, inputs: Vec<VarId>) -> Result<Vec<VarId>> {
         let types = {
-            let infos = inputs.iter().map(|x| self.input_info(*x)).collect::<Result<Vec<_>>>()?;
+            let infos = inputs
+                .iter()
+                .map(|x| self.input_info(*x))
+                .collect::<Result<Vec<_>>>()?;
             op.infer(&infos)?
         };
         let node = self.push_node_unchecked(op, inputs, &types)?;
@@ -309,7 +330,10 @@ impl FunctionGraph {
         if old == new {
             return Ok(());
         }
-        let (old_ty, new_ty) = (self.var_entry(old)?.ty.clone(), self.var_entry(new)?.ty.clone());
+        let (old_ty, new_ty) = (
+            self.var_entry(old)?.ty.clone(),
+            self.var_entry(new)?.ty.clone(),
+        );
         if !new_ty.is_subtype_of(&old_ty) {
             return Err(GraphError::Replace {
                 var: self.describe(old),
@@ -346,12 +370,18 @@ impl FunctionGraph {
     fn prune(&mut self, var: VarId) {
         let mut work = vec![var];
         while let Some(v) = work.pop() {
-            let Some((node, _)) = self.owner(v) else { continue };
-            let Some(entry) = self.node(node) else { continue };
+            let Some((node, _)) = self.owner(v) else {
+                continue;
+            };
+            let Some(entry) = self.node(node) else {
+                continue;
+            };
             if entry.outputs.iter().any(|o| !self.clients(*o).is_empty()) {
                 continue;
             }
-            let Some(entry) = self.nodes[node.0 as usize].take() else { continue };
+            let Some(entry) = self.nodes[node.0 as usize].take() else {
+                continue;
+            };
             for (k, x) in entry.inputs.iter().enumerate() {
                 let clients = &mut self.vars[x.0 as usize].clients;
                 clients.retain(|c| *c != Client::Node { node, input: k });
@@ -394,7 +424,10 @@ impl FunctionGraph {
         for (i, node) in order.iter().enumerate() {
             let entry = self.node_entry(*node)?;
             for (k, x) in entry.inputs.iter().enumerate() {
-                if !self.clients(*x).contains(&Client::Node { node: *node, input: k }) {
+                if !self.clients(*x).contains(&Client::Node {
+                    node: *node,
+                    input: k,
+                }) {
                     return bug(format!("input {k} of node {node:?} lacks its client entry"));
                 }
                 if let Some((p, _)) = self.owner(*x) {
@@ -410,7 +443,8 @@ impl FunctionGraph {
                 .collect::<Result<Vec<_>>>()?;
             let inferred = entry.op.infer(&infos)?;
             let actual: Vec<&TensorType> = entry.outputs.iter().map(|o| &self.var(*o).ty).collect();
-            if inferred.len() != actual.len() || inferred.iter().zip(&actual).any(|(a, b)| a != *b) {
+            if inferred.len() != actual.len() || inferred.iter().zip(&actual).any(|(a, b)| a != *b)
+            {
                 return bug(format!(
                     "node {node:?} ({}) has output types {actual:?} but its op infers {inferred:?}",
                     entry.op

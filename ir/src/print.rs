@@ -59,7 +59,10 @@ impl Printer<'_> {
             None => var,
         };
         let next = self.ids.len();
-        self.ids.entry(key).or_insert_with(|| letter_id(next)).clone()
+        self.ids
+            .entry(key)
+            .or_insert_with(|| letter_id(next))
+            .clone()
     }
 
     fn line(&mut self, var: VarId) -> String {
@@ -89,11 +92,15 @@ impl Printer<'_> {
         while let Some((var, own, child_prefix)) = stack.pop() {
             let line = self.line(var);
             writeln!(self.out, "{own}{line}").ok();
-            let Some((node, _)) = self.fg.owner(var) else { continue };
+            let Some((node, _)) = self.fg.owner(var) else {
+                continue;
+            };
             if !self.expanded.insert(node) {
                 continue;
             }
-            let Some(entry) = self.fg.node(node) else { continue };
+            let Some(entry) = self.fg.node(node) else {
+                continue;
+            };
             let n = entry.inputs.len();
             for (k, x) in entry.inputs.iter().enumerate().rev() {
                 let last = k + 1 == n;
@@ -151,4 +158,24 @@ mod tests {
         assert_eq!(letter_id(26), "BA");
         assert_eq!(letter_id(27), "BB");
     }
+}
+
+/// One line describing a node for error messages: `Add(x, ExpandDims{axis=0}) ->
+/// Vector(float64, shape=(?,))`.
+pub fn node_summary(fg: &FunctionGraph, node: crate::fgraph::NodeId) -> String {
+    let Some(entry) = fg.node(node) else {
+        return "<removed node>".into();
+    };
+    let inputs: Vec<String> = entry.inputs.iter().map(|x| fg.describe(*x)).collect();
+    let outputs: Vec<String> = entry
+        .outputs
+        .iter()
+        .map(|o| fg.var(*o).ty.to_string())
+        .collect();
+    format!(
+        "{}({}) -> {}",
+        entry.op,
+        inputs.join(", "),
+        outputs.join(", ")
+    )
 }

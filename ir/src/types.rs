@@ -80,7 +80,9 @@ impl TensorType {
 
     /// Number of elements when every size is known.
     pub fn static_size(&self) -> Option<usize> {
-        self.shape.iter().try_fold(1usize, |acc, s| s.map(|n| acc * n))
+        self.shape
+            .iter()
+            .try_fold(1usize, |acc, s| s.map(|n| acc * n))
     }
 
     /// True when a value of type `self` is always a valid value of type `other`: same
@@ -213,13 +215,12 @@ mod tests {
 
     #[test]
     fn contradictory_broadcastable_is_rejected_with_reason() {
-        let err =
-            TensorType::with_broadcastable(DType::Float64, &[Some(1)], &[false]).unwrap_err();
+        let err = TensorType::with_broadcastable(DType::Float64, &[Some(1)], &[false]).unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("static size 1"), "{msg}");
         assert!(msg.contains("broadcastable=false"), "{msg}");
-        let ok = TensorType::with_broadcastable(DType::Float64, &[None, None], &[true, false])
-            .unwrap();
+        let ok =
+            TensorType::with_broadcastable(DType::Float64, &[None, None], &[true, false]).unwrap();
         assert_eq!(ok.shape, vec![Some(1), None]);
         assert_eq!(ok.broadcastable(), vec![true, false]);
     }
@@ -230,7 +231,10 @@ mod tests {
         assert_eq!(t.to_string(), "Vector(float64, shape=(?,))");
         let t = TensorType::new(DType::Int8, vec![None, Some(3)]);
         assert_eq!(t.to_string(), "Matrix(int8, shape=(?, 3))");
-        assert_eq!(TensorType::scalar(DType::Bool).to_string(), "Scalar(bool, shape=())");
+        assert_eq!(
+            TensorType::scalar(DType::Bool).to_string(),
+            "Scalar(bool, shape=())"
+        );
     }
 
     #[test]

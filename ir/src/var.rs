@@ -66,7 +66,10 @@ impl Var {
     /// A constant.
     pub fn constant(data: impl Into<TensorData>) -> Var {
         let data = data.into();
-        let ty = TensorType::new(data.dtype(), data.shape().iter().map(|s| Some(*s)).collect::<Vec<_>>());
+        let ty = TensorType::new(
+            data.dtype(),
+            data.shape().iter().map(|s| Some(*s)).collect::<Vec<_>>(),
+        );
         Var::new(ty, None, VarKind::Constant(data))
     }
 
@@ -77,7 +80,11 @@ impl Var {
 
     /// A variable standing for a failed graph-building step.
     pub fn invalid(error: GraphError) -> Var {
-        Var::new(TensorType::scalar(DType::Float64), None, VarKind::Invalid(error))
+        Var::new(
+            TensorType::scalar(DType::Float64),
+            None,
+            VarKind::Invalid(error),
+        )
     }
 
     /// Applies `op` to `inputs`, inferring the output types. Fails when an input is invalid

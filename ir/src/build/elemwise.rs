@@ -21,7 +21,10 @@ pub fn elemwise(op: ScalarOp, operands: Vec<Operand>) -> Var {
 pub fn try_elemwise(op: ScalarOp, operands: Vec<Operand>) -> Result<Var> {
     let vars = Operand::resolve_all(operands)?;
     let ndim = vars.iter().map(|v| v.ndim()).max().unwrap_or(0);
-    let vars = vars.into_iter().map(|v| pad_left(v, ndim)).collect::<Result<Vec<_>>>()?;
+    let vars = vars
+        .into_iter()
+        .map(|v| pad_left(v, ndim))
+        .collect::<Result<Vec<_>>>()?;
     Var::apply(Op::Elemwise(op), vars).map(|mut v| v.remove(0))
 }
 

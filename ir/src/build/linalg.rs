@@ -13,7 +13,10 @@ impl Var {
             self.check()?;
             other.check()?;
             let dtype = promote(self.dtype(), other.dtype());
-            Ok(Var::apply1(Op::Dot, vec![self.cast(dtype), other.cast(dtype)]))
+            Ok(Var::apply1(
+                Op::Dot,
+                vec![self.cast(dtype), other.cast(dtype)],
+            ))
         })())
     }
 

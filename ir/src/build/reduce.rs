@@ -120,10 +120,7 @@ impl Var {
     /// Number of elements covered by `axes`, as an int64 scalar.
     fn count(&self, axes: Option<&[isize]>) -> Result<Var> {
         let axes = normalize_axes("Mean", axes, self.ndim())?;
-        let known: Option<usize> = axes
-            .iter()
-            .map(|a| self.static_shape()[*a])
-            .product();
+        let known: Option<usize> = axes.iter().map(|a| self.static_shape()[*a]).product();
         Ok(match known {
             Some(n) => Var::literal(n as i64, DType::Int64),
             None => axes
@@ -153,7 +150,11 @@ impl Var {
     pub fn logsumexp(&self, axes: Option<&[isize]>) -> Var {
         let m = self.reduce(ReduceKind::Max, axes, true);
         let shift = crate::build::elemwise::switch(m.isinf(), 0.0, &m);
-        let summed = (self - &shift).exp().reduce(ReduceKind::Sum, axes, true).log() + &shift;
+        let summed = (self - &shift)
+            .exp()
+            .reduce(ReduceKind::Sum, axes, true)
+            .log()
+            + &shift;
         var_or_invalid((|| {
             let axes = normalize_axes("Logsumexp", axes, self.ndim())?;
             Ok(drop_dims(&summed, &axes))
@@ -170,7 +171,11 @@ impl Var {
     /// log(softmax(x)) along `axis`, in the max-shifted stable form.
     pub fn log_softmax(&self, axis: isize) -> Var {
         let shifted = self - self.reduce(ReduceKind::Max, Some(&[axis]), true);
-        &shifted - shifted.exp().reduce(ReduceKind::Sum, Some(&[axis]), true).log()
+        &shifted
+            - shifted
+                .exp()
+                .reduce(ReduceKind::Sum, Some(&[axis]), true)
+                .log()
     }
 }
 
@@ -192,6 +197,9 @@ fn keep_dims(reduced: &Var, axes: &[usize], ndim: usize) -> Var {
 
 /// Drops the given size-1 dimensions.
 fn drop_dims(x: &Var, axes: &[usize]) -> Var {
-    let order: Vec<Option<usize>> = (0..x.ndim()).filter(|d| !axes.contains(d)).map(Some).collect();
+    let order: Vec<Option<usize>> = (0..x.ndim())
+        .filter(|d| !axes.contains(d))
+        .map(Some)
+        .collect();
     x.dimshuffle(&order)
 }

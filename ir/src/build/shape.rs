@@ -38,7 +38,10 @@ impl Var {
             if axes.len() != ndim {
                 return Err(GraphError::op(
                     "Transpose",
-                    format!("needs {ndim} axes for input 0 ({}), got {axes:?}", self.ty()),
+                    format!(
+                        "needs {ndim} axes for input 0 ({}), got {axes:?}",
+                        self.ty()
+                    ),
                 ));
             }
             let order = axes
@@ -52,11 +55,13 @@ impl Var {
     /// Inserts a broadcastable dimension at `axis` (of the result; negative counts from the
     /// end).
     pub fn expand_dims(&self, axis: isize) -> Var {
-        var_or_invalid(normalize_axis("ExpandDims", axis, self.ndim() + 1).map(|a| {
-            let mut order: Vec<Option<usize>> = (0..self.ndim()).map(Some).collect();
-            order.insert(a, None);
-            self.dimshuffle(&order)
-        }))
+        var_or_invalid(
+            normalize_axis("ExpandDims", axis, self.ndim() + 1).map(|a| {
+                let mut order: Vec<Option<usize>> = (0..self.ndim()).map(Some).collect();
+                order.insert(a, None);
+                self.dimshuffle(&order)
+            }),
+        )
     }
 
     /// Drops the given dimensions, which must have static size 1; `None` drops all of them.
@@ -88,11 +93,17 @@ impl Var {
             _ => {
                 return Var::invalid(GraphError::op(
                     "Reshape",
-                    format!("the shape (input 1) must be a vector of static length, got {}", shape.ty()),
+                    format!(
+                        "the shape (input 1) must be a vector of static length, got {}",
+                        shape.ty()
+                    ),
                 ))
             }
         };
-        one(Op::Reshape { ndim }, vec![self.clone(), shape.cast(DType::Int64)])
+        one(
+            Op::Reshape { ndim },
+            vec![self.clone(), shape.cast(DType::Int64)],
+        )
     }
 
     /// Flattens to one dimension.
@@ -112,12 +123,12 @@ impl Var {
 
     /// The size of dimension `axis` as an int64 scalar (a constant when it is static).
     pub fn shape_i(&self, axis: isize) -> Var {
-        var_or_invalid(normalize_axis("Shape", axis, self.ndim()).map(|a| {
-            match self.static_shape()[a] {
+        var_or_invalid(normalize_axis("Shape", axis, self.ndim()).map(
+            |a| match self.static_shape()[a] {
                 Some(n) => Var::literal(n as i64, DType::Int64),
                 None => self.shape().get(crate::idx![a as i64]),
-            }
-        }))
+            },
+        ))
     }
 
     /// Broadcasts into `shape` (Alloc). Only dimensions of static size 1 broadcast.
@@ -129,7 +140,11 @@ impl Var {
 /// `Alloc`: `value` broadcast into `shape` (literal or symbolic integer sizes).
 pub fn alloc(value: impl Into<Operand>, shape: &[Operand]) -> Var {
     let mut inputs = vec![value.into().into_var()];
-    inputs.extend(shape.iter().map(|s| s.clone().into_var().cast(DType::Int64)));
+    inputs.extend(
+        shape
+            .iter()
+            .map(|s| s.clone().into_var().cast(DType::Int64)),
+    );
     one(Op::Alloc, inputs)
 }
 
@@ -212,9 +227,15 @@ pub fn split_by(x: &Var, sizes: &Var, axis: isize) -> Result<Vec<Var>> {
         _ => {
             return Err(GraphError::op(
                 "Split",
-                format!("the sizes must be a vector of static length, got {}", sizes.ty()),
+                format!(
+                    "the sizes must be a vector of static length, got {}",
+                    sizes.ty()
+                ),
             ))
         }
     };
-    Var::apply(Op::Split { axis, n }, vec![x.clone(), sizes.cast(DType::Int64)])
+    Var::apply(
+        Op::Split { axis, n },
+        vec![x.clone(), sizes.cast(DType::Int64)],
+    )
 }

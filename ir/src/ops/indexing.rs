@@ -33,7 +33,9 @@ impl IndexSlot {
     pub fn n_inputs(self) -> usize {
         match self {
             IndexSlot::Index => 1,
-            IndexSlot::Slice { start, stop, step } => start as usize + stop as usize + step as usize,
+            IndexSlot::Slice { start, stop, step } => {
+                start as usize + stop as usize + step as usize
+            }
         }
     }
 }
@@ -70,7 +72,12 @@ pub struct ResolvedSlice {
 }
 
 /// NumPy's (Python's) slice resolution for a dimension of size `dim`; `step` must not be 0.
-pub fn resolve_slice(start: Option<i64>, stop: Option<i64>, step: i64, dim: usize) -> ResolvedSlice {
+pub fn resolve_slice(
+    start: Option<i64>,
+    stop: Option<i64>,
+    step: i64,
+    dim: usize,
+) -> ResolvedSlice {
     let n = dim as i64;
     let (lower, upper) = if step > 0 { (0, n) } else { (-1, n - 1) };
     let clamp = |v: Option<i64>, default: i64| match v {
@@ -114,7 +121,10 @@ fn check_index_input(name: &str, i: usize, input: &InputInfo) -> Result<()> {
     if input.ty.ndim() != 0 || !input.ty.dtype.is_int() {
         return Err(GraphError::op(
             name,
-            format!("index (input {i}) must be an integer scalar, got {}", input.ty),
+            format!(
+                "index (input {i}) must be an integer scalar, got {}",
+                input.ty
+            ),
         ));
     }
     Ok(())
@@ -156,7 +166,10 @@ fn slot_static_size(
             };
             let (start_v, stop_v, step_v) = (part(start), part(stop), part(step));
             if step_v == Some(Some(0)) {
-                return Err(GraphError::op(name, format!("slice step of axis {axis} is zero")));
+                return Err(GraphError::op(
+                    name,
+                    format!("slice step of axis {axis} is zero"),
+                ));
             }
             let full_range = !start && !stop;
             let size = match (start_v, stop_v, step_v, dim) {
@@ -207,7 +220,10 @@ fn basic_index_shape(
     if values.len() != needed {
         return Err(GraphError::op(
             name,
-            format!("the index needs {needed} scalar inputs, got {}", values.len()),
+            format!(
+                "the index needs {needed} scalar inputs, got {}",
+                values.len()
+            ),
         ));
     }
     let mut shape = Vec::new();
@@ -263,9 +279,7 @@ fn check_value_dtype(name: &str, x: &TensorType, y: &TensorType) -> Result<()> {
     if x.dtype != y.dtype {
         return Err(GraphError::op(
             name,
-            format!(
-                "the value (input 1, {y}) must have the dtype of input 0 ({x}); cast it first"
-            ),
+            format!("the value (input 1, {y}) must have the dtype of input 0 ({x}); cast it first"),
         ));
     }
     Ok(())
@@ -308,10 +322,7 @@ pub(crate) fn infer_advanced_inc_subtensor(
         return Err(GraphError::op(name, "needs x, the value and the indices"));
     };
     check_value_dtype(name, x.ty, y.ty)?;
-    let region = TensorType::new(
-        x.ty.dtype,
-        advanced_index_shape(name, slots, x, values, 2)?,
-    );
+    let region = TensorType::new(x.ty.dtype, advanced_index_shape(name, slots, x, values, 2)?);
     check_fits_region(name, y.ty, &region)?;
     Ok(x.ty.clone())
 }
@@ -368,7 +379,10 @@ fn advanced_index_shape(
                 }
                 if t.dtype == DType::Bool {
                     if t.ndim() == 0 {
-                        return Err(GraphError::op(name, "a boolean mask must have at least one dimension"));
+                        return Err(GraphError::op(
+                            name,
+                            "a boolean mask must have at least one dimension",
+                        ));
                     }
                     for d in 0..t.ndim() {
                         if let (Some(m), Some(s)) = (t.shape[d], x.ty.shape[axis + d]) {
@@ -392,7 +406,14 @@ fn advanced_index_shape(
                 is_advanced.push(true);
             }
             AdvancedSlot::Basic(IndexSlot::Index) if has_array => {
-                slot_static_size(name, IndexSlot::Index, vals, first_input + next, axis, x.ty.shape[axis])?;
+                slot_static_size(
+                    name,
+                    IndexSlot::Index,
+                    vals,
+                    first_input + next,
+                    axis,
+                    x.ty.shape[axis],
+                )?;
                 broadcast_shapes.push(vec![]);
                 is_advanced.push(true);
             }
@@ -422,9 +443,19 @@ fn advanced_index_shape(
     let mut shape = Vec::new();
     if advanced_entries_adjacent(&is_advanced) {
         let first = is_advanced.iter().position(|a| *a).unwrap_or(0);
-        shape.extend(basic_dims.iter().filter(|(p, _)| *p < first).map(|(_, s)| *s));
+        shape.extend(
+            basic_dims
+                .iter()
+                .filter(|(p, _)| *p < first)
+                .map(|(_, s)| *s),
+        );
         shape.extend(index_shape);
-        shape.extend(basic_dims.iter().filter(|(p, _)| *p > first).map(|(_, s)| *s));
+        shape.extend(
+            basic_dims
+                .iter()
+                .filter(|(p, _)| *p > first)
+                .map(|(_, s)| *s),
+        );
     } else {
         shape.extend(index_shape);
         shape.extend(basic_dims.iter().map(|(_, s)| *s));
@@ -437,7 +468,13 @@ fn format_slot(slot: IndexSlot) -> String {
     match slot {
         IndexSlot::Index => "i".into(),
         IndexSlot::Slice { start, stop, step } => {
-            let part = |given: bool, name: &str| if given { name.to_string() } else { String::new() };
+            let part = |given: bool, name: &str| {
+                if given {
+                    name.to_string()
+                } else {
+                    String::new()
+                }
+            };
             let mut s = format!("{}:{}", part(start, "start"), part(stop, "stop"));
             if step {
                 s.push_str(":step");
@@ -448,7 +485,11 @@ fn format_slot(slot: IndexSlot) -> String {
 }
 
 pub(crate) fn format_slots(slots: &[IndexSlot]) -> String {
-    slots.iter().map(|s| format_slot(*s)).collect::<Vec<_>>().join(", ")
+    slots
+        .iter()
+        .map(|s| format_slot(*s))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub(crate) fn format_advanced_slots(slots: &[AdvancedSlot]) -> String {

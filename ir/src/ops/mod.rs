@@ -57,7 +57,10 @@ pub enum Op {
     /// Basic indexing with integers and slices; index values are scalar inputs after `x`.
     Subtensor(Vec<IndexSlot>),
     /// `x` with the basically-indexed region set to / incremented by `y`.
-    IncSubtensor { slots: Vec<IndexSlot>, mode: IncMode },
+    IncSubtensor {
+        slots: Vec<IndexSlot>,
+        mode: IncMode,
+    },
     /// Indexing with integer arrays and boolean masks (NumPy advanced indexing).
     AdvancedSubtensor(Vec<AdvancedSlot>),
     /// `x` with the advanced-indexed elements set to / incremented by `y`.
@@ -132,9 +135,9 @@ impl Op {
             Op::AdvancedSubtensor(slots) => {
                 one(indexing::infer_advanced_subtensor(&name, slots, inputs)?)
             }
-            Op::AdvancedIncSubtensor { slots, .. } => one(
-                indexing::infer_advanced_inc_subtensor(&name, slots, inputs)?,
-            ),
+            Op::AdvancedIncSubtensor { slots, .. } => one(indexing::infer_advanced_inc_subtensor(
+                &name, slots, inputs,
+            )?),
             Op::Dot => one(linalg::infer_dot(&name, inputs)?),
             Op::CheckAndRaise { .. } => one(infer_check_and_raise(&name, inputs)?),
         }

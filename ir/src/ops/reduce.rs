@@ -91,7 +91,10 @@ pub(crate) fn infer_reduce(
         if let Some(a) = axes.iter().find(|a| x.ty.shape[**a] == Some(0)) {
             return Err(GraphError::op(
                 name,
-                format!("axis {a} of input 0 ({}) is empty and has no {kind:?}", x.ty),
+                format!(
+                    "axis {a} of input 0 ({}) is empty and has no {kind:?}",
+                    x.ty
+                ),
             ));
         }
     }
@@ -102,7 +105,11 @@ pub(crate) fn infer_reduce(
     Ok(TensorType::new(kind.output_dtype(x.ty.dtype), shape))
 }
 
-pub(crate) fn infer_arg(name: &str, axis: Option<usize>, inputs: &[InputInfo]) -> Result<TensorType> {
+pub(crate) fn infer_arg(
+    name: &str,
+    axis: Option<usize>,
+    inputs: &[InputInfo],
+) -> Result<TensorType> {
     let x = one_input(name, inputs)?;
     let shape = match axis {
         None => vec![],

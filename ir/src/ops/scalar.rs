@@ -174,7 +174,10 @@ impl ScalarOp {
         let same = |d: DType| (vec![d; inputs.len()], d);
         let forbid = |cond: bool, what: &str| -> Result<(), String> {
             if cond {
-                Err(format!("is not defined for {what} inputs ({})", dtypes(inputs)))
+                Err(format!(
+                    "is not defined for {what} inputs ({})",
+                    dtypes(inputs)
+                ))
             } else {
                 Ok(())
             }
@@ -256,9 +259,18 @@ mod tests {
     fn dtype_rules() {
         assert_eq!(ScalarOp::Exp.signature(&[Int8]).unwrap().1, Float32);
         assert_eq!(ScalarOp::Exp.signature(&[Int64]).unwrap().1, Float64);
-        assert_eq!(ScalarOp::TrueDiv.signature(&[Int8, Int8]).unwrap().1, Float64);
-        assert_eq!(ScalarOp::TrueDiv.signature(&[Float32, Int8]).unwrap().1, Float32);
-        assert_eq!(ScalarOp::Lt.signature(&[Int8, Float32]).unwrap(), (vec![Float32; 2], Bool));
+        assert_eq!(
+            ScalarOp::TrueDiv.signature(&[Int8, Int8]).unwrap().1,
+            Float64
+        );
+        assert_eq!(
+            ScalarOp::TrueDiv.signature(&[Float32, Int8]).unwrap().1,
+            Float32
+        );
+        assert_eq!(
+            ScalarOp::Lt.signature(&[Int8, Float32]).unwrap(),
+            (vec![Float32; 2], Bool)
+        );
         let (casts, out) = ScalarOp::Switch.signature(&[Int8, Int16, Float32]).unwrap();
         assert_eq!((casts, out), (vec![Bool, Float32, Float32], Float32));
         assert!(ScalarOp::Sub.signature(&[Bool, Bool]).is_err());

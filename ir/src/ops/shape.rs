@@ -123,7 +123,10 @@ fn require_int_scalar(name: &str, i: usize, input: &InputInfo, what: &str) -> Re
     if input.ty.ndim() != 0 || !input.ty.dtype.is_int() {
         return Err(GraphError::op(
             name,
-            format!("{what} (input {i}) must be an integer scalar, got {}", input.ty),
+            format!(
+                "{what} (input {i}) must be an integer scalar, got {}",
+                input.ty
+            ),
         ));
     }
     Ok(())
@@ -149,7 +152,10 @@ fn nonnegative(name: &str, what: &str, v: i64) -> Result<usize> {
 
 pub(crate) fn infer_alloc(name: &str, inputs: &[InputInfo]) -> Result<TensorType> {
     let Some((value, dims)) = inputs.split_first() else {
-        return Err(GraphError::op(name, "needs a value and one scalar per dimension"));
+        return Err(GraphError::op(
+            name,
+            "needs a value and one scalar per dimension",
+        ));
     };
     if dims.len() < value.ty.ndim() {
         return Err(GraphError::op(
@@ -310,9 +316,7 @@ pub(crate) fn infer_arange(name: &str, dtype: DType, inputs: &[InputInfo]) -> Re
     }
     let lit = |x: &InputInfo| x.constant.and_then(|c| c.item()).map(literal_f64);
     let len = match (lit(start), lit(stop), lit(step)) {
-        (_, _, Some(0.0)) => {
-            return Err(GraphError::op(name, "step (input 2) must not be zero"))
-        }
+        (_, _, Some(0.0)) => return Err(GraphError::op(name, "step (input 2) must not be zero")),
         (Some(a), Some(b), Some(s)) => Some(arange_len(a, b, s)),
         _ => None,
     };

@@ -1,0 +1,34 @@
+//! The contract between the compile pipeline and a backend (DESIGN §9).
+//!
+//! Owns: `Backend` (declares what it supports, compiles a checked graph) and `Executable`
+//! (the compiled result, callable from many threads at once).
+
+use tensorlift_ir::{FunctionGraph, TensorData};
+use tensorlift_runtime::RuntimeError;
+
+use crate::error::CompileError;
+
+/// A node a backend cannot compile, with its printed form and a hint.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Unsupported {
+    pub node: String,
+    pub hint: String,
+}
+
+/// A way of running graphs.
+pub trait Backend: Send + Sync {
+    /// The backend's name, used in errors.
+    fn name(&self) -> &'static str;
+
+    /// Every node (and type) of `fgraph` this backend cannot compile; empty when it can
+    /// compile all of it.
+    fn unsupported(&self, fgraph: &FunctionGraph) -> Vec<Unsupported>;
+
+    /// Compiles a graph for which `unsupported` returned nothing.
+    fn compile(&self, fgraph: FunctionGraph) -> Result<Box<dyn Executable>, CompileError>;
+}
+
+/// A compiled graph. Inputs have been checked against the signature before `run`.
+pub trait Executable: Send + Sync {
+    fn run(&self, inputs: &[TensorData]) -> Result<Vec<TensorData>, RuntimeError>;
+}

@@ -1,0 +1,29 @@
+//! Errors of compiling a graph.
+
+use thiserror::Error;
+
+use crate::backend::Unsupported;
+
+#[derive(Clone, Debug, Error, PartialEq)]
+pub enum CompileError {
+    /// The graph itself is malformed (missing input, invalid variable, bad types).
+    #[error(transparent)]
+    Graph(#[from] tensorlift_ir::GraphError),
+    /// The backend cannot compile some nodes; all of them are listed.
+    #[error("the {backend} backend cannot compile {} node(s):\n{}", nodes.len(), format_unsupported(nodes))]
+    Unsupported {
+        backend: &'static str,
+        nodes: Vec<Unsupported>,
+    },
+    /// A broken internal invariant: a bug in tensorlift.
+    #[error("internal error (a bug in tensorlift, please report it): {0}")]
+    Internal(String),
+}
+
+fn format_unsupported(nodes: &[Unsupported]) -> String {
+    nodes
+        .iter()
+        .map(|u| format!("  {} ({})", u.node, u.hint))
+        .collect::<Vec<_>>()
+        .join("\n")
+}

@@ -1,0 +1,260 @@
+//! Reduction kernels of the reference interpreter: CAReduce (sum, prod, max, min, all,
+//! any over any axes), Argmax/Argmin and CumSum/CumProd.
+//!
+//! Owns: NumPy's conventions (§3b): max/min/argmax propagate NaN, arg-reductions return
+//! the first index of ties, max/min/argmax of an empty axis is an error, sum/prod of an
+//! empty axis is 0/1. Integers accumulate in wrapping int64; floats in f64, rounded once
+//! to the output dtype.
+
+use ndarray::{ArrayD, ArrayViewD, Axis};
+use tensorlift_ir::ops::{ArgKind, CumKind, ReduceKind};
+use tensorlift_ir::{DType, TensorData};
+
+use crate::error::{Result, RuntimeError};
+use crate::scalar::cast;
+
+fn typed<'a, T: tensorlift_ir::Element>(
+    name: &str,
+    x: &'a TensorData,
+) -> Result<ArrayViewD<'a, T>> {
+    x.as_array::<T>().ok_or_else(|| {
+        RuntimeError::Internal(format!("{name}: expected {}, got {}", T::DTYPE, x.dtype()))
+    })
+}
+
+/// Folds `a` over `axes` (removing them), starting every lane from `init`.
+fn fold_axes<T: Copy>(
+    a: ArrayViewD<T>,
+    axes: &[usize],
+    init: T,
+    f: impl Fn(T, T) -> T,
+) -> ArrayD<T> {
+    let mut out = a.to_owned();
+    for axis in axes.iter().rev() {
+        out = out.fold_axis(Axis(*axis), init, |acc, x| f(*acc, *x));
+    }
+    out
+}
+
+fn check_not_empty(name: &str, x: &TensorData, axes: &[usize]) -> Result<()> {
+    if let Some(a) = axes.iter().find(|a| x.shape()[**a] == 0) {
+        return Err(RuntimeError::op(
+            name,
+            format!(
+                "axis {a} of input 0 (shape {:?}) is empty; an empty axis has no maximum, \
+                 minimum or arg-index",
+                x.shape()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn nan_max(a: f64, b: f64) -> f64 {
+    if a.is_nan() || a > b {
+        a
+    } else {
+        b
+    }
+}
+
+fn nan_min(a: f64, b: f64) -> f64 {
+    if a.is_nan() || a < b {
+        a
+    } else {
+        b
+    }
+}
+
+/// CAReduce of `x` over the sorted, distinct `axes`.
+pub fn eval_reduce(
+    name: &str,
+    kind: ReduceKind,
+    axes: &[usize],
+    x: &TensorData,
+) -> Result<TensorData> {
+    if axes.iter().any(|a| *a >= x.ndim()) {
+        return Err(RuntimeError::Internal(format!(
+            "{name}: axes {axes:?} for shape {:?}",
+            x.shape()
+        )));
+    }
+    let out_dtype = kind.output_dtype(x.dtype());
+    if matches!(kind, ReduceKind::Max | ReduceKind::Min) {
+        check_not_empty(name, x, axes)?;
+    }
+    let float = x.dtype().is_float();
+    let result = match kind {
+        ReduceKind::All | ReduceKind::Any => {
+            let b = cast(x, DType::Bool);
+            let v = typed::<bool>(name, &b)?;
+            let out = if kind == ReduceKind::All {
+                fold_axes(v, axes, true, |a, b| a & b)
+            } else {
+                fold_axes(v, axes, false, |a, b| a | b)
+            };
+            TensorData::from_array(out)
+        }
+        _ if float => {
+            let f = cast(x, DType::Float64);
+            let v = typed::<f64>(name, &f)?;
+            TensorData::from_array(match kind {
+                ReduceKind::Sum => fold_axes(v, axes, 0.0, |a, b| a + b),
+                ReduceKind::Prod => fold_axes(v, axes, 1.0, |a, b| a * b),
+                ReduceKind::Max => fold_axes(v, axes, f64::NEG_INFINITY, nan_max),
+                _ => fold_axes(v, axes, f64::INFINITY, nan_min),
+            })
+        }
+        _ => {
+            let i = cast(x, DType::Int64);
+            let v = typed::<i64>(name, &i)?;
+            TensorData::from_array(match kind {
+                ReduceKind::Sum => fold_axes(v, axes, 0, i64::wrapping_add),
+                ReduceKind::Prod => fold_axes(v, axes, 1, i64::wrapping_mul),
+                ReduceKind::Max => fold_axes(v, axes, i64::MIN, i64::max),
+                _ => fold_axes(v, axes, i64::MAX, i64::min),
+            })
+        }
+    };
+    Ok(cast(&result, out_dtype))
+}
+
+/// Index of the first extreme of a lane; NaN counts as the extreme (first NaN wins).
+fn arg_extreme(lane: impl Iterator<Item = f64>, better: fn(f64, f64) -> bool) -> i64 {
+    let mut best_index = 0i64;
+    let mut best = f64::NAN;
+    for (i, v) in lane.enumerate() {
+        if i == 0 || v.is_nan() || better(v, best) {
+            best = v;
+            best_index = i as i64;
+            if v.is_nan() {
+                break;
+            }
+        }
+    }
+    best_index
+}
+
+/// Argmax/Argmin along `axis`, or over the flattened input.
+pub fn eval_arg_reduce(
+    name: &str,
+    kind: ArgKind,
+    axis: Option<usize>,
+    x: &TensorData,
+) -> Result<TensorData> {
+    let better: fn(f64, f64) -> bool = match kind {
+        ArgKind::Argmax => |v, best| v > best,
+        ArgKind::Argmin => |v, best| v < best,
+    };
+    // int64 beyond 2^53 would lose order in f64: compare integers as integers.
+    if x.dtype().is_int() || x.dtype().is_bool() {
+        let i = cast(x, DType::Int64);
+        let v = typed::<i64>(name, &i)?;
+        let int_better: fn(i64, i64) -> bool = match kind {
+            ArgKind::Argmax => |v, best| v > best,
+            ArgKind::Argmin => |v, best| v < best,
+        };
+        let pick = |lane: &mut dyn Iterator<Item = i64>| {
+            let mut best: Option<(usize, i64)> = None;
+            for (k, v) in lane.enumerate() {
+                if best.is_none_or(|(_, b)| int_better(v, b)) {
+                    best = Some((k, v));
+                }
+            }
+            best.map_or(0, |(k, _)| k as i64)
+        };
+        return arg_lanes(name, axis, x.shape(), v, |lane| {
+            pick(&mut lane.iter().copied())
+        });
+    }
+    let f = cast(x, DType::Float64);
+    let v = typed::<f64>(name, &f)?;
+    arg_lanes(name, axis, x.shape(), v, |lane| {
+        arg_extreme(lane.iter().copied(), better)
+    })
+}
+
+fn arg_lanes<T: Copy>(
+    name: &str,
+    axis: Option<usize>,
+    shape: &[usize],
+    v: ArrayViewD<T>,
+    pick: impl Fn(ndarray::ArrayView1<T>) -> i64,
+) -> Result<TensorData> {
+    match axis {
+        None => {
+            if v.is_empty() {
+                return Err(RuntimeError::op(
+                    name,
+                    format!("input 0 (shape {shape:?}) is empty; it has no arg-index"),
+                ));
+            }
+            let flat: Vec<T> = v.iter().copied().collect();
+            Ok(TensorData::scalar(pick(ndarray::ArrayView1::from(&flat))))
+        }
+        Some(a) => {
+            if a >= shape.len() {
+                return Err(RuntimeError::Internal(format!(
+                    "{name}: axis {a} for shape {shape:?}"
+                )));
+            }
+            if shape[a] == 0 {
+                return Err(RuntimeError::op(
+                    name,
+                    format!("axis {a} of input 0 (shape {shape:?}) is empty; it has no arg-index"),
+                ));
+            }
+            Ok(TensorData::from_array(v.map_axis(Axis(a), pick)))
+        }
+    }
+}
+
+/// CumSum/CumProd along `axis`, or over the flattened input.
+pub fn eval_cumulative(
+    name: &str,
+    kind: CumKind,
+    axis: Option<usize>,
+    x: &TensorData,
+) -> Result<TensorData> {
+    let out_dtype = kind.output_dtype(x.dtype());
+    let (flat, axis) = match axis {
+        Some(a) if a < x.ndim() => (false, a),
+        Some(a) => {
+            return Err(RuntimeError::Internal(format!(
+                "{name}: axis {a} for shape {:?}",
+                x.shape()
+            )))
+        }
+        None => (true, 0),
+    };
+    let result = if out_dtype.is_float() {
+        let f = cast(x, DType::Float64);
+        let mut a = flatten_if(typed::<f64>(name, &f)?, flat);
+        match kind {
+            CumKind::CumSum => a.accumulate_axis_inplace(Axis(axis), |p, c| *c += *p),
+            CumKind::CumProd => a.accumulate_axis_inplace(Axis(axis), |p, c| *c *= *p),
+        }
+        TensorData::from_array(a)
+    } else {
+        let i = cast(x, DType::Int64);
+        let mut a = flatten_if(typed::<i64>(name, &i)?, flat);
+        match kind {
+            CumKind::CumSum => {
+                a.accumulate_axis_inplace(Axis(axis), |p, c| *c = c.wrapping_add(*p))
+            }
+            CumKind::CumProd => {
+                a.accumulate_axis_inplace(Axis(axis), |p, c| *c = c.wrapping_mul(*p))
+            }
+        }
+        TensorData::from_array(a)
+    };
+    Ok(cast(&result, out_dtype))
+}
+
+fn flatten_if<T: Copy>(v: ArrayViewD<T>, flatten: bool) -> ArrayD<T> {
+    if flatten {
+        ndarray::Array1::from_iter(v.iter().copied()).into_dyn()
+    } else {
+        v.to_owned()
+    }
+}

@@ -1,0 +1,123 @@
+//! `function(inputs, outputs)`: compile a graph and call it (DESIGN §5).
+//!
+//! Owns: the builder, the compiled `Function` (its input signature, computed once at
+//! compile time, and the backend's executable) and the output check that catches backend
+//! bugs. A `Function` is `Send + Sync`; calls from many threads at once are safe.
+
+use tensorlift_compiler::{compile, Executable, Mode};
+use tensorlift_ir::{FunctionGraph, TensorData, TensorType, Var};
+use tensorlift_runtime::{RuntimeError, Signature};
+
+use crate::Error;
+
+/// Starts compiling a function of `inputs` computing `outputs`.
+pub fn function(inputs: &[&Var], outputs: &[&Var]) -> FunctionBuilder {
+    FunctionBuilder {
+        inputs: inputs.iter().map(|v| (*v).clone()).collect(),
+        outputs: outputs.iter().map(|v| (*v).clone()).collect(),
+        mode: Mode::default(),
+    }
+}
+
+/// Options of a function being compiled.
+pub struct FunctionBuilder {
+    inputs: Vec<Var>,
+    outputs: Vec<Var>,
+    mode: Mode,
+}
+
+impl FunctionBuilder {
+    /// Chooses the backend (and, later, rewrites).
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Checks the graph and compiles it.
+    pub fn compile(self) -> Result<Function, Error> {
+        let fgraph = FunctionGraph::new(&self.inputs, &self.outputs)?;
+        let signature = Signature {
+            names: self
+                .inputs
+                .iter()
+                .map(|v| v.name().unwrap_or_default())
+                .collect(),
+            types: self.inputs.iter().map(|v| v.ty().clone()).collect(),
+        };
+        let output_types = fgraph
+            .outputs()
+            .iter()
+            .map(|o| fgraph.var(*o).ty.clone())
+            .collect();
+        let printed = fgraph.to_string();
+        let executable = compile(fgraph, self.mode)?;
+        Ok(Function {
+            signature,
+            output_types,
+            executable,
+            printed,
+        })
+    }
+}
+
+/// A compiled function.
+pub struct Function {
+    signature: Signature,
+    output_types: Vec<TensorType>,
+    executable: Box<dyn Executable>,
+    printed: String,
+}
+
+impl Function {
+    /// Calls the function. Inputs are checked (count, dtype, ndim, static sizes) before
+    /// anything runs.
+    pub fn call(&self, inputs: &[TensorData]) -> Result<Vec<TensorData>, Error> {
+        self.signature.check(inputs)?;
+        let outputs = self.executable.run(inputs)?;
+        self.check_outputs(&outputs)?;
+        Ok(outputs)
+    }
+
+    /// The dprint of the compiled graph.
+    pub fn dprint(&self) -> &str {
+        &self.printed
+    }
+
+    /// The declared input types.
+    pub fn input_types(&self) -> &[TensorType] {
+        &self.signature.types
+    }
+
+    /// The output types.
+    pub fn output_types(&self) -> &[TensorType] {
+        &self.output_types
+    }
+
+    fn check_outputs(&self, outputs: &[TensorData]) -> Result<(), RuntimeError> {
+        let fits = outputs.len() == self.output_types.len()
+            && outputs.iter().zip(&self.output_types).all(|(v, t)| {
+                v.dtype() == t.dtype
+                    && v.ndim() == t.ndim()
+                    && v.shape()
+                        .iter()
+                        .zip(&t.shape)
+                        .all(|(a, s)| s.is_none_or(|s| s == *a))
+            });
+        if fits {
+            Ok(())
+        } else {
+            let got: Vec<String> = outputs
+                .iter()
+                .map(|v| format!("{} {:?}", v.dtype(), v.shape()))
+                .collect();
+            Err(RuntimeError::Internal(format!(
+                "the backend returned outputs [{}] that do not match the output types {:?}",
+                got.join(", "),
+                self.output_types
+                    .iter()
+                    .map(|t| t.to_string())
+                    .collect::<Vec<_>>()
+            )))
+        }
+    }
+}

@@ -51,13 +51,13 @@ fn resolve_slot(
         IndexSlot::Slice { start, stop, step } => {
             let mut it = values.iter();
             let mut part = |given: bool| -> Result<Option<i64>> {
-                match (given, it.next()) {
-                    (false, _) => Ok(None),
-                    (true, Some(v)) => scalar_int(name, "a slice bound", v).map(Some),
-                    (true, None) => Err(RuntimeError::Internal(format!(
-                        "{name}: missing slice input"
-                    ))),
+                if !given {
+                    return Ok(None);
                 }
+                let v = it.next().ok_or_else(|| {
+                    RuntimeError::Internal(format!("{name}: missing slice input"))
+                })?;
+                scalar_int(name, "a slice bound", v).map(Some)
             };
             let (a, b, s) = (part(start)?, part(stop)?, part(step)?);
             let s = s.unwrap_or(1);

@@ -109,7 +109,7 @@ pub fn eval_reshape(name: &str, x: &TensorData, shape: &TensorData) -> Result<Te
             target[i] = total / known;
             true
         }
-        Some(_) => known == 0 && total == 0,
+        Some(_) => false,
         None => known == total,
     };
     if !fits {
@@ -120,9 +120,6 @@ pub fn eval_reshape(name: &str, x: &TensorData, shape: &TensorData) -> Result<Te
                 x.shape()
             ),
         ));
-    }
-    if let Some(i) = unknown.filter(|_| known == 0) {
-        target[i] = 0;
     }
     with_tensor_data!(x, a => reshape_array(name, a, &target))
 }

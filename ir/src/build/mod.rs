@@ -79,6 +79,11 @@ macro_rules! operand_from_literal {
 }
 operand_from_literal!(bool, f32, f64, i8, i16, i32, i64, u8, u16, u32);
 
+impl From<Literal> for Operand {
+    fn from(v: Literal) -> Self {
+        Operand::Lit(v)
+    }
+}
 impl From<usize> for Operand {
     fn from(v: usize) -> Self {
         Operand::Lit(Literal::Int(v as i64))

@@ -49,13 +49,12 @@ impl FunctionBuilder {
             .iter()
             .map(|o| fgraph.var(*o).ty.clone())
             .collect();
-        let printed = fgraph.to_string();
-        let executable = compile(fgraph, self.mode)?;
+        let executable = compile(fgraph.clone(), self.mode)?;
         Ok(Function {
             signature,
             output_types,
             executable,
-            printed,
+            fgraph,
         })
     }
 }
@@ -65,7 +64,16 @@ pub struct Function {
     signature: Signature,
     output_types: Vec<TensorType>,
     executable: Box<dyn Executable>,
-    printed: String,
+    fgraph: FunctionGraph,
+}
+
+impl std::fmt::Debug for Function {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Function")
+            .field("inputs", &self.signature.types)
+            .field("outputs", &self.output_types)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Function {
@@ -79,8 +87,13 @@ impl Function {
     }
 
     /// The dprint of the compiled graph.
-    pub fn dprint(&self) -> &str {
-        &self.printed
+    pub fn dprint(&self) -> String {
+        self.fgraph.to_string()
+    }
+
+    /// The compiled graph.
+    pub fn fgraph(&self) -> &FunctionGraph {
+        &self.fgraph
     }
 
     /// The declared input types.

@@ -13,7 +13,8 @@ use crate::ops::Op;
 use crate::var::{postorder, Var};
 
 /// Returns `outputs` rebuilt with each `(old, new)` pair of `replace` substituted.
-pub fn clone_replace(outputs: &[Var], replace: &[(Var, Var)], strict: bool) -> Result<Vec<Var>> {
+pub fn clone_replace(outputs: &[&Var], replace: &[(&Var, &Var)], strict: bool) -> Result<Vec<Var>> {
+    let outputs: Vec<Var> = outputs.iter().map(|v| (*v).clone()).collect();
     let mut memo: HashMap<usize, Var> = HashMap::new();
     for (old, new) in replace {
         old.check()?;
@@ -22,7 +23,7 @@ pub fn clone_replace(outputs: &[Var], replace: &[(Var, Var)], strict: bool) -> R
     }
     // Rebuilt nodes, keyed by the original node, so sibling outputs stay siblings.
     let mut rebuilt: HashMap<usize, Vec<Var>> = HashMap::new();
-    for var in postorder(outputs) {
+    for var in postorder(&outputs) {
         if memo.contains_key(&var.key()) {
             continue;
         }

@@ -147,19 +147,6 @@ pub fn to_dot(outputs: &[&Var]) -> Result<String> {
     Ok(s)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::letter_id;
-
-    #[test]
-    fn ids_follow_pytensor() {
-        assert_eq!(letter_id(0), "A");
-        assert_eq!(letter_id(25), "Z");
-        assert_eq!(letter_id(26), "BA");
-        assert_eq!(letter_id(27), "BB");
-    }
-}
-
 /// One line describing a node for error messages: `Add(x, ExpandDims{axis=0}) ->
 /// Vector(float64, shape=(?,))`.
 pub fn node_summary(fg: &FunctionGraph, node: crate::fgraph::NodeId) -> String {
@@ -178,4 +165,17 @@ pub fn node_summary(fg: &FunctionGraph, node: crate::fgraph::NodeId) -> String {
         inputs.join(", "),
         outputs.join(", ")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::letter_id;
+
+    #[test]
+    fn ids_follow_pytensor() {
+        assert_eq!(letter_id(0), "A");
+        assert_eq!(letter_id(25), "Z");
+        assert_eq!(letter_id(26), "BA");
+        assert_eq!(letter_id(27), "BB");
+    }
 }

@@ -49,6 +49,24 @@ pub struct Node {
     pub output_types: Vec<TensorType>,
 }
 
+impl Drop for Node {
+    /// Dismantles chains of uniquely owned nodes with an explicit stack, so dropping a
+    /// deep graph does not overflow the call stack.
+    fn drop(&mut self) {
+        let mut stack: Vec<Var> = std::mem::take(&mut self.inputs);
+        while let Some(var) = stack.pop() {
+            let Ok(data) = Arc::try_unwrap(var.0) else {
+                continue;
+            };
+            if let VarKind::Output { node, .. } = data.kind {
+                if let Ok(mut inner) = Arc::try_unwrap(node) {
+                    stack.append(&mut inner.inputs);
+                }
+            }
+        }
+    }
+}
+
 impl Var {
     fn new(ty: TensorType, name: Option<String>, kind: VarKind) -> Var {
         Var(Arc::new(VarData {

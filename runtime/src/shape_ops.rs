@@ -105,7 +105,7 @@ pub fn eval_reshape(name: &str, x: &TensorData, shape: &TensorData) -> Result<Te
     let known: usize = target.iter().product();
     let total = x.len();
     let fits = match unknown {
-        Some(i) if known > 0 && total % known == 0 => {
+        Some(i) if known > 0 && total.is_multiple_of(known) => {
             target[i] = total / known;
             true
         }

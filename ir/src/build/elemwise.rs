@@ -100,7 +100,7 @@ macro_rules! literal_left_operator {
         }
     };
 }
-literal_left_operator!(f64, f32, i64, i32);
+literal_left_operator!(f64, i64);
 
 impl Neg for Var {
     type Output = Var;

@@ -62,8 +62,17 @@ impl Idx {
 /// Builds a `Vec<Idx>` with NumPy slice meaning: `idx![1, 2..;-1, .., i]`.
 #[macro_export]
 macro_rules! idx {
-    (@entry $r:expr ; $s:expr) => { $crate::Idx::from($r).with_step($s) };
-    (@entry $r:expr) => { $crate::Idx::from($r) };
+    (@entry $r:expr ; $s:expr) => {{
+        // `5..1;-1` is a valid NumPy slice, not an empty Rust range.
+        #[allow(clippy::reversed_empty_ranges)]
+        let entry = $crate::Idx::from($r);
+        entry.with_step($s)
+    }};
+    (@entry $r:expr) => {{
+        #[allow(clippy::reversed_empty_ranges)]
+        let entry = $crate::Idx::from($r);
+        entry
+    }};
     ($($r:expr $(; $s:expr)?),* $(,)?) => { vec![$( $crate::idx!(@entry $r $(; $s)?) ),*] };
 }
 

@@ -1,0 +1,216 @@
+//! The compile-then-call API (DESIGN §5): input checking before anything runs, errors that
+//! name the op and the input, `Send + Sync` functions called from many threads.
+
+use ndarray::array;
+use tensorlift::prelude::*;
+use tensorlift::{Error, GraphError, RuntimeError};
+
+fn w1() -> (Var, Var, Var, Var) {
+    let x = tensor("x", Float64, [None]);
+    let y = tensor("y", Float64, [None]);
+    let z = tensor("z", Float64, [None]);
+    let out = x.exp() * &y + z.sin() * 0.5;
+    (x, y, z, out)
+}
+
+#[test]
+fn the_w1_kernel_matches_closed_form() {
+    let (x, y, z, out) = w1();
+    let f = function(&[&x, &y, &z], &[&out]).compile().unwrap();
+    let xs = array![0.0f64, 1.0, -2.0];
+    let ys = array![1.0f64, 2.0, 3.0];
+    let zs = array![0.5f64, 0.0, 3.0];
+    let got = f
+        .call(&[xs.clone().into(), ys.clone().into(), zs.clone().into()])
+        .unwrap();
+    let got = got[0].as_array::<f64>().unwrap();
+    for k in 0..3 {
+        let want = xs[k].exp() * ys[k] + zs[k].sin() * 0.5;
+        assert!((got[[k]] - want).abs() <= 1e-15 * want.abs().max(1.0));
+    }
+}
+
+#[test]
+fn inputs_are_checked_before_running() {
+    let (x, y, z, out) = w1();
+    let f = function(&[&x, &y, &z], &[&out]).compile().unwrap();
+    let a = || -> TensorData { array![1.0, 2.0].into() };
+    let err = f.call(&[a(), a()]).unwrap_err().to_string();
+    assert!(err.contains("takes 3 inputs (x, y, z), got 2"), "{err}");
+    let err = f.call(&[a(), array![1.0f32, 2.0].into(), a()]).unwrap_err();
+    match &err {
+        Error::Runtime(RuntimeError::Input {
+            index: 1,
+            name,
+            message,
+        }) => {
+            assert_eq!(name, "y");
+            assert!(
+                message.contains("expected dtype float64, got float32"),
+                "{message}"
+            );
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    let err = f
+        .call(&[a(), a(), array![[1.0, 2.0]].into()])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("input 2 ('z'): expected 1 dimensions"),
+        "{err}"
+    );
+    let s = tensor("s", Float64, [Some(3)]);
+    let g = function(&[&s], &[&s.sum(None)]).compile().unwrap();
+    let err = g.call(&[a()]).unwrap_err().to_string();
+    assert!(err.contains("dimension 0 must have size 3"), "{err}");
+}
+
+#[test]
+fn graphs_with_undeclared_inputs_do_not_compile() {
+    let (x, y, _z, out) = w1();
+    let err = function(&[&x, &y], &[&out]).compile().unwrap_err();
+    assert!(
+        matches!(err, Error::Graph(GraphError::MissingInput { ref var }) if var == "z"),
+        "{err}"
+    );
+    let err = function(&[&x, &x], &[&x])
+        .compile()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("declared twice"), "{err}");
+    let c = tensorlift::constant(array![1.0]);
+    let err = function(&[&c], &[&c]).compile().unwrap_err().to_string();
+    assert!(err.contains("not a graph input"), "{err}");
+}
+
+#[test]
+fn runtime_errors_name_the_op_the_input_and_the_node() {
+    let v = tensor("v", Float64, [None]);
+    let i = scalar("i", Int64);
+    let f = function(&[&v, &i], &[&v.get(vec![(&i).into()])])
+        .compile()
+        .unwrap();
+    let err = f
+        .call(&[array![1.0, 2.0].into(), TensorData::scalar(5i64)])
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with("Subtensor{i}: index 5 is out of range for axis 0 of size 2"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("in node: Subtensor{i}(v, i) -> Scalar(float64, shape=())"),
+        "{msg}"
+    );
+    let ok = f
+        .call(&[array![1.0, 2.0].into(), TensorData::scalar(-2i64)])
+        .unwrap();
+    assert_eq!(ok[0].as_array::<f64>().unwrap().sum(), 1.0);
+}
+
+#[test]
+fn check_and_raise_stops_the_call() {
+    let x = tensor("x", Float64, [None]);
+    let checked = x.check_that(&[x.ge(0.0).all(None)], "x must be non-negative");
+    let f = function(&[&x], &[&checked.sqrt()]).compile().unwrap();
+    assert!(f.call(&[array![4.0, 9.0].into()]).is_ok());
+    let err = f.call(&[array![4.0, -1.0].into()]).unwrap_err();
+    assert!(
+        matches!(&err, Error::Runtime(e) if e.root() == &RuntimeError::Assert("x must be non-negative".into())),
+        "{err}"
+    );
+}
+
+#[test]
+fn data_dependent_errors_are_errors_not_panics() {
+    let a = tensor("a", Int64, [None]);
+    let b = tensor("b", Int64, [None]);
+    let f = function(&[&a, &b], &[&a.pow(&b)]).compile().unwrap();
+    let err = f
+        .call(&[array![2i64].into(), array![-1i64].into()])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("negative integer powers"), "{err}");
+    let m = tensor("m", Float64, [None, None]);
+    let g = function(&[&m], &[&m.max(Some(&[0]))]).compile().unwrap();
+    let err = g
+        .call(&[ndarray::Array2::<f64>::zeros((0, 2)).into()])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("is empty"), "{err}");
+    let n = scalar("n", Int64);
+    let h = function(
+        &[&m, &n],
+        &[&m.reshape_to(&make_vector(&[(&n).into(), (-1i64).into()]))],
+    )
+    .compile()
+    .unwrap();
+    let err = h
+        .call(&[
+            ndarray::Array2::<f64>::zeros((2, 3)).into(),
+            TensorData::scalar(4i64),
+        ])
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("cannot reshape input 0 of shape [2, 3]"),
+        "{err}"
+    );
+}
+
+#[test]
+fn functions_are_send_sync_and_callable_from_many_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Function>();
+    assert_send_sync::<Var>();
+    let (x, y, z, out) = w1();
+    let f = std::sync::Arc::new(
+        function(&[&x, &y, &z], &[&out.sum(None)])
+            .compile()
+            .unwrap(),
+    );
+    let handles: Vec<_> = (0..4)
+        .map(|t| {
+            let f = f.clone();
+            std::thread::spawn(move || {
+                let v = ndarray::Array1::from_elem(100, t as f64);
+                let r = f
+                    .call(&[v.clone().into(), v.clone().into(), v.into()])
+                    .unwrap();
+                r[0].as_array::<f64>().unwrap().sum()
+            })
+        })
+        .collect();
+    for (t, h) in handles.into_iter().enumerate() {
+        let t = t as f64;
+        let want = 100.0 * (t.exp() * t + t.sin() * 0.5);
+        assert!((h.join().unwrap() - want).abs() < 1e-9 * want.abs().max(1.0));
+    }
+}
+
+#[test]
+fn outputs_may_be_inputs_or_constants() {
+    let x = tensor("x", Int32, [None]);
+    let c = tensorlift::constant(array![1u8, 2]);
+    let f = function(&[&x], &[&x, &c, &x.shape()]).compile().unwrap();
+    let out = f.call(&[array![5i32, 6, 7].into()]).unwrap();
+    assert_eq!(out[0].as_array::<i32>().unwrap().len(), 3);
+    assert_eq!(out[1].dtype(), UInt8);
+    assert_eq!(out[2].to_i64_vec(), Some(vec![3]));
+}
+
+#[test]
+fn deep_graphs_do_not_overflow_the_stack() {
+    let x = tensor("x", Float64, [None]);
+    let mut y = x.clone();
+    for _ in 0..20_000 {
+        y = &y + 1.0;
+    }
+    let f = function(&[&x], &[&y]).compile().unwrap();
+    let out = f.call(&[array![0.0].into()]).unwrap();
+    assert_eq!(out[0].as_array::<f64>().unwrap()[[0]], 20_000.0);
+    // Dropping a deep graph must not overflow either.
+    drop(f);
+    drop(y);
+}

@@ -7,7 +7,7 @@
 //! row-major order, so repeated indices accumulate (`inc`) or keep the last write (`set`).
 //! The written value obeys DESIGN §3 (no runtime broadcasting into the region).
 
-use ndarray::{ArcArray, ArrayD, ArrayViewD, ArrayViewMutD, Axis, Dimension, IxDyn, Slice};
+use ndarray::{ArrayBase, ArrayD, ArrayViewD, ArrayViewMutD, Axis, Dimension, IxDyn, Slice};
 use tensorlift_ir::ops::indexing::{
     advanced_entries_adjacent, resolve_index, resolve_slice, ResolvedSlice,
 };
@@ -106,21 +106,11 @@ fn ndarray_slice(r: ResolvedSlice) -> Slice {
     }
 }
 
-fn view_steps<T: Element>(mut a: ArcArray<T, IxDyn>, steps: &[BasicStep]) -> ArcArray<T, IxDyn> {
-    let mut axis = 0;
-    for step in steps {
-        match step {
-            BasicStep::Index(i) => a = a.index_axis_move(Axis(axis), *i),
-            BasicStep::Slice(r) => {
-                a.slice_axis_inplace(Axis(axis), ndarray_slice(*r));
-                axis += 1;
-            }
-        }
-    }
-    a
-}
-
-fn view_steps_mut<'a, T>(mut a: ArrayViewMutD<'a, T>, steps: &[BasicStep]) -> ArrayViewMutD<'a, T> {
+/// Applies resolved basic steps to an array or view of any storage (shared, mutable).
+fn apply_steps<S: ndarray::RawData>(
+    mut a: ArrayBase<S, IxDyn>,
+    steps: &[BasicStep],
+) -> ArrayBase<S, IxDyn> {
     let mut axis = 0;
     for step in steps {
         match step {
@@ -142,7 +132,7 @@ pub fn eval_subtensor(
     values: &[&TensorData],
 ) -> Result<TensorData> {
     let steps = resolve_basic(name, slots, values, x.shape())?;
-    Ok(with_tensor_data!(x, a => Element::wrap(view_steps(a.clone(), &steps))))
+    Ok(with_tensor_data!(x, a => Element::wrap(apply_steps(a.clone(), &steps))))
 }
 
 /// Writes `y` into `region` (checked against DESIGN §3), setting or adding.
@@ -215,7 +205,7 @@ pub fn eval_inc_subtensor(
     let y = cast(y, x.dtype());
     with_scalar_type!(x.dtype(), T => {
         let mut out: ArrayD<T> = typed::<T>(name, x)?.to_owned();
-        let region = view_steps_mut(out.view_mut(), &steps);
+        let region = apply_steps(out.view_mut(), &steps);
         write_region(name, region, typed::<T>(name, &y)?, y_static, mode)?;
         Ok(TensorData::from_array(out))
     })

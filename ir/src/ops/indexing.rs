@@ -290,11 +290,22 @@ pub(crate) fn infer_inc_subtensor(
     slots: &[IndexSlot],
     inputs: &[InputInfo],
 ) -> Result<TensorType> {
+    infer_write(name, inputs, |x, values| {
+        basic_index_shape(name, slots, x, values, 2)
+    })
+}
+
+/// Type of a write `x[index] = y`: x's type, once y's dtype and shape fit the region.
+fn infer_write(
+    name: &str,
+    inputs: &[InputInfo],
+    region_shape: impl Fn(&InputInfo, &[InputInfo]) -> Result<Vec<Option<usize>>>,
+) -> Result<TensorType> {
     let [x, y, values @ ..] = inputs else {
         return Err(GraphError::op(name, "needs x, the value and the indices"));
     };
     check_value_dtype(name, x.ty, y.ty)?;
-    let region = TensorType::new(x.ty.dtype, basic_index_shape(name, slots, x, values, 2)?);
+    let region = TensorType::new(x.ty.dtype, region_shape(x, values)?);
     check_fits_region(name, y.ty, &region)?;
     Ok(x.ty.clone())
 }
@@ -318,13 +329,9 @@ pub(crate) fn infer_advanced_inc_subtensor(
     slots: &[AdvancedSlot],
     inputs: &[InputInfo],
 ) -> Result<TensorType> {
-    let [x, y, values @ ..] = inputs else {
-        return Err(GraphError::op(name, "needs x, the value and the indices"));
-    };
-    check_value_dtype(name, x.ty, y.ty)?;
-    let region = TensorType::new(x.ty.dtype, advanced_index_shape(name, slots, x, values, 2)?);
-    check_fits_region(name, y.ty, &region)?;
-    Ok(x.ty.clone())
+    infer_write(name, inputs, |x, values| {
+        advanced_index_shape(name, slots, x, values, 2)
+    })
 }
 
 /// How many dimensions of the indexed tensor an advanced slot consumes.

@@ -4,7 +4,7 @@
 //! compile time, and the backend's executable) and the output check that catches backend
 //! bugs. A `Function` is `Send + Sync`; calls from many threads at once are safe.
 
-use tensorlift_compiler::{compile, Executable, Mode};
+use tensorlift_compiler::{compile, Executable, Mode, RewriteReport};
 use tensorlift_ir::{FunctionGraph, TensorData, TensorType, Var};
 use tensorlift_runtime::{RuntimeError, Signature};
 
@@ -15,7 +15,8 @@ pub fn function(inputs: &[&Var], outputs: &[&Var]) -> FunctionBuilder {
     FunctionBuilder {
         inputs: inputs.iter().map(|v| (*v).clone()).collect(),
         outputs: outputs.iter().map(|v| (*v).clone()).collect(),
-        mode: Mode::default(),
+        mode: Mode::Reference,
+        print_rewrites: false,
     }
 }
 
@@ -24,12 +25,26 @@ pub struct FunctionBuilder {
     inputs: Vec<Var>,
     outputs: Vec<Var>,
     mode: Mode,
+    print_rewrites: bool,
 }
 
 impl FunctionBuilder {
-    /// Chooses the backend (and, later, rewrites).
+    /// Chooses the backend and the rewrites.
     pub fn mode(mut self, mode: Mode) -> Self {
         self.mode = mode;
+        self
+    }
+
+    /// Leaves out one rewrite rule or group by name.
+    pub fn excluding(mut self, rule_or_group: &str) -> Self {
+        self.mode = self.mode.excluding(rule_or_group);
+        self
+    }
+
+    /// Prints the rewrite report (rules fired, time spent, why each group stopped) to
+    /// standard error when compiling. `Function::rewrite_report` has it in any case.
+    pub fn print_rewrites(mut self, yes: bool) -> Self {
+        self.print_rewrites = yes;
         self
     }
 
@@ -49,12 +64,16 @@ impl FunctionBuilder {
             .iter()
             .map(|o| fgraph.var(*o).ty.clone())
             .collect();
-        let executable = compile(fgraph.clone(), self.mode)?;
+        let compiled = compile(fgraph, &self.mode)?;
+        if self.print_rewrites {
+            eprintln!("{}", compiled.report);
+        }
         Ok(Function {
             signature,
             output_types,
-            executable,
-            fgraph,
+            executable: compiled.executable,
+            fgraph: compiled.fgraph,
+            report: compiled.report,
         })
     }
 }
@@ -65,6 +84,7 @@ pub struct Function {
     output_types: Vec<TensorType>,
     executable: Box<dyn Executable>,
     fgraph: FunctionGraph,
+    report: RewriteReport,
 }
 
 impl std::fmt::Debug for Function {
@@ -86,14 +106,19 @@ impl Function {
         Ok(outputs)
     }
 
-    /// The dprint of the compiled graph.
+    /// The dprint of the compiled graph (after rewrites).
     pub fn dprint(&self) -> String {
         self.fgraph.to_string()
     }
 
-    /// The compiled graph.
+    /// The compiled graph (after rewrites).
     pub fn fgraph(&self) -> &FunctionGraph {
         &self.fgraph
+    }
+
+    /// What the rewrite pipeline did while compiling.
+    pub fn rewrite_report(&self) -> &RewriteReport {
+        &self.report
     }
 
     /// The declared input types.

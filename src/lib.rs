@@ -23,7 +23,7 @@
 mod function;
 
 pub use function::{function, Function, FunctionBuilder};
-pub use tensorlift_compiler::{CompileError, Mode};
+pub use tensorlift_compiler::{CompileError, Mode, RewriteReport};
 pub use tensorlift_ir as ir;
 pub use tensorlift_ir::{
     alloc, arange, clone_replace, concatenate, constant, dprint, full, idx, make_vector, matrix,

@@ -1,7 +1,8 @@
 //! Every op against NumPy: the cases in `tests/data/numpy_cases.json` were computed by
 //! NumPy 2.4.6 with `scripts/gen_numpy_cases.py` (fixed seed, several dtypes, edge cases
 //! such as empty arrays, size-1 dimensions, negative steps, NaN and out-of-range indices).
-//! Each case is built as a graph, compiled in `Mode::Reference` and called; outputs must
+//! Each case is built as a graph, compiled in `Mode::Reference` both with and without the
+//! rewrite pipeline, and called; outputs must
 //! match in dtype, shape and value (dtype-aware tolerance), and every case where NumPy
 //! raises must return `Err`.
 
@@ -249,7 +250,7 @@ fn build(op: &str, p: &Value, x: &[Var]) -> Result<Vec<Var>, GraphError> {
     Ok(vec![out])
 }
 
-fn run_case(case: &Value) -> Result<Vec<TensorData>, String> {
+fn run_case(case: &Value, mode: &Mode) -> Result<Vec<TensorData>, String> {
     let inputs: Vec<TensorData> = case["inputs"]
         .as_array()
         .unwrap()
@@ -266,7 +267,7 @@ fn run_case(case: &Value) -> Result<Vec<TensorData>, String> {
     let in_refs: Vec<&Var> = vars.iter().collect();
     let out_refs: Vec<&Var> = outs.iter().collect();
     let f = function(&in_refs, &out_refs)
-        .mode(Mode::Reference)
+        .mode(mode.clone())
         .compile()
         .map_err(|e| e.to_string())?;
     f.call(&inputs).map_err(|e| e.to_string())
@@ -314,9 +315,13 @@ fn every_op_matches_numpy() {
     let cases = doc["cases"].as_array().expect("cases");
     assert!(cases.len() > 800, "the data file lost cases");
     let mut failures = Vec::new();
-    for case in cases {
-        let name = case["name"].as_str().unwrap();
-        let result = run_case(case);
+    let modes = [
+        ("rewritten", Mode::Reference),
+        ("as built", Mode::Reference.without_rewrites()),
+    ];
+    for (case, (label, mode)) in cases.iter().flat_map(|c| modes.iter().map(move |m| (c, m))) {
+        let name = &format!("{} ({label})", case["name"].as_str().unwrap());
+        let result = run_case(case, mode);
         if case["error"].as_bool() == Some(true) {
             match result {
                 Ok(out) => {

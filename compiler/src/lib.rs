@@ -1,7 +1,7 @@
 //! tensorlift-compiler: turns a graph into something callable.
 //!
-//! Owns the compile pipeline (`pipeline`), modes (`mode`), the `Backend` contract
-//! (`backend`) and the backends themselves (today `reference`, which wraps the runtime
+//! Owns the compile pipeline (`pipeline`), modes (`mode`), the rewrite framework and its
+//! rule groups (`rewrite`), the `Backend` contract (`backend`) and the backends themselves (today `reference`, which wraps the runtime
 //! interpreter; the Cranelift JIT comes with its own issue).
 //!
 //! Architecture invariant: depends on `ir` and `runtime` only; a backend never imports
@@ -13,8 +13,10 @@ pub mod error;
 pub mod mode;
 pub mod pipeline;
 pub mod reference;
+pub mod rewrite;
 
 pub use backend::{Backend, Executable, Unsupported};
 pub use error::CompileError;
-pub use mode::Mode;
-pub use pipeline::compile;
+pub use mode::{BackendKind, Mode};
+pub use pipeline::{compile, Compiled};
+pub use rewrite::RewriteReport;

@@ -1,23 +1,62 @@
-//! Compile modes: which backend runs the graph (and, with the rewrites issue, which rewrite
-//! databases run first).
+//! Compile modes: which backend runs the graph and which rewrites run first (DESIGN §5).
 
 use crate::backend::Backend;
 use crate::reference::ReferenceBackend;
+use crate::rewrite::RuleFilter;
 
-/// How a function is compiled.
+/// The backends a mode can select.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Mode {
-    /// The reference interpreter: op by op, every check on. The oracle for other backends.
+pub enum BackendKind {
+    /// The reference interpreter: op by op, every check on.
     #[default]
     Reference,
 }
 
+/// How a function is compiled: a backend, and the rewrite pipeline on or off (with rules
+/// or whole groups excluded by name).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mode {
+    pub backend: BackendKind,
+    pub rewrites: bool,
+    pub filter: RuleFilter,
+}
+
 impl Mode {
-    /// The backend this mode compiles for.
-    pub fn backend(self) -> Box<dyn Backend> {
-        match self {
-            Mode::Reference => Box::new(ReferenceBackend),
+    /// The reference interpreter with the default rewrite pipeline.
+    #[allow(non_upper_case_globals)]
+    pub const Reference: Mode = Mode {
+        backend: BackendKind::Reference,
+        rewrites: true,
+        filter: RuleFilter {
+            excluded: Vec::new(),
+        },
+    };
+
+    /// The same mode with no rewrites at all: the graph runs as built.
+    pub fn without_rewrites(mut self) -> Mode {
+        self.rewrites = false;
+        self
+    }
+
+    /// The same mode without the rule or group (`canonicalize`, `stabilize`, `specialize`,
+    /// `fusion`, `merge`) called `name`.
+    pub fn excluding(mut self, name: &str) -> Mode {
+        self.filter.excluded.push(name.to_string());
+        self
+    }
+
+    /// The backend this mode compiles for (a new instance).
+    pub fn backend(&self) -> Box<dyn Backend> {
+        match self.backend {
+            BackendKind::Reference => Box::new(ReferenceBackend),
         }
+    }
+}
+
+impl Default for Mode {
+    /// `Mode::Reference`: rewrites on.
+    fn default() -> Mode {
+        Mode::Reference
     }
 }

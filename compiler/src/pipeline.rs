@@ -1,18 +1,31 @@
-//! The compile pipeline: graph → checks → (rewrites, with their own issue) → backend.
+//! The compile pipeline: graph → rewrites (DESIGN §6) → support check → backend.
 //!
 //! Owns: the order of compile stages and the checks between them (`check_integrity` after
-//! every stage in debug builds).
+//! every rewrite group in debug builds, inside the rewrite driver).
 
 use tensorlift_ir::FunctionGraph;
 
 use crate::backend::Executable;
 use crate::error::CompileError;
 use crate::mode::Mode;
+use crate::rewrite::{run_pipeline, RewriteReport};
 
-/// Compiles `fgraph` in `mode`.
-pub fn compile(fgraph: FunctionGraph, mode: Mode) -> Result<Box<dyn Executable>, CompileError> {
+/// A compiled graph: the executable, the graph it was compiled from (after rewrites) and
+/// what the rewrites did.
+pub struct Compiled {
+    pub executable: Box<dyn Executable>,
+    pub fgraph: FunctionGraph,
+    pub report: RewriteReport,
+}
+
+/// Rewrites `fgraph` as `mode` says and compiles it for `mode`'s backend.
+pub fn compile(mut fgraph: FunctionGraph, mode: &Mode) -> Result<Compiled, CompileError> {
     if cfg!(debug_assertions) {
         fgraph.check_integrity()?;
+    }
+    let mut report = RewriteReport::default();
+    if mode.rewrites {
+        run_pipeline(&mut fgraph, &mode.filter, &mut report)?;
     }
     let backend = mode.backend();
     let unsupported = backend.unsupported(&fgraph);
@@ -22,5 +35,10 @@ pub fn compile(fgraph: FunctionGraph, mode: Mode) -> Result<Box<dyn Executable>,
             nodes: unsupported,
         });
     }
-    backend.compile(fgraph)
+    let executable = backend.compile(fgraph.clone())?;
+    Ok(Compiled {
+        executable,
+        fgraph,
+        report,
+    })
 }

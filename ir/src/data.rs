@@ -159,6 +159,15 @@ impl TensorData {
         }
     }
 
+    /// An array of `shape` filled with a literal in `dtype`.
+    pub fn full(shape: &[usize], lit: Literal, dtype: DType) -> Self {
+        let scalar = Self::from_literal(lit, dtype);
+        with_tensor_data!(&scalar, a => {
+            let v = a.iter().next().copied().unwrap_or_default();
+            Element::wrap(ArcArray::from_elem(IxDyn(shape), v))
+        })
+    }
+
     /// Borrows the array when the dtype is `T`.
     pub fn as_array<T: Element>(&self) -> Option<ArrayViewD<'_, T>> {
         T::unwrap_ref(self).map(|a| a.view())

@@ -10,6 +10,8 @@
 use std::collections::HashMap;
 use std::fmt;
 
+use indexmap::IndexSet;
+
 use crate::data::TensorData;
 use crate::error::{GraphError, Result};
 use crate::ops::{InputInfo, Op};
@@ -33,7 +35,7 @@ pub enum Origin {
 }
 
 /// A use of a variable.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Client {
     /// Input `input` of `node`.
     Node { node: NodeId, input: usize },
@@ -46,7 +48,9 @@ pub struct VarEntry {
     pub ty: TensorType,
     pub name: Option<String>,
     pub origin: Origin,
-    clients: Vec<Client>,
+    /// A set in insertion order: removing a use is O(1), so a constant used by thousands
+    /// of nodes does not make every edit scan its uses.
+    clients: IndexSet<Client>,
 }
 
 #[derive(Clone, Debug)]
@@ -130,7 +134,7 @@ impl FunctionGraph {
         }
         for (k, out) in outputs.iter().enumerate() {
             let id = var_ids[&out.key()];
-            fg.vars[id.0 as usize].clients.push(Client::Output(k));
+            fg.vars[id.0 as usize].clients.insert(Client::Output(k));
             fg.outputs.push(id);
         }
         Ok(fg)
@@ -151,7 +155,7 @@ impl FunctionGraph {
             ty,
             name,
             origin,
-            clients: Vec::new(),
+            clients: IndexSet::new(),
         });
         VarId(self.vars.len() as u32 - 1)
     }
@@ -166,7 +170,7 @@ impl FunctionGraph {
         for (k, x) in inputs.iter().enumerate() {
             self.var_entry_mut(*x)?
                 .clients
-                .push(Client::Node { node, input: k });
+                .insert(Client::Node { node, input: k });
         }
         let outputs = types
             .iter()
@@ -250,9 +254,14 @@ impl FunctionGraph {
             .ok_or_else(|| GraphError::Internal(format!("no live node {id:?}")))
     }
 
-    /// The uses of a variable.
-    pub fn clients(&self, id: VarId) -> &[Client] {
-        &self.vars[id.0 as usize].clients
+    /// The uses of a variable, in a deterministic order.
+    pub fn clients(&self, id: VarId) -> impl ExactSizeIterator<Item = &Client> + '_ {
+        self.vars[id.0 as usize].clients.iter()
+    }
+
+    /// How many uses a variable has.
+    pub fn n_clients(&self, id: VarId) -> usize {
+        self.vars[id.0 as usize].clients.len()
     }
 
     /// The node producing a variable and the output index.
@@ -323,6 +332,36 @@ impl FunctionGraph {
         false
     }
 
+    /// Whether `new` depends on `old`, searching from `new` but not through the near
+    /// ancestors of `old` (its producer's inputs and their producers' inputs): in an acyclic
+    /// graph those cannot depend on `old`, and rewrites build replacements mostly from them,
+    /// so the check stays local even on very deep graphs.
+    fn replacement_depends_on(&self, new: VarId, old: VarId) -> bool {
+        let mut near = std::collections::HashSet::new();
+        let inputs_of = |v: VarId| {
+            self.owner(v)
+                .and_then(|(n, _)| self.node(n))
+                .map(|e| e.inputs.clone())
+                .unwrap_or_default()
+        };
+        for x in inputs_of(old) {
+            near.extend(inputs_of(x));
+            near.insert(x);
+        }
+        let mut stack = vec![new];
+        let mut seen = std::collections::HashSet::new();
+        while let Some(v) = stack.pop() {
+            if v == old {
+                return true;
+            }
+            if near.contains(&v) || !seen.insert(v) {
+                continue;
+            }
+            stack.extend(inputs_of(v));
+        }
+        false
+    }
+
     /// Replaces every use of `old` by `new`. `new`'s type must be at least as specific as
     /// `old`'s (same dtype and ndim, every size `old` knows); `new` must not depend on `old`.
     /// Nodes left without clients are removed.
@@ -344,7 +383,7 @@ impl FunctionGraph {
                     .unwrap_or_else(|| "the replacement knows fewer static sizes".into()),
             });
         }
-        if self.depends_on(new, old) {
+        if self.replacement_depends_on(new, old) {
             return Err(GraphError::Graph(format!(
                 "replacing {} would create a cycle: the replacement depends on it",
                 self.describe(old)
@@ -376,15 +415,16 @@ impl FunctionGraph {
             let Some(entry) = self.node(node) else {
                 continue;
             };
-            if entry.outputs.iter().any(|o| !self.clients(*o).is_empty()) {
+            if entry.outputs.iter().any(|o| self.n_clients(*o) > 0) {
                 continue;
             }
             let Some(entry) = self.nodes[node.0 as usize].take() else {
                 continue;
             };
-            for (k, x) in entry.inputs.iter().enumerate() {
-                let clients = &mut self.vars[x.0 as usize].clients;
-                clients.retain(|c| *c != Client::Node { node, input: k });
+            for (input, x) in entry.inputs.iter().enumerate() {
+                self.vars[x.0 as usize]
+                    .clients
+                    .swap_remove(&Client::Node { node, input });
                 work.push(*x);
             }
         }
@@ -424,7 +464,7 @@ impl FunctionGraph {
         for (i, node) in order.iter().enumerate() {
             let entry = self.node_entry(*node)?;
             for (k, x) in entry.inputs.iter().enumerate() {
-                if !self.clients(*x).contains(&Client::Node {
+                if !self.vars[x.0 as usize].clients.contains(&Client::Node {
                     node: *node,
                     input: k,
                 }) {

@@ -157,6 +157,18 @@ pub fn eval_node(fg: &FunctionGraph, node: NodeId, args: &[TensorData]) -> Resul
             let shapes: Vec<&[Option<usize>]> = (0..args.len()).map(static_shape).collect();
             one(eval_elemwise(name, *scalar, &shapes, &refs))
         }
+        Op::Composite(c) => {
+            let types: Vec<&tensorlift_ir::TensorType> =
+                entry.inputs.iter().map(|x| &fg.var(*x).ty).collect();
+            crate::composite::eval_composite(name, c, &types, &refs)
+        }
+        Op::FusedReduce { kind, axes, body } => {
+            let types: Vec<&tensorlift_ir::TensorType> =
+                entry.inputs.iter().map(|x| &fg.var(*x).ty).collect();
+            one(crate::composite::eval_fused_reduce(
+                name, *kind, axes, body, &types, &refs,
+            ))
+        }
         Op::DimShuffle(ds) => {
             need(1)?;
             one(shape_ops::eval_dimshuffle(name, ds, &args[0]))

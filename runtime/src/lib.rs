@@ -1,13 +1,14 @@
 //! tensorlift-runtime: values, numerics and the reference interpreter.
 //!
-//! Owns the numeric behaviour of every op (`elemwise`, `reduce`, `shape_ops`, `indexing`,
-//! `linalg`), NumPy casting (`scalar`), the no-runtime-broadcasting rule (`broadcast`),
+//! Owns the numeric behaviour of every op (`elemwise`, `composite`, `reduce`, `shape_ops`,
+//! `indexing`, `linalg`), NumPy casting (`scalar`), the no-runtime-broadcasting rule (`broadcast`),
 //! input checking (`signature`) and the op-by-op interpreter (`interpreter`).
 //!
 //! Architecture invariant: depends only on `tensorlift-ir`; never rewrites graphs; every
 //! user-controlled index and size is checked and reported as `RuntimeError`, never a panic.
 
 pub mod broadcast;
+pub mod composite;
 pub mod elemwise;
 pub mod error;
 pub mod indexing;

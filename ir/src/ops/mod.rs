@@ -5,6 +5,7 @@
 //! matches over `Op` exhaustively, so adding a variant makes the compiler list every place
 //! that must learn about it. Must not: compute values.
 
+pub mod composite;
 pub mod indexing;
 pub mod linalg;
 pub mod reduce;
@@ -12,11 +13,13 @@ pub mod scalar;
 pub mod shape;
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::data::TensorData;
 use crate::error::{GraphError, Result};
 use crate::types::{elemwise_shape, TensorType};
 
+pub use composite::{Composite, ScalarNode, ScalarRef};
 pub use indexing::{AdvancedSlot, IncMode, IndexSlot};
 pub use reduce::{ArgKind, CumKind, ReduceKind};
 pub use scalar::{Arity, ScalarOp};
@@ -29,6 +32,16 @@ pub enum Op {
     /// A scalar op applied element by element; inputs have equal ndim and broadcast only
     /// along dimensions of static size 1.
     Elemwise(ScalarOp),
+    /// A fused Elemwise: the composite applied per element, one output per composite
+    /// output (made by the fusion rewrite).
+    Composite(Arc<Composite>),
+    /// A reduction of the single output of `body` applied per element: reads the inputs
+    /// once (made by the fusion rewrite).
+    FusedReduce {
+        kind: ReduceKind,
+        axes: Vec<usize>,
+        body: Arc<Composite>,
+    },
     /// Transpose, add broadcastable dimensions, drop broadcastable dimensions.
     DimShuffle(DimShuffle),
     /// Reduction over the (sorted, distinct) `axes`; the reduced dimensions are removed.
@@ -114,6 +127,21 @@ impl Op {
                     inputs.iter().map(|i| i.ty.shape.as_slice()).collect();
                 one(TensorType::new(out_dtype, elemwise_shape(&name, &shapes)?))
             }
+            Op::Composite(c) => composite_types(&name, c, inputs),
+            Op::FusedReduce { kind, axes, body } => {
+                let elem = composite_types(&name, body, inputs)?;
+                let [elem] = elem.as_slice() else {
+                    return Err(GraphError::op(
+                        &name,
+                        "the fused body must have exactly one output",
+                    ));
+                };
+                let info = [InputInfo {
+                    ty: elem,
+                    constant: None,
+                }];
+                one(reduce::infer_reduce(&name, *kind, axes, &info)?)
+            }
             Op::DimShuffle(ds) => one(ds.infer(&name, inputs)?),
             Op::Reduce { kind, axes } => one(reduce::infer_reduce(&name, *kind, axes, inputs)?),
             Op::ArgReduce { axis, .. } => one(reduce::infer_arg(&name, *axis, inputs)?),
@@ -144,6 +172,30 @@ impl Op {
     }
 }
 
+/// Output types of a composite applied element by element to `inputs`.
+fn composite_types(name: &str, c: &Composite, inputs: &[InputInfo]) -> Result<Vec<TensorType>> {
+    if inputs.len() != c.inputs.len() {
+        return Err(GraphError::op(
+            name,
+            format!("takes {} inputs, got {}", c.inputs.len(), inputs.len()),
+        ));
+    }
+    for (k, (x, d)) in inputs.iter().zip(&c.inputs).enumerate() {
+        if x.ty.dtype != *d {
+            return Err(GraphError::op(
+                name,
+                format!("input {k} must be {d}, got {}", x.ty),
+            ));
+        }
+    }
+    let shapes: Vec<&[Option<usize>]> = inputs.iter().map(|i| i.ty.shape.as_slice()).collect();
+    let shape = elemwise_shape(name, &shapes)?;
+    Ok(c.output_dtypes()
+        .into_iter()
+        .map(|d| TensorType::new(d, shape.clone()))
+        .collect())
+}
+
 fn infer_check_and_raise(name: &str, inputs: &[InputInfo]) -> Result<TensorType> {
     let Some(x) = inputs.first() else {
         return Err(GraphError::op(name, "needs the checked value as input 0"));
@@ -170,6 +222,10 @@ impl fmt::Display for Op {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Op::Elemwise(s) => write!(f, "{s}"),
+            Op::Composite(c) => write!(f, "{c}"),
+            Op::FusedReduce { kind, axes, body } => {
+                write!(f, "{kind:?}{{axes=[{}]}} of {body}", join_usizes(axes))
+            }
             Op::DimShuffle(ds) => write!(f, "{ds}"),
             Op::Reduce { kind, axes } => write!(f, "{kind:?}{{axes=[{}]}}", join_usizes(axes)),
             Op::ArgReduce { kind, axis } => match axis {

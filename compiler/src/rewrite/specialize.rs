@@ -1,0 +1,130 @@
+//! Specialize: replace general ops by cheaper special cases — small constant powers by
+//! multiplications, square roots and reciprocals; division by a constant by multiplication;
+//! `x * -1` by negation; a reduction of a DimShuffle by a reduction of its input.
+
+use tensorlift_ir::ops::DimShuffle;
+use tensorlift_ir::{FunctionGraph, Literal, NodeId, Op, ScalarOp};
+
+use super::pattern::{elemwise, filled_like, same_type, scalar_const, uniform_value};
+use super::{Expr, Rule, RuleKind};
+
+macro_rules! rules {
+    ($($name:ident),* $(,)?) => {
+        [$(Rule { name: stringify!($name), tag: "specialize", kind: RuleKind::Local($name) }),*]
+    };
+}
+
+pub const RULES: [Rule; 4] = rules![
+    pow_specialize,
+    div_by_constant,
+    mul_neg_one,
+    reduce_of_dimshuffle
+];
+
+/// x ** c for c in {0, ±0.5, ±1, 2, 3, 4, -2} → sqr/sqrt/reciprocal/multiplications (when x
+/// already has the output dtype, so no cast is lost).
+fn pow_specialize(fg: &FunctionGraph, node: NodeId) -> Option<Vec<Expr>> {
+    let e = fg.node(node)?;
+    let [x, c] = e.inputs[..] else { return None };
+    if e.op != Op::Elemwise(ScalarOp::Pow) || !same_type(fg, x, e.outputs[0]) {
+        return None;
+    }
+    let ty = &fg.var(x).ty;
+    let un = |op, a| elemwise(op, vec![a]);
+    let v = Expr::Var(x);
+    let out = match uniform_value(fg, c)? {
+        0.0 => filled_like(fg, x, Literal::Int(1), ty.dtype),
+        1.0 => v,
+        2.0 => un(ScalarOp::Sqr, v),
+        3.0 => elemwise(ScalarOp::Mul, vec![un(ScalarOp::Sqr, v.clone()), v]),
+        4.0 => un(ScalarOp::Sqr, un(ScalarOp::Sqr, v)),
+        0.5 if ty.dtype.is_float() => un(ScalarOp::Sqrt, v),
+        -0.5 if ty.dtype.is_float() => un(ScalarOp::Reciprocal, un(ScalarOp::Sqrt, v)),
+        -1.0 if ty.dtype.is_float() => un(ScalarOp::Reciprocal, v),
+        -2.0 if ty.dtype.is_float() => un(ScalarOp::Reciprocal, un(ScalarOp::Sqr, v)),
+        _ => return None,
+    };
+    Some(vec![out])
+}
+
+/// x / c → x * (1/c) for a finite, non-zero float constant c.
+fn div_by_constant(fg: &FunctionGraph, node: NodeId) -> Option<Vec<Expr>> {
+    let e = fg.node(node)?;
+    let [x, c] = e.inputs[..] else { return None };
+    let out_ty = &fg.var(e.outputs[0]).ty;
+    let value = uniform_value(fg, c)?;
+    let c_ty = &fg.var(c).ty;
+    let ok = e.op == Op::Elemwise(ScalarOp::TrueDiv)
+        && out_ty.dtype.is_float()
+        && c_ty.dtype == out_ty.dtype
+        && c_ty.shape.iter().all(|s| *s == Some(1))
+        && value.is_finite()
+        && value != 0.0;
+    ok.then(|| {
+        vec![elemwise(
+            ScalarOp::Mul,
+            vec![
+                Expr::Var(x),
+                scalar_const(Literal::Float(1.0 / value), c_ty.dtype, c_ty.ndim()),
+            ],
+        )]
+    })
+}
+
+/// x * -1 → -x.
+fn mul_neg_one(fg: &FunctionGraph, node: NodeId) -> Option<Vec<Expr>> {
+    let e = fg.node(node)?;
+    let [a, b] = e.inputs[..] else { return None };
+    if e.op != Op::Elemwise(ScalarOp::Mul) {
+        return None;
+    }
+    let (x, c) = if uniform_value(fg, b) == Some(-1.0) {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    (uniform_value(fg, c) == Some(-1.0)
+        && same_type(fg, x, e.outputs[0])
+        && !fg.var(x).ty.dtype.is_bool())
+    .then(|| vec![elemwise(ScalarOp::Neg, vec![Expr::Var(x)])])
+}
+
+/// reduce(DimShuffle(x), axes) → DimShuffle(reduce(x, axes')): reduced new axes (size 1)
+/// vanish, the rest map to x's dimensions, so the reduction reads x in its own layout.
+fn reduce_of_dimshuffle(fg: &FunctionGraph, node: NodeId) -> Option<Vec<Expr>> {
+    let e = fg.node(node)?;
+    let Op::Reduce { kind, axes } = &e.op else {
+        return None;
+    };
+    let (p, _) = super::pattern::producer(fg, e.inputs[0])?;
+    let Op::DimShuffle(ds) = &p.op else {
+        return None;
+    };
+    let mut inner_axes: Vec<usize> = axes.iter().filter_map(|a| ds.new_order[*a]).collect();
+    inner_axes.sort_unstable();
+    let remaining: Vec<usize> = (0..ds.input_ndim)
+        .filter(|d| !inner_axes.contains(d))
+        .collect();
+    let mut new_order = Vec::new();
+    for (pos, entry) in ds.new_order.iter().enumerate() {
+        if axes.contains(&pos) {
+            continue;
+        }
+        new_order.push(match entry {
+            None => None,
+            Some(j) => Some(remaining.iter().position(|r| r == j)?),
+        });
+    }
+    let reduced = Expr::apply(
+        Op::Reduce {
+            kind: *kind,
+            axes: inner_axes,
+        },
+        vec![Expr::Var(p.inputs[0])],
+    );
+    let shuffle = DimShuffle {
+        input_ndim: remaining.len(),
+        new_order,
+    };
+    Some(vec![Expr::apply(Op::DimShuffle(shuffle), vec![reduced])])
+}

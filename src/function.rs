@@ -41,6 +41,12 @@ impl FunctionBuilder {
         self
     }
 
+    /// Runs only the named rewrite rules and groups (call once per name).
+    pub fn including(mut self, rule_or_group: &str) -> Self {
+        self.mode = self.mode.including(rule_or_group);
+        self
+    }
+
     /// Prints the rewrite report (rules fired, time spent, why each group stopped) to
     /// standard error when compiling. `Function::rewrite_report` has it in any case.
     pub fn print_rewrites(mut self, yes: bool) -> Self {

@@ -29,6 +29,7 @@ impl Mode {
         backend: BackendKind::Reference,
         rewrites: true,
         filter: RuleFilter {
+            included: Vec::new(),
             excluded: Vec::new(),
         },
     };
@@ -43,6 +44,13 @@ impl Mode {
     /// `fusion`, `merge`) called `name`.
     pub fn excluding(mut self, name: &str) -> Mode {
         self.filter.excluded.push(name.to_string());
+        self
+    }
+
+    /// The same mode running only the named rules and groups (this call and earlier
+    /// `including` calls); exclusions still apply.
+    pub fn including(mut self, name: &str) -> Mode {
+        self.filter.included.push(name.to_string());
         self
     }
 

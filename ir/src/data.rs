@@ -168,6 +168,28 @@ impl TensorData {
         })
     }
 
+    /// An array of `shape` from row-major literals converted to `dtype` (as
+    /// `from_literal`); errors when the lengths disagree.
+    pub fn from_literals(shape: &[usize], values: &[Literal], dtype: DType) -> Result<Self> {
+        fn convert<T: Element>(
+            _like: &ArcArray<T, IxDyn>,
+            values: &[Literal],
+            dtype: DType,
+        ) -> Vec<T> {
+            values
+                .iter()
+                .map(|l| {
+                    let one = TensorData::from_literal(*l, dtype);
+                    T::unwrap_ref(&one)
+                        .and_then(|a| a.iter().next().copied())
+                        .unwrap_or_default()
+                })
+                .collect()
+        }
+        let template = Self::from_literal(Literal::Int(0), dtype);
+        with_tensor_data!(&template, a => Self::from_vec(shape, convert(a, values, dtype)))
+    }
+
     /// Borrows the array when the dtype is `T`.
     pub fn as_array<T: Element>(&self) -> Option<ArrayViewD<'_, T>> {
         T::unwrap_ref(self).map(|a| a.view())

@@ -23,7 +23,7 @@ macro_rules! rules {
     };
 }
 
-pub const RULES: [Rule; 22] = rules![
+pub const RULES: [Rule; 23] = rules![
     constant_folding,
     useless_dimshuffle,
     merge_dimshuffles,
@@ -32,6 +32,7 @@ pub const RULES: [Rule; 22] = rules![
     useless_alloc,
     useless_subtensor,
     useless_elemwise,
+    useless_switch,
     neg_neg,
     mul_one,
     add_zero,
@@ -178,6 +179,16 @@ fn useless_elemwise(fg: &FunctionGraph, node: NodeId) -> Option<Vec<Expr>> {
     (useless && same_type(fg, e.inputs[0], e.outputs[0])).then(|| vec![Expr::Var(e.inputs[0])])
 }
 
+/// switch(c, a, b) with a constant, uniform condition → the branch it selects (when that
+/// branch already has the output's type).
+fn useless_switch(fg: &FunctionGraph, node: NodeId) -> Option<Vec<Expr>> {
+    let [c, a, b] = args_of(fg, node, ScalarOp::Switch)?[..] else {
+        return None;
+    };
+    let taken = if uniform_value(fg, c)? != 0.0 { a } else { b };
+    same_type(fg, taken, output(fg, node)?).then(|| vec![Expr::Var(taken)])
+}
+
 /// --x → x.
 fn neg_neg(fg: &FunctionGraph, node: NodeId) -> Option<Vec<Expr>> {
     let [x] = args_of(fg, node, ScalarOp::Neg)?[..] else {
@@ -243,16 +254,26 @@ fn sub_self(fg: &FunctionGraph, node: NodeId) -> Option<Vec<Expr>> {
         .then(|| vec![filled_like(fg, a, Literal::Int(0), dtype)])
 }
 
-/// x / x → 1 only where x cannot be 0, inf or NaN by construction: x = exp(y) or exp2(y) of
-/// a finite y is positive and finite, and when it underflows to 0 the exact ratio is still 1.
+/// exp(y) / exp(y) → (y - y) + 1 for float y: 1 for every finite y, even where exp(y)
+/// overflows or underflows (where the naive ratio is NaN), and NaN for NaN or infinite y,
+/// as the naive ratio. Elsewhere x / x stays: x may be 0, inf or NaN.
 fn div_self(fg: &FunctionGraph, node: NodeId) -> Option<Vec<Expr>> {
     let [a, b] = args_of(fg, node, ScalarOp::TrueDiv)?[..] else {
         return None;
     };
     let out = output(fg, node)?;
-    let positive = matches!(producer(fg, a), Some((p, 0)) if matches!(p.op, Op::Elemwise(ScalarOp::Exp | ScalarOp::Exp2)));
-    (a == b && positive && same_type(fg, a, out))
-        .then(|| vec![filled_like(fg, a, Literal::Int(1), fg.var(out).ty.dtype)])
+    let y = match producer(fg, a) {
+        Some((p, 0)) if matches!(p.op, Op::Elemwise(ScalarOp::Exp | ScalarOp::Exp2)) => p.inputs[0],
+        _ => return None,
+    };
+    let ty = &fg.var(out).ty;
+    (a == b && same_type(fg, y, out)).then(|| {
+        let zero_or_nan = elemwise(ScalarOp::Sub, vec![Expr::Var(y), Expr::Var(y)]);
+        vec![elemwise(
+            ScalarOp::Add,
+            vec![zero_or_nan, scalar_const(1.0, ty.dtype, ty.ndim())],
+        )]
+    })
 }
 
 /// log(exp(x)) → x for float x (exact, and right where exp overflows).

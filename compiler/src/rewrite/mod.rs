@@ -98,28 +98,38 @@ pub fn all_rules() -> Vec<Rule> {
     rules
 }
 
-/// The groups of the default pipeline, in order.
-pub const PIPELINE: [&str; 6] = [
-    "merge",
-    "canonicalize",
-    "stabilize",
-    "specialize",
-    "fusion",
-    "merge",
+/// How a group's local rules are applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Driver {
+    /// Passes over the graph in topological order until no rule fires (bounded by the
+    /// group's `Budget`).
+    Equilibrium,
+    /// One pass in topological order: each node is visited once, after its inputs.
+    Topological,
+}
+
+/// The groups of the default pipeline, in order, with their drivers.
+pub const PIPELINE: [(&str, Driver); 6] = [
+    ("merge", Driver::Equilibrium),
+    ("canonicalize", Driver::Equilibrium),
+    ("stabilize", Driver::Equilibrium),
+    ("specialize", Driver::Equilibrium),
+    ("fusion", Driver::Equilibrium),
+    ("merge", Driver::Equilibrium),
 ];
 
-/// Which rules run: everything not excluded by name or tag.
+/// Which rules run: when `included` is non-empty only rules named there (by name or
+/// group tag) run; rules named in `excluded` never run.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct RuleFilter {
+    pub included: Vec<String>,
     pub excluded: Vec<String>,
 }
 
 impl RuleFilter {
     pub fn allows(&self, rule: &Rule) -> bool {
-        !self
-            .excluded
-            .iter()
-            .any(|e| e == rule.name || e == rule.tag)
+        let named = |list: &[String]| list.iter().any(|e| e == rule.name || e == rule.tag);
+        (self.included.is_empty() || named(&self.included)) && !named(&self.excluded)
     }
 }
 
@@ -149,13 +159,13 @@ pub fn run_pipeline(
     report: &mut RewriteReport,
 ) -> Result<(), CompileError> {
     let rules = all_rules();
-    for group in PIPELINE {
+    for (group, driver) in PIPELINE {
         let selected: Vec<Rule> = rules
             .iter()
             .filter(|r| r.tag == group && filter.allows(r))
             .copied()
             .collect();
-        run_group(fg, group, &selected, report)?;
+        run_group(fg, group, &selected, driver, report)?;
     }
     Ok(())
 }
@@ -172,15 +182,16 @@ pub fn run_rules(fg: &mut FunctionGraph, names: &[&str]) -> Result<RewriteReport
             "unknown rewrite rule among {names:?}"
         )));
     }
-    run_group(fg, "selected", &rules, &mut report)?;
+    run_group(fg, "selected", &rules, Driver::Equilibrium, &mut report)?;
     Ok(report)
 }
 
-/// Runs one group: global rules once each, then local rules to equilibrium.
+/// Runs one group: global rules once each, then local rules with `driver`.
 pub fn run_group(
     fg: &mut FunctionGraph,
     group: &str,
     rules: &[Rule],
+    driver: Driver,
     report: &mut RewriteReport,
 ) -> Result<(), CompileError> {
     let start = Instant::now();
@@ -199,10 +210,13 @@ pub fn run_group(
             RuleKind::Global(_) => None,
         })
         .collect();
-    let reason = if locals.is_empty() {
-        StopReason::Saturated
-    } else {
-        equilibrium(fg, &locals, Budget::for_graph(fg), report)?
+    let reason = match driver {
+        _ if locals.is_empty() => StopReason::Saturated,
+        Driver::Equilibrium => equilibrium(fg, &locals, Budget::for_graph(fg), report)?,
+        Driver::Topological => {
+            one_pass(fg, &locals, report)?;
+            StopReason::OnePass
+        }
     };
     report.finish_group(group, reason, start.elapsed());
     if cfg!(debug_assertions) {
@@ -210,7 +224,7 @@ pub fn run_group(
             .map_err(|e| CompileError::Internal(format!("after rewrite group {group}: {e}")))?;
     }
     match reason {
-        StopReason::Saturated => Ok(()),
+        StopReason::Saturated | StopReason::OnePass => Ok(()),
         other => Err(CompileError::RewriteDidNotConverge {
             group: group.to_string(),
             reason: other.to_string(),
@@ -226,23 +240,7 @@ fn equilibrium(
     report: &mut RewriteReport,
 ) -> Result<StopReason, CompileError> {
     for _ in 0..budget.max_passes {
-        let mut changed = false;
-        for node in fg.toposort() {
-            for (rule, f) in rules {
-                if fg.node(node).is_none() {
-                    break;
-                }
-                let t = Instant::now();
-                let Some(replacements) = f(fg, node) else {
-                    report.record_time(rule, t.elapsed());
-                    continue;
-                };
-                apply(fg, rule, node, &replacements)?;
-                report.record(rule, 1, t.elapsed());
-                changed = true;
-            }
-        }
-        if !changed {
+        if !one_pass(fg, rules, report)? {
             return Ok(StopReason::Saturated);
         }
         if fg.n_nodes() > budget.max_nodes {
@@ -250,6 +248,32 @@ fn equilibrium(
         }
     }
     Ok(StopReason::PassLimit(budget.max_passes))
+}
+
+/// Visits every node once in topological order, trying each rule on it until one fires;
+/// returns whether any fired.
+fn one_pass(
+    fg: &mut FunctionGraph,
+    rules: &[(&Rule, LocalFn)],
+    report: &mut RewriteReport,
+) -> Result<bool, CompileError> {
+    let mut changed = false;
+    for node in fg.toposort() {
+        for (rule, f) in rules {
+            if fg.node(node).is_none() {
+                break;
+            }
+            let t = Instant::now();
+            let Some(replacements) = f(fg, node) else {
+                report.record_time(rule, t.elapsed());
+                continue;
+            };
+            apply(fg, rule, node, &replacements)?;
+            report.record(rule, 1, t.elapsed());
+            changed = true;
+        }
+    }
+    Ok(changed)
 }
 
 /// Materialises the replacements of `node`'s outputs and replaces them.
@@ -295,4 +319,42 @@ fn keep_static_shape(fg: &mut FunctionGraph, old: VarId, new: VarId) -> Result<V
     }
     let spec = old_ty.shape.clone();
     Ok(fg.add_node(Op::SpecifyShape(spec), vec![new])?[0])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rule_names_are_unique_and_tagged_with_a_pipeline_group() {
+        let rules = all_rules();
+        let mut names: Vec<&str> = rules.iter().map(|r| r.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), rules.len(), "duplicate rule names");
+        for r in &rules {
+            assert!(
+                PIPELINE.iter().any(|(g, _)| *g == r.tag),
+                "{} has tag {}",
+                r.name,
+                r.tag
+            );
+        }
+    }
+
+    #[test]
+    fn filters_select_by_name_or_tag() {
+        let rules = all_rules();
+        let log1p = rules.iter().find(|r| r.name == "log1p_from_log").unwrap();
+        let fusion = rules.iter().find(|r| r.name == "elemwise_fusion").unwrap();
+        let mut f = RuleFilter::default();
+        assert!(f.allows(log1p) && f.allows(fusion));
+        f.excluded.push("stabilize".into());
+        assert!(!f.allows(log1p) && f.allows(fusion));
+        let only = RuleFilter {
+            included: vec!["elemwise_fusion".into()],
+            excluded: vec![],
+        };
+        assert!(!only.allows(log1p) && only.allows(fusion));
+    }
 }

@@ -10,6 +10,8 @@ use super::Rule;
 pub enum StopReason {
     /// No rule applies any more.
     Saturated,
+    /// A topological group made its one pass.
+    OnePass,
     /// The pass budget ran out while rules still fired.
     PassLimit(usize),
     /// The graph grew past the node budget.
@@ -20,6 +22,7 @@ impl fmt::Display for StopReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StopReason::Saturated => f.write_str("saturated"),
+            StopReason::OnePass => f.write_str("one pass"),
             StopReason::PassLimit(n) => write!(f, "still changing after {n} passes"),
             StopReason::NodeLimit(n) => write!(f, "the graph grew past {n} nodes"),
         }

@@ -1,11 +1,14 @@
 //! Specialize: replace general ops by cheaper special cases — small constant powers by
 //! multiplications, square roots and reciprocals; division by a constant by multiplication;
-//! `x * -1` by negation; a reduction of a DimShuffle by a reduction of its input.
+//! `x * -1` by negation, `x * x` by a square; a reduction of a DimShuffle by a reduction of
+//! its input, and a sum of a scaled value by a scaled sum.
 
-use tensorlift_ir::ops::DimShuffle;
+use tensorlift_ir::ops::{DimShuffle, ReduceKind};
 use tensorlift_ir::{FunctionGraph, Literal, NodeId, Op, ScalarOp};
 
-use super::pattern::{elemwise, filled_like, same_type, scalar_const, uniform_value};
+use super::pattern::{
+    elemwise, elemwise_args, filled_like, same_type, scalar_const, single_client, uniform_value,
+};
 use super::{Expr, Rule, RuleKind};
 
 macro_rules! rules {
@@ -14,11 +17,13 @@ macro_rules! rules {
     };
 }
 
-pub const RULES: [Rule; 4] = rules![
+pub const RULES: [Rule; 6] = rules![
     pow_specialize,
     div_by_constant,
     mul_neg_one,
-    reduce_of_dimshuffle
+    mul_self_to_sqr,
+    reduce_of_dimshuffle,
+    sum_of_scaled,
 ];
 
 /// x ** c for c in {0, ±0.5, ±1, 2, 3, 4, -2} → sqr/sqrt/reciprocal/multiplications (when x
@@ -47,7 +52,8 @@ fn pow_specialize(fg: &FunctionGraph, node: NodeId) -> Option<Vec<Expr>> {
     Some(vec![out])
 }
 
-/// x / c → x * (1/c) for a finite, non-zero float constant c.
+/// x / c → x * (1/c) for a finite, non-zero float constant c (exact when c is a power of
+/// two, otherwise within one rounding of the quotient, as in PyTensor and XLA).
 fn div_by_constant(fg: &FunctionGraph, node: NodeId) -> Option<Vec<Expr>> {
     let e = fg.node(node)?;
     let [x, c] = e.inputs[..] else { return None };
@@ -89,6 +95,63 @@ fn mul_neg_one(fg: &FunctionGraph, node: NodeId) -> Option<Vec<Expr>> {
     .then(|| vec![elemwise(ScalarOp::Neg, vec![Expr::Var(x)])])
 }
 
+/// x * x → sqr(x).
+fn mul_self_to_sqr(fg: &FunctionGraph, node: NodeId) -> Option<Vec<Expr>> {
+    let e = fg.node(node)?;
+    match e.inputs[..] {
+        [a, b]
+            if a == b && e.op == Op::Elemwise(ScalarOp::Mul) && same_type(fg, a, e.outputs[0]) =>
+        {
+            Some(vec![elemwise(ScalarOp::Sqr, vec![Expr::Var(a)])])
+        }
+        _ => None,
+    }
+}
+
+/// sum(x * c) → sum(x) * c for a broadcast float constant c: one multiplication per output
+/// element instead of one per input element.
+fn sum_of_scaled(fg: &FunctionGraph, node: NodeId) -> Option<Vec<Expr>> {
+    let e = fg.node(node)?;
+    let Op::Reduce {
+        kind: ReduceKind::Sum,
+        axes,
+    } = &e.op
+    else {
+        return None;
+    };
+    let [a, b] = elemwise_args(fg, e.inputs[0], ScalarOp::Mul)?[..] else {
+        return None;
+    };
+    let is_scale = |v| {
+        let ty = &fg.var(v).ty;
+        uniform_value(fg, v).is_some()
+            && ty.dtype.is_float()
+            && ty.shape.iter().all(|s| *s == Some(1))
+    };
+    let (x, c) = if is_scale(b) {
+        (a, b)
+    } else if is_scale(a) {
+        (b, a)
+    } else {
+        return None;
+    };
+    let out = e.outputs[0];
+    if !same_type(fg, x, e.inputs[0]) || !single_client(fg, e.inputs[0]) {
+        return None;
+    }
+    let value = uniform_value(fg, c)?;
+    let c_ty = &fg.var(c).ty;
+    let sum = Expr::apply(
+        Op::Reduce {
+            kind: ReduceKind::Sum,
+            axes: axes.clone(),
+        },
+        vec![Expr::Var(x)],
+    );
+    let scale = scalar_const(Literal::Float(value), c_ty.dtype, fg.var(out).ty.ndim());
+    Some(vec![elemwise(ScalarOp::Mul, vec![sum, scale])])
+}
+
 /// reduce(DimShuffle(x), axes) → DimShuffle(reduce(x, axes')): reduced new axes (size 1)
 /// vanish, the rest map to x's dimensions, so the reduction reads x in its own layout.
 fn reduce_of_dimshuffle(fg: &FunctionGraph, node: NodeId) -> Option<Vec<Expr>> {
@@ -122,6 +185,11 @@ fn reduce_of_dimshuffle(fg: &FunctionGraph, node: NodeId) -> Option<Vec<Expr>> {
         },
         vec![Expr::Var(p.inputs[0])],
     );
+    if new_order.iter().enumerate().all(|(i, o)| *o == Some(i))
+        && new_order.len() == remaining.len()
+    {
+        return Some(vec![reduced]);
+    }
     let shuffle = DimShuffle {
         input_ndim: remaining.len(),
         new_order,

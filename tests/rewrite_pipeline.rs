@@ -1,0 +1,384 @@
+//! The default rewrite pipeline as users meet it through `function(...)`: stabilization at
+//! the points where the naive forms overflow or underflow (expected values from closed-form
+//! math), the fused kernels the W1–W3 benchmark graphs become, the rewrite report, rule
+//! exclusion, the no-rewrite mode, the non-convergence error, and a property test that
+//! random graphs give the same values with and without rewrites.
+
+use ndarray::{array, Array2};
+use proptest::prelude::*;
+use tensorlift::prelude::*;
+use tensorlift::CompileError;
+use tensorlift_compiler::rewrite::{run_group, Driver, Expr, RewriteReport, Rule, RuleKind};
+
+fn eval(x: &Var, y: &Var, mode: Mode, input: TensorData) -> Vec<f64> {
+    let f = function(&[x], &[y]).mode(mode).compile().unwrap();
+    let out = f.call(&[input]).unwrap();
+    out[0].as_array::<f64>().unwrap().iter().copied().collect()
+}
+
+/// The value with the default pipeline, and the value of the naive graph as built.
+fn stable_and_naive(x: &Var, y: &Var, input: TensorData) -> (Vec<f64>, Vec<f64>) {
+    (
+        eval(x, y, Mode::Reference, input.clone()),
+        eval(x, y, Mode::Reference.without_rewrites(), input),
+    )
+}
+
+fn close(a: f64, b: f64) -> bool {
+    a == b || (a - b).abs() <= 1e-12 * b.abs().max(1e-300)
+}
+
+// ---------------------------------------------------------------- stabilization
+
+#[test]
+fn log_of_one_plus_tiny() {
+    let x = vector("x", Float64);
+    let (stable, naive) = stable_and_naive(&x, &(1.0 + &x).log(), array![1e-20].into());
+    assert_eq!(naive, [0.0], "the naive form rounds 1 + 1e-20 to 1");
+    assert!(close(stable[0], 1e-20), "{stable:?}");
+}
+
+#[test]
+fn exp_minus_one_of_tiny() {
+    let x = vector("x", Float64);
+    let (stable, naive) = stable_and_naive(&x, &(x.exp() - 1.0), array![1e-20].into());
+    assert_eq!(naive, [0.0]);
+    assert!(close(stable[0], 1e-20), "{stable:?}");
+}
+
+#[test]
+fn log_sigmoid_far_left() {
+    let x = vector("x", Float64);
+    let (stable, naive) = stable_and_naive(&x, &x.sigmoid().log(), array![-800.0].into());
+    assert_eq!(naive, [f64::NEG_INFINITY], "sigmoid(-800) underflows to 0");
+    // log(sigmoid(x)) = x - log(1 + e^x) = -800 - log1p(e^-800) = -800 in float64.
+    assert_eq!(stable, [-800.0]);
+}
+
+#[test]
+fn log_one_minus_sigmoid_far_right() {
+    let x = vector("x", Float64);
+    let y = (1.0 - x.sigmoid()).log();
+    let (stable, naive) = stable_and_naive(&x, &y, array![800.0].into());
+    assert_eq!(naive, [f64::NEG_INFINITY], "1 - sigmoid(800) is 0");
+    assert_eq!(stable, [-800.0]);
+}
+
+#[test]
+fn one_minus_sigmoid_in_the_tail() {
+    let x = vector("x", Float64);
+    let (stable, naive) = stable_and_naive(&x, &(1.0 - x.sigmoid()), array![40.0].into());
+    assert_eq!(naive, [0.0], "1 - sigmoid(40) cancels to 0");
+    // 1 - sigmoid(40) = 1 / (1 + e^40).
+    assert!(close(stable[0], 1.0 / (1.0 + 40f64.exp())), "{stable:?}");
+}
+
+#[test]
+fn log_one_minus_exp_near_zero() {
+    let x = vector("x", Float64);
+    let (stable, naive) = stable_and_naive(&x, &(1.0 - x.exp()).log(), array![-1e-20].into());
+    assert_eq!(naive, [f64::NEG_INFINITY], "1 - exp(-1e-20) rounds to 0");
+    // log(1 - e^-t) = log(t) + O(t) for tiny t.
+    assert!(close(stable[0], (1e-20f64).ln()), "{stable:?}");
+}
+
+#[test]
+fn log_of_naive_softmax_with_large_inputs() {
+    let x = matrix("x", Float64);
+    let e = x.exp();
+    let y = (&e / e.sum(Some(&[1])).expand_dims(1)).log();
+    let input: TensorData = array![[0.0, 1000.0]].into();
+    let (stable, naive) = stable_and_naive(&x, &y, input);
+    assert!(
+        naive.iter().any(|v| v.is_nan()),
+        "exp(1000) overflows: {naive:?}"
+    );
+    // log_softmax([0, 1000]) = [-1000 - log1p(e^-1000), -log1p(e^-1000)] = [-1000, 0].
+    assert_eq!(stable, [-1000.0, 0.0]);
+}
+
+#[test]
+fn log_of_sum_of_exp_is_max_shifted() {
+    let x = vector("x", Float64);
+    let y = x.exp().sum(None).log();
+    let ln2 = std::f64::consts::LN_2;
+    for (input, want) in [
+        (array![1000.0, 1000.0], 1000.0 + ln2),
+        (array![-1000.0, -1000.0], -1000.0 + ln2),
+        (array![0.0, 0.0], ln2),
+    ] {
+        let (stable, naive) = stable_and_naive(&x, &y, input.clone().into());
+        assert!(
+            close(stable[0], want),
+            "logsumexp({input}) = {stable:?}, want {want}"
+        );
+        if f64::abs(input[0]) == 1000.0 {
+            assert!(
+                naive[0].is_infinite(),
+                "the naive form over/underflows at {input}"
+            );
+        }
+    }
+    let (stable, _) = stable_and_naive(&x, &y, array![f64::NEG_INFINITY, f64::NEG_INFINITY].into());
+    assert_eq!(stable, [f64::NEG_INFINITY], "sum of zeros has log -inf");
+    let (stable, _) = stable_and_naive(&x, &y, array![f64::INFINITY, 1.0].into());
+    assert_eq!(stable, [f64::INFINITY]);
+}
+
+// ---------------------------------------------------------------- benchmark graphs
+
+/// Lines of the printed graph that are nodes (not inputs or constants).
+fn op_lines(f: &Function) -> Vec<String> {
+    f.dprint()
+        .lines()
+        .map(|l| l.trim_start_matches([' ', '│', '├', '└', '─']).to_string())
+        .filter(|l| {
+            let head = l.split(' ').next().unwrap_or("");
+            head.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+        })
+        .collect()
+}
+
+#[test]
+fn w1_becomes_one_fused_kernel() {
+    let (x, y, z) = (
+        vector("x", Float64),
+        vector("y", Float64),
+        vector("z", Float64),
+    );
+    let out = x.exp() * &y + z.sin() * 0.5;
+    let f = function(&[&x, &y, &z], &[&out]).compile().unwrap();
+    let ops = op_lines(&f);
+    assert_eq!(ops.len(), 1, "one node expected:\n{}", f.dprint());
+    assert!(ops[0].starts_with("Composite{"), "{}", f.dprint());
+    let got = f
+        .call(&[
+            array![0.5, 1.0].into(),
+            array![2.0, 3.0].into(),
+            array![0.25, -1.0].into(),
+        ])
+        .unwrap();
+    let want = [
+        0.5f64.exp() * 2.0 + 0.25f64.sin() * 0.5,
+        1f64.exp() * 3.0 + (-1f64).sin() * 0.5,
+    ];
+    let got = got[0].as_array::<f64>().unwrap();
+    assert!(got.iter().zip(want).all(|(g, w)| close(*g, w)), "{got}");
+}
+
+#[test]
+fn w2_logsumexp_reads_its_input_once_per_pass() {
+    let x = vector("x", Float64);
+    let f = function(&[&x], &[&x.logsumexp(None)]).compile().unwrap();
+    let text = f.dprint();
+    // sum(exp(x - m)) is one fused reduction; the only other pass over x is max(x).
+    assert!(text.contains("Sum{axes=[0]} of Composite{"), "{text}");
+    let passes = op_lines(&f)
+        .iter()
+        .filter(|l| l.starts_with("Max") || l.contains(" of Composite{"))
+        .count();
+    assert_eq!(passes, 2, "{text}");
+}
+
+#[test]
+fn w3_softmax_is_fused() {
+    let x = matrix("x", Float64);
+    let f = function(&[&x], &[&x.softmax(1)]).compile().unwrap();
+    let text = f.dprint();
+    let ops = op_lines(&f);
+    // max over rows, exp(x - max) as one kernel, its row sums, and the division.
+    assert!(ops.iter().any(|l| l.starts_with("Max{axes=[1]}")), "{text}");
+    assert!(
+        !ops.iter()
+            .any(|l| l.starts_with("Exp ") || l.starts_with("Sub ")),
+        "{text}"
+    );
+    let input = Array2::from_shape_fn((3, 4), |(i, j)| (i * 4 + j) as f64 * 100.0);
+    let got = f.call(&[input.clone().into()]).unwrap();
+    let got = got[0].as_array::<f64>().unwrap();
+    for (i, row) in input.rows().into_iter().enumerate() {
+        let m = row.fold(f64::NEG_INFINITY, |a, b| a.max(*b));
+        let s: f64 = row.iter().map(|v| (v - m).exp()).sum();
+        for (j, v) in row.iter().enumerate() {
+            assert!(close(got[[i, j]], (v - m).exp() / s));
+        }
+    }
+}
+
+// ---------------------------------------------------------------- report, modes, errors
+
+#[test]
+fn the_report_names_the_rules_that_fired() {
+    let x = vector("x", Float64);
+    let f = function(&[&x], &[&(1.0 + &x).log()]).compile().unwrap();
+    let report = f.rewrite_report();
+    assert_eq!(report.fired("log1p_from_log"), 1);
+    assert_eq!(report.fired("expm1_from_exp"), 0);
+    let text = report.to_string();
+    assert!(text.contains("log1p_from_log"), "{text}");
+    assert!(text.contains("group stabilize"), "{text}");
+}
+
+#[test]
+fn excluding_a_rule_or_group_keeps_the_naive_form() {
+    let x = vector("x", Float64);
+    let y = (1.0 + &x).log();
+    for excluded in ["log1p_from_log", "stabilize"] {
+        let f = function(&[&x], &[&y])
+            .excluding(excluded)
+            .compile()
+            .unwrap();
+        assert_eq!(f.rewrite_report().fired("log1p_from_log"), 0);
+        let out = f.call(&[array![1e-20].into()]).unwrap();
+        assert_eq!(out[0].item_f64().unwrap(), 0.0, "excluding {excluded}");
+    }
+}
+
+#[test]
+fn including_runs_only_the_named_rules() {
+    let x = vector("x", Float64);
+    let y = (1.0 + &x * 1.0).log();
+    let f = function(&[&x], &[&y])
+        .including("stabilize")
+        .compile()
+        .unwrap();
+    assert_eq!(f.rewrite_report().fired("log1p_from_log"), 1);
+    assert_eq!(f.rewrite_report().fired("mul_one"), 0);
+    let f = function(&[&x], &[&y])
+        .including("mul_one")
+        .compile()
+        .unwrap();
+    assert_eq!(f.rewrite_report().fired("mul_one"), 1);
+    assert_eq!(f.rewrite_report().fired("log1p_from_log"), 0);
+    assert_eq!(f.rewrite_report().fired("elemwise_fusion"), 0);
+}
+
+#[test]
+fn without_rewrites_the_graph_runs_as_built() {
+    let x = vector("x", Float64);
+    let y = (&x * 1.0).exp();
+    let f = function(&[&x], &[&y])
+        .mode(Mode::Reference.without_rewrites())
+        .compile()
+        .unwrap();
+    assert_eq!(f.dprint(), tensorlift::dprint(&[&y]).unwrap());
+    assert_eq!(f.rewrite_report().fired("mul_one"), 0);
+}
+
+/// A rule that always replaces exp(x) by a fresh exp(x): it never reaches a fixed point.
+fn endless(fg: &tensorlift::ir::FunctionGraph, node: tensorlift::ir::NodeId) -> Option<Vec<Expr>> {
+    let e = fg.node(node)?;
+    (e.op == tensorlift::ir::Op::Elemwise(tensorlift::ir::ScalarOp::Exp))
+        .then(|| vec![Expr::apply(e.op.clone(), vec![Expr::Var(e.inputs[0])])])
+}
+
+#[test]
+fn a_rule_set_that_does_not_converge_is_an_error() {
+    let x = vector("x", Float64);
+    let mut fg = tensorlift::ir::FunctionGraph::from_outputs(&[x.exp()]).unwrap();
+    let rule = Rule {
+        name: "endless",
+        tag: "test",
+        kind: RuleKind::Local(endless),
+    };
+    let mut report = RewriteReport::default();
+    let err = run_group(&mut fg, "test", &[rule], Driver::Equilibrium, &mut report).unwrap_err();
+    assert!(
+        matches!(err, CompileError::RewriteDidNotConverge { .. }),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(text.contains("test") && text.contains("endless"), "{text}");
+    fg.check_integrity().expect("the graph stays valid");
+    // The topological driver visits each node once, so the same rule stops after one pass.
+    let mut report = RewriteReport::default();
+    run_group(&mut fg, "test", &[rule], Driver::Topological, &mut report).unwrap();
+    assert_eq!(report.fired("endless"), 1);
+}
+
+// ---------------------------------------------------------------- random graphs
+
+/// A random graph over a 3×3 matrix, a row, a column and a second matrix, built from
+/// `steps` (operation code, operand, operand); includes the patterns the rewrites target.
+fn random_graph(steps: &[(u8, usize, usize)]) -> (Vec<Var>, Vec<Var>) {
+    let x = matrix("x", Float64);
+    let y = matrix("y", Float64);
+    let row = tensor("row", Float64, [Some(1), None]);
+    let col = tensor("col", Float64, [None, Some(1)]);
+    let inputs = vec![x.clone(), y.clone(), row.clone(), col.clone()];
+    let mut pool = inputs.clone();
+    for &(code, a, b) in steps {
+        let (a, b) = (pool[a % pool.len()].clone(), pool[b % pool.len()].clone());
+        let v = match code % 24 {
+            0 => &a + &b,
+            1 => &a * &b,
+            2 => &a - &b,
+            3 => a.maximum(&b),
+            4 => (1.0 + &a).log(),
+            5 => a.exp() - 1.0,
+            6 => a.sigmoid().log(),
+            7 => (1.0 - a.sigmoid()).log(),
+            8 => 1.0 - a.sigmoid(),
+            9 => &a * 1.0 + 0.0,
+            10 => -(-&a),
+            11 => &a * &a,
+            12 => a.pow(2.0) + a.pow(3.0),
+            13 => &a / 4.0,
+            14 => &a * -1.0,
+            15 => a.tanh(),
+            16 => a.t(),
+            17 => a.sum(Some(&[1])).expand_dims(1),
+            18 => a.max(Some(&[0])).expand_dims(0),
+            19 => a.exp().log(),
+            20 => (&a * 3.0).sum(Some(&[0])).expand_dims(0),
+            21 => a.abs().sqrt(),
+            22 => a.logsumexp(Some(&[1])).expand_dims(1),
+            _ => a.sin() * b.cos(),
+        };
+        pool.push(v);
+    }
+    let n = pool.len();
+    let outputs = vec![pool[n - 1].clone(), pool[n / 2].clone().sum(None)];
+    (inputs, outputs)
+}
+
+fn values(seed: u64) -> Vec<TensorData> {
+    let mut s = seed;
+    let mut next = move || {
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((s >> 11) as f64 / (1u64 << 53) as f64) * 4.0 - 2.0
+    };
+    [(3, 3), (3, 3), (1, 3), (3, 1)]
+        .iter()
+        .map(|&(m, n)| Array2::from_shape_fn((m, n), |_| next()).into())
+        .collect()
+}
+
+fn same(a: f64, b: f64) -> bool {
+    (a.is_nan() && b.is_nan()) || a == b || (a - b).abs() <= 1e-7 * (1.0 + a.abs())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+    #[test]
+    fn rewrites_keep_values(steps in prop::collection::vec((any::<u8>(), 0usize..64, 0usize..64), 1..14), seed in any::<u64>()) {
+        let (inputs, outputs) = random_graph(&steps);
+        let ins: Vec<&Var> = inputs.iter().collect();
+        let outs: Vec<&Var> = outputs.iter().collect();
+        let rewritten = function(&ins, &outs).compile().unwrap();
+        rewritten.fgraph().check_integrity().unwrap();
+        let plain = function(&ins, &outs).mode(Mode::Reference.without_rewrites()).compile().unwrap();
+        let args = values(seed);
+        let (got, want) = (rewritten.call(&args).unwrap(), plain.call(&args).unwrap());
+        for (g, w) in got.iter().zip(&want) {
+            prop_assert_eq!(g.shape(), w.shape());
+            prop_assert_eq!(g.dtype(), w.dtype());
+            let (g, w) = (g.as_array::<f64>().unwrap(), w.as_array::<f64>().unwrap());
+            for (a, b) in g.iter().zip(w.iter()) {
+                prop_assert!(same(*a, *b), "rewritten {} vs as built {}\n{}", a, b, rewritten.dprint());
+            }
+        }
+    }
+}

@@ -15,15 +15,9 @@ use super::pattern::{
     constant, dims_of, elemwise, elemwise_args, filled_like, is_uniform, producer, same_type,
     scalar_const, single_client, uniform_value,
 };
-use super::{Expr, Rule, RuleKind};
+use super::{Expr, Rule};
 
-macro_rules! rules {
-    ($($name:ident),* $(,)?) => {
-        [$(Rule { name: stringify!($name), tag: "canonicalize", kind: RuleKind::Local($name) }),*]
-    };
-}
-
-pub const RULES: [Rule; 23] = rules![
+pub const RULES: [Rule; 23] = rules!["canonicalize";
     constant_folding,
     useless_dimshuffle,
     merge_dimshuffles,
@@ -462,6 +456,21 @@ fn subtensor_of_make_vector(fg: &FunctionGraph, node: NodeId) -> Option<Vec<Expr
     Some(vec![Expr::Var(p.inputs[k])])
 }
 
+/// The Elemwise producing `x` and its scalar op, when `x` has no other client (so work
+/// moved through it is not duplicated).
+fn private_elemwise(
+    fg: &FunctionGraph,
+    x: VarId,
+) -> Option<(&tensorlift_ir::fgraph::NodeEntry, ScalarOp)> {
+    match producer(fg, x)? {
+        (p, 0) if single_client(fg, x) => match p.op {
+            Op::Elemwise(op) => Some((p, op)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 /// DimShuffle(elemwise(a, b)) → elemwise(DimShuffle(a), DimShuffle(b)) when the Elemwise
 /// has no other client, so shuffles move to the inputs and Elemwise chains can fuse.
 fn lift_dimshuffle(fg: &FunctionGraph, node: NodeId) -> Option<Vec<Expr>> {
@@ -470,13 +479,7 @@ fn lift_dimshuffle(fg: &FunctionGraph, node: NodeId) -> Option<Vec<Expr>> {
         return None;
     };
     let x = e.inputs[0];
-    let (p, 0) = producer(fg, x)? else {
-        return None;
-    };
-    let Op::Elemwise(op) = p.op else { return None };
-    if !single_client(fg, x) {
-        return None;
-    }
+    let (p, op) = private_elemwise(fg, x)?;
     let inputs = p
         .inputs
         .iter()
@@ -494,13 +497,7 @@ fn lift_subtensor(fg: &FunctionGraph, node: NodeId) -> Option<Vec<Expr>> {
         return None;
     };
     let x = e.inputs[0];
-    let (p, 0) = producer(fg, x)? else {
-        return None;
-    };
-    let Op::Elemwise(op) = p.op else { return None };
-    if !single_client(fg, x) {
-        return None;
-    }
+    let (p, op) = private_elemwise(fg, x)?;
     let out_shape = &fg.var(x).ty.shape;
     let values = &e.inputs[1..];
     let inputs = p

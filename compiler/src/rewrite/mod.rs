@@ -7,6 +7,17 @@
 //! driver with its budget and stop reasons, and the `RewriteReport`. Each rule group lives
 //! in its own module: `canonicalize`, `stabilize`, `specialize`, `fusion`, `merge`.
 
+/// A rule table: `rules!("group"; rule_fn, ...)` names each local rule after its function.
+macro_rules! rules {
+    ($tag:literal; $($name:ident),* $(,)?) => {
+        [$($crate::rewrite::Rule {
+            name: stringify!($name),
+            tag: $tag,
+            kind: $crate::rewrite::RuleKind::Local($name),
+        }),*]
+    };
+}
+
 pub mod canonicalize;
 pub mod fusion;
 pub mod merge;

@@ -9,15 +9,9 @@ use tensorlift_ir::{FunctionGraph, Literal, NodeId, Op, ScalarOp};
 use super::pattern::{
     elemwise, elemwise_args, filled_like, same_type, scalar_const, single_client, uniform_value,
 };
-use super::{Expr, Rule, RuleKind};
+use super::{Expr, Rule};
 
-macro_rules! rules {
-    ($($name:ident),* $(,)?) => {
-        [$(Rule { name: stringify!($name), tag: "specialize", kind: RuleKind::Local($name) }),*]
-    };
-}
-
-pub const RULES: [Rule; 6] = rules![
+pub const RULES: [Rule; 6] = rules!["specialize";
     pow_specialize,
     div_by_constant,
     mul_neg_one,

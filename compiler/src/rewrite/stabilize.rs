@@ -6,15 +6,9 @@ use tensorlift_ir::ops::{DimShuffle, ReduceKind};
 use tensorlift_ir::{FunctionGraph, NodeId, Op, ScalarOp, VarId};
 
 use super::pattern::{elemwise, elemwise_args, is_uniform, producer, same_type, scalar_const};
-use super::{Expr, Rule, RuleKind};
+use super::{Expr, Rule};
 
-macro_rules! rules {
-    ($($name:ident),* $(,)?) => {
-        [$(Rule { name: stringify!($name), tag: "stabilize", kind: RuleKind::Local($name) }),*]
-    };
-}
-
-pub const RULES: [Rule; 8] = rules![
+pub const RULES: [Rule; 8] = rules!["stabilize";
     log1p_from_log,
     expm1_from_exp,
     sigmoid_complement,
@@ -219,22 +213,8 @@ fn logsumexp_from_log(fg: &FunctionGraph, node: NodeId) -> Option<Vec<Expr>> {
         ScalarOp::Switch,
         vec![is_inf, scalar_const(0.0, dtype, reduced_ndim), max],
     );
-    let mut next = 0;
-    let keep: Vec<Option<usize>> = (0..ndim)
-        .map(|d| {
-            if axes.contains(&d) {
-                None
-            } else {
-                next += 1;
-                Some(next - 1)
-            }
-        })
-        .collect();
     let shift_kept = Expr::apply(
-        Op::DimShuffle(DimShuffle {
-            input_ndim: reduced_ndim,
-            new_order: keep,
-        }),
+        Op::DimShuffle(DimShuffle::keep_dims(&axes, ndim)),
         vec![shift.clone()],
     );
     let shifted = elemwise(ScalarOp::Sub, vec![Expr::Var(x), shift_kept]);

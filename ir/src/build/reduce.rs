@@ -5,6 +5,7 @@
 use super::{normalize_axes, normalize_axis, var_or_invalid};
 use crate::dtype::DType;
 use crate::error::Result;
+use crate::ops::DimShuffle;
 use crate::ops::{ArgKind, CumKind, Op, ReduceKind};
 use crate::var::Var;
 
@@ -181,18 +182,7 @@ impl Var {
 
 /// Re-inserts the reduced `axes` (of an `ndim`-dimensional input) as size-1 dimensions.
 fn keep_dims(reduced: &Var, axes: &[usize], ndim: usize) -> Var {
-    let mut next = 0;
-    let order: Vec<Option<usize>> = (0..ndim)
-        .map(|d| {
-            if axes.contains(&d) {
-                None
-            } else {
-                next += 1;
-                Some(next - 1)
-            }
-        })
-        .collect();
-    reduced.dimshuffle(&order)
+    reduced.dimshuffle(&DimShuffle::keep_dims(axes, ndim).new_order)
 }
 
 /// Drops the given size-1 dimensions.

@@ -20,6 +20,26 @@ pub struct DimShuffle {
 }
 
 impl DimShuffle {
+    /// Re-inserts the reduced `axes` of an `ndim`-dimensional value as size-1 dimensions
+    /// (the result of a reduction with keepdims).
+    pub fn keep_dims(axes: &[usize], ndim: usize) -> DimShuffle {
+        let mut next = 0;
+        let new_order = (0..ndim)
+            .map(|d| {
+                if axes.contains(&d) {
+                    None
+                } else {
+                    next += 1;
+                    Some(next - 1)
+                }
+            })
+            .collect();
+        DimShuffle {
+            input_ndim: ndim - axes.len(),
+            new_order,
+        }
+    }
+
     /// The input dimensions that are dropped.
     pub fn dropped(&self) -> Vec<usize> {
         (0..self.input_ndim)

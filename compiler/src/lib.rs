@@ -9,7 +9,11 @@
 //! reports every unsupported node at once (no silent fallback).
 
 pub mod backend;
+pub mod codegen;
 pub mod error;
+pub mod jit;
+pub mod loopir;
+pub mod lower;
 pub mod mode;
 pub mod pipeline;
 pub mod reference;

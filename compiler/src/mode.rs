@@ -1,6 +1,7 @@
 //! Compile modes: which backend runs the graph and which rewrites run first (DESIGN §5).
 
 use crate::backend::Backend;
+use crate::jit::JitBackend;
 use crate::reference::ReferenceBackend;
 use crate::rewrite::RuleFilter;
 
@@ -11,6 +12,8 @@ pub enum BackendKind {
     /// The reference interpreter: op by op, every check on.
     #[default]
     Reference,
+    /// Cranelift machine code for kernels, the runtime's implementations for the rest.
+    Jit,
 }
 
 /// How a function is compiled: a backend, and the rewrite pipeline on or off (with rules
@@ -27,6 +30,17 @@ impl Mode {
     #[allow(non_upper_case_globals)]
     pub const Reference: Mode = Mode {
         backend: BackendKind::Reference,
+        rewrites: true,
+        filter: RuleFilter {
+            included: Vec::new(),
+            excluded: Vec::new(),
+        },
+    };
+
+    /// The Cranelift JIT with the default rewrite pipeline.
+    #[allow(non_upper_case_globals)]
+    pub const Jit: Mode = Mode {
+        backend: BackendKind::Jit,
         rewrites: true,
         filter: RuleFilter {
             included: Vec::new(),
@@ -58,6 +72,7 @@ impl Mode {
     pub fn backend(&self) -> Box<dyn Backend> {
         match self.backend {
             BackendKind::Reference => Box::new(ReferenceBackend),
+            BackendKind::Jit => Box::new(JitBackend),
         }
     }
 }

@@ -75,6 +75,17 @@ impl Program {
 
     /// Runs the graph on inputs that already passed the signature check.
     pub fn run(&self, inputs: &[TensorData]) -> Result<Vec<TensorData>> {
+        self.run_with(inputs, eval_node)
+    }
+
+    /// Runs the graph with `eval` computing each node (another backend's kernels, falling
+    /// back to `eval_node` where it has none); scheduling, freeing and error context are
+    /// the interpreter's.
+    pub fn run_with(
+        &self,
+        inputs: &[TensorData],
+        eval: impl Fn(&FunctionGraph, NodeId, &[TensorData]) -> Result<Vec<TensorData>>,
+    ) -> Result<Vec<TensorData>> {
         let fg = &self.fgraph;
         if inputs.len() != fg.inputs().len() {
             return Err(RuntimeError::Internal(format!(
@@ -96,7 +107,7 @@ impl Program {
                 .iter()
                 .map(|x| fetch(fg, &values, *x))
                 .collect::<Result<Vec<_>>>()?;
-            let outs = eval_node(fg, step.node, &args).map_err(|e| RuntimeError::InNode {
+            let outs = eval(fg, step.node, &args).map_err(|e| RuntimeError::InNode {
                 node: tensorlift_ir::print::node_summary(fg, step.node),
                 source: Box::new(e),
             })?;

@@ -18,6 +18,7 @@ pub mod reduce;
 pub mod scalar;
 pub mod shape_ops;
 pub mod signature;
+pub mod support;
 
 pub use error::{Result, RuntimeError};
 pub use interpreter::Program;

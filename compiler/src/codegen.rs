@@ -1,0 +1,855 @@
+//! Cranelift code generation for loop-nest kernels (DESIGN §11; facts in CRANELIFT.md).
+//!
+//! Owns: translating a `loopir::Kernel` into a Cranelift function and native code, the
+//! kernel ABI, and the lifetime of the code (`CodeModule` frees its pages when the last
+//! compiled function using it is dropped).
+//!
+//! ABI: `extern "C" fn(args: *const i64) -> i32`, `args` holding for each buffer in order
+//! its data pointer, its `rank` sizes and its `rank` strides (in elements). The caller
+//! (the JIT executor) has checked every shape and allocated every output before the call,
+//! so the kernel only reads and writes inside the buffers it was given; it returns 0.
+//!
+//! Values compute in f64 (float32 buffers are widened on load and narrowed on store;
+//! float32 results are rounded like the reference) and bools as 0/1 bytes. An innermost
+//! loop whose buffers are all float64 has a second, vectorised body (f64x2, two
+//! independent accumulators for reductions) used when every buffer it walks has stride 1
+//! at run time. Math functions without an instruction call the runtime's support
+//! functions (`tensorlift_runtime::support`), which are the reference's own functions.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
+use cranelift_codegen::ir::{types, AbiParam, InstBuilder, MemFlagsData, Type, Value};
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::{FuncId, Linkage, Module};
+use tensorlift_ir::ops::ReduceKind;
+use tensorlift_ir::{DType, Literal, ScalarOp};
+use tensorlift_runtime::support::float_support;
+
+use crate::error::CompileError;
+use crate::loopir::{identity, Expr, Index, Kernel, LoopVar, Stmt};
+
+/// The signature of a compiled kernel.
+pub type KernelFn = unsafe extern "C" fn(*const i64) -> i32;
+
+/// A JIT module whose code pages live as long as this value.
+pub struct CodeModule {
+    module: Mutex<Option<JITModule>>,
+}
+
+impl Drop for CodeModule {
+    fn drop(&mut self) {
+        let module = self.module.get_mut().ok().and_then(|m| m.take());
+        if let Some(m) = module {
+            // SAFETY: the module is dropped only when the last `CompiledKernel` (which holds
+            // an `Arc<CodeModule>`) is gone, so no pointer into its code can be called again.
+            unsafe { m.free_memory() };
+        }
+    }
+}
+
+/// A compiled kernel: its entry point and the module keeping its code alive.
+#[derive(Clone)]
+pub struct CompiledKernel {
+    entry: KernelFn,
+    _code: Arc<CodeModule>,
+}
+
+impl CompiledKernel {
+    /// Runs the kernel on packed buffer arguments.
+    ///
+    /// # Safety
+    /// `args` must describe, in the kernel's buffer order, valid buffers of the kernel's
+    /// dtypes and ranks whose every element addressed by the shapes and strides lies inside
+    /// the allocation, with outputs writable and not aliasing inputs.
+    pub unsafe fn call(&self, args: &[i64]) -> i32 {
+        // SAFETY: upheld by the caller as documented above; the code is alive (`_code`).
+        unsafe { (self.entry)(args.as_ptr()) }
+    }
+}
+
+fn jit_error(e: impl std::fmt::Display) -> CompileError {
+    CompileError::Internal(format!("JIT: {e}"))
+}
+
+/// Compiles kernels into one module; returns them in order.
+pub fn compile_kernels(kernels: &[Kernel]) -> Result<Vec<CompiledKernel>, CompileError> {
+    let mut flags = settings::builder();
+    flags.set("opt_level", "speed").map_err(jit_error)?;
+    flags.set("is_pic", "false").map_err(jit_error)?;
+    flags
+        .set("use_colocated_libcalls", "false")
+        .map_err(jit_error)?;
+    let verify = if cfg!(debug_assertions) {
+        "true"
+    } else {
+        "false"
+    };
+    flags.set("enable_verifier", verify).map_err(jit_error)?;
+    let isa = cranelift_native::builder()
+        .map_err(jit_error)?
+        .finish(settings::Flags::new(flags))
+        .map_err(jit_error)?;
+    let mut builder = JITBuilder::with_isa(isa, cranelift_module::default_libcall_names());
+    let mut needed: Vec<ScalarOp> = kernels
+        .iter()
+        .flat_map(|k| k.scalar_ops())
+        .map(|(op, _)| op)
+        .filter(|op| float_support(*op).is_some())
+        .collect();
+    needed.sort_by_key(|op| op.to_string());
+    needed.dedup();
+    for op in &needed {
+        if let Some(s) = float_support(*op) {
+            builder.symbol(s.symbol, s.address);
+        }
+    }
+    let mut module = JITModule::new(builder);
+    let mut ids: Vec<FuncId> = Vec::with_capacity(kernels.len());
+    let mut ctx = module.make_context();
+    let mut fctx = FunctionBuilderContext::new();
+    let target = module.target_config();
+    for (k, kernel) in kernels.iter().enumerate() {
+        let ptr = target.pointer_type();
+        ctx.func.signature.params.push(AbiParam::new(ptr));
+        ctx.func.signature.returns.push(AbiParam::new(types::I32));
+        let id = module
+            .declare_function(
+                &format!("{}_{k}", kernel.name),
+                Linkage::Local,
+                &ctx.func.signature,
+            )
+            .map_err(jit_error)?;
+        {
+            let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+            let mut support = HashMap::new();
+            for op in &needed {
+                let Some(s) = float_support(*op) else {
+                    continue;
+                };
+                let mut sig = module.make_signature();
+                for _ in 0..s.arity {
+                    sig.params.push(AbiParam::new(types::F64));
+                }
+                sig.returns.push(AbiParam::new(types::F64));
+                let fid = module
+                    .declare_function(s.symbol, Linkage::Import, &sig)
+                    .map_err(jit_error)?;
+                support.insert(*op, module.declare_func_in_func(fid, b.func));
+            }
+            let entry = b.create_block();
+            b.append_block_params_for_function_params(entry);
+            b.switch_to_block(entry);
+            b.seal_block(entry);
+            let args = b.block_params(entry)[0];
+            let mut g = Gen::new(b, kernel, args, support);
+            g.stmts(&kernel.body.clone());
+            let zero = g.b.ins().iconst(types::I32, 0);
+            g.b.ins().return_(&[zero]);
+            g.b.finalize(target);
+        }
+        module
+            .define_function(id, &mut ctx)
+            .map_err(|e| jit_error(format!("{e:?} while compiling\n{kernel}")))?;
+        module.clear_context(&mut ctx);
+        ids.push(id);
+    }
+    module.finalize_definitions().map_err(jit_error)?;
+    let entries: Vec<KernelFn> = ids
+        .iter()
+        .map(|id| {
+            let p = module.get_finalized_function(*id);
+            // SAFETY: `p` is the finalized code of a function declared with exactly the
+            // `KernelFn` signature (one pointer parameter, an i32 result, C call conv).
+            unsafe { std::mem::transmute::<*const u8, KernelFn>(p) }
+        })
+        .collect();
+    let code = Arc::new(CodeModule {
+        module: Mutex::new(Some(module)),
+    });
+    Ok(entries
+        .into_iter()
+        .map(|entry| CompiledKernel {
+            entry,
+            _code: code.clone(),
+        })
+        .collect())
+}
+
+/// A buffer's data pointer, sizes and strides as SSA values.
+struct BufVals {
+    ptr: Value,
+    shape: Vec<Value>,
+    stride: Vec<Value>,
+    dtype: DType,
+}
+
+/// How an expression is evaluated: one element, or two adjacent ones (f64x2).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lanes {
+    One,
+    Two,
+}
+
+struct Gen<'a> {
+    b: FunctionBuilder<'a>,
+    bufs: Vec<BufVals>,
+    vars: HashMap<LoopVar, Value>,
+    temps: HashMap<usize, Value>,
+    support: HashMap<ScalarOp, cranelift_codegen::ir::FuncRef>,
+    temp_dtypes: HashMap<usize, DType>,
+    /// Register accumulators of the innermost loop being emitted: statement position → variable.
+    reg_accs: HashMap<usize, Variable>,
+    /// The loop variable of the innermost loop being emitted.
+    inner: Option<LoopVar>,
+}
+
+fn flags() -> MemFlagsData {
+    MemFlagsData::trusted()
+}
+
+fn elem_size(d: DType) -> i64 {
+    match d {
+        DType::Float64 | DType::Int64 => 8,
+        DType::Float32 | DType::Int32 => 4,
+        DType::Int16 => 2,
+        DType::Bool | DType::Int8 | DType::UInt8 => 1,
+    }
+}
+
+const F64X2: Type = types::F64X2;
+
+impl<'a> Gen<'a> {
+    fn new(
+        mut b: FunctionBuilder<'a>,
+        kernel: &Kernel,
+        args: Value,
+        support: HashMap<ScalarOp, cranelift_codegen::ir::FuncRef>,
+    ) -> Gen<'a> {
+        let mut bufs = Vec::new();
+        let mut slot = 0i32;
+        let mut load = |b: &mut FunctionBuilder<'a>| {
+            let v = b.ins().load(types::I64, flags(), args, slot * 8);
+            slot += 1;
+            v
+        };
+        for buf in &kernel.buffers {
+            let ptr = load(&mut b);
+            let shape = (0..buf.rank).map(|_| load(&mut b)).collect();
+            let stride = (0..buf.rank).map(|_| load(&mut b)).collect();
+            bufs.push(BufVals {
+                ptr,
+                shape,
+                stride,
+                dtype: buf.dtype,
+            });
+        }
+        Gen {
+            b,
+            bufs,
+            vars: HashMap::new(),
+            temps: HashMap::new(),
+            support,
+            temp_dtypes: HashMap::new(),
+            reg_accs: HashMap::new(),
+            inner: None,
+        }
+    }
+
+    fn stmts(&mut self, body: &[Stmt]) {
+        for s in body {
+            self.stmt(s, usize::MAX, Lanes::One);
+        }
+    }
+
+    fn stmt(&mut self, s: &Stmt, position: usize, lanes: Lanes) {
+        match s {
+            Stmt::For {
+                var,
+                buf,
+                dim,
+                body,
+                ..
+            } => {
+                let n = self.bufs[*buf].shape[*dim];
+                if body.iter().any(|s| matches!(s, Stmt::For { .. })) {
+                    self.scalar_loop(*var, n, body);
+                } else {
+                    self.inner_loop(*var, n, body);
+                }
+            }
+            Stmt::Let { temp, value, dtype } => {
+                let v = self.expr(value, lanes);
+                let v = self.round_to(v, *dtype, lanes);
+                self.temps.insert(*temp, v);
+                self.temp_dtypes.insert(*temp, *dtype);
+            }
+            Stmt::Store { buf, index, value } => {
+                let v = self.expr(value, lanes);
+                self.store(*buf, index, v, lanes);
+            }
+            Stmt::Accumulate {
+                buf,
+                index,
+                kind,
+                value,
+            } => {
+                let v = self.expr(value, lanes);
+                if let Some(acc) = self.reg_accs.get(&position).copied() {
+                    let old = self.b.use_var(acc);
+                    let new = self.combine(*kind, old, v);
+                    self.b.def_var(acc, new);
+                } else {
+                    let old = self.load(*buf, index, lanes);
+                    let new = self.combine(*kind, old, v);
+                    self.store(*buf, index, new, lanes);
+                }
+            }
+            Stmt::Fill { buf, kind } => self.fill(*buf, *kind),
+        }
+    }
+
+    /// `for var in 0..n { body }`, one element per iteration.
+    fn scalar_loop(&mut self, var: LoopVar, n: Value, body: &[Stmt]) {
+        let i = self.b.declare_var(types::I64);
+        let zero = self.b.ins().iconst(types::I64, 0);
+        self.b.def_var(i, zero);
+        let (header, body_block, exit) = (
+            self.b.create_block(),
+            self.b.create_block(),
+            self.b.create_block(),
+        );
+        self.b.ins().jump(header, &[]);
+        self.b.switch_to_block(header);
+        let iv = self.b.use_var(i);
+        let go = self.b.ins().icmp(IntCC::SignedLessThan, iv, n);
+        self.b.ins().brif(go, body_block, &[], exit, &[]);
+        self.b.switch_to_block(body_block);
+        self.b.seal_block(body_block);
+        self.vars.insert(var, iv);
+        for (k, s) in body.iter().enumerate() {
+            self.stmt(s, k, Lanes::One);
+        }
+        let next = self.b.ins().iadd_imm_s(iv, 1);
+        self.b.def_var(i, next);
+        self.b.ins().jump(header, &[]);
+        self.b.seal_block(header);
+        self.b.switch_to_block(exit);
+        self.b.seal_block(exit);
+    }
+
+    /// Buffers (and the dimension) that `body` walks along `var`.
+    fn walked(body: &[Stmt], var: LoopVar) -> Vec<(usize, usize)> {
+        fn from_index(buf: usize, index: &[Index], var: LoopVar, out: &mut Vec<(usize, usize)>) {
+            if let Some(d) = index.iter().position(|i| *i == Index::Var(var)) {
+                out.push((buf, d));
+            }
+        }
+        fn from_expr(e: &Expr, var: LoopVar, out: &mut Vec<(usize, usize)>) {
+            match e {
+                Expr::Load { buf, index } => from_index(*buf, index, var, out),
+                Expr::Apply { args, .. } => args.iter().for_each(|a| from_expr(a, var, out)),
+                Expr::Const(..) | Expr::Temp(_) => {}
+            }
+        }
+        let mut out = Vec::new();
+        for s in body {
+            match s {
+                Stmt::Let { value, .. } => from_expr(value, var, &mut out),
+                Stmt::Store { buf, index, value }
+                | Stmt::Accumulate {
+                    buf, index, value, ..
+                } => {
+                    from_index(*buf, index, var, &mut out);
+                    from_expr(value, var, &mut out);
+                }
+                Stmt::For { .. } | Stmt::Fill { .. } => {}
+            }
+        }
+        out
+    }
+
+    /// Whether `body` can run two elements at a time: only float64 buffers and values.
+    fn vectorizable(&self, body: &[Stmt]) -> bool {
+        fn expr_ok(g: &Gen, e: &Expr) -> bool {
+            match e {
+                Expr::Load { buf, .. } => g.bufs[*buf].dtype == DType::Float64,
+                Expr::Const(..) | Expr::Temp(_) => true,
+                Expr::Apply { args, dtype, .. } => {
+                    *dtype != DType::Float32 && args.iter().all(|a| expr_ok(g, a))
+                }
+            }
+        }
+        body.iter().all(|s| match s {
+            Stmt::Let { value, dtype, .. } => *dtype != DType::Float32 && expr_ok(self, value),
+            Stmt::Store { buf, value, .. } | Stmt::Accumulate { buf, value, .. } => {
+                self.bufs[*buf].dtype == DType::Float64 && expr_ok(self, value)
+            }
+            Stmt::For { .. } | Stmt::Fill { .. } => false,
+        })
+    }
+
+    /// The innermost loop: register accumulators for reductions along `var`, and a
+    /// vectorised body when every walked buffer has stride 1.
+    fn inner_loop(&mut self, var: LoopVar, n: Value, body: &[Stmt]) {
+        let reg: Vec<(usize, ReduceKind, usize, Vec<Index>)> = body
+            .iter()
+            .enumerate()
+            .filter_map(|(k, s)| match s {
+                Stmt::Accumulate {
+                    buf, index, kind, ..
+                } if !index.contains(&Index::Var(var)) => Some((k, *kind, *buf, index.clone())),
+                _ => None,
+            })
+            .collect();
+        self.inner = Some(var);
+        let zero = self.b.ins().iconst(types::I64, 0);
+        let i = self.b.declare_var(types::I64);
+        self.b.def_var(i, zero);
+        let scalar_accs: Vec<Variable> = reg
+            .iter()
+            .map(|(_, kind, _, _)| {
+                let v = self.b.declare_var(types::F64);
+                let init = self.b.ins().f64const(identity(*kind));
+                self.b.def_var(v, init);
+                v
+            })
+            .collect();
+        let scalar_header = self.b.create_block();
+
+        if self.vectorizable(body) {
+            let walked = Self::walked(body, var);
+            let mut cond = self.b.ins().iconst(types::I8, 1);
+            for (buf, d) in walked {
+                let s = self.bufs[buf].stride[d];
+                let unit = self.b.ins().icmp_imm_s(IntCC::Equal, s, 1);
+                cond = self.b.ins().band(cond, unit);
+            }
+            let (vec_header, vec_body, vec_exit) = (
+                self.b.create_block(),
+                self.b.create_block(),
+                self.b.create_block(),
+            );
+            // Two vector accumulators per reduction: independent dependency chains.
+            let vaccs: Vec<[Variable; 2]> = reg
+                .iter()
+                .map(|(_, kind, _, _)| {
+                    let init = self.b.ins().f64const(identity(*kind));
+                    let init = self.b.ins().splat(F64X2, init);
+                    let pair = [self.b.declare_var(F64X2), self.b.declare_var(F64X2)];
+                    self.b.def_var(pair[0], init);
+                    self.b.def_var(pair[1], init);
+                    pair
+                })
+                .collect();
+            self.b.ins().brif(cond, vec_header, &[], scalar_header, &[]);
+            self.b.switch_to_block(vec_header);
+            let iv = self.b.use_var(i);
+            let end = self.b.ins().iadd_imm_s(iv, 4);
+            let go = self.b.ins().icmp(IntCC::SignedLessThanOrEqual, end, n);
+            self.b.ins().brif(go, vec_body, &[], vec_exit, &[]);
+            self.b.switch_to_block(vec_body);
+            self.b.seal_block(vec_body);
+            for half in 0..2 {
+                let at = self.b.ins().iadd_imm_s(iv, 2 * half as i64);
+                self.vars.insert(var, at);
+                self.reg_accs = reg
+                    .iter()
+                    .zip(&vaccs)
+                    .map(|((k, ..), pair)| (*k, pair[half]))
+                    .collect();
+                for (k, s) in body.iter().enumerate() {
+                    self.stmt(s, k, Lanes::Two);
+                }
+            }
+            let next = self.b.ins().iadd_imm_s(iv, 4);
+            self.b.def_var(i, next);
+            self.b.ins().jump(vec_header, &[]);
+            self.b.seal_block(vec_header);
+            self.b.switch_to_block(vec_exit);
+            self.b.seal_block(vec_exit);
+            for ((_, kind, _, _), (pair, acc)) in reg.iter().zip(vaccs.iter().zip(&scalar_accs)) {
+                let a = self.b.use_var(pair[0]);
+                let c = self.b.use_var(pair[1]);
+                let both = self.combine(*kind, a, c);
+                let lo = self.b.ins().extractlane(both, 0);
+                let hi = self.b.ins().extractlane(both, 1);
+                let v = self.combine(*kind, lo, hi);
+                self.b.def_var(*acc, v);
+            }
+            self.b.ins().jump(scalar_header, &[]);
+        } else {
+            self.b.ins().jump(scalar_header, &[]);
+        }
+
+        // Scalar loop (the whole loop, or the tail after the vector loop).
+        let (body_block, exit) = (self.b.create_block(), self.b.create_block());
+        self.b.switch_to_block(scalar_header);
+        let iv = self.b.use_var(i);
+        let go = self.b.ins().icmp(IntCC::SignedLessThan, iv, n);
+        self.b.ins().brif(go, body_block, &[], exit, &[]);
+        self.b.switch_to_block(body_block);
+        self.b.seal_block(body_block);
+        self.vars.insert(var, iv);
+        self.reg_accs = reg
+            .iter()
+            .zip(&scalar_accs)
+            .map(|((k, ..), acc)| (*k, *acc))
+            .collect();
+        for (k, s) in body.iter().enumerate() {
+            self.stmt(s, k, Lanes::One);
+        }
+        let next = self.b.ins().iadd_imm_s(iv, 1);
+        self.b.def_var(i, next);
+        self.b.ins().jump(scalar_header, &[]);
+        self.b.seal_block(scalar_header);
+        self.b.switch_to_block(exit);
+        self.b.seal_block(exit);
+        self.reg_accs.clear();
+        self.inner = None;
+        for ((_, kind, buf, index), acc) in reg.iter().zip(&scalar_accs) {
+            let total = self.b.use_var(*acc);
+            let old = self.load(*buf, index, Lanes::One);
+            let new = self.combine(*kind, old, total);
+            self.store(*buf, index, new, Lanes::One);
+        }
+    }
+
+    /// Sets every element of a (contiguous, freshly allocated) buffer to the identity.
+    fn fill(&mut self, buf: usize, kind: ReduceKind) {
+        let mut total = self.b.ins().iconst(types::I64, 1);
+        for d in 0..self.bufs[buf].shape.len() {
+            total = self.b.ins().imul(total, self.bufs[buf].shape[d]);
+        }
+        let size = elem_size(self.bufs[buf].dtype);
+        let i = self.b.declare_var(types::I64);
+        let zero = self.b.ins().iconst(types::I64, 0);
+        self.b.def_var(i, zero);
+        let (header, body, exit) = (
+            self.b.create_block(),
+            self.b.create_block(),
+            self.b.create_block(),
+        );
+        self.b.ins().jump(header, &[]);
+        self.b.switch_to_block(header);
+        let iv = self.b.use_var(i);
+        let go = self.b.ins().icmp(IntCC::SignedLessThan, iv, total);
+        self.b.ins().brif(go, body, &[], exit, &[]);
+        self.b.switch_to_block(body);
+        self.b.seal_block(body);
+        let off = self.b.ins().imul_imm_s(iv, size);
+        let addr = self.b.ins().iadd(self.bufs[buf].ptr, off);
+        let v = self.b.ins().f64const(identity(kind));
+        self.store_at(buf, addr, v, Lanes::One);
+        let next = self.b.ins().iadd_imm_s(iv, 1);
+        self.b.def_var(i, next);
+        self.b.ins().jump(header, &[]);
+        self.b.seal_block(header);
+        self.b.switch_to_block(exit);
+        self.b.seal_block(exit);
+    }
+
+    fn address(&mut self, buf: usize, index: &[Index]) -> Value {
+        let mut offset = self.b.ins().iconst(types::I64, 0);
+        for (d, i) in index.iter().enumerate() {
+            if let Index::Var(v) = i {
+                let iv = self.vars[v];
+                let term = self.b.ins().imul(iv, self.bufs[buf].stride[d]);
+                offset = self.b.ins().iadd(offset, term);
+            }
+        }
+        let bytes = self
+            .b
+            .ins()
+            .imul_imm_s(offset, elem_size(self.bufs[buf].dtype));
+        self.b.ins().iadd(self.bufs[buf].ptr, bytes)
+    }
+
+    /// Whether `index` walks along the innermost loop variable currently vectorised.
+    fn walks(&self, index: &[Index], lanes: Lanes) -> bool {
+        lanes == Lanes::Two
+            && index
+                .iter()
+                .any(|i| matches!(i, Index::Var(v) if self.is_inner(*v)))
+    }
+
+    fn is_inner(&self, v: LoopVar) -> bool {
+        self.inner == Some(v)
+    }
+
+    fn load(&mut self, buf: usize, index: &[Index], lanes: Lanes) -> Value {
+        let addr = self.address(buf, index);
+        if self.walks(index, lanes) {
+            return self.b.ins().load(F64X2, flags(), addr, 0);
+        }
+        let v = match self.bufs[buf].dtype {
+            DType::Float64 => self.b.ins().load(types::F64, flags(), addr, 0),
+            DType::Float32 => {
+                let v = self.b.ins().load(types::F32, flags(), addr, 0);
+                self.b.ins().fpromote(types::F64, v)
+            }
+            _ => self.b.ins().load(types::I8, flags(), addr, 0),
+        };
+        self.widen(v, lanes)
+    }
+
+    fn store(&mut self, buf: usize, index: &[Index], v: Value, lanes: Lanes) {
+        let addr = self.address(buf, index);
+        if self.walks(index, lanes) {
+            self.b.ins().store(flags(), v, addr, 0);
+        } else {
+            self.store_at(buf, addr, v, lanes);
+        }
+    }
+
+    fn store_at(&mut self, buf: usize, addr: Value, v: Value, lanes: Lanes) {
+        let v = if lanes == Lanes::Two {
+            self.b.ins().extractlane(v, 1)
+        } else {
+            v
+        };
+        match self.bufs[buf].dtype {
+            DType::Float64 => {
+                self.b.ins().store(flags(), v, addr, 0);
+            }
+            DType::Float32 => {
+                let n = self.b.ins().fdemote(types::F32, v);
+                self.b.ins().store(flags(), n, addr, 0);
+            }
+            _ => {
+                self.b.ins().store(flags(), v, addr, 0);
+            }
+        }
+    }
+
+    /// A scalar value as the lanes of the current mode.
+    fn widen(&mut self, v: Value, lanes: Lanes) -> Value {
+        match lanes {
+            Lanes::One => v,
+            Lanes::Two => self.b.ins().splat(F64X2, v),
+        }
+    }
+
+    fn float_const(&mut self, x: f64, lanes: Lanes) -> Value {
+        let c = self.b.ins().f64const(x);
+        self.widen(c, lanes)
+    }
+
+    /// Rounds float32-typed results as the reference does.
+    fn round_to(&mut self, v: Value, dtype: DType, lanes: Lanes) -> Value {
+        if dtype != DType::Float32 || lanes == Lanes::Two {
+            return v;
+        }
+        let n = self.b.ins().fdemote(types::F32, v);
+        self.b.ins().fpromote(types::F64, n)
+    }
+
+    fn combine(&mut self, kind: ReduceKind, a: Value, b: Value) -> Value {
+        match kind {
+            ReduceKind::Sum => self.b.ins().fadd(a, b),
+            ReduceKind::Prod => self.b.ins().fmul(a, b),
+            ReduceKind::Max => self.b.ins().fmax(a, b),
+            ReduceKind::Min => self.b.ins().fmin(a, b),
+            ReduceKind::All => self.b.ins().band(a, b),
+            ReduceKind::Any => self.b.ins().bor(a, b),
+        }
+    }
+
+    fn dtype_of(&self, e: &Expr) -> DType {
+        match e {
+            Expr::Load { buf, .. } => self.bufs[*buf].dtype,
+            Expr::Const(_, d) => *d,
+            Expr::Temp(t) => self.temp_dtypes.get(t).copied().unwrap_or(DType::Float64),
+            Expr::Apply { dtype, .. } => *dtype,
+        }
+    }
+
+    fn expr(&mut self, e: &Expr, lanes: Lanes) -> Value {
+        match e {
+            Expr::Load { buf, index } => self.load(*buf, index, lanes),
+            Expr::Temp(t) => self.temps[t],
+            Expr::Const(l, d) => self.constant(*l, *d, lanes),
+            Expr::Apply { op, args, .. } => {
+                let vals: Vec<Value> = args.iter().map(|a| self.expr(a, lanes)).collect();
+                let kinds: Vec<bool> = args.iter().map(|a| self.is_bool(a)).collect();
+                self.apply(*op, &vals, &kinds, lanes)
+            }
+        }
+    }
+
+    fn is_bool(&self, e: &Expr) -> bool {
+        self.dtype_of(e) == DType::Bool
+    }
+
+    fn constant(&mut self, l: Literal, d: DType, lanes: Lanes) -> Value {
+        if d == DType::Bool {
+            let b = matches!(l, Literal::Bool(true)) || matches!(l, Literal::Int(i) if i != 0);
+            return self.bool_const(b, lanes);
+        }
+        let x = match l {
+            Literal::Bool(b) => b as u8 as f64,
+            Literal::Int(i) => i as f64,
+            Literal::Float(f) => f,
+        };
+        let x = if d == DType::Float32 {
+            x as f32 as f64
+        } else {
+            x
+        };
+        self.float_const(x, lanes)
+    }
+
+    fn bool_const(&mut self, b: bool, lanes: Lanes) -> Value {
+        match lanes {
+            Lanes::One => self.b.ins().iconst(types::I8, b as i64),
+            Lanes::Two => {
+                let m = self.b.ins().iconst(types::I64, if b { -1 } else { 0 });
+                self.b.ins().splat(types::I64X2, m)
+            }
+        }
+    }
+
+    /// A bool value (0/1 byte, or an all-ones lane mask) → 0.0/1.0.
+    fn bool_to_float(&mut self, v: Value, lanes: Lanes) -> Value {
+        match lanes {
+            Lanes::One => {
+                let x = self.b.ins().uextend(types::I32, v);
+                self.b.ins().fcvt_from_uint(types::F64, x)
+            }
+            Lanes::Two => {
+                let one = self.float_const(1.0, lanes);
+                let zero = self.float_const(0.0, lanes);
+                let mask = self.b.ins().bitcast(F64X2, MemFlagsData::new(), v);
+                self.b.ins().bitselect(mask, one, zero)
+            }
+        }
+    }
+
+    /// A float comparison result as a bool value of the current mode.
+    /// (A vector fcmp gives all-ones / all-zeros lanes, a scalar one a 0/1 byte.)
+    fn compare(&mut self, cc: FloatCC, a: Value, b: Value) -> Value {
+        self.b.ins().fcmp(cc, a, b)
+    }
+
+    fn as_float(&mut self, v: Value, is_bool: bool, lanes: Lanes) -> Value {
+        if is_bool {
+            self.bool_to_float(v, lanes)
+        } else {
+            v
+        }
+    }
+
+    fn apply(&mut self, op: ScalarOp, vals: &[Value], bools: &[bool], lanes: Lanes) -> Value {
+        use ScalarOp::*;
+        let f: Vec<Value> = match op {
+            Switch | Cast(_) | Identity => vals.to_vec(),
+            _ => vals
+                .iter()
+                .zip(bools)
+                .map(|(v, b)| self.as_float(*v, *b, lanes))
+                .collect(),
+        };
+        match op {
+            Identity => vals[0],
+            Cast(to) => {
+                let from_bool = bools[0];
+                match (from_bool, to) {
+                    (true, DType::Bool) => vals[0],
+                    (true, _) => self.bool_to_float(vals[0], lanes),
+                    (false, DType::Bool) => {
+                        let zero = self.float_const(0.0, lanes);
+                        self.compare(FloatCC::NotEqual, vals[0], zero)
+                    }
+                    (false, _) => self.round_to(vals[0], to, lanes),
+                }
+            }
+            Neg => self.b.ins().fneg(f[0]),
+            Abs => self.b.ins().fabs(f[0]),
+            Sqr => self.b.ins().fmul(f[0], f[0]),
+            Floor => self.b.ins().floor(f[0]),
+            Ceil => self.b.ins().ceil(f[0]),
+            Round => self.b.ins().nearest(f[0]),
+            Sqrt => self.b.ins().sqrt(f[0]),
+            Reciprocal => {
+                let one = self.float_const(1.0, lanes);
+                self.b.ins().fdiv(one, f[0])
+            }
+            Sign => {
+                let zero = self.float_const(0.0, lanes);
+                let one = self.float_const(1.0, lanes);
+                let m1 = self.float_const(-1.0, lanes);
+                let gt = self.compare(FloatCC::GreaterThan, f[0], zero);
+                let lt = self.compare(FloatCC::LessThan, f[0], zero);
+                let pos = self.select(gt, one, zero, lanes);
+                let signed = self.select(lt, m1, pos, lanes);
+                // NaN stays NaN.
+                let nan = self.compare(FloatCC::Unordered, f[0], f[0]);
+                self.select(nan, f[0], signed, lanes)
+            }
+            Add => self.b.ins().fadd(f[0], f[1]),
+            Sub => self.b.ins().fsub(f[0], f[1]),
+            Mul => self.b.ins().fmul(f[0], f[1]),
+            TrueDiv => self.b.ins().fdiv(f[0], f[1]),
+            Maximum => self.b.ins().fmax(f[0], f[1]),
+            Minimum => self.b.ins().fmin(f[0], f[1]),
+            Clip => {
+                let m = self.b.ins().fmax(f[0], f[1]);
+                self.b.ins().fmin(m, f[2])
+            }
+            Eq => self.compare(FloatCC::Equal, f[0], f[1]),
+            Neq => self.compare(FloatCC::NotEqual, f[0], f[1]),
+            Lt => self.compare(FloatCC::LessThan, f[0], f[1]),
+            Le => self.compare(FloatCC::LessThanOrEqual, f[0], f[1]),
+            Gt => self.compare(FloatCC::GreaterThan, f[0], f[1]),
+            Ge => self.compare(FloatCC::GreaterThanOrEqual, f[0], f[1]),
+            IsNan => self.compare(FloatCC::Unordered, f[0], f[0]),
+            IsInf => {
+                let a = self.b.ins().fabs(f[0]);
+                let inf = self.float_const(f64::INFINITY, lanes);
+                self.compare(FloatCC::Equal, a, inf)
+            }
+            Switch => {
+                let a = self.as_float(vals[1], bools[1], lanes);
+                let b = self.as_float(vals[2], bools[2], lanes);
+                self.select(vals[0], a, b, lanes)
+            }
+            _ => self.call_support(op, &f, lanes),
+        }
+    }
+
+    fn select(&mut self, cond: Value, a: Value, b: Value, lanes: Lanes) -> Value {
+        match lanes {
+            Lanes::One => self.b.ins().select(cond, a, b),
+            Lanes::Two => {
+                let mask = self.b.ins().bitcast(F64X2, MemFlagsData::new(), cond);
+                self.b.ins().bitselect(mask, a, b)
+            }
+        }
+    }
+
+    fn call_support(&mut self, op: ScalarOp, args: &[Value], lanes: Lanes) -> Value {
+        let f = self.support[&op];
+        match lanes {
+            Lanes::One => {
+                let call = self.b.ins().call(f, args);
+                self.b.inst_results(call)[0]
+            }
+            Lanes::Two => {
+                let mut out = self.float_const(0.0, lanes);
+                for lane in 0..2u8 {
+                    let lane_args: Vec<Value> = args
+                        .iter()
+                        .map(|a| self.b.ins().extractlane(*a, lane))
+                        .collect();
+                    let call = self.b.ins().call(f, &lane_args);
+                    let r = self.b.inst_results(call)[0];
+                    out = self.b.ins().insertlane(out, r, lane);
+                }
+                out
+            }
+        }
+    }
+}

@@ -1,0 +1,271 @@
+//! Lowering of graph nodes to loop-nest kernels (DESIGN §11).
+//!
+//! Owns: which nodes become jitted kernels and their loop nests. An Elemwise or Composite
+//! node becomes one loop nest over its output (inputs broadcast along a dimension are read
+//! at index 0, i.e. with stride 0); a reduction loops over its input in memory order and
+//! accumulates into the output (so both an innermost and an outer reduced axis read
+//! memory contiguously); a `FusedReduce` computes its composite body inside the reduction
+//! loop, reading the inputs once. Kernels take float32/float64 values (computed in f64,
+//! float32 results rounded as the reference rounds them) and bool values (comparisons,
+//! masks); other dtypes are not lowered (`None`).
+
+use tensorlift_ir::ops::{Composite, ReduceKind, ScalarRef};
+use tensorlift_ir::{DType, FunctionGraph, NodeId, Op, ScalarOp, TensorType};
+
+use crate::loopir::{Buffer, Expr, Index, Kernel, Role, Stmt};
+
+/// Whether a kernel may hold a value of this dtype.
+fn kernel_dtype(d: DType) -> bool {
+    matches!(d, DType::Float32 | DType::Float64 | DType::Bool)
+}
+
+/// Whether a kernel computes `op` producing `dtype` from `args`.
+fn kernel_op(op: ScalarOp, args: &[DType], dtype: DType) -> bool {
+    use ScalarOp::*;
+    if !kernel_dtype(dtype) || !args.iter().all(|a| kernel_dtype(*a)) {
+        return false;
+    }
+    let any_float = args.iter().any(|a| a.is_float());
+    match op {
+        Eq | Neq | Lt | Le | Gt | Ge => any_float,
+        IsNan | IsInf => any_float,
+        Switch => args[0] == DType::Bool && dtype.is_float(),
+        Cast(_) | Identity => true,
+        // Arithmetic on bools is logic: not lowered.
+        _ => dtype.is_float(),
+    }
+}
+
+/// A composite body is lowerable when every node is.
+fn composite_ok(c: &Composite) -> bool {
+    let dtype_of = |r: &ScalarRef| match r {
+        ScalarRef::Input(i) => c.inputs[*i],
+        ScalarRef::Node(j) => c.nodes[*j].dtype,
+        ScalarRef::Const(_, d) => *d,
+    };
+    c.inputs.iter().all(|d| kernel_dtype(*d))
+        && c.nodes.iter().all(|n| {
+            let args: Vec<DType> = n.args.iter().map(dtype_of).collect();
+            kernel_op(n.op, &args, n.dtype)
+        })
+}
+
+/// The composite an Elemwise node computes (one scalar node).
+fn elemwise_composite(fg: &FunctionGraph, node: NodeId, op: ScalarOp) -> Option<Composite> {
+    let e = fg.node(node)?;
+    let dtypes = e.inputs.iter().map(|x| fg.var(*x).ty.dtype).collect();
+    let args = (0..e.inputs.len()).map(ScalarRef::Input).collect();
+    Composite::new(dtypes, vec![(op, args)], vec![ScalarRef::Node(0)]).ok()
+}
+
+/// The kernel for `node`, or `None` when the node is not lowered to a kernel.
+pub fn lower_node(fg: &FunctionGraph, node: NodeId) -> Option<Kernel> {
+    let e = fg.node(node)?;
+    let in_types: Vec<&TensorType> = e.inputs.iter().map(|x| &fg.var(*x).ty).collect();
+    let out_types: Vec<&TensorType> = e.outputs.iter().map(|o| &fg.var(*o).ty).collect();
+    if !in_types
+        .iter()
+        .chain(&out_types)
+        .all(|t| kernel_dtype(t.dtype))
+    {
+        return None;
+    }
+    match &e.op {
+        Op::Elemwise(op) => {
+            let c = elemwise_composite(fg, node, *op)?;
+            composite_ok(&c).then(|| elemwise_kernel(&c, &in_types, &out_types))
+        }
+        Op::Composite(c) => composite_ok(c).then(|| elemwise_kernel(c, &in_types, &out_types)),
+        Op::Reduce { kind, axes } if reducible(*kind, in_types[0].dtype) => {
+            let c = Composite::new(
+                vec![in_types[0].dtype],
+                vec![(ScalarOp::Identity, vec![ScalarRef::Input(0)])],
+                vec![ScalarRef::Node(0)],
+            )
+            .ok()?;
+            Some(reduce_kernel(*kind, axes, &c, &in_types, out_types[0]))
+        }
+        Op::FusedReduce { kind, axes, body }
+            if composite_ok(body) && reducible(*kind, out_types[0].dtype) =>
+        {
+            Some(reduce_kernel(*kind, axes, body, &in_types, out_types[0]))
+        }
+        _ => None,
+    }
+}
+
+fn reducible(kind: ReduceKind, dtype: DType) -> bool {
+    dtype.is_float()
+        && matches!(
+            kind,
+            ReduceKind::Sum | ReduceKind::Prod | ReduceKind::Max | ReduceKind::Min
+        )
+}
+
+fn input_buffers(types: &[&TensorType]) -> Vec<Buffer> {
+    types
+        .iter()
+        .enumerate()
+        .map(|(k, t)| Buffer {
+            name: format!("in{k}"),
+            dtype: t.dtype,
+            rank: t.ndim(),
+            role: Role::Input,
+        })
+        .collect()
+}
+
+/// Index of input `ty` at the loop variables `vars`: broadcast dimensions read index 0.
+fn input_index(ty: &TensorType, vars: &[usize]) -> Vec<Index> {
+    ty.broadcastable()
+        .iter()
+        .zip(vars)
+        .map(|(b, v)| if *b { Index::Zero } else { Index::Var(*v) })
+        .collect()
+}
+
+/// `Let`s computing every node of `c` at the given input indices; returns the expression
+/// of each composite output.
+fn composite_body(
+    c: &Composite,
+    in_types: &[&TensorType],
+    vars: &[usize],
+    body: &mut Vec<Stmt>,
+) -> Vec<Expr> {
+    let mut next_temp = 0;
+    let mut input_temps = vec![None; c.inputs.len()];
+    let mut node_temps = Vec::with_capacity(c.nodes.len());
+    let mut resolve = |r: &ScalarRef, body: &mut Vec<Stmt>, node_temps: &[usize]| match r {
+        ScalarRef::Input(i) => {
+            let t = *input_temps[*i].get_or_insert_with(|| {
+                let t = next_temp;
+                next_temp += 1;
+                body.push(Stmt::Let {
+                    temp: t,
+                    dtype: c.inputs[*i],
+                    value: Expr::Load {
+                        buf: *i,
+                        index: input_index(in_types[*i], vars),
+                    },
+                });
+                t
+            });
+            Expr::Temp(t)
+        }
+        ScalarRef::Node(j) => Expr::Temp(node_temps[*j]),
+        ScalarRef::Const(l, d) => Expr::Const(*l, *d),
+    };
+    for n in &c.nodes {
+        let args = n
+            .args
+            .iter()
+            .map(|a| resolve(a, body, &node_temps))
+            .collect();
+        let t = c.inputs.len() + node_temps.len();
+        body.push(Stmt::Let {
+            temp: t,
+            dtype: n.dtype,
+            value: Expr::Apply {
+                op: n.op,
+                args,
+                dtype: n.dtype,
+            },
+        });
+        node_temps.push(t);
+    }
+    c.outputs
+        .iter()
+        .map(|o| resolve(o, body, &node_temps))
+        .collect()
+}
+
+/// Wraps `body` in loops over dimensions `0..rank` of the buffers `extent_bufs[d]`.
+fn nest(extent_bufs: &[usize], body: Vec<Stmt>) -> Vec<Stmt> {
+    let mut stmts = body;
+    for d in (0..extent_bufs.len()).rev() {
+        stmts = vec![Stmt::For {
+            var: d,
+            buf: extent_bufs[d],
+            dim: d,
+            parallel: false,
+            body: stmts,
+        }];
+    }
+    stmts
+}
+
+fn elemwise_kernel(c: &Composite, in_types: &[&TensorType], out_types: &[&TensorType]) -> Kernel {
+    let mut buffers = input_buffers(in_types);
+    let first_out = buffers.len();
+    for (k, t) in out_types.iter().enumerate() {
+        buffers.push(Buffer {
+            name: format!("out{k}"),
+            dtype: t.dtype,
+            rank: t.ndim(),
+            role: Role::Output,
+        });
+    }
+    let rank = out_types[0].ndim();
+    let vars: Vec<usize> = (0..rank).collect();
+    let mut inner = Vec::new();
+    let outs = composite_body(c, in_types, &vars, &mut inner);
+    for (k, value) in outs.into_iter().enumerate() {
+        inner.push(Stmt::Store {
+            buf: first_out + k,
+            index: vars.iter().map(|v| Index::Var(*v)).collect(),
+            value,
+        });
+    }
+    Kernel {
+        name: "elemwise".into(),
+        buffers,
+        body: nest(&vec![first_out; rank], inner),
+    }
+}
+
+fn reduce_kernel(
+    kind: ReduceKind,
+    axes: &[usize],
+    c: &Composite,
+    in_types: &[&TensorType],
+    out_type: &TensorType,
+) -> Kernel {
+    let mut buffers = input_buffers(in_types);
+    let out = buffers.len();
+    buffers.push(Buffer {
+        name: "out".into(),
+        dtype: out_type.dtype,
+        rank: out_type.ndim(),
+        role: Role::Output,
+    });
+    let rank = in_types.first().map_or(0, |t| t.ndim());
+    let vars: Vec<usize> = (0..rank).collect();
+    // The extent of dimension d comes from an input that is not broadcast there.
+    let extent_bufs: Vec<usize> = (0..rank)
+        .map(|d| {
+            in_types
+                .iter()
+                .position(|t| !t.broadcastable()[d])
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut inner = Vec::new();
+    let values = composite_body(c, in_types, &vars, &mut inner);
+    let out_index = (0..rank)
+        .filter(|d| !axes.contains(d))
+        .map(Index::Var)
+        .collect();
+    inner.push(Stmt::Accumulate {
+        buf: out,
+        index: out_index,
+        kind,
+        value: values.into_iter().next().unwrap_or(Expr::Temp(0)),
+    });
+    let mut body = vec![Stmt::Fill { buf: out, kind }];
+    body.extend(nest(&extent_bufs, inner));
+    Kernel {
+        name: format!("{}_reduce", format!("{kind:?}").to_lowercase()),
+        buffers,
+        body,
+    }
+}

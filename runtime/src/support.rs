@@ -1,0 +1,103 @@
+//! Support functions that jitted code calls (DESIGN §11): `extern "C"` entry points with a
+//! stable ABI, registered by name with the JIT.
+//!
+//! Owns: the scalar math jitted kernels do not emit as instructions. Each calls exactly the
+//! function the reference interpreter uses for the same `ScalarOp` (`elemwise::float_fn`),
+//! so a jitted kernel and the reference agree bit for bit on float64. None of them can
+//! panic (no unwinding may cross a jitted frame).
+
+use tensorlift_ir::ScalarOp;
+
+use crate::elemwise::{float_floor_div, float_mod, log1mexp, sigmoid, softplus};
+
+macro_rules! unary_support {
+    ($($name:ident = $f:expr;)*) => {
+        $(
+            #[doc = concat!("`", stringify!($f), "` for jitted code.")]
+            pub extern "C" fn $name(x: f64) -> f64 {
+                $f(x)
+            }
+        )*
+    };
+}
+
+macro_rules! binary_support {
+    ($($name:ident = $f:expr;)*) => {
+        $(
+            #[doc = concat!("`", stringify!($f), "` for jitted code.")]
+            pub extern "C" fn $name(x: f64, y: f64) -> f64 {
+                $f(x, y)
+            }
+        )*
+    };
+}
+
+unary_support! {
+    tl_exp = f64::exp;
+    tl_exp2 = f64::exp2;
+    tl_expm1 = f64::exp_m1;
+    tl_log = f64::ln;
+    tl_log2 = f64::log2;
+    tl_log1p = f64::ln_1p;
+    tl_log1mexp = log1mexp;
+    tl_sin = f64::sin;
+    tl_cos = f64::cos;
+    tl_tan = f64::tan;
+    tl_tanh = f64::tanh;
+    tl_sigmoid = sigmoid;
+    tl_softplus = softplus;
+    tl_erf = libm::erf;
+    tl_erfc = libm::erfc;
+    tl_gammaln = libm::lgamma;
+}
+
+binary_support! {
+    tl_pow = f64::powf;
+    tl_floor_div = float_floor_div;
+    tl_mod = float_mod;
+}
+
+/// A support function: its symbol, address and arity.
+#[derive(Clone, Copy, Debug)]
+pub struct SupportFn {
+    pub symbol: &'static str,
+    pub address: *const u8,
+    pub arity: usize,
+}
+
+/// The support function computing the float `op`, if jitted code calls one for it.
+pub fn float_support(op: ScalarOp) -> Option<SupportFn> {
+    use ScalarOp::*;
+    let unary = |symbol, f: extern "C" fn(f64) -> f64| SupportFn {
+        symbol,
+        address: f as *const u8,
+        arity: 1,
+    };
+    let binary = |symbol, f: extern "C" fn(f64, f64) -> f64| SupportFn {
+        symbol,
+        address: f as *const u8,
+        arity: 2,
+    };
+    Some(match op {
+        Exp => unary("tl_exp", tl_exp),
+        Exp2 => unary("tl_exp2", tl_exp2),
+        Expm1 => unary("tl_expm1", tl_expm1),
+        Log => unary("tl_log", tl_log),
+        Log2 => unary("tl_log2", tl_log2),
+        Log1p => unary("tl_log1p", tl_log1p),
+        Log1mexp => unary("tl_log1mexp", tl_log1mexp),
+        Sin => unary("tl_sin", tl_sin),
+        Cos => unary("tl_cos", tl_cos),
+        Tan => unary("tl_tan", tl_tan),
+        Tanh => unary("tl_tanh", tl_tanh),
+        Sigmoid => unary("tl_sigmoid", tl_sigmoid),
+        Softplus => unary("tl_softplus", tl_softplus),
+        Erf => unary("tl_erf", tl_erf),
+        Erfc => unary("tl_erfc", tl_erfc),
+        Gammaln => unary("tl_gammaln", tl_gammaln),
+        Pow => binary("tl_pow", tl_pow),
+        IntDiv => binary("tl_floor_div", tl_floor_div),
+        Mod => binary("tl_mod", tl_mod),
+        _ => return None,
+    })
+}

@@ -15,7 +15,7 @@ pub fn function(inputs: &[&Var], outputs: &[&Var]) -> FunctionBuilder {
     FunctionBuilder {
         inputs: inputs.iter().map(|v| (*v).clone()).collect(),
         outputs: outputs.iter().map(|v| (*v).clone()).collect(),
-        mode: Mode::Reference,
+        mode: Mode::default(),
         print_rewrites: false,
     }
 }

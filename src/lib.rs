@@ -21,6 +21,7 @@
 //! `tensorlift-compiler` (pipeline, backends).
 
 mod function;
+pub mod testing;
 
 pub use function::{function, Function, FunctionBuilder};
 pub use tensorlift_compiler::{CompileError, Mode, RewriteReport};

@@ -2,7 +2,7 @@
 //! NumPy 2.4.6 with `scripts/gen_numpy_cases.py` (fixed seed, several dtypes, edge cases
 //! such as empty arrays, size-1 dimensions, negative steps, NaN and out-of-range indices).
 //! Each case is built as a graph, compiled in `Mode::Reference` both with and without the
-//! rewrite pipeline, and called; outputs must
+//! rewrite pipeline and in `Mode::Jit`, and called; outputs must
 //! match in dtype, shape and value (dtype-aware tolerance), and every case where NumPy
 //! raises must return `Err`.
 
@@ -318,6 +318,7 @@ fn every_op_matches_numpy() {
     let modes = [
         ("rewritten", Mode::Reference),
         ("as built", Mode::Reference.without_rewrites()),
+        ("jit", Mode::Jit),
     ];
     for (case, (label, mode)) in cases.iter().flat_map(|c| modes.iter().map(move |m| (c, m))) {
         let name = &format!("{} ({label})", case["name"].as_str().unwrap());

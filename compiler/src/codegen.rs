@@ -789,9 +789,13 @@ impl<'a> Gen<'a> {
                 let nan = self.compare(FloatCC::Unordered, f[0], f[0]);
                 self.select(nan, f[0], signed, lanes)
             }
-            Add => self.b.ins().fadd(f[0], f[1]),
+            Add => f[1..]
+                .iter()
+                .fold(f[0], |acc, v| self.b.ins().fadd(acc, *v)),
             Sub => self.b.ins().fsub(f[0], f[1]),
-            Mul => self.b.ins().fmul(f[0], f[1]),
+            Mul => f[1..]
+                .iter()
+                .fold(f[0], |acc, v| self.b.ins().fmul(acc, *v)),
             TrueDiv => self.b.ins().fdiv(f[0], f[1]),
             Maximum => self.b.ins().fmax(f[0], f[1]),
             Minimum => self.b.ins().fmin(f[0], f[1]),

@@ -78,8 +78,8 @@ impl Mode {
 }
 
 impl Default for Mode {
-    /// `Mode::Reference`: rewrites on.
+    /// `Mode::Jit`: machine code, rewrites on.
     fn default() -> Mode {
-        Mode::Reference
+        Mode::Jit
     }
 }

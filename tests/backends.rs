@@ -1,0 +1,396 @@
+//! Backend comparison (DESIGN §12): every kernel-lowered op, for every float dtype and
+//! broadcasting pattern, in `Mode::Jit` against the reference backend on random inputs
+//! from fixed seeds; non-contiguous and reversed inputs, empty arrays, special values, bad
+//! inputs (both backends must fail), and random graphs (proptest). The NumPy cases
+//! (`numpy_cases.rs`) also run every op of the foundation in `Mode::Jit`.
+
+use ndarray::{array, ArrayD, IxDyn};
+use proptest::prelude::*;
+use tensorlift::ir::{elemwise, ScalarOp};
+use tensorlift::prelude::*;
+use tensorlift::testing::{compare_backends, random_of_shape, TestRng};
+
+fn check(inputs: &[&Var], outputs: &[&Var], values: &[TensorData]) {
+    if let Err(e) = compare_backends(inputs, outputs, values, Mode::Jit) {
+        panic!("{e}");
+    }
+}
+
+/// Random values for the inputs, with `shapes` and values in `range`.
+fn values(dtype: DType, shapes: &[&[usize]], range: (f64, f64), seed: u64) -> Vec<TensorData> {
+    let mut rng = TestRng::new(seed);
+    shapes
+        .iter()
+        .map(|s| random_of_shape(dtype, s, range, &mut rng))
+        .collect()
+}
+
+const UNARY: [(ScalarOp, (f64, f64)); 26] = [
+    (ScalarOp::Neg, (-3.0, 3.0)),
+    (ScalarOp::Abs, (-3.0, 3.0)),
+    (ScalarOp::Sign, (-3.0, 3.0)),
+    (ScalarOp::Sqr, (-3.0, 3.0)),
+    (ScalarOp::Floor, (-3.0, 3.0)),
+    (ScalarOp::Ceil, (-3.0, 3.0)),
+    (ScalarOp::Round, (-3.0, 3.0)),
+    (ScalarOp::Reciprocal, (0.5, 3.0)),
+    (ScalarOp::Exp, (-5.0, 5.0)),
+    (ScalarOp::Exp2, (-5.0, 5.0)),
+    (ScalarOp::Expm1, (-1.0, 1.0)),
+    (ScalarOp::Log, (0.01, 5.0)),
+    (ScalarOp::Log2, (0.01, 5.0)),
+    (ScalarOp::Log1p, (-0.5, 5.0)),
+    (ScalarOp::Log1mexp, (-5.0, -0.01)),
+    (ScalarOp::Sqrt, (0.0, 9.0)),
+    (ScalarOp::Sin, (-7.0, 7.0)),
+    (ScalarOp::Cos, (-7.0, 7.0)),
+    (ScalarOp::Tan, (-1.5, 1.5)),
+    (ScalarOp::Tanh, (-4.0, 4.0)),
+    (ScalarOp::Sigmoid, (-30.0, 30.0)),
+    (ScalarOp::Softplus, (-30.0, 30.0)),
+    (ScalarOp::Erf, (-3.0, 3.0)),
+    (ScalarOp::Erfc, (-3.0, 3.0)),
+    (ScalarOp::Gammaln, (0.1, 10.0)),
+    (ScalarOp::Identity, (-3.0, 3.0)),
+];
+
+const BINARY: [(ScalarOp, (f64, f64)); 9] = [
+    (ScalarOp::Add, (-3.0, 3.0)),
+    (ScalarOp::Sub, (-3.0, 3.0)),
+    (ScalarOp::Mul, (-3.0, 3.0)),
+    (ScalarOp::TrueDiv, (0.5, 3.0)),
+    (ScalarOp::IntDiv, (0.5, 3.0)),
+    (ScalarOp::Mod, (0.5, 3.0)),
+    (ScalarOp::Pow, (0.5, 2.0)),
+    (ScalarOp::Maximum, (-3.0, 3.0)),
+    (ScalarOp::Minimum, (-3.0, 3.0)),
+];
+
+const COMPARISONS: [ScalarOp; 6] = [
+    ScalarOp::Eq,
+    ScalarOp::Neq,
+    ScalarOp::Lt,
+    ScalarOp::Le,
+    ScalarOp::Gt,
+    ScalarOp::Ge,
+];
+
+#[test]
+fn unary_ops_in_every_float_dtype_and_length() {
+    for dtype in [Float64, Float32] {
+        let x = vector("x", dtype);
+        for (op, range) in UNARY {
+            let y = elemwise(op, vec![(&x).into()]);
+            // Lengths around the vector width exercise the vector body and the scalar tail.
+            for (seed, n) in [0usize, 1, 2, 3, 4, 5, 7, 8, 33].into_iter().enumerate() {
+                check(&[&x], &[&y], &values(dtype, &[&[n]], range, seed as u64));
+            }
+        }
+    }
+}
+
+#[test]
+fn binary_ops_with_every_broadcast_pattern() {
+    for dtype in [Float64, Float32] {
+        let m = matrix("m", dtype);
+        let row = tensor("row", dtype, [Some(1), None]);
+        let col = tensor("col", dtype, [None, Some(1)]);
+        let one = tensor("one", dtype, [Some(1), Some(1)]);
+        for (op, range) in BINARY {
+            for (k, (b, shape)) in [(&m, [3, 5]), (&row, [1, 5]), (&col, [3, 1]), (&one, [1, 1])]
+                .into_iter()
+                .enumerate()
+            {
+                let y = elemwise(op, vec![(&m).into(), b.into()]);
+                let z = elemwise(op, vec![b.into(), (&m).into()]);
+                let mut vals = values(dtype, &[&[3, 5], &shape], range, k as u64);
+                if k == 0 {
+                    vals.pop();
+                    check(&[&m], &[&y, &z], &vals);
+                } else {
+                    check(&[&m, b], &[&y, &z], &vals);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn comparisons_switch_and_special_values() {
+    let x = vector("x", Float64);
+    let y = vector("y", Float64);
+    let special: TensorData = array![
+        f64::NAN,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        0.0,
+        -0.0,
+        1.5,
+        -2.0,
+        3.0,
+        1e308
+    ]
+    .into();
+    let other: TensorData = array![
+        1.0,
+        f64::INFINITY,
+        0.0,
+        -0.0,
+        0.0,
+        1.5,
+        f64::NAN,
+        2.0,
+        -1e308
+    ]
+    .into();
+    for op in COMPARISONS {
+        let c = elemwise(op, vec![(&x).into(), (&y).into()]);
+        check(&[&x, &y], &[&c], &[special.clone(), other.clone()]);
+        // A comparison inside a fused kernel, selecting between values.
+        let s = switch(&c, x.exp(), &y * 2.0);
+        check(&[&x, &y], &[&s], &[special.clone(), other.clone()]);
+    }
+    let tests = [
+        x.isnan(),
+        x.isinf(),
+        x.sign(),
+        x.maximum(&y),
+        x.minimum(&y),
+        x.clip(-1.0, 1.0),
+    ];
+    let refs: Vec<&Var> = tests.iter().collect();
+    check(&[&x, &y], &refs, &[special.clone(), other.clone()]);
+    for op in [
+        ScalarOp::Exp,
+        ScalarOp::Log,
+        ScalarOp::Sigmoid,
+        ScalarOp::Softplus,
+        ScalarOp::Sqrt,
+    ] {
+        check(
+            &[&x],
+            &[&elemwise(op, vec![(&x).into()])],
+            std::slice::from_ref(&special),
+        );
+    }
+}
+
+#[test]
+fn casts_between_floats_and_bools() {
+    let x = vector("x", Float64);
+    let f = vector("f", Float32);
+    let b = vector("b", Bool);
+    let outs = [
+        x.cast(Float32),
+        f.cast(Float64),
+        x.cast(Bool),
+        b.cast(Float64),
+        &b * &x,
+        &f + &x,
+        (&x * 1e-3).cast(Float32).exp(),
+    ];
+    let refs: Vec<&Var> = outs.iter().collect();
+    let mut rng = TestRng::new(7);
+    let vals = vec![
+        array![0.0, -1.5, f64::NAN, 1e40, 2.5].into(),
+        random_of_shape(Float32, &[5], (-3.0, 3.0), &mut rng),
+        array![true, false, true, true, false].into(),
+    ];
+    check(&[&x, &f, &b], &refs, &vals);
+}
+
+#[test]
+fn reductions_over_every_axis_subset() {
+    let subsets: [&[isize]; 8] = [&[], &[0], &[1], &[2], &[0, 1], &[0, 2], &[1, 2], &[0, 1, 2]];
+    for dtype in [Float64, Float32] {
+        let x = tensor("x", dtype, [None, None, None]);
+        for axes in subsets {
+            let outs = [
+                x.sum(Some(axes)),
+                x.prod(Some(axes)),
+                x.max(Some(axes)),
+                x.min(Some(axes)),
+                x.exp().sum(Some(axes)),
+                (&x * &x).max(Some(axes)),
+            ];
+            let refs: Vec<&Var> = outs.iter().collect();
+            for (seed, shape) in [[2usize, 3, 5], [1, 7, 4], [3, 1, 9]].iter().enumerate() {
+                check(
+                    &[&x],
+                    &refs,
+                    &values(dtype, &[shape], (-2.0, 2.0), seed as u64),
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn empty_arrays_and_empty_reductions() {
+    let x = matrix("x", Float64);
+    let outs = [x.exp(), x.sum(Some(&[0])), x.sum(Some(&[1])), x.prod(None)];
+    let refs: Vec<&Var> = outs.iter().collect();
+    for shape in [[0usize, 3], [3, 0], [0, 0]] {
+        check(&[&x], &refs, &values(Float64, &[&shape], (-1.0, 1.0), 1));
+        // Max of an empty axis has no identity: both backends must fail.
+        check(
+            &[&x],
+            &[&x.max(Some(&[0]))],
+            &values(Float64, &[&shape], (-1.0, 1.0), 1),
+        );
+    }
+}
+
+#[test]
+fn fused_reductions_read_their_inputs_once() {
+    let x = matrix("x", Float64);
+    let y = matrix("y", Float64);
+    let outs = [
+        x.logsumexp(Some(&[1])),
+        x.logsumexp(None),
+        (x.exp() * &y).sum(Some(&[0])),
+        x.softmax(1),
+        x.log_softmax(0),
+        x.mean(Some(&[1])),
+        x.var(Some(&[0]), 0),
+    ];
+    let refs: Vec<&Var> = outs.iter().collect();
+    let vals = values(Float64, &[&[6, 9], &[6, 9]], (-3.0, 3.0), 11);
+    check(&[&x, &y], &refs, &vals);
+    let f = function(&[&x, &y], &[&outs[2]])
+        .mode(Mode::Jit)
+        .compile()
+        .unwrap();
+    assert!(
+        f.dprint().contains("Sum{axes=[0]} of Composite{"),
+        "{}",
+        f.dprint()
+    );
+}
+
+#[test]
+fn strided_transposed_and_reversed_inputs() {
+    let x = matrix("x", Float64);
+    let y = matrix("y", Float64);
+    // Views made by the runtime (transpose, reversed and stepped slices) reach kernels with
+    // non-unit and negative strides.
+    let outs = [
+        (x.t().exp() + y.t()).sum(Some(&[1])),
+        x.get(idx![..;-1, 1..;2]).sin(),
+        (x.get(idx![.., ..;-1]) * 2.0 + &y).max(Some(&[0])),
+    ];
+    let refs: Vec<&Var> = outs.iter().collect();
+    check(
+        &[&x, &y],
+        &refs,
+        &values(Float64, &[&[4, 6], &[4, 6]], (-2.0, 2.0), 3),
+    );
+    // A non-contiguous array passed by the caller.
+    let base = ArrayD::from_shape_fn(IxDyn(&[6, 4]), |i| (i[0] * 4 + i[1]) as f64 * 0.1);
+    let transposed: TensorData = base.reversed_axes().into();
+    check(
+        &[&x, &y],
+        &refs,
+        &[
+            transposed,
+            values(Float64, &[&[4, 6]], (-2.0, 2.0), 4).remove(0),
+        ],
+    );
+}
+
+#[test]
+fn bad_inputs_fail_in_both_backends() {
+    let x = vector("x", Float64);
+    let y = vector("y", Float64);
+    let out = x.exp() + &y;
+    // Sizes 3 and 4: no runtime broadcasting.
+    let vals = vec![
+        array![1.0, 2.0, 3.0].into(),
+        array![1.0, 2.0, 3.0, 4.0].into(),
+    ];
+    check(&[&x, &y], &[&out], &vals);
+    let f = function(&[&x, &y], &[&out])
+        .mode(Mode::Jit)
+        .compile()
+        .unwrap();
+    let err = f.call(&vals).unwrap_err().to_string();
+    assert!(err.contains("size 4") && err.contains("size 3"), "{err}");
+    // A size-1 value where the static type says "any size" does not broadcast either.
+    let vals = vec![array![1.0, 2.0, 3.0].into(), array![1.0].into()];
+    assert!(f.call(&vals).is_err());
+}
+
+#[test]
+fn kernels_are_shared_by_threads() {
+    let x = vector("x", Float64);
+    let f = function(&[&x], &[&(x.exp() * 2.0).sum(None)])
+        .mode(Mode::Jit)
+        .compile()
+        .unwrap();
+    let f = std::sync::Arc::new(f);
+    let handles: Vec<_> = (0..4)
+        .map(|k| {
+            let f = f.clone();
+            std::thread::spawn(move || {
+                let v: Vec<f64> = (0..1000).map(|i| (i + k) as f64 * 1e-3).collect();
+                let want: f64 = v.iter().map(|x| x.exp() * 2.0).sum();
+                let got = f.call(&[ndarray::Array1::from(v).into()]).unwrap()[0]
+                    .item_f64()
+                    .unwrap();
+                assert!((got - want).abs() <= 1e-9 * want.abs());
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+}
+
+// ---------------------------------------------------------------- random graphs
+
+fn random_graph(steps: &[(u8, usize, usize)]) -> (Vec<Var>, Vec<Var>) {
+    let x = matrix("x", Float64);
+    let y = matrix("y", Float64);
+    let row = tensor("row", Float64, [Some(1), None]);
+    let col = tensor("col", Float64, [None, Some(1)]);
+    let inputs = vec![x.clone(), y.clone(), row.clone(), col.clone()];
+    let mut pool = inputs.clone();
+    for &(code, a, b) in steps {
+        let (a, b) = (pool[a % pool.len()].clone(), pool[b % pool.len()].clone());
+        let v = match code % 16 {
+            0 => &a + &b,
+            1 => &a * &b,
+            2 => &a - &b,
+            3 => a.maximum(&b),
+            4 => a.exp(),
+            5 => (a.abs() + 1.0).log(),
+            6 => a.sigmoid(),
+            7 => a.tanh() * 3.0,
+            8 => a.t(),
+            9 => a.sum(Some(&[1])).expand_dims(1),
+            10 => a.max(Some(&[0])).expand_dims(0),
+            11 => a.sin() / (b.cos().abs() + 1.0),
+            12 => switch(a.gt(&b), &a, &b),
+            13 => a.logsumexp(Some(&[0])).expand_dims(0),
+            14 => (&a * 0.5).sum(Some(&[0])).expand_dims(0),
+            _ => a.get(idx![..;-1, ..]),
+        };
+        pool.push(v);
+    }
+    let n = pool.len();
+    (inputs, vec![pool[n - 1].clone(), pool[n / 2].sum(None)])
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    #[test]
+    fn random_graphs_agree(steps in prop::collection::vec((any::<u8>(), 0usize..64, 0usize..64), 1..12), seed in any::<u64>()) {
+        let (inputs, outputs) = random_graph(&steps);
+        let ins: Vec<&Var> = inputs.iter().collect();
+        let outs: Vec<&Var> = outputs.iter().collect();
+        let vals = values(Float64, &[&[3, 3], &[3, 3], &[1, 3], &[3, 1]], (-2.0, 2.0), seed);
+        if let Err(e) = compare_backends(&ins, &outs, &vals, Mode::Jit) {
+            prop_assert!(false, "{}", e);
+        }
+    }
+}

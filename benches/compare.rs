@@ -1,0 +1,463 @@
+//! The scoreboard: `cargo bench --bench compare [-- --json FILE] [--peers] [--only W1,W2]`.
+//!
+//! Runs the benchmark workloads on the JIT backend, the reference backend and a plain
+//! hand-written Rust loop ("native"), prints a table (median of at least 5 runs, elements/s
+//! and GB/s for memory-bound workloads) and optionally writes JSON records
+//! `{"workload", "size", "backend", "median_s", "runs"}`. With `--peers` it also runs the
+//! same workloads in NumPy, PyTensor (C and NUMBA) and JAX through `benches/peers.py` in
+//! the venv made by `scripts/setup_peers.sh`, in the same run, so ratios are side by side.
+
+use std::hint::black_box;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use ndarray::{Array1, Array2};
+use tensorlift::prelude::*;
+use tensorlift::testing::{random_of_shape, TestRng};
+
+struct Record {
+    workload: String,
+    size: String,
+    backend: String,
+    median_s: f64,
+    runs: usize,
+    /// Elements processed and bytes moved per call (for rates).
+    elements: f64,
+    bytes: f64,
+}
+
+/// Median of `runs` timed calls after one warm-up; more runs for fast calls, each run
+/// averaging `inner` calls.
+fn median(mut f: impl FnMut()) -> (f64, usize) {
+    f();
+    let t = Instant::now();
+    f();
+    let once = t.elapsed();
+    let inner = if once < Duration::from_micros(100) {
+        (Duration::from_millis(2).as_nanos() / once.as_nanos().max(1)).max(1) as usize
+    } else {
+        1
+    };
+    let runs = if once > Duration::from_millis(500) {
+        5
+    } else {
+        9
+    };
+    let mut times: Vec<f64> = (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..inner {
+                f();
+            }
+            t.elapsed().as_secs_f64() / inner as f64
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    (times[runs / 2], runs)
+}
+
+struct Bench {
+    records: Vec<Record>,
+    only: Option<Vec<String>>,
+}
+
+impl Bench {
+    fn wants(&self, workload: &str) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|o| o.iter().any(|w| w == workload))
+    }
+
+    fn run(
+        &mut self,
+        workload: &str,
+        size: &str,
+        backend: &str,
+        work: (f64, f64),
+        f: impl FnMut(),
+    ) {
+        let (median_s, runs) = median(f);
+        self.records.push(Record {
+            workload: workload.into(),
+            size: size.into(),
+            backend: backend.into(),
+            median_s,
+            runs,
+            elements: work.0,
+            bytes: work.1,
+        });
+        eprintln!(
+            "  {workload:4} {size:>10} {backend:16} {:>12}",
+            fmt_time(median_s)
+        );
+    }
+
+    /// The same graph in the JIT and reference backends.
+    fn graph(
+        &mut self,
+        workload: &str,
+        size: &str,
+        work: (f64, f64),
+        inputs: &[&Var],
+        outputs: &[&Var],
+        values: &[TensorData],
+        reference: bool,
+    ) {
+        let modes: &[(&str, Mode)] = if reference {
+            &[("jit", Mode::Jit), ("reference", Mode::Reference)]
+        } else {
+            &[("jit", Mode::Jit)]
+        };
+        for (name, mode) in modes {
+            let f = function(inputs, outputs)
+                .mode(mode.clone())
+                .compile()
+                .expect("compile");
+            self.run(workload, size, name, work, || {
+                black_box(f.call(values).expect("call"));
+            });
+        }
+    }
+}
+
+fn fmt_time(s: f64) -> String {
+    if s < 1e-6 {
+        format!("{:.1} ns", s * 1e9)
+    } else if s < 1e-3 {
+        format!("{:.2} µs", s * 1e6)
+    } else if s < 1.0 {
+        format!("{:.2} ms", s * 1e3)
+    } else {
+        format!("{s:.2} s")
+    }
+}
+
+fn vec_f64(n: usize, seed: u64) -> Array1<f64> {
+    let mut rng = TestRng::new(seed);
+    let d = random_of_shape(Float64, &[n], (-3.0, 3.0), &mut rng);
+    d.into_array::<f64>()
+        .and_then(|a| a.into_dimensionality().ok())
+        .expect("vector")
+}
+
+fn mat_f64(m: usize, n: usize, seed: u64) -> Array2<f64> {
+    let mut rng = TestRng::new(seed);
+    let d = random_of_shape(Float64, &[m, n], (-3.0, 3.0), &mut rng);
+    d.into_array::<f64>()
+        .and_then(|a| a.into_dimensionality().ok())
+        .expect("matrix")
+}
+
+fn w1(b: &mut Bench, n: usize, size: &str) {
+    let (x, y, z) = (
+        vector("x", Float64),
+        vector("y", Float64),
+        vector("z", Float64),
+    );
+    let out = x.exp() * &y + z.sin() * 0.5;
+    let (xv, yv, zv) = (vec_f64(n, 1), vec_f64(n, 2), vec_f64(n, 3));
+    let work = (n as f64, 32.0 * n as f64);
+    let (xs, ys, zs) = (
+        xv.as_slice().unwrap(),
+        yv.as_slice().unwrap(),
+        zv.as_slice().unwrap(),
+    );
+    b.run("W1", size, "native", work, || {
+        let out: Vec<f64> = (0..n)
+            .map(|i| xs[i].exp() * ys[i] + zs[i].sin() * 0.5)
+            .collect();
+        black_box(out);
+    });
+    let values = [xv.clone().into(), yv.clone().into(), zv.clone().into()];
+    b.graph("W1", size, work, &[&x, &y, &z], &[&out], &values, true);
+}
+
+fn w2(b: &mut Bench) {
+    let n = 10_000_000;
+    let x = vector("x", Float64);
+    let xv = vec_f64(n, 4);
+    let xs = xv.as_slice().unwrap();
+    let work = (n as f64, 8.0 * n as f64);
+    b.run("W2", "1e7", "native", work, || {
+        let m = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let s: f64 = xs.iter().map(|v| (v - m).exp()).sum();
+        black_box(m + s.ln());
+    });
+    b.graph(
+        "W2",
+        "1e7",
+        work,
+        &[&x],
+        &[&x.logsumexp(None)],
+        &[xv.clone().into()],
+        true,
+    );
+}
+
+fn w3(b: &mut Bench) {
+    let (m, n) = (2000, 2000);
+    let x = matrix("x", Float64);
+    let xv = mat_f64(m, n, 5);
+    let xs = xv.as_slice().unwrap();
+    let work = ((m * n) as f64, 16.0 * (m * n) as f64);
+    b.run("W3", "2000x2000", "native", work, || {
+        let mut out = vec![0.0; m * n];
+        for i in 0..m {
+            let row = &xs[i * n..(i + 1) * n];
+            let mx = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let o = &mut out[i * n..(i + 1) * n];
+            let mut s = 0.0;
+            for (o, v) in o.iter_mut().zip(row) {
+                *o = (v - mx).exp();
+                s += *o;
+            }
+            o.iter_mut().for_each(|v| *v /= s);
+        }
+        black_box(out);
+    });
+    b.graph(
+        "W3",
+        "2000x2000",
+        work,
+        &[&x],
+        &[&x.softmax(1)],
+        &[xv.clone().into()],
+        true,
+    );
+}
+
+fn w4(b: &mut Bench) {
+    let (m, n) = (4000, 2500);
+    let x = matrix("x", Float64);
+    let xv = mat_f64(m, n, 6);
+    let xs = xv.as_slice().unwrap();
+    let work = ((m * n) as f64, 8.0 * (m * n) as f64);
+    b.run("W4a", "4000x2500", "native", work, || {
+        let mut out = vec![0.0; n];
+        for row in xs.chunks_exact(n) {
+            for (o, v) in out.iter_mut().zip(row) {
+                *o += v;
+            }
+        }
+        black_box(out);
+    });
+    b.graph(
+        "W4a",
+        "4000x2500",
+        work,
+        &[&x],
+        &[&x.sum(Some(&[0]))],
+        &[xv.clone().into()],
+        true,
+    );
+    b.run("W4b", "4000x2500", "native", work, || {
+        let out: Vec<f64> = xs.chunks_exact(n).map(|r| r.iter().sum()).collect();
+        black_box(out);
+    });
+    b.graph(
+        "W4b",
+        "4000x2500",
+        work,
+        &[&x],
+        &[&x.sum(Some(&[1]))],
+        &[xv.clone().into()],
+        true,
+    );
+}
+
+fn w7(b: &mut Bench) {
+    let x = vector("x", Float64);
+    let one = Array1::from(vec![1.0]);
+    let s = one.as_slice().unwrap().to_vec();
+    b.run("W7", "1", "native", (1.0, 16.0), || {
+        let out: Vec<f64> = s.iter().map(|v| v + 1.0).collect();
+        black_box(out);
+    });
+    b.graph(
+        "W7",
+        "1",
+        (1.0, 16.0),
+        &[&x],
+        &[&(&x + 1.0)],
+        &[one.into()],
+        true,
+    );
+}
+
+fn w8(b: &mut Bench) {
+    for (workload, backend, mode) in [
+        ("W8a", "jit", Mode::Jit),
+        ("W8a", "reference", Mode::Reference),
+        ("W8b", "jit", Mode::Jit),
+        ("W8b", "reference", Mode::Reference),
+    ] {
+        b.run(workload, "compile", backend, (1.0, 0.0), || {
+            // Graph construction, rewrites, lowering and code generation, nothing cached.
+            let f = if workload == "W8a" {
+                let (x, y, z) = (
+                    vector("x", Float64),
+                    vector("y", Float64),
+                    vector("z", Float64),
+                );
+                let out = x.exp() * &y + z.sin() * 0.5;
+                function(&[&x, &y, &z], &[&out])
+                    .mode(mode.clone())
+                    .compile()
+            } else {
+                let x = matrix("x", Float64);
+                function(&[&x], &[&x.softmax(1)])
+                    .mode(mode.clone())
+                    .compile()
+            };
+            black_box(f.expect("compile"));
+        });
+    }
+}
+
+fn peers(b: &mut Bench) {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let python = format!("{root}/.venv-peers/bin/python");
+    if !std::path::Path::new(&python).exists() {
+        eprintln!("peers skipped: no {python}; run scripts/setup_peers.sh first");
+        return;
+    }
+    let out = std::env::temp_dir().join(format!("tensorlift-peers-{}.json", std::process::id()));
+    let status = Command::new(&python)
+        .arg(format!("{root}/benches/peers.py"))
+        .env("PEERS_JSON", &out)
+        .status();
+    match status {
+        Ok(s) if s.success() => {}
+        other => {
+            eprintln!("peers failed: {other:?}");
+            return;
+        }
+    }
+    let Ok(text) = std::fs::read_to_string(&out) else {
+        eprintln!("peers wrote no results");
+        return;
+    };
+    let _ = std::fs::remove_file(&out);
+    for line in text.lines().filter(|l| l.contains("\"workload\"")) {
+        let field = |name: &str| -> Option<String> {
+            let start = line.find(&format!("\"{name}\": "))? + name.len() + 4;
+            let rest = &line[start..];
+            let end = rest.find([',', '}'])?;
+            Some(rest[..end].trim().trim_matches('"').to_string())
+        };
+        let (Some(w), Some(s), Some(backend), Some(t), Some(runs)) = (
+            field("workload"),
+            field("size"),
+            field("backend"),
+            field("median_s").and_then(|t| t.parse::<f64>().ok()),
+            field("runs").and_then(|r| r.parse::<usize>().ok()),
+        ) else {
+            continue;
+        };
+        let native = b
+            .records
+            .iter()
+            .find(|r| r.workload == w && r.size == s && r.backend == "native")
+            .map(|r| (r.elements, r.bytes))
+            .unwrap_or((1.0, 0.0));
+        b.records.push(Record {
+            workload: w,
+            size: s,
+            backend,
+            median_s: t,
+            runs,
+            elements: native.0,
+            bytes: native.1,
+        });
+    }
+}
+
+fn print_table(records: &[Record]) {
+    println!(
+        "{:5} {:>10} {:16} {:>12} {:>7} {:>12} {:>9}  {}",
+        "work", "size", "backend", "median", "runs", "elements/s", "GB/s", "× native"
+    );
+    for r in records {
+        let native = records
+            .iter()
+            .find(|n| n.workload == r.workload && n.size == r.size && n.backend == "native")
+            .map(|n| format!("{:.2}", r.median_s / n.median_s))
+            .unwrap_or_default();
+        let rate = r.elements / r.median_s;
+        let gbs = if r.bytes > 0.0 {
+            format!("{:.1}", r.bytes / r.median_s / 1e9)
+        } else {
+            String::new()
+        };
+        println!(
+            "{:5} {:>10} {:16} {:>12} {:>7} {:>12.3e} {:>9}  {}",
+            r.workload,
+            r.size,
+            r.backend,
+            fmt_time(r.median_s),
+            r.runs,
+            rate,
+            gbs,
+            native
+        );
+    }
+}
+
+fn write_json(path: &str, records: &[Record]) -> std::io::Result<()> {
+    let items: Vec<String> = records
+        .iter()
+        .map(|r| {
+            format!(
+                "  {{\"workload\": \"{}\", \"size\": \"{}\", \"backend\": \"{}\", \"median_s\": {:e}, \"runs\": {}}}",
+                r.workload, r.size, r.backend, r.median_s, r.runs
+            )
+        })
+        .collect();
+    std::fs::write(path, format!("[\n{}\n]\n", items.join(",\n")))
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let value_of = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let json = value_of("--json");
+    let only = value_of("--only").map(|s| s.split(',').map(str::to_string).collect());
+    let mut b = Bench {
+        records: Vec::new(),
+        only,
+    };
+    eprintln!("tensorlift benchmark (medians; compare ratios within one run)");
+    if b.wants("W1") {
+        w1(&mut b, 1_000, "1e3");
+        w1(&mut b, 10_000_000, "1e7");
+    }
+    if b.wants("W2") {
+        w2(&mut b);
+    }
+    if b.wants("W3") {
+        w3(&mut b);
+    }
+    if b.wants("W4a") || b.wants("W4b") {
+        w4(&mut b);
+    }
+    if b.wants("W7") {
+        w7(&mut b);
+    }
+    if b.wants("W8a") || b.wants("W8b") {
+        w8(&mut b);
+    }
+    if args.iter().any(|a| a == "--peers") {
+        peers(&mut b);
+    }
+    print_table(&b.records);
+    if let Some(path) = json {
+        if let Err(e) = write_json(&path, &b.records) {
+            eprintln!("could not write {path}: {e}");
+            std::process::exit(1);
+        }
+    }
+}

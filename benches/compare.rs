@@ -374,8 +374,8 @@ fn peers(b: &mut Bench) {
 
 fn print_table(records: &[Record]) {
     println!(
-        "{:5} {:>10} {:16} {:>12} {:>7} {:>12} {:>9}  {}",
-        "work", "size", "backend", "median", "runs", "elements/s", "GB/s", "× native"
+        "{:5} {:>10} {:16} {:>12} {:>7} {:>12} {:>9}  × native",
+        "work", "size", "backend", "median", "runs", "elements/s", "GB/s"
     );
     for r in records {
         let native = records

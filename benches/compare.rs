@@ -101,16 +101,10 @@ impl Bench {
         inputs: &[&Var],
         outputs: &[&Var],
         values: &[TensorData],
-        reference: bool,
     ) {
-        let modes: &[(&str, Mode)] = if reference {
-            &[("jit", Mode::Jit), ("reference", Mode::Reference)]
-        } else {
-            &[("jit", Mode::Jit)]
-        };
-        for (name, mode) in modes {
+        for (name, mode) in [("jit", Mode::Jit), ("reference", Mode::Reference)] {
             let f = function(inputs, outputs)
-                .mode(mode.clone())
+                .mode(mode)
                 .compile()
                 .expect("compile");
             self.run(workload, size, name, work, || {
@@ -169,7 +163,7 @@ fn w1(b: &mut Bench, n: usize, size: &str) {
         black_box(out);
     });
     let values = [xv.clone().into(), yv.clone().into(), zv.clone().into()];
-    b.graph("W1", size, work, &[&x, &y, &z], &[&out], &values, true);
+    b.graph("W1", size, work, &[&x, &y, &z], &[&out], &values);
 }
 
 fn w2(b: &mut Bench) {
@@ -190,7 +184,6 @@ fn w2(b: &mut Bench) {
         &[&x],
         &[&x.logsumexp(None)],
         &[xv.clone().into()],
-        true,
     );
 }
 
@@ -222,7 +215,6 @@ fn w3(b: &mut Bench) {
         &[&x],
         &[&x.softmax(1)],
         &[xv.clone().into()],
-        true,
     );
 }
 
@@ -248,7 +240,6 @@ fn w4(b: &mut Bench) {
         &[&x],
         &[&x.sum(Some(&[0]))],
         &[xv.clone().into()],
-        true,
     );
     b.run("W4b", "4000x2500", "native", work, || {
         let out: Vec<f64> = xs.chunks_exact(n).map(|r| r.iter().sum()).collect();
@@ -261,7 +252,6 @@ fn w4(b: &mut Bench) {
         &[&x],
         &[&x.sum(Some(&[1]))],
         &[xv.clone().into()],
-        true,
     );
 }
 
@@ -273,15 +263,7 @@ fn w7(b: &mut Bench) {
         let out: Vec<f64> = s.iter().map(|v| v + 1.0).collect();
         black_box(out);
     });
-    b.graph(
-        "W7",
-        "1",
-        (1.0, 16.0),
-        &[&x],
-        &[&(&x + 1.0)],
-        &[one.into()],
-        true,
-    );
+    b.graph("W7", "1", (1.0, 16.0), &[&x], &[&(&x + 1.0)], &[one.into()]);
 }
 
 fn w8(b: &mut Bench) {

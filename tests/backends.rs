@@ -346,6 +346,49 @@ fn kernels_are_shared_by_threads() {
     }
 }
 
+#[test]
+fn large_calls_split_across_threads_agree() {
+    // Above the parallel threshold the executor splits kernels along a kept dimension
+    // (shared outputs) or, for full reductions, a reduced one (partial results combined).
+    let x = matrix("x", Float64);
+    let y = tensor("y", Float64, [Some(1), None]);
+    let outs = [
+        (x.exp() * &y).sin(),
+        x.sum(Some(&[0])),
+        x.sum(Some(&[1])),
+        x.max(None),
+        x.min(Some(&[0])),
+        x.logsumexp(None),
+        x.prod(Some(&[1])),
+        x.t().exp(),
+    ];
+    let refs: Vec<&Var> = outs.iter().collect();
+    for (seed, (m, n)) in [(300usize, 301usize), (7, 20_000), (20_000, 5)]
+        .into_iter()
+        .enumerate()
+    {
+        let vals = values(Float64, &[&[m, n], &[1, n]], (-1.0, 1.0), seed as u64);
+        check(&[&x, &y], &refs, &vals);
+    }
+    let v = vector("v", Float32);
+    let outs = [v.sum(None), v.max(None), (v.exp() + 1.0).log()];
+    let refs: Vec<&Var> = outs.iter().collect();
+    check(
+        &[&v],
+        &refs,
+        &values(Float32, &[&[100_003]], (-2.0, 2.0), 9),
+    );
+    // NaN in one thread's half still propagates through the combined max.
+    let mut big = vec![0.5; 200_000];
+    big[150_000] = f64::NAN;
+    let z = vector("z", Float64);
+    check(
+        &[&z],
+        &[&z.max(None), &z.min(None)],
+        &[ndarray::Array1::from(big).into()],
+    );
+}
+
 // ---------------------------------------------------------------- random graphs
 
 fn random_graph(steps: &[(u8, usize, usize)]) -> (Vec<Var>, Vec<Var>) {

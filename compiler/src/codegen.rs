@@ -13,8 +13,9 @@
 //! float32 results are rounded like the reference) and bools as 0/1 bytes. An innermost
 //! loop whose buffers are all float64 has a second, vectorised body (f64x2, two
 //! independent accumulators for reductions) used when every buffer it walks has stride 1
-//! at run time. Math functions without an instruction call the runtime's support
-//! functions (`tensorlift_runtime::support`), which are the reference's own functions.
+//! at run time. exp, sin and cos are polynomials emitted inline (`vmath`, ≤ 2 ulp from
+//! libm); other math functions call the runtime's support functions
+//! (`tensorlift_runtime::support`), which are the reference's own functions.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -31,6 +32,7 @@ use tensorlift_runtime::support::float_support;
 
 use crate::error::CompileError;
 use crate::loopir::{identity, Expr, Index, Kernel, LoopVar, Stmt};
+use crate::vmath::VMath;
 
 /// The signature of a compiled kernel.
 pub type KernelFn = unsafe extern "C" fn(*const i64) -> i32;
@@ -151,9 +153,18 @@ pub fn compile_kernels(kernels: &[Kernel]) -> Result<Vec<CompiledKernel>, Compil
             g.b.ins().return_(&[zero]);
             g.b.finalize(target);
         }
+        let dump = std::env::var_os("TENSORLIFT_DUMP_ASM").is_some();
+        ctx.set_disasm(dump);
         module
             .define_function(id, &mut ctx)
             .map_err(|e| jit_error(format!("{e:?} while compiling\n{kernel}")))?;
+        if let Some(code) = ctx
+            .compiled_code()
+            .and_then(|c| c.vcode.as_ref())
+            .filter(|_| dump)
+        {
+            eprintln!("{kernel}\n{code}");
+        }
         module.clear_context(&mut ctx);
         ids.push(id);
     }
@@ -221,6 +232,8 @@ fn elem_size(d: DType) -> i64 {
 }
 
 const F64X2: Type = types::F64X2;
+/// Vectors (of two elements) per iteration of a vectorised loop.
+const UNROLL: usize = 4;
 
 impl<'a> Gen<'a> {
     fn new(
@@ -433,50 +446,56 @@ impl<'a> Gen<'a> {
                 self.b.create_block(),
                 self.b.create_block(),
             );
-            // Two vector accumulators per reduction: independent dependency chains.
-            let vaccs: Vec<[Variable; 2]> = reg
+            // One vector accumulator per unrolled step: independent dependency chains.
+            let vaccs: Vec<Vec<Variable>> = reg
                 .iter()
                 .map(|(_, kind, _, _)| {
                     let init = self.b.ins().f64const(identity(*kind));
                     let init = self.b.ins().splat(F64X2, init);
-                    let pair = [self.b.declare_var(F64X2), self.b.declare_var(F64X2)];
-                    self.b.def_var(pair[0], init);
-                    self.b.def_var(pair[1], init);
-                    pair
+                    (0..UNROLL)
+                        .map(|_| {
+                            let v = self.b.declare_var(F64X2);
+                            self.b.def_var(v, init);
+                            v
+                        })
+                        .collect()
                 })
                 .collect();
             self.b.ins().brif(cond, vec_header, &[], scalar_header, &[]);
             self.b.switch_to_block(vec_header);
             let iv = self.b.use_var(i);
-            let end = self.b.ins().iadd_imm_s(iv, 4);
+            let step = 2 * UNROLL as i64;
+            let end = self.b.ins().iadd_imm_s(iv, step);
             let go = self.b.ins().icmp(IntCC::SignedLessThanOrEqual, end, n);
             self.b.ins().brif(go, vec_body, &[], vec_exit, &[]);
             self.b.switch_to_block(vec_body);
             self.b.seal_block(vec_body);
-            for half in 0..2 {
-                let at = self.b.ins().iadd_imm_s(iv, 2 * half as i64);
+            for u in 0..UNROLL {
+                let at = self.b.ins().iadd_imm_s(iv, 2 * u as i64);
                 self.vars.insert(var, at);
                 self.reg_accs = reg
                     .iter()
                     .zip(&vaccs)
-                    .map(|((k, ..), pair)| (*k, pair[half]))
+                    .map(|((k, ..), accs)| (*k, accs[u]))
                     .collect();
                 for (k, s) in body.iter().enumerate() {
                     self.stmt(s, k, Lanes::Two);
                 }
             }
-            let next = self.b.ins().iadd_imm_s(iv, 4);
+            let next = self.b.ins().iadd_imm_s(iv, step);
             self.b.def_var(i, next);
             self.b.ins().jump(vec_header, &[]);
             self.b.seal_block(vec_header);
             self.b.switch_to_block(vec_exit);
             self.b.seal_block(vec_exit);
-            for ((_, kind, _, _), (pair, acc)) in reg.iter().zip(vaccs.iter().zip(&scalar_accs)) {
-                let a = self.b.use_var(pair[0]);
-                let c = self.b.use_var(pair[1]);
-                let both = self.combine(*kind, a, c);
-                let lo = self.b.ins().extractlane(both, 0);
-                let hi = self.b.ins().extractlane(both, 1);
+            for ((_, kind, _, _), (accs, acc)) in reg.iter().zip(vaccs.iter().zip(&scalar_accs)) {
+                let mut all = self.b.use_var(accs[0]);
+                for a in &accs[1..] {
+                    let a = self.b.use_var(*a);
+                    all = self.combine(*kind, all, a);
+                }
+                let lo = self.b.ins().extractlane(all, 0);
+                let hi = self.b.ins().extractlane(all, 1);
                 let v = self.combine(*kind, lo, hi);
                 self.b.def_var(*acc, v);
             }
@@ -518,13 +537,24 @@ impl<'a> Gen<'a> {
         }
     }
 
-    /// Sets every element of a (contiguous, freshly allocated) buffer to the identity.
+    /// Sets every element of a buffer (any strides) to the identity of `kind`.
     fn fill(&mut self, buf: usize, kind: ReduceKind) {
-        let mut total = self.b.ins().iconst(types::I64, 1);
-        for d in 0..self.bufs[buf].shape.len() {
-            total = self.b.ins().imul(total, self.bufs[buf].shape[d]);
+        let base = self.bufs[buf].ptr;
+        self.fill_dims(buf, kind, 0, base);
+    }
+
+    fn fill_dims(&mut self, buf: usize, kind: ReduceKind, dim: usize, addr: Value) {
+        if dim == self.bufs[buf].shape.len() {
+            let v = self.b.ins().f64const(identity(kind));
+            self.store_at(buf, addr, v, Lanes::One);
+            return;
         }
-        let size = elem_size(self.bufs[buf].dtype);
+        let n = self.bufs[buf].shape[dim];
+        let step = self.bufs[buf].stride[dim];
+        let step = self
+            .b
+            .ins()
+            .imul_imm_s(step, elem_size(self.bufs[buf].dtype));
         let i = self.b.declare_var(types::I64);
         let zero = self.b.ins().iconst(types::I64, 0);
         self.b.def_var(i, zero);
@@ -536,14 +566,13 @@ impl<'a> Gen<'a> {
         self.b.ins().jump(header, &[]);
         self.b.switch_to_block(header);
         let iv = self.b.use_var(i);
-        let go = self.b.ins().icmp(IntCC::SignedLessThan, iv, total);
+        let go = self.b.ins().icmp(IntCC::SignedLessThan, iv, n);
         self.b.ins().brif(go, body, &[], exit, &[]);
         self.b.switch_to_block(body);
         self.b.seal_block(body);
-        let off = self.b.ins().imul_imm_s(iv, size);
-        let addr = self.b.ins().iadd(self.bufs[buf].ptr, off);
-        let v = self.b.ins().f64const(identity(kind));
-        self.store_at(buf, addr, v, Lanes::One);
+        let off = self.b.ins().imul(iv, step);
+        let inner = self.b.ins().iadd(addr, off);
+        self.fill_dims(buf, kind, dim + 1, inner);
         let next = self.b.ins().iadd_imm_s(iv, 1);
         self.b.def_var(i, next);
         self.b.ins().jump(header, &[]);
@@ -552,12 +581,18 @@ impl<'a> Gen<'a> {
         self.b.seal_block(exit);
     }
 
-    fn address(&mut self, buf: usize, index: &[Index]) -> Value {
+    /// The address of an element; in a vectorised body the walked dimension has stride 1
+    /// (checked before entering it), so no multiplication is needed there.
+    fn address(&mut self, buf: usize, index: &[Index], lanes: Lanes) -> Value {
         let mut offset = self.b.ins().iconst(types::I64, 0);
         for (d, i) in index.iter().enumerate() {
             if let Index::Var(v) = i {
                 let iv = self.vars[v];
-                let term = self.b.ins().imul(iv, self.bufs[buf].stride[d]);
+                let term = if lanes == Lanes::Two && self.is_inner(*v) {
+                    iv
+                } else {
+                    self.b.ins().imul(iv, self.bufs[buf].stride[d])
+                };
                 offset = self.b.ins().iadd(offset, term);
             }
         }
@@ -581,7 +616,7 @@ impl<'a> Gen<'a> {
     }
 
     fn load(&mut self, buf: usize, index: &[Index], lanes: Lanes) -> Value {
-        let addr = self.address(buf, index);
+        let addr = self.address(buf, index, lanes);
         if self.walks(index, lanes) {
             return self.b.ins().load(F64X2, flags(), addr, 0);
         }
@@ -597,7 +632,7 @@ impl<'a> Gen<'a> {
     }
 
     fn store(&mut self, buf: usize, index: &[Index], v: Value, lanes: Lanes) {
-        let addr = self.address(buf, index);
+        let addr = self.address(buf, index, lanes);
         if self.walks(index, lanes) {
             self.b.ins().store(flags(), v, addr, 0);
         } else {
@@ -651,8 +686,24 @@ impl<'a> Gen<'a> {
         match kind {
             ReduceKind::Sum => self.b.ins().fadd(a, b),
             ReduceKind::Prod => self.b.ins().fmul(a, b),
-            ReduceKind::Max => self.b.ins().fmax(a, b),
-            ReduceKind::Min => self.b.ins().fmin(a, b),
+            ReduceKind::Max | ReduceKind::Min => {
+                // Take b when it is NaN or beyond a (a NaN accumulator stays NaN): NaN
+                // propagates as in the reference, with a short dependency chain on a.
+                let cc = if kind == ReduceKind::Max {
+                    FloatCC::LessThan
+                } else {
+                    FloatCC::GreaterThan
+                };
+                let beyond = self.b.ins().fcmp(cc, a, b);
+                let nan = self.b.ins().fcmp(FloatCC::Unordered, b, b);
+                let take = self.b.ins().bor(beyond, nan);
+                if self.b.func.dfg.value_type(a).is_vector() {
+                    let mask = self.b.ins().bitcast(F64X2, MemFlagsData::new(), take);
+                    self.b.ins().bitselect(mask, b, a)
+                } else {
+                    self.b.ins().select(take, b, a)
+                }
+            }
             ReduceKind::All => self.b.ins().band(a, b),
             ReduceKind::Any => self.b.ins().bor(a, b),
         }
@@ -820,8 +871,21 @@ impl<'a> Gen<'a> {
                 let b = self.as_float(vals[2], bools[2], lanes);
                 self.select(vals[0], a, b, lanes)
             }
+            Exp => self.vmath(lanes).exp(f[0]),
+            Sin | Cos => {
+                let libm = self.support[&op];
+                self.vmath(lanes).sin_cos(f[0], op == Cos, libm)
+            }
             _ => self.call_support(op, &f, lanes),
         }
+    }
+
+    fn vmath(&mut self, lanes: Lanes) -> VMath<'_, 'a> {
+        let ty = match lanes {
+            Lanes::One => types::F64,
+            Lanes::Two => F64X2,
+        };
+        VMath { b: &mut self.b, ty }
     }
 
     fn select(&mut self, cond: Value, a: Value, b: Value, lanes: Lanes) -> Value {

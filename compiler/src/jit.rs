@@ -77,13 +77,22 @@ impl Executable for Jitted {
     }
 }
 
-/// The output shape of a kernel node, checked like the reference checks it; `None` when
-/// the reference must handle the call (it reports the error, e.g. max of an empty axis).
-fn output_shape(
+/// The iteration space of a kernel call: the broadcast shape of the inputs, the reduced
+/// axes (empty for element-wise kernels) and the output shape.
+struct Space {
+    full: Vec<usize>,
+    reduced: Vec<usize>,
+    out: Vec<usize>,
+}
+
+/// The iteration space of a kernel node, checked like the reference checks it; `None`
+/// when the reference must handle the call (it reports the error, e.g. max of an empty
+/// axis).
+fn space(
     fg: &FunctionGraph,
     node: NodeId,
     args: &[TensorData],
-) -> Result<Option<Vec<usize>>, RuntimeError> {
+) -> Result<Option<Space>, RuntimeError> {
     let e = fg
         .node(node)
         .ok_or_else(|| RuntimeError::Internal("running a removed node".into()))?;
@@ -106,26 +115,28 @@ fn output_shape(
     }
     let full = broadcast_shape(&name, ndim, &operands, None)?;
     let (kind, axes) = match &e.op {
-        Op::Reduce { kind, axes } | Op::FusedReduce { kind, axes, .. } => (*kind, axes),
-        _ => return Ok(Some(full)),
+        Op::Reduce { kind, axes } | Op::FusedReduce { kind, axes, .. } => (*kind, axes.clone()),
+        _ => {
+            return Ok(Some(Space {
+                out: full.clone(),
+                full,
+                reduced: Vec::new(),
+            }))
+        }
     };
     let empty_axis = axes.iter().any(|a| full[*a] == 0);
     if empty_axis && matches!(kind, ReduceKind::Max | ReduceKind::Min) {
         return Ok(None);
     }
-    Ok(Some(
-        full.iter()
-            .enumerate()
-            .filter(|(d, _)| !axes.contains(d))
-            .map(|(_, s)| *s)
-            .collect(),
-    ))
-}
-
-fn push_buffer(args: &mut Vec<i64>, ptr: *const u8, shape: &[usize], strides: &[isize]) {
-    args.push(ptr as i64);
-    args.extend(shape.iter().map(|s| *s as i64));
-    args.extend(strides.iter().map(|s| *s as i64));
+    let out = (0..ndim)
+        .filter(|d| !axes.contains(d))
+        .map(|d| full[d])
+        .collect();
+    Ok(Some(Space {
+        full,
+        reduced: axes,
+        out,
+    }))
 }
 
 /// A zero-filled contiguous array of `dtype`.
@@ -173,6 +184,96 @@ fn output_ptr(d: &mut TensorData) -> Option<(*const u8, Vec<usize>, Vec<isize>)>
     }
 }
 
+/// One buffer argument of a kernel call, and which iteration dimension walks which of
+/// its dimensions (for splitting the call across threads).
+struct BufArg {
+    ptr: i64,
+    shape: Vec<i64>,
+    strides: Vec<i64>,
+    elem: i64,
+    /// `walk[d]`: the buffer dimension iteration dimension d walks, if any.
+    walk: Vec<Option<usize>>,
+}
+
+/// Elements below which a call runs on one thread.
+const PARALLEL_MIN_ELEMENTS: usize = 1 << 16;
+
+fn elem_bytes(d: DType) -> i64 {
+    match d {
+        DType::Float64 => 8,
+        DType::Float32 => 4,
+        _ => 1,
+    }
+}
+
+/// The packed arguments for iterations `lo..hi` of dimension `dim` (all of them if `None`).
+fn pack(bufs: &[BufArg], range: Option<(usize, usize, usize)>) -> Vec<i64> {
+    let mut packed = Vec::with_capacity(bufs.len() * 8);
+    for b in bufs {
+        let mut ptr = b.ptr;
+        let mut shape = b.shape.clone();
+        if let Some((dim, lo, hi)) = range {
+            if let Some(bd) = b.walk[dim] {
+                ptr += lo as i64 * b.strides[bd] * b.elem;
+                shape[bd] = (hi - lo) as i64;
+            }
+        }
+        packed.push(ptr);
+        packed.extend(&shape);
+        packed.extend(&b.strides);
+    }
+    packed
+}
+
+/// Combines per-thread partial reductions into the first.
+fn combine_partials(kind: ReduceKind, parts: Vec<TensorData>) -> Result<TensorData, RuntimeError> {
+    fn fold<T: Copy + PartialOrd + std::ops::Add<Output = T> + std::ops::Mul<Output = T>>(
+        kind: ReduceKind,
+        acc: &mut ndarray::ArcArray<T, IxDyn>,
+        part: &ndarray::ArcArray<T, IxDyn>,
+    ) {
+        acc.zip_mut_with(part, |a, b| {
+            #[allow(clippy::eq_op)]
+            let b_nan = *b != *b;
+            *a = match kind {
+                ReduceKind::Sum | ReduceKind::Any => *a + *b,
+                ReduceKind::Prod | ReduceKind::All => *a * *b,
+                ReduceKind::Max if b_nan || *b > *a => *b,
+                ReduceKind::Min if b_nan || *b < *a => *b,
+                ReduceKind::Max | ReduceKind::Min => *a,
+            }
+        });
+    }
+    let mut parts = parts.into_iter();
+    let mut acc = parts
+        .next()
+        .ok_or_else(|| RuntimeError::Internal("no partial results".into()))?;
+    for part in parts {
+        match (&mut acc, &part) {
+            (TensorData::Float64(a), TensorData::Float64(b)) => fold(kind, a, b),
+            (TensorData::Float32(a), TensorData::Float32(b)) => fold(kind, a, b),
+            _ => {
+                return Err(RuntimeError::Internal(
+                    "partial results of mixed dtypes".into(),
+                ))
+            }
+        }
+    }
+    Ok(acc)
+}
+
+/// The dimension to split a call across threads, and whether it is reduced.
+fn split_dim(space: &Space, threads: usize) -> Option<(usize, bool)> {
+    let total: usize = space.full.iter().product();
+    if threads < 2 || total < PARALLEL_MIN_ELEMENTS {
+        return None;
+    }
+    let big = |d: &usize| space.full[*d] >= 2 * threads;
+    let kept = (0..space.full.len()).find(|d| !space.reduced.contains(d) && big(d));
+    kept.map(|d| (d, false))
+        .or_else(|| space.reduced.iter().copied().find(big).map(|d| (d, true)))
+}
+
 fn run_kernel(
     fg: &FunctionGraph,
     node: NodeId,
@@ -180,18 +281,14 @@ fn run_kernel(
     compiled: &CompiledKernel,
     args: &[TensorData],
 ) -> Result<Vec<TensorData>, RuntimeError> {
-    let Some(shape) = output_shape(fg, node, args)? else {
+    let Some(space) = space(fg, node, args)? else {
         return eval_node(fg, node, args);
     };
     let e = fg
         .node(node)
         .ok_or_else(|| RuntimeError::Internal("running a removed node".into()))?;
-    let mut outputs = e
-        .outputs
-        .iter()
-        .map(|o| allocate(fg.var(*o).ty.dtype, &shape))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut packed = Vec::with_capacity(8 * (args.len() + outputs.len()));
+    let rank = space.full.len();
+    let mut inputs = Vec::with_capacity(args.len());
     for (k, a) in args.iter().enumerate() {
         let (ptr, s, st) = data_ptr(a).ok_or_else(|| {
             RuntimeError::Internal(format!("JIT kernel input {k} has dtype {}", a.dtype()))
@@ -203,25 +300,134 @@ fn run_kernel(
                 kernel.buffers[k].dtype
             )));
         }
-        push_buffer(&mut packed, ptr, s, st);
+        let bcast = fg.var(e.inputs[k]).ty.broadcastable();
+        inputs.push(BufArg {
+            ptr: ptr as i64,
+            shape: s.iter().map(|v| *v as i64).collect(),
+            strides: st.iter().map(|v| *v as i64).collect(),
+            elem: elem_bytes(a.dtype()),
+            walk: (0..rank).map(|d| (!bcast[d]).then_some(d)).collect(),
+        });
     }
-    for o in outputs.iter_mut() {
-        let (ptr, s, st) = output_ptr(o)
-            .ok_or_else(|| RuntimeError::Internal("JIT output without data".into()))?;
-        push_buffer(&mut packed, ptr, &s, &st);
+    let out_walk: Vec<Option<usize>> = {
+        let mut next = 0;
+        (0..rank)
+            .map(|d| {
+                (!space.reduced.contains(&d)).then(|| {
+                    next += 1;
+                    next - 1
+                })
+            })
+            .collect()
+    };
+    let split = split_dim(&space, rayon::current_num_threads());
+    let chunks = match split {
+        Some(_) => rayon::current_num_threads(),
+        None => 1,
+    };
+    // Per-thread outputs when the split dimension is reduced; shared ones otherwise.
+    let sets = if matches!(split, Some((_, true))) {
+        chunks
+    } else {
+        1
+    };
+    let mut output_sets: Vec<Vec<TensorData>> = (0..sets)
+        .map(|_| {
+            e.outputs
+                .iter()
+                .map(|o| allocate(fg.var(*o).ty.dtype, &space.out))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .collect::<Result<_, _>>()?;
+    let mut buffer_sets = Vec::with_capacity(sets);
+    for outputs in output_sets.iter_mut() {
+        let mut bufs: Vec<BufArg> = inputs
+            .iter()
+            .map(|b| BufArg {
+                ptr: b.ptr,
+                shape: b.shape.clone(),
+                strides: b.strides.clone(),
+                elem: b.elem,
+                walk: b.walk.clone(),
+            })
+            .collect();
+        for o in outputs.iter_mut() {
+            let elem = elem_bytes(o.dtype());
+            let (ptr, s, st) = output_ptr(o)
+                .ok_or_else(|| RuntimeError::Internal("JIT output without data".into()))?;
+            bufs.push(BufArg {
+                ptr: ptr as i64,
+                shape: s.iter().map(|v| *v as i64).collect(),
+                strides: st.iter().map(|v| *v as i64).collect(),
+                elem,
+                walk: out_walk.clone(),
+            });
+        }
+        buffer_sets.push(bufs);
     }
-    // SAFETY: every input has the kernel's dtype and rank and a shape checked by
-    // `output_shape` against the static types (dimensions the kernel reads at index 0 have
-    // static size 1); outputs were just allocated, contiguous, with the shape the loops
-    // walk, and are unshared (fresh `ArcArray`s), so writes through their pointers neither
-    // alias the inputs nor escape the allocation. The kernel only reads and writes inside
-    // these buffers (`codegen` ABI).
-    let status = unsafe { compiled.call(&packed) };
-    if status != 0 {
+    let calls: Vec<Vec<i64>> = match split {
+        None => vec![pack(&buffer_sets[0], None)],
+        Some((dim, reduced)) => {
+            let n = space.full[dim];
+            (0..chunks)
+                .map(|c| {
+                    let (lo, hi) = (n * c / chunks, n * (c + 1) / chunks);
+                    let set = if reduced {
+                        &buffer_sets[c]
+                    } else {
+                        &buffer_sets[0]
+                    };
+                    pack(set, Some((dim, lo, hi)))
+                })
+                .collect()
+        }
+    };
+    // SAFETY: every input has the kernel's dtype and rank and a shape checked by `space`
+    // against the static types (dimensions the kernel reads at index 0 have static size
+    // 1); outputs were just allocated with the shape the loops walk and are unshared
+    // (fresh arrays), so no output aliases an input. Each call covers a disjoint range
+    // `lo..hi` of one iteration dimension: pointers are offset to `lo` and sizes cut to
+    // `hi - lo` only for buffers that dimension walks, so every address stays inside the
+    // original buffers; calls that share outputs write disjoint elements (the split
+    // dimension is kept in the output), and calls over a reduced dimension each write
+    // their own outputs. The kernel only reads and writes inside its buffers (`codegen`
+    // ABI) and is plain code, callable from several threads at once.
+    let statuses: Vec<i32> = if calls.len() == 1 {
+        vec![unsafe { compiled.call(&calls[0]) }]
+    } else {
+        use rayon::prelude::*;
+        calls
+            .par_iter()
+            .map(|c| unsafe { compiled.call(c) })
+            .collect()
+    };
+    if let Some(status) = statuses.iter().find(|s| **s != 0) {
         return Err(RuntimeError::Internal(format!(
             "JIT kernel {} failed with status {status}",
             kernel.name
         )));
     }
-    Ok(outputs)
+    drop(buffer_sets);
+    if output_sets.len() == 1 {
+        return Ok(output_sets.remove(0));
+    }
+    let kind = match &e.op {
+        Op::Reduce { kind, .. } | Op::FusedReduce { kind, .. } => *kind,
+        _ => {
+            return Err(RuntimeError::Internal(
+                "partial outputs of a non-reduction".into(),
+            ))
+        }
+    };
+    let n_out = output_sets[0].len();
+    let mut per_output: Vec<Vec<TensorData>> = (0..n_out).map(|_| Vec::new()).collect();
+    for set in output_sets {
+        for (k, o) in set.into_iter().enumerate() {
+            per_output[k].push(o);
+        }
+    }
+    per_output
+        .into_iter()
+        .map(|parts| combine_partials(kind, parts))
+        .collect()
 }

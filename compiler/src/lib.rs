@@ -18,6 +18,7 @@ pub mod mode;
 pub mod pipeline;
 pub mod reference;
 pub mod rewrite;
+pub mod vmath;
 
 pub use backend::{Backend, Executable, Unsupported};
 pub use error::CompileError;

@@ -1,0 +1,260 @@
+//! Polynomial math emitted as Cranelift IR (DESIGN §11): exp, sin and cos on f64 or f64x2
+//! values, so a kernel's vector body computes two elements per instruction instead of
+//! calling libm per element, and its scalar tail computes exactly the same function.
+//!
+//! Owns: the algorithms and their constants. Accuracy against libm is measured by
+//! `tests/vmath_accuracy.rs` (at most 2 ulp over the whole domain, special values exact).
+//! - exp: x clamped to [-750, 710]; n = round(x / ln 2) by the 1.5·2^52 shifter trick;
+//!   r = x − n·ln2 in two fma steps (ln 2 split hi/lo); e^r by its degree-13 Taylor
+//!   polynomial (|r| ≤ ln2/2, truncation < 2^-60); scaled by 2^⌊n/2⌋ · 2^(n−⌊n/2⌋) built
+//!   from exponent bits, which also gives correct overflow to inf and gradual underflow.
+//! - sin, cos: q = round(x · 2/π); r = x − q·π/2 in three fma steps (π/2 split in three
+//!   53-bit parts); sine and cosine polynomials on |r| ≤ π/4 (Taylor to degree 17/16), the
+//!   quadrant selecting and negating them. Where |x| > 8192 the reduction would lose
+//!   accuracy, so those values take libm per element (a branch per vector).
+
+use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
+use cranelift_codegen::ir::{types, FuncRef, InstBuilder, MemFlagsData, Type, Value};
+use cranelift_frontend::FunctionBuilder;
+
+/// 1.5 · 2^52: adding it rounds a float to an integer held in the low mantissa bits.
+const SHIFTER: f64 = 6755399441055744.0;
+const LN2_HI: f64 = 0.693_147_180_369_123_8; // 0x3fe62e42fee00000: low bits zero
+const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
+const PIO2_1: f64 = std::f64::consts::FRAC_PI_2; // π/2 in three parts
+const PIO2_2: f64 = 6.123_233_995_736_766e-17;
+const PIO2_3: f64 = -1.497_384_904_859_169_6e-33;
+/// Beyond this |x| sin and cos call libm.
+const TRIG_FAST_LIMIT: f64 = 8192.0;
+
+/// Emits math on values of type `ty` (F64 or F64X2).
+pub struct VMath<'a, 'b> {
+    pub b: &'a mut FunctionBuilder<'b>,
+    pub ty: Type,
+}
+
+impl VMath<'_, '_> {
+    fn int_ty(&self) -> Type {
+        if self.ty == types::F64X2 {
+            types::I64X2
+        } else {
+            types::I64
+        }
+    }
+
+    fn konst(&mut self, x: f64) -> Value {
+        let c = self.b.ins().f64const(x);
+        if self.ty == types::F64X2 {
+            self.b.ins().splat(types::F64X2, c)
+        } else {
+            c
+        }
+    }
+
+    fn int_konst(&mut self, x: i64) -> Value {
+        let c = self.b.ins().iconst(types::I64, x);
+        if self.ty == types::F64X2 {
+            self.b.ins().splat(types::I64X2, c)
+        } else {
+            c
+        }
+    }
+
+    fn bits_of(&mut self, v: Value) -> Value {
+        let t = self.int_ty();
+        self.b.ins().bitcast(t, MemFlagsData::new(), v)
+    }
+
+    fn float_of_bits(&mut self, v: Value) -> Value {
+        self.b.ins().bitcast(self.ty, MemFlagsData::new(), v)
+    }
+
+    /// Σ coeffs[k] · x^k (coeffs from the constant term up) by Estrin's scheme: pairs
+    /// `c[2k] + c[2k+1]·x` combined with x², x⁴, … so the dependency chain is logarithmic
+    /// in the degree (a Horner chain of 13 fmas would bound the loop by latency).
+    fn horner(&mut self, x: Value, coeffs: &[f64]) -> Value {
+        let mut terms: Vec<Value> = coeffs
+            .chunks(2)
+            .map(|pair| {
+                let c0 = self.konst(pair[0]);
+                match pair.get(1) {
+                    Some(c1) => {
+                        let c1 = self.konst(*c1);
+                        self.b.ins().fma(c1, x, c0)
+                    }
+                    None => c0,
+                }
+            })
+            .collect();
+        let mut power = self.b.ins().fmul(x, x);
+        while terms.len() > 1 {
+            terms = terms
+                .chunks(2)
+                .map(|pair| match pair {
+                    [lo, hi] => self.b.ins().fma(*hi, power, *lo),
+                    _ => pair[0],
+                })
+                .collect();
+            if terms.len() > 1 {
+                power = self.b.ins().fmul(power, power);
+            }
+        }
+        terms[0]
+    }
+
+    /// For `t = v + SHIFTER` (v integral, |v| < 2^51): v as an integer.
+    fn shifted_int(&mut self, t: Value) -> Value {
+        let bits = self.bits_of(t);
+        let base = self.int_konst(SHIFTER.to_bits() as i64);
+        self.b.ins().isub(bits, base)
+    }
+
+    /// 2^k for an integral float k in [-1022, 1023].
+    fn pow2(&mut self, k: Value) -> Value {
+        let shifter = self.konst(SHIFTER);
+        let t = self.b.ins().fadd(k, shifter);
+        let n = self.shifted_int(t);
+        let bias = self.int_konst(1023);
+        let e = self.b.ins().iadd(n, bias);
+        let bits = self.b.ins().ishl_imm_u(e, 52);
+        self.float_of_bits(bits)
+    }
+
+    /// e^x.
+    pub fn exp(&mut self, x: Value) -> Value {
+        let (lo, hi) = (self.konst(-750.0), self.konst(710.0));
+        let x = self.b.ins().fmax(x, lo);
+        let x = self.b.ins().fmin(x, hi);
+        let log2e = self.konst(std::f64::consts::LOG2_E);
+        let shifter = self.konst(SHIFTER);
+        let t = self.b.ins().fma(x, log2e, shifter);
+        let n = self.b.ins().fsub(t, shifter);
+        let neg_n = self.b.ins().fneg(n);
+        let (ln2_hi, ln2_lo) = (self.konst(LN2_HI), self.konst(LN2_LO));
+        let r = self.b.ins().fma(neg_n, ln2_hi, x);
+        let r = self.b.ins().fma(neg_n, ln2_lo, r);
+        let mut coeffs = [0.0; 14];
+        let mut f = 1.0;
+        for (k, c) in coeffs.iter_mut().enumerate() {
+            if k > 0 {
+                f *= k as f64;
+            }
+            *c = 1.0 / f;
+        }
+        let p = self.horner(r, &coeffs);
+        let half = self.konst(0.5);
+        let n_half = self.b.ins().fmul(n, half);
+        let n1 = self.b.ins().floor(n_half);
+        let n2 = self.b.ins().fsub(n, n1);
+        let s1 = self.pow2(n1);
+        let s2 = self.pow2(n2);
+        let p = self.b.ins().fmul(p, s1);
+        self.b.ins().fmul(p, s2)
+    }
+
+    /// sin(x) (`cos = false`) or cos(x) (`cos = true`); `libm` computes one lane.
+    pub fn sin_cos(&mut self, x: Value, cos: bool, libm: FuncRef) -> Value {
+        let ax = self.b.ins().fabs(x);
+        let limit = self.konst(TRIG_FAST_LIMIT);
+        let large = self.b.ins().fcmp(FloatCC::GreaterThan, ax, limit);
+        let any_large = if self.ty == types::F64X2 {
+            self.b.ins().vany_true(large)
+        } else {
+            large
+        };
+        let (fast, slow, done) = (
+            self.b.create_block(),
+            self.b.create_block(),
+            self.b.create_block(),
+        );
+        self.b.append_block_param(done, self.ty);
+        self.b.ins().brif(any_large, slow, &[], fast, &[]);
+
+        self.b.switch_to_block(fast);
+        self.b.seal_block(fast);
+        let v = self.sin_cos_reduced(x, cos);
+        self.b.ins().jump(done, &[v.into()]);
+
+        self.b.switch_to_block(slow);
+        self.b.seal_block(slow);
+        let v = if self.ty == types::F64X2 {
+            let mut out = self.konst(0.0);
+            for lane in 0..2u8 {
+                let xl = self.b.ins().extractlane(x, lane);
+                let call = self.b.ins().call(libm, &[xl]);
+                let r = self.b.inst_results(call)[0];
+                out = self.b.ins().insertlane(out, r, lane);
+            }
+            out
+        } else {
+            let call = self.b.ins().call(libm, &[x]);
+            self.b.inst_results(call)[0]
+        };
+        self.b.ins().jump(done, &[v.into()]);
+
+        self.b.switch_to_block(done);
+        self.b.seal_block(done);
+        self.b.block_params(done)[0]
+    }
+
+    fn sin_cos_reduced(&mut self, x: Value, cos: bool) -> Value {
+        let two_over_pi = self.konst(std::f64::consts::FRAC_2_PI);
+        let shifter = self.konst(SHIFTER);
+        let t = self.b.ins().fma(x, two_over_pi, shifter);
+        let qf = self.b.ins().fsub(t, shifter);
+        let mut q = self.shifted_int(t);
+        if cos {
+            let one = self.int_konst(1);
+            q = self.b.ins().iadd(q, one);
+        }
+        let neg_q = self.b.ins().fneg(qf);
+        let (p1, p2, p3) = (self.konst(PIO2_1), self.konst(PIO2_2), self.konst(PIO2_3));
+        let r = self.b.ins().fma(neg_q, p1, x);
+        let r = self.b.ins().fma(neg_q, p2, r);
+        let r = self.b.ins().fma(neg_q, p3, r);
+        let r2 = self.b.ins().fmul(r, r);
+        // sin r = r + r^3 · S(r^2), cos r = 1 - r^2/2 + r^4 · C(r^2), Taylor coefficients.
+        let mut s_coeffs = Vec::new();
+        let mut c_coeffs = Vec::new();
+        let mut fact = 1.0f64;
+        for k in 1..=17u32 {
+            fact *= k as f64;
+            let sign = if (k / 2) % 2 == 1 { -1.0 } else { 1.0 };
+            if k >= 3 && k % 2 == 1 {
+                s_coeffs.push(sign / fact);
+            }
+            if k >= 4 && k % 2 == 0 {
+                c_coeffs.push(sign / fact);
+            }
+        }
+        let s = self.horner(r2, &s_coeffs);
+        let r3 = self.b.ins().fmul(r2, r);
+        let sin_r = self.b.ins().fma(r3, s, r);
+        let c = self.horner(r2, &c_coeffs);
+        let r4 = self.b.ins().fmul(r2, r2);
+        let minus_half = self.konst(-0.5);
+        let one = self.konst(1.0);
+        let head = self.b.ins().fma(r2, minus_half, one);
+        let cos_r = self.b.ins().fma(r4, c, head);
+        // Odd quadrants take the cosine; quadrants 2 and 3 are negated.
+        let one_i = self.int_konst(1);
+        let odd = self.b.ins().band(q, one_i);
+        let zero_i = self.int_konst(0);
+        let use_cos = self.b.ins().icmp(IntCC::NotEqual, odd, zero_i);
+        let v = if self.ty == types::F64X2 {
+            let mask = self
+                .b
+                .ins()
+                .bitcast(types::F64X2, MemFlagsData::new(), use_cos);
+            self.b.ins().bitselect(mask, cos_r, sin_r)
+        } else {
+            self.b.ins().select(use_cos, cos_r, sin_r)
+        };
+        let two_i = self.int_konst(2);
+        let neg = self.b.ins().band(q, two_i);
+        let sign = self.b.ins().ishl_imm_u(neg, 62);
+        let bits = self.bits_of(v);
+        let flipped = self.b.ins().bxor(bits, sign);
+        self.float_of_bits(flipped)
+    }
+}

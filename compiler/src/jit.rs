@@ -55,8 +55,12 @@ impl Backend for JitBackend {
         let kernels = lowered
             .into_iter()
             .zip(compiled)
-            .map(|((n, k), c)| (n, (k, c)))
-            .collect();
+            .map(|((n, k), c)| {
+                KernelNode::new(&fgraph, n, k, c)
+                    .map(|kn| (n, kn))
+                    .ok_or_else(|| CompileError::Internal("a lowered node vanished".into()))
+            })
+            .collect::<Result<_, _>>()?;
         let program = Program::new(fgraph).map_err(|e| CompileError::Internal(e.to_string()))?;
         Ok(Box::new(Jitted { program, kernels }))
     }
@@ -64,16 +68,58 @@ impl Backend for JitBackend {
 
 struct Jitted {
     program: Program,
-    kernels: HashMap<NodeId, (Kernel, CompiledKernel)>,
+    kernels: HashMap<NodeId, KernelNode>,
 }
 
 impl Executable for Jitted {
     fn run(&self, inputs: &[TensorData]) -> Result<Vec<TensorData>, RuntimeError> {
         self.program
             .run_with(inputs, |fg, node, args| match self.kernels.get(&node) {
-                Some((kernel, compiled)) => run_kernel(fg, node, kernel, compiled, args),
+                Some(k) => run_kernel(fg, node, k, args),
                 None => eval_node(fg, node, args),
             })
+    }
+}
+
+/// A kernel node with everything a call needs that does not change between calls
+/// (computed once, so a call does no formatting and few allocations).
+struct KernelNode {
+    kernel: Kernel,
+    compiled: CompiledKernel,
+    /// The op's name for error messages.
+    name: String,
+    /// "input k" labels for error messages.
+    labels: Vec<String>,
+    static_shapes: Vec<Vec<Option<usize>>>,
+    broadcastable: Vec<Vec<bool>>,
+    out_dtypes: Vec<DType>,
+    reduce: Option<(ReduceKind, Vec<usize>)>,
+}
+
+impl KernelNode {
+    fn new(
+        fg: &FunctionGraph,
+        node: NodeId,
+        kernel: Kernel,
+        compiled: CompiledKernel,
+    ) -> Option<KernelNode> {
+        let e = fg.node(node)?;
+        let types: Vec<&TensorType> = e.inputs.iter().map(|x| &fg.var(*x).ty).collect();
+        Some(KernelNode {
+            kernel,
+            compiled,
+            name: e.op.to_string(),
+            labels: (0..types.len()).map(|k| format!("input {k}")).collect(),
+            static_shapes: types.iter().map(|t| t.shape.clone()).collect(),
+            broadcastable: types.iter().map(|t| t.broadcastable()).collect(),
+            out_dtypes: e.outputs.iter().map(|o| fg.var(*o).ty.dtype).collect(),
+            reduce: match &e.op {
+                Op::Reduce { kind, axes } | Op::FusedReduce { kind, axes, .. } => {
+                    Some((*kind, axes.clone()))
+                }
+                _ => None,
+            },
+        })
     }
 }
 
@@ -88,41 +134,27 @@ struct Space {
 /// The iteration space of a kernel node, checked like the reference checks it; `None`
 /// when the reference must handle the call (it reports the error, e.g. max of an empty
 /// axis).
-fn space(
-    fg: &FunctionGraph,
-    node: NodeId,
-    args: &[TensorData],
-) -> Result<Option<Space>, RuntimeError> {
-    let e = fg
-        .node(node)
-        .ok_or_else(|| RuntimeError::Internal("running a removed node".into()))?;
-    let name = e.op.to_string();
-    let types: Vec<&TensorType> = e.inputs.iter().map(|x| &fg.var(*x).ty).collect();
-    let labels: Vec<String> = (0..args.len()).map(|k| format!("input {k}")).collect();
+fn space(k: &KernelNode, args: &[TensorData]) -> Result<Option<Space>, RuntimeError> {
+    let ndim = k.static_shapes.first().map_or(0, |s| s.len());
+    if args.len() != k.static_shapes.len() || args.iter().any(|a| a.ndim() != ndim) {
+        return Ok(None);
+    }
     let operands: Vec<Operand> = args
         .iter()
-        .zip(&types)
-        .zip(&labels)
-        .map(|((v, t), label)| Operand {
-            label,
-            static_shape: &t.shape,
+        .enumerate()
+        .map(|(i, v)| Operand {
+            label: &k.labels[i],
+            static_shape: &k.static_shapes[i],
             shape: v.shape(),
         })
         .collect();
-    let ndim = types.first().map_or(0, |t| t.ndim());
-    if args.iter().any(|a| a.ndim() != ndim) {
-        return Ok(None);
-    }
-    let full = broadcast_shape(&name, ndim, &operands, None)?;
-    let (kind, axes) = match &e.op {
-        Op::Reduce { kind, axes } | Op::FusedReduce { kind, axes, .. } => (*kind, axes.clone()),
-        _ => {
-            return Ok(Some(Space {
-                out: full.clone(),
-                full,
-                reduced: Vec::new(),
-            }))
-        }
+    let full = broadcast_shape(&k.name, ndim, &operands, None)?;
+    let Some((kind, axes)) = &k.reduce else {
+        return Ok(Some(Space {
+            out: full.clone(),
+            full,
+            reduced: Vec::new(),
+        }));
     };
     let empty_axis = axes.iter().any(|a| full[*a] == 0);
     if empty_axis && matches!(kind, ReduceKind::Max | ReduceKind::Min) {
@@ -134,7 +166,7 @@ fn space(
         .collect();
     Ok(Some(Space {
         full,
-        reduced: axes,
+        reduced: axes.clone(),
         out,
     }))
 }
@@ -163,25 +195,18 @@ fn data_ptr(d: &TensorData) -> Option<(*const u8, &[usize], &[isize])> {
 }
 
 /// The writable data pointer of a freshly allocated output (unique, so no copy is made).
-fn output_ptr(d: &mut TensorData) -> Option<(*const u8, Vec<usize>, Vec<isize>)> {
+fn output_ptr(d: &mut TensorData) -> Option<*const u8> {
     match d {
-        TensorData::Float64(a) => Some((
-            a.as_mut_ptr() as *const u8,
-            a.shape().to_vec(),
-            a.strides().to_vec(),
-        )),
-        TensorData::Float32(a) => Some((
-            a.as_mut_ptr() as *const u8,
-            a.shape().to_vec(),
-            a.strides().to_vec(),
-        )),
-        TensorData::Bool(a) => Some((
-            a.as_mut_ptr() as *const u8,
-            a.shape().to_vec(),
-            a.strides().to_vec(),
-        )),
+        TensorData::Float64(a) => Some(a.as_mut_ptr() as *const u8),
+        TensorData::Float32(a) => Some(a.as_mut_ptr() as *const u8),
+        TensorData::Bool(a) => Some(a.as_mut_ptr() as *const u8),
         _ => None,
     }
+}
+
+/// Row-major strides (in elements) of a freshly allocated output of `shape`.
+fn standard_strides(shape: &[usize]) -> impl Iterator<Item = i64> + '_ {
+    (0..shape.len()).map(move |d| shape[d + 1..].iter().product::<usize>() as i64)
 }
 
 /// One buffer argument of a kernel call, and which iteration dimension walks which of
@@ -274,33 +299,97 @@ fn split_dim(space: &Space, threads: usize) -> Option<(usize, bool)> {
         .or_else(|| space.reduced.iter().copied().find(big).map(|d| (d, true)))
 }
 
+/// Checks that every input has the kernel's dtype.
+fn check_dtypes(k: &KernelNode, args: &[TensorData]) -> Result<(), RuntimeError> {
+    for (i, a) in args.iter().enumerate() {
+        if Some(a.dtype()) != k.kernel.buffers.get(i).map(|b| b.dtype) {
+            return Err(RuntimeError::Internal(format!(
+                "JIT kernel {} input {i} is {}, the kernel takes {:?}",
+                k.kernel.name,
+                a.dtype(),
+                k.kernel.buffers.get(i).map(|b| b.dtype)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// One call over the whole iteration space (small calls: few allocations).
+fn run_whole(
+    k: &KernelNode,
+    space: &Space,
+    args: &[TensorData],
+) -> Result<Vec<TensorData>, RuntimeError> {
+    check_dtypes(k, args)?;
+    let mut outputs = k
+        .out_dtypes
+        .iter()
+        .map(|d| allocate(*d, &space.out))
+        .collect::<Result<Vec<_>, _>>()?;
+    let words: usize = k.kernel.buffers.iter().map(|b| 1 + 2 * b.rank).sum();
+    let mut packed: Vec<i64> = Vec::with_capacity(words);
+    for a in args {
+        let (ptr, s, st) = data_ptr(a)
+            .ok_or_else(|| RuntimeError::Internal(format!("JIT input of dtype {}", a.dtype())))?;
+        packed.push(ptr as i64);
+        packed.extend(s.iter().map(|v| *v as i64));
+        packed.extend(st.iter().map(|v| *v as i64));
+    }
+    for o in outputs.iter_mut() {
+        let ptr = output_ptr(o)
+            .ok_or_else(|| RuntimeError::Internal("JIT output without data".into()))?;
+        packed.push(ptr as i64);
+        packed.extend(space.out.iter().map(|v| *v as i64));
+        packed.extend(standard_strides(&space.out));
+    }
+    if packed.len() != words {
+        return Err(RuntimeError::Internal(format!(
+            "JIT kernel {}: {} argument words, expected {words}",
+            k.kernel.name,
+            packed.len()
+        )));
+    }
+    // SAFETY: as in `run_kernel` for a single call: inputs have the kernel's dtypes
+    // (checked above), ranks and shapes checked by `space`; outputs are fresh, unshared
+    // and have the output shape; the argument words match the kernel's buffer layout.
+    let status = unsafe { k.compiled.call(&packed) };
+    if status != 0 {
+        return Err(RuntimeError::Internal(format!(
+            "JIT kernel {} failed with status {status}",
+            k.kernel.name
+        )));
+    }
+    Ok(outputs)
+}
+
 fn run_kernel(
     fg: &FunctionGraph,
     node: NodeId,
-    kernel: &Kernel,
-    compiled: &CompiledKernel,
+    k: &KernelNode,
     args: &[TensorData],
 ) -> Result<Vec<TensorData>, RuntimeError> {
-    let Some(space) = space(fg, node, args)? else {
+    let Some(space) = space(k, args)? else {
         return eval_node(fg, node, args);
     };
-    let e = fg
-        .node(node)
-        .ok_or_else(|| RuntimeError::Internal("running a removed node".into()))?;
+    let (kernel, compiled) = (&k.kernel, &k.compiled);
+    let split = split_dim(&space, rayon::current_num_threads());
+    if split.is_none() {
+        return run_whole(k, &space, args);
+    }
     let rank = space.full.len();
     let mut inputs = Vec::with_capacity(args.len());
-    for (k, a) in args.iter().enumerate() {
+    for (i, a) in args.iter().enumerate() {
         let (ptr, s, st) = data_ptr(a).ok_or_else(|| {
-            RuntimeError::Internal(format!("JIT kernel input {k} has dtype {}", a.dtype()))
+            RuntimeError::Internal(format!("JIT kernel input {i} has dtype {}", a.dtype()))
         })?;
-        if a.dtype() != kernel.buffers[k].dtype {
+        if a.dtype() != kernel.buffers[i].dtype {
             return Err(RuntimeError::Internal(format!(
-                "JIT kernel input {k} is {}, the kernel takes {}",
+                "JIT kernel input {i} is {}, the kernel takes {}",
                 a.dtype(),
-                kernel.buffers[k].dtype
+                kernel.buffers[i].dtype
             )));
         }
-        let bcast = fg.var(e.inputs[k]).ty.broadcastable();
+        let bcast = &k.broadcastable[i];
         inputs.push(BufArg {
             ptr: ptr as i64,
             shape: s.iter().map(|v| *v as i64).collect(),
@@ -320,7 +409,6 @@ fn run_kernel(
             })
             .collect()
     };
-    let split = split_dim(&space, rayon::current_num_threads());
     let chunks = match split {
         Some(_) => rayon::current_num_threads(),
         None => 1,
@@ -333,9 +421,9 @@ fn run_kernel(
     };
     let mut output_sets: Vec<Vec<TensorData>> = (0..sets)
         .map(|_| {
-            e.outputs
+            k.out_dtypes
                 .iter()
-                .map(|o| allocate(fg.var(*o).ty.dtype, &space.out))
+                .map(|d| allocate(*d, &space.out))
                 .collect::<Result<Vec<_>, _>>()
         })
         .collect::<Result<_, _>>()?;
@@ -353,12 +441,12 @@ fn run_kernel(
             .collect();
         for o in outputs.iter_mut() {
             let elem = elem_bytes(o.dtype());
-            let (ptr, s, st) = output_ptr(o)
+            let ptr = output_ptr(o)
                 .ok_or_else(|| RuntimeError::Internal("JIT output without data".into()))?;
             bufs.push(BufArg {
                 ptr: ptr as i64,
-                shape: s.iter().map(|v| *v as i64).collect(),
-                strides: st.iter().map(|v| *v as i64).collect(),
+                shape: space.out.iter().map(|v| *v as i64).collect(),
+                strides: standard_strides(&space.out).collect(),
                 elem,
                 walk: out_walk.clone(),
             });
@@ -411,13 +499,10 @@ fn run_kernel(
     if output_sets.len() == 1 {
         return Ok(output_sets.remove(0));
     }
-    let kind = match &e.op {
-        Op::Reduce { kind, .. } | Op::FusedReduce { kind, .. } => *kind,
-        _ => {
-            return Err(RuntimeError::Internal(
-                "partial outputs of a non-reduction".into(),
-            ))
-        }
+    let Some((kind, _)) = k.reduce else {
+        return Err(RuntimeError::Internal(
+            "partial outputs of a non-reduction".into(),
+        ));
     };
     let n_out = output_sets[0].len();
     let mut per_output: Vec<Vec<TensorData>> = (0..n_out).map(|_| Vec::new()).collect();

@@ -389,6 +389,31 @@ fn large_calls_split_across_threads_agree() {
     );
 }
 
+#[test]
+fn compiled_code_is_cached_while_used_and_freed_after() {
+    use tensorlift_compiler::jit::is_cached;
+    let x = vector("x", Float64);
+    // A constant no other test uses, so this kernel is ours alone.
+    let y = (x.exp() * 1.234_567_89).sin();
+    let f1 = function(&[&x], &[&y]).compile().unwrap();
+    assert!(is_cached(f1.fgraph()));
+    let f2 = function(&[&x], &[&y]).compile().unwrap();
+    let input: TensorData = array![0.5, 1.5, -2.0].into();
+    let (a, b) = (
+        f1.call(std::slice::from_ref(&input)).unwrap(),
+        f2.call(std::slice::from_ref(&input)).unwrap(),
+    );
+    assert!(a[0].same_as(&b[0]));
+    let fg = f1.fgraph().clone();
+    drop(f1);
+    assert!(is_cached(&fg), "f2 still uses the code");
+    drop(f2);
+    assert!(!is_cached(&fg), "the code is freed with its last user");
+    let f3 = function(&[&x], &[&y]).compile().unwrap();
+    assert!(is_cached(f3.fgraph()));
+    assert_eq!(f3.call(&[input]).unwrap().len(), 1);
+}
+
 // ---------------------------------------------------------------- random graphs
 
 fn random_graph(steps: &[(u8, usize, usize)]) -> (Vec<Var>, Vec<Var>) {

@@ -60,7 +60,32 @@ pub struct CompiledKernel {
     _code: Arc<CodeModule>,
 }
 
+/// A compiled kernel that does not keep its code alive (for caches).
+#[derive(Clone)]
+pub struct WeakKernel {
+    entry: KernelFn,
+    code: std::sync::Weak<CodeModule>,
+}
+
+impl WeakKernel {
+    /// The kernel, if some user still keeps its code alive.
+    pub fn upgrade(&self) -> Option<CompiledKernel> {
+        self.code.upgrade().map(|code| CompiledKernel {
+            entry: self.entry,
+            _code: code,
+        })
+    }
+}
+
 impl CompiledKernel {
+    /// A handle that does not keep the code alive.
+    pub fn downgrade(&self) -> WeakKernel {
+        WeakKernel {
+            entry: self.entry,
+            code: Arc::downgrade(&self._code),
+        }
+    }
+
     /// Runs the kernel on packed buffer arguments.
     ///
     /// # Safety

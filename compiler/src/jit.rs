@@ -13,6 +13,8 @@
 //! use the runtime's implementations (listed by `Function::dprint` as they are: not fused).
 
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Mutex;
 
 use ndarray::{ArrayD, IxDyn};
 use tensorlift_ir::ops::ReduceKind;
@@ -22,7 +24,7 @@ use tensorlift_runtime::interpreter::eval_node;
 use tensorlift_runtime::{Program, RuntimeError};
 
 use crate::backend::{Backend, Executable, Unsupported};
-use crate::codegen::{compile_kernels, CompiledKernel};
+use crate::codegen::{compile_kernels, CompiledKernel, WeakKernel};
 use crate::error::CompileError;
 use crate::loopir::Kernel;
 use crate::lower::lower_node;
@@ -51,7 +53,7 @@ impl Backend for JitBackend {
     fn compile(&self, fgraph: FunctionGraph) -> Result<Box<dyn Executable>, CompileError> {
         let lowered = kernels_of(&fgraph);
         let ir: Vec<Kernel> = lowered.iter().map(|(_, k)| k.clone()).collect();
-        let compiled = compile_kernels(&ir)?;
+        let compiled = cached_compile(&ir)?;
         let kernels = lowered
             .into_iter()
             .zip(compiled)
@@ -64,6 +66,78 @@ impl Backend for JitBackend {
         let program = Program::new(fgraph).map_err(|e| CompileError::Internal(e.to_string()))?;
         Ok(Box::new(Jitted { program, kernels }))
     }
+}
+
+/// Compiled code by kernel IR: functions whose rewritten graphs lower to the same kernels
+/// share their machine code. Entries hold no code alive: when the last function using a
+/// module is dropped its memory is freed and the entry is recompiled on next use.
+struct Cache {
+    entries: HashMap<u64, (Vec<Kernel>, Vec<WeakKernel>)>,
+    hits: u64,
+    misses: u64,
+}
+
+static CACHE: Mutex<Option<Cache>> = Mutex::new(None);
+
+/// How many compilations the kernel cache answered and how many it compiled.
+pub fn cache_stats() -> (u64, u64) {
+    let guard = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    guard.as_ref().map_or((0, 0), |c| (c.hits, c.misses))
+}
+
+/// Whether live machine code for the kernels of `fg` is in the cache (some compiled
+/// function using it has not been dropped).
+pub fn is_cached(fg: &FunctionGraph) -> bool {
+    let kernels: Vec<Kernel> = kernels_of(fg).into_iter().map(|(_, k)| k).collect();
+    let guard = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    guard
+        .as_ref()
+        .and_then(|c| c.entries.get(&kernels_hash(&kernels)))
+        .is_some_and(|(ir, weak)| ir == &kernels && weak.iter().all(|k| k.upgrade().is_some()))
+}
+
+fn kernels_hash(kernels: &[Kernel]) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    format!("{kernels:?}").hash(&mut h);
+    h.finish()
+}
+
+fn cached_compile(kernels: &[Kernel]) -> Result<Vec<CompiledKernel>, CompileError> {
+    if kernels.is_empty() {
+        return Ok(Vec::new());
+    }
+    let key = kernels_hash(kernels);
+    let mut guard = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    let cache = guard.get_or_insert_with(|| Cache {
+        entries: HashMap::new(),
+        hits: 0,
+        misses: 0,
+    });
+    if let Some((ir, weak)) = cache.entries.get(&key) {
+        if ir.as_slice() == kernels {
+            if let Some(alive) = weak
+                .iter()
+                .map(WeakKernel::upgrade)
+                .collect::<Option<Vec<_>>>()
+            {
+                cache.hits += 1;
+                return Ok(alive);
+            }
+        }
+    }
+    cache.misses += 1;
+    let compiled = compile_kernels(kernels)?;
+    cache
+        .entries
+        .retain(|_, (_, w)| w.iter().all(|k| k.upgrade().is_some()));
+    cache.entries.insert(
+        key,
+        (
+            kernels.to_vec(),
+            compiled.iter().map(CompiledKernel::downgrade).collect(),
+        ),
+    );
+    Ok(compiled)
 }
 
 struct Jitted {

@@ -1,0 +1,131 @@
+//! Golden tests of lowering (DESIGN §11): the loop-nest IR printed for the kernels of
+//! compiled graphs — broadcast inputs read at index 0, fused Composite bodies as scalar
+//! `let`s, reductions over inner and outer axes accumulating into their output, a fused
+//! reduction computing its body inside the reduction loop, and which nodes are not
+//! lowered (integer arithmetic runs in the runtime).
+
+use expect_test::{expect, Expect};
+use tensorlift::prelude::*;
+use tensorlift_compiler::jit::kernels_of;
+
+fn lowered(inputs: &[&Var], outputs: &[&Var]) -> String {
+    let f = function(inputs, outputs).mode(Mode::Jit).compile().unwrap();
+    kernels_of(f.fgraph())
+        .into_iter()
+        .map(|(_, k)| k.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn check(inputs: &[&Var], outputs: &[&Var], golden: Expect) {
+    golden.assert_eq(&lowered(inputs, outputs));
+}
+
+#[test]
+fn fused_elemwise_with_a_broadcast_row() {
+    let x = matrix("x", Float64);
+    let row = tensor("row", Float64, [Some(1), None]);
+    check(
+        &[&x, &row],
+        &[&(x.exp() * &row + 1.0)],
+        expect![[r#"
+        kernel elemwise(in in0: float64[2d], in in1: float64[2d], out out0: float64[2d]):
+          for i0 in 0..out0.shape[0]:
+            for i1 in 0..out0.shape[1]:
+              t0: float64 = in0[i0, i1]
+              t2: float64 = exp(t0)
+              t1: float64 = in1[0, i1]
+              t3: float64 = mul(t2, t1)
+              t4: float64 = add(t3, 1.0:float64)
+              out0[i0, i1] = t4
+    "#]],
+    );
+}
+
+#[test]
+fn reduction_over_the_inner_axis() {
+    let x = matrix("x", Float32);
+    check(
+        &[&x],
+        &[&x.sum(Some(&[1]))],
+        expect![[r#"
+        kernel sum_reduce(in in0: float32[2d], out out: float32[1d]):
+          fill out with 0
+          for i0 in 0..in0.shape[0]:
+            for i1 in 0..in0.shape[1]:
+              t0: float32 = in0[i0, i1]
+              t1: float32 = identity(t0)
+              out[i0] sum= t1
+    "#]],
+    );
+}
+
+#[test]
+fn reduction_over_the_outer_axis() {
+    let x = matrix("x", Float64);
+    check(
+        &[&x],
+        &[&x.max(Some(&[0]))],
+        expect![[r#"
+        kernel max_reduce(in in0: float64[2d], out out: float64[1d]):
+          fill out with -inf
+          for i0 in 0..in0.shape[0]:
+            for i1 in 0..in0.shape[1]:
+              t0: float64 = in0[i0, i1]
+              t1: float64 = identity(t0)
+              out[i1] max= t1
+    "#]],
+    );
+}
+
+#[test]
+fn fused_reduction_reads_inputs_once() {
+    let (x, y) = (matrix("x", Float64), matrix("y", Float64));
+    check(
+        &[&x, &y],
+        &[&(x.exp() * &y).sum(None)],
+        expect![[r#"
+        kernel sum_reduce(in in0: float64[2d], in in1: float64[2d], out out: float64[0d]):
+          fill out with 0
+          for i0 in 0..in0.shape[0]:
+            for i1 in 0..in0.shape[1]:
+              t0: float64 = in0[i0, i1]
+              t2: float64 = exp(t0)
+              t1: float64 = in1[i0, i1]
+              t3: float64 = mul(t2, t1)
+              out[] sum= t3
+    "#]],
+    );
+}
+
+#[test]
+fn comparisons_and_switch_in_one_kernel() {
+    let (x, y) = (vector("x", Float64), vector("y", Float64));
+    check(
+        &[&x, &y],
+        &[&switch(x.gt(&y), x.sin(), &y * 2.0), &x.isnan()],
+        expect![[r#"
+        kernel elemwise(in in0: float64[1d], in in1: float64[1d], out out0: float64[1d]):
+          for i0 in 0..out0.shape[0]:
+            t0: float64 = in0[i0]
+            t1: float64 = in1[i0]
+            t2: bool = gt(t0, t1)
+            t3: float64 = sin(t0)
+            t4: float64 = mul(t1, 2.0:float64)
+            t5: float64 = switch(t2, t3, t4)
+            out0[i0] = t5
+
+        kernel elemwise(in in0: float64[1d], out out0: bool[1d]):
+          for i0 in 0..out0.shape[0]:
+            t0: float64 = in0[i0]
+            t1: bool = isnan(t0)
+            out0[i0] = t1
+    "#]],
+    );
+}
+
+#[test]
+fn integer_arithmetic_is_not_lowered() {
+    let i = vector("i", Int64);
+    assert_eq!(lowered(&[&i], &[&(&i * 3i64 + 1i64)]), "");
+}

@@ -258,7 +258,7 @@ fn elem_size(d: DType) -> i64 {
 
 const F64X2: Type = types::F64X2;
 /// Vectors (of two elements) per iteration of a vectorised loop.
-const UNROLL: usize = 4;
+const UNROLL: usize = 2;
 
 impl<'a> Gen<'a> {
     fn new(

@@ -16,6 +16,8 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
 
+use std::mem::MaybeUninit;
+
 use ndarray::{ArrayD, IxDyn};
 use tensorlift_ir::ops::ReduceKind;
 use tensorlift_ir::{DType, FunctionGraph, NodeId, Op, TensorData, TensorType};
@@ -245,18 +247,50 @@ fn space(k: &KernelNode, args: &[TensorData]) -> Result<Option<Space>, RuntimeEr
     }))
 }
 
-/// A zero-filled contiguous array of `dtype`.
-fn allocate(dtype: DType, shape: &[usize]) -> Result<TensorData, RuntimeError> {
-    Ok(match dtype {
-        DType::Float64 => TensorData::from_array(ArrayD::<f64>::zeros(IxDyn(shape))),
-        DType::Float32 => TensorData::from_array(ArrayD::<f32>::zeros(IxDyn(shape))),
-        DType::Bool => TensorData::from_array(ArrayD::<bool>::from_elem(IxDyn(shape), false)),
-        other => {
-            return Err(RuntimeError::Internal(format!(
-                "JIT kernels do not produce {other}"
-            )))
+/// A freshly allocated, not yet written, contiguous kernel output.
+enum Output {
+    F64(ArrayD<MaybeUninit<f64>>),
+    F32(ArrayD<MaybeUninit<f32>>),
+    Bool(ArrayD<MaybeUninit<bool>>),
+}
+
+impl Output {
+    fn new(dtype: DType, shape: &[usize]) -> Result<Output, RuntimeError> {
+        Ok(match dtype {
+            DType::Float64 => Output::F64(ArrayD::uninit(IxDyn(shape))),
+            DType::Float32 => Output::F32(ArrayD::uninit(IxDyn(shape))),
+            DType::Bool => Output::Bool(ArrayD::uninit(IxDyn(shape))),
+            other => {
+                return Err(RuntimeError::Internal(format!(
+                    "JIT kernels do not produce {other}"
+                )))
+            }
+        })
+    }
+
+    fn ptr(&mut self) -> *const u8 {
+        match self {
+            Output::F64(a) => a.as_mut_ptr() as *const u8,
+            Output::F32(a) => a.as_mut_ptr() as *const u8,
+            Output::Bool(a) => a.as_mut_ptr() as *const u8,
         }
-    })
+    }
+
+    /// The value, once a kernel has written every element.
+    ///
+    /// # Safety
+    /// Every element must have been initialised (element-wise kernels store every output
+    /// element; reductions `fill` theirs first), with 0/1 bytes for bools.
+    unsafe fn assume_init(self) -> TensorData {
+        // SAFETY: upheld by the caller as documented.
+        unsafe {
+            match self {
+                Output::F64(a) => TensorData::from_array(a.assume_init()),
+                Output::F32(a) => TensorData::from_array(a.assume_init()),
+                Output::Bool(a) => TensorData::from_array(a.assume_init()),
+            }
+        }
+    }
 }
 
 fn data_ptr(d: &TensorData) -> Option<(*const u8, &[usize], &[isize])> {
@@ -264,16 +298,6 @@ fn data_ptr(d: &TensorData) -> Option<(*const u8, &[usize], &[isize])> {
         TensorData::Float64(a) => Some((a.as_ptr() as *const u8, a.shape(), a.strides())),
         TensorData::Float32(a) => Some((a.as_ptr() as *const u8, a.shape(), a.strides())),
         TensorData::Bool(a) => Some((a.as_ptr() as *const u8, a.shape(), a.strides())),
-        _ => None,
-    }
-}
-
-/// The writable data pointer of a freshly allocated output (unique, so no copy is made).
-fn output_ptr(d: &mut TensorData) -> Option<*const u8> {
-    match d {
-        TensorData::Float64(a) => Some(a.as_mut_ptr() as *const u8),
-        TensorData::Float32(a) => Some(a.as_mut_ptr() as *const u8),
-        TensorData::Bool(a) => Some(a.as_mut_ptr() as *const u8),
         _ => None,
     }
 }
@@ -398,7 +422,7 @@ fn run_whole(
     let mut outputs = k
         .out_dtypes
         .iter()
-        .map(|d| allocate(*d, &space.out))
+        .map(|d| Output::new(*d, &space.out))
         .collect::<Result<Vec<_>, _>>()?;
     let words: usize = k.kernel.buffers.iter().map(|b| 1 + 2 * b.rank).sum();
     let mut packed: Vec<i64> = Vec::with_capacity(words);
@@ -410,9 +434,7 @@ fn run_whole(
         packed.extend(st.iter().map(|v| *v as i64));
     }
     for o in outputs.iter_mut() {
-        let ptr = output_ptr(o)
-            .ok_or_else(|| RuntimeError::Internal("JIT output without data".into()))?;
-        packed.push(ptr as i64);
+        packed.push(o.ptr() as i64);
         packed.extend(space.out.iter().map(|v| *v as i64));
         packed.extend(standard_strides(&space.out));
     }
@@ -433,7 +455,12 @@ fn run_whole(
             k.kernel.name
         )));
     }
-    Ok(outputs)
+    // SAFETY: the kernel ran to completion and writes every output element (see
+    // `Output::assume_init`).
+    Ok(outputs
+        .into_iter()
+        .map(|o| unsafe { o.assume_init() })
+        .collect())
 }
 
 fn run_kernel(
@@ -493,11 +520,11 @@ fn run_kernel(
     } else {
         1
     };
-    let mut output_sets: Vec<Vec<TensorData>> = (0..sets)
+    let mut output_sets: Vec<Vec<Output>> = (0..sets)
         .map(|_| {
             k.out_dtypes
                 .iter()
-                .map(|d| allocate(*d, &space.out))
+                .map(|d| Output::new(*d, &space.out))
                 .collect::<Result<Vec<_>, _>>()
         })
         .collect::<Result<_, _>>()?;
@@ -514,11 +541,9 @@ fn run_kernel(
             })
             .collect();
         for o in outputs.iter_mut() {
-            let elem = elem_bytes(o.dtype());
-            let ptr = output_ptr(o)
-                .ok_or_else(|| RuntimeError::Internal("JIT output without data".into()))?;
+            let elem = elem_bytes(k.out_dtypes[bufs.len() - inputs.len()]);
             bufs.push(BufArg {
-                ptr: ptr as i64,
+                ptr: o.ptr() as i64,
                 shape: space.out.iter().map(|v| *v as i64).collect(),
                 strides: standard_strides(&space.out).collect(),
                 elem,
@@ -570,6 +595,17 @@ fn run_kernel(
         )));
     }
     drop(buffer_sets);
+    // SAFETY: every call ran to completion, and each writes all elements of the outputs
+    // it was given (see `Output::assume_init`); shared outputs are covered by the union of
+    // the disjoint ranges, which is the whole output.
+    let mut output_sets: Vec<Vec<TensorData>> = output_sets
+        .into_iter()
+        .map(|set| {
+            set.into_iter()
+                .map(|o| unsafe { o.assume_init() })
+                .collect()
+        })
+        .collect();
     if output_sets.len() == 1 {
         return Ok(output_sets.remove(0));
     }

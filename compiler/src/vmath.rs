@@ -4,10 +4,11 @@
 //!
 //! Owns: the algorithms and their constants. Accuracy against libm is measured by
 //! `tests/vmath_accuracy.rs` (at most 2 ulp over the whole domain, special values exact).
-//! - exp: x clamped to [-750, 710]; n = round(x / ln 2) by the 1.5·2^52 shifter trick;
-//!   r = x − n·ln2 in two fma steps (ln 2 split hi/lo); e^r by its degree-13 Taylor
-//!   polynomial (|r| ≤ ln2/2, truncation < 2^-60); scaled by 2^⌊n/2⌋ · 2^(n−⌊n/2⌋) built
-//!   from exponent bits, which also gives correct overflow to inf and gradual underflow.
+//! - exp: n = round(x / ln 2) by the 1.5·2^52 shifter trick; r = x − n·ln2 in two fma
+//!   steps (ln 2 split hi/lo); e^r by its degree-13 Taylor polynomial (|r| ≤ ln2/2,
+//!   truncation < 2^-60). When every lane has |x| ≤ 708 the result is scaled by 2^n built
+//!   from the shifter sum's bits; otherwise x is clamped to [-750, 710] and scaled by
+//!   2^⌊n/2⌋ · 2^(n−⌊n/2⌋), which gives correct overflow to inf and gradual underflow.
 //! - sin, cos: q = round(x · 2/π); r = x − q·π/2 in three fma steps (π/2 split in three
 //!   53-bit parts); sine and cosine polynomials on |r| ≤ π/4 (Taylor to degree 17/16), the
 //!   quadrant selecting and negating them. Where |x| > 8192 the reduction would lose
@@ -102,6 +103,18 @@ impl VMath<'_, '_> {
         terms[0]
     }
 
+    fn select(&mut self, cond: Value, a: Value, b: Value) -> Value {
+        if self.ty == types::F64X2 {
+            let mask = self
+                .b
+                .ins()
+                .bitcast(types::F64X2, MemFlagsData::new(), cond);
+            self.b.ins().bitselect(mask, a, b)
+        } else {
+            self.b.ins().select(cond, a, b)
+        }
+    }
+
     /// For `t = v + SHIFTER` (v integral, |v| < 2^51): v as an integer.
     fn shifted_int(&mut self, t: Value) -> Value {
         let bits = self.bits_of(t);
@@ -120,19 +133,73 @@ impl VMath<'_, '_> {
         self.float_of_bits(bits)
     }
 
-    /// e^x.
+    /// e^x: a short path when every lane has |x| ≤ 708 (no overflow, no subnormal
+    /// result: one power-of-two scale), the general clamped path otherwise (also for NaN).
     pub fn exp(&mut self, x: Value) -> Value {
+        let ax = self.b.ins().fabs(x);
+        let limit = self.konst(708.0);
+        let ok = self.b.ins().fcmp(FloatCC::LessThanOrEqual, ax, limit);
+        let all_ok = if self.ty == types::F64X2 {
+            self.b.ins().vall_true(ok)
+        } else {
+            ok
+        };
+        let (fast, slow, done) = (
+            self.b.create_block(),
+            self.b.create_block(),
+            self.b.create_block(),
+        );
+        self.b.append_block_param(done, self.ty);
+        self.b.ins().brif(all_ok, fast, &[], slow, &[]);
+
+        self.b.switch_to_block(fast);
+        self.b.seal_block(fast);
+        let (t, p) = self.exp_reduced(x);
+        // 2^n from the shifter sum's low bits: (n + 1023) << 52.
+        let bits = self.bits_of(t);
+        let bias = self.int_konst(1023 - SHIFTER.to_bits() as i64);
+        let e = self.b.ins().iadd(bits, bias);
+        let e = self.b.ins().ishl_imm_u(e, 52);
+        let scale = self.float_of_bits(e);
+        let v = self.b.ins().fmul(p, scale);
+        self.b.ins().jump(done, &[v.into()]);
+
+        self.b.switch_to_block(slow);
+        self.b.seal_block(slow);
         let (lo, hi) = (self.konst(-750.0), self.konst(710.0));
-        let x = self.b.ins().fmax(x, lo);
-        let x = self.b.ins().fmin(x, hi);
+        // Clamp with compare-and-select (NaN compares false and stays).
+        let below = self.b.ins().fcmp(FloatCC::LessThan, x, lo);
+        let xc = self.select(below, lo, x);
+        let above = self.b.ins().fcmp(FloatCC::GreaterThan, xc, hi);
+        let xc = self.select(above, hi, xc);
+        let (t, p) = self.exp_reduced(xc);
+        let shifter = self.konst(SHIFTER);
+        let n = self.b.ins().fsub(t, shifter);
+        let half = self.konst(0.5);
+        let n_half = self.b.ins().fmul(n, half);
+        let n1 = self.b.ins().floor(n_half);
+        let n2 = self.b.ins().fsub(n, n1);
+        let s1 = self.pow2(n1);
+        let s2 = self.pow2(n2);
+        let p = self.b.ins().fmul(p, s1);
+        let v = self.b.ins().fmul(p, s2);
+        self.b.ins().jump(done, &[v.into()]);
+
+        self.b.switch_to_block(done);
+        self.b.seal_block(done);
+        self.b.block_params(done)[0]
+    }
+
+    /// For e^x: `t = x·log2(e) + SHIFTER` (n = round(x / ln 2) in its low bits) and
+    /// `e^r` for r = x − n·ln 2.
+    fn exp_reduced(&mut self, x: Value) -> (Value, Value) {
         let log2e = self.konst(std::f64::consts::LOG2_E);
         let shifter = self.konst(SHIFTER);
         let t = self.b.ins().fma(x, log2e, shifter);
         let n = self.b.ins().fsub(t, shifter);
-        let neg_n = self.b.ins().fneg(n);
-        let (ln2_hi, ln2_lo) = (self.konst(LN2_HI), self.konst(LN2_LO));
-        let r = self.b.ins().fma(neg_n, ln2_hi, x);
-        let r = self.b.ins().fma(neg_n, ln2_lo, r);
+        let (ln2_hi, ln2_lo) = (self.konst(-LN2_HI), self.konst(-LN2_LO));
+        let r = self.b.ins().fma(n, ln2_hi, x);
+        let r = self.b.ins().fma(n, ln2_lo, r);
         let mut coeffs = [0.0; 14];
         let mut f = 1.0;
         for (k, c) in coeffs.iter_mut().enumerate() {
@@ -141,15 +208,7 @@ impl VMath<'_, '_> {
             }
             *c = 1.0 / f;
         }
-        let p = self.horner(r, &coeffs);
-        let half = self.konst(0.5);
-        let n_half = self.b.ins().fmul(n, half);
-        let n1 = self.b.ins().floor(n_half);
-        let n2 = self.b.ins().fsub(n, n1);
-        let s1 = self.pow2(n1);
-        let s2 = self.pow2(n2);
-        let p = self.b.ins().fmul(p, s1);
-        self.b.ins().fmul(p, s2)
+        (t, self.horner(r, &coeffs))
     }
 
     /// sin(x) (`cos = false`) or cos(x) (`cos = true`); `libm` computes one lane.

@@ -414,6 +414,45 @@ fn compiled_code_is_cached_while_used_and_freed_after() {
     assert_eq!(f3.call(&[input]).unwrap().len(), 1);
 }
 
+#[test]
+fn recycled_intermediates_never_leak_into_results_or_callers_arrays() {
+    // Large intermediates are recycled for the next call's kernel outputs: results of
+    // earlier calls, and the caller's inputs, must not change, and stale values must not
+    // show through.
+    let x = matrix("x", Float64);
+    let y = x.softmax(1);
+    let z = (x.exp() * 2.0).sum(Some(&[0]));
+    let f = function(&[&x], &[&y, &z]).compile().unwrap();
+    let r = function(&[&x], &[&y, &z])
+        .mode(Mode::Reference)
+        .compile()
+        .unwrap();
+    let a = values(Float64, &[&[300, 400]], (-3.0, 3.0), 21).remove(0);
+    let b = values(Float64, &[&[300, 400]], (-1.0, 1.0), 22).remove(0);
+    let a_copy = a.as_array::<f64>().unwrap().to_owned();
+    let first = f.call(std::slice::from_ref(&a)).unwrap();
+    let first_copy: Vec<Vec<f64>> = first
+        .iter()
+        .map(|o| o.as_array::<f64>().unwrap().iter().copied().collect())
+        .collect();
+    for input in [&b, &a, &b] {
+        let got = f.call(std::slice::from_ref(input)).unwrap();
+        let want = r.call(std::slice::from_ref(input)).unwrap();
+        for (g, w) in got.iter().zip(&want) {
+            tensorlift::testing::assert_allclose("recycled", g, w).unwrap();
+        }
+    }
+    assert_eq!(
+        a.as_array::<f64>().unwrap(),
+        a_copy.view(),
+        "the caller's input changed"
+    );
+    for (o, copy) in first.iter().zip(&first_copy) {
+        let now: Vec<f64> = o.as_array::<f64>().unwrap().iter().copied().collect();
+        assert_eq!(&now, copy, "an earlier result changed");
+    }
+}
+
 // ---------------------------------------------------------------- random graphs
 
 fn random_graph(steps: &[(u8, usize, usize)]) -> (Vec<Var>, Vec<Var>) {

@@ -66,7 +66,11 @@ impl Backend for JitBackend {
             })
             .collect::<Result<_, _>>()?;
         let program = Program::new(fgraph).map_err(|e| CompileError::Internal(e.to_string()))?;
-        Ok(Box::new(Jitted { program, kernels }))
+        Ok(Box::new(Jitted {
+            program,
+            kernels,
+            pool: BufferPool::default(),
+        }))
     }
 }
 
@@ -145,15 +149,74 @@ fn cached_compile(kernels: &[Kernel]) -> Result<Vec<CompiledKernel>, CompileErro
 struct Jitted {
     program: Program,
     kernels: HashMap<NodeId, KernelNode>,
+    pool: BufferPool,
 }
 
 impl Executable for Jitted {
     fn run(&self, inputs: &[TensorData]) -> Result<Vec<TensorData>, RuntimeError> {
-        self.program
-            .run_with(inputs, |fg, node, args| match self.kernels.get(&node) {
-                Some(k) => run_kernel(fg, node, k, args),
+        self.program.run_with(
+            inputs,
+            |fg, node, args| match self.kernels.get(&node) {
+                Some(k) => run_kernel(fg, node, k, args, &self.pool),
                 None => eval_node(fg, node, args),
-            })
+            },
+            |value| self.pool.recycle(value),
+        )
+    }
+}
+
+/// Memory of large intermediate values, kept for the next call's kernel outputs: fresh
+/// large allocations are new pages, and faulting them in costs as much as a pass over
+/// the data. Only uniquely owned, contiguous values enter (never a caller's array).
+#[derive(Default)]
+struct BufferPool {
+    free: Mutex<Vec<Recycled>>,
+}
+
+enum Recycled {
+    F64(Vec<f64>),
+    F32(Vec<f32>),
+}
+
+/// Values smaller than this (in bytes) are left to the allocator.
+const POOL_MIN_BYTES: usize = 1 << 18;
+/// Buffers the pool keeps at most.
+const POOL_MAX_BUFFERS: usize = 8;
+
+impl BufferPool {
+    fn recycle(&self, value: TensorData) {
+        fn take<T: Clone>(a: ndarray::ArcArray<T, IxDyn>) -> Option<Vec<T>> {
+            if !a.is_unique() || !a.is_standard_layout() {
+                return None;
+            }
+            let (v, offset) = a.try_into_owned_nocopy().ok()?.into_raw_vec_and_offset();
+            (offset.unwrap_or(0) == 0).then_some(v)
+        }
+        if value.len() * 4 < POOL_MIN_BYTES {
+            return;
+        }
+        let item = match value {
+            TensorData::Float64(a) => take(a).map(Recycled::F64),
+            TensorData::Float32(a) => take(a).map(Recycled::F32),
+            _ => None,
+        };
+        if let Some(item) = item {
+            let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+            if free.len() < POOL_MAX_BUFFERS {
+                free.push(item);
+            }
+        }
+    }
+
+    /// A buffer of exactly `len` elements of `dtype`, if one is free.
+    fn take(&self, dtype: DType, len: usize) -> Option<Recycled> {
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        let at = free.iter().position(|r| match (r, dtype) {
+            (Recycled::F64(v), DType::Float64) => v.len() == len,
+            (Recycled::F32(v), DType::Float32) => v.len() == len,
+            _ => false,
+        })?;
+        Some(free.swap_remove(at))
     }
 }
 
@@ -252,10 +315,28 @@ enum Output {
     F64(ArrayD<MaybeUninit<f64>>),
     F32(ArrayD<MaybeUninit<f32>>),
     Bool(ArrayD<MaybeUninit<bool>>),
+    /// Recycled memory (initialised, with stale values the kernel overwrites).
+    ReusedF64(ArrayD<f64>),
+    ReusedF32(ArrayD<f32>),
 }
 
 impl Output {
-    fn new(dtype: DType, shape: &[usize]) -> Result<Output, RuntimeError> {
+    fn new(dtype: DType, shape: &[usize], pool: &BufferPool) -> Result<Output, RuntimeError> {
+        let len: usize = shape.iter().product();
+        if len * 4 >= POOL_MIN_BYTES {
+            let reused = match pool.take(dtype, len) {
+                Some(Recycled::F64(v)) => ArrayD::from_shape_vec(IxDyn(shape), v)
+                    .ok()
+                    .map(Output::ReusedF64),
+                Some(Recycled::F32(v)) => ArrayD::from_shape_vec(IxDyn(shape), v)
+                    .ok()
+                    .map(Output::ReusedF32),
+                None => None,
+            };
+            if let Some(out) = reused {
+                return Ok(out);
+            }
+        }
         Ok(match dtype {
             DType::Float64 => Output::F64(ArrayD::uninit(IxDyn(shape))),
             DType::Float32 => Output::F32(ArrayD::uninit(IxDyn(shape))),
@@ -273,6 +354,8 @@ impl Output {
             Output::F64(a) => a.as_mut_ptr() as *const u8,
             Output::F32(a) => a.as_mut_ptr() as *const u8,
             Output::Bool(a) => a.as_mut_ptr() as *const u8,
+            Output::ReusedF64(a) => a.as_mut_ptr() as *const u8,
+            Output::ReusedF32(a) => a.as_mut_ptr() as *const u8,
         }
     }
 
@@ -288,6 +371,8 @@ impl Output {
                 Output::F64(a) => TensorData::from_array(a.assume_init()),
                 Output::F32(a) => TensorData::from_array(a.assume_init()),
                 Output::Bool(a) => TensorData::from_array(a.assume_init()),
+                Output::ReusedF64(a) => TensorData::from_array(a),
+                Output::ReusedF32(a) => TensorData::from_array(a),
             }
         }
     }
@@ -417,12 +502,13 @@ fn run_whole(
     k: &KernelNode,
     space: &Space,
     args: &[TensorData],
+    pool: &BufferPool,
 ) -> Result<Vec<TensorData>, RuntimeError> {
     check_dtypes(k, args)?;
     let mut outputs = k
         .out_dtypes
         .iter()
-        .map(|d| Output::new(*d, &space.out))
+        .map(|d| Output::new(*d, &space.out, pool))
         .collect::<Result<Vec<_>, _>>()?;
     let words: usize = k.kernel.buffers.iter().map(|b| 1 + 2 * b.rank).sum();
     let mut packed: Vec<i64> = Vec::with_capacity(words);
@@ -468,6 +554,7 @@ fn run_kernel(
     node: NodeId,
     k: &KernelNode,
     args: &[TensorData],
+    pool: &BufferPool,
 ) -> Result<Vec<TensorData>, RuntimeError> {
     let Some(space) = space(k, args)? else {
         return eval_node(fg, node, args);
@@ -475,7 +562,7 @@ fn run_kernel(
     let (kernel, compiled) = (&k.kernel, &k.compiled);
     let split = split_dim(&space, rayon::current_num_threads());
     if split.is_none() {
-        return run_whole(k, &space, args);
+        return run_whole(k, &space, args, pool);
     }
     let rank = space.full.len();
     let mut inputs = Vec::with_capacity(args.len());
@@ -524,7 +611,7 @@ fn run_kernel(
         .map(|_| {
             k.out_dtypes
                 .iter()
-                .map(|d| Output::new(*d, &space.out))
+                .map(|d| Output::new(*d, &space.out, pool))
                 .collect::<Result<Vec<_>, _>>()
         })
         .collect::<Result<_, _>>()?;

@@ -75,16 +75,18 @@ impl Program {
 
     /// Runs the graph on inputs that already passed the signature check.
     pub fn run(&self, inputs: &[TensorData]) -> Result<Vec<TensorData>> {
-        self.run_with(inputs, eval_node)
+        self.run_with(inputs, eval_node, drop)
     }
 
     /// Runs the graph with `eval` computing each node (another backend's kernels, falling
-    /// back to `eval_node` where it has none); scheduling, freeing and error context are
-    /// the interpreter's.
+    /// back to `eval_node` where it has none) and `recycle` receiving every intermediate
+    /// value after its last use (to reuse its memory); scheduling, freeing and error
+    /// context are the interpreter's.
     pub fn run_with(
         &self,
         inputs: &[TensorData],
         eval: impl Fn(&FunctionGraph, NodeId, &[TensorData]) -> Result<Vec<TensorData>>,
+        recycle: impl Fn(TensorData),
     ) -> Result<Vec<TensorData>> {
         let fg = &self.fgraph;
         if inputs.len() != fg.inputs().len() {
@@ -123,7 +125,9 @@ impl Program {
                 values[o.0 as usize] = Some(v);
             }
             for v in &step.free_after {
-                values[v.0 as usize] = None;
+                if let Some(value) = values[v.0 as usize].take() {
+                    recycle(value);
+                }
             }
         }
         fg.outputs()

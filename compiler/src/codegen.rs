@@ -5,7 +5,8 @@
 //! compiled function using it is dropped).
 //!
 //! ABI: `extern "C" fn(args: *const i64) -> i32`, `args` holding for each buffer in order
-//! its data pointer, its `rank` sizes and its `rank` strides (in elements). The caller
+//! its data pointer, its `rank` sizes and its `rank` strides (in elements), then a pointer
+//! to `scratch_words` f64s of scratch memory (unused, may be null, when 0). The caller
 //! (the JIT executor) has checked every shape and allocated every output before the call,
 //! so the kernel only reads and writes inside the buffers it was given; it returns 0.
 //!
@@ -28,10 +29,10 @@ use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{FuncId, Linkage, Module};
 use tensorlift_ir::ops::ReduceKind;
 use tensorlift_ir::{DType, Literal, ScalarOp};
-use tensorlift_runtime::support::float_support;
+use tensorlift_runtime::support::{float_array_support, float_support};
 
 use crate::error::CompileError;
-use crate::loopir::{identity, Expr, Index, Kernel, LoopVar, Stmt};
+use crate::loopir::{identity, Expr, Index, Kernel, LoopVar, Stmt, Temp};
 use crate::vmath::VMath;
 
 /// The signature of a compiled kernel.
@@ -58,6 +59,8 @@ impl Drop for CodeModule {
 pub struct CompiledKernel {
     entry: KernelFn,
     _code: Arc<CodeModule>,
+    /// f64 words of scratch memory a call needs (its pointer is the last argument word).
+    pub scratch_words: usize,
 }
 
 /// A compiled kernel that does not keep its code alive (for caches).
@@ -65,6 +68,7 @@ pub struct CompiledKernel {
 pub struct WeakKernel {
     entry: KernelFn,
     code: std::sync::Weak<CodeModule>,
+    scratch_words: usize,
 }
 
 impl WeakKernel {
@@ -73,6 +77,7 @@ impl WeakKernel {
         self.code.upgrade().map(|code| CompiledKernel {
             entry: self.entry,
             _code: code,
+            scratch_words: self.scratch_words,
         })
     }
 }
@@ -83,6 +88,7 @@ impl CompiledKernel {
         WeakKernel {
             entry: self.entry,
             code: Arc::downgrade(&self._code),
+            scratch_words: self.scratch_words,
         }
     }
 
@@ -133,6 +139,9 @@ pub fn compile_kernels(kernels: &[Kernel]) -> Result<Vec<CompiledKernel>, Compil
         if let Some(s) = float_support(*op) {
             builder.symbol(s.symbol, s.address);
         }
+        if let Some((symbol, address)) = float_array_support(*op) {
+            builder.symbol(symbol, address);
+        }
     }
     let mut module = JITModule::new(builder);
     let mut ids: Vec<FuncId> = Vec::with_capacity(kernels.len());
@@ -167,12 +176,26 @@ pub fn compile_kernels(kernels: &[Kernel]) -> Result<Vec<CompiledKernel>, Compil
                     .map_err(jit_error)?;
                 support.insert(*op, module.declare_func_in_func(fid, b.func));
             }
+            let mut array_support = HashMap::new();
+            for op in &needed {
+                let Some((symbol, _)) = float_array_support(*op) else {
+                    continue;
+                };
+                let mut sig = module.make_signature();
+                sig.params.push(AbiParam::new(ptr));
+                sig.params.push(AbiParam::new(ptr));
+                sig.params.push(AbiParam::new(types::I64));
+                let fid = module
+                    .declare_function(symbol, Linkage::Import, &sig)
+                    .map_err(jit_error)?;
+                array_support.insert(*op, module.declare_func_in_func(fid, b.func));
+            }
             let entry = b.create_block();
             b.append_block_params_for_function_params(entry);
             b.switch_to_block(entry);
             b.seal_block(entry);
             let args = b.block_params(entry)[0];
-            let mut g = Gen::new(b, kernel, args, support);
+            let mut g = Gen::new(b, kernel, args, support, array_support);
             g.stmts(&kernel.body.clone());
             let zero = g.b.ins().iconst(types::I32, 0);
             g.b.ins().return_(&[zero]);
@@ -208,9 +231,11 @@ pub fn compile_kernels(kernels: &[Kernel]) -> Result<Vec<CompiledKernel>, Compil
     });
     Ok(entries
         .into_iter()
-        .map(|entry| CompiledKernel {
+        .zip(kernels)
+        .map(|(entry, kernel)| CompiledKernel {
             entry,
             _code: code.clone(),
+            scratch_words: scratch_slots(kernel) * STRIP,
         })
         .collect())
 }
@@ -241,6 +266,13 @@ struct Gen<'a> {
     reg_accs: HashMap<usize, Variable>,
     /// The loop variable of the innermost loop being emitted.
     inner: Option<LoopVar>,
+    /// Scratch memory for strips (`STRIP` f64s per slot).
+    scratch: Value,
+    array_support: HashMap<ScalarOp, cranelift_codegen::ir::FuncRef>,
+    /// While emitting a strip segment: temps held in scratch slots, and the element index
+    /// within the strip.
+    slots: HashMap<Temp, usize>,
+    strip_index: Option<Value>,
 }
 
 fn flags() -> MemFlagsData {
@@ -257,8 +289,132 @@ fn elem_size(d: DType) -> i64 {
 }
 
 const F64X2: Type = types::F64X2;
+/// Elements per strip: math with an array version runs strip by strip through scratch.
+pub const STRIP: usize = 512;
+
+/// How an innermost loop body runs by strips: segments of statements (indices into the
+/// body), the array math call after each segment but the last, and the temps that live in
+/// scratch slots (values crossing a call, and the calls' arguments and results).
+struct StripPlan {
+    segments: Vec<Vec<usize>>,
+    calls: Vec<(ScalarOp, Temp, Temp)>,
+    slots: HashMap<Temp, usize>,
+    /// Per segment: slot temps it reads.
+    reads: Vec<Vec<Temp>>,
+}
+
+fn strip_plan(body: &[Stmt]) -> Option<StripPlan> {
+    fn temps_of(e: &Expr, out: &mut Vec<Temp>) {
+        match e {
+            Expr::Temp(t) => out.push(*t),
+            Expr::Apply { args, .. } => args.iter().for_each(|a| temps_of(a, out)),
+            Expr::Load { .. } | Expr::Const(..) => {}
+        }
+    }
+    let mut segments = vec![Vec::new()];
+    let mut calls = Vec::new();
+    let mut dtypes = HashMap::new();
+    for (k, s) in body.iter().enumerate() {
+        match s {
+            Stmt::Let {
+                temp,
+                dtype,
+                value: Expr::Apply { op, args, .. },
+            } if *dtype == DType::Float64 && float_array_support(*op).is_some() => {
+                let [Expr::Temp(a)] = args.as_slice() else {
+                    return None;
+                };
+                calls.push((*op, *a, *temp));
+                dtypes.insert(*temp, *dtype);
+                segments.push(Vec::new());
+            }
+            Stmt::Let { temp, dtype, .. } => {
+                dtypes.insert(*temp, *dtype);
+                segments.last_mut()?.push(k);
+            }
+            Stmt::For { .. } | Stmt::Fill { .. } => return None,
+            _ => segments.last_mut()?.push(k),
+        }
+    }
+    if calls.is_empty() {
+        return None;
+    }
+    let mut defined_in: HashMap<Temp, usize> = HashMap::new();
+    for (seg, stmts) in segments.iter().enumerate() {
+        for k in stmts {
+            if let Stmt::Let { temp, .. } = &body[*k] {
+                defined_in.insert(*temp, seg);
+            }
+        }
+    }
+    let mut slotted: Vec<Temp> = Vec::new();
+    let mut reads = Vec::new();
+    for (seg, stmts) in segments.iter().enumerate() {
+        let mut used = Vec::new();
+        for k in stmts {
+            match &body[*k] {
+                Stmt::Let { value, .. }
+                | Stmt::Store { value, .. }
+                | Stmt::Accumulate { value, .. } => temps_of(value, &mut used),
+                _ => {}
+            }
+        }
+        used.sort_unstable();
+        used.dedup();
+        let foreign: Vec<Temp> = used
+            .into_iter()
+            .filter(|t| defined_in.get(t) != Some(&seg))
+            .collect();
+        slotted.extend(&foreign);
+        reads.push(foreign);
+    }
+    for (_, a, out) in &calls {
+        slotted.push(*a);
+        slotted.push(*out);
+    }
+    slotted.sort_unstable();
+    slotted.dedup();
+    if slotted
+        .iter()
+        .any(|t| dtypes.get(t) != Some(&DType::Float64))
+    {
+        return None;
+    }
+    let slots = slotted
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| (t, i))
+        .collect();
+    Some(StripPlan {
+        segments,
+        calls,
+        slots,
+        reads,
+    })
+}
+
+/// Scratch slots the kernel's strip loops need (the largest; loops run one at a time).
+fn scratch_slots(kernel: &Kernel) -> usize {
+    fn walk(body: &[Stmt]) -> usize {
+        let inner = body.iter().any(|s| matches!(s, Stmt::For { .. }));
+        let here = if inner {
+            0
+        } else {
+            strip_plan(body).map_or(0, |p| p.slots.len())
+        };
+        body.iter()
+            .map(|s| match s {
+                Stmt::For { body, .. } => walk(body),
+                _ => 0,
+            })
+            .max()
+            .unwrap_or(0)
+            .max(here)
+    }
+    walk(&kernel.body)
+}
 /// Vectors (of two elements) per iteration of a vectorised loop.
-const UNROLL: usize = 2;
+const UNROLL: usize = 4;
 
 impl<'a> Gen<'a> {
     fn new(
@@ -266,6 +422,7 @@ impl<'a> Gen<'a> {
         kernel: &Kernel,
         args: Value,
         support: HashMap<ScalarOp, cranelift_codegen::ir::FuncRef>,
+        array_support: HashMap<ScalarOp, cranelift_codegen::ir::FuncRef>,
     ) -> Gen<'a> {
         let mut bufs = Vec::new();
         let mut slot = 0i32;
@@ -285,6 +442,7 @@ impl<'a> Gen<'a> {
                 dtype: buf.dtype,
             });
         }
+        let scratch = load(&mut b);
         Gen {
             b,
             bufs,
@@ -294,6 +452,10 @@ impl<'a> Gen<'a> {
             temp_dtypes: HashMap::new(),
             reg_accs: HashMap::new(),
             inner: None,
+            scratch,
+            array_support,
+            slots: HashMap::new(),
+            strip_index: None,
         }
     }
 
@@ -433,6 +595,198 @@ impl<'a> Gen<'a> {
     /// The innermost loop: register accumulators for reductions along `var`, and a
     /// vectorised body when every walked buffer has stride 1.
     fn inner_loop(&mut self, var: LoopVar, n: Value, body: &[Stmt]) {
+        match strip_plan(body).filter(|_| self.vectorizable(body)) {
+            Some(plan) => self.strip_or_scalar(var, n, body, plan),
+            None => self.register_loop(var, n, body, true),
+        }
+    }
+
+    /// Strips through scratch memory when every walked buffer has stride 1, the scalar
+    /// loop otherwise.
+    fn strip_or_scalar(&mut self, var: LoopVar, n: Value, body: &[Stmt], plan: StripPlan) {
+        let mut cond = self.b.ins().iconst(types::I8, 1);
+        for (buf, d) in Self::walked(body, var) {
+            let s = self.bufs[buf].stride[d];
+            let unit = self.b.ins().icmp_imm_s(IntCC::Equal, s, 1);
+            cond = self.b.ins().band(cond, unit);
+        }
+        let (strips, scalar, join) = (
+            self.b.create_block(),
+            self.b.create_block(),
+            self.b.create_block(),
+        );
+        self.b.ins().brif(cond, strips, &[], scalar, &[]);
+        self.b.switch_to_block(strips);
+        self.b.seal_block(strips);
+        self.strip_loop(var, n, body, plan);
+        self.b.ins().jump(join, &[]);
+        self.b.switch_to_block(scalar);
+        self.b.seal_block(scalar);
+        self.register_loop(var, n, body, false);
+        self.b.ins().jump(join, &[]);
+        self.b.switch_to_block(join);
+        self.b.seal_block(join);
+    }
+
+    /// `for var in 0..n` by strips of `STRIP` elements: each segment of the body runs over
+    /// the strip (two elements at a time, then one), and between segments an array math
+    /// function (AVX2) transforms a scratch slot.
+    fn strip_loop(&mut self, var: LoopVar, n: Value, body: &[Stmt], plan: StripPlan) {
+        self.inner = Some(var);
+        let reg: Vec<(usize, ReduceKind, usize, Vec<Index>)> = body
+            .iter()
+            .enumerate()
+            .filter_map(|(k, s)| match s {
+                Stmt::Accumulate {
+                    buf, index, kind, ..
+                } if !index.contains(&Index::Var(var)) => Some((k, *kind, *buf, index.clone())),
+                _ => None,
+            })
+            .collect();
+        let accs: Vec<(Variable, Variable)> = reg
+            .iter()
+            .map(|(_, kind, _, _)| {
+                let init = self.b.ins().f64const(identity(*kind));
+                let vinit = self.b.ins().splat(F64X2, init);
+                let (v, sc) = (self.b.declare_var(F64X2), self.b.declare_var(types::F64));
+                self.b.def_var(v, vinit);
+                self.b.def_var(sc, init);
+                (v, sc)
+            })
+            .collect();
+        let start = self.b.declare_var(types::I64);
+        let zero = self.b.ins().iconst(types::I64, 0);
+        self.b.def_var(start, zero);
+        let (header, strip, exit) = (
+            self.b.create_block(),
+            self.b.create_block(),
+            self.b.create_block(),
+        );
+        self.b.ins().jump(header, &[]);
+        self.b.switch_to_block(header);
+        let s0 = self.b.use_var(start);
+        let go = self.b.ins().icmp(IntCC::SignedLessThan, s0, n);
+        self.b.ins().brif(go, strip, &[], exit, &[]);
+        self.b.switch_to_block(strip);
+        self.b.seal_block(strip);
+        let rest = self.b.ins().isub(n, s0);
+        let full = self.b.ins().iconst(types::I64, STRIP as i64);
+        let short = self.b.ins().icmp(IntCC::SignedLessThan, rest, full);
+        let len = self.b.ins().select(short, rest, full);
+        self.slots = plan.slots.clone();
+        for (seg, stmts) in plan.segments.iter().enumerate() {
+            // Two elements at a time, then the odd one left; both passes share `j`.
+            let j = self.b.declare_var(types::I64);
+            let zero = self.b.ins().iconst(types::I64, 0);
+            self.b.def_var(j, zero);
+            for lanes in [Lanes::Two, Lanes::One] {
+                let step = if lanes == Lanes::Two { 2 } else { 1 };
+                let (head, body_block, done) = (
+                    self.b.create_block(),
+                    self.b.create_block(),
+                    self.b.create_block(),
+                );
+                self.b.ins().jump(head, &[]);
+                self.b.switch_to_block(head);
+                let jv = self.b.use_var(j);
+                let end = self.b.ins().iadd_imm_s(jv, step);
+                let go = self.b.ins().icmp(IntCC::SignedLessThanOrEqual, end, len);
+                self.b.ins().brif(go, body_block, &[], done, &[]);
+                self.b.switch_to_block(body_block);
+                self.b.seal_block(body_block);
+                let at = self.b.ins().iadd(s0, jv);
+                self.vars.insert(var, at);
+                self.strip_index = Some(jv);
+                self.reg_accs = reg
+                    .iter()
+                    .zip(&accs)
+                    .map(|((k, ..), (v, sc))| (*k, if lanes == Lanes::Two { *v } else { *sc }))
+                    .collect();
+                for t in &plan.reads[seg] {
+                    let v = self.slot_load(plan.slots[t], lanes);
+                    self.temps.insert(*t, v);
+                }
+                for k in stmts {
+                    self.stmt(&body[*k], *k, lanes);
+                    if let Stmt::Let { temp, .. } = &body[*k] {
+                        if let Some(slot) = plan.slots.get(temp) {
+                            let v = self.temps[temp];
+                            self.slot_store(*slot, v);
+                        }
+                    }
+                }
+                let next = self.b.ins().iadd_imm_s(jv, step);
+                self.b.def_var(j, next);
+                self.b.ins().jump(head, &[]);
+                self.b.seal_block(head);
+                self.b.switch_to_block(done);
+                self.b.seal_block(done);
+            }
+            if let Some((op, arg, out)) = plan.calls.get(seg) {
+                let f = self.array_support[op];
+                let src = self.slot_ptr(plan.slots[arg]);
+                let dst = self.slot_ptr(plan.slots[out]);
+                self.b.ins().call(f, &[src, dst, len]);
+            }
+        }
+        self.strip_index = None;
+        let next = self.b.ins().iadd_imm_s(s0, STRIP as i64);
+        self.b.def_var(start, next);
+        self.b.ins().jump(header, &[]);
+        self.b.seal_block(header);
+        self.b.switch_to_block(exit);
+        self.b.seal_block(exit);
+        self.reg_accs.clear();
+        self.slots.clear();
+        self.inner = None;
+        for ((_, kind, buf, index), (v, sc)) in reg.iter().zip(&accs) {
+            let vec = self.b.use_var(*v);
+            let lo = self.b.ins().extractlane(vec, 0);
+            let hi = self.b.ins().extractlane(vec, 1);
+            let both = self.combine(*kind, lo, hi);
+            let tail = self.b.use_var(*sc);
+            let total = self.combine(*kind, both, tail);
+            let old = self.load(*buf, index, Lanes::One);
+            let new = self.combine(*kind, old, total);
+            self.store(*buf, index, new, Lanes::One);
+        }
+    }
+
+    fn slot_ptr(&mut self, slot: usize) -> Value {
+        self.b
+            .ins()
+            .iadd_imm_s(self.scratch, (slot * STRIP * 8) as i64)
+    }
+
+    fn slot_addr(&mut self, slot: usize) -> Value {
+        let base = self.slot_ptr(slot);
+        match self.strip_index {
+            Some(j) => {
+                let off = self.b.ins().imul_imm_s(j, 8);
+                self.b.ins().iadd(base, off)
+            }
+            None => base,
+        }
+    }
+
+    fn slot_load(&mut self, slot: usize, lanes: Lanes) -> Value {
+        let addr = self.slot_addr(slot);
+        let ty = if lanes == Lanes::Two {
+            F64X2
+        } else {
+            types::F64
+        };
+        self.b.ins().load(ty, flags(), addr, 0)
+    }
+
+    fn slot_store(&mut self, slot: usize, v: Value) {
+        let addr = self.slot_addr(slot);
+        self.b.ins().store(flags(), v, addr, 0);
+    }
+
+    /// The innermost loop with register accumulators for reductions along `var`, and a
+    /// vectorised body (when `vector` and every walked buffer has stride 1).
+    fn register_loop(&mut self, var: LoopVar, n: Value, body: &[Stmt], vector: bool) {
         let reg: Vec<(usize, ReduceKind, usize, Vec<Index>)> = body
             .iter()
             .enumerate()
@@ -458,7 +812,7 @@ impl<'a> Gen<'a> {
             .collect();
         let scalar_header = self.b.create_block();
 
-        if self.vectorizable(body) {
+        if vector && self.vectorizable(body) {
             let walked = Self::walked(body, var);
             let mut cond = self.b.ins().iconst(types::I8, 1);
             for (buf, d) in walked {

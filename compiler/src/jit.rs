@@ -415,7 +415,7 @@ fn elem_bytes(d: DType) -> i64 {
 }
 
 /// The packed arguments for iterations `lo..hi` of dimension `dim` (all of them if `None`).
-fn pack(bufs: &[BufArg], range: Option<(usize, usize, usize)>) -> Vec<i64> {
+fn pack(bufs: &[BufArg], range: Option<(usize, usize, usize)>, scratch: *mut f64) -> Vec<i64> {
     let mut packed = Vec::with_capacity(bufs.len() * 8);
     for b in bufs {
         let mut ptr = b.ptr;
@@ -430,6 +430,7 @@ fn pack(bufs: &[BufArg], range: Option<(usize, usize, usize)>) -> Vec<i64> {
         packed.extend(&shape);
         packed.extend(&b.strides);
     }
+    packed.push(scratch as i64);
     packed
 }
 
@@ -510,7 +511,14 @@ fn run_whole(
         .iter()
         .map(|d| Output::new(*d, &space.out, pool))
         .collect::<Result<Vec<_>, _>>()?;
-    let words: usize = k.kernel.buffers.iter().map(|b| 1 + 2 * b.rank).sum();
+    let words: usize = k
+        .kernel
+        .buffers
+        .iter()
+        .map(|b| 1 + 2 * b.rank)
+        .sum::<usize>()
+        + 1;
+    let mut scratch = vec![0f64; k.compiled.scratch_words];
     let mut packed: Vec<i64> = Vec::with_capacity(words);
     for a in args {
         let (ptr, s, st) = data_ptr(a)
@@ -524,6 +532,7 @@ fn run_whole(
         packed.extend(space.out.iter().map(|v| *v as i64));
         packed.extend(standard_strides(&space.out));
     }
+    packed.push(scratch.as_mut_ptr() as i64);
     if packed.len() != words {
         return Err(RuntimeError::Internal(format!(
             "JIT kernel {}: {} argument words, expected {words}",
@@ -533,7 +542,8 @@ fn run_whole(
     }
     // SAFETY: as in `run_kernel` for a single call: inputs have the kernel's dtypes
     // (checked above), ranks and shapes checked by `space`; outputs are fresh, unshared
-    // and have the output shape; the argument words match the kernel's buffer layout.
+    // and have the output shape; the argument words match the kernel's buffer layout; the
+    // scratch memory has the `scratch_words` the kernel uses and lives past the call.
     let status = unsafe { k.compiled.call(&packed) };
     if status != 0 {
         return Err(RuntimeError::Internal(format!(
@@ -639,19 +649,25 @@ fn run_kernel(
         }
         buffer_sets.push(bufs);
     }
+    // One scratch area per call (calls may run at the same time).
+    let mut scratch: Vec<Vec<f64>> = (0..chunks)
+        .map(|_| vec![0f64; compiled.scratch_words])
+        .collect();
     let calls: Vec<Vec<i64>> = match split {
-        None => vec![pack(&buffer_sets[0], None)],
+        None => vec![pack(&buffer_sets[0], None, scratch[0].as_mut_ptr())],
         Some((dim, reduced)) => {
             let n = space.full[dim];
-            (0..chunks)
-                .map(|c| {
+            scratch
+                .iter_mut()
+                .enumerate()
+                .map(|(c, area)| {
                     let (lo, hi) = (n * c / chunks, n * (c + 1) / chunks);
                     let set = if reduced {
                         &buffer_sets[c]
                     } else {
                         &buffer_sets[0]
                     };
-                    pack(set, Some((dim, lo, hi)))
+                    pack(set, Some((dim, lo, hi)), area.as_mut_ptr())
                 })
                 .collect()
         }
@@ -664,7 +680,7 @@ fn run_kernel(
     // `hi - lo` only for buffers that dimension walks, so every address stays inside the
     // original buffers; calls that share outputs write disjoint elements (the split
     // dimension is kept in the output), and calls over a reduced dimension each write
-    // their own outputs. The kernel only reads and writes inside its buffers (`codegen`
+    // their own outputs. Each call has its own scratch area of `scratch_words`. The kernel only reads and writes inside its buffers (`codegen`
     // ABI) and is plain code, callable from several threads at once.
     let statuses: Vec<i32> = if calls.len() == 1 {
         vec![unsafe { compiled.call(&calls[0]) }]

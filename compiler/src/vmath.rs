@@ -2,7 +2,9 @@
 //! values, so a kernel's vector body computes two elements per instruction instead of
 //! calling libm per element, and its scalar tail computes exactly the same function.
 //!
-//! Owns: the algorithms and their constants. Accuracy against libm is measured by
+//! Owns: emitting the algorithms of `tensorlift_runtime::vector_math` (which holds their
+//! definition and constants) operation for operation, so IR and array versions agree bit
+//! for bit. Accuracy against libm is measured by
 //! `tests/vmath_accuracy.rs` (at most 2 ulp over the whole domain, special values exact).
 //! - exp: n = round(x / ln 2) by the 1.5·2^52 shifter trick; r = x − n·ln2 in two fma
 //!   steps (ln 2 split hi/lo); e^r by its degree-13 Taylor polynomial (|r| ≤ ln2/2,
@@ -18,15 +20,10 @@ use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{types, FuncRef, InstBuilder, MemFlagsData, Type, Value};
 use cranelift_frontend::FunctionBuilder;
 
-/// 1.5 · 2^52: adding it rounds a float to an integer held in the low mantissa bits.
-const SHIFTER: f64 = 6755399441055744.0;
-const LN2_HI: f64 = 0.693_147_180_369_123_8; // 0x3fe62e42fee00000: low bits zero
-const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
-const PIO2_1: f64 = std::f64::consts::FRAC_PI_2; // π/2 in three parts
-const PIO2_2: f64 = 6.123_233_995_736_766e-17;
-const PIO2_3: f64 = -1.497_384_904_859_169_6e-33;
-/// Beyond this |x| sin and cos call libm.
-const TRIG_FAST_LIMIT: f64 = 8192.0;
+use tensorlift_runtime::vector_math::{
+    exp_coefficients, sin_cos_coefficients, EXP_HIGH, EXP_LOW, LN2_HI, LN2_LO, PIO2_1, PIO2_2,
+    PIO2_3, SHIFTER, TRIG_FAST_LIMIT,
+};
 
 /// Emits math on values of type `ty` (F64 or F64X2).
 pub struct VMath<'a, 'b> {
@@ -166,7 +163,7 @@ impl VMath<'_, '_> {
 
         self.b.switch_to_block(slow);
         self.b.seal_block(slow);
-        let (lo, hi) = (self.konst(-750.0), self.konst(710.0));
+        let (lo, hi) = (self.konst(EXP_LOW), self.konst(EXP_HIGH));
         // Clamp with compare-and-select (NaN compares false and stays).
         let below = self.b.ins().fcmp(FloatCC::LessThan, x, lo);
         let xc = self.select(below, lo, x);
@@ -200,14 +197,7 @@ impl VMath<'_, '_> {
         let (ln2_hi, ln2_lo) = (self.konst(-LN2_HI), self.konst(-LN2_LO));
         let r = self.b.ins().fma(n, ln2_hi, x);
         let r = self.b.ins().fma(n, ln2_lo, r);
-        let mut coeffs = [0.0; 14];
-        let mut f = 1.0;
-        for (k, c) in coeffs.iter_mut().enumerate() {
-            if k > 0 {
-                f *= k as f64;
-            }
-            *c = 1.0 / f;
-        }
+        let coeffs = exp_coefficients();
         (t, self.horner(r, &coeffs))
     }
 
@@ -236,18 +226,22 @@ impl VMath<'_, '_> {
 
         self.b.switch_to_block(slow);
         self.b.seal_block(slow);
+        // Lane by lane: libm where |x| is large, the polynomial elsewhere (so a value does
+        // not depend on its neighbour, and equals the array version's).
+        let poly = self.sin_cos_reduced(x, cos);
         let v = if self.ty == types::F64X2 {
-            let mut out = self.konst(0.0);
+            let mut lib = self.konst(0.0);
             for lane in 0..2u8 {
                 let xl = self.b.ins().extractlane(x, lane);
                 let call = self.b.ins().call(libm, &[xl]);
                 let r = self.b.inst_results(call)[0];
-                out = self.b.ins().insertlane(out, r, lane);
+                lib = self.b.ins().insertlane(lib, r, lane);
             }
-            out
+            self.select(large, lib, poly)
         } else {
             let call = self.b.ins().call(libm, &[x]);
-            self.b.inst_results(call)[0]
+            let lib = self.b.inst_results(call)[0];
+            self.select(large, lib, poly)
         };
         self.b.ins().jump(done, &[v.into()]);
 
@@ -272,20 +266,8 @@ impl VMath<'_, '_> {
         let r = self.b.ins().fma(neg_q, p2, r);
         let r = self.b.ins().fma(neg_q, p3, r);
         let r2 = self.b.ins().fmul(r, r);
-        // sin r = r + r^3 · S(r^2), cos r = 1 - r^2/2 + r^4 · C(r^2), Taylor coefficients.
-        let mut s_coeffs = Vec::new();
-        let mut c_coeffs = Vec::new();
-        let mut fact = 1.0f64;
-        for k in 1..=17u32 {
-            fact *= k as f64;
-            let sign = if (k / 2) % 2 == 1 { -1.0 } else { 1.0 };
-            if k >= 3 && k % 2 == 1 {
-                s_coeffs.push(sign / fact);
-            }
-            if k >= 4 && k % 2 == 0 {
-                c_coeffs.push(sign / fact);
-            }
-        }
+        // sin r = r + r^3 · S(r^2), cos r = 1 - r^2/2 + r^4 · C(r^2).
+        let (s_coeffs, c_coeffs) = sin_cos_coefficients();
         let s = self.horner(r2, &s_coeffs);
         let r3 = self.b.ins().fmul(r2, r);
         let sin_r = self.b.ins().fma(r3, s, r);

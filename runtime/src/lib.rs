@@ -19,6 +19,7 @@ pub mod scalar;
 pub mod shape_ops;
 pub mod signature;
 pub mod support;
+pub mod vector_math;
 
 pub use error::{Result, RuntimeError};
 pub use interpreter::Program;

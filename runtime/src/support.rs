@@ -57,6 +57,51 @@ binary_support! {
     tl_mod = float_mod;
 }
 
+macro_rules! array_support {
+    ($($name:ident = $f:expr;)*) => {
+        $(
+            #[doc = concat!("`", stringify!($f), "` over `n` contiguous f64s, for jitted code.")]
+            ///
+            /// # Safety
+            /// `src` and `dst` must be valid for `n` reads and writes of f64 (they may be
+            /// the same buffer), `n` ≥ 0.
+            pub unsafe extern "C" fn $name(src: *const f64, dst: *mut f64, n: i64) {
+                let n = n.max(0) as usize;
+                let input: Vec<f64>;
+                // SAFETY: the caller passes buffers valid for `n` elements. When they
+                // overlap, the input is copied first so no `&` and `&mut` alias.
+                let (src, dst) = unsafe {
+                    if std::ptr::eq(src, dst) {
+                        input = std::slice::from_raw_parts(src, n).to_vec();
+                        (&input[..], std::slice::from_raw_parts_mut(dst, n))
+                    } else {
+                        (std::slice::from_raw_parts(src, n), std::slice::from_raw_parts_mut(dst, n))
+                    }
+                };
+                $f(src, dst);
+            }
+        )*
+    };
+}
+
+array_support! {
+    tl_exp_array = crate::vector_math::exp_array;
+    tl_sin_array = |s: &[f64], d: &mut [f64]| crate::vector_math::sin_cos_array(s, d, false);
+    tl_cos_array = |s: &[f64], d: &mut [f64]| crate::vector_math::sin_cos_array(s, d, true);
+}
+
+/// The array support function (`src`, `dst`, `n`) for the float `op`, if there is one.
+pub fn float_array_support(op: ScalarOp) -> Option<(&'static str, *const u8)> {
+    type ArrayFn = unsafe extern "C" fn(*const f64, *mut f64, i64);
+    let f = |symbol, f: ArrayFn| Some((symbol, f as *const u8));
+    match op {
+        ScalarOp::Exp => f("tl_exp_array", tl_exp_array),
+        ScalarOp::Sin => f("tl_sin_array", tl_sin_array),
+        ScalarOp::Cos => f("tl_cos_array", tl_cos_array),
+        _ => None,
+    }
+}
+
 /// A support function: its symbol, address and arity.
 #[derive(Clone, Copy, Debug)]
 pub struct SupportFn {

@@ -643,15 +643,22 @@ impl<'a> Gen<'a> {
                 _ => None,
             })
             .collect();
-        let accs: Vec<(Variable, Variable)> = reg
+        // Per reduction: one vector accumulator per unrolled step, and a scalar one.
+        let accs: Vec<(Vec<Variable>, Variable)> = reg
             .iter()
             .map(|(_, kind, _, _)| {
                 let init = self.b.ins().f64const(identity(*kind));
                 let vinit = self.b.ins().splat(F64X2, init);
-                let (v, sc) = (self.b.declare_var(F64X2), self.b.declare_var(types::F64));
-                self.b.def_var(v, vinit);
+                let vs = (0..UNROLL)
+                    .map(|_| {
+                        let v = self.b.declare_var(F64X2);
+                        self.b.def_var(v, vinit);
+                        v
+                    })
+                    .collect();
+                let sc = self.b.declare_var(types::F64);
                 self.b.def_var(sc, init);
-                (v, sc)
+                (vs, sc)
             })
             .collect();
         let start = self.b.declare_var(types::I64);
@@ -675,12 +682,14 @@ impl<'a> Gen<'a> {
         let len = self.b.ins().select(short, rest, full);
         self.slots = plan.slots.clone();
         for (seg, stmts) in plan.segments.iter().enumerate() {
-            // Two elements at a time, then the odd one left; both passes share `j`.
+            // 2·UNROLL elements at a time, then two, then the odd one left; the passes
+            // share `j`.
             let j = self.b.declare_var(types::I64);
             let zero = self.b.ins().iconst(types::I64, 0);
             self.b.def_var(j, zero);
-            for lanes in [Lanes::Two, Lanes::One] {
-                let step = if lanes == Lanes::Two { 2 } else { 1 };
+            for (lanes, unroll) in [(Lanes::Two, UNROLL), (Lanes::Two, 1), (Lanes::One, 1)] {
+                let width = if lanes == Lanes::Two { 2 } else { 1 };
+                let step = (width * unroll) as i64;
                 let (head, body_block, done) = (
                     self.b.create_block(),
                     self.b.create_block(),
@@ -694,24 +703,29 @@ impl<'a> Gen<'a> {
                 self.b.ins().brif(go, body_block, &[], done, &[]);
                 self.b.switch_to_block(body_block);
                 self.b.seal_block(body_block);
-                let at = self.b.ins().iadd(s0, jv);
-                self.vars.insert(var, at);
-                self.strip_index = Some(jv);
-                self.reg_accs = reg
-                    .iter()
-                    .zip(&accs)
-                    .map(|((k, ..), (v, sc))| (*k, if lanes == Lanes::Two { *v } else { *sc }))
-                    .collect();
-                for t in &plan.reads[seg] {
-                    let v = self.slot_load(plan.slots[t], lanes);
-                    self.temps.insert(*t, v);
-                }
-                for k in stmts {
-                    self.stmt(&body[*k], *k, lanes);
-                    if let Stmt::Let { temp, .. } = &body[*k] {
-                        if let Some(slot) = plan.slots.get(temp) {
-                            let v = self.temps[temp];
-                            self.slot_store(*slot, v);
+                for u in 0..unroll {
+                    let ju = self.b.ins().iadd_imm_s(jv, (u * width) as i64);
+                    let at = self.b.ins().iadd(s0, ju);
+                    self.vars.insert(var, at);
+                    self.strip_index = Some(ju);
+                    self.reg_accs = reg
+                        .iter()
+                        .zip(&accs)
+                        .map(|((k, ..), (vs, sc))| {
+                            (*k, if lanes == Lanes::Two { vs[u] } else { *sc })
+                        })
+                        .collect();
+                    for t in &plan.reads[seg] {
+                        let v = self.slot_load(plan.slots[t], lanes);
+                        self.temps.insert(*t, v);
+                    }
+                    for k in stmts {
+                        self.stmt(&body[*k], *k, lanes);
+                        if let Stmt::Let { temp, .. } = &body[*k] {
+                            if let Some(slot) = plan.slots.get(temp) {
+                                let v = self.temps[temp];
+                                self.slot_store(*slot, v);
+                            }
                         }
                     }
                 }
@@ -739,8 +753,12 @@ impl<'a> Gen<'a> {
         self.reg_accs.clear();
         self.slots.clear();
         self.inner = None;
-        for ((_, kind, buf, index), (v, sc)) in reg.iter().zip(&accs) {
-            let vec = self.b.use_var(*v);
+        for ((_, kind, buf, index), (vs, sc)) in reg.iter().zip(&accs) {
+            let mut vec = self.b.use_var(vs[0]);
+            for v in &vs[1..] {
+                let v = self.b.use_var(*v);
+                vec = self.combine(*kind, vec, v);
+            }
             let lo = self.b.ins().extractlane(vec, 0);
             let hi = self.b.ins().extractlane(vec, 1);
             let both = self.combine(*kind, lo, hi);

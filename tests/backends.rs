@@ -489,7 +489,13 @@ fn random_graph(steps: &[(u8, usize, usize)]) -> (Vec<Var>, Vec<Var>) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    // A fixed seed: float comparisons with tolerances must not flake in CI; change the
+    // seed (or set PROPTEST_RNG_SEED) to explore other graphs.
+    #![proptest_config(ProptestConfig {
+        cases: 64,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(0x7e57_11f7),
+        ..ProptestConfig::default()
+    })]
     #[test]
     fn random_graphs_agree(steps in prop::collection::vec((any::<u8>(), 0usize..64, 0usize..64), 1..12), seed in any::<u64>()) {
         let (inputs, outputs) = random_graph(&steps);

@@ -360,24 +360,66 @@ fn same(a: f64, b: f64) -> bool {
     (a.is_nan() && b.is_nan()) || a == b || (a - b).abs() <= 1e-7 * (1.0 + a.abs())
 }
 
+/// Runs a random graph rewritten (with `mode`'s rules) and as built; returns the pairs of
+/// values, after checking shapes, dtypes and the rewritten graph's integrity.
+fn rewritten_and_naive(
+    steps: &[(u8, usize, usize)],
+    seed: u64,
+    excluding: Option<&str>,
+) -> (Vec<(f64, f64)>, String) {
+    let (inputs, outputs) = random_graph(steps);
+    let ins: Vec<&Var> = inputs.iter().collect();
+    let outs: Vec<&Var> = outputs.iter().collect();
+    let mut builder = function(&ins, &outs);
+    if let Some(group) = excluding {
+        builder = builder.excluding(group);
+    }
+    let rewritten = builder.compile().unwrap();
+    rewritten.fgraph().check_integrity().unwrap();
+    let plain = function(&ins, &outs)
+        .mode(Mode::Reference.without_rewrites())
+        .compile()
+        .unwrap();
+    let args = values(seed);
+    let (got, want) = (rewritten.call(&args).unwrap(), plain.call(&args).unwrap());
+    let mut pairs = Vec::new();
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!(g.shape(), w.shape());
+        assert_eq!(g.dtype(), w.dtype());
+        let (g, w) = (g.as_array::<f64>().unwrap(), w.as_array::<f64>().unwrap());
+        pairs.extend(g.iter().copied().zip(w.iter().copied()));
+    }
+    (pairs, rewritten.dprint())
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(200))]
+    // A fixed seed: float comparisons with tolerances must not flake in CI; change the
+    // seed (or set PROPTEST_RNG_SEED) to explore other graphs.
+    #![proptest_config(ProptestConfig {
+        cases: 200,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(0x7e57_11f7),
+        ..ProptestConfig::default()
+    })]
+    /// Every rewrite but stabilization keeps values (up to rounding). Stabilization changes
+    /// values exactly where the naive graph is inaccurate or overflows; its own tests check
+    /// those points against closed forms.
     #[test]
     fn rewrites_keep_values(steps in prop::collection::vec((any::<u8>(), 0usize..64, 0usize..64), 1..14), seed in any::<u64>()) {
-        let (inputs, outputs) = random_graph(&steps);
-        let ins: Vec<&Var> = inputs.iter().collect();
-        let outs: Vec<&Var> = outputs.iter().collect();
-        let rewritten = function(&ins, &outs).compile().unwrap();
-        rewritten.fgraph().check_integrity().unwrap();
-        let plain = function(&ins, &outs).mode(Mode::Reference.without_rewrites()).compile().unwrap();
-        let args = values(seed);
-        let (got, want) = (rewritten.call(&args).unwrap(), plain.call(&args).unwrap());
-        for (g, w) in got.iter().zip(&want) {
-            prop_assert_eq!(g.shape(), w.shape());
-            prop_assert_eq!(g.dtype(), w.dtype());
-            let (g, w) = (g.as_array::<f64>().unwrap(), w.as_array::<f64>().unwrap());
-            for (a, b) in g.iter().zip(w.iter()) {
-                prop_assert!(same(*a, *b), "rewritten {} vs as built {}\n{}", a, b, rewritten.dprint());
+        let (pairs, text) = rewritten_and_naive(&steps, seed, Some("stabilize"));
+        for (a, b) in pairs {
+            prop_assert!(same(a, b), "rewritten {} vs as built {}\n{}", a, b, text);
+        }
+    }
+
+    /// With stabilization too, results stay close wherever the naive value is finite and
+    /// never become NaN where it is not.
+    #[test]
+    fn stabilized_graphs_stay_close(steps in prop::collection::vec((any::<u8>(), 0usize..64, 0usize..64), 1..14), seed in any::<u64>()) {
+        let (pairs, text) = rewritten_and_naive(&steps, seed, None);
+        for (a, b) in pairs {
+            prop_assert!(!a.is_nan() || b.is_nan(), "rewritten NaN where as built gives {}\n{}", b, text);
+            if b.is_finite() {
+                prop_assert!((a - b).abs() <= 1e-3 * (1.0 + b.abs()), "rewritten {} vs as built {}\n{}", a, b, text);
             }
         }
     }

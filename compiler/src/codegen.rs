@@ -12,11 +12,14 @@
 //!
 //! Values compute in f64 (float32 buffers are widened on load and narrowed on store;
 //! float32 results are rounded like the reference) and bools as 0/1 bytes. An innermost
-//! loop whose buffers are all float64 has a second, vectorised body (f64x2, two
-//! independent accumulators for reductions) used when every buffer it walks has stride 1
-//! at run time. exp, sin and cos are polynomials emitted inline (`vmath`, ≤ 2 ulp from
-//! libm); other math functions call the runtime's support functions
-//! (`tensorlift_runtime::support`), which are the reference's own functions.
+//! loop whose buffers are all float64 has a second, vectorised body (f64x2, unrolled, one
+//! accumulator per unrolled step for reductions) used when every buffer it walks has
+//! stride 1 at run time. When such a body applies exp, sin or cos, it runs instead by
+//! strips of `STRIP` elements: the statements between math calls form segments, values
+//! crossing a call live in scratch slots, and the math runs on whole slots through the
+//! runtime's AVX2 array functions (`tensorlift_runtime::vector_math`). Strided loops use
+//! the same algorithms emitted inline (`vmath`), bit-identical; other math functions call
+//! the runtime's support functions (`tensorlift_runtime::support`), the reference's own.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -200,6 +200,71 @@ fn casts_between_floats_and_bools() {
 }
 
 #[test]
+fn integer_kernels_wrap_and_divide_like_the_reference() {
+    for dtype in [Int8, Int16, Int32, Int64, UInt8] {
+        let (a, b) = (vector("a", dtype), vector("b", dtype));
+        let outs = [
+            &a + &b,
+            &a - &b,
+            &a * &b,
+            a.floor_div(&b),
+            &a % &b,
+            -&a,
+            a.abs(),
+            a.sign(),
+            a.sqr(),
+            a.maximum(&b),
+            a.minimum(&b),
+            a.clip(3i64, 7i64),
+            a.lt(&b),
+            a.equal(&b),
+            switch(a.gt(&b), &a, &b),
+            a.cast(Float64) * 0.5,
+            a.cast(Int8),
+            a.cast(UInt8),
+            a.cast(Bool),
+            a.exp(),
+        ];
+        let refs: Vec<&Var> = outs.iter().collect();
+        let (lo, hi) = match dtype {
+            UInt8 => (0.0, 256.0),
+            Int8 => (-128.0, 128.0),
+            _ => (-1e4, 1e4),
+        };
+        // Extremes, zeros (division by zero gives 0) and random values.
+        let mut vals = values(dtype, &[&[64], &[64]], (lo, hi), 5);
+        let edge: Vec<i64> = vec![0, 0, -1, 1, 127, -128, 255, 7];
+        let edge_b: Vec<i64> = vec![0, 3, 0, -1, -1, -1, 2, -3];
+        let lit = |v: &[i64]| {
+            v.iter()
+                .map(|x| tensorlift::Literal::Int(*x))
+                .collect::<Vec<_>>()
+        };
+        vals.push(TensorData::from_literals(&[8], &lit(&edge), dtype).unwrap());
+        vals.push(TensorData::from_literals(&[8], &lit(&edge_b), dtype).unwrap());
+        check(&[&a, &b], &refs, &vals[..2]);
+        check(&[&a, &b], &refs, &vals[2..]);
+    }
+    // Float → integer casts saturate, NaN gives 0.
+    let x = vector("x", Float64);
+    let casts = [x.cast(Int8), x.cast(Int32), x.cast(Int64), x.cast(UInt8)];
+    let refs: Vec<&Var> = casts.iter().collect();
+    let special: TensorData = array![
+        f64::NAN,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        1e20,
+        -1e20,
+        300.7,
+        -300.7,
+        -0.9,
+        2.5
+    ]
+    .into();
+    check(&[&x], &refs, &[special]);
+}
+
+#[test]
 fn reductions_over_every_axis_subset() {
     let subsets: [&[isize]; 8] = [&[], &[0], &[1], &[2], &[0, 1], &[0, 2], &[1, 2], &[0, 1, 2]];
     for dtype in [Float64, Float32] {

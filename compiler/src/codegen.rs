@@ -32,7 +32,7 @@ use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{FuncId, Linkage, Module};
 use tensorlift_ir::ops::ReduceKind;
 use tensorlift_ir::{DType, Literal, ScalarOp};
-use tensorlift_runtime::support::{float_array_support, float_support};
+use tensorlift_runtime::support::{float_array_support, float_support, int_support};
 
 use crate::error::CompileError;
 use crate::loopir::{identity, Expr, Index, Kernel, LoopVar, Stmt, Temp};
@@ -134,7 +134,7 @@ pub fn compile_kernels(kernels: &[Kernel]) -> Result<Vec<CompiledKernel>, Compil
         .iter()
         .flat_map(|k| k.scalar_ops())
         .map(|(op, _)| op)
-        .filter(|op| float_support(*op).is_some())
+        .filter(|op| float_support(*op).is_some() || int_support(*op).is_some())
         .collect();
     needed.sort_by_key(|op| op.to_string());
     needed.dedup();
@@ -143,6 +143,9 @@ pub fn compile_kernels(kernels: &[Kernel]) -> Result<Vec<CompiledKernel>, Compil
             builder.symbol(s.symbol, s.address);
         }
         if let Some((symbol, address)) = float_array_support(*op) {
+            builder.symbol(symbol, address);
+        }
+        if let Some((symbol, address)) = int_support(*op) {
             builder.symbol(symbol, address);
         }
     }
@@ -179,6 +182,20 @@ pub fn compile_kernels(kernels: &[Kernel]) -> Result<Vec<CompiledKernel>, Compil
                     .map_err(jit_error)?;
                 support.insert(*op, module.declare_func_in_func(fid, b.func));
             }
+            let mut ints = HashMap::new();
+            for op in &needed {
+                let Some((symbol, _)) = int_support(*op) else {
+                    continue;
+                };
+                let mut sig = module.make_signature();
+                sig.params.push(AbiParam::new(types::I64));
+                sig.params.push(AbiParam::new(types::I64));
+                sig.returns.push(AbiParam::new(types::I64));
+                let fid = module
+                    .declare_function(symbol, Linkage::Import, &sig)
+                    .map_err(jit_error)?;
+                ints.insert(*op, module.declare_func_in_func(fid, b.func));
+            }
             let mut array_support = HashMap::new();
             for op in &needed {
                 let Some((symbol, _)) = float_array_support(*op) else {
@@ -199,6 +216,7 @@ pub fn compile_kernels(kernels: &[Kernel]) -> Result<Vec<CompiledKernel>, Compil
             b.seal_block(entry);
             let args = b.block_params(entry)[0];
             let mut g = Gen::new(b, kernel, args, support, array_support);
+            g.int_support = ints;
             g.stmts(&kernel.body.clone());
             let zero = g.b.ins().iconst(types::I32, 0);
             g.b.ins().return_(&[zero]);
@@ -272,6 +290,7 @@ struct Gen<'a> {
     /// Scratch memory for strips (`STRIP` f64s per slot).
     scratch: Value,
     array_support: HashMap<ScalarOp, cranelift_codegen::ir::FuncRef>,
+    int_support: HashMap<ScalarOp, cranelift_codegen::ir::FuncRef>,
     /// While emitting a strip segment: temps held in scratch slots, and the element index
     /// within the strip.
     slots: HashMap<Temp, usize>,
@@ -280,6 +299,27 @@ struct Gen<'a> {
 
 fn flags() -> MemFlagsData {
     MemFlagsData::trusted()
+}
+
+/// The machine type holding one element of an integer dtype.
+fn int_type(d: DType) -> Type {
+    match d {
+        DType::Int8 | DType::UInt8 | DType::Bool => types::I8,
+        DType::Int16 => types::I16,
+        DType::Int32 => types::I32,
+        _ => types::I64,
+    }
+}
+
+/// The range of an integer dtype (saturating float casts clamp to it).
+fn int_range(d: DType) -> (i64, i64) {
+    match d {
+        DType::Int8 => (i8::MIN as i64, i8::MAX as i64),
+        DType::Int16 => (i16::MIN as i64, i16::MAX as i64),
+        DType::Int32 => (i32::MIN as i64, i32::MAX as i64),
+        DType::UInt8 => (0, u8::MAX as i64),
+        _ => (i64::MIN, i64::MAX),
+    }
 }
 
 fn elem_size(d: DType) -> i64 {
@@ -457,6 +497,7 @@ impl<'a> Gen<'a> {
             inner: None,
             scratch,
             array_support,
+            int_support: HashMap::new(),
             slots: HashMap::new(),
             strip_index: None,
         }
@@ -580,14 +621,18 @@ impl<'a> Gen<'a> {
         fn expr_ok(g: &Gen, e: &Expr) -> bool {
             match e {
                 Expr::Load { buf, .. } => g.bufs[*buf].dtype == DType::Float64,
-                Expr::Const(..) | Expr::Temp(_) => true,
+                Expr::Temp(_) => true,
+                Expr::Const(_, d) => d.is_float() || *d == DType::Bool,
                 Expr::Apply { args, dtype, .. } => {
-                    *dtype != DType::Float32 && args.iter().all(|a| expr_ok(g, a))
+                    matches!(dtype, DType::Float64 | DType::Bool)
+                        && args.iter().all(|a| expr_ok(g, a))
                 }
             }
         }
         body.iter().all(|s| match s {
-            Stmt::Let { value, dtype, .. } => *dtype != DType::Float32 && expr_ok(self, value),
+            Stmt::Let { value, dtype, .. } => {
+                matches!(dtype, DType::Float64 | DType::Bool) && expr_ok(self, value)
+            }
             Stmt::Store { buf, value, .. } | Stmt::Accumulate { buf, value, .. } => {
                 self.bufs[*buf].dtype == DType::Float64 && expr_ok(self, value)
             }
@@ -1026,7 +1071,16 @@ impl<'a> Gen<'a> {
                 let v = self.b.ins().load(types::F32, flags(), addr, 0);
                 self.b.ins().fpromote(types::F64, v)
             }
-            _ => self.b.ins().load(types::I8, flags(), addr, 0),
+            DType::Bool => self.b.ins().load(types::I8, flags(), addr, 0),
+            DType::Int64 => self.b.ins().load(types::I64, flags(), addr, 0),
+            DType::UInt8 => {
+                let v = self.b.ins().load(types::I8, flags(), addr, 0);
+                self.b.ins().uextend(types::I64, v)
+            }
+            d => {
+                let v = self.b.ins().load(int_type(d), flags(), addr, 0);
+                self.b.ins().sextend(types::I64, v)
+            }
         };
         self.widen(v, lanes)
     }
@@ -1054,8 +1108,13 @@ impl<'a> Gen<'a> {
                 let n = self.b.ins().fdemote(types::F32, v);
                 self.b.ins().store(flags(), n, addr, 0);
             }
-            _ => {
+            DType::Bool | DType::Int64 => {
                 self.b.ins().store(flags(), v, addr, 0);
+            }
+            d => {
+                // Integers compute in i64 and wrap to their width, as in the reference.
+                let n = self.b.ins().ireduce(int_type(d), v);
+                self.b.ins().store(flags(), n, addr, 0);
             }
         }
     }
@@ -1123,22 +1182,27 @@ impl<'a> Gen<'a> {
             Expr::Load { buf, index } => self.load(*buf, index, lanes),
             Expr::Temp(t) => self.temps[t],
             Expr::Const(l, d) => self.constant(*l, *d, lanes),
-            Expr::Apply { op, args, .. } => {
+            Expr::Apply { op, args, dtype } => {
                 let vals: Vec<Value> = args.iter().map(|a| self.expr(a, lanes)).collect();
-                let kinds: Vec<bool> = args.iter().map(|a| self.is_bool(a)).collect();
-                self.apply(*op, &vals, &kinds, lanes)
+                let from: Vec<DType> = args.iter().map(|a| self.dtype_of(a)).collect();
+                self.apply(*op, &vals, &from, *dtype, lanes)
             }
         }
-    }
-
-    fn is_bool(&self, e: &Expr) -> bool {
-        self.dtype_of(e) == DType::Bool
     }
 
     fn constant(&mut self, l: Literal, d: DType, lanes: Lanes) -> Value {
         if d == DType::Bool {
             let b = matches!(l, Literal::Bool(true)) || matches!(l, Literal::Int(i) if i != 0);
             return self.bool_const(b, lanes);
+        }
+        if !d.is_float() {
+            // Integer literals, wrapped to their dtype like a value of it.
+            let data = tensorlift_ir::TensorData::from_literal(l, d);
+            let v = data
+                .to_i64_vec()
+                .and_then(|v| v.first().copied())
+                .unwrap_or(0);
+            return self.b.ins().iconst(types::I64, v);
         }
         let x = match l {
             Literal::Bool(b) => b as u8 as f64,
@@ -1185,38 +1249,103 @@ impl<'a> Gen<'a> {
         self.b.ins().fcmp(cc, a, b)
     }
 
-    fn as_float(&mut self, v: Value, is_bool: bool, lanes: Lanes) -> Value {
-        if is_bool {
-            self.bool_to_float(v, lanes)
-        } else {
-            v
+    /// A value of dtype `from` as an f64 (lanes) value.
+    fn to_float(&mut self, v: Value, from: DType, lanes: Lanes) -> Value {
+        match from {
+            DType::Bool => self.bool_to_float(v, lanes),
+            d if d.is_float() => v,
+            _ => self.b.ins().fcvt_from_sint(types::F64, v),
         }
     }
 
-    fn apply(&mut self, op: ScalarOp, vals: &[Value], bools: &[bool], lanes: Lanes) -> Value {
+    /// A value of dtype `from` (bool or integer) as an i64.
+    fn to_int(&mut self, v: Value, from: DType) -> Value {
+        match from {
+            DType::Bool => self.b.ins().uextend(types::I64, v),
+            _ => v,
+        }
+    }
+
+    /// A cast with the reference's rules: float → integer truncates and saturates to the
+    /// target's range (NaN gives 0), integer → integer wraps, anything → bool is `!= 0`.
+    fn cast(&mut self, v: Value, from: DType, to: DType, lanes: Lanes) -> Value {
+        if from == to {
+            return v;
+        }
+        if to == DType::Bool {
+            return if from.is_float() {
+                let zero = self.float_const(0.0, lanes);
+                self.compare(FloatCC::NotEqual, v, zero)
+            } else {
+                self.b.ins().icmp_imm_s(IntCC::NotEqual, v, 0)
+            };
+        }
+        if to.is_float() {
+            let f = self.to_float(v, from, lanes);
+            return self.round_to(f, to, lanes);
+        }
+        if from == DType::Bool {
+            return self.to_int(v, from);
+        }
+        if from.is_float() {
+            let wide = self.b.ins().fcvt_to_sint_sat(types::I64, v);
+            let (lo, hi) = int_range(to);
+            let lo = self.b.ins().iconst(types::I64, lo);
+            let hi = self.b.ins().iconst(types::I64, hi);
+            let v = self.b.ins().smax(wide, lo);
+            return self.b.ins().smin(v, hi);
+        }
+        self.wrap_int(v, to)
+    }
+
+    /// An i64 wrapped to the range of integer dtype `t` (and widened back).
+    fn wrap_int(&mut self, v: Value, t: DType) -> Value {
+        match t {
+            DType::Int64 | DType::Bool => v,
+            DType::UInt8 => {
+                let n = self.b.ins().ireduce(types::I8, v);
+                self.b.ins().uextend(types::I64, n)
+            }
+            d if d.is_float() => v,
+            d => {
+                let n = self.b.ins().ireduce(int_type(d), v);
+                self.b.ins().sextend(types::I64, n)
+            }
+        }
+    }
+
+    fn apply(
+        &mut self,
+        op: ScalarOp,
+        vals: &[Value],
+        from: &[DType],
+        out: DType,
+        lanes: Lanes,
+    ) -> Value {
         use ScalarOp::*;
+        match op {
+            Identity => return vals[0],
+            Cast(to) => return self.cast(vals[0], from[0], to, lanes),
+            _ => {}
+        }
+        let comparison = matches!(op, Eq | Neq | Lt | Le | Gt | Ge);
+        let float_domain = if comparison {
+            from.iter().any(|d| d.is_float())
+        } else {
+            out.is_float() || matches!(op, IsNan | IsInf)
+        };
+        if !float_domain {
+            return self.apply_int(op, vals, from, out);
+        }
         let f: Vec<Value> = match op {
-            Switch | Cast(_) | Identity => vals.to_vec(),
+            Switch => vals.to_vec(),
             _ => vals
                 .iter()
-                .zip(bools)
-                .map(|(v, b)| self.as_float(*v, *b, lanes))
+                .zip(from)
+                .map(|(v, d)| self.to_float(*v, *d, lanes))
                 .collect(),
         };
         match op {
-            Identity => vals[0],
-            Cast(to) => {
-                let from_bool = bools[0];
-                match (from_bool, to) {
-                    (true, DType::Bool) => vals[0],
-                    (true, _) => self.bool_to_float(vals[0], lanes),
-                    (false, DType::Bool) => {
-                        let zero = self.float_const(0.0, lanes);
-                        self.compare(FloatCC::NotEqual, vals[0], zero)
-                    }
-                    (false, _) => self.round_to(vals[0], to, lanes),
-                }
-            }
             Neg => self.b.ins().fneg(f[0]),
             Abs => self.b.ins().fabs(f[0]),
             Sqr => self.b.ins().fmul(f[0], f[0]),
@@ -1267,8 +1396,8 @@ impl<'a> Gen<'a> {
                 self.compare(FloatCC::Equal, a, inf)
             }
             Switch => {
-                let a = self.as_float(vals[1], bools[1], lanes);
-                let b = self.as_float(vals[2], bools[2], lanes);
+                let a = self.to_float(vals[1], from[1], lanes);
+                let b = self.to_float(vals[2], from[2], lanes);
                 self.select(vals[0], a, b, lanes)
             }
             Exp => self.vmath(lanes).exp(f[0]),
@@ -1278,6 +1407,71 @@ impl<'a> Gen<'a> {
             }
             _ => self.call_support(op, &f, lanes),
         }
+    }
+
+    /// Integer ops on i64 values (scalar only), wrapping, with the results wrapped to the
+    /// output dtype; comparisons of integers give bools.
+    fn apply_int(&mut self, op: ScalarOp, vals: &[Value], from: &[DType], out: DType) -> Value {
+        use ScalarOp::*;
+        let i: Vec<Value> = vals
+            .iter()
+            .zip(from)
+            .map(|(v, d)| self.to_int(*v, *d))
+            .collect();
+        let r = match op {
+            Eq => return self.b.ins().icmp(IntCC::Equal, i[0], i[1]),
+            Neq => return self.b.ins().icmp(IntCC::NotEqual, i[0], i[1]),
+            Lt => return self.b.ins().icmp(IntCC::SignedLessThan, i[0], i[1]),
+            Le => return self.b.ins().icmp(IntCC::SignedLessThanOrEqual, i[0], i[1]),
+            Gt => return self.b.ins().icmp(IntCC::SignedGreaterThan, i[0], i[1]),
+            Ge => {
+                return self
+                    .b
+                    .ins()
+                    .icmp(IntCC::SignedGreaterThanOrEqual, i[0], i[1])
+            }
+            Neg => self.b.ins().ineg(i[0]),
+            Abs => {
+                let neg = self.b.ins().ineg(i[0]);
+                let below = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, i[0], 0);
+                self.b.ins().select(below, neg, i[0])
+            }
+            Sign => {
+                let pos = self.b.ins().icmp_imm_s(IntCC::SignedGreaterThan, i[0], 0);
+                let neg = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, i[0], 0);
+                let pos = self.b.ins().uextend(types::I64, pos);
+                let neg = self.b.ins().uextend(types::I64, neg);
+                self.b.ins().isub(pos, neg)
+            }
+            Sqr => self.b.ins().imul(i[0], i[0]),
+            Not => self.b.ins().bnot(i[0]),
+            Add => i[1..]
+                .iter()
+                .fold(i[0], |acc, v| self.b.ins().iadd(acc, *v)),
+            Sub => self.b.ins().isub(i[0], i[1]),
+            Mul => i[1..]
+                .iter()
+                .fold(i[0], |acc, v| self.b.ins().imul(acc, *v)),
+            Maximum => self.b.ins().smax(i[0], i[1]),
+            Minimum => self.b.ins().smin(i[0], i[1]),
+            And => self.b.ins().band(i[0], i[1]),
+            Or => self.b.ins().bor(i[0], i[1]),
+            Xor => self.b.ins().bxor(i[0], i[1]),
+            Clip => {
+                let m = self.b.ins().smax(i[0], i[1]);
+                self.b.ins().smin(m, i[2])
+            }
+            // The condition stays a bool; the branches are integers.
+            Switch => self.b.ins().select(vals[0], i[1], i[2]),
+            IntDiv | Mod => {
+                let f = self.int_support[&op];
+                let call = self.b.ins().call(f, &[i[0], i[1]]);
+                self.b.inst_results(call)[0]
+            }
+            // Floor, Ceil, Round of integers, and any op lowering never selects here.
+            _ => i[0],
+        };
+        self.wrap_int(r, out)
     }
 
     fn vmath(&mut self, lanes: Lanes) -> VMath<'_, 'a> {

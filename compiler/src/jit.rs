@@ -315,6 +315,11 @@ enum Output {
     F64(ArrayD<MaybeUninit<f64>>),
     F32(ArrayD<MaybeUninit<f32>>),
     Bool(ArrayD<MaybeUninit<bool>>),
+    I8(ArrayD<MaybeUninit<i8>>),
+    I16(ArrayD<MaybeUninit<i16>>),
+    I32(ArrayD<MaybeUninit<i32>>),
+    I64(ArrayD<MaybeUninit<i64>>),
+    U8(ArrayD<MaybeUninit<u8>>),
     /// Recycled memory (initialised, with stale values the kernel overwrites).
     ReusedF64(ArrayD<f64>),
     ReusedF32(ArrayD<f32>),
@@ -337,15 +342,16 @@ impl Output {
                 return Ok(out);
             }
         }
+        let dim = IxDyn(shape);
         Ok(match dtype {
-            DType::Float64 => Output::F64(ArrayD::uninit(IxDyn(shape))),
-            DType::Float32 => Output::F32(ArrayD::uninit(IxDyn(shape))),
-            DType::Bool => Output::Bool(ArrayD::uninit(IxDyn(shape))),
-            other => {
-                return Err(RuntimeError::Internal(format!(
-                    "JIT kernels do not produce {other}"
-                )))
-            }
+            DType::Float64 => Output::F64(ArrayD::uninit(dim)),
+            DType::Float32 => Output::F32(ArrayD::uninit(dim)),
+            DType::Bool => Output::Bool(ArrayD::uninit(dim)),
+            DType::Int8 => Output::I8(ArrayD::uninit(dim)),
+            DType::Int16 => Output::I16(ArrayD::uninit(dim)),
+            DType::Int32 => Output::I32(ArrayD::uninit(dim)),
+            DType::Int64 => Output::I64(ArrayD::uninit(dim)),
+            DType::UInt8 => Output::U8(ArrayD::uninit(dim)),
         })
     }
 
@@ -354,6 +360,11 @@ impl Output {
             Output::F64(a) => a.as_mut_ptr() as *const u8,
             Output::F32(a) => a.as_mut_ptr() as *const u8,
             Output::Bool(a) => a.as_mut_ptr() as *const u8,
+            Output::I8(a) => a.as_mut_ptr() as *const u8,
+            Output::I16(a) => a.as_mut_ptr() as *const u8,
+            Output::I32(a) => a.as_mut_ptr() as *const u8,
+            Output::I64(a) => a.as_mut_ptr() as *const u8,
+            Output::U8(a) => a.as_mut_ptr() as *const u8,
             Output::ReusedF64(a) => a.as_mut_ptr() as *const u8,
             Output::ReusedF32(a) => a.as_mut_ptr() as *const u8,
         }
@@ -371,6 +382,11 @@ impl Output {
                 Output::F64(a) => TensorData::from_array(a.assume_init()),
                 Output::F32(a) => TensorData::from_array(a.assume_init()),
                 Output::Bool(a) => TensorData::from_array(a.assume_init()),
+                Output::I8(a) => TensorData::from_array(a.assume_init()),
+                Output::I16(a) => TensorData::from_array(a.assume_init()),
+                Output::I32(a) => TensorData::from_array(a.assume_init()),
+                Output::I64(a) => TensorData::from_array(a.assume_init()),
+                Output::U8(a) => TensorData::from_array(a.assume_init()),
                 Output::ReusedF64(a) => TensorData::from_array(a),
                 Output::ReusedF32(a) => TensorData::from_array(a),
             }
@@ -379,12 +395,9 @@ impl Output {
 }
 
 fn data_ptr(d: &TensorData) -> Option<(*const u8, &[usize], &[isize])> {
-    match d {
-        TensorData::Float64(a) => Some((a.as_ptr() as *const u8, a.shape(), a.strides())),
-        TensorData::Float32(a) => Some((a.as_ptr() as *const u8, a.shape(), a.strides())),
-        TensorData::Bool(a) => Some((a.as_ptr() as *const u8, a.shape(), a.strides())),
-        _ => None,
-    }
+    Some(
+        tensorlift_ir::with_tensor_data!(d, a => (a.as_ptr() as *const u8, a.shape(), a.strides())),
+    )
 }
 
 /// Row-major strides (in elements) of a freshly allocated output of `shape`.
@@ -408,9 +421,10 @@ const PARALLEL_MIN_ELEMENTS: usize = 1 << 16;
 
 fn elem_bytes(d: DType) -> i64 {
     match d {
-        DType::Float64 => 8,
-        DType::Float32 => 4,
-        _ => 1,
+        DType::Float64 | DType::Int64 => 8,
+        DType::Float32 | DType::Int32 => 4,
+        DType::Int16 => 2,
+        DType::Bool | DType::Int8 | DType::UInt8 => 1,
     }
 }
 

@@ -5,18 +5,20 @@
 //! at index 0, i.e. with stride 0); a reduction loops over its input in memory order and
 //! accumulates into the output (so both an innermost and an outer reduced axis read
 //! memory contiguously); a `FusedReduce` computes its composite body inside the reduction
-//! loop, reading the inputs once. Kernels take float32/float64 values (computed in f64,
-//! float32 results rounded as the reference rounds them) and bool values (comparisons,
-//! masks); other dtypes are not lowered (`None`).
+//! loop, reading the inputs once. Kernels compute floats in f64 (float32 results rounded
+//! as the reference rounds them), integers in wrapping i64 (wrapped to their dtype), bools
+//! as 0/1; integer powers and logic on bools are not lowered (`None`), nor are integer
+//! reductions.
 
 use tensorlift_ir::ops::{Composite, ReduceKind, ScalarRef};
 use tensorlift_ir::{DType, FunctionGraph, NodeId, Op, ScalarOp, TensorType};
 
 use crate::loopir::{Buffer, Expr, Index, Kernel, Role, Stmt};
 
-/// Whether a kernel may hold a value of this dtype.
-fn kernel_dtype(d: DType) -> bool {
-    matches!(d, DType::Float32 | DType::Float64 | DType::Bool)
+/// Whether a kernel may hold a value of this dtype (every dtype: floats compute in f64,
+/// integers in wrapping i64, bools as 0/1 bytes).
+fn kernel_dtype(_d: DType) -> bool {
+    true
 }
 
 /// Whether a kernel computes `op` producing `dtype` from `args`.
@@ -27,12 +29,17 @@ fn kernel_op(op: ScalarOp, args: &[DType], dtype: DType) -> bool {
     }
     let any_float = args.iter().any(|a| a.is_float());
     match op {
-        Eq | Neq | Lt | Le | Gt | Ge => any_float,
+        Eq | Neq | Lt | Le | Gt | Ge => true,
         IsNan | IsInf => any_float,
-        Switch => args[0] == DType::Bool && dtype.is_float(),
+        Switch => args[0] == DType::Bool && dtype != DType::Bool,
         Cast(_) | Identity => true,
-        // Arithmetic on bools is logic: not lowered.
-        _ => dtype.is_float(),
+        _ if dtype.is_float() => true,
+        // Integer results: wrapping arithmetic and logic as the reference computes them
+        // (integer powers can fail at run time, so they stay in the runtime).
+        Neg | Abs | Sign | Sqr | Floor | Ceil | Round | Not | Add | Sub | Mul | Maximum
+        | Minimum | And | Or | Xor | Clip | IntDiv | Mod => dtype != DType::Bool,
+        // Logic on bools stays in the runtime.
+        _ => false,
     }
 }
 

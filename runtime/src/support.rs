@@ -102,6 +102,27 @@ pub fn float_array_support(op: ScalarOp) -> Option<(&'static str, *const u8)> {
     }
 }
 
+/// Python-style floor division of integers (division by zero gives 0), for jitted code.
+pub extern "C" fn tl_int_floor_div(x: i64, y: i64) -> i64 {
+    crate::elemwise::int_floor_div(x, y)
+}
+
+/// Python-style remainder of integers (by zero gives 0), for jitted code.
+pub extern "C" fn tl_int_mod(x: i64, y: i64) -> i64 {
+    crate::elemwise::int_mod(x, y)
+}
+
+/// The support function (symbol, address) computing the integer `op`, if jitted code
+/// calls one for it; it takes and returns i64.
+pub fn int_support(op: ScalarOp) -> Option<(&'static str, *const u8)> {
+    let f = |symbol, f: extern "C" fn(i64, i64) -> i64| Some((symbol, f as *const u8));
+    match op {
+        ScalarOp::IntDiv => f("tl_int_floor_div", tl_int_floor_div),
+        ScalarOp::Mod => f("tl_int_mod", tl_int_mod),
+        _ => None,
+    }
+}
+
 /// A support function: its symbol, address and arity.
 #[derive(Clone, Copy, Debug)]
 pub struct SupportFn {

@@ -1250,7 +1250,7 @@ impl<'a> Gen<'a> {
     }
 
     /// A value of dtype `from` as an f64 (lanes) value.
-    fn to_float(&mut self, v: Value, from: DType, lanes: Lanes) -> Value {
+    fn widen_to_float(&mut self, v: Value, from: DType, lanes: Lanes) -> Value {
         match from {
             DType::Bool => self.bool_to_float(v, lanes),
             d if d.is_float() => v,
@@ -1259,7 +1259,7 @@ impl<'a> Gen<'a> {
     }
 
     /// A value of dtype `from` (bool or integer) as an i64.
-    fn to_int(&mut self, v: Value, from: DType) -> Value {
+    fn widen_to_int(&mut self, v: Value, from: DType) -> Value {
         match from {
             DType::Bool => self.b.ins().uextend(types::I64, v),
             _ => v,
@@ -1281,11 +1281,11 @@ impl<'a> Gen<'a> {
             };
         }
         if to.is_float() {
-            let f = self.to_float(v, from, lanes);
+            let f = self.widen_to_float(v, from, lanes);
             return self.round_to(f, to, lanes);
         }
         if from == DType::Bool {
-            return self.to_int(v, from);
+            return self.widen_to_int(v, from);
         }
         if from.is_float() {
             let wide = self.b.ins().fcvt_to_sint_sat(types::I64, v);
@@ -1342,7 +1342,7 @@ impl<'a> Gen<'a> {
             _ => vals
                 .iter()
                 .zip(from)
-                .map(|(v, d)| self.to_float(*v, *d, lanes))
+                .map(|(v, d)| self.widen_to_float(*v, *d, lanes))
                 .collect(),
         };
         match op {
@@ -1396,8 +1396,8 @@ impl<'a> Gen<'a> {
                 self.compare(FloatCC::Equal, a, inf)
             }
             Switch => {
-                let a = self.to_float(vals[1], from[1], lanes);
-                let b = self.to_float(vals[2], from[2], lanes);
+                let a = self.widen_to_float(vals[1], from[1], lanes);
+                let b = self.widen_to_float(vals[2], from[2], lanes);
                 self.select(vals[0], a, b, lanes)
             }
             Exp => self.vmath(lanes).exp(f[0]),
@@ -1416,7 +1416,7 @@ impl<'a> Gen<'a> {
         let i: Vec<Value> = vals
             .iter()
             .zip(from)
-            .map(|(v, d)| self.to_int(*v, *d))
+            .map(|(v, d)| self.widen_to_int(*v, *d))
             .collect();
         let r = match op {
             Eq => return self.b.ins().icmp(IntCC::Equal, i[0], i[1]),

@@ -396,7 +396,7 @@ impl Output {
 
 fn data_ptr(d: &TensorData) -> Option<(*const u8, &[usize], &[isize])> {
     Some(
-        tensorlift_ir::with_tensor_data!(d, a => (a.as_ptr() as *const u8, a.shape(), a.strides())),
+        tensorlift_ir::with_tensor_data!(d, a => (a.as_ptr().cast::<u8>(), a.shape(), a.strides())),
     )
 }
 

@@ -291,6 +291,38 @@ fn reductions_over_every_axis_subset() {
 }
 
 #[test]
+fn integer_and_bool_reductions() {
+    let subsets: [&[isize]; 5] = [&[], &[0], &[1], &[0, 1], &[1, 0]];
+    for dtype in [Int8, Int32, Int64, UInt8] {
+        let x = matrix("x", dtype);
+        let (lo, hi) = if dtype == UInt8 {
+            (0.0, 256.0)
+        } else {
+            (-100.0, 100.0)
+        };
+        for axes in subsets {
+            let outs = [
+                x.sum(Some(axes)),
+                x.prod(Some(axes)),
+                x.max(Some(axes)),
+                x.min(Some(axes)),
+            ];
+            let refs: Vec<&Var> = outs.iter().collect();
+            // Small, and large enough to be split across threads (partial results).
+            check(&[&x], &refs, &values(dtype, &[&[5, 7]], (lo, hi), 1));
+            check(&[&x], &refs, &values(dtype, &[&[300, 301]], (lo, hi), 2));
+        }
+    }
+    let b = matrix("b", Bool);
+    for axes in subsets {
+        let outs = [b.all(Some(axes)), b.any(Some(axes)), b.sum(Some(axes))];
+        let refs: Vec<&Var> = outs.iter().collect();
+        check(&[&b], &refs, &values(Bool, &[&[6, 9]], (0.0, 1.0), 3));
+        check(&[&b], &refs, &values(Bool, &[&[400, 300]], (0.0, 1.0), 4));
+    }
+}
+
+#[test]
 fn empty_arrays_and_empty_reductions() {
     let x = matrix("x", Float64);
     let outs = [x.exp(), x.sum(Some(&[0])), x.sum(Some(&[1])), x.prod(None)];

@@ -149,3 +149,29 @@ fn integer_powers_are_not_lowered() {
     let i = vector("i", Int64);
     assert_eq!(lowered(&[&i], &[&i.pow(&i)]), "");
 }
+
+#[test]
+fn integer_and_bool_reductions() {
+    let (i, b) = (matrix("i", Int8), matrix("b", Bool));
+    check(
+        &[&i, &b],
+        &[&i.sum(Some(&[1])), &b.any(Some(&[0]))],
+        expect![[r#"
+        kernel sum_reduce(in in0: int8[2d], out out: int64[1d]):
+          fill out with 0
+          for i0 in 0..in0.shape[0]:
+            for i1 in 0..in0.shape[1]:
+              t0: int8 = in0[i0, i1]
+              t1: int8 = identity(t0)
+              out[i0] sum= t1
+
+        kernel any_reduce(in in0: bool[2d], out out: bool[1d]):
+          fill out with 0
+          for i0 in 0..in0.shape[0]:
+            for i1 in 0..in0.shape[1]:
+              t0: bool = in0[i0, i1]
+              t1: bool = identity(t0)
+              out[i1] any= t1
+    "#]],
+    );
+}

@@ -542,6 +542,15 @@ impl<'a> Gen<'a> {
                 value,
             } => {
                 let v = self.expr(value, lanes);
+                // The accumulated value in the output's domain (a bool summed into int64).
+                let (from, to) = (self.dtype_of(value), self.bufs[*buf].dtype);
+                let v = if from == to
+                    || from.is_float() == to.is_float() && to != DType::Bool && from != DType::Bool
+                {
+                    v
+                } else {
+                    self.cast(v, from, to, lanes)
+                };
                 if let Some(acc) = self.reg_accs.get(&position).copied() {
                     let old = self.b.use_var(acc);
                     let new = self.combine(*kind, old, v);
@@ -869,9 +878,10 @@ impl<'a> Gen<'a> {
         self.b.def_var(i, zero);
         let scalar_accs: Vec<Variable> = reg
             .iter()
-            .map(|(_, kind, _, _)| {
-                let v = self.b.declare_var(types::F64);
-                let init = self.b.ins().f64const(identity(*kind));
+            .map(|(_, kind, buf, _)| {
+                let dtype = self.bufs[*buf].dtype;
+                let v = self.b.declare_var(Self::acc_type(dtype));
+                let init = self.identity_of(*kind, dtype);
                 self.b.def_var(v, init);
                 v
             })
@@ -990,7 +1000,7 @@ impl<'a> Gen<'a> {
 
     fn fill_dims(&mut self, buf: usize, kind: ReduceKind, dim: usize, addr: Value) {
         if dim == self.bufs[buf].shape.len() {
-            let v = self.b.ins().f64const(identity(kind));
+            let v = self.identity_of(kind, self.bufs[buf].dtype);
             self.store_at(buf, addr, v, Lanes::One);
             return;
         }
@@ -1141,7 +1151,55 @@ impl<'a> Gen<'a> {
         self.b.ins().fpromote(types::F64, n)
     }
 
+    /// The identity of `kind` as a value of `dtype`'s domain (f64, i64 or bool byte).
+    fn identity_of(&mut self, kind: ReduceKind, dtype: DType) -> Value {
+        if dtype.is_float() {
+            return self.b.ins().f64const(identity(kind));
+        }
+        if dtype == DType::Bool {
+            return self
+                .b
+                .ins()
+                .iconst(types::I8, (kind == ReduceKind::All) as i64);
+        }
+        let (lo, hi) = int_range(dtype);
+        let v = match kind {
+            ReduceKind::Sum | ReduceKind::Any => 0,
+            ReduceKind::Prod | ReduceKind::All => 1,
+            ReduceKind::Max => lo,
+            ReduceKind::Min => hi,
+        };
+        self.b.ins().iconst(types::I64, v)
+    }
+
+    /// The machine type of a scalar accumulator for `dtype`.
+    fn acc_type(dtype: DType) -> Type {
+        if dtype.is_float() {
+            types::F64
+        } else if dtype == DType::Bool {
+            types::I8
+        } else {
+            types::I64
+        }
+    }
+
     fn combine(&mut self, kind: ReduceKind, a: Value, b: Value) -> Value {
+        let ty = self.b.func.dfg.value_type(a);
+        if ty == types::I64 {
+            // Integers: wrapping sums and products, as the reference.
+            return match kind {
+                ReduceKind::Sum | ReduceKind::Any => self.b.ins().iadd(a, b),
+                ReduceKind::Prod | ReduceKind::All => self.b.ins().imul(a, b),
+                ReduceKind::Max => self.b.ins().smax(a, b),
+                ReduceKind::Min => self.b.ins().smin(a, b),
+            };
+        }
+        if ty == types::I8 {
+            return match kind {
+                ReduceKind::All | ReduceKind::Prod | ReduceKind::Min => self.b.ins().band(a, b),
+                _ => self.b.ins().bor(a, b),
+            };
+        }
         match kind {
             ReduceKind::Sum => self.b.ins().fadd(a, b),
             ReduceKind::Prod => self.b.ins().fmul(a, b),

@@ -450,22 +450,37 @@ fn pack(bufs: &[BufArg], range: Option<(usize, usize, usize)>, scratch: *mut f64
 
 /// Combines per-thread partial reductions into the first.
 fn combine_partials(kind: ReduceKind, parts: Vec<TensorData>) -> Result<TensorData, RuntimeError> {
-    fn fold<T: Copy + PartialOrd + std::ops::Add<Output = T> + std::ops::Mul<Output = T>>(
-        kind: ReduceKind,
+    fn fold<T: Copy>(
         acc: &mut ndarray::ArcArray<T, IxDyn>,
         part: &ndarray::ArcArray<T, IxDyn>,
+        f: impl Fn(T, T) -> T,
     ) {
-        acc.zip_mut_with(part, |a, b| {
+        acc.zip_mut_with(part, |a, b| *a = f(*a, *b));
+    }
+    fn float<T: Copy + PartialOrd + std::ops::Add<Output = T> + std::ops::Mul<Output = T>>(
+        kind: ReduceKind,
+    ) -> impl Fn(T, T) -> T {
+        move |a, b| {
             #[allow(clippy::eq_op)]
-            let b_nan = *b != *b;
-            *a = match kind {
-                ReduceKind::Sum | ReduceKind::Any => *a + *b,
-                ReduceKind::Prod | ReduceKind::All => *a * *b,
-                ReduceKind::Max if b_nan || *b > *a => *b,
-                ReduceKind::Min if b_nan || *b < *a => *b,
-                ReduceKind::Max | ReduceKind::Min => *a,
+            let b_nan = b != b;
+            match kind {
+                ReduceKind::Sum | ReduceKind::Any => a + b,
+                ReduceKind::Prod | ReduceKind::All => a * b,
+                ReduceKind::Max if b_nan || b > a => b,
+                ReduceKind::Min if b_nan || b < a => b,
+                ReduceKind::Max | ReduceKind::Min => a,
             }
-        });
+        }
+    }
+    macro_rules! int {
+        ($t:ty) => {
+            move |a: $t, b: $t| match kind {
+                ReduceKind::Sum | ReduceKind::Any => a.wrapping_add(b),
+                ReduceKind::Prod | ReduceKind::All => a.wrapping_mul(b),
+                ReduceKind::Max => a.max(b),
+                ReduceKind::Min => a.min(b),
+            }
+        };
     }
     let mut parts = parts.into_iter();
     let mut acc = parts
@@ -473,8 +488,17 @@ fn combine_partials(kind: ReduceKind, parts: Vec<TensorData>) -> Result<TensorDa
         .ok_or_else(|| RuntimeError::Internal("no partial results".into()))?;
     for part in parts {
         match (&mut acc, &part) {
-            (TensorData::Float64(a), TensorData::Float64(b)) => fold(kind, a, b),
-            (TensorData::Float32(a), TensorData::Float32(b)) => fold(kind, a, b),
+            (TensorData::Float64(a), TensorData::Float64(b)) => fold(a, b, float(kind)),
+            (TensorData::Float32(a), TensorData::Float32(b)) => fold(a, b, float(kind)),
+            (TensorData::Int64(a), TensorData::Int64(b)) => fold(a, b, int!(i64)),
+            (TensorData::Int32(a), TensorData::Int32(b)) => fold(a, b, int!(i32)),
+            (TensorData::Int16(a), TensorData::Int16(b)) => fold(a, b, int!(i16)),
+            (TensorData::Int8(a), TensorData::Int8(b)) => fold(a, b, int!(i8)),
+            (TensorData::UInt8(a), TensorData::UInt8(b)) => fold(a, b, int!(u8)),
+            (TensorData::Bool(a), TensorData::Bool(b)) => fold(a, b, move |x, y| match kind {
+                ReduceKind::All | ReduceKind::Prod | ReduceKind::Min => x & y,
+                _ => x | y,
+            }),
             _ => {
                 return Err(RuntimeError::Internal(
                     "partial results of mixed dtypes".into(),

@@ -7,8 +7,7 @@
 //! memory contiguously); a `FusedReduce` computes its composite body inside the reduction
 //! loop, reading the inputs once. Kernels compute floats in f64 (float32 results rounded
 //! as the reference rounds them), integers in wrapping i64 (wrapped to their dtype), bools
-//! as 0/1; integer powers and logic on bools are not lowered (`None`), nor are integer
-//! reductions.
+//! as 0/1; integer powers and logic on bools are not lowered (`None`).
 
 use tensorlift_ir::ops::{Composite, ReduceKind, ScalarRef};
 use tensorlift_ir::{DType, FunctionGraph, NodeId, Op, ScalarOp, TensorType};
@@ -83,7 +82,7 @@ pub fn lower_node(fg: &FunctionGraph, node: NodeId) -> Option<Kernel> {
             composite_ok(&c).then(|| elemwise_kernel(&c, &in_types, &out_types))
         }
         Op::Composite(c) => composite_ok(c).then(|| elemwise_kernel(c, &in_types, &out_types)),
-        Op::Reduce { kind, axes } if reducible(*kind, in_types[0].dtype) => {
+        Op::Reduce { kind, axes } if reducible(*kind, in_types[0].dtype, out_types[0].dtype) => {
             let c = Composite::new(
                 vec![in_types[0].dtype],
                 vec![(ScalarOp::Identity, vec![ScalarRef::Input(0)])],
@@ -93,7 +92,9 @@ pub fn lower_node(fg: &FunctionGraph, node: NodeId) -> Option<Kernel> {
             Some(reduce_kernel(*kind, axes, &c, &in_types, out_types[0]))
         }
         Op::FusedReduce { kind, axes, body }
-            if composite_ok(body) && reducible(*kind, out_types[0].dtype) =>
+            if composite_ok(body)
+                && body.outputs.len() == 1
+                && reducible(*kind, body_dtype(body), out_types[0].dtype) =>
         {
             Some(reduce_kernel(*kind, axes, body, &in_types, out_types[0]))
         }
@@ -101,12 +102,26 @@ pub fn lower_node(fg: &FunctionGraph, node: NodeId) -> Option<Kernel> {
     }
 }
 
-fn reducible(kind: ReduceKind, dtype: DType) -> bool {
-    dtype.is_float()
-        && matches!(
-            kind,
-            ReduceKind::Sum | ReduceKind::Prod | ReduceKind::Max | ReduceKind::Min
-        )
+/// Whether a kernel computes the reduction `kind` from `input` values into `output`:
+/// float sums, products, maxima and minima; integer (and bool-counting) sums, products,
+/// maxima and minima in wrapping i64; all/any of bools.
+fn reducible(kind: ReduceKind, input: DType, output: DType) -> bool {
+    match kind {
+        ReduceKind::All | ReduceKind::Any => input == DType::Bool && output == DType::Bool,
+        ReduceKind::Sum | ReduceKind::Prod | ReduceKind::Max | ReduceKind::Min => {
+            output != DType::Bool && (output.is_float() == input.is_float() || input == DType::Bool)
+        }
+    }
+}
+
+/// The dtype of a composite's (first) output.
+fn body_dtype(c: &Composite) -> DType {
+    match c.outputs.first() {
+        Some(ScalarRef::Input(i)) => c.inputs[*i],
+        Some(ScalarRef::Node(j)) => c.nodes[*j].dtype,
+        Some(ScalarRef::Const(_, d)) => *d,
+        None => DType::Float64,
+    }
 }
 
 fn input_buffers(types: &[&TensorType]) -> Vec<Buffer> {

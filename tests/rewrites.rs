@@ -941,6 +941,31 @@ fn div_by_constant() {
 }
 
 #[test]
+fn div_by_broadcast() {
+    let (x, col) = (
+        matrix("x", Float64),
+        tensor("col", Float64, [None, Some(1)]),
+    );
+    check(
+        &[&(&x / &col)],
+        &["div_by_broadcast"],
+        expect![[r#"
+        TrueDiv [id A] <Matrix(float64, shape=(?, ?))>
+         ├─ x [id B] <Matrix(float64, shape=(?, ?))>
+         └─ col [id C] <Matrix(float64, shape=(?, 1))>
+        =>
+        Mul [id A] <Matrix(float64, shape=(?, ?))>
+         ├─ x [id B] <Matrix(float64, shape=(?, ?))>
+         └─ Reciprocal [id C] <Matrix(float64, shape=(?, 1))>
+            └─ col [id D] <Matrix(float64, shape=(?, 1))>
+    "#]],
+    );
+    // Same shapes: no saving, the division stays.
+    let y = matrix("y", Float64);
+    check_unchanged(&[&(&x / &y)], &["div_by_broadcast"]);
+}
+
+#[test]
 fn mul_neg_one() {
     let x = fvec("x");
     check(

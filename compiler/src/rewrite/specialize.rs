@@ -1,7 +1,8 @@
 //! Specialize: replace general ops by cheaper special cases — small constant powers by
 //! multiplications, square roots and reciprocals; division by a constant by multiplication;
-//! `x * -1` by negation, `x * x` by a square; a reduction of a DimShuffle by a reduction of
-//! its input, and a sum of a scaled value by a scaled sum.
+//! `x * -1` by negation, `x * x` by a square, division by a broadcast value by
+//! multiplication with its reciprocal; a reduction of a DimShuffle by a reduction of its
+//! input, and a sum of a scaled value by a scaled sum.
 
 use tensorlift_ir::ops::{DimShuffle, ReduceKind};
 use tensorlift_ir::{FunctionGraph, Literal, NodeId, Op, ScalarOp};
@@ -11,9 +12,10 @@ use super::pattern::{
 };
 use super::{Expr, Rule};
 
-pub const RULES: [Rule; 6] = rules!["specialize";
+pub const RULES: [Rule; 7] = rules!["specialize";
     pow_specialize,
     div_by_constant,
+    div_by_broadcast,
     mul_neg_one,
     mul_self_to_sqr,
     reduce_of_dimshuffle,
@@ -68,6 +70,27 @@ fn div_by_constant(fg: &FunctionGraph, node: NodeId) -> Option<Vec<Expr>> {
                 scalar_const(Literal::Float(1.0 / value), c_ty.dtype, c_ty.ndim()),
             ],
         )]
+    })
+}
+
+/// x / y → x * reciprocal(y) for floats when y is broadcast along dimensions where x is
+/// not (a row of sums dividing a matrix): one division per element of y instead of one per
+/// element of the result, within one rounding of the quotient (like `div_by_constant`).
+fn div_by_broadcast(fg: &FunctionGraph, node: NodeId) -> Option<Vec<Expr>> {
+    let e = fg.node(node)?;
+    let [x, y] = e.inputs[..] else { return None };
+    let out = &fg.var(e.outputs[0]).ty;
+    let (yb, ob) = (fg.var(y).ty.broadcastable(), out.broadcastable());
+    let smaller = yb.iter().zip(&ob).any(|(y, o)| *y && !*o);
+    let ok = e.op == Op::Elemwise(ScalarOp::TrueDiv)
+        && out.dtype.is_float()
+        && fg.var(y).ty.dtype == out.dtype
+        && fg.var(x).ty.dtype == out.dtype
+        && smaller
+        && uniform_value(fg, y).is_none();
+    ok.then(|| {
+        let r = elemwise(ScalarOp::Reciprocal, vec![Expr::Var(y)]);
+        vec![elemwise(ScalarOp::Mul, vec![Expr::Var(x), r])]
     })
 }
 

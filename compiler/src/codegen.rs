@@ -269,6 +269,16 @@ struct BufVals {
     dtype: DType,
 }
 
+/// A counted loop being emitted (see `Gen::open_loop`).
+struct OpenLoop {
+    counter: Variable,
+    /// The counter's value in the body.
+    at: Value,
+    step: i64,
+    header: cranelift_codegen::ir::Block,
+    exit: cranelift_codegen::ir::Block,
+}
+
 /// How an expression is evaluated: one element, or two adjacent ones (f64x2).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Lanes {
@@ -565,33 +575,135 @@ impl<'a> Gen<'a> {
         }
     }
 
-    /// `for var in 0..n { body }`, one element per iteration.
-    fn scalar_loop(&mut self, var: LoopVar, n: Value, body: &[Stmt]) {
-        let i = self.b.declare_var(types::I64);
+    /// A loop counter starting at 0.
+    fn counter(&mut self) -> Variable {
+        let c = self.b.declare_var(types::I64);
         let zero = self.b.ins().iconst(types::I64, 0);
-        self.b.def_var(i, zero);
-        let (header, body_block, exit) = (
+        self.b.def_var(c, zero);
+        c
+    }
+
+    /// Opens a counted loop over `counter`: its body runs while `counter + step <= bound`
+    /// (`whole_steps`) or while `counter < bound`. The caller emits the body (the counter's
+    /// value there is `OpenLoop::at`), then `close_loop`.
+    fn open_loop(
+        &mut self,
+        counter: Variable,
+        bound: Value,
+        step: i64,
+        whole_steps: bool,
+    ) -> OpenLoop {
+        let (header, body, exit) = (
             self.b.create_block(),
             self.b.create_block(),
             self.b.create_block(),
         );
         self.b.ins().jump(header, &[]);
         self.b.switch_to_block(header);
-        let iv = self.b.use_var(i);
-        let go = self.b.ins().icmp(IntCC::SignedLessThan, iv, n);
-        self.b.ins().brif(go, body_block, &[], exit, &[]);
-        self.b.switch_to_block(body_block);
-        self.b.seal_block(body_block);
-        self.vars.insert(var, iv);
+        let at = self.b.use_var(counter);
+        let go = if whole_steps && step > 1 {
+            let end = self.b.ins().iadd_imm_s(at, step);
+            self.b.ins().icmp(IntCC::SignedLessThanOrEqual, end, bound)
+        } else {
+            self.b.ins().icmp(IntCC::SignedLessThan, at, bound)
+        };
+        self.b.ins().brif(go, body, &[], exit, &[]);
+        self.b.switch_to_block(body);
+        self.b.seal_block(body);
+        OpenLoop {
+            counter,
+            at,
+            step,
+            header,
+            exit,
+        }
+    }
+
+    /// Advances the counter, closes the loop and continues after it.
+    fn close_loop(&mut self, l: OpenLoop) {
+        let next = self.b.ins().iadd_imm_s(l.at, l.step);
+        self.b.def_var(l.counter, next);
+        self.b.ins().jump(l.header, &[]);
+        self.b.seal_block(l.header);
+        self.b.switch_to_block(l.exit);
+        self.b.seal_block(l.exit);
+    }
+
+    /// `for var in 0..n { body }`, one element per iteration.
+    fn scalar_loop(&mut self, var: LoopVar, n: Value, body: &[Stmt]) {
+        let i = self.counter();
+        let l = self.open_loop(i, n, 1, false);
+        self.vars.insert(var, l.at);
         for (k, s) in body.iter().enumerate() {
             self.stmt(s, k, Lanes::One);
         }
-        let next = self.b.ins().iadd_imm_s(iv, 1);
-        self.b.def_var(i, next);
-        self.b.ins().jump(header, &[]);
-        self.b.seal_block(header);
-        self.b.switch_to_block(exit);
-        self.b.seal_block(exit);
+        self.close_loop(l);
+    }
+
+    /// The accumulations of `body` into elements its loop over `var` does not walk: they
+    /// accumulate in registers. (statement position, kind, buffer, index)
+    fn register_accumulations(
+        body: &[Stmt],
+        var: LoopVar,
+    ) -> Vec<(usize, ReduceKind, usize, Vec<Index>)> {
+        body.iter()
+            .enumerate()
+            .filter_map(|(k, s)| match s {
+                Stmt::Accumulate {
+                    buf, index, kind, ..
+                } if !index.contains(&Index::Var(var)) => Some((k, *kind, *buf, index.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Whether every buffer `body` walks along `var` has stride 1 (an i8 flag).
+    fn unit_strides(&mut self, body: &[Stmt], var: LoopVar) -> Value {
+        let mut cond = self.b.ins().iconst(types::I8, 1);
+        for (buf, d) in Self::walked(body, var) {
+            let s = self.bufs[buf].stride[d];
+            let unit = self.b.ins().icmp_imm_s(IntCC::Equal, s, 1);
+            cond = self.b.ins().band(cond, unit);
+        }
+        cond
+    }
+
+    /// `UNROLL` vector accumulators for `kind`, each holding its identity.
+    fn vector_accumulators(&mut self, kind: ReduceKind) -> Vec<Variable> {
+        let init = self.b.ins().f64const(identity(kind));
+        let init = self.b.ins().splat(F64X2, init);
+        (0..UNROLL)
+            .map(|_| {
+                let v = self.b.declare_var(F64X2);
+                self.b.def_var(v, init);
+                v
+            })
+            .collect()
+    }
+
+    /// The combination of vector accumulators' lanes into one scalar.
+    fn fold_lanes(&mut self, kind: ReduceKind, accs: &[Variable]) -> Value {
+        let mut all = self.b.use_var(accs[0]);
+        for a in &accs[1..] {
+            let a = self.b.use_var(*a);
+            all = self.combine(kind, all, a);
+        }
+        let lo = self.b.ins().extractlane(all, 0);
+        let hi = self.b.ins().extractlane(all, 1);
+        self.combine(kind, lo, hi)
+    }
+
+    /// Writes register accumulators into their output elements.
+    fn flush_accumulations(
+        &mut self,
+        reg: &[(usize, ReduceKind, usize, Vec<Index>)],
+        totals: &[Value],
+    ) {
+        for ((_, kind, buf, index), total) in reg.iter().zip(totals) {
+            let old = self.load(*buf, index, Lanes::One);
+            let new = self.combine(*kind, old, *total);
+            self.store(*buf, index, new, Lanes::One);
+        }
     }
 
     /// Buffers (and the dimension) that `body` walks along `var`.
@@ -661,12 +773,7 @@ impl<'a> Gen<'a> {
     /// Strips through scratch memory when every walked buffer has stride 1, the scalar
     /// loop otherwise.
     fn strip_or_scalar(&mut self, var: LoopVar, n: Value, body: &[Stmt], plan: StripPlan) {
-        let mut cond = self.b.ins().iconst(types::I8, 1);
-        for (buf, d) in Self::walked(body, var) {
-            let s = self.bufs[buf].stride[d];
-            let unit = self.b.ins().icmp_imm_s(IntCC::Equal, s, 1);
-            cond = self.b.ins().band(cond, unit);
-        }
+        let cond = self.unit_strides(body, var);
         let (strips, scalar, join) = (
             self.b.create_block(),
             self.b.create_block(),
@@ -690,49 +797,21 @@ impl<'a> Gen<'a> {
     /// function (AVX2) transforms a scratch slot.
     fn strip_loop(&mut self, var: LoopVar, n: Value, body: &[Stmt], plan: StripPlan) {
         self.inner = Some(var);
-        let reg: Vec<(usize, ReduceKind, usize, Vec<Index>)> = body
-            .iter()
-            .enumerate()
-            .filter_map(|(k, s)| match s {
-                Stmt::Accumulate {
-                    buf, index, kind, ..
-                } if !index.contains(&Index::Var(var)) => Some((k, *kind, *buf, index.clone())),
-                _ => None,
-            })
-            .collect();
+        let reg = Self::register_accumulations(body, var);
         // Per reduction: one vector accumulator per unrolled step, and a scalar one.
         let accs: Vec<(Vec<Variable>, Variable)> = reg
             .iter()
             .map(|(_, kind, _, _)| {
-                let init = self.b.ins().f64const(identity(*kind));
-                let vinit = self.b.ins().splat(F64X2, init);
-                let vs = (0..UNROLL)
-                    .map(|_| {
-                        let v = self.b.declare_var(F64X2);
-                        self.b.def_var(v, vinit);
-                        v
-                    })
-                    .collect();
+                let vs = self.vector_accumulators(*kind);
                 let sc = self.b.declare_var(types::F64);
+                let init = self.b.ins().f64const(identity(*kind));
                 self.b.def_var(sc, init);
                 (vs, sc)
             })
             .collect();
-        let start = self.b.declare_var(types::I64);
-        let zero = self.b.ins().iconst(types::I64, 0);
-        self.b.def_var(start, zero);
-        let (header, strip, exit) = (
-            self.b.create_block(),
-            self.b.create_block(),
-            self.b.create_block(),
-        );
-        self.b.ins().jump(header, &[]);
-        self.b.switch_to_block(header);
-        let s0 = self.b.use_var(start);
-        let go = self.b.ins().icmp(IntCC::SignedLessThan, s0, n);
-        self.b.ins().brif(go, strip, &[], exit, &[]);
-        self.b.switch_to_block(strip);
-        self.b.seal_block(strip);
+        let start = self.counter();
+        let strip = self.open_loop(start, n, STRIP as i64, false);
+        let s0 = strip.at;
         let rest = self.b.ins().isub(n, s0);
         let full = self.b.ins().iconst(types::I64, STRIP as i64);
         let short = self.b.ins().icmp(IntCC::SignedLessThan, rest, full);
@@ -740,28 +819,13 @@ impl<'a> Gen<'a> {
         self.slots = plan.slots.clone();
         for (seg, stmts) in plan.segments.iter().enumerate() {
             // 2·UNROLL elements at a time, then two, then the odd one left; the passes
-            // share `j`.
-            let j = self.b.declare_var(types::I64);
-            let zero = self.b.ins().iconst(types::I64, 0);
-            self.b.def_var(j, zero);
+            // share the counter `j`.
+            let j = self.counter();
             for (lanes, unroll) in [(Lanes::Two, UNROLL), (Lanes::Two, 1), (Lanes::One, 1)] {
                 let width = if lanes == Lanes::Two { 2 } else { 1 };
-                let step = (width * unroll) as i64;
-                let (head, body_block, done) = (
-                    self.b.create_block(),
-                    self.b.create_block(),
-                    self.b.create_block(),
-                );
-                self.b.ins().jump(head, &[]);
-                self.b.switch_to_block(head);
-                let jv = self.b.use_var(j);
-                let end = self.b.ins().iadd_imm_s(jv, step);
-                let go = self.b.ins().icmp(IntCC::SignedLessThanOrEqual, end, len);
-                self.b.ins().brif(go, body_block, &[], done, &[]);
-                self.b.switch_to_block(body_block);
-                self.b.seal_block(body_block);
+                let l = self.open_loop(j, len, (width * unroll) as i64, true);
                 for u in 0..unroll {
-                    let ju = self.b.ins().iadd_imm_s(jv, (u * width) as i64);
+                    let ju = self.b.ins().iadd_imm_s(l.at, (u * width) as i64);
                     let at = self.b.ins().iadd(s0, ju);
                     self.vars.insert(var, at);
                     self.strip_index = Some(ju);
@@ -786,12 +850,7 @@ impl<'a> Gen<'a> {
                         }
                     }
                 }
-                let next = self.b.ins().iadd_imm_s(jv, step);
-                self.b.def_var(j, next);
-                self.b.ins().jump(head, &[]);
-                self.b.seal_block(head);
-                self.b.switch_to_block(done);
-                self.b.seal_block(done);
+                self.close_loop(l);
             }
             if let Some((op, arg, out)) = plan.calls.get(seg) {
                 let f = self.array_support[op];
@@ -801,30 +860,20 @@ impl<'a> Gen<'a> {
             }
         }
         self.strip_index = None;
-        let next = self.b.ins().iadd_imm_s(s0, STRIP as i64);
-        self.b.def_var(start, next);
-        self.b.ins().jump(header, &[]);
-        self.b.seal_block(header);
-        self.b.switch_to_block(exit);
-        self.b.seal_block(exit);
+        self.close_loop(strip);
         self.reg_accs.clear();
         self.slots.clear();
         self.inner = None;
-        for ((_, kind, buf, index), (vs, sc)) in reg.iter().zip(&accs) {
-            let mut vec = self.b.use_var(vs[0]);
-            for v in &vs[1..] {
-                let v = self.b.use_var(*v);
-                vec = self.combine(*kind, vec, v);
-            }
-            let lo = self.b.ins().extractlane(vec, 0);
-            let hi = self.b.ins().extractlane(vec, 1);
-            let both = self.combine(*kind, lo, hi);
-            let tail = self.b.use_var(*sc);
-            let total = self.combine(*kind, both, tail);
-            let old = self.load(*buf, index, Lanes::One);
-            let new = self.combine(*kind, old, total);
-            self.store(*buf, index, new, Lanes::One);
-        }
+        let totals: Vec<Value> = reg
+            .iter()
+            .zip(&accs)
+            .map(|((_, kind, _, _), (vs, sc))| {
+                let lanes = self.fold_lanes(*kind, vs);
+                let tail = self.b.use_var(*sc);
+                self.combine(*kind, lanes, tail)
+            })
+            .collect();
+        self.flush_accumulations(&reg, &totals);
     }
 
     fn slot_ptr(&mut self, slot: usize) -> Value {
@@ -862,20 +911,9 @@ impl<'a> Gen<'a> {
     /// The innermost loop with register accumulators for reductions along `var`, and a
     /// vectorised body (when `vector` and every walked buffer has stride 1).
     fn register_loop(&mut self, var: LoopVar, n: Value, body: &[Stmt], vector: bool) {
-        let reg: Vec<(usize, ReduceKind, usize, Vec<Index>)> = body
-            .iter()
-            .enumerate()
-            .filter_map(|(k, s)| match s {
-                Stmt::Accumulate {
-                    buf, index, kind, ..
-                } if !index.contains(&Index::Var(var)) => Some((k, *kind, *buf, index.clone())),
-                _ => None,
-            })
-            .collect();
+        let reg = Self::register_accumulations(body, var);
         self.inner = Some(var);
-        let zero = self.b.ins().iconst(types::I64, 0);
-        let i = self.b.declare_var(types::I64);
-        self.b.def_var(i, zero);
+        let i = self.counter();
         let scalar_accs: Vec<Variable> = reg
             .iter()
             .map(|(_, kind, buf, _)| {
@@ -886,47 +924,23 @@ impl<'a> Gen<'a> {
                 v
             })
             .collect();
-        let scalar_header = self.b.create_block();
-
+        let scalar_entry = self.b.create_block();
         if vector && self.vectorizable(body) {
-            let walked = Self::walked(body, var);
-            let mut cond = self.b.ins().iconst(types::I8, 1);
-            for (buf, d) in walked {
-                let s = self.bufs[buf].stride[d];
-                let unit = self.b.ins().icmp_imm_s(IntCC::Equal, s, 1);
-                cond = self.b.ins().band(cond, unit);
-            }
-            let (vec_header, vec_body, vec_exit) = (
-                self.b.create_block(),
-                self.b.create_block(),
-                self.b.create_block(),
-            );
+            let cond = self.unit_strides(body, var);
             // One vector accumulator per unrolled step: independent dependency chains.
             let vaccs: Vec<Vec<Variable>> = reg
                 .iter()
-                .map(|(_, kind, _, _)| {
-                    let init = self.b.ins().f64const(identity(*kind));
-                    let init = self.b.ins().splat(F64X2, init);
-                    (0..UNROLL)
-                        .map(|_| {
-                            let v = self.b.declare_var(F64X2);
-                            self.b.def_var(v, init);
-                            v
-                        })
-                        .collect()
-                })
+                .map(|(_, kind, _, _)| self.vector_accumulators(*kind))
                 .collect();
-            self.b.ins().brif(cond, vec_header, &[], scalar_header, &[]);
-            self.b.switch_to_block(vec_header);
-            let iv = self.b.use_var(i);
-            let step = 2 * UNROLL as i64;
-            let end = self.b.ins().iadd_imm_s(iv, step);
-            let go = self.b.ins().icmp(IntCC::SignedLessThanOrEqual, end, n);
-            self.b.ins().brif(go, vec_body, &[], vec_exit, &[]);
-            self.b.switch_to_block(vec_body);
-            self.b.seal_block(vec_body);
+            let vector_entry = self.b.create_block();
+            self.b
+                .ins()
+                .brif(cond, vector_entry, &[], scalar_entry, &[]);
+            self.b.switch_to_block(vector_entry);
+            self.b.seal_block(vector_entry);
+            let l = self.open_loop(i, n, 2 * UNROLL as i64, true);
             for u in 0..UNROLL {
-                let at = self.b.ins().iadd_imm_s(iv, 2 * u as i64);
+                let at = self.b.ins().iadd_imm_s(l.at, 2 * u as i64);
                 self.vars.insert(var, at);
                 self.reg_accs = reg
                     .iter()
@@ -937,37 +951,18 @@ impl<'a> Gen<'a> {
                     self.stmt(s, k, Lanes::Two);
                 }
             }
-            let next = self.b.ins().iadd_imm_s(iv, step);
-            self.b.def_var(i, next);
-            self.b.ins().jump(vec_header, &[]);
-            self.b.seal_block(vec_header);
-            self.b.switch_to_block(vec_exit);
-            self.b.seal_block(vec_exit);
+            self.close_loop(l);
             for ((_, kind, _, _), (accs, acc)) in reg.iter().zip(vaccs.iter().zip(&scalar_accs)) {
-                let mut all = self.b.use_var(accs[0]);
-                for a in &accs[1..] {
-                    let a = self.b.use_var(*a);
-                    all = self.combine(*kind, all, a);
-                }
-                let lo = self.b.ins().extractlane(all, 0);
-                let hi = self.b.ins().extractlane(all, 1);
-                let v = self.combine(*kind, lo, hi);
+                let v = self.fold_lanes(*kind, accs);
                 self.b.def_var(*acc, v);
             }
-            self.b.ins().jump(scalar_header, &[]);
-        } else {
-            self.b.ins().jump(scalar_header, &[]);
         }
-
+        self.b.ins().jump(scalar_entry, &[]);
+        self.b.switch_to_block(scalar_entry);
+        self.b.seal_block(scalar_entry);
         // Scalar loop (the whole loop, or the tail after the vector loop).
-        let (body_block, exit) = (self.b.create_block(), self.b.create_block());
-        self.b.switch_to_block(scalar_header);
-        let iv = self.b.use_var(i);
-        let go = self.b.ins().icmp(IntCC::SignedLessThan, iv, n);
-        self.b.ins().brif(go, body_block, &[], exit, &[]);
-        self.b.switch_to_block(body_block);
-        self.b.seal_block(body_block);
-        self.vars.insert(var, iv);
+        let l = self.open_loop(i, n, 1, false);
+        self.vars.insert(var, l.at);
         self.reg_accs = reg
             .iter()
             .zip(&scalar_accs)
@@ -976,20 +971,11 @@ impl<'a> Gen<'a> {
         for (k, s) in body.iter().enumerate() {
             self.stmt(s, k, Lanes::One);
         }
-        let next = self.b.ins().iadd_imm_s(iv, 1);
-        self.b.def_var(i, next);
-        self.b.ins().jump(scalar_header, &[]);
-        self.b.seal_block(scalar_header);
-        self.b.switch_to_block(exit);
-        self.b.seal_block(exit);
+        self.close_loop(l);
         self.reg_accs.clear();
         self.inner = None;
-        for ((_, kind, buf, index), acc) in reg.iter().zip(&scalar_accs) {
-            let total = self.b.use_var(*acc);
-            let old = self.load(*buf, index, Lanes::One);
-            let new = self.combine(*kind, old, total);
-            self.store(*buf, index, new, Lanes::One);
-        }
+        let totals: Vec<Value> = scalar_accs.iter().map(|a| self.b.use_var(*a)).collect();
+        self.flush_accumulations(&reg, &totals);
     }
 
     /// Sets every element of a buffer (any strides) to the identity of `kind`.
@@ -1010,30 +996,12 @@ impl<'a> Gen<'a> {
             .b
             .ins()
             .imul_imm_s(step, elem_size(self.bufs[buf].dtype));
-        let i = self.b.declare_var(types::I64);
-        let zero = self.b.ins().iconst(types::I64, 0);
-        self.b.def_var(i, zero);
-        let (header, body, exit) = (
-            self.b.create_block(),
-            self.b.create_block(),
-            self.b.create_block(),
-        );
-        self.b.ins().jump(header, &[]);
-        self.b.switch_to_block(header);
-        let iv = self.b.use_var(i);
-        let go = self.b.ins().icmp(IntCC::SignedLessThan, iv, n);
-        self.b.ins().brif(go, body, &[], exit, &[]);
-        self.b.switch_to_block(body);
-        self.b.seal_block(body);
-        let off = self.b.ins().imul(iv, step);
+        let i = self.counter();
+        let l = self.open_loop(i, n, 1, false);
+        let off = self.b.ins().imul(l.at, step);
         let inner = self.b.ins().iadd(addr, off);
         self.fill_dims(buf, kind, dim + 1, inner);
-        let next = self.b.ins().iadd_imm_s(iv, 1);
-        self.b.def_var(i, next);
-        self.b.ins().jump(header, &[]);
-        self.b.seal_block(header);
-        self.b.switch_to_block(exit);
-        self.b.seal_block(exit);
+        self.close_loop(l);
     }
 
     /// The address of an element; in a vectorised body the walked dimension has stride 1

@@ -3,7 +3,7 @@
 //! agree — same outputs (shape, dtype, values within a dtype-aware tolerance) or both an
 //! error.
 
-use crate::{function, DType, Literal, Mode, TensorData, TensorType, Var};
+use crate::{function, matrix, tensor, DType, Literal, Mode, TensorData, TensorType, Var};
 
 /// A small deterministic generator (64-bit LCG, high bits), enough for test inputs.
 #[derive(Clone, Debug)]
@@ -70,7 +70,8 @@ pub fn tolerance(dtype: DType) -> (f64, f64) {
     }
 }
 
-fn as_f64s(d: &TensorData) -> Vec<f64> {
+/// Every element as an f64 (bools as 0/1), in row-major order.
+pub fn as_f64s(d: &TensorData) -> Vec<f64> {
     d.literals()
         .into_iter()
         .map(|l| match l {
@@ -140,4 +141,28 @@ pub fn compare_backends(
             mode.backend
         )),
     }
+}
+
+/// A random float64 graph for property tests: inputs `x`, `y` (matrices), `row` (1, n) and
+/// `col` (m, 1); each step `(code, a, b)` applies `op(code, pool[a], pool[b])` to values
+/// already in the pool (indices taken modulo its size) and adds the result. Outputs: the
+/// last value and the sum of the middle one.
+pub fn random_graph(
+    steps: &[(u8, usize, usize)],
+    op: impl Fn(u8, &Var, &Var) -> Var,
+) -> (Vec<Var>, Vec<Var>) {
+    let inputs = vec![
+        matrix("x", DType::Float64),
+        matrix("y", DType::Float64),
+        tensor("row", DType::Float64, [Some(1), None]),
+        tensor("col", DType::Float64, [None, Some(1)]),
+    ];
+    let mut pool = inputs.clone();
+    for &(code, a, b) in steps {
+        let v = op(code, &pool[a % pool.len()], &pool[b % pool.len()]);
+        pool.push(v);
+    }
+    let n = pool.len();
+    let outputs = vec![pool[n - 1].clone(), pool[n / 2].sum(None)];
+    (inputs, outputs)
 }

@@ -552,16 +552,12 @@ fn recycled_intermediates_never_leak_into_results_or_callers_arrays() {
 
 // ---------------------------------------------------------------- random graphs
 
+/// A random graph (`tensorlift::testing::random_graph`) of kernel ops, views and
+/// reductions.
 fn random_graph(steps: &[(u8, usize, usize)]) -> (Vec<Var>, Vec<Var>) {
-    let x = matrix("x", Float64);
-    let y = matrix("y", Float64);
-    let row = tensor("row", Float64, [Some(1), None]);
-    let col = tensor("col", Float64, [None, Some(1)]);
-    let inputs = vec![x.clone(), y.clone(), row.clone(), col.clone()];
-    let mut pool = inputs.clone();
-    for &(code, a, b) in steps {
-        let (a, b) = (pool[a % pool.len()].clone(), pool[b % pool.len()].clone());
-        let v = match code % 16 {
+    tensorlift::testing::random_graph(steps, |code, a, b| {
+        let (a, b) = (a.clone(), b.clone());
+        match code % 16 {
             0 => &a + &b,
             1 => &a * &b,
             2 => &a - &b,
@@ -578,11 +574,8 @@ fn random_graph(steps: &[(u8, usize, usize)]) -> (Vec<Var>, Vec<Var>) {
             13 => a.logsumexp(Some(&[0])).expand_dims(0),
             14 => (&a * 0.5).sum(Some(&[0])).expand_dims(0),
             _ => a.get(idx![..;-1, ..]),
-        };
-        pool.push(v);
-    }
-    let n = pool.len();
-    (inputs, vec![pool[n - 1].clone(), pool[n / 2].sum(None)])
+        }
+    })
 }
 
 proptest! {

@@ -9,6 +9,7 @@
 use serde_json::Value;
 use tensorlift::ir::ops::ReduceKind;
 use tensorlift::prelude::*;
+use tensorlift::testing::as_f64s;
 use tensorlift::{GraphError, Literal};
 
 fn parse_dtype(v: &Value) -> DType {
@@ -271,17 +272,6 @@ fn run_case(case: &Value, mode: &Mode) -> Result<Vec<TensorData>, String> {
         .compile()
         .map_err(|e| e.to_string())?;
     f.call(&inputs).map_err(|e| e.to_string())
-}
-
-fn as_f64s(d: &TensorData) -> Vec<f64> {
-    d.literals()
-        .into_iter()
-        .map(|l| match l {
-            Literal::Bool(b) => b as u8 as f64,
-            Literal::Int(i) => i as f64,
-            Literal::Float(f) => f,
-        })
-        .collect()
 }
 
 fn compare(name: &str, got: &TensorData, want: &TensorData) -> Result<(), String> {

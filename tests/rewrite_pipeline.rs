@@ -298,18 +298,12 @@ fn a_rule_set_that_does_not_converge_is_an_error() {
 
 // ---------------------------------------------------------------- random graphs
 
-/// A random graph over a 3×3 matrix, a row, a column and a second matrix, built from
-/// `steps` (operation code, operand, operand); includes the patterns the rewrites target.
+/// A random graph (`tensorlift::testing::random_graph`) with the patterns the rewrites
+/// target.
 fn random_graph(steps: &[(u8, usize, usize)]) -> (Vec<Var>, Vec<Var>) {
-    let x = matrix("x", Float64);
-    let y = matrix("y", Float64);
-    let row = tensor("row", Float64, [Some(1), None]);
-    let col = tensor("col", Float64, [None, Some(1)]);
-    let inputs = vec![x.clone(), y.clone(), row.clone(), col.clone()];
-    let mut pool = inputs.clone();
-    for &(code, a, b) in steps {
-        let (a, b) = (pool[a % pool.len()].clone(), pool[b % pool.len()].clone());
-        let v = match code % 24 {
+    tensorlift::testing::random_graph(steps, |code, a, b| {
+        let (a, b) = (a.clone(), b.clone());
+        match code % 24 {
             0 => &a + &b,
             1 => &a * &b,
             2 => &a - &b,
@@ -334,12 +328,8 @@ fn random_graph(steps: &[(u8, usize, usize)]) -> (Vec<Var>, Vec<Var>) {
             21 => a.abs().sqrt(),
             22 => a.logsumexp(Some(&[1])).expand_dims(1),
             _ => a.sin() * b.cos(),
-        };
-        pool.push(v);
-    }
-    let n = pool.len();
-    let outputs = vec![pool[n - 1].clone(), pool[n / 2].clone().sum(None)];
-    (inputs, outputs)
+        }
+    })
 }
 
 fn values(seed: u64) -> Vec<TensorData> {

@@ -136,6 +136,25 @@ pub fn exp(x: f64, coeffs: &[f64; 14]) -> f64 {
     p * pow2(n1) * pow2(n2)
 }
 
+/// Largest |x| for which `exp_in_range` is exact (no overflow, no subnormal result).
+pub const EXP_FAST_LIMIT: f64 = 708.0;
+
+/// e^x for |x| ≤ EXP_FAST_LIMIT: `exp` without the clamp and with one power-of-two scale,
+/// which for these x gives exactly `exp`'s result (both scalings are exact).
+#[inline(always)]
+pub fn exp_in_range(x: f64, coeffs: &[f64; 14]) -> f64 {
+    let t = x.mul_add(std::f64::consts::LOG2_E, SHIFTER);
+    let n = t - SHIFTER;
+    let r = n.mul_add(-LN2_HI, x);
+    let r = n.mul_add(-LN2_LO, r);
+    let p = estrin14(r, coeffs);
+    let scale = t
+        .to_bits()
+        .wrapping_add(1023u64.wrapping_sub(SHIFTER.to_bits()))
+        << 52;
+    p * f64::from_bits(scale)
+}
+
 /// sin(x) (`cos = false`) or cos(x) for |x| ≤ TRIG_FAST_LIMIT (no libm fallback here).
 #[inline(always)]
 pub fn sin_cos_reduced(x: f64, cos: bool, s: &[f64; 8], c: &[f64; 7]) -> f64 {
@@ -157,11 +176,22 @@ pub fn sin_cos_reduced(x: f64, cos: bool, s: &[f64; 8], c: &[f64; 7]) -> f64 {
     f64::from_bits(v.to_bits() ^ ((q & 2) << 62))
 }
 
+/// The in-range formula for every element (a branch-free, vectorisable pass that also
+/// notes whether any |x| was out of range or NaN), then the general formula for those.
 #[inline(always)]
 fn exp_slice(src: &[f64], dst: &mut [f64]) {
     let coeffs = exp_coefficients();
+    let mut outside = false;
     for (d, x) in dst.iter_mut().zip(src) {
-        *d = exp(*x, &coeffs);
+        *d = exp_in_range(*x, &coeffs);
+        outside |= !(x.abs() <= EXP_FAST_LIMIT);
+    }
+    if outside {
+        for (d, x) in dst.iter_mut().zip(src) {
+            if !(x.abs() <= EXP_FAST_LIMIT) {
+                *d = exp(*x, &coeffs);
+            }
+        }
     }
 }
 
@@ -245,19 +275,41 @@ mod tests {
 
     #[test]
     fn array_versions_equal_the_scalar_definitions() {
-        let xs: Vec<f64> = (0..1000).map(|i| (i as f64 - 500.0) * 0.731).collect();
+        let mut xs: Vec<f64> = (0..1000).map(|i| (i as f64 - 500.0) * 0.731).collect();
+        xs.extend([
+            709.5,
+            -740.0,
+            -708.5,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            1e300,
+        ]);
         let mut out = vec![0.0; xs.len()];
         exp_array(&xs, &mut out);
         let coeffs = exp_coefficients();
         for (x, o) in xs.iter().zip(&out) {
             assert_eq!(o.to_bits(), exp(*x, &coeffs).to_bits(), "exp({x})");
+            if x.abs() <= EXP_FAST_LIMIT {
+                assert_eq!(
+                    exp_in_range(*x, &coeffs).to_bits(),
+                    o.to_bits(),
+                    "in range {x}"
+                );
+            }
         }
+        let mut nan = [0.0];
+        exp_array(&[f64::NAN], &mut nan);
+        assert!(nan[0].is_nan());
         let (s, c) = sin_cos_coefficients();
         sin_cos_array(&xs, &mut out, false);
         for (x, o) in xs.iter().zip(&out) {
-            assert_eq!(
-                o.to_bits(),
-                sin_cos_reduced(*x, false, &s, &c).to_bits(),
+            let want = if x.abs() > TRIG_FAST_LIMIT {
+                x.sin()
+            } else {
+                sin_cos_reduced(*x, false, &s, &c)
+            };
+            assert!(
+                o.to_bits() == want.to_bits() || o.is_nan() && want.is_nan(),
                 "sin({x})"
             );
         }

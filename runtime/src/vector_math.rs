@@ -176,6 +176,12 @@ pub fn sin_cos_reduced(x: f64, cos: bool, s: &[f64; 8], c: &[f64; 7]) -> f64 {
     f64::from_bits(v.to_bits() ^ ((q & 2) << 62))
 }
 
+/// |x| ≤ EXP_FAST_LIMIT (false for NaN).
+#[inline(always)]
+fn in_fast_range(x: f64) -> bool {
+    x.abs() <= EXP_FAST_LIMIT
+}
+
 /// The in-range formula for every element (a branch-free, vectorisable pass that also
 /// notes whether any |x| was out of range or NaN), then the general formula for those.
 #[inline(always)]
@@ -184,11 +190,11 @@ fn exp_slice(src: &[f64], dst: &mut [f64]) {
     let mut outside = false;
     for (d, x) in dst.iter_mut().zip(src) {
         *d = exp_in_range(*x, &coeffs);
-        outside |= !(x.abs() <= EXP_FAST_LIMIT);
+        outside |= !in_fast_range(*x);
     }
     if outside {
         for (d, x) in dst.iter_mut().zip(src) {
-            if !(x.abs() <= EXP_FAST_LIMIT) {
+            if !in_fast_range(*x) {
                 *d = exp(*x, &coeffs);
             }
         }

@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
-use cranelift_codegen::ir::{types, AbiParam, InstBuilder, MemFlagsData, Type, Value};
+use cranelift_codegen::ir::{types, AbiParam, Endianness, InstBuilder, MemFlagsData, Type, Value};
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 use cranelift_jit::{JITBuilder, JITModule};
@@ -739,23 +739,22 @@ impl<'a> Gen<'a> {
 
     /// Whether `body` can run two elements at a time: only float64 buffers and values.
     fn vectorizable(&self, body: &[Stmt]) -> bool {
-        fn expr_ok(g: &Gen, e: &Expr) -> bool {
+        // Float buffers (float32 pairs are widened to f64x2) and float or bool values.
+        let value_ok = |d: DType| d.is_float() || d == DType::Bool;
+        fn expr_ok(g: &Gen, e: &Expr, value_ok: &dyn Fn(DType) -> bool) -> bool {
             match e {
-                Expr::Load { buf, .. } => g.bufs[*buf].dtype == DType::Float64,
+                Expr::Load { buf, .. } => g.bufs[*buf].dtype.is_float(),
                 Expr::Temp(_) => true,
-                Expr::Const(_, d) => d.is_float() || *d == DType::Bool,
+                Expr::Const(_, d) => value_ok(*d),
                 Expr::Apply { args, dtype, .. } => {
-                    matches!(dtype, DType::Float64 | DType::Bool)
-                        && args.iter().all(|a| expr_ok(g, a))
+                    value_ok(*dtype) && args.iter().all(|a| expr_ok(g, a, value_ok))
                 }
             }
         }
         body.iter().all(|s| match s {
-            Stmt::Let { value, dtype, .. } => {
-                matches!(dtype, DType::Float64 | DType::Bool) && expr_ok(self, value)
-            }
+            Stmt::Let { value, dtype, .. } => value_ok(*dtype) && expr_ok(self, value, &value_ok),
             Stmt::Store { buf, value, .. } | Stmt::Accumulate { buf, value, .. } => {
-                self.bufs[*buf].dtype == DType::Float64 && expr_ok(self, value)
+                self.bufs[*buf].dtype.is_float() && expr_ok(self, value, &value_ok)
             }
             Stmt::For { .. } | Stmt::Fill { .. } => false,
         })
@@ -1041,6 +1040,14 @@ impl<'a> Gen<'a> {
     fn load(&mut self, buf: usize, index: &[Index], lanes: Lanes) -> Value {
         let addr = self.address(buf, index, lanes);
         if self.walks(index, lanes) {
+            if self.bufs[buf].dtype == DType::Float32 {
+                // Two float32s (8 bytes) widened to f64x2.
+                let raw = self.b.ins().load(types::I64, flags(), addr, 0);
+                let v = self.b.ins().scalar_to_vector(types::I64X2, raw);
+                let little = MemFlagsData::new().with_endianness(Endianness::Little);
+                let f4 = self.b.ins().bitcast(types::F32X4, little, v);
+                return self.b.ins().fvpromote_low(f4);
+            }
             return self.b.ins().load(F64X2, flags(), addr, 0);
         }
         let v = match self.bufs[buf].dtype {
@@ -1066,7 +1073,16 @@ impl<'a> Gen<'a> {
     fn store(&mut self, buf: usize, index: &[Index], v: Value, lanes: Lanes) {
         let addr = self.address(buf, index, lanes);
         if self.walks(index, lanes) {
-            self.b.ins().store(flags(), v, addr, 0);
+            if self.bufs[buf].dtype == DType::Float32 {
+                // f64x2 narrowed to two float32s (8 bytes).
+                let f4 = self.b.ins().fvdemote(v);
+                let little = MemFlagsData::new().with_endianness(Endianness::Little);
+                let i2 = self.b.ins().bitcast(types::I64X2, little, f4);
+                let raw = self.b.ins().extractlane(i2, 0);
+                self.b.ins().store(flags(), raw, addr, 0);
+            } else {
+                self.b.ins().store(flags(), v, addr, 0);
+            }
         } else {
             self.store_at(buf, addr, v, lanes);
         }
@@ -1112,8 +1128,12 @@ impl<'a> Gen<'a> {
 
     /// Rounds float32-typed results as the reference does.
     fn round_to(&mut self, v: Value, dtype: DType, lanes: Lanes) -> Value {
-        if dtype != DType::Float32 || lanes == Lanes::Two {
+        if dtype != DType::Float32 {
             return v;
+        }
+        if lanes == Lanes::Two {
+            let n = self.b.ins().fvdemote(v);
+            return self.b.ins().fvpromote_low(n);
         }
         let n = self.b.ins().fdemote(types::F32, v);
         self.b.ins().fpromote(types::F64, n)

@@ -12,7 +12,8 @@
 //!
 //! Values compute in f64 (float32 buffers are widened on load and narrowed on store;
 //! float32 results are rounded like the reference) and bools as 0/1 bytes. An innermost
-//! loop whose buffers are all float64 has a second, vectorised body (f64x2, unrolled, one
+//! loop whose buffers are all floats has a second, vectorised body (f64x2, float32 pairs
+//! widened on load and narrowed on store; unrolled, one
 //! accumulator per unrolled step for reductions) used when every buffer it walks has
 //! stride 1 at run time. When such a body applies exp, sin or cos, it runs instead by
 //! strips of `STRIP` elements: the statements between math calls form segments, values

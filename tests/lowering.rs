@@ -175,3 +175,47 @@ fn integer_and_bool_reductions() {
     "#]],
     );
 }
+
+#[test]
+fn softmax_sums_and_keeps_its_exponentials_in_one_pass() {
+    let x = matrix("x", Float64);
+    check(
+        &[&x],
+        &[&x.softmax(1)],
+        expect![[r#"
+        kernel max_reduce(in in0: float64[2d], out out: float64[1d]):
+          fill out with -inf
+          for i0 in 0..in0.shape[0]:
+            for i1 in 0..in0.shape[1]:
+              t0: float64 = in0[i0, i1]
+              t1: float64 = identity(t0)
+              out[i0] max= t1
+
+        kernel sum_reduce(in in0: float64[2d], in in1: float64[2d], out out: float64[1d], out values: float64[2d]):
+          fill out with 0
+          for i0 in 0..in0.shape[0]:
+            for i1 in 0..in0.shape[1]:
+              t0: float64 = in0[i0, i1]
+              t1: float64 = in1[i0, 0]
+              t2: float64 = sub(t0, t1)
+              t3: float64 = exp(t2)
+              values[i0, i1] = t3
+              out[i0] sum= t3
+
+        kernel elemwise(in in0: float64[2d], out out0: float64[2d]):
+          for i0 in 0..out0.shape[0]:
+            for i1 in 0..out0.shape[1]:
+              t0: float64 = in0[i0, 0]
+              t1: float64 = reciprocal(t0)
+              out0[i0, i1] = t1
+
+        kernel elemwise(in in0: float64[2d], in in1: float64[2d], out out0: float64[2d]):
+          for i0 in 0..out0.shape[0]:
+            for i1 in 0..out0.shape[1]:
+              t0: float64 = in0[i0, i1]
+              t1: float64 = in1[i0, 0]
+              t2: float64 = mul(t0, t1)
+              out0[i0, i1] = t2
+    "#]],
+    );
+}

@@ -1131,3 +1131,35 @@ fn reduction_fusion() {
         "#]],
     );
 }
+
+#[test]
+fn reduction_fusion_keeps_values_used_elsewhere() {
+    // exp(x - 1) is summed and also divided by the sum: one pass computes the values, keeps
+    // them as a second output, and sums them.
+    let x = matrix("x", Float64);
+    let e = (&x - 1.0).exp();
+    let y = &e * e.sum(Some(&[1])).expand_dims(1);
+    check(
+        &[&y],
+        &["elemwise_fusion", "reduction_fusion"],
+        expect![[r#"
+        Mul [id A] <Matrix(float64, shape=(?, ?))>
+         ├─ Exp [id B] <Matrix(float64, shape=(?, ?))>
+         │  └─ Sub [id C] <Matrix(float64, shape=(?, ?))>
+         │     ├─ x [id D] <Matrix(float64, shape=(?, ?))>
+         │     └─ ExpandDims{axes=[0, 1]} [id E] <Matrix(float64, shape=(1, 1))>
+         │        └─ 1.0 [id F] <Scalar(float64, shape=())>
+         └─ ExpandDims{axis=1} [id G] <Matrix(float64, shape=(?, 1))>
+            └─ Sum{axes=[1]} [id H] <Vector(float64, shape=(?,))>
+               └─ Exp [id B] <Matrix(float64, shape=(?, ?))>
+        =>
+        Mul [id A] <Matrix(float64, shape=(?, ?))>
+         ├─ Sum{axes=[1]} of Composite{exp(sub(i0, i1))} keeping values.1 [id B] <Matrix(float64, shape=(?, ?))>
+         │  ├─ x [id C] <Matrix(float64, shape=(?, ?))>
+         │  └─ ExpandDims{axes=[0, 1]} [id D] <Matrix(float64, shape=(1, 1))>
+         │     └─ 1.0 [id E] <Scalar(float64, shape=())>
+         └─ ExpandDims{axis=1} [id F] <Matrix(float64, shape=(?, 1))>
+            └─ Sum{axes=[1]} of Composite{exp(sub(i0, i1))} keeping values.0 [id B] <Vector(float64, shape=(?,))>
+    "#]],
+    );
+}

@@ -232,6 +232,9 @@ struct KernelNode {
     static_shapes: Vec<Vec<Option<usize>>>,
     broadcastable: Vec<Vec<bool>>,
     out_dtypes: Vec<DType>,
+    /// Per output: whether it has the whole iteration shape (element-wise results and the
+    /// values a reduction keeps) rather than the reduced one.
+    out_full: Vec<bool>,
     reduce: Option<(ReduceKind, Vec<usize>)>,
 }
 
@@ -252,6 +255,11 @@ impl KernelNode {
             static_shapes: types.iter().map(|t| t.shape.clone()).collect(),
             broadcastable: types.iter().map(|t| t.broadcastable()).collect(),
             out_dtypes: e.outputs.iter().map(|o| fg.var(*o).ty.dtype).collect(),
+            out_full: match &e.op {
+                Op::Reduce { .. } => vec![false],
+                Op::FusedReduce { keep, .. } => [false, true][..1 + *keep as usize].to_vec(),
+                _ => vec![true; e.outputs.len()],
+            },
             reduce: match &e.op {
                 Op::Reduce { kind, axes } | Op::FusedReduce { kind, axes, .. } => {
                     Some((*kind, axes.clone()))
@@ -268,6 +276,17 @@ struct Space {
     full: Vec<usize>,
     reduced: Vec<usize>,
     out: Vec<usize>,
+}
+
+impl Space {
+    /// The shape of an output: the whole iteration space, or the reduced one.
+    fn output_shape(&self, full: bool) -> &[usize] {
+        if full {
+            &self.full
+        } else {
+            &self.out
+        }
+    }
 }
 
 /// The iteration space of a kernel node, checked like the reference checks it; `None`
@@ -538,15 +557,18 @@ fn combine_partials(kind: ReduceKind, parts: Vec<TensorData>) -> Result<TensorDa
 }
 
 /// The dimension to split a call across threads, and whether it is reduced.
-fn split_dim(space: &Space, threads: usize) -> Option<(usize, bool)> {
+fn split_dim(space: &Space, threads: usize, reduced_ok: bool) -> Option<(usize, bool)> {
     let total: usize = space.full.iter().product();
     if threads < 2 || total < PARALLEL_MIN_ELEMENTS {
         return None;
     }
     let big = |d: &usize| space.full[*d] >= 2 * threads;
     let kept = (0..space.full.len()).find(|d| !space.reduced.contains(d) && big(d));
-    kept.map(|d| (d, false))
-        .or_else(|| space.reduced.iter().copied().find(big).map(|d| (d, true)))
+    kept.map(|d| (d, false)).or_else(|| {
+        reduced_ok
+            .then(|| space.reduced.iter().copied().find(big).map(|d| (d, true)))
+            .flatten()
+    })
 }
 
 /// Checks that every input has the kernel's dtype.
@@ -575,7 +597,8 @@ fn run_whole(
     let mut outputs = k
         .out_dtypes
         .iter()
-        .map(|d| Output::new(*d, &space.out, pool))
+        .zip(&k.out_full)
+        .map(|(d, full)| Output::new(*d, space.output_shape(*full), pool))
         .collect::<Result<Vec<_>, _>>()?;
     let words: usize = k
         .kernel
@@ -593,10 +616,11 @@ fn run_whole(
         packed.extend(s.iter().map(|v| *v as i64));
         packed.extend(st.iter().map(|v| *v as i64));
     }
-    for o in outputs.iter_mut() {
+    for (o, full) in outputs.iter_mut().zip(&k.out_full) {
+        let shape = space.output_shape(*full);
         packed.push(o.ptr() as i64);
-        packed.extend(space.out.iter().map(|v| *v as i64));
-        packed.extend(standard_strides(&space.out));
+        packed.extend(shape.iter().map(|v| *v as i64));
+        packed.extend(standard_strides(shape));
     }
     packed.push(scratch.as_mut_ptr() as i64);
     if packed.len() != words {
@@ -636,7 +660,9 @@ fn run_kernel(
         return eval_node(fg, node, args);
     };
     let (kernel, compiled) = (&k.kernel, &k.compiled);
-    let split = split_dim(&space, rayon::current_num_threads());
+    // Kept values must be written whole: such calls never split a reduced dimension.
+    let keeps = k.reduce.is_some() && k.out_full.iter().any(|f| *f);
+    let split = split_dim(&space, rayon::current_num_threads(), !keeps);
     if split.is_none() {
         return run_whole(k, &space, args, pool);
     }
@@ -687,7 +713,8 @@ fn run_kernel(
         .map(|_| {
             k.out_dtypes
                 .iter()
-                .map(|d| Output::new(*d, &space.out, pool))
+                .zip(&k.out_full)
+                .map(|(d, full)| Output::new(*d, space.output_shape(*full), pool))
                 .collect::<Result<Vec<_>, _>>()
         })
         .collect::<Result<_, _>>()?;
@@ -703,14 +730,19 @@ fn run_kernel(
                 walk: b.walk.clone(),
             })
             .collect();
-        for o in outputs.iter_mut() {
-            let elem = elem_bytes(k.out_dtypes[bufs.len() - inputs.len()]);
+        for (j, o) in outputs.iter_mut().enumerate() {
+            let full = k.out_full[j];
+            let shape = space.output_shape(full);
             bufs.push(BufArg {
                 ptr: o.ptr() as i64,
-                shape: space.out.iter().map(|v| *v as i64).collect(),
-                strides: standard_strides(&space.out).collect(),
-                elem,
-                walk: out_walk.clone(),
+                shape: shape.iter().map(|v| *v as i64).collect(),
+                strides: standard_strides(shape).collect(),
+                elem: elem_bytes(k.out_dtypes[j]),
+                walk: if full {
+                    (0..rank).map(Some).collect()
+                } else {
+                    out_walk.clone()
+                },
             });
         }
         buffer_sets.push(bufs);

@@ -91,12 +91,20 @@ pub fn lower_node(fg: &FunctionGraph, node: NodeId) -> Option<Kernel> {
             .ok()?;
             Some(reduce_kernel(*kind, axes, &c, &in_types, out_types[0]))
         }
-        Op::FusedReduce { kind, axes, body }
-            if composite_ok(body)
-                && body.outputs.len() == 1
-                && reducible(*kind, body_dtype(body), out_types[0].dtype) =>
+        Op::FusedReduce {
+            kind,
+            axes,
+            body,
+            keep,
+        } if composite_ok(body)
+            && body.outputs.len() == 1
+            && reducible(*kind, body_dtype(body), out_types[0].dtype) =>
         {
-            Some(reduce_kernel(*kind, axes, body, &in_types, out_types[0]))
+            let mut k = reduce_kernel(*kind, axes, body, &in_types, out_types[0]);
+            if *keep {
+                keep_values(&mut k, out_types[1]);
+            }
+            Some(k)
         }
         _ => None,
     }
@@ -243,6 +251,36 @@ fn elemwise_kernel(c: &Composite, in_types: &[&TensorType], out_types: &[&Tensor
         buffers,
         body: nest(&vec![first_out; rank], inner),
     }
+}
+
+/// Adds a second output to a reduction kernel holding the per-element values it reduces,
+/// stored where they are computed (loop variable d walks dimension d).
+fn keep_values(k: &mut Kernel, ty: &TensorType) {
+    let buf = k.buffers.len();
+    k.buffers.push(Buffer {
+        name: "values".into(),
+        dtype: ty.dtype,
+        rank: ty.ndim(),
+        role: Role::Output,
+    });
+    fn visit(body: &mut Vec<Stmt>, buf: usize, rank: usize) {
+        let mut i = 0;
+        while i < body.len() {
+            if let Stmt::For { body, .. } = &mut body[i] {
+                visit(body, buf, rank);
+            } else if let Stmt::Accumulate { value, .. } = &body[i] {
+                let store = Stmt::Store {
+                    buf,
+                    index: (0..rank).map(Index::Var).collect(),
+                    value: value.clone(),
+                };
+                body.insert(i, store);
+                i += 1;
+            }
+            i += 1;
+        }
+    }
+    visit(&mut k.body, buf, ty.ndim());
 }
 
 fn reduce_kernel(

@@ -105,7 +105,8 @@ pub fn eval_fused_reduce(
     body: &Composite,
     types: &[&TensorType],
     inputs: &[&TensorData],
-) -> Result<TensorData> {
+    keep: bool,
+) -> Result<Vec<TensorData>> {
     let mut outs = eval_composite(name, body, types, inputs)?;
     if outs.len() != 1 {
         return Err(RuntimeError::Internal(format!(
@@ -113,5 +114,11 @@ pub fn eval_fused_reduce(
             outs.len()
         )));
     }
-    eval_reduce(name, kind, axes, &outs.remove(0))
+    let values = outs.remove(0);
+    let reduced = eval_reduce(name, kind, axes, &values)?;
+    Ok(if keep {
+        vec![reduced, values]
+    } else {
+        vec![reduced]
+    })
 }

@@ -177,12 +177,15 @@ pub fn eval_node(fg: &FunctionGraph, node: NodeId, args: &[TensorData]) -> Resul
                 entry.inputs.iter().map(|x| &fg.var(*x).ty).collect();
             crate::composite::eval_composite(name, c, &types, &refs)
         }
-        Op::FusedReduce { kind, axes, body } => {
+        Op::FusedReduce {
+            kind,
+            axes,
+            body,
+            keep,
+        } => {
             let types: Vec<&tensorlift_ir::TensorType> =
                 entry.inputs.iter().map(|x| &fg.var(*x).ty).collect();
-            one(crate::composite::eval_fused_reduce(
-                name, *kind, axes, body, &types, &refs,
-            ))
+            crate::composite::eval_fused_reduce(name, *kind, axes, body, &types, &refs, *keep)
         }
         Op::DimShuffle(ds) => {
             need(1)?;

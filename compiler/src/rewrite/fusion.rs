@@ -2,6 +2,9 @@
 //! reduction of an element-wise result becomes `Op::FusedReduce`, which reads the inputs
 //! once.
 //!
+//! A reduction of a (fused) Elemwise result becomes `Op::FusedReduce`; when the result is
+//! used elsewhere too, the fused node also outputs it, computed in the same pass.
+//!
 //! A group grows from a consumer towards its producers. A producer joins when its result
 //! has the group's broadcast pattern (fusing a value computed on a broadcast dimension
 //! would recompute it per element) and joining keeps the group convex (no path leaves the
@@ -246,8 +249,9 @@ fn body_of(fg: &FunctionGraph, node: NodeId) -> Option<Arc<Composite>> {
     }
 }
 
-/// reduce(elementwise(inputs)) → FusedReduce(inputs) when the element-wise result has no
-/// other use; returns the number of fused reductions.
+/// reduce(elementwise(inputs)) → FusedReduce(inputs); when the element-wise result has other
+/// uses, the fused node keeps it as a second output (computed in the same pass); returns
+/// the number of fused reductions.
 pub fn fuse_reductions(fg: &mut FunctionGraph) -> Result<usize, GraphError> {
     let mut fused = 0;
     for node in fg.toposort() {
@@ -256,9 +260,8 @@ pub fn fuse_reductions(fg: &mut FunctionGraph) -> Result<usize, GraphError> {
             continue;
         };
         let (kind, axes, x, out) = (*kind, axes.clone(), e.inputs[0], e.outputs[0]);
-        if !single_client(fg, x) {
-            continue;
-        }
+        // Values used elsewhere too are kept as a second output: one pass computes both.
+        let keep = !single_client(fg, x);
         let Some((p, 0)) = producer(fg, x) else {
             continue;
         };
@@ -269,8 +272,17 @@ pub fn fuse_reductions(fg: &mut FunctionGraph) -> Result<usize, GraphError> {
         let Some(body) = body_of(fg, p_node) else {
             continue;
         };
-        let new = fg.add_node(Op::FusedReduce { kind, axes, body }, p_inputs)?;
+        let op = Op::FusedReduce {
+            kind,
+            axes,
+            body,
+            keep,
+        };
+        let new = fg.add_node(op, p_inputs)?;
         fg.replace(out, new[0])?;
+        if keep {
+            fg.replace(x, new[1])?;
+        }
         fused += 1;
     }
     Ok(fused)

@@ -36,11 +36,13 @@ pub enum Op {
     /// output (made by the fusion rewrite).
     Composite(Arc<Composite>),
     /// A reduction of the single output of `body` applied per element: reads the inputs
-    /// once (made by the fusion rewrite).
+    /// once (made by the fusion rewrite). With `keep`, the per-element values are a second
+    /// output (for when they are also used elsewhere, as softmax's exponentials).
     FusedReduce {
         kind: ReduceKind,
         axes: Vec<usize>,
         body: Arc<Composite>,
+        keep: bool,
     },
     /// Transpose, add broadcastable dimensions, drop broadcastable dimensions.
     DimShuffle(DimShuffle),
@@ -128,7 +130,12 @@ impl Op {
                 one(TensorType::new(out_dtype, elemwise_shape(&name, &shapes)?))
             }
             Op::Composite(c) => composite_types(&name, c, inputs),
-            Op::FusedReduce { kind, axes, body } => {
+            Op::FusedReduce {
+                kind,
+                axes,
+                body,
+                keep,
+            } => {
                 let elem = composite_types(&name, body, inputs)?;
                 let [elem] = elem.as_slice() else {
                     return Err(GraphError::op(
@@ -140,7 +147,12 @@ impl Op {
                     ty: elem,
                     constant: None,
                 }];
-                one(reduce::infer_reduce(&name, *kind, axes, &info)?)
+                let reduced = reduce::infer_reduce(&name, *kind, axes, &info)?;
+                Ok(if *keep {
+                    vec![reduced, elem.clone()]
+                } else {
+                    vec![reduced]
+                })
             }
             Op::DimShuffle(ds) => one(ds.infer(&name, inputs)?),
             Op::Reduce { kind, axes } => one(reduce::infer_reduce(&name, *kind, axes, inputs)?),
@@ -223,8 +235,17 @@ impl fmt::Display for Op {
         match self {
             Op::Elemwise(s) => write!(f, "{s}"),
             Op::Composite(c) => write!(f, "{c}"),
-            Op::FusedReduce { kind, axes, body } => {
-                write!(f, "{kind:?}{{axes=[{}]}} of {body}", join_usizes(axes))
+            Op::FusedReduce {
+                kind,
+                axes,
+                body,
+                keep,
+            } => {
+                write!(f, "{kind:?}{{axes=[{}]}} of {body}", join_usizes(axes))?;
+                if *keep {
+                    f.write_str(" keeping values")?;
+                }
+                Ok(())
             }
             Op::DimShuffle(ds) => write!(f, "{ds}"),
             Op::Reduce { kind, axes } => write!(f, "{kind:?}{{axes=[{}]}}", join_usizes(axes)),

@@ -342,6 +342,11 @@ enum Output {
     /// Recycled memory (initialised, with stale values the kernel overwrites).
     ReusedF64(ArrayD<f64>),
     ReusedF32(ArrayD<f32>),
+    /// The memory of input `index` (uniquely owned), written in place through `ptr`.
+    Alias {
+        ptr: *const u8,
+        index: usize,
+    },
 }
 
 impl Output {
@@ -389,18 +394,20 @@ impl Output {
             Output::U8(a) => a.as_mut_ptr() as *const u8,
             Output::ReusedF64(a) => a.as_mut_ptr() as *const u8,
             Output::ReusedF32(a) => a.as_mut_ptr() as *const u8,
+            Output::Alias { ptr, .. } => *ptr,
         }
     }
 
-    /// The value, once a kernel has written every element.
+    /// The value, once a kernel has written every element (`args` are the call's inputs).
     ///
     /// # Safety
     /// Every element must have been initialised (element-wise kernels store every output
     /// element; reductions `fill` theirs first), with 0/1 bytes for bools.
-    unsafe fn assume_init(self) -> TensorData {
+    unsafe fn assume_init(self, args: &[TensorData]) -> TensorData {
         // SAFETY: upheld by the caller as documented.
         unsafe {
             match self {
+                Output::Alias { index, .. } => args[index].clone(),
                 Output::F64(a) => TensorData::from_array(a.assume_init()),
                 Output::F32(a) => TensorData::from_array(a.assume_init()),
                 Output::Bool(a) => TensorData::from_array(a.assume_init()),
@@ -439,6 +446,65 @@ fn advise_huge_pages(ptr: *const u8, bytes: usize) {
     }
     #[cfg(not(target_os = "linux"))]
     let _ = (ptr, bytes);
+}
+
+/// For each output of an element-wise kernel, an input it may be written over: uniquely
+/// owned (moved in by the interpreter at its last use), contiguous, with the output's dtype
+/// and shape. An element-wise kernel reads each input element only at the position it
+/// writes, and before writing it, so computing in place is exact. Returns, per output, the
+/// input index and its writable data pointer.
+fn in_place_inputs(
+    k: &KernelNode,
+    space: &Space,
+    args: &mut [TensorData],
+) -> Vec<Option<(usize, *const u8)>> {
+    let mut plan = vec![None; k.out_dtypes.len()];
+    if k.reduce.is_some() {
+        return plan;
+    }
+    let mut taken = vec![false; args.len()];
+    for (j, dtype) in k.out_dtypes.iter().enumerate() {
+        for (i, a) in args.iter_mut().enumerate() {
+            if taken[i] || a.dtype() != *dtype || a.shape() != space.full.as_slice() {
+                continue;
+            }
+            if let Some(ptr) = unique_mut_ptr(a) {
+                taken[i] = true;
+                plan[j] = Some((i, ptr));
+                break;
+            }
+        }
+    }
+    plan
+}
+
+/// The writable data pointer of a uniquely owned, contiguous value (no copy is made).
+fn unique_mut_ptr(d: &mut TensorData) -> Option<*const u8> {
+    macro_rules! arm {
+        ($a:expr) => {
+            ($a.is_unique() && $a.is_standard_layout())
+                .then(|| $a.as_mut_ptr().cast::<u8>().cast_const())
+        };
+    }
+    match d {
+        TensorData::Bool(a) => arm!(a),
+        TensorData::Int8(a) => arm!(a),
+        TensorData::Int16(a) => arm!(a),
+        TensorData::Int32(a) => arm!(a),
+        TensorData::Int64(a) => arm!(a),
+        TensorData::UInt8(a) => arm!(a),
+        TensorData::Float32(a) => arm!(a),
+        TensorData::Float64(a) => arm!(a),
+    }
+}
+
+/// The pointer to read input `i` through: the writable one when an output aliases it.
+fn read_ptr(i: usize, ptr: *const u8, aliases: &[Option<(usize, *const u8)>]) -> *const u8 {
+    aliases
+        .iter()
+        .flatten()
+        .find(|(index, _)| *index == i)
+        .map_or(ptr, |(_, p)| *p)
 }
 
 fn data_ptr(d: &TensorData) -> Option<(*const u8, &[usize], &[isize])> {
@@ -571,6 +637,27 @@ fn split_dim(space: &Space, threads: usize, reduced_ok: bool) -> Option<(usize, 
     })
 }
 
+/// The outputs of a call: aliased inputs, or fresh (or recycled) memory.
+fn outputs_for(
+    k: &KernelNode,
+    space: &Space,
+    aliases: &[Option<(usize, *const u8)>],
+    pool: &BufferPool,
+) -> Result<Vec<Output>, RuntimeError> {
+    k.out_dtypes
+        .iter()
+        .zip(&k.out_full)
+        .zip(aliases)
+        .map(|((d, full), alias)| match alias {
+            Some((index, ptr)) => Ok(Output::Alias {
+                ptr: *ptr,
+                index: *index,
+            }),
+            None => Output::new(*d, space.output_shape(*full), pool),
+        })
+        .collect()
+}
+
 /// Checks that every input has the kernel's dtype.
 fn check_dtypes(k: &KernelNode, args: &[TensorData]) -> Result<(), RuntimeError> {
     for (i, a) in args.iter().enumerate() {
@@ -590,16 +677,12 @@ fn check_dtypes(k: &KernelNode, args: &[TensorData]) -> Result<(), RuntimeError>
 fn run_whole(
     k: &KernelNode,
     space: &Space,
-    args: &[TensorData],
+    args: &mut [TensorData],
     pool: &BufferPool,
 ) -> Result<Vec<TensorData>, RuntimeError> {
     check_dtypes(k, args)?;
-    let mut outputs = k
-        .out_dtypes
-        .iter()
-        .zip(&k.out_full)
-        .map(|(d, full)| Output::new(*d, space.output_shape(*full), pool))
-        .collect::<Result<Vec<_>, _>>()?;
+    let aliases = in_place_inputs(k, space, args);
+    let mut outputs = outputs_for(k, space, &aliases, pool)?;
     let words: usize = k
         .kernel
         .buffers
@@ -609,10 +692,10 @@ fn run_whole(
         + 1;
     let mut scratch = vec![0f64; k.compiled.scratch_words];
     let mut packed: Vec<i64> = Vec::with_capacity(words);
-    for a in args {
+    for (i, a) in args.iter().enumerate() {
         let (ptr, s, st) = data_ptr(a)
             .ok_or_else(|| RuntimeError::Internal(format!("JIT input of dtype {}", a.dtype())))?;
-        packed.push(ptr as i64);
+        packed.push(read_ptr(i, ptr, &aliases) as i64);
         packed.extend(s.iter().map(|v| *v as i64));
         packed.extend(st.iter().map(|v| *v as i64));
     }
@@ -631,9 +714,11 @@ fn run_whole(
         )));
     }
     // SAFETY: as in `run_kernel` for a single call: inputs have the kernel's dtypes
-    // (checked above), ranks and shapes checked by `space`; outputs are fresh, unshared
-    // and have the output shape; the argument words match the kernel's buffer layout; the
-    // scratch memory has the `scratch_words` the kernel uses and lives past the call.
+    // (checked above), ranks and shapes checked by `space`; each output is fresh memory of
+    // its shape or an input this call owns uniquely (`in_place_inputs`: same shape and
+    // dtype, read element by element before being written); the argument words match the
+    // kernel's buffer layout; the scratch memory has the `scratch_words` the kernel uses
+    // and lives past the call.
     let status = unsafe { k.compiled.call(&packed) };
     if status != 0 {
         return Err(RuntimeError::Internal(format!(
@@ -645,7 +730,7 @@ fn run_whole(
     // `Output::assume_init`).
     Ok(outputs
         .into_iter()
-        .map(|o| unsafe { o.assume_init() })
+        .map(|o| unsafe { o.assume_init(args) })
         .collect())
 }
 
@@ -653,7 +738,7 @@ fn run_kernel(
     fg: &FunctionGraph,
     node: NodeId,
     k: &KernelNode,
-    args: &[TensorData],
+    args: &mut [TensorData],
     pool: &BufferPool,
 ) -> Result<Vec<TensorData>, RuntimeError> {
     let Some(space) = space(k, args)? else {
@@ -667,6 +752,7 @@ fn run_kernel(
         return run_whole(k, &space, args, pool);
     }
     let rank = space.full.len();
+    let aliases = in_place_inputs(k, &space, args);
     let mut inputs = Vec::with_capacity(args.len());
     for (i, a) in args.iter().enumerate() {
         let (ptr, s, st) = data_ptr(a).ok_or_else(|| {
@@ -681,7 +767,7 @@ fn run_kernel(
         }
         let bcast = &k.broadcastable[i];
         inputs.push(BufArg {
-            ptr: ptr as i64,
+            ptr: read_ptr(i, ptr, &aliases) as i64,
             shape: s.iter().map(|v| *v as i64).collect(),
             strides: st.iter().map(|v| *v as i64).collect(),
             elem: elem_bytes(a.dtype()),
@@ -710,13 +796,7 @@ fn run_kernel(
         1
     };
     let mut output_sets: Vec<Vec<Output>> = (0..sets)
-        .map(|_| {
-            k.out_dtypes
-                .iter()
-                .zip(&k.out_full)
-                .map(|(d, full)| Output::new(*d, space.output_shape(*full), pool))
-                .collect::<Result<Vec<_>, _>>()
-        })
+        .map(|_| outputs_for(k, &space, &aliases, pool))
         .collect::<Result<_, _>>()?;
     let mut buffer_sets = Vec::with_capacity(sets);
     for outputs in output_sets.iter_mut() {
@@ -772,14 +852,16 @@ fn run_kernel(
     };
     // SAFETY: every input has the kernel's dtype and rank and a shape checked by `space`
     // against the static types (dimensions the kernel reads at index 0 have static size
-    // 1); outputs were just allocated with the shape the loops walk and are unshared
-    // (fresh arrays), so no output aliases an input. Each call covers a disjoint range
-    // `lo..hi` of one iteration dimension: pointers are offset to `lo` and sizes cut to
-    // `hi - lo` only for buffers that dimension walks, so every address stays inside the
-    // original buffers; calls that share outputs write disjoint elements (the split
-    // dimension is kept in the output), and calls over a reduced dimension each write
-    // their own outputs. Each call has its own scratch area of `scratch_words`. The kernel only reads and writes inside its buffers (`codegen`
-    // ABI) and is plain code, callable from several threads at once.
+    // 1); each output was just allocated with the shape the loops walk, or is an input
+    // this call owns uniquely (`in_place_inputs`: same shape and dtype, each element read
+    // before it is written at the same position, by the same call). Each call covers a
+    // disjoint range `lo..hi` of one iteration dimension: pointers are offset to `lo` and
+    // sizes cut to `hi - lo` only for buffers that dimension walks, so every address stays
+    // inside the original buffers; calls that share outputs write disjoint elements (the
+    // split dimension is kept in the output), and calls over a reduced dimension each
+    // write their own outputs. Each call has its own scratch area of `scratch_words`. The
+    // kernel only reads and writes inside its buffers (`codegen` ABI) and is plain code,
+    // callable from several threads at once.
     let statuses: Vec<i32> = if calls.len() == 1 {
         vec![unsafe { compiled.call(&calls[0]) }]
     } else {
@@ -803,7 +885,7 @@ fn run_kernel(
         .into_iter()
         .map(|set| {
             set.into_iter()
-                .map(|o| unsafe { o.assume_init() })
+                .map(|o| unsafe { o.assume_init(args) })
                 .collect()
         })
         .collect();

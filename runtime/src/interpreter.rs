@@ -75,17 +75,19 @@ impl Program {
 
     /// Runs the graph on inputs that already passed the signature check.
     pub fn run(&self, inputs: &[TensorData]) -> Result<Vec<TensorData>> {
-        self.run_with(inputs, eval_node, drop)
+        self.run_with(inputs, |fg, node, args| eval_node(fg, node, args), drop)
     }
 
     /// Runs the graph with `eval` computing each node (another backend's kernels, falling
     /// back to `eval_node` where it has none) and `recycle` receiving every intermediate
     /// value after its last use (to reuse its memory); scheduling, freeing and error
-    /// context are the interpreter's.
+    /// context are the interpreter's. An argument whose last use is the node being run is
+    /// moved, not cloned, into `eval`'s arguments, so `eval` may own it uniquely (and write
+    /// its result there).
     pub fn run_with(
         &self,
         inputs: &[TensorData],
-        eval: impl Fn(&FunctionGraph, NodeId, &[TensorData]) -> Result<Vec<TensorData>>,
+        eval: impl Fn(&FunctionGraph, NodeId, &mut [TensorData]) -> Result<Vec<TensorData>>,
         recycle: impl Fn(TensorData),
     ) -> Result<Vec<TensorData>> {
         let fg = &self.fgraph;
@@ -104,16 +106,31 @@ impl Program {
             let entry = fg
                 .node(step.node)
                 .ok_or_else(|| RuntimeError::Internal("a scheduled node was removed".into()))?;
-            let args = entry
-                .inputs
-                .iter()
-                .map(|x| fetch(fg, &values, *x))
-                .collect::<Result<Vec<_>>>()?;
-            let outs = eval(fg, step.node, &args).map_err(|e| RuntimeError::InNode {
+            let mut moved = Vec::new();
+            let mut args = Vec::with_capacity(entry.inputs.len());
+            for (k, x) in entry.inputs.iter().enumerate() {
+                let once = entry.inputs.iter().filter(|y| *y == x).count() == 1;
+                let last = step.free_after.contains(x);
+                match values[x.0 as usize].take() {
+                    Some(v) if once && last => {
+                        moved.push(k);
+                        args.push(v);
+                    }
+                    taken => {
+                        values[x.0 as usize] = taken;
+                        args.push(fetch(fg, &values, *x)?);
+                    }
+                }
+            }
+            let outs = eval(fg, step.node, &mut args).map_err(|e| RuntimeError::InNode {
                 node: tensorlift_ir::print::node_summary(fg, step.node),
                 source: Box::new(e),
             })?;
-            drop(args);
+            for (k, arg) in args.into_iter().enumerate() {
+                if moved.contains(&k) {
+                    recycle(arg);
+                }
+            }
             if outs.len() != entry.outputs.len() {
                 return Err(RuntimeError::Internal(format!(
                     "{} returned {} outputs",

@@ -459,7 +459,9 @@ fn in_place_inputs(
     args: &mut [TensorData],
 ) -> Vec<Option<(usize, *const u8)>> {
     let mut plan = vec![None; k.out_dtypes.len()];
-    if k.reduce.is_some() {
+    // Small outputs are cheap to allocate: keep small calls lean.
+    let elements: usize = space.full.iter().product();
+    if k.reduce.is_some() || elements * 4 < POOL_MIN_BYTES {
         return plan;
     }
     let mut taken = vec![false; args.len()];

@@ -109,10 +109,11 @@ impl Program {
             let mut moved = Vec::new();
             let mut args = Vec::with_capacity(entry.inputs.len());
             for (k, x) in entry.inputs.iter().enumerate() {
-                let once = entry.inputs.iter().filter(|y| *y == x).count() == 1;
-                let last = step.free_after.contains(x);
+                let last = !step.free_after.is_empty()
+                    && step.free_after.contains(x)
+                    && entry.inputs.iter().filter(|y| *y == x).count() == 1;
                 match values[x.0 as usize].take() {
-                    Some(v) if once && last => {
+                    Some(v) if last => {
                         moved.push(k);
                         args.push(v);
                     }

@@ -11,7 +11,9 @@ fn main() -> Result<(), tensorlift::Error> {
     let z = (x.exp() * &y + x.sin() * 0.5).sum(None);
     println!("The graph of z:\n{}", dprint(&[&z])?);
 
-    let f = function(&[&x, &y], &[&z]).mode(Mode::Reference).compile()?;
+    // Compiled with the default mode: rewrites, then Cranelift machine code.
+    let f = function(&[&x, &y], &[&z]).compile()?;
+    println!("After rewrites (one fused reduction):\n{}", f.dprint());
     let xs: Array1<f64> = Array1::linspace(0.0, 1.0, 5);
     let out = f.call(&[xs.clone().into(), ndarray::array![2.0].into()])?;
     let expected: f64 = xs.iter().map(|v| v.exp() * 2.0 + v.sin() * 0.5).sum();
@@ -30,6 +32,11 @@ fn main() -> Result<(), tensorlift::Error> {
         "softmax(m[:, ::-2], axis=-1) =\n{}",
         probs[0].as_array::<f32>().expect("float32")
     );
+
+    // The same function in the reference interpreter agrees.
+    let r = function(&[&x, &y], &[&z]).mode(Mode::Reference).compile()?;
+    let again = r.call(&[xs.clone().into(), ndarray::array![2.0].into()])?;
+    println!("reference interpreter: z = {:.12}", again[0].item_f64()?);
 
     // Mistakes are errors, not panics.
     let bad = tensor("a", Float64, [Some(3)]) + tensor("b", Float64, [Some(4)]);

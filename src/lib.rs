@@ -9,7 +9,7 @@
 //! let x = tensor("x", Float64, [None]);
 //! let y = tensor("y", Float64, [Some(1)]); // static size 1: broadcasts
 //! let z = (x.exp() * &y + x.sin() * 0.5).sum(None);
-//! let f = function(&[&x, &y], &[&z]).mode(Mode::Reference).compile()?;
+//! let f = function(&[&x, &y], &[&z]).compile()?;
 //! let out = f.call(&[array![0.0, 1.0].into(), array![2.0].into()])?;
 //! let expected = (0.0f64.exp() + 1.0f64.exp()) * 2.0 + 1.0f64.sin() * 0.5;
 //! assert!((out[0].item_f64()? - expected).abs() < 1e-12);

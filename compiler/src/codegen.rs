@@ -13,15 +13,16 @@
 //! Values compute in f64 (float32 buffers are widened on load and narrowed on store;
 //! float32 results are rounded like the reference) and bools as 0/1 bytes. An innermost
 //! loop whose buffers are all floats has a second, vectorised body (f64x2, float32 pairs
-//! widened on load and narrowed on store; unrolled, one
-//! accumulator per unrolled step for reductions) used when every buffer it walks has
-//! stride 1 at run time. When such a body applies a math function with an array version
-//! (exp, sin, cos, log, tanh, sigmoid, …), it runs instead by strips of `STRIP` elements: the statements between math calls form segments, values
-//! crossing a call live in scratch slots, and the math runs on whole slots through the
-//! runtime's array functions (AVX2 polynomials from `tensorlift_runtime::vector_math` for
-//! exp/sin/cos, the reference's own functions for the others). Strided loops use the same
-//! polynomials emitted inline (`vmath`), bit-identical; other math functions call the
-//! runtime's scalar support functions (`tensorlift_runtime::support`), the reference's own.
+//! widened on load and narrowed on store; unrolled, one accumulator per unrolled step for
+//! reductions) used when every buffer it walks has stride 1 at run time. When such a body
+//! applies a math function with an array version (exp, sin, cos, log, tanh, sigmoid, …),
+//! it runs instead by strips of `STRIP` elements: the statements between math calls form
+//! segments, values crossing a call live in scratch slots, and the math runs on whole
+//! slots through the runtime's array functions (AVX2 polynomials from
+//! `tensorlift_runtime::vector_math` for exp/sin/cos, the reference's own functions for the
+//! others). Strided loops use the same polynomials emitted inline (`vmath`), bit-identical;
+//! other math functions call the runtime's scalar support functions
+//! (`tensorlift_runtime::support`), the reference's own.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

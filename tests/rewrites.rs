@@ -1163,3 +1163,16 @@ fn reduction_fusion_keeps_values_used_elsewhere() {
     "#]],
     );
 }
+
+#[test]
+fn every_rule_has_a_golden_test_here() {
+    let source = include_str!("rewrites.rs");
+    for rule in tensorlift_compiler::rewrite::all_rules() {
+        let quoted = format!("\"{}\"", rule.name);
+        assert!(
+            source.contains(&quoted),
+            "rule {} has no golden test in tests/rewrites.rs",
+            rule.name
+        );
+    }
+}

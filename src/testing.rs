@@ -84,20 +84,31 @@ pub fn as_f64s(d: &TensorData) -> Vec<f64> {
 
 /// Checks that two results agree: same shape, dtype and values within `tolerance`.
 pub fn assert_allclose(label: &str, got: &TensorData, want: &TensorData) -> Result<(), String> {
+    allclose(label, got, want, tolerance(want.dtype()), "reference")
+}
+
+/// Checks that `got` has `want`'s shape and dtype and values within `(rtol, atol)` (NaN
+/// equals NaN); `source` names where `want` comes from in the message.
+pub fn allclose(
+    label: &str,
+    got: &TensorData,
+    want: &TensorData,
+    (rtol, atol): (f64, f64),
+    source: &str,
+) -> Result<(), String> {
     if got.dtype() != want.dtype() || got.shape() != want.shape() {
         return Err(format!(
-            "{label}: {} {:?} vs reference {} {:?}",
+            "{label}: got {} {:?}, {source} gives {} {:?}",
             got.dtype(),
             got.shape(),
             want.dtype(),
             want.shape()
         ));
     }
-    let (rtol, atol) = tolerance(want.dtype());
     for (i, (g, w)) in as_f64s(got).into_iter().zip(as_f64s(want)).enumerate() {
         let same = (g.is_nan() && w.is_nan()) || g == w || (g - w).abs() <= atol + rtol * w.abs();
         if !same {
-            return Err(format!("{label}: element {i} is {g}, reference gives {w}"));
+            return Err(format!("{label}: element {i} is {g}, {source} gives {w}"));
         }
     }
     Ok(())

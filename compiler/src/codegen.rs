@@ -28,7 +28,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
-use cranelift_codegen::ir::{types, AbiParam, Endianness, InstBuilder, MemFlagsData, Type, Value};
+use cranelift_codegen::ir::{
+    types, AbiParam, Endianness, FuncRef, InstBuilder, MemFlagsData, Type, Value,
+};
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 use cranelift_jit::{JITBuilder, JITModule};
@@ -170,56 +172,50 @@ pub fn compile_kernels(kernels: &[Kernel]) -> Result<Vec<CompiledKernel>, Compil
             .map_err(jit_error)?;
         {
             let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
-            let mut support = HashMap::new();
-            for op in &needed {
-                let Some(s) = float_support(*op) else {
-                    continue;
-                };
-                let mut sig = module.make_signature();
-                for _ in 0..s.arity {
-                    sig.params.push(AbiParam::new(types::F64));
+            // Imports of the support functions the kernel calls, by op: (symbol, params,
+            // returns) for each family.
+            let mut imports = |symbol_of: &dyn Fn(ScalarOp) -> Option<(&'static str, usize)>,
+                               params: &dyn Fn(usize) -> Vec<Type>,
+                               returns: &[Type]|
+             -> Result<HashMap<ScalarOp, FuncRef>, CompileError> {
+                let mut refs = HashMap::new();
+                for op in &needed {
+                    let Some((symbol, arity)) = symbol_of(*op) else {
+                        continue;
+                    };
+                    let mut sig = module.make_signature();
+                    sig.params
+                        .extend(params(arity).into_iter().map(AbiParam::new));
+                    sig.returns
+                        .extend(returns.iter().map(|t| AbiParam::new(*t)));
+                    let fid = module
+                        .declare_function(symbol, Linkage::Import, &sig)
+                        .map_err(jit_error)?;
+                    refs.insert(*op, module.declare_func_in_func(fid, b.func));
                 }
-                sig.returns.push(AbiParam::new(types::F64));
-                let fid = module
-                    .declare_function(s.symbol, Linkage::Import, &sig)
-                    .map_err(jit_error)?;
-                support.insert(*op, module.declare_func_in_func(fid, b.func));
-            }
-            let mut ints = HashMap::new();
-            for op in &needed {
-                let Some((symbol, _)) = int_support(*op) else {
-                    continue;
-                };
-                let mut sig = module.make_signature();
-                sig.params.push(AbiParam::new(types::I64));
-                sig.params.push(AbiParam::new(types::I64));
-                sig.returns.push(AbiParam::new(types::I64));
-                let fid = module
-                    .declare_function(symbol, Linkage::Import, &sig)
-                    .map_err(jit_error)?;
-                ints.insert(*op, module.declare_func_in_func(fid, b.func));
-            }
-            let mut array_support = HashMap::new();
-            for op in &needed {
-                let Some((symbol, _)) = float_array_support(*op) else {
-                    continue;
-                };
-                let mut sig = module.make_signature();
-                sig.params.push(AbiParam::new(ptr));
-                sig.params.push(AbiParam::new(ptr));
-                sig.params.push(AbiParam::new(types::I64));
-                let fid = module
-                    .declare_function(symbol, Linkage::Import, &sig)
-                    .map_err(jit_error)?;
-                array_support.insert(*op, module.declare_func_in_func(fid, b.func));
-            }
+                Ok(refs)
+            };
+            let support = imports(
+                &|op| float_support(op).map(|s| (s.symbol, s.arity)),
+                &|arity| vec![types::F64; arity],
+                &[types::F64],
+            )?;
+            let ints = imports(
+                &|op| int_support(op).map(|(symbol, _)| (symbol, 2)),
+                &|arity| vec![types::I64; arity],
+                &[types::I64],
+            )?;
+            let array_support = imports(
+                &|op| float_array_support(op).map(|(symbol, _)| (symbol, 3)),
+                &|_| vec![ptr, ptr, types::I64],
+                &[],
+            )?;
             let entry = b.create_block();
             b.append_block_params_for_function_params(entry);
             b.switch_to_block(entry);
             b.seal_block(entry);
             let args = b.block_params(entry)[0];
-            let mut g = Gen::new(b, kernel, args, support, array_support);
-            g.int_support = ints;
+            let mut g = Gen::new(b, kernel, args, support, array_support, ints);
             g.stmts(&kernel.body.clone());
             let zero = g.b.ins().iconst(types::I32, 0);
             g.b.ins().return_(&[zero]);
@@ -294,7 +290,7 @@ struct Gen<'a> {
     bufs: Vec<BufVals>,
     vars: HashMap<LoopVar, Value>,
     temps: HashMap<usize, Value>,
-    support: HashMap<ScalarOp, cranelift_codegen::ir::FuncRef>,
+    support: HashMap<ScalarOp, FuncRef>,
     temp_dtypes: HashMap<usize, DType>,
     /// Register accumulators of the innermost loop being emitted: statement position → variable.
     reg_accs: HashMap<usize, Variable>,
@@ -302,8 +298,8 @@ struct Gen<'a> {
     inner: Option<LoopVar>,
     /// Scratch memory for strips (`STRIP` f64s per slot).
     scratch: Value,
-    array_support: HashMap<ScalarOp, cranelift_codegen::ir::FuncRef>,
-    int_support: HashMap<ScalarOp, cranelift_codegen::ir::FuncRef>,
+    array_support: HashMap<ScalarOp, FuncRef>,
+    int_support: HashMap<ScalarOp, FuncRef>,
     /// While emitting a strip segment: temps held in scratch slots, and the element index
     /// within the strip.
     slots: HashMap<Temp, usize>,
@@ -324,24 +320,15 @@ fn int_type(d: DType) -> Type {
     }
 }
 
-/// The range of an integer dtype (saturating float casts clamp to it).
-fn int_range(d: DType) -> (i64, i64) {
-    match d {
-        DType::Int8 => (i8::MIN as i64, i8::MAX as i64),
-        DType::Int16 => (i16::MIN as i64, i16::MAX as i64),
-        DType::Int32 => (i32::MIN as i64, i32::MAX as i64),
-        DType::UInt8 => (0, u8::MAX as i64),
-        _ => (i64::MIN, i64::MAX),
-    }
+/// Bytes per element, as an immediate.
+fn elem_size(d: DType) -> i64 {
+    d.size_bytes() as i64
 }
 
-fn elem_size(d: DType) -> i64 {
-    match d {
-        DType::Float64 | DType::Int64 => 8,
-        DType::Float32 | DType::Int32 => 4,
-        DType::Int16 => 2,
-        DType::Bool | DType::Int8 | DType::UInt8 => 1,
-    }
+/// The range of an integer dtype (saturating float casts clamp to it); floats (never
+/// asked) get the i64 range.
+fn int_range(d: DType) -> (i64, i64) {
+    d.int_range().unwrap_or((i64::MIN, i64::MAX))
 }
 
 const F64X2: Type = types::F64X2;
@@ -477,8 +464,9 @@ impl<'a> Gen<'a> {
         mut b: FunctionBuilder<'a>,
         kernel: &Kernel,
         args: Value,
-        support: HashMap<ScalarOp, cranelift_codegen::ir::FuncRef>,
-        array_support: HashMap<ScalarOp, cranelift_codegen::ir::FuncRef>,
+        support: HashMap<ScalarOp, FuncRef>,
+        array_support: HashMap<ScalarOp, FuncRef>,
+        int_support: HashMap<ScalarOp, FuncRef>,
     ) -> Gen<'a> {
         let mut bufs = Vec::new();
         let mut slot = 0i32;
@@ -510,7 +498,7 @@ impl<'a> Gen<'a> {
             inner: None,
             scratch,
             array_support,
-            int_support: HashMap::new(),
+            int_support,
             slots: HashMap::new(),
             strip_index: None,
         }

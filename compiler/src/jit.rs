@@ -377,7 +377,7 @@ impl Output {
             DType::Int64 => Output::I64(ArrayD::uninit(dim)),
             DType::UInt8 => Output::U8(ArrayD::uninit(dim)),
         };
-        let bytes = len * elem_bytes(dtype) as usize;
+        let bytes = len * dtype.size_bytes();
         advise_huge_pages(out.ptr(), bytes);
         Ok(out)
     }
@@ -533,15 +533,6 @@ struct BufArg {
 
 /// Elements below which a call runs on one thread.
 const PARALLEL_MIN_ELEMENTS: usize = 1 << 16;
-
-fn elem_bytes(d: DType) -> i64 {
-    match d {
-        DType::Float64 | DType::Int64 => 8,
-        DType::Float32 | DType::Int32 => 4,
-        DType::Int16 => 2,
-        DType::Bool | DType::Int8 | DType::UInt8 => 1,
-    }
-}
 
 /// The packed arguments for iterations `lo..hi` of dimension `dim` (all of them if `None`).
 fn pack(bufs: &[BufArg], range: Option<(usize, usize, usize)>, scratch: *mut f64) -> Vec<i64> {
@@ -772,7 +763,7 @@ fn run_kernel(
             ptr: read_ptr(i, ptr, &aliases) as i64,
             shape: s.iter().map(|v| *v as i64).collect(),
             strides: st.iter().map(|v| *v as i64).collect(),
-            elem: elem_bytes(a.dtype()),
+            elem: a.dtype().size_bytes() as i64,
             walk: (0..rank).map(|d| (!bcast[d]).then_some(d)).collect(),
         });
     }
@@ -819,7 +810,7 @@ fn run_kernel(
                 ptr: o.ptr() as i64,
                 shape: shape.iter().map(|v| *v as i64).collect(),
                 strides: standard_strides(shape).collect(),
-                elem: elem_bytes(k.out_dtypes[j]),
+                elem: k.out_dtypes[j].size_bytes() as i64,
                 walk: if full {
                     (0..rank).map(Some).collect()
                 } else {

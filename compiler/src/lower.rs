@@ -14,18 +14,9 @@ use tensorlift_ir::{DType, FunctionGraph, NodeId, Op, ScalarOp, TensorType};
 
 use crate::loopir::{Buffer, Expr, Index, Kernel, Role, Stmt};
 
-/// Whether a kernel may hold a value of this dtype (every dtype: floats compute in f64,
-/// integers in wrapping i64, bools as 0/1 bytes).
-fn kernel_dtype(_d: DType) -> bool {
-    true
-}
-
 /// Whether a kernel computes `op` producing `dtype` from `args`.
 fn kernel_op(op: ScalarOp, args: &[DType], dtype: DType) -> bool {
     use ScalarOp::*;
-    if !kernel_dtype(dtype) || !args.iter().all(|a| kernel_dtype(*a)) {
-        return false;
-    }
     let any_float = args.iter().any(|a| a.is_float());
     match op {
         Eq | Neq | Lt | Le | Gt | Ge => true,
@@ -49,11 +40,10 @@ fn composite_ok(c: &Composite) -> bool {
         ScalarRef::Node(j) => c.nodes[*j].dtype,
         ScalarRef::Const(_, d) => *d,
     };
-    c.inputs.iter().all(|d| kernel_dtype(*d))
-        && c.nodes.iter().all(|n| {
-            let args: Vec<DType> = n.args.iter().map(dtype_of).collect();
-            kernel_op(n.op, &args, n.dtype)
-        })
+    c.nodes.iter().all(|n| {
+        let args: Vec<DType> = n.args.iter().map(dtype_of).collect();
+        kernel_op(n.op, &args, n.dtype)
+    })
 }
 
 /// The composite an Elemwise node computes (one scalar node).
@@ -69,13 +59,6 @@ pub fn lower_node(fg: &FunctionGraph, node: NodeId) -> Option<Kernel> {
     let e = fg.node(node)?;
     let in_types: Vec<&TensorType> = e.inputs.iter().map(|x| &fg.var(*x).ty).collect();
     let out_types: Vec<&TensorType> = e.outputs.iter().map(|o| &fg.var(*o).ty).collect();
-    if !in_types
-        .iter()
-        .chain(&out_types)
-        .all(|t| kernel_dtype(t.dtype))
-    {
-        return None;
-    }
     match &e.op {
         Op::Elemwise(op) => {
             let c = elemwise_composite(fg, node, *op)?;

@@ -320,19 +320,18 @@ fn peers(b: &mut Bench) {
         return;
     };
     let _ = std::fs::remove_file(&out);
-    for line in text.lines().filter(|l| l.contains("\"workload\"")) {
-        let field = |name: &str| -> Option<String> {
-            let start = line.find(&format!("\"{name}\": "))? + name.len() + 4;
-            let rest = &line[start..];
-            let end = rest.find([',', '}'])?;
-            Some(rest[..end].trim().trim_matches('"').to_string())
-        };
+    let Ok(serde_json::Value::Array(items)) = serde_json::from_str(&text) else {
+        eprintln!("peers wrote invalid JSON");
+        return;
+    };
+    for item in items {
+        let text = |k: &str| item[k].as_str().map(str::to_string);
         let (Some(w), Some(s), Some(backend), Some(t), Some(runs)) = (
-            field("workload"),
-            field("size"),
-            field("backend"),
-            field("median_s").and_then(|t| t.parse::<f64>().ok()),
-            field("runs").and_then(|r| r.parse::<usize>().ok()),
+            text("workload"),
+            text("size"),
+            text("backend"),
+            item["median_s"].as_f64(),
+            item["runs"].as_u64(),
         ) else {
             continue;
         };
@@ -347,7 +346,7 @@ fn peers(b: &mut Bench) {
             size: s,
             backend,
             median_s: t,
-            runs,
+            runs: runs as usize,
             elements: native.0,
             bytes: native.1,
         });
@@ -386,16 +385,20 @@ fn print_table(records: &[Record]) {
 }
 
 fn write_json(path: &str, records: &[Record]) -> std::io::Result<()> {
-    let items: Vec<String> = records
+    let items: Vec<serde_json::Value> = records
         .iter()
         .map(|r| {
-            format!(
-                "  {{\"workload\": \"{}\", \"size\": \"{}\", \"backend\": \"{}\", \"median_s\": {:e}, \"runs\": {}}}",
-                r.workload, r.size, r.backend, r.median_s, r.runs
-            )
+            serde_json::json!({
+                "workload": r.workload,
+                "size": r.size,
+                "backend": r.backend,
+                "median_s": r.median_s,
+                "runs": r.runs,
+            })
         })
         .collect();
-    std::fs::write(path, format!("[\n{}\n]\n", items.join(",\n")))
+    let text = serde_json::to_string_pretty(&items).map_err(std::io::Error::other)?;
+    std::fs::write(path, text + "\n")
 }
 
 fn main() {

@@ -3,7 +3,7 @@
 Runs the harness's workloads (W1, W2, W3, W4a, W4b, W7, W8a, W8b; same sizes, float64)
 in NumPy, PyTensor (C backend: mode "CVM"; NUMBA backend: mode "NUMBA") and JAX (x64),
 each peer skipped with a message when it cannot be imported, and writes the records to
-the file named by PEERS_JSON, one JSON object per line, in the harness's schema.
+the file named by PEERS_JSON as a JSON array in the harness's schema.
 """
 import json
 import os
@@ -160,4 +160,4 @@ for name, run in PEERS:
 out = os.environ.get("PEERS_JSON")
 if out:
     with open(out, "w") as f:
-        f.write("[\n" + ",\n".join(json.dumps(r) for r in RECORDS) + "\n]\n")
+        json.dump(RECORDS, f, indent=1)

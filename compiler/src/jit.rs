@@ -79,17 +79,9 @@ impl Backend for JitBackend {
 /// module is dropped its memory is freed and the entry is recompiled on next use.
 struct Cache {
     entries: HashMap<u64, (Vec<Kernel>, Vec<WeakKernel>)>,
-    hits: u64,
-    misses: u64,
 }
 
 static CACHE: Mutex<Option<Cache>> = Mutex::new(None);
-
-/// How many compilations the kernel cache answered and how many it compiled.
-pub fn cache_stats() -> (u64, u64) {
-    let guard = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-    guard.as_ref().map_or((0, 0), |c| (c.hits, c.misses))
-}
 
 /// Whether live machine code for the kernels of `fg` is in the cache (some compiled
 /// function using it has not been dropped).
@@ -116,8 +108,6 @@ fn cached_compile(kernels: &[Kernel]) -> Result<Vec<CompiledKernel>, CompileErro
     let mut guard = CACHE.lock().unwrap_or_else(|e| e.into_inner());
     let cache = guard.get_or_insert_with(|| Cache {
         entries: HashMap::new(),
-        hits: 0,
-        misses: 0,
     });
     if let Some((ir, weak)) = cache.entries.get(&key) {
         if ir.as_slice() == kernels {
@@ -126,12 +116,10 @@ fn cached_compile(kernels: &[Kernel]) -> Result<Vec<CompiledKernel>, CompileErro
                 .map(WeakKernel::upgrade)
                 .collect::<Option<Vec<_>>>()
             {
-                cache.hits += 1;
                 return Ok(alive);
             }
         }
     }
-    cache.misses += 1;
     let compiled = compile_kernels(kernels)?;
     cache
         .entries

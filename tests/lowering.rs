@@ -29,16 +29,24 @@ fn fused_elemwise_with_a_broadcast_row() {
         &[&x, &row],
         &[&(x.exp() * &row + 1.0)],
         expect![[r#"
-        kernel elemwise(in in0: float64[2d], in in1: float64[2d], out out0: float64[2d]):
-          for i0 in 0..out0.shape[0]:
-            for i1 in 0..out0.shape[1]:
-              t0: float64 = in0[i0, i1]
-              t2: float64 = exp(t0)
-              t1: float64 = in1[0, i1]
-              t3: float64 = mul(t2, t1)
-              t4: float64 = add(t3, 1.0:float64)
-              out0[i0, i1] = t4
-    "#]],
+            kernel elemwise(in in0: float64[2d], in in1: float64[2d], out out0: float64[2d]):
+              if neq(in0.shape[0], out0.shape[0]):
+                fail "input 0 has {0} elements along axis 0, expected {1} (the size of output 0's axis 0)", in0.shape[0], out0.shape[0]
+              if neq(in0.shape[1], out0.shape[1]):
+                fail "input 0 has {0} elements along axis 1, expected {1} (the size of output 0's axis 1)", in0.shape[1], out0.shape[1]
+              if neq(in1.shape[0], 1:int64):
+                fail "input 1 has {0} elements along axis 0, which is broadcast: expected {1}", in1.shape[0], 1:int64
+              if neq(in1.shape[1], out0.shape[1]):
+                fail "input 1 has {0} elements along axis 1, expected {1} (the size of output 0's axis 1)", in1.shape[1], out0.shape[1]
+              for i0 in 0..out0.shape[0]:
+                for i1 in 0..out0.shape[1]:
+                  t0: float64 = in0[i0, i1]
+                  t2: float64 = exp(t0)
+                  t1: float64 = in1[0, i1]
+                  t3: float64 = mul(t2, t1)
+                  t4: float64 = add(t3, 1.0:float64)
+                  out0[i0, i1] = t4
+        "#]],
     );
 }
 
@@ -49,14 +57,16 @@ fn reduction_over_the_inner_axis() {
         &[&x],
         &[&x.sum(Some(&[1]))],
         expect![[r#"
-        kernel sum_reduce(in in0: float32[2d], out out: float32[1d]):
-          fill out with 0
-          for i0 in 0..in0.shape[0]:
-            for i1 in 0..in0.shape[1]:
-              t0: float32 = in0[i0, i1]
-              t1: float32 = identity(t0)
-              out[i0] sum= t1
-    "#]],
+            kernel sum_reduce(in in0: float32[2d], out out: float32[1d]):
+              if neq(out.shape[0], in0.shape[0]):
+                fail "output 0 has {0} elements along axis 0, expected {1} (the size of input 0's axis 0)", out.shape[0], in0.shape[0]
+              fill out with 0
+              for i0 in 0..in0.shape[0]:
+                for i1 in 0..in0.shape[1]:
+                  t0: float32 = in0[i0, i1]
+                  t1: float32 = identity(t0)
+                  out[i0] sum= t1
+        "#]],
     );
 }
 
@@ -67,14 +77,16 @@ fn reduction_over_the_outer_axis() {
         &[&x],
         &[&x.max(Some(&[0]))],
         expect![[r#"
-        kernel max_reduce(in in0: float64[2d], out out: float64[1d]):
-          fill out with -inf
-          for i0 in 0..in0.shape[0]:
-            for i1 in 0..in0.shape[1]:
-              t0: float64 = in0[i0, i1]
-              t1: float64 = identity(t0)
-              out[i1] max= t1
-    "#]],
+            kernel max_reduce(in in0: float64[2d], out out: float64[1d]):
+              if neq(out.shape[0], in0.shape[1]):
+                fail "output 0 has {0} elements along axis 0, expected {1} (the size of input 0's axis 1)", out.shape[0], in0.shape[1]
+              fill out with -inf
+              for i0 in 0..in0.shape[0]:
+                for i1 in 0..in0.shape[1]:
+                  t0: float64 = in0[i0, i1]
+                  t1: float64 = identity(t0)
+                  out[i1] max= t1
+        "#]],
     );
 }
 
@@ -85,16 +97,20 @@ fn fused_reduction_reads_inputs_once() {
         &[&x, &y],
         &[&(x.exp() * &y).sum(None)],
         expect![[r#"
-        kernel sum_reduce(in in0: float64[2d], in in1: float64[2d], out out: float64[0d]):
-          fill out with 0
-          for i0 in 0..in0.shape[0]:
-            for i1 in 0..in0.shape[1]:
-              t0: float64 = in0[i0, i1]
-              t2: float64 = exp(t0)
-              t1: float64 = in1[i0, i1]
-              t3: float64 = mul(t2, t1)
-              out[] sum= t3
-    "#]],
+            kernel sum_reduce(in in0: float64[2d], in in1: float64[2d], out out: float64[0d]):
+              if neq(in1.shape[0], in0.shape[0]):
+                fail "input 1 has {0} elements along axis 0, expected {1} (the size of input 0's axis 0)", in1.shape[0], in0.shape[0]
+              if neq(in1.shape[1], in0.shape[1]):
+                fail "input 1 has {0} elements along axis 1, expected {1} (the size of input 0's axis 1)", in1.shape[1], in0.shape[1]
+              fill out with 0
+              for i0 in 0..in0.shape[0]:
+                for i1 in 0..in0.shape[1]:
+                  t0: float64 = in0[i0, i1]
+                  t2: float64 = exp(t0)
+                  t1: float64 = in1[i0, i1]
+                  t3: float64 = mul(t2, t1)
+                  out[] sum= t3
+        "#]],
     );
 }
 
@@ -105,22 +121,28 @@ fn comparisons_and_switch_in_one_kernel() {
         &[&x, &y],
         &[&switch(x.gt(&y), x.sin(), &y * 2.0), &x.isnan()],
         expect![[r#"
-        kernel elemwise(in in0: float64[1d], in in1: float64[1d], out out0: float64[1d]):
-          for i0 in 0..out0.shape[0]:
-            t0: float64 = in0[i0]
-            t1: float64 = in1[i0]
-            t2: bool = gt(t0, t1)
-            t3: float64 = sin(t0)
-            t4: float64 = mul(t1, 2.0:float64)
-            t5: float64 = switch(t2, t3, t4)
-            out0[i0] = t5
+            kernel elemwise(in in0: float64[1d], in in1: float64[1d], out out0: float64[1d]):
+              if neq(in0.shape[0], out0.shape[0]):
+                fail "input 0 has {0} elements along axis 0, expected {1} (the size of output 0's axis 0)", in0.shape[0], out0.shape[0]
+              if neq(in1.shape[0], out0.shape[0]):
+                fail "input 1 has {0} elements along axis 0, expected {1} (the size of output 0's axis 0)", in1.shape[0], out0.shape[0]
+              for i0 in 0..out0.shape[0]:
+                t0: float64 = in0[i0]
+                t1: float64 = in1[i0]
+                t2: bool = gt(t0, t1)
+                t3: float64 = sin(t0)
+                t4: float64 = mul(t1, 2.0:float64)
+                t5: float64 = switch(t2, t3, t4)
+                out0[i0] = t5
 
-        kernel elemwise(in in0: float64[1d], out out0: bool[1d]):
-          for i0 in 0..out0.shape[0]:
-            t0: float64 = in0[i0]
-            t1: bool = isnan(t0)
-            out0[i0] = t1
-    "#]],
+            kernel elemwise(in in0: float64[1d], out out0: bool[1d]):
+              if neq(in0.shape[0], out0.shape[0]):
+                fail "input 0 has {0} elements along axis 0, expected {1} (the size of output 0's axis 0)", in0.shape[0], out0.shape[0]
+              for i0 in 0..out0.shape[0]:
+                t0: float64 = in0[i0]
+                t1: bool = isnan(t0)
+                out0[i0] = t1
+        "#]],
     );
 }
 
@@ -131,15 +153,19 @@ fn integer_arithmetic_wraps_in_i64() {
         &[&i, &j],
         &[&(&i * 3i64 + &j).floor_div(&j)],
         expect![[r#"
-        kernel elemwise(in in0: int8[1d], in in1: int32[1d], out out0: int32[1d]):
-          for i0 in 0..out0.shape[0]:
-            t0: int8 = in0[i0]
-            t2: int8 = mul(t0, 3:int8)
-            t1: int32 = in1[i0]
-            t3: int32 = add(t2, t1)
-            t4: int32 = intdiv(t3, t1)
-            out0[i0] = t4
-    "#]],
+            kernel elemwise(in in0: int8[1d], in in1: int32[1d], out out0: int32[1d]):
+              if neq(in0.shape[0], out0.shape[0]):
+                fail "input 0 has {0} elements along axis 0, expected {1} (the size of output 0's axis 0)", in0.shape[0], out0.shape[0]
+              if neq(in1.shape[0], out0.shape[0]):
+                fail "input 1 has {0} elements along axis 0, expected {1} (the size of output 0's axis 0)", in1.shape[0], out0.shape[0]
+              for i0 in 0..out0.shape[0]:
+                t0: int8 = in0[i0]
+                t2: int8 = mul(t0, 3:int8)
+                t1: int32 = in1[i0]
+                t3: int32 = add(t2, t1)
+                t4: int32 = intdiv(t3, t1)
+                out0[i0] = t4
+        "#]],
     );
 }
 
@@ -157,22 +183,26 @@ fn integer_and_bool_reductions() {
         &[&i, &b],
         &[&i.sum(Some(&[1])), &b.any(Some(&[0]))],
         expect![[r#"
-        kernel sum_reduce(in in0: int8[2d], out out: int64[1d]):
-          fill out with 0
-          for i0 in 0..in0.shape[0]:
-            for i1 in 0..in0.shape[1]:
-              t0: int8 = in0[i0, i1]
-              t1: int8 = identity(t0)
-              out[i0] sum= t1
+            kernel sum_reduce(in in0: int8[2d], out out: int64[1d]):
+              if neq(out.shape[0], in0.shape[0]):
+                fail "output 0 has {0} elements along axis 0, expected {1} (the size of input 0's axis 0)", out.shape[0], in0.shape[0]
+              fill out with 0
+              for i0 in 0..in0.shape[0]:
+                for i1 in 0..in0.shape[1]:
+                  t0: int8 = in0[i0, i1]
+                  t1: int8 = identity(t0)
+                  out[i0] sum= t1
 
-        kernel any_reduce(in in0: bool[2d], out out: bool[1d]):
-          fill out with 0
-          for i0 in 0..in0.shape[0]:
-            for i1 in 0..in0.shape[1]:
-              t0: bool = in0[i0, i1]
-              t1: bool = identity(t0)
-              out[i1] any= t1
-    "#]],
+            kernel any_reduce(in in0: bool[2d], out out: bool[1d]):
+              if neq(out.shape[0], in0.shape[1]):
+                fail "output 0 has {0} elements along axis 0, expected {1} (the size of input 0's axis 1)", out.shape[0], in0.shape[1]
+              fill out with 0
+              for i0 in 0..in0.shape[0]:
+                for i1 in 0..in0.shape[1]:
+                  t0: bool = in0[i0, i1]
+                  t1: bool = identity(t0)
+                  out[i1] any= t1
+        "#]],
     );
 }
 
@@ -183,39 +213,63 @@ fn softmax_sums_and_keeps_its_exponentials_in_one_pass() {
         &[&x],
         &[&x.softmax(1)],
         expect![[r#"
-        kernel max_reduce(in in0: float64[2d], out out: float64[1d]):
-          fill out with -inf
-          for i0 in 0..in0.shape[0]:
-            for i1 in 0..in0.shape[1]:
-              t0: float64 = in0[i0, i1]
-              t1: float64 = identity(t0)
-              out[i0] max= t1
+            kernel max_reduce(in in0: float64[2d], out out: float64[1d]):
+              if neq(out.shape[0], in0.shape[0]):
+                fail "output 0 has {0} elements along axis 0, expected {1} (the size of input 0's axis 0)", out.shape[0], in0.shape[0]
+              fill out with -inf
+              for i0 in 0..in0.shape[0]:
+                for i1 in 0..in0.shape[1]:
+                  t0: float64 = in0[i0, i1]
+                  t1: float64 = identity(t0)
+                  out[i0] max= t1
 
-        kernel sum_reduce(in in0: float64[2d], in in1: float64[2d], out out: float64[1d], out values: float64[2d]):
-          fill out with 0
-          for i0 in 0..in0.shape[0]:
-            for i1 in 0..in0.shape[1]:
-              t0: float64 = in0[i0, i1]
-              t1: float64 = in1[i0, 0]
-              t2: float64 = sub(t0, t1)
-              t3: float64 = exp(t2)
-              values[i0, i1] = t3
-              out[i0] sum= t3
+            kernel sum_reduce(in in0: float64[2d], in in1: float64[2d], out out: float64[1d], out values: float64[2d]):
+              if neq(in1.shape[0], in0.shape[0]):
+                fail "input 1 has {0} elements along axis 0, expected {1} (the size of input 0's axis 0)", in1.shape[0], in0.shape[0]
+              if neq(in1.shape[1], 1:int64):
+                fail "input 1 has {0} elements along axis 1, which is broadcast: expected {1}", in1.shape[1], 1:int64
+              if neq(values.shape[0], in0.shape[0]):
+                fail "output 1 has {0} elements along axis 0, expected {1} (the size of input 0's axis 0)", values.shape[0], in0.shape[0]
+              if neq(values.shape[1], in0.shape[1]):
+                fail "output 1 has {0} elements along axis 1, expected {1} (the size of input 0's axis 1)", values.shape[1], in0.shape[1]
+              if neq(out.shape[0], in0.shape[0]):
+                fail "output 0 has {0} elements along axis 0, expected {1} (the size of input 0's axis 0)", out.shape[0], in0.shape[0]
+              fill out with 0
+              for i0 in 0..in0.shape[0]:
+                for i1 in 0..in0.shape[1]:
+                  t0: float64 = in0[i0, i1]
+                  t1: float64 = in1[i0, 0]
+                  t2: float64 = sub(t0, t1)
+                  t3: float64 = exp(t2)
+                  values[i0, i1] = t3
+                  out[i0] sum= t3
 
-        kernel elemwise(in in0: float64[2d], out out0: float64[2d]):
-          for i0 in 0..out0.shape[0]:
-            for i1 in 0..out0.shape[1]:
-              t0: float64 = in0[i0, 0]
-              t1: float64 = reciprocal(t0)
-              out0[i0, i1] = t1
+            kernel elemwise(in in0: float64[2d], out out0: float64[2d]):
+              if neq(in0.shape[0], out0.shape[0]):
+                fail "input 0 has {0} elements along axis 0, expected {1} (the size of output 0's axis 0)", in0.shape[0], out0.shape[0]
+              if neq(in0.shape[1], 1:int64):
+                fail "input 0 has {0} elements along axis 1, which is broadcast: expected {1}", in0.shape[1], 1:int64
+              for i0 in 0..out0.shape[0]:
+                for i1 in 0..out0.shape[1]:
+                  t0: float64 = in0[i0, 0]
+                  t1: float64 = reciprocal(t0)
+                  out0[i0, i1] = t1
 
-        kernel elemwise(in in0: float64[2d], in in1: float64[2d], out out0: float64[2d]):
-          for i0 in 0..out0.shape[0]:
-            for i1 in 0..out0.shape[1]:
-              t0: float64 = in0[i0, i1]
-              t1: float64 = in1[i0, 0]
-              t2: float64 = mul(t0, t1)
-              out0[i0, i1] = t2
-    "#]],
+            kernel elemwise(in in0: float64[2d], in in1: float64[2d], out out0: float64[2d]):
+              if neq(in0.shape[0], out0.shape[0]):
+                fail "input 0 has {0} elements along axis 0, expected {1} (the size of output 0's axis 0)", in0.shape[0], out0.shape[0]
+              if neq(in0.shape[1], out0.shape[1]):
+                fail "input 0 has {0} elements along axis 1, expected {1} (the size of output 0's axis 1)", in0.shape[1], out0.shape[1]
+              if neq(in1.shape[0], out0.shape[0]):
+                fail "input 1 has {0} elements along axis 0, expected {1} (the size of output 0's axis 0)", in1.shape[0], out0.shape[0]
+              if neq(in1.shape[1], 1:int64):
+                fail "input 1 has {0} elements along axis 1, which is broadcast: expected {1}", in1.shape[1], 1:int64
+              for i0 in 0..out0.shape[0]:
+                for i1 in 0..out0.shape[1]:
+                  t0: float64 = in0[i0, i1]
+                  t1: float64 = in1[i0, 0]
+                  t2: float64 = mul(t0, t1)
+                  out0[i0, i1] = t2
+        "#]],
     );
 }

@@ -6,9 +6,14 @@
 //!
 //! ABI: `extern "C" fn(args: *const i64) -> i32`, `args` holding for each buffer in order
 //! its data pointer, its `rank` sizes and its `rank` strides (in elements), then a pointer
-//! to `scratch_words` f64s of scratch memory (unused, may be null, when 0). The caller
-//! (the JIT executor) has checked every shape and allocated every output before the call,
-//! so the kernel only reads and writes inside the buffers it was given; it returns 0.
+//! to `scratch_words` f64s of scratch memory (unused, may be null, when 0), then a pointer
+//! to an `ErrorSlot`. A kernel first checks the shapes it is given (the checks are loop-IR
+//! statements, `Kernel::with_shape_checks`, plus those lowering adds for gathered indices
+//! and support calls) and returns 0, or `e + 1` for error `e` of `Kernel::errors` after
+//! writing the values its message refers to into the slot, before touching memory it
+//! should not. Control flow (`if`, `while`, `fail`) and support calls on whole buffers
+//! (`call dot`: the buffers' argument words are passed to the runtime's gemm) are emitted
+//! as plain scalar code.
 //!
 //! Values compute in f64 (float32 buffers are widened on load and narrowed on store;
 //! float32 results are rounded like the reference) and bools as 0/1 bytes. An innermost
@@ -37,10 +42,13 @@ use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{FuncId, Linkage, Module};
 use tensorlift_ir::ops::ReduceKind;
 use tensorlift_ir::{DType, Literal, ScalarOp};
+use tensorlift_runtime::buffer_support::{tl_dot_f32, tl_dot_f64};
 use tensorlift_runtime::support::{float_array_support, float_support, int_support};
 
 use crate::error::CompileError;
-use crate::loopir::{identity, Expr, Index, Kernel, LoopVar, Stmt, Temp};
+use crate::loopir::{
+    identity, Expr, Index, Kernel, LoopVar, Stmt, SupportCall, Temp, MAX_ERROR_VALUES,
+};
 use crate::vmath::VMath;
 
 /// The signature of a compiled kernel.
@@ -154,6 +162,11 @@ pub fn compile_kernels(kernels: &[Kernel]) -> Result<Vec<CompiledKernel>, Compil
             builder.symbol(symbol, address);
         }
     }
+    let calls_dot = kernels.iter().any(|k| k.calls(SupportCall::Dot));
+    if calls_dot {
+        builder.symbol("tl_dot_f64", tl_dot_f64 as *const u8);
+        builder.symbol("tl_dot_f32", tl_dot_f32 as *const u8);
+    }
     let mut module = JITModule::new(builder);
     let mut ids: Vec<FuncId> = Vec::with_capacity(kernels.len());
     let mut ctx = module.make_context();
@@ -210,12 +223,28 @@ pub fn compile_kernels(kernels: &[Kernel]) -> Result<Vec<CompiledKernel>, Compil
                 &|_| vec![ptr, ptr, types::I64],
                 &[],
             )?;
+            let mut dot = HashMap::new();
+            if kernel.calls(SupportCall::Dot) {
+                for (dtype, symbol) in [(DType::Float64, "tl_dot_f64"), (DType::Float32, "tl_dot_f32")] {
+                    let mut sig = module.make_signature();
+                    for _ in 0..3 {
+                        sig.params.push(AbiParam::new(ptr));
+                        sig.params.push(AbiParam::new(types::I64));
+                    }
+                    sig.returns.push(AbiParam::new(types::I32));
+                    let fid = module
+                        .declare_function(symbol, Linkage::Import, &sig)
+                        .map_err(jit_error)?;
+                    dot.insert(dtype, module.declare_func_in_func(fid, b.func));
+                }
+            }
             let entry = b.create_block();
             b.append_block_params_for_function_params(entry);
             b.switch_to_block(entry);
             b.seal_block(entry);
             let args = b.block_params(entry)[0];
             let mut g = Gen::new(b, kernel, args, support, array_support, ints);
+            g.dot = dot;
             g.stmts(&kernel.body.clone());
             let zero = g.b.ins().iconst(types::I32, 0);
             g.b.ins().return_(&[zero]);
@@ -262,6 +291,8 @@ pub fn compile_kernels(kernels: &[Kernel]) -> Result<Vec<CompiledKernel>, Compil
 
 /// A buffer's data pointer, sizes and strides as SSA values.
 struct BufVals {
+    /// Byte offset of the buffer's words in the argument array.
+    words: i32,
     ptr: Value,
     shape: Vec<Value>,
     stride: Vec<Value>,
@@ -287,6 +318,12 @@ enum Lanes {
 
 struct Gen<'a> {
     b: FunctionBuilder<'a>,
+    /// The argument array (buffers' words, scratch pointer, error slot pointer).
+    args: Value,
+    /// Where `fail` writes its values (`ErrorSlot`).
+    error_slot: Value,
+    /// The gemm support functions by dtype.
+    dot: HashMap<DType, FuncRef>,
     bufs: Vec<BufVals>,
     vars: HashMap<LoopVar, Value>,
     temps: HashMap<usize, Value>,
@@ -351,7 +388,7 @@ fn strip_plan(body: &[Stmt]) -> Option<StripPlan> {
         match e {
             Expr::Temp(t) => out.push(*t),
             Expr::Apply { args, .. } => args.iter().for_each(|a| temps_of(a, out)),
-            Expr::Load { .. } | Expr::Const(..) => {}
+            Expr::Load { .. } | Expr::Const(..) | Expr::Dim { .. } => {}
         }
     }
     let mut segments = vec![Vec::new()];
@@ -375,8 +412,8 @@ fn strip_plan(body: &[Stmt]) -> Option<StripPlan> {
                 dtypes.insert(*temp, *dtype);
                 segments.last_mut()?.push(k);
             }
-            Stmt::For { .. } | Stmt::Fill { .. } => return None,
-            _ => segments.last_mut()?.push(k),
+            Stmt::Store { .. } | Stmt::Accumulate { .. } => segments.last_mut()?.push(k),
+            _ => return None,
         }
     }
     if calls.is_empty() {
@@ -469,17 +506,19 @@ impl<'a> Gen<'a> {
         int_support: HashMap<ScalarOp, FuncRef>,
     ) -> Gen<'a> {
         let mut bufs = Vec::new();
-        let mut slot = 0i32;
-        let mut load = |b: &mut FunctionBuilder<'a>| {
-            let v = b.ins().load(types::I64, flags(), args, slot * 8);
-            slot += 1;
+        let slot = std::cell::Cell::new(0i32);
+        let load = |b: &mut FunctionBuilder<'a>| {
+            let v = b.ins().load(types::I64, flags(), args, slot.get() * 8);
+            slot.set(slot.get() + 1);
             v
         };
         for buf in &kernel.buffers {
+            let words = slot.get() * 8;
             let ptr = load(&mut b);
             let shape = (0..buf.rank).map(|_| load(&mut b)).collect();
             let stride = (0..buf.rank).map(|_| load(&mut b)).collect();
             bufs.push(BufVals {
+                words,
                 ptr,
                 shape,
                 stride,
@@ -487,8 +526,12 @@ impl<'a> Gen<'a> {
             });
         }
         let scratch = load(&mut b);
+        let error_slot = load(&mut b);
         Gen {
             b,
+            args,
+            error_slot,
+            dot: HashMap::new(),
             bufs,
             vars: HashMap::new(),
             temps: HashMap::new(),
@@ -520,7 +563,10 @@ impl<'a> Gen<'a> {
                 ..
             } => {
                 let n = self.bufs[*buf].shape[*dim];
-                if body.iter().any(|s| matches!(s, Stmt::For { .. })) {
+                let plain = |s: &Stmt| {
+                    matches!(s, Stmt::Let { .. } | Stmt::Store { .. } | Stmt::Accumulate { .. })
+                };
+                if !body.iter().all(plain) {
                     self.scalar_loop(*var, n, body);
                 } else {
                     self.inner_loop(*var, n, body);
@@ -563,7 +609,100 @@ impl<'a> Gen<'a> {
                 }
             }
             Stmt::Fill { buf, kind } => self.fill(*buf, *kind),
+            Stmt::If {
+                cond,
+                then,
+                otherwise,
+            } => {
+                let c = self.expr(cond, Lanes::One);
+                let (yes, no, join) = (
+                    self.b.create_block(),
+                    self.b.create_block(),
+                    self.b.create_block(),
+                );
+                self.b.ins().brif(c, yes, &[], no, &[]);
+                for (block, body) in [(yes, then), (no, otherwise)] {
+                    self.b.switch_to_block(block);
+                    self.b.seal_block(block);
+                    self.stmts(body);
+                    self.b.ins().jump(join, &[]);
+                }
+                self.b.switch_to_block(join);
+                self.b.seal_block(join);
+            }
+            Stmt::While { cond, body } => {
+                let (header, looped, exit) = (
+                    self.b.create_block(),
+                    self.b.create_block(),
+                    self.b.create_block(),
+                );
+                self.b.ins().jump(header, &[]);
+                self.b.switch_to_block(header);
+                let c = self.expr(cond, Lanes::One);
+                self.b.ins().brif(c, looped, &[], exit, &[]);
+                self.b.switch_to_block(looped);
+                self.b.seal_block(looped);
+                self.stmts(body);
+                self.b.ins().jump(header, &[]);
+                self.b.seal_block(header);
+                self.b.switch_to_block(exit);
+                self.b.seal_block(exit);
+            }
+            Stmt::Fail { error, values } => {
+                let vals: Vec<Value> = values
+                    .iter()
+                    .map(|v| {
+                        let x = self.expr(v, Lanes::One);
+                        let d = self.dtype_of(v);
+                        if d.is_float() {
+                            self.b.ins().fcvt_to_sint_sat(types::I64, x)
+                        } else {
+                            self.widen_to_int(x, d)
+                        }
+                    })
+                    .collect();
+                for (k, v) in vals.iter().take(MAX_ERROR_VALUES).enumerate() {
+                    self.b
+                        .ins()
+                        .store(flags(), *v, self.error_slot, 8 * k as i32);
+                }
+                self.fail(*error);
+            }
+            Stmt::Call { func, bufs, error } => {
+                let status = match func {
+                    SupportCall::Dot => {
+                        let dtype = self.bufs[bufs[0]].dtype;
+                        let f = self.dot[&dtype];
+                        let mut call_args = Vec::new();
+                        for b in bufs {
+                            let words = self.b.ins().iadd_imm_s(self.args, self.bufs[*b].words as i64);
+                            let rank = self.b.ins().iconst(types::I64, self.bufs[*b].shape.len() as i64);
+                            call_args.push(words);
+                            call_args.push(rank);
+                        }
+                        let call = self.b.ins().call(f, &call_args);
+                        self.b.inst_results(call)[0]
+                    }
+                };
+                let (failed, ok) = (self.b.create_block(), self.b.create_block());
+                self.b.ins().brif(status, failed, &[], ok, &[]);
+                self.b.switch_to_block(failed);
+                self.b.seal_block(failed);
+                self.fail(*error);
+                self.b.ins().jump(ok, &[]);
+                self.b.switch_to_block(ok);
+                self.b.seal_block(ok);
+            }
         }
+    }
+
+    /// Returns status `error + 1`; emission continues in a fresh (unreachable) block.
+    fn fail(&mut self, error: usize) {
+        let code = self.b.ins().iconst(types::I32, error as i64 + 1);
+        self.b.ins().return_(&[code]);
+        let dead = self.b.create_block();
+        self.b.switch_to_block(dead);
+        self.b.seal_block(dead);
     }
 
     /// A loop counter starting at 0.
@@ -708,7 +847,7 @@ impl<'a> Gen<'a> {
             match e {
                 Expr::Load { buf, index } => from_index(*buf, index, var, out),
                 Expr::Apply { args, .. } => args.iter().for_each(|a| from_expr(a, var, out)),
-                Expr::Const(..) | Expr::Temp(_) => {}
+                Expr::Const(..) | Expr::Temp(_) | Expr::Dim { .. } => {}
             }
         }
         let mut out = Vec::new();
@@ -722,7 +861,7 @@ impl<'a> Gen<'a> {
                     from_index(*buf, index, var, &mut out);
                     from_expr(value, var, &mut out);
                 }
-                Stmt::For { .. } | Stmt::Fill { .. } => {}
+                _ => {}
             }
         }
         out
@@ -736,6 +875,7 @@ impl<'a> Gen<'a> {
             match e {
                 Expr::Load { buf, .. } => g.bufs[*buf].dtype.is_float(),
                 Expr::Temp(_) => true,
+                Expr::Dim { .. } => false,
                 Expr::Const(_, d) => value_ok(*d),
                 Expr::Apply { args, dtype, .. } => {
                     value_ok(*dtype) && args.iter().all(|a| expr_ok(g, a, value_ok))
@@ -747,7 +887,7 @@ impl<'a> Gen<'a> {
             Stmt::Store { buf, value, .. } | Stmt::Accumulate { buf, value, .. } => {
                 self.bufs[*buf].dtype.is_float() && expr_ok(self, value, &value_ok)
             }
-            Stmt::For { .. } | Stmt::Fill { .. } => false,
+            _ => false,
         })
     }
 
@@ -999,15 +1139,18 @@ impl<'a> Gen<'a> {
     fn address(&mut self, buf: usize, index: &[Index], lanes: Lanes) -> Value {
         let mut offset = self.b.ins().iconst(types::I64, 0);
         for (d, i) in index.iter().enumerate() {
-            if let Index::Var(v) = i {
-                let iv = self.vars[v];
-                let term = if lanes == Lanes::Two && self.is_inner(*v) {
-                    iv
-                } else {
-                    self.b.ins().imul(iv, self.bufs[buf].stride[d])
-                };
-                offset = self.b.ins().iadd(offset, term);
-            }
+            let term = match i {
+                Index::Var(v) if lanes == Lanes::Two && self.is_inner(*v) => self.vars[v],
+                Index::Var(v) => self.b.ins().imul(self.vars[v], self.bufs[buf].stride[d]),
+                Index::Temp(t) => {
+                    let value = self.temps[t];
+                    let dtype = self.temp_dtypes[t];
+                    let at = self.widen_to_int(value, dtype);
+                    self.b.ins().imul(at, self.bufs[buf].stride[d])
+                }
+                Index::Zero => continue,
+            };
+            offset = self.b.ins().iadd(offset, term);
         }
         let bytes = self
             .b
@@ -1211,6 +1354,7 @@ impl<'a> Gen<'a> {
             Expr::Const(_, d) => *d,
             Expr::Temp(t) => self.temp_dtypes.get(t).copied().unwrap_or(DType::Float64),
             Expr::Apply { dtype, .. } => *dtype,
+            Expr::Dim { .. } => DType::Int64,
         }
     }
 
@@ -1219,6 +1363,7 @@ impl<'a> Gen<'a> {
             Expr::Load { buf, index } => self.load(*buf, index, lanes),
             Expr::Temp(t) => self.temps[t],
             Expr::Const(l, d) => self.constant(*l, *d, lanes),
+            Expr::Dim { buf, dim } => self.bufs[*buf].shape[*dim],
             Expr::Apply { op, args, dtype } => {
                 let vals: Vec<Value> = args.iter().map(|a| self.expr(a, lanes)).collect();
                 let from: Vec<DType> = args.iter().map(|a| self.dtype_of(a)).collect();

@@ -22,6 +22,7 @@ use ndarray::{ArrayD, IxDyn};
 use tensorlift_ir::ops::ReduceKind;
 use tensorlift_ir::{DType, FunctionGraph, NodeId, Op, TensorData, TensorType};
 use tensorlift_runtime::broadcast::{broadcast_shape, Operand};
+use tensorlift_runtime::buffer_support::ErrorSlot;
 use tensorlift_runtime::interpreter::eval_node;
 use tensorlift_runtime::{Program, RuntimeError};
 
@@ -523,7 +524,12 @@ struct BufArg {
 const PARALLEL_MIN_ELEMENTS: usize = 1 << 16;
 
 /// The packed arguments for iterations `lo..hi` of dimension `dim` (all of them if `None`).
-fn pack(bufs: &[BufArg], range: Option<(usize, usize, usize)>, scratch: *mut f64) -> Vec<i64> {
+fn pack(
+    bufs: &[BufArg],
+    range: Option<(usize, usize, usize)>,
+    scratch: *mut f64,
+    slot: *mut ErrorSlot,
+) -> Vec<i64> {
     let mut packed = Vec::with_capacity(bufs.len() * 8);
     for b in bufs {
         let mut ptr = b.ptr;
@@ -539,7 +545,22 @@ fn pack(bufs: &[BufArg], range: Option<(usize, usize, usize)>, scratch: *mut f64
         packed.extend(&b.strides);
     }
     packed.push(scratch as i64);
+    packed.push(slot as i64);
     packed
+}
+
+/// The error a kernel reported through its status and error slot.
+fn kernel_failure(k: &KernelNode, status: i32, slot: &ErrorSlot) -> RuntimeError {
+    if status < 1 || status as usize > k.kernel.errors.len() {
+        return RuntimeError::Internal(format!(
+            "JIT kernel {} returned status {status}",
+            k.kernel.name
+        ));
+    }
+    RuntimeError::op(
+        &k.name,
+        k.kernel.error_message(status as usize - 1, &slot.values),
+    )
 }
 
 /// Combines per-thread partial reductions into the first.
@@ -670,8 +691,9 @@ fn run_whole(
         .iter()
         .map(|b| 1 + 2 * b.rank)
         .sum::<usize>()
-        + 1;
+        + 2;
     let mut scratch = vec![0f64; k.compiled.scratch_words];
+    let mut slot = ErrorSlot::default();
     let mut packed: Vec<i64> = Vec::with_capacity(words);
     for (i, a) in args.iter().enumerate() {
         let (ptr, s, st) = data_ptr(a)
@@ -687,6 +709,7 @@ fn run_whole(
         packed.extend(standard_strides(shape));
     }
     packed.push(scratch.as_mut_ptr() as i64);
+    packed.push(&mut slot as *mut ErrorSlot as i64);
     if packed.len() != words {
         return Err(RuntimeError::Internal(format!(
             "JIT kernel {}: {} argument words, expected {words}",
@@ -699,13 +722,10 @@ fn run_whole(
     // its shape or an input this call owns uniquely (`in_place_inputs`: same shape and
     // dtype, read element by element before being written); the argument words match the
     // kernel's buffer layout; the scratch memory has the `scratch_words` the kernel uses
-    // and lives past the call.
+    // and lives past the call, as does the error slot.
     let status = unsafe { k.compiled.call(&packed) };
     if status != 0 {
-        return Err(RuntimeError::Internal(format!(
-            "JIT kernel {} failed with status {status}",
-            k.kernel.name
-        )));
+        return Err(kernel_failure(k, status, &slot));
     }
     // SAFETY: the kernel ran to completion and writes every output element (see
     // `Output::assume_init`).
@@ -812,21 +832,28 @@ fn run_kernel(
     let mut scratch: Vec<Vec<f64>> = (0..chunks)
         .map(|_| vec![0f64; compiled.scratch_words])
         .collect();
+    let mut slots = vec![ErrorSlot::default(); chunks];
     let calls: Vec<Vec<i64>> = match split {
-        None => vec![pack(&buffer_sets[0], None, scratch[0].as_mut_ptr())],
+        None => vec![pack(
+            &buffer_sets[0],
+            None,
+            scratch[0].as_mut_ptr(),
+            &mut slots[0],
+        )],
         Some((dim, reduced)) => {
             let n = space.full[dim];
             scratch
                 .iter_mut()
+                .zip(slots.iter_mut())
                 .enumerate()
-                .map(|(c, area)| {
+                .map(|(c, (area, slot))| {
                     let (lo, hi) = (n * c / chunks, n * (c + 1) / chunks);
                     let set = if reduced {
                         &buffer_sets[c]
                     } else {
                         &buffer_sets[0]
                     };
-                    pack(set, Some((dim, lo, hi)), area.as_mut_ptr())
+                    pack(set, Some((dim, lo, hi)), area.as_mut_ptr(), slot)
                 })
                 .collect()
         }
@@ -852,11 +879,8 @@ fn run_kernel(
             .map(|c| unsafe { compiled.call(c) })
             .collect()
     };
-    if let Some(status) = statuses.iter().find(|s| **s != 0) {
-        return Err(RuntimeError::Internal(format!(
-            "JIT kernel {} failed with status {status}",
-            kernel.name
-        )));
+    if let Some(c) = statuses.iter().position(|s| *s != 0) {
+        return Err(kernel_failure(k, statuses[c], &slots[c]));
     }
     drop(buffer_sets);
     // SAFETY: every call ran to completion, and each writes all elements of the outputs

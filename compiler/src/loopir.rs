@@ -3,11 +3,18 @@
 //!
 //! Owns: `Kernel` (buffer parameters with dtype and rank; each buffer has shape symbols
 //! `b.shape[d]` and stride symbols `b.stride[d]`, in elements, bound at call time), the
-//! statements (`for` over a shape symbol, with a parallel flag; scalar `let`; `store`;
-//! `accumulate` into a buffer element with a reduction operator; `fill` of a whole buffer),
-//! scalar expressions (loads, literals, scalar ops, temporaries), and the text form golden
-//! tests compare. Indices are per-dimension loop variables or `0` (a broadcast dimension,
-//! read with stride 0), so every address is `Σ index[d] · stride[d]`.
+//! statements (`for` over a shape symbol, with a parallel flag; `while`; `if`/`else`;
+//! scalar `let`; `store`; `accumulate` into a buffer element with a reduction operator;
+//! `fill` of a whole buffer; `fail` with an error of the kernel's list; `call` of a runtime
+//! support function on whole buffers), scalar expressions (loads, literals, scalar ops,
+//! temporaries, shape symbols), the shape checks every kernel starts with
+//! (`Kernel::with_shape_checks`), and the text form golden tests compare. Indices are
+//! per-dimension loop variables, `0` (a broadcast dimension, read with stride 0) or an
+//! integer temporary (a gathered index, checked by the kernel before use), so every
+//! address is `Σ index[d] · stride[d]`.
+//!
+//! Temporaries are single assignments: one defined inside an `if` or `while` body is not
+//! visible after it; state that changes across `while` iterations lives in buffers.
 
 use std::fmt;
 
@@ -40,6 +47,8 @@ pub type Temp = usize;
 pub enum Index {
     Var(LoopVar),
     Zero,
+    /// The value of an int64 temporary (checked against the dimension by the kernel).
+    Temp(Temp),
 }
 
 /// A scalar expression; every value has a dtype (float values compute in f64, bools as 0/1).
@@ -56,6 +65,27 @@ pub enum Expr {
         args: Vec<Expr>,
         dtype: DType,
     },
+    /// `buf.shape[dim]`, an int64.
+    Dim { buf: usize, dim: usize },
+}
+
+impl Expr {
+    /// `op(args)` producing `dtype`.
+    pub fn apply(op: ScalarOp, args: Vec<Expr>, dtype: DType) -> Expr {
+        Expr::Apply { op, args, dtype }
+    }
+
+    /// An int64 literal.
+    pub fn int(v: i64) -> Expr {
+        Expr::Const(Literal::Int(v), DType::Int64)
+    }
+}
+
+/// A runtime support function a kernel calls on whole buffers (`Stmt::Call`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SupportCall {
+    /// `out = a · b` (NumPy `dot` of 1-d/2-d float operands) through the gemm crate.
+    Dot,
 }
 
 /// A statement.
@@ -90,6 +120,24 @@ pub enum Stmt {
     },
     /// Every element of `buf` set to the identity of `kind`.
     Fill { buf: usize, kind: ReduceKind },
+    /// `if cond: then else: otherwise` (`cond` a bool).
+    If {
+        cond: Expr,
+        then: Vec<Stmt>,
+        otherwise: Vec<Stmt>,
+    },
+    /// `while cond: body` (`cond` re-evaluated before every iteration).
+    While { cond: Expr, body: Vec<Stmt> },
+    /// Stops the kernel with error `error` of `Kernel::errors`; `values` (int64) fill the
+    /// message's `{0}`, `{1}`, … placeholders.
+    Fail { error: usize, values: Vec<Expr> },
+    /// A runtime support function applied to whole buffers (their data, shapes and
+    /// strides); it fails the kernel with error `error` when it reports a failure.
+    Call {
+        func: SupportCall,
+        bufs: Vec<usize>,
+        error: usize,
+    },
 }
 
 /// A kernel: buffers and a body.
@@ -98,7 +146,12 @@ pub struct Kernel {
     pub name: String,
     pub buffers: Vec<Buffer>,
     pub body: Vec<Stmt>,
+    /// Error message templates `Stmt::Fail` refers to, with `{k}` for its k-th value.
+    pub errors: Vec<String>,
 }
+
+/// How many values a `Stmt::Fail` may report.
+pub const MAX_ERROR_VALUES: usize = tensorlift_runtime::buffer_support::ERROR_VALUES;
 
 impl Kernel {
     /// Every scalar op the kernel applies (for support checks and symbol registration).
@@ -109,7 +162,7 @@ impl Kernel {
                     out.push((*op, *dtype));
                     args.iter().for_each(|a| expr(a, out));
                 }
-                Expr::Load { .. } | Expr::Const(..) | Expr::Temp(_) => {}
+                Expr::Load { .. } | Expr::Const(..) | Expr::Temp(_) | Expr::Dim { .. } => {}
             }
         }
         fn stmts(body: &[Stmt], out: &mut Vec<(ScalarOp, DType)>) {
@@ -119,13 +172,177 @@ impl Kernel {
                     Stmt::Let { value, .. }
                     | Stmt::Store { value, .. }
                     | Stmt::Accumulate { value, .. } => expr(value, out),
-                    Stmt::Fill { .. } => {}
+                    Stmt::If {
+                        cond,
+                        then,
+                        otherwise,
+                    } => {
+                        expr(cond, out);
+                        stmts(then, out);
+                        stmts(otherwise, out);
+                    }
+                    Stmt::While { cond, body } => {
+                        expr(cond, out);
+                        stmts(body, out);
+                    }
+                    Stmt::Fail { values, .. } => values.iter().for_each(|v| expr(v, out)),
+                    Stmt::Fill { .. } | Stmt::Call { .. } => {}
                 }
             }
         }
         let mut out = Vec::new();
         stmts(&self.body, &mut out);
         out
+    }
+}
+
+impl Kernel {
+    /// Whether the kernel calls the support function `func`.
+    pub fn calls(&self, func: SupportCall) -> bool {
+        fn any(body: &[Stmt], func: SupportCall) -> bool {
+            body.iter().any(|s| match s {
+                Stmt::Call { func: f, .. } => *f == func,
+                Stmt::For { body, .. } | Stmt::While { body, .. } => any(body, func),
+                Stmt::If {
+                    then, otherwise, ..
+                } => any(then, func) || any(otherwise, func),
+                _ => false,
+            })
+        }
+        any(&self.body, func)
+    }
+
+    /// How a buffer is named in error messages: "input k" or "output k".
+    pub fn label(&self, buf: usize) -> String {
+        let role = self.buffers[buf].role;
+        let k = self.buffers[..buf].iter().filter(|b| b.role == role).count();
+        match role {
+            Role::Input => format!("input {k}"),
+            Role::Output => format!("output {k}"),
+        }
+    }
+
+    /// The message of error `error` with its `{k}` placeholders replaced by `values`.
+    pub fn error_message(&self, error: usize, values: &[i64]) -> String {
+        let mut text = self
+            .errors
+            .get(error)
+            .cloned()
+            .unwrap_or_else(|| format!("unknown error {error}"));
+        for (k, v) in values.iter().enumerate() {
+            text = text.replace(&format!("{{{k}}}"), &v.to_string());
+        }
+        text
+    }
+
+    /// The kernel with checks in front of its body that every buffer dimension a loop
+    /// walks has that loop's size, and every dimension read at index 0 (broadcast) has
+    /// size 1: with them, no load or store indexed by loop variables leaves its buffer,
+    /// whatever shapes the caller passes.
+    pub fn with_shape_checks(mut self) -> Kernel {
+        fn walk(
+            body: &[Stmt],
+            extents: &mut Vec<(LoopVar, (usize, usize))>,
+            needs: &mut Vec<((usize, usize), Option<(usize, usize)>)>,
+        ) {
+            type Need = ((usize, usize), Option<(usize, usize)>);
+            fn access(
+                buf: usize,
+                index: &[Index],
+                extents: &[(LoopVar, (usize, usize))],
+                needs: &mut Vec<Need>,
+            ) {
+                for (d, i) in index.iter().enumerate() {
+                    let need = match i {
+                        Index::Var(v) => match extents.iter().find(|(var, _)| var == v) {
+                            Some((_, ext)) if *ext != (buf, d) => ((buf, d), Some(*ext)),
+                            _ => continue,
+                        },
+                        Index::Zero => ((buf, d), None),
+                        Index::Temp(_) => continue,
+                    };
+                    if !needs.contains(&need) {
+                        needs.push(need);
+                    }
+                }
+            }
+            fn loads(e: &Expr, out: &mut Vec<(usize, Vec<Index>)>) {
+                match e {
+                    Expr::Load { buf, index } => out.push((*buf, index.clone())),
+                    Expr::Apply { args, .. } => args.iter().for_each(|a| loads(a, out)),
+                    Expr::Const(..) | Expr::Temp(_) | Expr::Dim { .. } => {}
+                }
+            }
+            for s in body {
+                let mut reads = Vec::new();
+                match s {
+                    Stmt::For { var, buf, dim, body, .. } => {
+                        extents.push((*var, (*buf, *dim)));
+                        walk(body, extents, needs);
+                        extents.pop();
+                    }
+                    Stmt::Let { value, .. } => loads(value, &mut reads),
+                    Stmt::Store { buf, index, value } | Stmt::Accumulate { buf, index, value, .. } => {
+                        reads.push((*buf, index.clone()));
+                        loads(value, &mut reads);
+                    }
+                    Stmt::If { cond, then, otherwise } => {
+                        loads(cond, &mut reads);
+                        walk(then, extents, needs);
+                        walk(otherwise, extents, needs);
+                    }
+                    Stmt::While { cond, body } => {
+                        loads(cond, &mut reads);
+                        walk(body, extents, needs);
+                    }
+                    Stmt::Fail { values, .. } => values.iter().for_each(|v| loads(v, &mut reads)),
+                    Stmt::Fill { .. } | Stmt::Call { .. } => {}
+                }
+                for (buf, index) in reads {
+                    access(buf, &index, extents, needs);
+                }
+            }
+        }
+        let mut needs = Vec::new();
+        walk(&self.body, &mut Vec::new(), &mut needs);
+        let mut checks = Vec::with_capacity(needs.len());
+        for ((buf, dim), extent) in needs {
+            let error = self.errors.len();
+            let size = Expr::Dim { buf, dim };
+            let (expected, message) = match extent {
+                Some((eb, ed)) => (
+                    Expr::Dim { buf: eb, dim: ed },
+                    format!(
+                        "{} has {{0}} elements along axis {dim}, expected {{1}} (the size of {}'s axis {ed})",
+                        self.label(buf),
+                        self.label(eb)
+                    ),
+                ),
+                None => (
+                    Expr::int(1),
+                    format!(
+                        "{} has {{0}} elements along axis {dim}, which is broadcast: expected {{1}}",
+                        self.label(buf)
+                    ),
+                ),
+            };
+            self.errors.push(message);
+            checks.push(Stmt::If {
+                cond: Expr::apply(
+                    ScalarOp::Neq,
+                    vec![size.clone(), expected.clone()],
+                    DType::Bool,
+                ),
+                then: vec![Stmt::Fail {
+                    error,
+                    values: vec![size, expected],
+                }],
+                otherwise: Vec::new(),
+            });
+        }
+        checks.append(&mut self.body);
+        self.body = checks;
+        self
     }
 }
 
@@ -153,6 +370,7 @@ impl Printer<'_> {
             match i {
                 Index::Var(v) => write!(f, "i{v}")?,
                 Index::Zero => f.write_str("0")?,
+                Index::Temp(t) => write!(f, "t{t}")?,
             }
         }
         f.write_str("]")
@@ -163,6 +381,7 @@ impl Printer<'_> {
             Expr::Load { buf, index } => self.index(f, *buf, index),
             Expr::Const(l, d) => write!(f, "{l}:{d}"),
             Expr::Temp(t) => write!(f, "t{t}"),
+            Expr::Dim { buf, dim } => write!(f, "{}.shape[{dim}]", self.kernel.buffers[*buf].name),
             Expr::Apply { op, args, .. } => {
                 write!(f, "{}(", op.to_string().to_lowercase())?;
                 for (k, a) in args.iter().enumerate() {
@@ -218,6 +437,46 @@ impl Printer<'_> {
                 Stmt::Fill { buf, kind } => {
                     let name = &self.kernel.buffers[*buf].name;
                     writeln!(f, "fill {name} with {}", identity(*kind))?;
+                }
+                Stmt::If {
+                    cond,
+                    then,
+                    otherwise,
+                } => {
+                    f.write_str("if ")?;
+                    self.expr(f, cond)?;
+                    writeln!(f, ":")?;
+                    self.stmts(f, then, depth + 1)?;
+                    if !otherwise.is_empty() {
+                        writeln!(f, "{pad}else:")?;
+                        self.stmts(f, otherwise, depth + 1)?;
+                    }
+                }
+                Stmt::While { cond, body } => {
+                    f.write_str("while ")?;
+                    self.expr(f, cond)?;
+                    writeln!(f, ":")?;
+                    self.stmts(f, body, depth + 1)?;
+                }
+                Stmt::Fail { error, values } => {
+                    let message = self.kernel.errors.get(*error).map_or("?", |m| m.as_str());
+                    write!(f, "fail {message:?}")?;
+                    for v in values {
+                        f.write_str(", ")?;
+                        self.expr(f, v)?;
+                    }
+                    writeln!(f)?;
+                }
+                Stmt::Call { func, bufs, error } => {
+                    write!(f, "call {}(", format!("{func:?}").to_lowercase())?;
+                    for (k, b) in bufs.iter().enumerate() {
+                        if k > 0 {
+                            f.write_str(", ")?;
+                        }
+                        f.write_str(&self.kernel.buffers[*b].name)?;
+                    }
+                    let message = self.kernel.errors.get(*error).map_or("?", |m| m.as_str());
+                    writeln!(f, ") or fail {message:?}")?;
                 }
             }
         }

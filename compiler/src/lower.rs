@@ -54,8 +54,13 @@ fn elemwise_composite(fg: &FunctionGraph, node: NodeId, op: ScalarOp) -> Option<
     Composite::new(dtypes, vec![(op, args)], vec![ScalarRef::Node(0)]).ok()
 }
 
-/// The kernel for `node`, or `None` when the node is not lowered to a kernel.
+/// The kernel for `node`, or `None` when the node is not lowered to a kernel. Every kernel
+/// starts by checking the shapes it is given (`Kernel::with_shape_checks`).
 pub fn lower_node(fg: &FunctionGraph, node: NodeId) -> Option<Kernel> {
+    lower_unchecked(fg, node).map(Kernel::with_shape_checks)
+}
+
+fn lower_unchecked(fg: &FunctionGraph, node: NodeId) -> Option<Kernel> {
     let e = fg.node(node)?;
     let in_types: Vec<&TensorType> = e.inputs.iter().map(|x| &fg.var(*x).ty).collect();
     let out_types: Vec<&TensorType> = e.outputs.iter().map(|o| &fg.var(*o).ty).collect();
@@ -233,6 +238,7 @@ fn elemwise_kernel(c: &Composite, in_types: &[&TensorType], out_types: &[&Tensor
         name: "elemwise".into(),
         buffers,
         body: nest(&vec![first_out; rank], inner),
+        errors: Vec::new(),
     }
 }
 
@@ -310,5 +316,6 @@ fn reduce_kernel(
         name: format!("{}_reduce", format!("{kind:?}").to_lowercase()),
         buffers,
         body,
+        errors: Vec::new(),
     }
 }

@@ -8,6 +8,7 @@
 //! user-controlled index and size is checked and reported as `RuntimeError`, never a panic.
 
 pub mod broadcast;
+pub mod buffer_support;
 pub mod composite;
 pub mod elemwise;
 pub mod error;

@@ -225,7 +225,10 @@ pub fn compile_kernels(kernels: &[Kernel]) -> Result<Vec<CompiledKernel>, Compil
             )?;
             let mut dot = HashMap::new();
             if kernel.calls(SupportCall::Dot) {
-                for (dtype, symbol) in [(DType::Float64, "tl_dot_f64"), (DType::Float32, "tl_dot_f32")] {
+                for (dtype, symbol) in [
+                    (DType::Float64, "tl_dot_f64"),
+                    (DType::Float32, "tl_dot_f32"),
+                ] {
                     let mut sig = module.make_signature();
                     for _ in 0..3 {
                         sig.params.push(AbiParam::new(ptr));
@@ -564,7 +567,10 @@ impl<'a> Gen<'a> {
             } => {
                 let n = self.bufs[*buf].shape[*dim];
                 let plain = |s: &Stmt| {
-                    matches!(s, Stmt::Let { .. } | Stmt::Store { .. } | Stmt::Accumulate { .. })
+                    matches!(
+                        s,
+                        Stmt::Let { .. } | Stmt::Store { .. } | Stmt::Accumulate { .. }
+                    )
                 };
                 if !body.iter().all(plain) {
                     self.scalar_loop(*var, n, body);
@@ -675,8 +681,14 @@ impl<'a> Gen<'a> {
                         let f = self.dot[&dtype];
                         let mut call_args = Vec::new();
                         for b in bufs {
-                            let words = self.b.ins().iadd_imm_s(self.args, self.bufs[*b].words as i64);
-                            let rank = self.b.ins().iconst(types::I64, self.bufs[*b].shape.len() as i64);
+                            let words = self
+                                .b
+                                .ins()
+                                .iadd_imm_s(self.args, self.bufs[*b].words as i64);
+                            let rank = self
+                                .b
+                                .ins()
+                                .iconst(types::I64, self.bufs[*b].shape.len() as i64);
                             call_args.push(words);
                             call_args.push(rank);
                         }

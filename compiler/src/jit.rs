@@ -29,6 +29,7 @@ use tensorlift_runtime::{Program, RuntimeError};
 use crate::backend::{Backend, Executable, Unsupported};
 use crate::codegen::{compile_kernels, CompiledKernel, WeakKernel};
 use crate::error::CompileError;
+use crate::kernel_call::{data_ptr, unique_mut_ptr};
 use crate::loopir::Kernel;
 use crate::lower::lower_node;
 
@@ -459,7 +460,7 @@ fn in_place_inputs(
             if taken[i] || a.dtype() != *dtype || a.shape() != space.full.as_slice() {
                 continue;
             }
-            if let Some(ptr) = unique_mut_ptr(a) {
+            if let Some(ptr) = unique_mut_ptr(a, true) {
                 taken[i] = true;
                 plan[j] = Some((i, ptr));
                 break;
@@ -469,26 +470,6 @@ fn in_place_inputs(
     plan
 }
 
-/// The writable data pointer of a uniquely owned, contiguous value (no copy is made).
-fn unique_mut_ptr(d: &mut TensorData) -> Option<*const u8> {
-    macro_rules! arm {
-        ($a:expr) => {
-            ($a.is_unique() && $a.is_standard_layout())
-                .then(|| $a.as_mut_ptr().cast::<u8>().cast_const())
-        };
-    }
-    match d {
-        TensorData::Bool(a) => arm!(a),
-        TensorData::Int8(a) => arm!(a),
-        TensorData::Int16(a) => arm!(a),
-        TensorData::Int32(a) => arm!(a),
-        TensorData::Int64(a) => arm!(a),
-        TensorData::UInt8(a) => arm!(a),
-        TensorData::Float32(a) => arm!(a),
-        TensorData::Float64(a) => arm!(a),
-    }
-}
-
 /// The pointer to read input `i` through: the writable one when an output aliases it.
 fn read_ptr(i: usize, ptr: *const u8, aliases: &[Option<(usize, *const u8)>]) -> *const u8 {
     aliases
@@ -496,12 +477,6 @@ fn read_ptr(i: usize, ptr: *const u8, aliases: &[Option<(usize, *const u8)>]) ->
         .flatten()
         .find(|(index, _)| *index == i)
         .map_or(ptr, |(_, p)| *p)
-}
-
-fn data_ptr(d: &TensorData) -> Option<(*const u8, &[usize], &[isize])> {
-    Some(
-        tensorlift_ir::with_tensor_data!(d, a => (a.as_ptr().cast::<u8>(), a.shape(), a.strides())),
-    )
 }
 
 /// Row-major strides (in elements) of a freshly allocated output of `shape`.
@@ -696,8 +671,7 @@ fn run_whole(
     let mut slot = ErrorSlot::default();
     let mut packed: Vec<i64> = Vec::with_capacity(words);
     for (i, a) in args.iter().enumerate() {
-        let (ptr, s, st) = data_ptr(a)
-            .ok_or_else(|| RuntimeError::Internal(format!("JIT input of dtype {}", a.dtype())))?;
+        let (ptr, s, st) = data_ptr(a);
         packed.push(read_ptr(i, ptr, &aliases) as i64);
         packed.extend(s.iter().map(|v| *v as i64));
         packed.extend(st.iter().map(|v| *v as i64));
@@ -756,9 +730,7 @@ fn run_kernel(
     let aliases = in_place_inputs(k, &space, args);
     let mut inputs = Vec::with_capacity(args.len());
     for (i, a) in args.iter().enumerate() {
-        let (ptr, s, st) = data_ptr(a).ok_or_else(|| {
-            RuntimeError::Internal(format!("JIT kernel input {i} has dtype {}", a.dtype()))
-        })?;
+        let (ptr, s, st) = data_ptr(a);
         if a.dtype() != kernel.buffers[i].dtype {
             return Err(RuntimeError::Internal(format!(
                 "JIT kernel input {i} is {}, the kernel takes {}",

@@ -1,8 +1,9 @@
 //! tensorlift-compiler: turns a graph into something callable.
 //!
 //! Owns the compile pipeline (`pipeline`), modes (`mode`), the rewrite framework and its
-//! rule groups (`rewrite`), the `Backend` contract (`backend`) and the backends themselves (today `reference`, which wraps the runtime
-//! interpreter; the Cranelift JIT comes with its own issue).
+//! rule groups (`rewrite`), the `Backend` contract (`backend`) and the backends themselves:
+//! `reference` (wraps the runtime interpreter) and the Cranelift JIT (`loopir` → `lower` →
+//! `codegen`/`vmath`, executed by `jit`; `kernel_call` runs one kernel on its own).
 //!
 //! Architecture invariant: depends on `ir` and `runtime` only; a backend never imports
 //! another backend; compiling checks the whole graph against the backend first and
@@ -12,6 +13,7 @@ pub mod backend;
 pub mod codegen;
 pub mod error;
 pub mod jit;
+pub mod kernel_call;
 pub mod loopir;
 pub mod lower;
 pub mod mode;

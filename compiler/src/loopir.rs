@@ -66,7 +66,10 @@ pub enum Expr {
         dtype: DType,
     },
     /// `buf.shape[dim]`, an int64.
-    Dim { buf: usize, dim: usize },
+    Dim {
+        buf: usize,
+        dim: usize,
+    },
 }
 
 impl Expr {
@@ -196,6 +199,10 @@ impl Kernel {
     }
 }
 
+/// A shape requirement of a kernel: dimension (buffer, axis) must equal another buffer's
+/// dimension, or 1 (`None`, a dimension read at index 0).
+type Need = ((usize, usize), Option<(usize, usize)>);
+
 impl Kernel {
     /// Whether the kernel calls the support function `func`.
     pub fn calls(&self, func: SupportCall) -> bool {
@@ -215,7 +222,10 @@ impl Kernel {
     /// How a buffer is named in error messages: "input k" or "output k".
     pub fn label(&self, buf: usize) -> String {
         let role = self.buffers[buf].role;
-        let k = self.buffers[..buf].iter().filter(|b| b.role == role).count();
+        let k = self.buffers[..buf]
+            .iter()
+            .filter(|b| b.role == role)
+            .count();
         match role {
             Role::Input => format!("input {k}"),
             Role::Output => format!("output {k}"),
@@ -243,9 +253,8 @@ impl Kernel {
         fn walk(
             body: &[Stmt],
             extents: &mut Vec<(LoopVar, (usize, usize))>,
-            needs: &mut Vec<((usize, usize), Option<(usize, usize)>)>,
+            needs: &mut Vec<Need>,
         ) {
-            type Need = ((usize, usize), Option<(usize, usize)>);
             fn access(
                 buf: usize,
                 index: &[Index],
@@ -276,17 +285,30 @@ impl Kernel {
             for s in body {
                 let mut reads = Vec::new();
                 match s {
-                    Stmt::For { var, buf, dim, body, .. } => {
+                    Stmt::For {
+                        var,
+                        buf,
+                        dim,
+                        body,
+                        ..
+                    } => {
                         extents.push((*var, (*buf, *dim)));
                         walk(body, extents, needs);
                         extents.pop();
                     }
                     Stmt::Let { value, .. } => loads(value, &mut reads),
-                    Stmt::Store { buf, index, value } | Stmt::Accumulate { buf, index, value, .. } => {
+                    Stmt::Store { buf, index, value }
+                    | Stmt::Accumulate {
+                        buf, index, value, ..
+                    } => {
                         reads.push((*buf, index.clone()));
                         loads(value, &mut reads);
                     }
-                    Stmt::If { cond, then, otherwise } => {
+                    Stmt::If {
+                        cond,
+                        then,
+                        otherwise,
+                    } => {
                         loads(cond, &mut reads);
                         walk(then, extents, needs);
                         walk(otherwise, extents, needs);

@@ -1,0 +1,144 @@
+//! Calling one compiled kernel on values, safely: the boundary tests (and tools) use to
+//! run jitted code directly, without the graph executor in front of it.
+//!
+//! Owns: `KernelCall` (a loop-IR kernel with its machine code) and `KernelCall::run`, which
+//! checks in Rust what the kernel cannot see (buffer count, dtypes, ranks, outputs
+//! uniquely owned so nothing else observes their memory) and leaves every shape check to
+//! the jitted code itself: a kernel given inconsistent shapes returns its error status,
+//! turned here into a `RuntimeError` naming the kernel, the buffer and what was expected.
+//! Also owns reading a value's data pointer, shape and strides for the JIT (`data_ptr`,
+//! `unique_mut_ptr`).
+
+use tensorlift_ir::TensorData;
+use tensorlift_runtime::buffer_support::ErrorSlot;
+use tensorlift_runtime::RuntimeError;
+
+use crate::codegen::{compile_kernels, CompiledKernel};
+use crate::error::CompileError;
+use crate::loopir::{Kernel, Role};
+
+/// The data pointer, shape and strides (elements) of a value.
+pub(crate) fn data_ptr(d: &TensorData) -> (*const u8, &[usize], &[isize]) {
+    tensorlift_ir::with_tensor_data!(d, a => (a.as_ptr().cast::<u8>(), a.shape(), a.strides()))
+}
+
+/// The writable data pointer of a uniquely owned value (no copy is made); `None` when its
+/// memory is shared with another value.
+pub(crate) fn unique_mut_ptr(d: &mut TensorData, contiguous: bool) -> Option<*const u8> {
+    tensorlift_ir::with_tensor_data!(d, a => (a.is_unique() && (!contiguous || a.is_standard_layout()))
+        .then(|| a.as_mut_ptr().cast::<u8>().cast_const()))
+}
+
+/// A kernel and its machine code.
+pub struct KernelCall {
+    kernel: Kernel,
+    compiled: CompiledKernel,
+}
+
+impl KernelCall {
+    /// Compiles `kernel` on its own.
+    pub fn compile(kernel: Kernel) -> Result<KernelCall, CompileError> {
+        let compiled = compile_kernels(std::slice::from_ref(&kernel))?
+            .pop()
+            .ok_or_else(|| CompileError::Internal("no kernel compiled".into()))?;
+        Ok(KernelCall { kernel, compiled })
+    }
+
+    /// The loop-nest IR this call runs.
+    pub fn kernel(&self) -> &Kernel {
+        &self.kernel
+    }
+
+    /// Runs the kernel: `inputs` are the kernel's input buffers in order, `outputs` its
+    /// output buffers, written in place (any shapes and strides; each must be uniquely
+    /// owned). Shapes are checked by the jitted code.
+    pub fn run(
+        &self,
+        inputs: &[&TensorData],
+        outputs: &mut [TensorData],
+    ) -> Result<(), RuntimeError> {
+        let name = &self.kernel.name;
+        let roles: Vec<Role> = self.kernel.buffers.iter().map(|b| b.role).collect();
+        let n_in = roles.iter().filter(|r| **r == Role::Input).count();
+        if inputs.len() != n_in || outputs.len() != roles.len() - n_in {
+            return Err(RuntimeError::op(
+                name,
+                format!(
+                    "expected {n_in} inputs and {} outputs, got {} and {}",
+                    roles.len() - n_in,
+                    inputs.len(),
+                    outputs.len()
+                ),
+            ));
+        }
+        let mut words = Vec::new();
+        let mut push = |ptr: *const u8, shape: &[usize], strides: &[isize]| {
+            words.push(ptr as i64);
+            words.extend(shape.iter().map(|s| *s as i64));
+            words.extend(strides.iter().map(|s| *s as i64));
+        };
+        let mut ins = inputs.iter();
+        let mut outs = outputs.iter_mut();
+        for (k, buf) in self.kernel.buffers.iter().enumerate() {
+            let label = self.kernel.label(k);
+            let (ptr, value) = match buf.role {
+                Role::Input => {
+                    let v: &TensorData = ins
+                        .next()
+                        .ok_or_else(|| RuntimeError::Internal(format!("{name}: missing input")))?;
+                    (data_ptr(v).0, v)
+                }
+                Role::Output => {
+                    let v = outs
+                        .next()
+                        .ok_or_else(|| RuntimeError::Internal(format!("{name}: missing output")))?;
+                    let ptr = unique_mut_ptr(v, false).ok_or_else(|| {
+                        RuntimeError::op(
+                            name,
+                            format!("{label} shares its memory with another value"),
+                        )
+                    })?;
+                    (ptr, &*v)
+                }
+            };
+            if value.dtype() != buf.dtype || value.ndim() != buf.rank {
+                return Err(RuntimeError::op(
+                    name,
+                    format!(
+                        "{label} is {}-d {}, expected {}-d {}",
+                        value.ndim(),
+                        value.dtype(),
+                        buf.rank,
+                        buf.dtype
+                    ),
+                ));
+            }
+            let (_, shape, strides) = data_ptr(value);
+            push(ptr, shape, strides);
+        }
+        let mut scratch = vec![0f64; self.compiled.scratch_words];
+        let mut slot = ErrorSlot::default();
+        words.push(scratch.as_mut_ptr() as i64);
+        words.push(&mut slot as *mut ErrorSlot as i64);
+        // SAFETY: the words describe, in the kernel's buffer order, live values of the
+        // kernel's dtypes and ranks (checked above) with their true shapes and strides, so
+        // every element those shapes address lies inside its allocation; the kernel
+        // checks that the shapes agree with each other before it touches memory. Outputs
+        // are uniquely owned (no input can share their memory) and writable. Scratch has
+        // the kernel's `scratch_words`; scratch and slot live past the call.
+        let status = unsafe { self.compiled.call(&words) };
+        if status == 0 {
+            return Ok(());
+        }
+        let index = (status as usize).wrapping_sub(1);
+        if status < 0 || index >= self.kernel.errors.len() {
+            return Err(RuntimeError::Internal(format!(
+                "{name} returned status {status}"
+            )));
+        }
+        Err(RuntimeError::op(
+            name,
+            self.kernel.error_message(index, &slot.values),
+        ))
+    }
+}

@@ -1,0 +1,333 @@
+//! Jitted kernels called directly (DESIGN §11): every kernel checks the shapes it is given
+//! and reports an inconsistent call as an error naming the buffer, the axis and what was
+//! expected, before touching memory; and the loop IR's control flow (`while`, `if`,
+//! `fail`) and gathered indices compile to code that computes what plain Rust computes.
+
+use ndarray::{ArrayD, IxDyn};
+use tensorlift::ir::ScalarOp;
+use tensorlift::prelude::*;
+use tensorlift_compiler::jit::kernels_of;
+use tensorlift_compiler::kernel_call::KernelCall;
+use tensorlift_compiler::loopir::{Buffer, Expr, Index, Kernel, Role, Stmt};
+
+/// The single kernel of a compiled graph, compiled on its own.
+fn only_kernel(inputs: &[&Var], outputs: &[&Var]) -> KernelCall {
+    let f = function(inputs, outputs).mode(Mode::Jit).compile().unwrap();
+    let mut kernels = kernels_of(f.fgraph());
+    assert_eq!(kernels.len(), 1, "one kernel expected");
+    KernelCall::compile(kernels.remove(0).1).unwrap()
+}
+
+fn f64s(shape: &[usize], start: f64) -> TensorData {
+    let n: usize = shape.iter().product();
+    let data = (0..n).map(|i| start + i as f64).collect();
+    TensorData::from_array(ArrayD::from_shape_vec(IxDyn(shape), data).unwrap())
+}
+
+fn zeros(shape: &[usize]) -> TensorData {
+    TensorData::from_array(ArrayD::<f64>::zeros(IxDyn(shape)))
+}
+
+fn values(d: &TensorData) -> Vec<f64> {
+    d.as_array::<f64>().unwrap().iter().copied().collect()
+}
+
+#[test]
+fn an_elementwise_kernel_checks_every_shape_it_is_given() {
+    let (x, y) = (matrix("x", Float64), matrix("y", Float64));
+    let call = only_kernel(&[&x, &y], &[&(&x + &y)]);
+    let (a, b) = (f64s(&[2, 3], 0.0), f64s(&[2, 3], 10.0));
+
+    let mut out = vec![zeros(&[2, 3])];
+    call.run(&[&a, &b], &mut out).unwrap();
+    let expected: Vec<f64> = values(&a)
+        .iter()
+        .zip(values(&b))
+        .map(|(p, q)| p + q)
+        .collect();
+    assert_eq!(values(&out[0]), expected);
+
+    // An input that disagrees with the output: refused before anything is written.
+    let wide = f64s(&[2, 4], 0.0);
+    let mut out = vec![zeros(&[2, 3])];
+    let err = call.run(&[&a, &wide], &mut out).unwrap_err().to_string();
+    assert!(
+        err.contains("input 1 has 4 elements along axis 1, expected 3"),
+        "{err}"
+    );
+    assert_eq!(values(&out[0]), vec![0.0; 6]);
+
+    // An output larger than the inputs would make the loops read past them.
+    let mut out = vec![zeros(&[3, 3])];
+    let err = call.run(&[&a, &b], &mut out).unwrap_err().to_string();
+    assert!(
+        err.contains("input 0 has 2 elements along axis 0, expected 3"),
+        "{err}"
+    );
+
+    // Wrong dtype or rank, and an output whose memory another value shares.
+    let ints = TensorData::from_array(ArrayD::<i64>::zeros(IxDyn(&[2, 3])));
+    let err = call.run(&[&a, &ints], &mut [zeros(&[2, 3])]).unwrap_err();
+    assert!(err
+        .to_string()
+        .contains("input 1 is 2-d int64, expected 2-d float64"));
+    let shared = zeros(&[2, 3]);
+    let mut out = vec![shared.clone()];
+    let err = call.run(&[&a, &b], &mut out).unwrap_err();
+    assert!(
+        err.to_string().contains("output 0 shares its memory"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_broadcast_dimension_must_have_size_one() {
+    let x = matrix("x", Float64);
+    let row = tensor("row", Float64, [Some(1), None]);
+    let call = only_kernel(&[&x, &row], &[&(&x * &row)]);
+    let (a, not_a_row) = (f64s(&[2, 3], 0.0), f64s(&[2, 3], 1.0));
+    let err = call
+        .run(&[&a, &not_a_row], &mut [zeros(&[2, 3])])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("input 1 has 2 elements along axis 0, which is broadcast: expected 1"),
+        "{err}"
+    );
+    let row_value = f64s(&[1, 3], 1.0);
+    let mut out = vec![zeros(&[2, 3])];
+    call.run(&[&a, &row_value], &mut out).unwrap();
+    assert_eq!(values(&out[0]), vec![0.0, 2.0, 6.0, 3.0, 8.0, 15.0]);
+}
+
+#[test]
+fn a_reduction_checks_its_output_against_its_input() {
+    let x = matrix("x", Float64);
+    let call = only_kernel(&[&x], &[&x.sum(Some(&[1]))]);
+    let a = f64s(&[3, 4], 0.0);
+    let err = call.run(&[&a], &mut [zeros(&[4])]).unwrap_err().to_string();
+    assert!(
+        err.contains("output 0 has 4 elements along axis 0, expected 3"),
+        "{err}"
+    );
+    let mut out = vec![zeros(&[3])];
+    call.run(&[&a], &mut out).unwrap();
+    assert_eq!(values(&out[0]), vec![6.0, 22.0, 38.0]);
+}
+
+fn int(v: i64) -> Expr {
+    Expr::int(v)
+}
+
+fn apply(op: ScalarOp, args: Vec<Expr>, dtype: DType) -> Expr {
+    Expr::apply(op, args, dtype)
+}
+
+fn buffer(name: &str, dtype: DType, role: Role) -> Buffer {
+    Buffer {
+        name: name.into(),
+        dtype,
+        rank: 1,
+        role,
+    }
+}
+
+/// For each x[i], the number of Collatz steps to reach 1, with a `while` over the state
+/// (kept in a buffer) and an `if` choosing the step; a non-positive start fails.
+fn collatz_kernel() -> Kernel {
+    let at = |buf| Expr::Load {
+        buf,
+        index: vec![Index::Var(0)],
+    };
+    let store = |buf, value| Stmt::Store {
+        buf,
+        index: vec![Index::Var(0)],
+        value,
+    };
+    let (x, steps, state) = (0, 1, 2);
+    let body = vec![
+        Stmt::If {
+            cond: apply(ScalarOp::Lt, vec![at(x), int(1)], Bool),
+            then: vec![Stmt::Fail {
+                error: 0,
+                values: vec![at(x)],
+            }],
+            otherwise: vec![],
+        },
+        store(state, at(x)),
+        store(steps, int(0)),
+        Stmt::While {
+            cond: apply(ScalarOp::Gt, vec![at(state), int(1)], Bool),
+            body: vec![
+                Stmt::If {
+                    cond: apply(
+                        ScalarOp::Eq,
+                        vec![apply(ScalarOp::Mod, vec![at(state), int(2)], Int64), int(0)],
+                        Bool,
+                    ),
+                    then: vec![store(
+                        state,
+                        apply(ScalarOp::IntDiv, vec![at(state), int(2)], Int64),
+                    )],
+                    otherwise: vec![store(
+                        state,
+                        apply(
+                            ScalarOp::Add,
+                            vec![apply(ScalarOp::Mul, vec![at(state), int(3)], Int64), int(1)],
+                            Int64,
+                        ),
+                    )],
+                },
+                store(steps, apply(ScalarOp::Add, vec![at(steps), int(1)], Int64)),
+            ],
+        },
+    ];
+    Kernel {
+        name: "collatz".into(),
+        buffers: vec![
+            buffer("x", Int64, Role::Input),
+            buffer("steps", Int64, Role::Output),
+            buffer("state", Int64, Role::Output),
+        ],
+        body: vec![Stmt::For {
+            var: 0,
+            buf: x,
+            dim: 0,
+            parallel: false,
+            body,
+        }],
+        errors: vec!["a start of {0} is not positive".into()],
+    }
+    .with_shape_checks()
+}
+
+fn collatz_steps(mut n: i64) -> i64 {
+    let mut steps = 0;
+    while n > 1 {
+        n = if n % 2 == 0 { n / 2 } else { 3 * n + 1 };
+        steps += 1;
+    }
+    steps
+}
+
+fn ints(v: &[i64]) -> TensorData {
+    TensorData::from_array(ArrayD::from_shape_vec(IxDyn(&[v.len()]), v.to_vec()).unwrap())
+}
+
+#[test]
+fn while_and_if_compute_what_plain_rust_computes() {
+    let call = KernelCall::compile(collatz_kernel()).unwrap();
+    let starts: Vec<i64> = (1..200).chain([27, 97, 871, 6171, 77031]).collect();
+    let mut outs = vec![ints(&vec![0; starts.len()]), ints(&vec![0; starts.len()])];
+    call.run(&[&ints(&starts)], &mut outs).unwrap();
+    let got = outs[0]
+        .as_array::<i64>()
+        .unwrap()
+        .iter()
+        .copied()
+        .collect::<Vec<_>>();
+    let expected: Vec<i64> = starts.iter().map(|n| collatz_steps(*n)).collect();
+    assert_eq!(got, expected);
+    assert_eq!(got[starts.len() - 5], 111, "27 takes 111 steps");
+
+    // `fail` stops the kernel with its message and values.
+    let mut outs = vec![ints(&[0; 3]), ints(&[0; 3])];
+    let err = call
+        .run(&[&ints(&[5, 0, 7])], &mut outs)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("collatz: a start of 0 is not positive"),
+        "{err}"
+    );
+}
+
+/// `out[i] = x[idx[i]]` with negative indices counting from the end, every index checked
+/// against `x`'s size before it is used as an address.
+fn gather_kernel() -> Kernel {
+    let (x, idx, out) = (0, 1, 2);
+    let raw = Expr::Load {
+        buf: idx,
+        index: vec![Index::Var(0)],
+    };
+    let size = Expr::Dim { buf: x, dim: 0 };
+    let wrapped = apply(
+        ScalarOp::Switch,
+        vec![
+            apply(ScalarOp::Lt, vec![Expr::Temp(0), int(0)], Bool),
+            apply(ScalarOp::Add, vec![Expr::Temp(0), size.clone()], Int64),
+            Expr::Temp(0),
+        ],
+        Int64,
+    );
+    let out_of_range = |cond| Stmt::If {
+        cond,
+        then: vec![Stmt::Fail {
+            error: 0,
+            values: vec![Expr::Temp(0), size.clone()],
+        }],
+        otherwise: vec![],
+    };
+    let body = vec![
+        Stmt::Let {
+            temp: 0,
+            dtype: Int64,
+            value: raw,
+        },
+        Stmt::Let {
+            temp: 1,
+            dtype: Int64,
+            value: wrapped,
+        },
+        out_of_range(apply(ScalarOp::Lt, vec![Expr::Temp(1), int(0)], Bool)),
+        out_of_range(apply(ScalarOp::Ge, vec![Expr::Temp(1), size.clone()], Bool)),
+        Stmt::Store {
+            buf: out,
+            index: vec![Index::Var(0)],
+            value: Expr::Load {
+                buf: x,
+                index: vec![Index::Temp(1)],
+            },
+        },
+    ];
+    Kernel {
+        name: "gather".into(),
+        buffers: vec![
+            buffer("x", Float64, Role::Input),
+            buffer("idx", Int64, Role::Input),
+            buffer("out", Float64, Role::Output),
+        ],
+        body: vec![Stmt::For {
+            var: 0,
+            buf: out,
+            dim: 0,
+            parallel: false,
+            body,
+        }],
+        errors: vec!["index {0} is out of bounds for size {1}".into()],
+    }
+    .with_shape_checks()
+}
+
+#[test]
+fn gathered_indices_are_checked_before_they_address_memory() {
+    let call = KernelCall::compile(gather_kernel()).unwrap();
+    let x = f64s(&[5], 10.0);
+    let mut out = vec![zeros(&[4])];
+    call.run(&[&x, &ints(&[4, 0, -1, -5])], &mut out).unwrap();
+    assert_eq!(values(&out[0]), vec![14.0, 10.0, 14.0, 10.0]);
+    for bad in [5, -6, i64::MAX, i64::MIN] {
+        let mut out = vec![zeros(&[2])];
+        let err = call
+            .run(&[&x, &ints(&[1, bad])], &mut out)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!("index {bad} is out of bounds for size 5")),
+            "{err}"
+        );
+    }
+    // The printed IR shows the checks.
+    let text = call.kernel().to_string();
+    assert!(text.contains("if ge(t1, x.shape[0]):"), "{text}");
+}

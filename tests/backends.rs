@@ -9,6 +9,7 @@ use proptest::prelude::*;
 use tensorlift::ir::{elemwise, ScalarOp};
 use tensorlift::prelude::*;
 use tensorlift::testing::{compare_backends, random_of_shape, TestRng};
+use tensorlift_compiler::jit::kernels_of;
 
 fn check(inputs: &[&Var], outputs: &[&Var], values: &[TensorData]) {
     if let Err(e) = compare_backends(inputs, outputs, values, Mode::Jit) {
@@ -392,6 +393,70 @@ fn strided_transposed_and_reversed_inputs() {
             transposed,
             values(Float64, &[&[4, 6]], (-2.0, 2.0), 4).remove(0),
         ],
+    );
+}
+
+#[test]
+fn dot_of_every_rank_pair_calls_gemm() {
+    for dtype in [Float64, Float32] {
+        let (m, v) = (|n: &str| matrix(n, dtype), |n: &str| vector(n, dtype));
+        let cases: [(Var, Var, &[usize], &[usize]); 4] = [
+            (m("a"), m("b"), &[5, 7], &[7, 3]),
+            (m("a"), v("b"), &[5, 7], &[7]),
+            (v("a"), m("b"), &[7], &[7, 3]),
+            (v("a"), v("b"), &[7], &[7]),
+        ];
+        for (seed, (a, b, sa, sb)) in cases.into_iter().enumerate() {
+            let out = a.dot(&b);
+            let f = function(&[&a, &b], &[&out])
+                .mode(Mode::Jit)
+                .compile()
+                .unwrap();
+            assert!(
+                kernels_of(f.fgraph()).iter().any(|(_, k)| k.name == "dot"),
+                "{dtype} dot is jitted"
+            );
+            check(
+                &[&a, &b],
+                &[&out],
+                &values(dtype, &[sa, sb], (-1.0, 1.0), seed as u64),
+            );
+            // Empty operands: a zero-sized contraction gives zeros.
+            let empty = |s: &[usize]| {
+                s.iter()
+                    .map(|d| if *d == 7 { 0 } else { *d })
+                    .collect::<Vec<_>>()
+            };
+            check(
+                &[&a, &b],
+                &[&out],
+                &values(dtype, &[&empty(sa), &empty(sb)], (-1.0, 1.0), 9),
+            );
+            // Contracted sizes that disagree: both backends fail.
+            let short: Vec<usize> = sb
+                .iter()
+                .enumerate()
+                .map(|(k, d)| if k == 0 { d - 1 } else { *d })
+                .collect();
+            check(
+                &[&a, &b],
+                &[&out],
+                &values(dtype, &[sa, &short], (-1.0, 1.0), 10),
+            );
+            let err = f
+                .call(&values(dtype, &[sa, &short], (-1.0, 1.0), 10))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("the contracted dimensions differ"), "{err}");
+        }
+    }
+    // Transposed and reversed operands reach gemm with general strides.
+    let (a, b) = (matrix("a", Float64), matrix("b", Float64));
+    let out = a.t().dot(&b.get(idx![..;-1, ..]));
+    check(
+        &[&a, &b],
+        &[&out],
+        &values(Float64, &[&[6, 4], &[6, 5]], (-1.0, 1.0), 11),
     );
 }
 

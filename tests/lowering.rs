@@ -273,3 +273,21 @@ fn softmax_sums_and_keeps_its_exponentials_in_one_pass() {
         "#]],
     );
 }
+
+#[test]
+fn dot_checks_its_operands_then_calls_gemm() {
+    let a = matrix("a", Float64);
+    let v = vector("v", Float64);
+    check(
+        &[&a, &v],
+        &[&a.dot(&v)],
+        expect![[r#"
+        kernel dot(in in0: float64[2d], in in1: float64[1d], out out: float64[1d]):
+          if neq(in1.shape[0], in0.shape[1]):
+            fail "the contracted dimensions differ: input 1 has {0} elements along axis 0, input 0 has {1} along axis 1", in1.shape[0], in0.shape[1]
+          if neq(out.shape[0], in0.shape[0]):
+            fail "output 0 has {0} elements along axis 0, expected {1} (the size of input 0's axis 0)", out.shape[0], in0.shape[0]
+          call dot(in0, in1, out) or fail "gemm failed"
+    "#]],
+    );
+}

@@ -226,6 +226,9 @@ struct KernelNode {
     /// values a reduction keeps) rather than the reduced one.
     out_full: Vec<bool>,
     reduce: Option<(ReduceKind, Vec<usize>)>,
+    /// A `Dot` kernel: output shape from the operands' outer sizes, one call, never split
+    /// or computed in place (the kernel checks the contracted sizes).
+    dot: bool,
 }
 
 impl KernelNode {
@@ -256,6 +259,7 @@ impl KernelNode {
                 }
                 _ => None,
             },
+            dot: matches!(e.op, Op::Dot),
         })
     }
 }
@@ -283,6 +287,25 @@ impl Space {
 /// when the reference must handle the call (it reports the error, e.g. max of an empty
 /// axis).
 fn space(k: &KernelNode, args: &[TensorData]) -> Result<Option<Space>, RuntimeError> {
+    if k.dot {
+        let [a, b] = args else {
+            return Ok(None);
+        };
+        if a.ndim() != k.static_shapes[0].len() || b.ndim() != k.static_shapes[1].len() {
+            return Ok(None);
+        }
+        let (sa, sb) = (a.shape(), b.shape());
+        let out: Vec<usize> = sa[..sa.len() - 1]
+            .iter()
+            .chain(sb.get(1..).unwrap_or(&[]))
+            .copied()
+            .collect();
+        return Ok(Some(Space {
+            full: out.clone(),
+            reduced: Vec::new(),
+            out,
+        }));
+    }
     let ndim = k.static_shapes.first().map_or(0, |s| s.len());
     if args.len() != k.static_shapes.len() || args.iter().any(|a| a.ndim() != ndim) {
         return Ok(None);
@@ -451,7 +474,7 @@ fn in_place_inputs(
     let mut plan = vec![None; k.out_dtypes.len()];
     // Small outputs are cheap to allocate: keep small calls lean.
     let elements: usize = space.full.iter().product();
-    if k.reduce.is_some() || elements * 4 < POOL_MIN_BYTES {
+    if k.reduce.is_some() || k.dot || elements * 4 < POOL_MIN_BYTES {
         return plan;
     }
     let mut taken = vec![false; args.len()];
@@ -722,7 +745,7 @@ fn run_kernel(
     let (kernel, compiled) = (&k.kernel, &k.compiled);
     // Kept values must be written whole: such calls never split a reduced dimension.
     let keeps = k.reduce.is_some() && k.out_full.iter().any(|f| *f);
-    let split = split_dim(&space, rayon::current_num_threads(), !keeps);
+    let split = split_dim(&space, rayon::current_num_threads(), !keeps).filter(|_| !k.dot);
     if split.is_none() {
         return run_whole(k, &space, args, pool);
     }

@@ -7,12 +7,13 @@
 //! memory contiguously); a `FusedReduce` computes its composite body inside the reduction
 //! loop, reading the inputs once. Kernels compute floats in f64 (float32 results rounded
 //! as the reference rounds them), integers in wrapping i64 (wrapped to their dtype), bools
-//! as 0/1; integer powers and logic on bools are not lowered (`None`).
+//! as 0/1; integer powers and logic on bools are not lowered (`None`). A float `Dot` becomes
+//! a call of the runtime's gemm after checks of its operands' shapes.
 
 use tensorlift_ir::ops::{Composite, ReduceKind, ScalarRef};
 use tensorlift_ir::{DType, FunctionGraph, NodeId, Op, ScalarOp, TensorType};
 
-use crate::loopir::{Buffer, Expr, Index, Kernel, Role, Stmt};
+use crate::loopir::{Buffer, Expr, Index, Kernel, Role, Stmt, SupportCall};
 
 /// Whether a kernel computes `op` producing `dtype` from `args`.
 fn kernel_op(op: ScalarOp, args: &[DType], dtype: DType) -> bool {
@@ -94,8 +95,87 @@ fn lower_unchecked(fg: &FunctionGraph, node: NodeId) -> Option<Kernel> {
             }
             Some(k)
         }
+        Op::Dot => dot_kernel(&in_types, out_types[0]),
         _ => None,
     }
+}
+
+/// `out = a · b` through the runtime's gemm, for 1-d/2-d operands of one float dtype:
+/// checks that the contracted sizes agree and that the output has the product's shape,
+/// then calls the support function.
+fn dot_kernel(in_types: &[&TensorType], out: &TensorType) -> Option<Kernel> {
+    let dtype = out.dtype;
+    let (ra, rb) = (in_types[0].ndim(), in_types[1].ndim());
+    let float_operands = matches!(dtype, DType::Float64 | DType::Float32)
+        && in_types.iter().all(|t| t.dtype == dtype);
+    if !float_operands || !(1..=2).contains(&ra) || !(1..=2).contains(&rb) {
+        return None;
+    }
+    let mut buffers = input_buffers(in_types);
+    buffers.push(Buffer {
+        name: "out".into(),
+        dtype,
+        rank: out.ndim(),
+        role: Role::Output,
+    });
+    let mut errors = Vec::new();
+    let mut body = Vec::new();
+    let mut require = |size: Expr, expected: Expr, message: String, body: &mut Vec<Stmt>| {
+        body.push(Stmt::If {
+            cond: Expr::apply(
+                ScalarOp::Neq,
+                vec![size.clone(), expected.clone()],
+                DType::Bool,
+            ),
+            then: vec![Stmt::Fail {
+                error: errors.len(),
+                values: vec![size, expected],
+            }],
+            otherwise: Vec::new(),
+        });
+        errors.push(message);
+    };
+    require(
+        Expr::Dim { buf: 1, dim: 0 },
+        Expr::Dim {
+            buf: 0,
+            dim: ra - 1,
+        },
+        format!(
+            "the contracted dimensions differ: input 1 has {{0}} elements along axis 0, \
+             input 0 has {{1}} along axis {}",
+            ra - 1
+        ),
+        &mut body,
+    );
+    // The output's axes: a's rows (when 2-d), then b's columns (when 2-d).
+    let out_axes = (ra == 2)
+        .then_some((0, 0))
+        .into_iter()
+        .chain((rb == 2).then_some((1, 1)));
+    for (axis, (buf, dim)) in out_axes.enumerate() {
+        require(
+            Expr::Dim { buf: 2, dim: axis },
+            Expr::Dim { buf, dim },
+            format!(
+                "output 0 has {{0}} elements along axis {axis}, expected {{1}} \
+                 (the size of input {buf}'s axis {dim})"
+            ),
+            &mut body,
+        );
+    }
+    body.push(Stmt::Call {
+        func: SupportCall::Dot,
+        bufs: vec![0, 1, 2],
+        error: errors.len(),
+    });
+    errors.push("gemm failed".into());
+    Some(Kernel {
+        name: "dot".into(),
+        buffers,
+        body,
+        errors,
+    })
 }
 
 /// Whether a kernel computes the reduction `kind` from `input` values into `output`:

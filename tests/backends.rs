@@ -552,6 +552,42 @@ fn large_calls_split_across_threads_agree() {
 }
 
 #[test]
+fn max_and_min_propagate_nan_from_every_position() {
+    let (x, m) = (vector("x", Float64), matrix("m", Float64));
+    let outs = [
+        x.max(None),
+        x.min(None),
+        x.exp().max(None),
+        (&x * 2.0).min(None),
+    ];
+    let refs: Vec<&Var> = outs.iter().collect();
+    let rows = [m.max(Some(&[1])), m.min(Some(&[0]))];
+    let row_refs: Vec<&Var> = rows.iter().collect();
+    for n in [1usize, 2, 3, 7, 8, 9, 17, 31, 600, 1100] {
+        // The NaN in every unrolled step, lane and tail position (and none).
+        let positions: Vec<Option<usize>> = if n <= 40 {
+            std::iter::once(None).chain((0..n).map(Some)).collect()
+        } else {
+            vec![None, Some(0), Some(1), Some(n / 2), Some(n - 1)]
+        };
+        for at in positions {
+            let mut v: Vec<f64> = (0..n).map(|i| ((i * 37) % 11) as f64 - 5.0).collect();
+            if n > 2 {
+                v[n / 3] = f64::NEG_INFINITY;
+                v[n - 2] = -0.0;
+            }
+            if let Some(p) = at {
+                v[p] = f64::NAN;
+            }
+            check(&[&x], &refs, &[ndarray::Array1::from(v.clone()).into()]);
+            let rows = ArrayD::from_shape_vec(IxDyn(&[1, n]), v).unwrap();
+            let both = ndarray::concatenate(ndarray::Axis(0), &[rows.view(), rows.view()]).unwrap();
+            check(&[&m], &row_refs, &[both.into()]);
+        }
+    }
+}
+
+#[test]
 fn compiled_code_is_cached_while_used_and_freed_after() {
     use tensorlift_compiler::jit::is_cached;
     let x = vector("x", Float64);

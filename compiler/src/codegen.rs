@@ -292,6 +292,13 @@ pub fn compile_kernels(kernels: &[Kernel]) -> Result<Vec<CompiledKernel>, Compil
         .collect())
 }
 
+/// A vector accumulator of a reduction in registers, and for max/min whether a NaN was
+/// seen (its value then ignores NaNs).
+struct VectorAcc {
+    value: Variable,
+    nan_seen: Option<Variable>,
+}
+
 /// A buffer's data pointer, sizes and strides as SSA values.
 struct BufVals {
     /// Byte offset of the buffer's words in the argument array.
@@ -334,6 +341,9 @@ struct Gen<'a> {
     temp_dtypes: HashMap<usize, DType>,
     /// Register accumulators of the innermost loop being emitted: statement position → variable.
     reg_accs: HashMap<usize, Variable>,
+    /// For vector max/min accumulators: statement position → whether a NaN was seen (a
+    /// mask, all ones once it was), so the max/min itself can use `maxpd`/`minpd`.
+    nan_accs: HashMap<usize, Variable>,
     /// The loop variable of the innermost loop being emitted.
     inner: Option<LoopVar>,
     /// Scratch memory for strips (`STRIP` f64s per slot).
@@ -541,6 +551,7 @@ impl<'a> Gen<'a> {
             support,
             temp_dtypes: HashMap::new(),
             reg_accs: HashMap::new(),
+            nan_accs: HashMap::new(),
             inner: None,
             scratch,
             array_support,
@@ -606,7 +617,16 @@ impl<'a> Gen<'a> {
                 };
                 if let Some(acc) = self.reg_accs.get(&position).copied() {
                     let old = self.b.use_var(acc);
-                    let new = self.combine(*kind, old, v);
+                    let new = match self.nan_accs.get(&position).copied() {
+                        Some(seen) if lanes == Lanes::Two => {
+                            let before = self.b.use_var(seen);
+                            let now = self.b.ins().fcmp(FloatCC::Unordered, v, before);
+                            let now = self.b.ins().bitcast(F64X2, MemFlagsData::new(), now);
+                            self.b.def_var(seen, now);
+                            self.ordered_max_min(*kind, old, v)
+                        }
+                        _ => self.combine(*kind, old, v),
+                    };
                     self.b.def_var(acc, new);
                 } else {
                     let old = self.load(*buf, index, lanes);
@@ -811,28 +831,81 @@ impl<'a> Gen<'a> {
     }
 
     /// `UNROLL` vector accumulators for `kind`, each holding its identity.
-    fn vector_accumulators(&mut self, kind: ReduceKind) -> Vec<Variable> {
+    fn vector_accumulators(&mut self, kind: ReduceKind) -> Vec<VectorAcc> {
         let init = self.b.ins().f64const(identity(kind));
         let init = self.b.ins().splat(F64X2, init);
+        let clear = self.b.ins().f64const(0.0);
+        let clear = self.b.ins().splat(F64X2, clear);
         (0..UNROLL)
             .map(|_| {
-                let v = self.b.declare_var(F64X2);
-                self.b.def_var(v, init);
-                v
+                let value = self.b.declare_var(F64X2);
+                self.b.def_var(value, init);
+                let nan_seen = matches!(kind, ReduceKind::Max | ReduceKind::Min).then(|| {
+                    let seen = self.b.declare_var(F64X2);
+                    self.b.def_var(seen, clear);
+                    seen
+                });
+                VectorAcc { value, nan_seen }
             })
             .collect()
     }
 
-    /// The combination of vector accumulators' lanes into one scalar.
-    fn fold_lanes(&mut self, kind: ReduceKind, accs: &[Variable]) -> Value {
-        let mut all = self.b.use_var(accs[0]);
+    /// Makes unrolled step `u`'s vector accumulators the current ones.
+    fn use_vector_accs(
+        &mut self,
+        reg: &[(usize, ReduceKind, usize, Vec<Index>)],
+        accs: &[&[VectorAcc]],
+        u: usize,
+    ) {
+        self.reg_accs = reg
+            .iter()
+            .zip(accs)
+            .map(|((k, ..), a)| (*k, a[u].value))
+            .collect();
+        self.nan_accs = reg
+            .iter()
+            .zip(accs)
+            .filter_map(|((k, ..), a)| a[u].nan_seen.map(|n| (*k, n)))
+            .collect();
+    }
+
+    /// The larger (smaller) of an accumulator and an ordered value: `acc < x ? x : acc`,
+    /// the form x64 emits as one `maxpd` (`minpd`). NaNs are tracked separately.
+    fn ordered_max_min(&mut self, kind: ReduceKind, acc: Value, x: Value) -> Value {
+        let (a, b) = if kind == ReduceKind::Max {
+            (acc, x)
+        } else {
+            (x, acc)
+        };
+        let beyond = self.b.ins().fcmp(FloatCC::LessThan, a, b);
+        let mask = self.b.ins().bitcast(F64X2, MemFlagsData::new(), beyond);
+        self.b.ins().bitselect(mask, x, acc)
+    }
+
+    /// The combination of vector accumulators' lanes into one scalar (NaN when a max/min
+    /// accumulator saw one).
+    fn fold_lanes(&mut self, kind: ReduceKind, accs: &[VectorAcc]) -> Value {
+        let mut all = self.b.use_var(accs[0].value);
         for a in &accs[1..] {
-            let a = self.b.use_var(*a);
+            let a = self.b.use_var(a.value);
             all = self.combine(kind, all, a);
         }
         let lo = self.b.ins().extractlane(all, 0);
         let hi = self.b.ins().extractlane(all, 1);
-        self.combine(kind, lo, hi)
+        let folded = self.combine(kind, lo, hi);
+        let seen: Vec<Variable> = accs.iter().filter_map(|a| a.nan_seen).collect();
+        let Some(first) = seen.first() else {
+            return folded;
+        };
+        let mut any = self.b.use_var(*first);
+        for s in &seen[1..] {
+            let s = self.b.use_var(*s);
+            any = self.b.ins().bor(any, s);
+        }
+        let any = self.b.ins().bitcast(types::I64X2, MemFlagsData::new(), any);
+        let nan_seen = self.b.ins().vany_true(any);
+        let nan = self.b.ins().f64const(f64::NAN);
+        self.b.ins().select(nan_seen, nan, folded)
     }
 
     /// Writes register accumulators into their output elements.
@@ -941,7 +1014,7 @@ impl<'a> Gen<'a> {
         self.inner = Some(var);
         let reg = Self::register_accumulations(body, var);
         // Per reduction: one vector accumulator per unrolled step, and a scalar one.
-        let accs: Vec<(Vec<Variable>, Variable)> = reg
+        let accs: Vec<(Vec<VectorAcc>, Variable)> = reg
             .iter()
             .map(|(_, kind, _, _)| {
                 let vs = self.vector_accumulators(*kind);
@@ -971,13 +1044,18 @@ impl<'a> Gen<'a> {
                     let at = self.b.ins().iadd(s0, ju);
                     self.vars.insert(var, at);
                     self.strip_index = Some(ju);
-                    self.reg_accs = reg
-                        .iter()
-                        .zip(&accs)
-                        .map(|((k, ..), (vs, sc))| {
-                            (*k, if lanes == Lanes::Two { vs[u] } else { *sc })
-                        })
-                        .collect();
+                    if lanes == Lanes::Two {
+                        let all: Vec<&[VectorAcc]> =
+                            accs.iter().map(|(vs, _)| vs.as_slice()).collect();
+                        self.use_vector_accs(&reg, &all, u);
+                    } else {
+                        self.reg_accs = reg
+                            .iter()
+                            .zip(&accs)
+                            .map(|((k, ..), (_, sc))| (*k, *sc))
+                            .collect();
+                        self.nan_accs.clear();
+                    }
                     for t in &plan.reads[seg] {
                         let v = self.slot_load(plan.slots[t], lanes);
                         self.temps.insert(*t, v);
@@ -1004,6 +1082,7 @@ impl<'a> Gen<'a> {
         self.strip_index = None;
         self.close_loop(strip);
         self.reg_accs.clear();
+        self.nan_accs.clear();
         self.slots.clear();
         self.inner = None;
         let totals: Vec<Value> = reg
@@ -1070,7 +1149,7 @@ impl<'a> Gen<'a> {
         if vector && self.vectorizable(body) {
             let cond = self.unit_strides(body, var);
             // One vector accumulator per unrolled step: independent dependency chains.
-            let vaccs: Vec<Vec<Variable>> = reg
+            let vaccs: Vec<Vec<VectorAcc>> = reg
                 .iter()
                 .map(|(_, kind, _, _)| self.vector_accumulators(*kind))
                 .collect();
@@ -1084,16 +1163,14 @@ impl<'a> Gen<'a> {
             for u in 0..UNROLL {
                 let at = self.b.ins().iadd_imm_s(l.at, 2 * u as i64);
                 self.vars.insert(var, at);
-                self.reg_accs = reg
-                    .iter()
-                    .zip(&vaccs)
-                    .map(|((k, ..), accs)| (*k, accs[u]))
-                    .collect();
+                let all: Vec<&[VectorAcc]> = vaccs.iter().map(|a| a.as_slice()).collect();
+                self.use_vector_accs(&reg, &all, u);
                 for (k, s) in body.iter().enumerate() {
                     self.stmt(s, k, Lanes::Two);
                 }
             }
             self.close_loop(l);
+            self.nan_accs.clear();
             for ((_, kind, _, _), (accs, acc)) in reg.iter().zip(vaccs.iter().zip(&scalar_accs)) {
                 let v = self.fold_lanes(*kind, accs);
                 self.b.def_var(*acc, v);

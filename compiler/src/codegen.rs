@@ -1013,15 +1013,16 @@ impl<'a> Gen<'a> {
     fn strip_loop(&mut self, var: LoopVar, n: Value, body: &[Stmt], plan: StripPlan) {
         self.inner = Some(var);
         let reg = Self::register_accumulations(body, var);
-        // Per reduction: one vector accumulator per unrolled step, and a scalar one.
-        let accs: Vec<(Vec<VectorAcc>, Variable)> = reg
+        // Per reduction: a scalar running total, and per strip one vector accumulator per
+        // unrolled step, folded into the total after the strip's segment (so nothing the
+        // vector loop updates is live across the array calls, which would spill it).
+        let totals: Vec<Variable> = reg
             .iter()
             .map(|(_, kind, _, _)| {
-                let vs = self.vector_accumulators(*kind);
                 let sc = self.b.declare_var(types::F64);
                 let init = self.b.ins().f64const(identity(*kind));
                 self.b.def_var(sc, init);
-                (vs, sc)
+                sc
             })
             .collect();
         let start = self.counter();
@@ -1036,6 +1037,16 @@ impl<'a> Gen<'a> {
             // 2·UNROLL elements at a time, then two, then the odd one left; the passes
             // share the counter `j`.
             let j = self.counter();
+            let accs: Vec<Vec<VectorAcc>> = reg
+                .iter()
+                .map(|(position, kind, _, _)| {
+                    if stmts.contains(position) {
+                        self.vector_accumulators(*kind)
+                    } else {
+                        Vec::new()
+                    }
+                })
+                .collect();
             for (lanes, unroll) in [(Lanes::Two, UNROLL), (Lanes::Two, 1), (Lanes::One, 1)] {
                 let width = if lanes == Lanes::Two { 2 } else { 1 };
                 let l = self.open_loop(j, len, (width * unroll) as i64, true);
@@ -1045,14 +1056,23 @@ impl<'a> Gen<'a> {
                     self.vars.insert(var, at);
                     self.strip_index = Some(ju);
                     if lanes == Lanes::Two {
-                        let all: Vec<&[VectorAcc]> =
-                            accs.iter().map(|(vs, _)| vs.as_slice()).collect();
-                        self.use_vector_accs(&reg, &all, u);
+                        let mine: Vec<(usize, ReduceKind, usize, Vec<Index>)> = reg
+                            .iter()
+                            .zip(&accs)
+                            .filter(|(_, a)| !a.is_empty())
+                            .map(|(r, _)| r.clone())
+                            .collect();
+                        let all: Vec<&[VectorAcc]> = accs
+                            .iter()
+                            .filter(|a| !a.is_empty())
+                            .map(|a| a.as_slice())
+                            .collect();
+                        self.use_vector_accs(&mine, &all, u);
                     } else {
                         self.reg_accs = reg
                             .iter()
-                            .zip(&accs)
-                            .map(|((k, ..), (_, sc))| (*k, *sc))
+                            .zip(&totals)
+                            .map(|((k, ..), sc)| (*k, *sc))
                             .collect();
                         self.nan_accs.clear();
                     }
@@ -1072,6 +1092,14 @@ impl<'a> Gen<'a> {
                 }
                 self.close_loop(l);
             }
+            for (((_, kind, _, _), vs), total) in reg.iter().zip(&accs).zip(&totals) {
+                if !vs.is_empty() {
+                    let lanes = self.fold_lanes(*kind, vs);
+                    let before = self.b.use_var(*total);
+                    let after = self.combine(*kind, before, lanes);
+                    self.b.def_var(*total, after);
+                }
+            }
             if let Some((op, arg, out)) = plan.calls.get(seg) {
                 let f = self.array_support[op];
                 let src = self.slot_ptr(plan.slots[arg]);
@@ -1085,15 +1113,7 @@ impl<'a> Gen<'a> {
         self.nan_accs.clear();
         self.slots.clear();
         self.inner = None;
-        let totals: Vec<Value> = reg
-            .iter()
-            .zip(&accs)
-            .map(|((_, kind, _, _), (vs, sc))| {
-                let lanes = self.fold_lanes(*kind, vs);
-                let tail = self.b.use_var(*sc);
-                self.combine(*kind, lanes, tail)
-            })
-            .collect();
+        let totals: Vec<Value> = totals.iter().map(|t| self.b.use_var(*t)).collect();
         self.flush_accumulations(&reg, &totals);
     }
 

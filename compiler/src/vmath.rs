@@ -7,8 +7,8 @@
 //! for bit. Accuracy against libm is measured by
 //! `tests/vmath_accuracy.rs` (at most 2 ulp over the whole domain, special values exact).
 //! - exp: n = round(x / ln 2) by the 1.5·2^52 shifter trick; r = x − n·ln2 in two fma
-//!   steps (ln 2 split hi/lo); e^r by its degree-13 Taylor polynomial (|r| ≤ ln2/2,
-//!   truncation < 2^-60). When every lane has |x| ≤ 708 the result is scaled by 2^n built
+//!   steps (ln 2 split hi/lo); e^r by a degree-11 polynomial (Chebyshev interpolation on
+//!   |r| ≤ ln2/2, ~1e-17 relative) by Horner's rule. When every lane has |x| ≤ 708 the result is scaled by 2^n built
 //!   from the shifter sum's bits; otherwise x is clamped to [-750, 710] and scaled by
 //!   2^⌊n/2⌋ · 2^(n−⌊n/2⌋), which gives correct overflow to inf and gradual underflow.
 //! - sin, cos: q = round(x · 2/π); r = x − q·π/2 in three fma steps (π/2 split in three
@@ -21,8 +21,8 @@ use cranelift_codegen::ir::{types, FuncRef, InstBuilder, MemFlagsData, Type, Val
 use cranelift_frontend::FunctionBuilder;
 
 use tensorlift_runtime::vector_math::{
-    exp_coefficients, sin_cos_coefficients, EXP_HIGH, EXP_LOW, LN2_HI, LN2_LO, PIO2_1, PIO2_2,
-    PIO2_3, SHIFTER, TRIG_FAST_LIMIT,
+    sin_cos_coefficients, EXP_HIGH, EXP_LOW, EXP_POLY, LN2_HI, LN2_LO, PIO2_1, PIO2_2, PIO2_3,
+    SHIFTER, TRIG_FAST_LIMIT,
 };
 
 /// Emits math on values of type `ty` (F64 or F64X2).
@@ -67,10 +67,21 @@ impl VMath<'_, '_> {
         self.b.ins().bitcast(self.ty, MemFlagsData::new(), v)
     }
 
-    /// Σ coeffs[k] · x^k (coeffs from the constant term up) by Estrin's scheme: pairs
-    /// `c[2k] + c[2k+1]·x` combined with x², x⁴, … so the dependency chain is logarithmic
-    /// in the degree (a Horner chain of 13 fmas would bound the loop by latency).
+    /// Σ coeffs[k] · x^k (coeffs from the constant term up) by Horner's rule, the
+    /// operations of `vector_math::horner`.
     fn horner(&mut self, x: Value, coeffs: &[f64]) -> Value {
+        let mut acc = self.konst(coeffs[coeffs.len() - 1]);
+        for c in coeffs[..coeffs.len() - 1].iter().rev() {
+            let c = self.konst(*c);
+            acc = self.b.ins().fma(acc, x, c);
+        }
+        acc
+    }
+
+    /// Σ coeffs[k] · x^k (coeffs from the constant term up) by Estrin's scheme: pairs
+    /// `c[2k] + c[2k+1]·x` combined with x², x⁴, …, the operations of
+    /// `vector_math::estrin`.
+    fn estrin(&mut self, x: Value, coeffs: &[f64]) -> Value {
         let mut terms: Vec<Value> = coeffs
             .chunks(2)
             .map(|pair| {
@@ -197,8 +208,7 @@ impl VMath<'_, '_> {
         let (ln2_hi, ln2_lo) = (self.konst(-LN2_HI), self.konst(-LN2_LO));
         let r = self.b.ins().fma(n, ln2_hi, x);
         let r = self.b.ins().fma(n, ln2_lo, r);
-        let coeffs = exp_coefficients();
-        (t, self.horner(r, &coeffs))
+        (t, self.horner(r, &EXP_POLY))
     }
 
     /// sin(x) (`cos = false`) or cos(x) (`cos = true`); `libm` computes one lane.
@@ -268,10 +278,10 @@ impl VMath<'_, '_> {
         let r2 = self.b.ins().fmul(r, r);
         // sin r = r + r^3 · S(r^2), cos r = 1 - r^2/2 + r^4 · C(r^2).
         let (s_coeffs, c_coeffs) = sin_cos_coefficients();
-        let s = self.horner(r2, &s_coeffs);
+        let s = self.estrin(r2, &s_coeffs);
         let r3 = self.b.ins().fmul(r2, r);
         let sin_r = self.b.ins().fma(r3, s, r);
-        let c = self.horner(r2, &c_coeffs);
+        let c = self.estrin(r2, &c_coeffs);
         let r4 = self.b.ins().fmul(r2, r2);
         let minus_half = self.konst(-0.5);
         let one = self.konst(1.0);

@@ -331,3 +331,117 @@ fn gathered_indices_are_checked_before_they_address_memory() {
     let text = call.kernel().to_string();
     assert!(text.contains("if ge(t1, x.shape[0]):"), "{text}");
 }
+
+/// `out = x²` (a kernel lowered from a graph) and a kernel that always fails.
+fn branches() -> (Kernel, Kernel) {
+    let x = vector("x", Float64);
+    let f = function(&[&x], &[&x.sqr()])
+        .mode(Mode::Jit)
+        .compile()
+        .unwrap();
+    let squared = kernels_of(f.fgraph()).remove(0).1;
+    let failing = Kernel {
+        name: "raises".into(),
+        buffers: vec![
+            buffer("x", Float64, Role::Input),
+            buffer("out", Float64, Role::Output),
+        ],
+        body: vec![Stmt::Fail {
+            error: 0,
+            values: vec![Expr::Dim { buf: 0, dim: 0 }],
+        }],
+        errors: vec!["the branch not taken ran (x has {0} elements)".into()],
+    };
+    (squared, failing)
+}
+
+/// `if cond[]: invoke raises(x, out) else: invoke squared(x, out)`: each branch its own
+/// jitted function, only the taken one called (DESIGN §8's IfElse).
+fn choose(squared: &Kernel, failing: &Kernel) -> Kernel {
+    let mut k = Kernel {
+        name: "choose".into(),
+        buffers: vec![
+            Buffer {
+                name: "cond".into(),
+                dtype: Bool,
+                rank: 0,
+                role: Role::Input,
+            },
+            buffer("x", Float64, Role::Input),
+            buffer("out", Float64, Role::Output),
+        ],
+        body: vec![],
+        errors: vec![],
+    };
+    let then = k.invoke(1, failing, vec![1, 2]);
+    let otherwise = k.invoke(0, squared, vec![1, 2]);
+    k.body = vec![Stmt::If {
+        cond: Expr::Load {
+            buf: 0,
+            index: vec![],
+        },
+        then: vec![then],
+        otherwise: vec![otherwise],
+    }];
+    k
+}
+
+fn flag(b: bool) -> TensorData {
+    TensorData::from_array(ndarray::arr0(b).into_dyn())
+}
+
+#[test]
+fn a_kernel_invokes_only_the_branch_it_takes() {
+    let (squared, failing) = branches();
+    let chooser = choose(&squared, &failing);
+    assert!(
+        chooser.to_string().contains("invoke raises(x, out)"),
+        "{chooser}"
+    );
+    let calls = KernelCall::compile_all(vec![squared, failing, chooser]).unwrap();
+    let choose = &calls[2];
+    let x = f64s(&[5], 1.0);
+
+    // The untaken branch would fail if it ran.
+    let mut out = vec![zeros(&[5])];
+    choose.run(&[&flag(false), &x], &mut out).unwrap();
+    assert_eq!(values(&out[0]), vec![1.0, 4.0, 9.0, 16.0, 25.0]);
+
+    let mut out = vec![zeros(&[5])];
+    let err = choose
+        .run(&[&flag(true), &x], &mut out)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("choose: the branch not taken ran (x has 5 elements)"),
+        "{err}"
+    );
+
+    // The callee's shape checks still guard it: its errors are reported as the caller's.
+    let mut out = vec![zeros(&[4])];
+    let err = choose
+        .run(&[&flag(false), &x], &mut out)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("input 0 has 5 elements along axis 0, expected 4"),
+        "{err}"
+    );
+}
+
+#[test]
+fn invoking_a_later_kernel_or_mismatched_buffers_is_refused() {
+    let (squared, failing) = branches();
+    let chooser = choose(&squared, &failing);
+    // The chooser listed before its callees.
+    let err = KernelCall::compile_all(vec![chooser.clone(), squared.clone(), failing.clone()]);
+    assert!(err.is_err());
+    // A callee taking float64 given the bool buffer.
+    let mut wrong = chooser;
+    if let Stmt::If { otherwise, .. } = &mut wrong.body[0] {
+        if let Stmt::Invoke { bufs, .. } = &mut otherwise[0] {
+            bufs[0] = 0;
+        }
+    }
+    assert!(KernelCall::compile_all(vec![squared, failing, wrong]).is_err());
+}

@@ -34,7 +34,8 @@ use std::sync::{Arc, Mutex};
 
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{
-    types, AbiParam, Endianness, FuncRef, InstBuilder, MemFlagsData, Type, Value,
+    types, AbiParam, Endianness, FuncRef, InstBuilder, MemFlagsData, StackSlotData, StackSlotKind,
+    Type, Value,
 };
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
@@ -167,22 +168,27 @@ pub fn compile_kernels(kernels: &[Kernel]) -> Result<Vec<CompiledKernel>, Compil
         builder.symbol("tl_dot_f64", tl_dot_f64 as *const u8);
         builder.symbol("tl_dot_f32", tl_dot_f32 as *const u8);
     }
+    check_invokes(kernels)?;
     let mut module = JITModule::new(builder);
-    let mut ids: Vec<FuncId> = Vec::with_capacity(kernels.len());
     let mut ctx = module.make_context();
     let mut fctx = FunctionBuilderContext::new();
     let target = module.target_config();
+    let ptr = target.pointer_type();
+    let mut kernel_sig = module.make_signature();
+    kernel_sig.params.push(AbiParam::new(ptr));
+    kernel_sig.returns.push(AbiParam::new(types::I32));
+    let ids: Vec<FuncId> = kernels
+        .iter()
+        .enumerate()
+        .map(|(k, kernel)| {
+            module
+                .declare_function(&format!("{}_{k}", kernel.name), Linkage::Local, &kernel_sig)
+                .map_err(jit_error)
+        })
+        .collect::<Result<_, _>>()?;
     for (k, kernel) in kernels.iter().enumerate() {
-        let ptr = target.pointer_type();
-        ctx.func.signature.params.push(AbiParam::new(ptr));
-        ctx.func.signature.returns.push(AbiParam::new(types::I32));
-        let id = module
-            .declare_function(
-                &format!("{}_{k}", kernel.name),
-                Linkage::Local,
-                &ctx.func.signature,
-            )
-            .map_err(jit_error)?;
+        let id = ids[k];
+        ctx.func.signature = kernel_sig.clone();
         {
             let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
             // Imports of the support functions the kernel calls, by op: (symbol, params,
@@ -246,8 +252,15 @@ pub fn compile_kernels(kernels: &[Kernel]) -> Result<Vec<CompiledKernel>, Compil
             b.switch_to_block(entry);
             b.seal_block(entry);
             let args = b.block_params(entry)[0];
+            let callees = kernel
+                .callees()
+                .into_iter()
+                .map(|c| (c, module.declare_func_in_func(ids[c], b.func)))
+                .collect();
             let mut g = Gen::new(b, kernel, args, support, array_support, ints);
             g.dot = dot;
+            g.callees = callees;
+            g.kernels = kernels;
             g.stmts(&kernel.body.clone());
             let zero = g.b.ins().iconst(types::I32, 0);
             g.b.ins().return_(&[zero]);
@@ -266,7 +279,6 @@ pub fn compile_kernels(kernels: &[Kernel]) -> Result<Vec<CompiledKernel>, Compil
             eprintln!("{kernel}\n{code}");
         }
         module.clear_context(&mut ctx);
-        ids.push(id);
     }
     module.finalize_definitions().map_err(jit_error)?;
     let entries: Vec<KernelFn> = ids
@@ -281,15 +293,68 @@ pub fn compile_kernels(kernels: &[Kernel]) -> Result<Vec<CompiledKernel>, Compil
     let code = Arc::new(CodeModule {
         module: Mutex::new(Some(module)),
     });
+    // A kernel's scratch also serves the kernels it invokes (one runs at a time).
+    let mut scratch_words: Vec<usize> = Vec::with_capacity(kernels.len());
+    for kernel in kernels {
+        let own = scratch_slots(kernel) * STRIP;
+        let callees = kernel.callees().into_iter().map(|c| scratch_words[c]);
+        scratch_words.push(callees.fold(own, usize::max));
+    }
     Ok(entries
         .into_iter()
-        .zip(kernels)
-        .map(|(entry, kernel)| CompiledKernel {
+        .zip(scratch_words)
+        .map(|(entry, scratch_words)| CompiledKernel {
             entry,
             _code: code.clone(),
-            scratch_words: scratch_slots(kernel) * STRIP,
+            scratch_words,
         })
         .collect())
+}
+
+/// Checks every `invoke`: the callee comes earlier in the module and takes buffers of
+/// the dtypes and ranks it is given.
+fn check_invokes(kernels: &[Kernel]) -> Result<(), CompileError> {
+    fn walk(body: &[Stmt], k: usize, kernels: &[Kernel]) -> Result<(), CompileError> {
+        for s in body {
+            match s {
+                Stmt::Invoke { callee, bufs, .. } => {
+                    let caller = &kernels[k];
+                    let Some(target) = kernels.get(*callee).filter(|_| *callee < k) else {
+                        return Err(CompileError::Internal(format!(
+                            "kernel {} invokes kernel {callee}, which does not come before it",
+                            caller.name
+                        )));
+                    };
+                    let fits = bufs.len() == target.buffers.len()
+                        && bufs.iter().zip(&target.buffers).all(|(b, t)| {
+                            caller
+                                .buffers
+                                .get(*b)
+                                .is_some_and(|c| c.dtype == t.dtype && c.rank == t.rank)
+                        });
+                    if !fits {
+                        return Err(CompileError::Internal(format!(
+                            "kernel {} invokes {} with buffers that do not match its parameters",
+                            caller.name, target.name
+                        )));
+                    }
+                }
+                Stmt::For { body, .. } | Stmt::While { body, .. } => walk(body, k, kernels)?,
+                Stmt::If {
+                    then, otherwise, ..
+                } => {
+                    walk(then, k, kernels)?;
+                    walk(otherwise, k, kernels)?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+    for (k, kernel) in kernels.iter().enumerate() {
+        walk(&kernel.body, k, kernels)?;
+    }
+    Ok(())
 }
 
 /// A vector accumulator of a reduction in registers, and for max/min whether a NaN was
@@ -334,6 +399,9 @@ struct Gen<'a> {
     error_slot: Value,
     /// The gemm support functions by dtype.
     dot: HashMap<DType, FuncRef>,
+    /// The kernels this one invokes, by module index, and the module's kernels.
+    callees: HashMap<usize, FuncRef>,
+    kernels: &'a [Kernel],
     bufs: Vec<BufVals>,
     vars: HashMap<LoopVar, Value>,
     temps: HashMap<usize, Value>,
@@ -545,6 +613,8 @@ impl<'a> Gen<'a> {
             args,
             error_slot,
             dot: HashMap::new(),
+            callees: HashMap::new(),
+            kernels: &[],
             bufs,
             vars: HashMap::new(),
             temps: HashMap::new(),
@@ -694,6 +764,12 @@ impl<'a> Gen<'a> {
                 }
                 self.fail(*error);
             }
+            Stmt::Invoke {
+                callee,
+                bufs,
+                error_offset,
+                ..
+            } => self.invoke(*callee, bufs, *error_offset),
             Stmt::Call { func, bufs, error } => {
                 let status = match func {
                     SupportCall::Dot => {
@@ -726,6 +802,51 @@ impl<'a> Gen<'a> {
                 self.b.seal_block(ok);
             }
         }
+    }
+
+    /// Calls kernel `callee` with this kernel's buffers `bufs` (their words copied into an
+    /// argument array on the stack, then the scratch and error slot pointers); a failing
+    /// callee's status, shifted by `error_offset`, is returned.
+    fn invoke(&mut self, callee: usize, bufs: &[usize], error_offset: usize) {
+        let words: usize = bufs
+            .iter()
+            .map(|b| 1 + 2 * self.bufs[*b].shape.len())
+            .sum::<usize>()
+            + 2;
+        let slot = self.b.create_sized_stack_slot(StackSlotData::new(
+            StackSlotKind::ExplicitSlot,
+            (words * 8) as u32,
+            3,
+        ));
+        let mut at = 0i32;
+        let mut put = |g: &mut Self, v: Value| {
+            g.b.ins().stack_store(types::I64, v, slot, at);
+            at += 8;
+        };
+        for b in bufs {
+            let (ptr, shape, stride) = (
+                self.bufs[*b].ptr,
+                self.bufs[*b].shape.clone(),
+                self.bufs[*b].stride.clone(),
+            );
+            put(self, ptr);
+            shape.into_iter().for_each(|v| put(self, v));
+            stride.into_iter().for_each(|v| put(self, v));
+        }
+        put(self, self.scratch);
+        put(self, self.error_slot);
+        let args = self.b.ins().stack_addr(types::I64, slot, 0);
+        let f = self.callees[&callee];
+        let call = self.b.ins().call(f, &[args]);
+        let status = self.b.inst_results(call)[0];
+        let (failed, ok) = (self.b.create_block(), self.b.create_block());
+        self.b.ins().brif(status, failed, &[], ok, &[]);
+        self.b.switch_to_block(failed);
+        self.b.seal_block(failed);
+        let shifted = self.b.ins().iadd_imm_s(status, error_offset as i64);
+        self.b.ins().return_(&[shifted]);
+        self.b.switch_to_block(ok);
+        self.b.seal_block(ok);
     }
 
     /// Returns status `error + 1`; emission continues in a fresh (unreachable) block.

@@ -44,6 +44,16 @@ impl KernelCall {
         Ok(KernelCall { kernel, compiled })
     }
 
+    /// Compiles kernels into one module (a kernel may `invoke` those before it).
+    pub fn compile_all(kernels: Vec<Kernel>) -> Result<Vec<KernelCall>, CompileError> {
+        let compiled = compile_kernels(&kernels)?;
+        Ok(kernels
+            .into_iter()
+            .zip(compiled)
+            .map(|(kernel, compiled)| KernelCall { kernel, compiled })
+            .collect())
+    }
+
     /// The loop-nest IR this call runs.
     pub fn kernel(&self) -> &Kernel {
         &self.kernel

@@ -6,7 +6,7 @@
 //! statements (`for` over a shape symbol, with a parallel flag; `while`; `if`/`else`;
 //! scalar `let`; `store`; `accumulate` into a buffer element with a reduction operator;
 //! `fill` of a whole buffer; `fail` with an error of the kernel's list; `call` of a runtime
-//! support function on whole buffers), scalar expressions (loads, literals, scalar ops,
+//! support function on whole buffers; `invoke` of another jitted kernel), scalar expressions (loads, literals, scalar ops,
 //! temporaries, shape symbols), the shape checks every kernel starts with
 //! (`Kernel::with_shape_checks`), and the text form golden tests compare. Indices are
 //! per-dimension loop variables, `0` (a broadcast dimension, read with stride 0) or an
@@ -141,6 +141,16 @@ pub enum Stmt {
         bufs: Vec<usize>,
         error: usize,
     },
+    /// A call of another jitted kernel of the same module (`callee`, its index there,
+    /// which must be lower than this kernel's) on buffers of this one, in the callee's
+    /// buffer order. The callee's errors are this kernel's from `error_offset` on (see
+    /// `Kernel::invoke`); a failing callee fails this kernel with its error.
+    Invoke {
+        callee: usize,
+        name: String,
+        bufs: Vec<usize>,
+        error_offset: usize,
+    },
 }
 
 /// A kernel: buffers and a body.
@@ -189,7 +199,7 @@ impl Kernel {
                         stmts(body, out);
                     }
                     Stmt::Fail { values, .. } => values.iter().for_each(|v| expr(v, out)),
-                    Stmt::Fill { .. } | Stmt::Call { .. } => {}
+                    Stmt::Fill { .. } | Stmt::Call { .. } | Stmt::Invoke { .. } => {}
                 }
             }
         }
@@ -217,6 +227,43 @@ impl Kernel {
             })
         }
         any(&self.body, func)
+    }
+
+    /// The statement calling kernel `callee` (index `index` in the module) on this
+    /// kernel's buffers `bufs`; the callee's error messages are appended to this kernel's.
+    pub fn invoke(&mut self, index: usize, callee: &Kernel, bufs: Vec<usize>) -> Stmt {
+        let error_offset = self.errors.len();
+        self.errors.extend(callee.errors.iter().cloned());
+        Stmt::Invoke {
+            callee: index,
+            name: callee.name.clone(),
+            bufs,
+            error_offset,
+        }
+    }
+
+    /// The kernels this one invokes (module indices).
+    pub fn callees(&self) -> Vec<usize> {
+        fn walk(body: &[Stmt], out: &mut Vec<usize>) {
+            for s in body {
+                match s {
+                    Stmt::Invoke { callee, .. } => out.push(*callee),
+                    Stmt::For { body, .. } | Stmt::While { body, .. } => walk(body, out),
+                    Stmt::If {
+                        then, otherwise, ..
+                    } => {
+                        walk(then, out);
+                        walk(otherwise, out);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.body, &mut out);
+        out.sort_unstable();
+        out.dedup();
+        out
     }
 
     /// How a buffer is named in error messages: "input k" or "output k".
@@ -318,7 +365,7 @@ impl Kernel {
                         walk(body, extents, needs);
                     }
                     Stmt::Fail { values, .. } => values.iter().for_each(|v| loads(v, &mut reads)),
-                    Stmt::Fill { .. } | Stmt::Call { .. } => {}
+                    Stmt::Fill { .. } | Stmt::Call { .. } | Stmt::Invoke { .. } => {}
                 }
                 for (buf, index) in reads {
                     access(buf, &index, extents, needs);
@@ -499,6 +546,16 @@ impl Printer<'_> {
                     }
                     let message = self.kernel.errors.get(*error).map_or("?", |m| m.as_str());
                     writeln!(f, ") or fail {message:?}")?;
+                }
+                Stmt::Invoke { name, bufs, .. } => {
+                    write!(f, "invoke {name}(")?;
+                    for (k, b) in bufs.iter().enumerate() {
+                        if k > 0 {
+                            f.write_str(", ")?;
+                        }
+                        f.write_str(&self.kernel.buffers[*b].name)?;
+                    }
+                    writeln!(f, ")")?;
                 }
             }
         }

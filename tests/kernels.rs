@@ -445,3 +445,232 @@ fn invoking_a_later_kernel_or_mismatched_buffers_is_refused() {
     }
     assert!(KernelCall::compile_all(vec![squared, failing, wrong]).is_err());
 }
+
+fn scalar(name: &str, dtype: DType, role: Role) -> Buffer {
+    Buffer {
+        name: name.into(),
+        dtype,
+        rank: 0,
+        role,
+    }
+}
+
+/// The Collatz sequence of x[] (without its final 1) collected in a buffer the kernel
+/// grows one row at a time: its length is known only when the `while` ends.
+fn collatz_sequence_kernel() -> Kernel {
+    let (x, seq, state) = (0, 1, 2);
+    let cell = |buf| Expr::Load { buf, index: vec![] };
+    let set = |buf, value| Stmt::Store {
+        buf,
+        index: vec![],
+        value,
+    };
+    let body = vec![
+        Stmt::Let {
+            temp: 0,
+            dtype: Int64,
+            value: Expr::Dim { buf: seq, dim: 0 },
+        },
+        Stmt::Grow {
+            buf: seq,
+            rows: apply(ScalarOp::Add, vec![Expr::Temp(0), int(1)], Int64),
+            error: 0,
+        },
+        Stmt::Store {
+            buf: seq,
+            index: vec![Index::Temp(0)],
+            value: cell(state),
+        },
+        Stmt::If {
+            cond: apply(
+                ScalarOp::Eq,
+                vec![
+                    apply(ScalarOp::Mod, vec![cell(state), int(2)], Int64),
+                    int(0),
+                ],
+                Bool,
+            ),
+            then: vec![set(
+                state,
+                apply(ScalarOp::IntDiv, vec![cell(state), int(2)], Int64),
+            )],
+            otherwise: vec![set(
+                state,
+                apply(
+                    ScalarOp::Add,
+                    vec![
+                        apply(ScalarOp::Mul, vec![cell(state), int(3)], Int64),
+                        int(1),
+                    ],
+                    Int64,
+                ),
+            )],
+        },
+    ];
+    Kernel {
+        name: "collatz_sequence".into(),
+        buffers: vec![
+            scalar("x", Int64, Role::Input),
+            buffer("seq", Int64, Role::Growing),
+            scalar("state", Int64, Role::Output),
+        ],
+        body: vec![
+            set(state, cell(x)),
+            Stmt::While {
+                cond: apply(ScalarOp::Gt, vec![cell(state), int(1)], Bool),
+                body,
+            },
+        ],
+        errors: vec!["no memory for the sequence".into()],
+    }
+    .with_shape_checks()
+}
+
+fn int_scalar(v: i64) -> TensorData {
+    TensorData::from_array(ndarray::arr0(v).into_dyn())
+}
+
+#[test]
+fn a_kernel_grows_a_buffer_to_a_length_known_only_at_the_end() {
+    let call = KernelCall::compile(collatz_sequence_kernel()).unwrap();
+    assert!(call
+        .kernel()
+        .to_string()
+        .contains("grow seq to add(t0, 1:int64) rows"));
+    for start in [1i64, 2, 7, 27, 97, 871] {
+        let mut outs = vec![ints(&[]), int_scalar(0)];
+        call.run(&[&int_scalar(start)], &mut outs).unwrap();
+        let mut expected = Vec::new();
+        let mut n = start;
+        while n > 1 {
+            expected.push(n);
+            n = if n % 2 == 0 { n / 2 } else { 3 * n + 1 };
+        }
+        let got: Vec<i64> = outs[0].as_array::<i64>().unwrap().iter().copied().collect();
+        assert_eq!(got, expected, "start {start}");
+        assert_eq!(outs[0].shape(), &[expected.len()], "exactly sized");
+    }
+}
+
+/// `out` grown to x[] rows of [i, i²].
+fn squares_kernel() -> Kernel {
+    let (x, out) = (0, 1);
+    let body = vec![
+        Stmt::Let {
+            temp: 0,
+            dtype: Int64,
+            value: Expr::Dim { buf: out, dim: 0 },
+        },
+        Stmt::Let {
+            temp: 1,
+            dtype: Int64,
+            value: int(0),
+        },
+        Stmt::Let {
+            temp: 2,
+            dtype: Int64,
+            value: int(1),
+        },
+        Stmt::Grow {
+            buf: out,
+            rows: apply(ScalarOp::Add, vec![Expr::Temp(0), int(1)], Int64),
+            error: 0,
+        },
+        Stmt::Store {
+            buf: out,
+            index: vec![Index::Temp(0), Index::Temp(1)],
+            value: apply(ScalarOp::Cast(Float64), vec![Expr::Temp(0)], Float64),
+        },
+        Stmt::Store {
+            buf: out,
+            index: vec![Index::Temp(0), Index::Temp(2)],
+            value: apply(
+                ScalarOp::Cast(Float64),
+                vec![apply(
+                    ScalarOp::Mul,
+                    vec![Expr::Temp(0), Expr::Temp(0)],
+                    Int64,
+                )],
+                Float64,
+            ),
+        },
+    ];
+    Kernel {
+        name: "squares".into(),
+        buffers: vec![
+            scalar("n", Int64, Role::Input),
+            Buffer {
+                name: "out".into(),
+                dtype: Float64,
+                rank: 2,
+                role: Role::Growing,
+            },
+        ],
+        body: vec![Stmt::While {
+            cond: apply(
+                ScalarOp::Lt,
+                vec![
+                    Expr::Dim { buf: out, dim: 0 },
+                    Expr::Load {
+                        buf: x,
+                        index: vec![],
+                    },
+                ],
+                Bool,
+            ),
+            body,
+        }],
+        errors: vec!["no memory for {0} rows".into()],
+    }
+    .with_shape_checks()
+}
+
+#[test]
+fn grown_rows_keep_their_values_and_impossible_sizes_fail() {
+    let call = KernelCall::compile(squares_kernel()).unwrap();
+    let row_shape = || TensorData::from_array(ArrayD::<f64>::zeros(IxDyn(&[0, 2])));
+    let mut outs = vec![row_shape()];
+    call.run(&[&int_scalar(1000)], &mut outs).unwrap();
+    let a = outs[0].as_array::<f64>().unwrap();
+    assert_eq!(a.shape(), &[1000, 2]);
+    for i in [0usize, 1, 511, 999] {
+        assert_eq!((a[[i, 0]], a[[i, 1]]), (i as f64, (i * i) as f64));
+    }
+    // Zero rows: the loop never runs.
+    let mut outs = vec![row_shape()];
+    call.run(&[&int_scalar(0)], &mut outs).unwrap();
+    assert_eq!(outs[0].shape(), &[0, 2]);
+}
+
+#[test]
+fn a_growth_the_memory_cannot_hold_fails_cleanly() {
+    let (n, out) = (0, 1);
+    let kernel = Kernel {
+        name: "reserve".into(),
+        buffers: vec![
+            scalar("n", Int64, Role::Input),
+            buffer("out", Float64, Role::Growing),
+        ],
+        body: vec![Stmt::Grow {
+            buf: out,
+            rows: Expr::Load {
+                buf: n,
+                index: vec![],
+            },
+            error: 0,
+        }],
+        errors: vec!["cannot grow to the rows asked for".into()],
+    };
+    let call = KernelCall::compile(kernel).unwrap();
+    for impossible in [-1i64, i64::MAX, 1 << 61] {
+        let mut outs = vec![zeros(&[0])];
+        let err = call
+            .run(&[&int_scalar(impossible)], &mut outs)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cannot grow to the rows asked for"), "{err}");
+    }
+    let mut outs = vec![zeros(&[0])];
+    call.run(&[&int_scalar(3)], &mut outs).unwrap();
+    assert_eq!(values(&outs[0]), vec![0.0; 3]);
+}

@@ -34,8 +34,8 @@ use std::sync::{Arc, Mutex};
 
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{
-    types, AbiParam, Endianness, FuncRef, InstBuilder, MemFlagsData, StackSlotData, StackSlotKind,
-    Type, Value,
+    types, AbiParam, Endianness, FuncRef, InstBuilder, MemFlagsData, StackSlot, StackSlotData,
+    StackSlotKind, Type, Value,
 };
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
@@ -43,12 +43,12 @@ use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{FuncId, Linkage, Module};
 use tensorlift_ir::ops::ReduceKind;
 use tensorlift_ir::{DType, Literal, ScalarOp};
-use tensorlift_runtime::buffer_support::{tl_dot_f32, tl_dot_f64};
+use tensorlift_runtime::buffer_support::{tl_dot_f32, tl_dot_f64, tl_grow};
 use tensorlift_runtime::support::{float_array_support, float_support, int_support};
 
 use crate::error::CompileError;
 use crate::loopir::{
-    identity, Expr, Index, Kernel, LoopVar, Stmt, SupportCall, Temp, MAX_ERROR_VALUES,
+    identity, Expr, Index, Kernel, LoopVar, Role, Stmt, SupportCall, Temp, MAX_ERROR_VALUES,
 };
 use crate::vmath::VMath;
 
@@ -168,6 +168,10 @@ pub fn compile_kernels(kernels: &[Kernel]) -> Result<Vec<CompiledKernel>, Compil
         builder.symbol("tl_dot_f64", tl_dot_f64 as *const u8);
         builder.symbol("tl_dot_f32", tl_dot_f32 as *const u8);
     }
+    let grows = |k: &Kernel| k.buffers.iter().any(|b| b.role == Role::Growing);
+    if kernels.iter().any(grows) {
+        builder.symbol("tl_grow", tl_grow as *const u8);
+    }
     check_invokes(kernels)?;
     let mut module = JITModule::new(builder);
     let mut ctx = module.make_context();
@@ -247,6 +251,18 @@ pub fn compile_kernels(kernels: &[Kernel]) -> Result<Vec<CompiledKernel>, Compil
                     dot.insert(dtype, module.declare_func_in_func(fid, b.func));
                 }
             }
+            let grow_fn = if grows(kernel) {
+                let mut sig = module.make_signature();
+                sig.params.push(AbiParam::new(ptr));
+                sig.params.push(AbiParam::new(types::I64));
+                sig.returns.push(AbiParam::new(ptr));
+                let fid = module
+                    .declare_function("tl_grow", Linkage::Import, &sig)
+                    .map_err(jit_error)?;
+                Some(module.declare_func_in_func(fid, b.func))
+            } else {
+                None
+            };
             let entry = b.create_block();
             b.append_block_params_for_function_params(entry);
             b.switch_to_block(entry);
@@ -260,6 +276,7 @@ pub fn compile_kernels(kernels: &[Kernel]) -> Result<Vec<CompiledKernel>, Compil
             let mut g = Gen::new(b, kernel, args, support, array_support, ints);
             g.dot = dot;
             g.callees = callees;
+            g.grow_fn = grow_fn;
             g.kernels = kernels;
             g.stmts(&kernel.body.clone());
             let zero = g.b.ins().iconst(types::I32, 0);
@@ -366,9 +383,10 @@ struct VectorAcc {
 
 /// A buffer's data pointer, sizes and strides as SSA values.
 struct BufVals {
-    /// Byte offset of the buffer's words in the argument array.
-    words: i32,
     ptr: Value,
+    /// For a growing buffer: its `GrowBuffer` (the pointer word), and variables holding
+    /// the current data pointer and row count (`ptr` and `shape[0]` are then unused).
+    growing: Option<(Value, Variable, Variable)>,
     shape: Vec<Value>,
     stride: Vec<Value>,
     dtype: DType,
@@ -393,12 +411,12 @@ enum Lanes {
 
 struct Gen<'a> {
     b: FunctionBuilder<'a>,
-    /// The argument array (buffers' words, scratch pointer, error slot pointer).
-    args: Value,
     /// Where `fail` writes its values (`ErrorSlot`).
     error_slot: Value,
     /// The gemm support functions by dtype.
     dot: HashMap<DType, FuncRef>,
+    /// The runtime's `tl_grow` (imported when the kernel has growing buffers).
+    grow_fn: Option<FuncRef>,
     /// The kernels this one invokes, by module index, and the module's kernels.
     callees: HashMap<usize, FuncRef>,
     kernels: &'a [Kernel],
@@ -594,12 +612,18 @@ impl<'a> Gen<'a> {
             v
         };
         for buf in &kernel.buffers {
-            let words = slot.get() * 8;
             let ptr = load(&mut b);
             let shape = (0..buf.rank).map(|_| load(&mut b)).collect();
             let stride = (0..buf.rank).map(|_| load(&mut b)).collect();
+            let growing = (buf.role == Role::Growing).then(|| {
+                let (data, rows) = (b.declare_var(types::I64), b.declare_var(types::I64));
+                let zero = b.ins().iconst(types::I64, 0);
+                b.def_var(data, zero);
+                b.def_var(rows, zero);
+                (ptr, data, rows)
+            });
             bufs.push(BufVals {
-                words,
+                growing,
                 ptr,
                 shape,
                 stride,
@@ -610,9 +634,9 @@ impl<'a> Gen<'a> {
         let error_slot = load(&mut b);
         Gen {
             b,
-            args,
             error_slot,
             dot: HashMap::new(),
+            grow_fn: None,
             callees: HashMap::new(),
             kernels: &[],
             bufs,
@@ -646,7 +670,7 @@ impl<'a> Gen<'a> {
                 body,
                 ..
             } => {
-                let n = self.bufs[*buf].shape[*dim];
+                let n = self.buf_dim(*buf, *dim);
                 let plain = |s: &Stmt| {
                     matches!(
                         s,
@@ -770,17 +794,16 @@ impl<'a> Gen<'a> {
                 error_offset,
                 ..
             } => self.invoke(*callee, bufs, *error_offset),
+            Stmt::Grow { buf, rows, error } => self.grow(*buf, rows, *error),
             Stmt::Call { func, bufs, error } => {
                 let status = match func {
                     SupportCall::Dot => {
                         let dtype = self.bufs[bufs[0]].dtype;
                         let f = self.dot[&dtype];
+                        let (slot, offsets) = self.words_on_stack(bufs, false);
                         let mut call_args = Vec::new();
-                        for b in bufs {
-                            let words = self
-                                .b
-                                .ins()
-                                .iadd_imm_s(self.args, self.bufs[*b].words as i64);
+                        for (b, at) in bufs.iter().zip(offsets) {
+                            let words = self.b.ins().stack_addr(types::I64, slot, at);
                             let rank = self
                                 .b
                                 .ins()
@@ -808,33 +831,7 @@ impl<'a> Gen<'a> {
     /// argument array on the stack, then the scratch and error slot pointers); a failing
     /// callee's status, shifted by `error_offset`, is returned.
     fn invoke(&mut self, callee: usize, bufs: &[usize], error_offset: usize) {
-        let words: usize = bufs
-            .iter()
-            .map(|b| 1 + 2 * self.bufs[*b].shape.len())
-            .sum::<usize>()
-            + 2;
-        let slot = self.b.create_sized_stack_slot(StackSlotData::new(
-            StackSlotKind::ExplicitSlot,
-            (words * 8) as u32,
-            3,
-        ));
-        let mut at = 0i32;
-        let mut put = |g: &mut Self, v: Value| {
-            g.b.ins().stack_store(types::I64, v, slot, at);
-            at += 8;
-        };
-        for b in bufs {
-            let (ptr, shape, stride) = (
-                self.bufs[*b].ptr,
-                self.bufs[*b].shape.clone(),
-                self.bufs[*b].stride.clone(),
-            );
-            put(self, ptr);
-            shape.into_iter().for_each(|v| put(self, v));
-            stride.into_iter().for_each(|v| put(self, v));
-        }
-        put(self, self.scratch);
-        put(self, self.error_slot);
+        let (slot, _) = self.words_on_stack(bufs, true);
         let args = self.b.ins().stack_addr(types::I64, slot, 0);
         let f = self.callees[&callee];
         let call = self.b.ins().call(f, &[args]);
@@ -847,6 +844,84 @@ impl<'a> Gen<'a> {
         self.b.ins().return_(&[shifted]);
         self.b.switch_to_block(ok);
         self.b.seal_block(ok);
+    }
+
+    /// The argument words of buffers `bufs` (data pointer, sizes, strides; current values
+    /// for growing buffers) in a stack slot, followed by the scratch and error slot
+    /// pointers when `trailer`; returns the slot and each buffer's byte offset in it.
+    fn words_on_stack(&mut self, bufs: &[usize], trailer: bool) -> (StackSlot, Vec<i32>) {
+        let words: usize = bufs
+            .iter()
+            .map(|b| 1 + 2 * self.bufs[*b].shape.len())
+            .sum::<usize>()
+            + 2 * trailer as usize;
+        let slot = self.b.create_sized_stack_slot(StackSlotData::new(
+            StackSlotKind::ExplicitSlot,
+            (words * 8) as u32,
+            3,
+        ));
+        let at = std::cell::Cell::new(0i32);
+        let mut offsets = Vec::with_capacity(bufs.len());
+        let put = |g: &mut Self, v: Value| {
+            g.b.ins().stack_store(types::I64, v, slot, at.get());
+            at.set(at.get() + 8);
+        };
+        for b in bufs {
+            offsets.push(at.get());
+            let ptr = self.buf_ptr(*b);
+            put(self, ptr);
+            for d in 0..self.bufs[*b].shape.len() {
+                let size = self.buf_dim(*b, d);
+                put(self, size);
+            }
+            for d in 0..self.bufs[*b].stride.len() {
+                put(self, self.bufs[*b].stride[d]);
+            }
+        }
+        if trailer {
+            put(self, self.scratch);
+            put(self, self.error_slot);
+        }
+        (slot, offsets)
+    }
+
+    /// A buffer's current data pointer.
+    fn buf_ptr(&mut self, buf: usize) -> Value {
+        match self.bufs[buf].growing {
+            Some((_, data, _)) => self.b.use_var(data),
+            None => self.bufs[buf].ptr,
+        }
+    }
+
+    /// A buffer's current size along `dim`.
+    fn buf_dim(&mut self, buf: usize, dim: usize) -> Value {
+        match self.bufs[buf].growing {
+            Some((_, _, rows)) if dim == 0 => self.b.use_var(rows),
+            _ => self.bufs[buf].shape[dim],
+        }
+    }
+
+    /// `grow buf to rows`: the runtime makes room; the new data pointer and row count
+    /// replace the old (a null pointer fails the kernel with `error`).
+    fn grow(&mut self, buf: usize, rows: &Expr, error: usize) {
+        let (Some((handle, data, count)), Some(grow_fn)) = (self.bufs[buf].growing, self.grow_fn)
+        else {
+            return self.fail(error);
+        };
+        let n = self.expr(rows, Lanes::One);
+        let n = self.widen_to_int(n, self.dtype_of(rows));
+        let call = self.b.ins().call(grow_fn, &[handle, n]);
+        let p = self.b.inst_results(call)[0];
+        let (failed, ok) = (self.b.create_block(), self.b.create_block());
+        self.b.ins().brif(p, ok, &[], failed, &[]);
+        self.b.switch_to_block(failed);
+        self.b.seal_block(failed);
+        self.fail(error);
+        self.b.ins().jump(ok, &[]);
+        self.b.switch_to_block(ok);
+        self.b.seal_block(ok);
+        self.b.def_var(data, p);
+        self.b.def_var(count, n);
     }
 
     /// Returns status `error + 1`; emission continues in a fresh (unreachable) block.
@@ -1340,7 +1415,7 @@ impl<'a> Gen<'a> {
 
     /// Sets every element of a buffer (any strides) to the identity of `kind`.
     fn fill(&mut self, buf: usize, kind: ReduceKind) {
-        let base = self.bufs[buf].ptr;
+        let base = self.buf_ptr(buf);
         self.fill_dims(buf, kind, 0, base);
     }
 
@@ -1350,7 +1425,7 @@ impl<'a> Gen<'a> {
             self.store_at(buf, addr, v, Lanes::One);
             return;
         }
-        let n = self.bufs[buf].shape[dim];
+        let n = self.buf_dim(buf, dim);
         let step = self.bufs[buf].stride[dim];
         let step = self
             .b
@@ -1386,7 +1461,8 @@ impl<'a> Gen<'a> {
             .b
             .ins()
             .imul_imm_s(offset, elem_size(self.bufs[buf].dtype));
-        self.b.ins().iadd(self.bufs[buf].ptr, bytes)
+        let base = self.buf_ptr(buf);
+        self.b.ins().iadd(base, bytes)
     }
 
     /// Whether `index` walks along the innermost loop variable currently vectorised.
@@ -1593,7 +1669,7 @@ impl<'a> Gen<'a> {
             Expr::Load { buf, index } => self.load(*buf, index, lanes),
             Expr::Temp(t) => self.temps[t],
             Expr::Const(l, d) => self.constant(*l, *d, lanes),
-            Expr::Dim { buf, dim } => self.bufs[*buf].shape[*dim],
+            Expr::Dim { buf, dim } => self.buf_dim(*buf, *dim),
             Expr::Apply { op, args, dtype } => {
                 let vals: Vec<Value> = args.iter().map(|a| self.expr(a, lanes)).collect();
                 let from: Vec<DType> = args.iter().map(|a| self.dtype_of(a)).collect();

@@ -10,7 +10,7 @@
 //! `unique_mut_ptr`).
 
 use tensorlift_ir::TensorData;
-use tensorlift_runtime::buffer_support::ErrorSlot;
+use tensorlift_runtime::buffer_support::{ErrorSlot, GrowBuffer};
 use tensorlift_runtime::RuntimeError;
 
 use crate::codegen::{compile_kernels, CompiledKernel};
@@ -61,7 +61,9 @@ impl KernelCall {
 
     /// Runs the kernel: `inputs` are the kernel's input buffers in order, `outputs` its
     /// output buffers, written in place (any shapes and strides; each must be uniquely
-    /// owned). Shapes are checked by the jitted code.
+    /// owned). A growing output is given as a value with the row shape it will have
+    /// (its length along axis 0 does not matter) and is replaced by the grown value.
+    /// Shapes are checked by the jitted code.
     pub fn run(
         &self,
         inputs: &[&TensorData],
@@ -89,6 +91,9 @@ impl KernelCall {
         };
         let mut ins = inputs.iter();
         let mut outs = outputs.iter_mut();
+        // The growing buffers (boxed: the kernel holds their addresses), by output index.
+        let mut growing: Vec<(usize, Box<GrowBuffer>)> = Vec::new();
+        let mut out_index = 0;
         for (k, buf) in self.kernel.buffers.iter().enumerate() {
             let label = self.kernel.label(k);
             let (ptr, value) = match buf.role {
@@ -98,10 +103,33 @@ impl KernelCall {
                         .ok_or_else(|| RuntimeError::Internal(format!("{name}: missing input")))?;
                     (data_ptr(v).0, v)
                 }
+                Role::Growing => {
+                    let v = outs
+                        .next()
+                        .ok_or_else(|| RuntimeError::Internal(format!("{name}: missing output")))?;
+                    out_index += 1;
+                    if v.dtype() != buf.dtype || v.ndim() != buf.rank || buf.rank == 0 {
+                        return Err(RuntimeError::op(
+                            name,
+                            format!("{label} must be a {}-d {} value", buf.rank, buf.dtype),
+                        ));
+                    }
+                    let mut g = Box::new(GrowBuffer::new(buf.dtype, &v.shape()[1..]));
+                    let handle: *mut GrowBuffer = &mut *g;
+                    // Row-major strides of the row shape, axis 0 first.
+                    let shape = v.shape().to_vec();
+                    let strides: Vec<isize> = (0..shape.len())
+                        .map(|d| shape[d + 1..].iter().product::<usize>() as isize)
+                        .collect();
+                    growing.push((out_index - 1, g));
+                    push(handle as *const u8, &shape, &strides);
+                    continue;
+                }
                 Role::Output => {
                     let v = outs
                         .next()
                         .ok_or_else(|| RuntimeError::Internal(format!("{name}: missing output")))?;
+                    out_index += 1;
                     let ptr = unique_mut_ptr(v, false).ok_or_else(|| {
                         RuntimeError::op(
                             name,
@@ -135,8 +163,14 @@ impl KernelCall {
         // every element those shapes address lies inside its allocation; the kernel
         // checks that the shapes agree with each other before it touches memory. Outputs
         // are uniquely owned (no input can share their memory) and writable. Scratch has
-        // the kernel's `scratch_words`; scratch and slot live past the call.
+        // the kernel's `scratch_words`; scratch and slot live past the call. A growing
+        // buffer's pointer word is its boxed `GrowBuffer`, alive until after the call and
+        // touched by nothing else meanwhile; the kernel addresses its data only through
+        // the pointer and row count `tl_grow` gave it.
         let status = unsafe { self.compiled.call(&words) };
+        for (k, g) in growing {
+            outputs[k] = g.into_value()?;
+        }
         if status == 0 {
             return Ok(());
         }

@@ -6,7 +6,8 @@
 //! statements (`for` over a shape symbol, with a parallel flag; `while`; `if`/`else`;
 //! scalar `let`; `store`; `accumulate` into a buffer element with a reduction operator;
 //! `fill` of a whole buffer; `fail` with an error of the kernel's list; `call` of a runtime
-//! support function on whole buffers; `invoke` of another jitted kernel), scalar expressions (loads, literals, scalar ops,
+//! support function on whole buffers; `invoke` of another jitted kernel; `grow` of a buffer
+//! the kernel allocates), scalar expressions (loads, literals, scalar ops,
 //! temporaries, shape symbols), the shape checks every kernel starts with
 //! (`Kernel::with_shape_checks`), and the text form golden tests compare. Indices are
 //! per-dimension loop variables, `0` (a broadcast dimension, read with stride 0) or an
@@ -26,6 +27,9 @@ use tensorlift_ir::{DType, Literal, ScalarOp};
 pub enum Role {
     Input,
     Output,
+    /// An output the kernel allocates and grows along axis 0 (`Stmt::Grow`); it starts
+    /// with no rows, row-major, and is returned exactly sized.
+    Growing,
 }
 
 /// A buffer parameter.
@@ -141,6 +145,13 @@ pub enum Stmt {
         bufs: Vec<usize>,
         error: usize,
     },
+    /// `buf` (a `Growing` buffer) gets `rows` rows (earlier rows kept, new ones zero,
+    /// capacity doubling); fails with error `error` when the memory cannot be had.
+    Grow {
+        buf: usize,
+        rows: Expr,
+        error: usize,
+    },
     /// A call of another jitted kernel of the same module (`callee`, its index there,
     /// which must be lower than this kernel's) on buffers of this one, in the callee's
     /// buffer order. The callee's errors are this kernel's from `error_offset` on (see
@@ -199,6 +210,7 @@ impl Kernel {
                         stmts(body, out);
                     }
                     Stmt::Fail { values, .. } => values.iter().for_each(|v| expr(v, out)),
+                    Stmt::Grow { rows, .. } => expr(rows, out),
                     Stmt::Fill { .. } | Stmt::Call { .. } | Stmt::Invoke { .. } => {}
                 }
             }
@@ -268,14 +280,15 @@ impl Kernel {
 
     /// How a buffer is named in error messages: "input k" or "output k".
     pub fn label(&self, buf: usize) -> String {
-        let role = self.buffers[buf].role;
+        let input = self.buffers[buf].role == Role::Input;
         let k = self.buffers[..buf]
             .iter()
-            .filter(|b| b.role == role)
+            .filter(|b| (b.role == Role::Input) == input)
             .count();
-        match role {
-            Role::Input => format!("input {k}"),
-            Role::Output => format!("output {k}"),
+        if input {
+            format!("input {k}")
+        } else {
+            format!("output {k}")
         }
     }
 
@@ -365,6 +378,7 @@ impl Kernel {
                         walk(body, extents, needs);
                     }
                     Stmt::Fail { values, .. } => values.iter().for_each(|v| loads(v, &mut reads)),
+                    Stmt::Grow { rows, .. } => loads(rows, &mut reads),
                     Stmt::Fill { .. } | Stmt::Call { .. } | Stmt::Invoke { .. } => {}
                 }
                 for (buf, index) in reads {
@@ -547,6 +561,12 @@ impl Printer<'_> {
                     let message = self.kernel.errors.get(*error).map_or("?", |m| m.as_str());
                     writeln!(f, ") or fail {message:?}")?;
                 }
+                Stmt::Grow { buf, rows, error } => {
+                    write!(f, "grow {} to ", self.kernel.buffers[*buf].name)?;
+                    self.expr(f, rows)?;
+                    let message = self.kernel.errors.get(*error).map_or("?", |m| m.as_str());
+                    writeln!(f, " rows or fail {message:?}")?;
+                }
                 Stmt::Invoke { name, bufs, .. } => {
                     write!(f, "invoke {name}(")?;
                     for (k, b) in bufs.iter().enumerate() {
@@ -573,6 +593,7 @@ impl fmt::Display for Kernel {
             let role = match b.role {
                 Role::Input => "in",
                 Role::Output => "out",
+                Role::Growing => "growing",
             };
             write!(f, "{role} {}: {}[{}d]", b.name, b.dtype, b.rank)?;
         }

@@ -5,11 +5,16 @@
 //! (data pointer, then `rank` sizes, then `rank` strides in elements), the `ErrorSlot`
 //! (the values a failing kernel reports; its status code says which error), and the gemm
 //! entry points (`tl_dot_f64`, `tl_dot_f32`: NumPy `dot` of 1-d/2-d operands through the
-//! `matrixmultiply` crate, any strides). Every entry point checks the shapes it is given
+//! `matrixmultiply` crate, any strides), and buffers a kernel grows while it runs
+//! (`GrowBuffer`, `tl_grow`: row-major, growing along axis 0 with amortised doubling,
+//! returned exactly sized). Every entry point checks the shapes it is given
 //! before touching memory and returns a non-zero status instead of panicking (no unwinding
 //! may cross a jitted frame).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use ndarray::{ArrayD, IxDyn};
+use tensorlift_ir::{DType, TensorData};
 
 /// How many values a failing kernel reports.
 pub const ERROR_VALUES: usize = 4;
@@ -156,6 +161,126 @@ macro_rules! dot_support {
 dot_support!(tl_dot_f64, f64, matrixmultiply::dgemm);
 dot_support!(tl_dot_f32, f32, matrixmultiply::sgemm);
 
+/// The typed storage of a growing buffer.
+#[derive(Debug)]
+enum Storage {
+    Bool(Vec<bool>),
+    Int8(Vec<i8>),
+    Int16(Vec<i16>),
+    Int32(Vec<i32>),
+    Int64(Vec<i64>),
+    UInt8(Vec<u8>),
+    Float32(Vec<f32>),
+    Float64(Vec<f64>),
+}
+
+macro_rules! with_storage {
+    ($s:expr, $v:ident => $body:expr) => {
+        match $s {
+            Storage::Bool($v) => $body,
+            Storage::Int8($v) => $body,
+            Storage::Int16($v) => $body,
+            Storage::Int32($v) => $body,
+            Storage::Int64($v) => $body,
+            Storage::UInt8($v) => $body,
+            Storage::Float32($v) => $body,
+            Storage::Float64($v) => $body,
+        }
+    };
+}
+
+/// A row-major buffer a kernel grows along axis 0 while it runs (a Scan's trace whose
+/// length is known only at the end). New rows are zero until written. The kernel holds
+/// a pointer to it and calls `tl_grow` for room; the caller takes the value after.
+#[derive(Debug)]
+pub struct GrowBuffer {
+    storage: Storage,
+    /// Sizes of axes 1.. (fixed).
+    row_shape: Vec<usize>,
+    rows: usize,
+}
+
+impl GrowBuffer {
+    /// An empty buffer of `dtype` whose rows have shape `row_shape`.
+    pub fn new(dtype: DType, row_shape: &[usize]) -> GrowBuffer {
+        let storage = match dtype {
+            DType::Bool => Storage::Bool(Vec::new()),
+            DType::Int8 => Storage::Int8(Vec::new()),
+            DType::Int16 => Storage::Int16(Vec::new()),
+            DType::Int32 => Storage::Int32(Vec::new()),
+            DType::Int64 => Storage::Int64(Vec::new()),
+            DType::UInt8 => Storage::UInt8(Vec::new()),
+            DType::Float32 => Storage::Float32(Vec::new()),
+            DType::Float64 => Storage::Float64(Vec::new()),
+        };
+        GrowBuffer {
+            storage,
+            row_shape: row_shape.to_vec(),
+            rows: 0,
+        }
+    }
+
+    /// The rows written so far.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Sets the length to `rows` rows (new ones zero; capacity doubling, so n single-row
+    /// growths cost O(n)); the data pointer, or `None` when the size overflows or the
+    /// memory cannot be had.
+    pub fn grow(&mut self, rows: usize) -> Option<*mut u8> {
+        let row: usize = self
+            .row_shape
+            .iter()
+            .try_fold(1usize, |a, d| a.checked_mul(*d))?;
+        let elems = rows.checked_mul(row)?;
+        let bytes = elems.checked_mul(8)?;
+        if bytes > isize::MAX as usize {
+            return None;
+        }
+        let ptr = with_storage!(&mut self.storage, v => {
+            if elems > v.len() {
+                let wanted = elems.max(2 * v.capacity()) - v.len();
+                if v.try_reserve(wanted).is_err() {
+                    v.try_reserve_exact(elems - v.len()).ok()?;
+                }
+            }
+            v.resize(elems, Default::default());
+            v.as_mut_ptr().cast::<u8>()
+        });
+        self.rows = rows;
+        Some(ptr)
+    }
+
+    /// The value: `rows` rows of the row shape, exactly sized.
+    pub fn into_value(self) -> crate::Result<TensorData> {
+        let mut shape = vec![self.rows];
+        shape.extend(&self.row_shape);
+        let shape = IxDyn(&shape);
+        with_storage!(self.storage, v => ArrayD::from_shape_vec(shape, v)
+            .map(TensorData::from_array)
+            .map_err(|e| crate::RuntimeError::Internal(format!("grown buffer: {e}"))))
+    }
+}
+
+/// `GrowBuffer::grow` for jitted code: the data pointer for `rows` rows, or null (on a
+/// negative or too large size, or when memory is short; nothing is changed then).
+///
+/// # Safety
+/// `buffer` must point to a live `GrowBuffer` that nothing else accesses during the call.
+pub unsafe extern "C" fn tl_grow(buffer: *mut GrowBuffer, rows: i64) -> *mut u8 {
+    let Ok(rows) = usize::try_from(rows) else {
+        return std::ptr::null_mut();
+    };
+    // SAFETY: upheld by the caller as documented.
+    let buffer = unsafe { &mut *buffer };
+    let grow = AssertUnwindSafe(|| buffer.grow(rows));
+    match catch_unwind(grow) {
+        Ok(Some(ptr)) => ptr,
+        _ => std::ptr::null_mut(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,6 +306,29 @@ mod tests {
         let status = unsafe { tl_dot_f64(wa.as_ptr(), 2, wx.as_ptr(), 1, wy.as_ptr(), 1) };
         assert_eq!(status, 0);
         assert_eq!(y, [1.0 - 2.0 + 6.0, 4.0 - 5.0 + 12.0]);
+    }
+
+    #[test]
+    fn a_grown_buffer_keeps_its_rows_and_is_returned_exactly_sized() {
+        let mut g = GrowBuffer::new(DType::Int64, &[2]);
+        for r in 1..=100usize {
+            let p = g.grow(r).unwrap().cast::<i64>();
+            // SAFETY: the buffer has r rows of 2 elements; row r-1 is inside.
+            unsafe {
+                *p.add(2 * (r - 1)) = r as i64;
+                *p.add(2 * (r - 1) + 1) = -(r as i64);
+            }
+        }
+        assert!(
+            g.grow(usize::MAX / 4).is_none(),
+            "overflowing sizes are refused"
+        );
+        assert_eq!(g.rows(), 100);
+        let v = g.into_value().unwrap();
+        assert_eq!(v.shape(), &[100, 2]);
+        let a = v.as_array::<i64>().unwrap();
+        assert_eq!(a[[41, 0]], 42);
+        assert_eq!(a[[99, 1]], -100);
     }
 
     #[test]

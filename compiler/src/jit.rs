@@ -24,6 +24,7 @@ use tensorlift_ir::{DType, FunctionGraph, NodeId, Op, TensorData, TensorType};
 use tensorlift_runtime::broadcast::{broadcast_shape, Operand};
 use tensorlift_runtime::buffer_support::ErrorSlot;
 use tensorlift_runtime::interpreter::eval_node;
+use tensorlift_runtime::reduce;
 use tensorlift_runtime::{Program, RuntimeError};
 
 use crate::backend::{Backend, Executable, Unsupported};
@@ -530,21 +531,41 @@ fn pack(
 ) -> Vec<i64> {
     let mut packed = Vec::with_capacity(bufs.len() * 8);
     for b in bufs {
-        let mut ptr = b.ptr;
-        let mut shape = b.shape.clone();
-        if let Some((dim, lo, hi)) = range {
-            if let Some(bd) = b.walk[dim] {
-                ptr += lo as i64 * b.strides[bd] * b.elem;
-                shape[bd] = (hi - lo) as i64;
-            }
-        }
-        packed.push(ptr);
-        packed.extend(&shape);
-        packed.extend(&b.strides);
+        let cut = range.and_then(|(dim, lo, hi)| b.walk[dim].map(|bd| (bd, lo, hi)));
+        let (shape, strides) = (b.shape.iter().copied(), b.strides.iter().copied());
+        push_words(&mut packed, b.ptr, shape, strides, b.elem, cut);
     }
+    push_trailer(&mut packed, scratch, slot);
+    packed
+}
+
+/// Appends one buffer's argument words (the `codegen` ABI): data pointer, sizes,
+/// strides; with `cut = Some((d, lo, hi))` only elements `lo..hi` of its dimension d.
+fn push_words(
+    packed: &mut Vec<i64>,
+    ptr: i64,
+    shape: impl Iterator<Item = i64>,
+    strides: impl Iterator<Item = i64>,
+    elem: i64,
+    cut: Option<(usize, usize, usize)>,
+) {
+    let at = packed.len();
+    packed.push(ptr);
+    packed.extend(shape.enumerate().map(|(k, size)| match cut {
+        Some((d, lo, hi)) if k == d => (hi - lo) as i64,
+        _ => size,
+    }));
+    let first_stride = packed.len();
+    packed.extend(strides);
+    if let Some((d, lo, _)) = cut {
+        packed[at] += lo as i64 * packed[first_stride + d] * elem;
+    }
+}
+
+/// Appends the scratch and error slot pointers that end a call's argument words.
+fn push_trailer(packed: &mut Vec<i64>, scratch: *mut f64, slot: *mut ErrorSlot) {
     packed.push(scratch as i64);
     packed.push(slot as i64);
-    packed
 }
 
 /// The error a kernel reported through its status and error slot.
@@ -561,63 +582,14 @@ fn kernel_failure(k: &KernelNode, status: i32, slot: &ErrorSlot) -> RuntimeError
     )
 }
 
-/// Combines per-thread partial reductions into the first.
+/// Combines per-thread partial reductions into the first (the runtime's rules).
 fn combine_partials(kind: ReduceKind, parts: Vec<TensorData>) -> Result<TensorData, RuntimeError> {
-    fn fold<T: Copy>(
-        acc: &mut ndarray::ArcArray<T, IxDyn>,
-        part: &ndarray::ArcArray<T, IxDyn>,
-        f: impl Fn(T, T) -> T,
-    ) {
-        acc.zip_mut_with(part, |a, b| *a = f(*a, *b));
-    }
-    fn float<T: Copy + PartialOrd + std::ops::Add<Output = T> + std::ops::Mul<Output = T>>(
-        kind: ReduceKind,
-    ) -> impl Fn(T, T) -> T {
-        move |a, b| {
-            #[allow(clippy::eq_op)]
-            let b_nan = b != b;
-            match kind {
-                ReduceKind::Sum | ReduceKind::Any => a + b,
-                ReduceKind::Prod | ReduceKind::All => a * b,
-                ReduceKind::Max if b_nan || b > a => b,
-                ReduceKind::Min if b_nan || b < a => b,
-                ReduceKind::Max | ReduceKind::Min => a,
-            }
-        }
-    }
-    macro_rules! int {
-        ($t:ty) => {
-            move |a: $t, b: $t| match kind {
-                ReduceKind::Sum | ReduceKind::Any => a.wrapping_add(b),
-                ReduceKind::Prod | ReduceKind::All => a.wrapping_mul(b),
-                ReduceKind::Max => a.max(b),
-                ReduceKind::Min => a.min(b),
-            }
-        };
-    }
     let mut parts = parts.into_iter();
     let mut acc = parts
         .next()
         .ok_or_else(|| RuntimeError::Internal("no partial results".into()))?;
     for part in parts {
-        match (&mut acc, &part) {
-            (TensorData::Float64(a), TensorData::Float64(b)) => fold(a, b, float(kind)),
-            (TensorData::Float32(a), TensorData::Float32(b)) => fold(a, b, float(kind)),
-            (TensorData::Int64(a), TensorData::Int64(b)) => fold(a, b, int!(i64)),
-            (TensorData::Int32(a), TensorData::Int32(b)) => fold(a, b, int!(i32)),
-            (TensorData::Int16(a), TensorData::Int16(b)) => fold(a, b, int!(i16)),
-            (TensorData::Int8(a), TensorData::Int8(b)) => fold(a, b, int!(i8)),
-            (TensorData::UInt8(a), TensorData::UInt8(b)) => fold(a, b, int!(u8)),
-            (TensorData::Bool(a), TensorData::Bool(b)) => fold(a, b, move |x, y| match kind {
-                ReduceKind::All | ReduceKind::Prod | ReduceKind::Min => x & y,
-                _ => x | y,
-            }),
-            _ => {
-                return Err(RuntimeError::Internal(
-                    "partial results of mixed dtypes".into(),
-                ))
-            }
-        }
+        reduce::combine_partials(kind, &mut acc, &part)?;
     }
     Ok(acc)
 }
@@ -695,18 +667,23 @@ fn run_whole(
     let mut packed: Vec<i64> = Vec::with_capacity(words);
     for (i, a) in args.iter().enumerate() {
         let (ptr, s, st) = data_ptr(a);
-        packed.push(read_ptr(i, ptr, &aliases) as i64);
-        packed.extend(s.iter().map(|v| *v as i64));
-        packed.extend(st.iter().map(|v| *v as i64));
+        let ptr = read_ptr(i, ptr, &aliases) as i64;
+        let (sizes, strides) = (s.iter().map(|v| *v as i64), st.iter().map(|v| *v as i64));
+        push_words(&mut packed, ptr, sizes, strides, 0, None);
     }
     for (o, full) in outputs.iter_mut().zip(&k.out_full) {
         let shape = space.output_shape(*full);
-        packed.push(o.ptr() as i64);
-        packed.extend(shape.iter().map(|v| *v as i64));
-        packed.extend(standard_strides(shape));
+        let sizes = shape.iter().map(|v| *v as i64);
+        push_words(
+            &mut packed,
+            o.ptr() as i64,
+            sizes,
+            standard_strides(shape),
+            0,
+            None,
+        );
     }
-    packed.push(scratch.as_mut_ptr() as i64);
-    packed.push(&mut slot as *mut ErrorSlot as i64);
+    push_trailer(&mut packed, scratch.as_mut_ptr(), &mut slot);
     if packed.len() != words {
         return Err(RuntimeError::Internal(format!(
             "JIT kernel {}: {} argument words, expected {words}",

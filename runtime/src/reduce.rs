@@ -66,6 +66,69 @@ fn nan_min(a: f64, b: f64) -> f64 {
     }
 }
 
+/// Finishes a reduction computed in parts (as the JIT splits one over threads): folds
+/// `part` into `acc` element by element with `eval_reduce`'s rules — NaN-propagating
+/// max/min, wrapping integer sums and products, and/or of bools. Both hold the same
+/// dtype and shape.
+pub fn combine_partials(kind: ReduceKind, acc: &mut TensorData, part: &TensorData) -> Result<()> {
+    fn fold<T: Copy>(
+        acc: &mut ndarray::ArcArray<T, ndarray::IxDyn>,
+        part: &ndarray::ArcArray<T, ndarray::IxDyn>,
+        f: impl Fn(T, T) -> T,
+    ) -> Result<()> {
+        if acc.shape() != part.shape() {
+            return Err(RuntimeError::Internal(format!(
+                "partial reductions of shapes {:?} and {:?}",
+                acc.shape(),
+                part.shape()
+            )));
+        }
+        acc.zip_mut_with(part, |a, b| *a = f(*a, *b));
+        Ok(())
+    }
+    macro_rules! float {
+        ($t:ty) => {
+            move |a: $t, b: $t| -> $t {
+                let (x, y) = (a as f64, b as f64);
+                match kind {
+                    ReduceKind::Sum | ReduceKind::Any => a + b,
+                    ReduceKind::Prod | ReduceKind::All => a * b,
+                    ReduceKind::Max => nan_max(x, y) as $t,
+                    ReduceKind::Min => nan_min(x, y) as $t,
+                }
+            }
+        };
+    }
+    macro_rules! int {
+        ($t:ty) => {
+            move |a: $t, b: $t| match kind {
+                ReduceKind::Sum | ReduceKind::Any => a.wrapping_add(b),
+                ReduceKind::Prod | ReduceKind::All => a.wrapping_mul(b),
+                ReduceKind::Max => a.max(b),
+                ReduceKind::Min => a.min(b),
+            }
+        };
+    }
+    match (acc, part) {
+        (TensorData::Float64(a), TensorData::Float64(b)) => fold(a, b, float!(f64)),
+        (TensorData::Float32(a), TensorData::Float32(b)) => fold(a, b, float!(f32)),
+        (TensorData::Int64(a), TensorData::Int64(b)) => fold(a, b, int!(i64)),
+        (TensorData::Int32(a), TensorData::Int32(b)) => fold(a, b, int!(i32)),
+        (TensorData::Int16(a), TensorData::Int16(b)) => fold(a, b, int!(i16)),
+        (TensorData::Int8(a), TensorData::Int8(b)) => fold(a, b, int!(i8)),
+        (TensorData::UInt8(a), TensorData::UInt8(b)) => fold(a, b, int!(u8)),
+        (TensorData::Bool(a), TensorData::Bool(b)) => fold(a, b, move |x, y| match kind {
+            ReduceKind::All | ReduceKind::Prod | ReduceKind::Min => x & y,
+            _ => x | y,
+        }),
+        (a, b) => Err(RuntimeError::Internal(format!(
+            "partial reductions of dtypes {} and {}",
+            a.dtype(),
+            b.dtype()
+        ))),
+    }
+}
+
 /// CAReduce of `x` over the sorted, distinct `axes`.
 pub fn eval_reduce(
     name: &str,
@@ -256,5 +319,56 @@ fn flatten_if<T: Copy>(v: ArrayViewD<T>, flatten: bool) -> ArrayD<T> {
         ndarray::Array1::from_iter(v.iter().copied()).into_dyn()
     } else {
         v.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values<T: tensorlift_ir::Element>(v: Vec<T>) -> TensorData {
+        TensorData::from_array(ndarray::Array1::from(v).into_dyn())
+    }
+
+    #[test]
+    fn combining_parts_follows_the_reductions_rules() {
+        let mut acc = values(vec![1.0f64, f64::NAN, 3.0]);
+        combine_partials(ReduceKind::Max, &mut acc, &values(vec![f64::NAN, 2.0, 4.0])).unwrap();
+        let got = acc
+            .as_array::<f64>()
+            .unwrap()
+            .iter()
+            .copied()
+            .collect::<Vec<_>>();
+        assert!(
+            got[0].is_nan() && got[1].is_nan() && got[2] == 4.0,
+            "{got:?}"
+        );
+
+        let mut acc = values(vec![100i8, -128]);
+        combine_partials(ReduceKind::Sum, &mut acc, &values(vec![100i8, -1])).unwrap();
+        assert_eq!(
+            acc.as_array::<i8>()
+                .unwrap()
+                .iter()
+                .copied()
+                .collect::<Vec<_>>(),
+            vec![-56, 127]
+        );
+
+        let mut acc = values(vec![true, false]);
+        combine_partials(ReduceKind::All, &mut acc, &values(vec![false, false])).unwrap();
+        assert_eq!(
+            acc.as_array::<bool>()
+                .unwrap()
+                .iter()
+                .copied()
+                .collect::<Vec<_>>(),
+            vec![false, false]
+        );
+
+        let mut acc = values(vec![1.0f32]);
+        assert!(combine_partials(ReduceKind::Sum, &mut acc, &values(vec![1.0f64])).is_err());
+        assert!(combine_partials(ReduceKind::Sum, &mut acc, &values(vec![1.0f32, 2.0])).is_err());
     }
 }

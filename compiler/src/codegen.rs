@@ -402,11 +402,26 @@ struct OpenLoop {
     exit: cranelift_codegen::ir::Block,
 }
 
-/// How an expression is evaluated: one element, or two adjacent ones (f64x2).
+/// How an expression is evaluated: one element, two adjacent ones (f64x2; float32 data
+/// widened), or four adjacent float32s computed in float32 (f32x4: only for bodies whose
+/// every operation gives the same float32 result as computing in f64 and rounding once,
+/// `Gen::float32_lanes_ok`).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Lanes {
     One,
     Two,
+    Four,
+}
+
+impl Lanes {
+    /// Elements per value.
+    fn width(self) -> usize {
+        match self {
+            Lanes::One => 1,
+            Lanes::Two => 2,
+            Lanes::Four => 4,
+        }
+    }
 }
 
 struct Gen<'a> {
@@ -1172,6 +1187,70 @@ impl<'a> Gen<'a> {
         })
     }
 
+    /// Whether `body` (an innermost loop over `var`, already `vectorizable`) can run four
+    /// float32 elements at a time in float32: it loads and stores only float32 buffers,
+    /// stores only where it walks, accumulates nothing, and applies only operations whose
+    /// float32 result equals the f64 result rounded to float32 (add, sub, mul, div, sqrt
+    /// are correctly rounded and f64 has more than twice float32's precision; the others
+    /// are exact) — so the results are bit for bit those of the f64 path.
+    fn float32_lanes_ok(&self, body: &[Stmt], var: LoopVar) -> bool {
+        use ScalarOp::*;
+        // The body's own temps by dtype (a temp from outside the loop is a scalar value,
+        // which float32 lanes do not take).
+        let mut dtypes = HashMap::new();
+        for s in body {
+            if let Stmt::Let { temp, dtype, .. } = s {
+                dtypes.insert(*temp, *dtype);
+            }
+        }
+        let dtype_of = |e: &Expr| match e {
+            Expr::Temp(t) => dtypes.get(t).copied(),
+            _ => Some(self.dtype_of(e)),
+        };
+        fn expr_ok(g: &Gen, e: &Expr, dtype_of: &dyn Fn(&Expr) -> Option<DType>) -> bool {
+            match e {
+                Expr::Load { buf, index } => {
+                    g.bufs[*buf].dtype == DType::Float32
+                        && index
+                            .iter()
+                            .all(|i| matches!(i, Index::Var(_) | Index::Zero))
+                }
+                Expr::Temp(_) => true,
+                Expr::Const(_, d) => matches!(d, DType::Float32 | DType::Bool),
+                Expr::Dim { .. } => false,
+                Expr::Apply { op, args, dtype } => {
+                    let op_ok = match op {
+                        Neg | Abs | Sqr | Sqrt | Floor | Ceil | Round | Reciprocal | Sign | Add
+                        | Sub | Mul | TrueDiv | Maximum | Minimum | Clip | Identity => {
+                            *dtype == DType::Float32
+                        }
+                        Eq | Neq | Lt | Le | Gt | Ge => *dtype == DType::Bool,
+                        Switch => *dtype == DType::Float32,
+                        Cast(DType::Float32) => *dtype == DType::Float32,
+                        _ => false,
+                    };
+                    op_ok
+                        && args.iter().all(|a| {
+                            matches!(dtype_of(a), Some(DType::Float32) | Some(DType::Bool))
+                                && expr_ok(g, a, dtype_of)
+                        })
+                        && (*op != Switch || dtype_of(&args[0]) == Some(DType::Bool))
+                }
+            }
+        }
+        body.iter().all(|s| match s {
+            Stmt::Let { value, dtype, .. } => {
+                matches!(dtype, DType::Float32 | DType::Bool) && expr_ok(self, value, &dtype_of)
+            }
+            Stmt::Store { buf, index, value } => {
+                self.bufs[*buf].dtype == DType::Float32
+                    && index.contains(&Index::Var(var))
+                    && expr_ok(self, value, &dtype_of)
+            }
+            _ => false,
+        })
+    }
+
     /// The innermost loop: register accumulators for reductions along `var`, and a
     /// vectorised body when every walked buffer has stride 1.
     fn inner_loop(&mut self, var: LoopVar, n: Value, body: &[Stmt]) {
@@ -1332,10 +1411,10 @@ impl<'a> Gen<'a> {
 
     fn slot_load(&mut self, slot: usize, lanes: Lanes) -> Value {
         let addr = self.slot_addr(slot);
-        let ty = if lanes == Lanes::Two {
-            F64X2
-        } else {
+        let ty = if lanes == Lanes::One {
             types::F64
+        } else {
+            F64X2
         };
         self.b.ins().load(ty, flags(), addr, 0)
     }
@@ -1375,14 +1454,20 @@ impl<'a> Gen<'a> {
                 .brif(cond, vector_entry, &[], scalar_entry, &[]);
             self.b.switch_to_block(vector_entry);
             self.b.seal_block(vector_entry);
-            let l = self.open_loop(i, n, 2 * UNROLL as i64, true);
+            let lanes = if reg.is_empty() && self.float32_lanes_ok(body, var) {
+                Lanes::Four
+            } else {
+                Lanes::Two
+            };
+            let width = lanes.width() as i64;
+            let l = self.open_loop(i, n, width * UNROLL as i64, true);
             for u in 0..UNROLL {
-                let at = self.b.ins().iadd_imm_s(l.at, 2 * u as i64);
+                let at = self.b.ins().iadd_imm_s(l.at, width * u as i64);
                 self.vars.insert(var, at);
                 let all: Vec<&[VectorAcc]> = vaccs.iter().map(|a| a.as_slice()).collect();
                 self.use_vector_accs(&reg, &all, u);
                 for (k, s) in body.iter().enumerate() {
-                    self.stmt(s, k, Lanes::Two);
+                    self.stmt(s, k, lanes);
                 }
             }
             self.close_loop(l);
@@ -1445,7 +1530,7 @@ impl<'a> Gen<'a> {
         let mut offset = self.b.ins().iconst(types::I64, 0);
         for (d, i) in index.iter().enumerate() {
             let term = match i {
-                Index::Var(v) if lanes == Lanes::Two && self.is_inner(*v) => self.vars[v],
+                Index::Var(v) if lanes != Lanes::One && self.is_inner(*v) => self.vars[v],
                 Index::Var(v) => self.b.ins().imul(self.vars[v], self.bufs[buf].stride[d]),
                 Index::Temp(t) => {
                     let value = self.temps[t];
@@ -1467,7 +1552,7 @@ impl<'a> Gen<'a> {
 
     /// Whether `index` walks along the innermost loop variable currently vectorised.
     fn walks(&self, index: &[Index], lanes: Lanes) -> bool {
-        lanes == Lanes::Two
+        lanes != Lanes::One
             && index
                 .iter()
                 .any(|i| matches!(i, Index::Var(v) if self.is_inner(*v)))
@@ -1479,6 +1564,9 @@ impl<'a> Gen<'a> {
 
     fn load(&mut self, buf: usize, index: &[Index], lanes: Lanes) -> Value {
         let addr = self.address(buf, index, lanes);
+        if lanes == Lanes::Four && self.walks(index, lanes) {
+            return self.b.ins().load(types::F32X4, flags(), addr, 0);
+        }
         if self.walks(index, lanes) {
             if self.bufs[buf].dtype == DType::Float32 {
                 // Two float32s (8 bytes) widened to f64x2.
@@ -1512,6 +1600,10 @@ impl<'a> Gen<'a> {
 
     fn store(&mut self, buf: usize, index: &[Index], v: Value, lanes: Lanes) {
         let addr = self.address(buf, index, lanes);
+        if lanes == Lanes::Four && self.walks(index, lanes) {
+            self.b.ins().store(flags(), v, addr, 0);
+            return;
+        }
         if self.walks(index, lanes) {
             if self.bufs[buf].dtype == DType::Float32 {
                 // f64x2 narrowed to two float32s (8 bytes).
@@ -1529,10 +1621,11 @@ impl<'a> Gen<'a> {
     }
 
     fn store_at(&mut self, buf: usize, addr: Value, v: Value, lanes: Lanes) {
-        let v = if lanes == Lanes::Two {
-            self.b.ins().extractlane(v, 1)
-        } else {
-            v
+        let v = match lanes {
+            Lanes::One => v,
+            Lanes::Two => self.b.ins().extractlane(v, 1),
+            // Never reached: float32 lanes store only where they walk.
+            Lanes::Four => self.b.ins().extractlane(v, 3),
         };
         match self.bufs[buf].dtype {
             DType::Float64 => {
@@ -1558,17 +1651,31 @@ impl<'a> Gen<'a> {
         match lanes {
             Lanes::One => v,
             Lanes::Two => self.b.ins().splat(F64X2, v),
+            Lanes::Four if self.b.func.dfg.value_type(v) == types::I8 => {
+                // A bool byte as an all-ones / all-zeros lane mask.
+                let wide = self.b.ins().sextend(types::I32, v);
+                let neg = self.b.ins().ineg(wide);
+                self.b.ins().splat(types::I32X4, neg)
+            }
+            Lanes::Four => {
+                let narrow = self.b.ins().fdemote(types::F32, v);
+                self.b.ins().splat(types::F32X4, narrow)
+            }
         }
     }
 
     fn float_const(&mut self, x: f64, lanes: Lanes) -> Value {
+        if lanes == Lanes::Four {
+            let c = self.b.ins().f32const(x as f32);
+            return self.b.ins().splat(types::F32X4, c);
+        }
         let c = self.b.ins().f64const(x);
         self.widen(c, lanes)
     }
 
     /// Rounds float32-typed results as the reference does.
     fn round_to(&mut self, v: Value, dtype: DType, lanes: Lanes) -> Value {
-        if dtype != DType::Float32 {
+        if dtype != DType::Float32 || lanes == Lanes::Four {
             return v;
         }
         if lanes == Lanes::Two {
@@ -1712,6 +1819,10 @@ impl<'a> Gen<'a> {
                 let m = self.b.ins().iconst(types::I64, if b { -1 } else { 0 });
                 self.b.ins().splat(types::I64X2, m)
             }
+            Lanes::Four => {
+                let m = self.b.ins().iconst(types::I32, if b { -1 } else { 0 });
+                self.b.ins().splat(types::I32X4, m)
+            }
         }
     }
 
@@ -1722,11 +1833,10 @@ impl<'a> Gen<'a> {
                 let x = self.b.ins().uextend(types::I32, v);
                 self.b.ins().fcvt_from_uint(types::F64, x)
             }
-            Lanes::Two => {
+            Lanes::Two | Lanes::Four => {
                 let one = self.float_const(1.0, lanes);
                 let zero = self.float_const(0.0, lanes);
-                let mask = self.b.ins().bitcast(F64X2, MemFlagsData::new(), v);
-                self.b.ins().bitselect(mask, one, zero)
+                self.select(v, one, zero, lanes)
             }
         }
     }
@@ -1963,9 +2073,10 @@ impl<'a> Gen<'a> {
     }
 
     fn vmath(&mut self, lanes: Lanes) -> VMath<'_, 'a> {
+        // Bodies with math functions never run as float32 lanes (`float32_lanes_ok`).
         let ty = match lanes {
             Lanes::One => types::F64,
-            Lanes::Two => F64X2,
+            Lanes::Two | Lanes::Four => F64X2,
         };
         VMath { b: &mut self.b, ty }
     }
@@ -1975,6 +2086,13 @@ impl<'a> Gen<'a> {
             Lanes::One => self.b.ins().select(cond, a, b),
             Lanes::Two => {
                 let mask = self.b.ins().bitcast(F64X2, MemFlagsData::new(), cond);
+                self.b.ins().bitselect(mask, a, b)
+            }
+            Lanes::Four => {
+                let mask = self
+                    .b
+                    .ins()
+                    .bitcast(types::F32X4, MemFlagsData::new(), cond);
                 self.b.ins().bitselect(mask, a, b)
             }
         }
@@ -1987,8 +2105,9 @@ impl<'a> Gen<'a> {
                 let call = self.b.ins().call(f, args);
                 self.b.inst_results(call)[0]
             }
-            Lanes::Two => {
-                let mut out = self.float_const(0.0, lanes);
+            Lanes::Two | Lanes::Four => {
+                // Never reached with float32 lanes (`float32_lanes_ok` excludes calls).
+                let mut out = self.float_const(0.0, Lanes::Two);
                 for lane in 0..2u8 {
                     let lane_args: Vec<Value> = args
                         .iter()

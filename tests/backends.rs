@@ -563,7 +563,7 @@ fn float32_arithmetic_in_float32_lanes_is_exact() {
             .maximum(&(&y * 0.25))
             .sqr(),
         (&x - &row).minimum(&y).clip(-2.0, 2.0).sign() + x.sqrt(),
-        switch(&x.lt(&y), x.floor() * &row, y.ceil().reciprocal()),
+        switch(x.lt(&y), x.floor() * &row, y.ceil().reciprocal()),
         (&x * 3.0).round() - (&x / &y),
     ];
     let refs: Vec<&Var> = outs.iter().collect();

@@ -461,6 +461,87 @@ fn dot_of_every_rank_pair_calls_gemm() {
 }
 
 #[test]
+fn gathers_check_every_index_in_jitted_code() {
+    use tensorlift::ir::Idx;
+    for (dtype, idx_dtype) in [
+        (Float64, Int64),
+        (Float32, Int32),
+        (Int64, Int64),
+        (Float64, UInt8),
+    ] {
+        let x = matrix("x", dtype);
+        let v = vector("v", dtype);
+        let i = vector("i", idx_dtype);
+        let m = matrix("m", idx_dtype);
+        let outs = [
+            x.get(vec![Idx::Array(i.clone())]),
+            v.get(vec![Idx::Array(m.clone())]),
+        ];
+        let refs: Vec<&Var> = outs.iter().collect();
+        let f = function(&[&x, &v, &i, &m], &refs)
+            .mode(Mode::Jit)
+            .compile()
+            .unwrap();
+        let takes = kernels_of(f.fgraph())
+            .iter()
+            .filter(|(_, k)| k.name == "take")
+            .count();
+        assert_eq!(takes, 2, "both gathers are jitted ({dtype}, {idx_dtype})");
+        let signed = idx_dtype != UInt8;
+        let ints = |v: &[i64], shape: &[usize]| -> TensorData {
+            let d: TensorData = ArrayD::from_shape_vec(IxDyn(shape), v.to_vec())
+                .unwrap()
+                .into();
+            tensorlift_runtime::cast(&d, idx_dtype)
+        };
+        let data = values(dtype, &[&[5, 3], &[6]], (-9.0, 9.0), 21);
+        let good_rows: &[i64] = if signed {
+            &[4, 0, -1, -5, 2, 2]
+        } else {
+            &[4, 0, 1, 2, 2, 3]
+        };
+        let good_grid: &[i64] = if signed {
+            &[0, -6, 5, 1]
+        } else {
+            &[0, 5, 5, 1]
+        };
+        let inputs = |rows: &[i64], grid: &[i64]| {
+            vec![
+                data[0].clone(),
+                data[1].clone(),
+                ints(rows, &[rows.len()]),
+                ints(grid, &[2, 2]),
+            ]
+        };
+        check(&[&x, &v, &i, &m], &refs, &inputs(good_rows, good_grid));
+        // Empty index arrays.
+        check(
+            &[&x, &v, &i, &m],
+            &refs,
+            &[
+                data[0].clone(),
+                data[1].clone(),
+                ints(&[], &[0]),
+                ints(&[], &[0, 2]),
+            ],
+        );
+        // Out of range, either way: both backends fail, naming the index.
+        let bad: &[i64] = if signed { &[5, -6] } else { &[5, 200] };
+        for b in bad {
+            check(&[&x, &v, &i, &m], &refs, &inputs(&[0, *b], good_grid));
+            let err = f
+                .call(&inputs(&[0, *b], good_grid))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(&format!("index {b}")) && err.contains("out of range"),
+                "{err}"
+            );
+        }
+    }
+}
+
+#[test]
 fn bad_inputs_fail_in_both_backends() {
     let x = vector("x", Float64);
     let y = vector("y", Float64);

@@ -227,9 +227,20 @@ struct KernelNode {
     /// values a reduction keeps) rather than the reduced one.
     out_full: Vec<bool>,
     reduce: Option<(ReduceKind, Vec<usize>)>,
-    /// A `Dot` kernel: output shape from the operands' outer sizes, one call, never split
-    /// or computed in place (the kernel checks the contracted sizes).
-    dot: bool,
+    /// How the output shape follows from the inputs'.
+    shapes: ShapeRule,
+}
+
+/// How a kernel node's output shape follows from its inputs' shapes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ShapeRule {
+    /// Element-wise and reductions: the inputs' common shape (checked like the reference).
+    Broadcast,
+    /// `Dot`: the operands' outer sizes (the kernel checks the contracted ones).
+    Dot,
+    /// A gather `x[idx]`: the index array's shape, then x's without its first axis (the
+    /// kernel checks every index).
+    Take,
 }
 
 impl KernelNode {
@@ -260,7 +271,11 @@ impl KernelNode {
                 }
                 _ => None,
             },
-            dot: matches!(e.op, Op::Dot),
+            shapes: match &e.op {
+                Op::Dot => ShapeRule::Dot,
+                Op::AdvancedSubtensor(_) => ShapeRule::Take,
+                _ => ShapeRule::Broadcast,
+            },
         })
     }
 }
@@ -288,19 +303,27 @@ impl Space {
 /// when the reference must handle the call (it reports the error, e.g. max of an empty
 /// axis).
 fn space(k: &KernelNode, args: &[TensorData]) -> Result<Option<Space>, RuntimeError> {
-    if k.dot {
+    if k.shapes != ShapeRule::Broadcast {
         let [a, b] = args else {
             return Ok(None);
         };
-        if a.ndim() != k.static_shapes[0].len() || b.ndim() != k.static_shapes[1].len() {
+        let (sa, sb) = (a.shape(), b.shape());
+        if sa.len() != k.static_shapes[0].len() || sb.len() != k.static_shapes[1].len() {
             return Ok(None);
         }
-        let (sa, sb) = (a.shape(), b.shape());
-        let out: Vec<usize> = sa[..sa.len() - 1]
-            .iter()
-            .chain(sb.get(1..).unwrap_or(&[]))
-            .copied()
-            .collect();
+        let out: Vec<usize> = if k.shapes == ShapeRule::Dot {
+            let outer = &sa[..sa.len().saturating_sub(1)];
+            outer
+                .iter()
+                .chain(sb.get(1..).unwrap_or(&[]))
+                .copied()
+                .collect()
+        } else {
+            sb.iter()
+                .chain(sa.get(1..).unwrap_or(&[]))
+                .copied()
+                .collect()
+        };
         return Ok(Some(Space {
             full: out.clone(),
             reduced: Vec::new(),
@@ -475,7 +498,7 @@ fn in_place_inputs(
     let mut plan = vec![None; k.out_dtypes.len()];
     // Small outputs are cheap to allocate: keep small calls lean.
     let elements: usize = space.full.iter().product();
-    if k.reduce.is_some() || k.dot || elements * 4 < POOL_MIN_BYTES {
+    if k.reduce.is_some() || k.shapes != ShapeRule::Broadcast || elements * 4 < POOL_MIN_BYTES {
         return plan;
     }
     let mut taken = vec![false; args.len()];
@@ -722,7 +745,8 @@ fn run_kernel(
     let (kernel, compiled) = (&k.kernel, &k.compiled);
     // Kept values must be written whole: such calls never split a reduced dimension.
     let keeps = k.reduce.is_some() && k.out_full.iter().any(|f| *f);
-    let split = split_dim(&space, rayon::current_num_threads(), !keeps).filter(|_| !k.dot);
+    let split = split_dim(&space, rayon::current_num_threads(), !keeps)
+        .filter(|_| k.shapes == ShapeRule::Broadcast);
     if split.is_none() {
         return run_whole(k, &space, args, pool);
     }

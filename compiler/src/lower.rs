@@ -8,9 +8,11 @@
 //! loop, reading the inputs once. Kernels compute floats in f64 (float32 results rounded
 //! as the reference rounds them), integers in wrapping i64 (wrapped to their dtype), bools
 //! as 0/1; integer powers and logic on bools are not lowered (`None`). A float `Dot` becomes
-//! a call of the runtime's gemm after checks of its operands' shapes.
+//! a call of the runtime's gemm after checks of its operands' shapes; a gather `x[idx]`
+//! (one integer index array on the first axis) a loop that checks every index before it
+//! copies the row.
 
-use tensorlift_ir::ops::{Composite, ReduceKind, ScalarRef};
+use tensorlift_ir::ops::{AdvancedSlot, Composite, ReduceKind, ScalarRef};
 use tensorlift_ir::{DType, FunctionGraph, NodeId, Op, ScalarOp, TensorType};
 
 use crate::loopir::{Buffer, Expr, Index, Kernel, Role, Stmt, SupportCall};
@@ -96,6 +98,9 @@ fn lower_unchecked(fg: &FunctionGraph, node: NodeId) -> Option<Kernel> {
             Some(k)
         }
         Op::Dot => dot_kernel(&in_types, out_types[0]),
+        Op::AdvancedSubtensor(slots) if slots.as_slice() == [AdvancedSlot::Array] => {
+            take_kernel(&in_types, out_types[0])
+        }
         _ => None,
     }
 }
@@ -175,6 +180,112 @@ fn dot_kernel(in_types: &[&TensorType], out: &TensorType) -> Option<Kernel> {
         buffers,
         body,
         errors,
+    })
+}
+
+/// `out = x[idx]` for an integer index array on x's first axis (the output has idx's
+/// shape, then x's other axes): every index is wrapped if negative and checked against
+/// x's first size before it addresses memory; the rows are copied by an inner loop.
+fn take_kernel(in_types: &[&TensorType], out: &TensorType) -> Option<Kernel> {
+    let (x, idx) = (in_types[0], in_types[1]);
+    if !idx.dtype.is_int() || x.ndim() == 0 || x.dtype != out.dtype {
+        return None;
+    }
+    let (k, r) = (idx.ndim(), x.ndim());
+    let mut buffers = input_buffers(in_types);
+    let out_buf = buffers.len();
+    buffers.push(Buffer {
+        name: "out".into(),
+        dtype: out.dtype,
+        rank: out.ndim(),
+        role: Role::Output,
+    });
+    let at = |v: usize| Index::Var(v);
+    let size = Expr::Dim { buf: 0, dim: 0 };
+    let (raw, wrapped) = (0, 1);
+    let out_of_range = |cond: Expr| Stmt::If {
+        cond,
+        then: vec![Stmt::Fail {
+            error: 0,
+            values: vec![Expr::Temp(raw), size.clone()],
+        }],
+        otherwise: Vec::new(),
+    };
+    // The copy of one row: loops over x's other axes (output axes k..).
+    let copy = Stmt::Store {
+        buf: out_buf,
+        index: (0..k + r - 1).map(at).collect(),
+        value: Expr::Load {
+            buf: 0,
+            index: std::iter::once(Index::Temp(wrapped))
+                .chain((k..k + r - 1).map(at))
+                .collect(),
+        },
+    };
+    let mut row = vec![copy];
+    for d in (k..k + r - 1).rev() {
+        row = vec![Stmt::For {
+            var: d,
+            buf: out_buf,
+            dim: d,
+            parallel: false,
+            body: row,
+        }];
+    }
+    let negative = Expr::apply(
+        ScalarOp::Lt,
+        vec![Expr::Temp(raw), Expr::int(0)],
+        DType::Bool,
+    );
+    let mut body = vec![
+        Stmt::Let {
+            temp: raw,
+            dtype: DType::Int64,
+            value: Expr::apply(
+                ScalarOp::Cast(DType::Int64),
+                vec![Expr::Load {
+                    buf: 1,
+                    index: (0..k).map(at).collect(),
+                }],
+                DType::Int64,
+            ),
+        },
+        Stmt::Let {
+            temp: wrapped,
+            dtype: DType::Int64,
+            value: Expr::apply(
+                ScalarOp::Switch,
+                vec![
+                    negative,
+                    Expr::apply(
+                        ScalarOp::Add,
+                        vec![Expr::Temp(raw), size.clone()],
+                        DType::Int64,
+                    ),
+                    Expr::Temp(raw),
+                ],
+                DType::Int64,
+            ),
+        },
+        out_of_range(Expr::apply(
+            ScalarOp::Lt,
+            vec![Expr::Temp(wrapped), Expr::int(0)],
+            DType::Bool,
+        )),
+        out_of_range(Expr::apply(
+            ScalarOp::Ge,
+            vec![Expr::Temp(wrapped), size.clone()],
+            DType::Bool,
+        )),
+    ];
+    body.append(&mut row);
+    Some(Kernel {
+        name: "take".into(),
+        buffers,
+        body: nest(&vec![out_buf; k], body),
+        errors: vec![
+            "index {0} (in index array input 1) is out of range for axis 0 of size {1}".into(),
+        ],
     })
 }
 

@@ -542,6 +542,58 @@ fn gathers_check_every_index_in_jitted_code() {
 }
 
 #[test]
+fn scatters_check_every_index_and_keep_the_reference_order() {
+    use tensorlift::ir::Idx;
+    for dtype in [Float64, Float32, Int32] {
+        let x = matrix("x", dtype);
+        let i = vector("i", Int64);
+        let rows = matrix("rows", dtype);
+        let row = tensor("row", dtype, [Some(1), None]);
+        let one = vector("one", dtype);
+        let at = || vec![Idx::Array(i.clone())];
+        let outs = [
+            x.inc(at(), &rows),
+            x.set(at(), &rows),
+            x.inc(at(), &row),
+            x.set(at(), &one),
+            x.inc(at(), 2.0),
+        ];
+        let refs: Vec<&Var> = outs.iter().collect();
+        let f = function(&[&x, &i, &rows, &row, &one], &refs)
+            .mode(Mode::Jit)
+            .compile()
+            .unwrap();
+        let scatters = kernels_of(f.fgraph())
+            .iter()
+            .filter(|(_, k)| k.name.ends_with("_scatter"))
+            .count();
+        assert!(scatters >= 4, "{dtype}: {scatters} scatters jitted");
+        let data = values(dtype, &[&[5, 3], &[4, 3], &[1, 3], &[3]], (-9.0, 9.0), 31);
+        let index = |v: &[i64]| -> TensorData { ndarray::Array1::from(v.to_vec()).into() };
+        let inputs = |idx: &[i64], n: usize| {
+            let mut v = vec![data[0].clone(), index(idx)];
+            v.push(values(dtype, &[&[n, 3]], (-9.0, 9.0), 32).remove(0));
+            v.extend(data[2..].iter().cloned());
+            v
+        };
+        // Repeated indices (accumulate / last wins), negative ones.
+        check(
+            &[&x, &i, &rows, &row, &one],
+            &refs,
+            &inputs(&[1, -4, 4, 1], 4),
+        );
+        check(&[&x, &i, &rows, &row, &one], &refs, &inputs(&[], 0));
+        for bad in [5, -6] {
+            check(&[&x, &i, &rows, &row, &one], &refs, &inputs(&[0, bad], 2));
+            let err = f.call(&inputs(&[0, bad], 2)).unwrap_err().to_string();
+            assert!(err.contains(&format!("index {bad}")), "{err}");
+        }
+        // Values whose rows disagree with the indices: both fail.
+        check(&[&x, &i, &rows, &row, &one], &refs, &inputs(&[0, 1, 2], 2));
+    }
+}
+
+#[test]
 fn bad_inputs_fail_in_both_backends() {
     let x = vector("x", Float64);
     let y = vector("y", Float64);

@@ -241,6 +241,8 @@ enum ShapeRule {
     /// A gather `x[idx]`: the index array's shape, then x's without its first axis (the
     /// kernel checks every index).
     Take,
+    /// A scatter `x[idx] = y` (or `+=`): x's shape (the kernel checks y and every index).
+    Scatter,
 }
 
 impl KernelNode {
@@ -274,6 +276,7 @@ impl KernelNode {
             shapes: match &e.op {
                 Op::Dot => ShapeRule::Dot,
                 Op::AdvancedSubtensor(_) => ShapeRule::Take,
+                Op::AdvancedIncSubtensor { .. } => ShapeRule::Scatter,
                 _ => ShapeRule::Broadcast,
             },
         })
@@ -303,6 +306,22 @@ impl Space {
 /// when the reference must handle the call (it reports the error, e.g. max of an empty
 /// axis).
 fn space(k: &KernelNode, args: &[TensorData]) -> Result<Option<Space>, RuntimeError> {
+    if k.shapes == ShapeRule::Scatter {
+        let ranks_ok = args.len() == k.static_shapes.len()
+            && args
+                .iter()
+                .zip(&k.static_shapes)
+                .all(|(a, s)| a.ndim() == s.len());
+        if !ranks_ok {
+            return Ok(None);
+        }
+        let out = args[0].shape().to_vec();
+        return Ok(Some(Space {
+            full: out.clone(),
+            reduced: Vec::new(),
+            out,
+        }));
+    }
     if k.shapes != ShapeRule::Broadcast {
         let [a, b] = args else {
             return Ok(None);

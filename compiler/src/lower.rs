@@ -12,7 +12,7 @@
 //! (one integer index array on the first axis) a loop that checks every index before it
 //! copies the row.
 
-use tensorlift_ir::ops::{AdvancedSlot, Composite, ReduceKind, ScalarRef};
+use tensorlift_ir::ops::{AdvancedSlot, Composite, IncMode, ReduceKind, ScalarRef};
 use tensorlift_ir::{DType, FunctionGraph, NodeId, Op, ScalarOp, TensorType};
 
 use crate::loopir::{Buffer, Expr, Index, Kernel, Role, Stmt, SupportCall};
@@ -100,6 +100,9 @@ fn lower_unchecked(fg: &FunctionGraph, node: NodeId) -> Option<Kernel> {
         Op::Dot => dot_kernel(&in_types, out_types[0]),
         Op::AdvancedSubtensor(slots) if slots.as_slice() == [AdvancedSlot::Array] => {
             take_kernel(&in_types, out_types[0])
+        }
+        Op::AdvancedIncSubtensor { slots, mode } if slots.as_slice() == [AdvancedSlot::Array] => {
+            scatter_kernel(*mode, &in_types, out_types[0])
         }
         _ => None,
     }
@@ -201,16 +204,7 @@ fn take_kernel(in_types: &[&TensorType], out: &TensorType) -> Option<Kernel> {
         role: Role::Output,
     });
     let at = |v: usize| Index::Var(v);
-    let size = Expr::Dim { buf: 0, dim: 0 };
-    let (raw, wrapped) = (0, 1);
-    let out_of_range = |cond: Expr| Stmt::If {
-        cond,
-        then: vec![Stmt::Fail {
-            error: 0,
-            values: vec![Expr::Temp(raw), size.clone()],
-        }],
-        otherwise: Vec::new(),
-    };
+    let wrapped = 1;
     // The copy of one row: loops over x's other axes (output axes k..).
     let copy = Stmt::Store {
         buf: out_buf,
@@ -232,20 +226,54 @@ fn take_kernel(in_types: &[&TensorType], out: &TensorType) -> Option<Kernel> {
             body: row,
         }];
     }
+    let mut body = checked_index(1, k, 0);
+    body.append(&mut row);
+    Some(Kernel {
+        name: "take".into(),
+        buffers,
+        body: nest(&vec![out_buf; k], body),
+        errors: vec![index_error(1)],
+    })
+}
+
+/// The message of error 0 of a gather or scatter: an index out of range.
+fn index_error(input: usize) -> String {
+    format!("index {{0}} (in index array input {input}) is out of range for axis 0 of size {{1}}")
+}
+
+/// Statements reading the index `idx[i0, …, i(k-1)]` (buffer `idx`) as temp 0, wrapping it
+/// if negative into temp 1, and failing with error 0 unless temp 1 addresses a row of
+/// buffer `x`.
+fn checked_index(idx: usize, k: usize, x: usize) -> Vec<Stmt> {
+    let (raw, wrapped) = (0, 1);
+    let size = Expr::Dim { buf: x, dim: 0 };
+    let out_of_range = |cond: Expr| Stmt::If {
+        cond,
+        then: vec![Stmt::Fail {
+            error: 0,
+            values: vec![Expr::Temp(raw), size.clone()],
+        }],
+        otherwise: Vec::new(),
+    };
     let negative = Expr::apply(
         ScalarOp::Lt,
         vec![Expr::Temp(raw), Expr::int(0)],
         DType::Bool,
     );
-    let mut body = vec![
+    let wrap = Expr::apply(
+        ScalarOp::Add,
+        vec![Expr::Temp(raw), size.clone()],
+        DType::Int64,
+    );
+    vec![
         Stmt::Let {
             temp: raw,
             dtype: DType::Int64,
             value: Expr::apply(
                 ScalarOp::Cast(DType::Int64),
                 vec![Expr::Load {
-                    buf: 1,
-                    index: (0..k).map(at).collect(),
+                    buf: idx,
+                    index: (0..k).map(Index::Var).collect(),
                 }],
                 DType::Int64,
             ),
@@ -255,15 +283,7 @@ fn take_kernel(in_types: &[&TensorType], out: &TensorType) -> Option<Kernel> {
             dtype: DType::Int64,
             value: Expr::apply(
                 ScalarOp::Switch,
-                vec![
-                    negative,
-                    Expr::apply(
-                        ScalarOp::Add,
-                        vec![Expr::Temp(raw), size.clone()],
-                        DType::Int64,
-                    ),
-                    Expr::Temp(raw),
-                ],
+                vec![negative, wrap, Expr::Temp(raw)],
                 DType::Int64,
             ),
         },
@@ -277,15 +297,103 @@ fn take_kernel(in_types: &[&TensorType], out: &TensorType) -> Option<Kernel> {
             vec![Expr::Temp(wrapped), size.clone()],
             DType::Bool,
         )),
-    ];
-    body.append(&mut row);
+    ]
+}
+
+/// `out = x` with `out[idx] = y` (or `+= y`) for an integer index array on x's first
+/// axis: x copied, then the region (idx's shape, then x's other axes) visited in order,
+/// every index wrapped and checked before it addresses a row (repeated indices: the last
+/// write wins, increments accumulate, as in the reference). y aligns with the region's
+/// last axes; its axes of static size 1 broadcast.
+fn scatter_kernel(mode: IncMode, in_types: &[&TensorType], out: &TensorType) -> Option<Kernel> {
+    let (x, y, idx) = (in_types[0], in_types[1], in_types[2]);
+    let ok = idx.dtype.is_int()
+        && x.ndim() > 0
+        && x.dtype == out.dtype
+        && y.dtype == x.dtype
+        && x.dtype != DType::Bool;
+    let (k, r) = (idx.ndim(), x.ndim());
+    let region = k + r - 1;
+    if !ok || y.ndim() > region {
+        return None;
+    }
+    let mut buffers = input_buffers(in_types);
+    let out_buf = buffers.len();
+    buffers.push(Buffer {
+        name: "out".into(),
+        dtype: out.dtype,
+        rank: out.ndim(),
+        role: Role::Output,
+    });
+    // out = x.
+    let all: Vec<Index> = (0..r).map(Index::Var).collect();
+    let copy = nest(
+        &vec![out_buf; r],
+        vec![Stmt::Store {
+            buf: out_buf,
+            index: all.clone(),
+            value: Expr::Load { buf: 0, index: all },
+        }],
+    );
+    // The region: loop variables 0..k over idx, k..region over x's other axes (their
+    // loops walk out's axes 1..).
+    let target: Vec<Index> = std::iter::once(Index::Temp(1))
+        .chain((k..region).map(Index::Var))
+        .collect();
+    let offset = region - y.ndim();
+    let y_index: Vec<Index> = y
+        .broadcastable()
+        .iter()
+        .enumerate()
+        .map(|(d, b)| {
+            if *b {
+                Index::Zero
+            } else {
+                Index::Var(offset + d)
+            }
+        })
+        .collect();
+    let value = Expr::Load {
+        buf: 1,
+        index: y_index,
+    };
+    let value = match mode {
+        IncMode::Set => value,
+        IncMode::Inc => Expr::apply(
+            ScalarOp::Add,
+            vec![
+                Expr::Load {
+                    buf: out_buf,
+                    index: target.clone(),
+                },
+                value,
+            ],
+            out.dtype,
+        ),
+    };
+    let mut row = vec![Stmt::Store {
+        buf: out_buf,
+        index: target,
+        value,
+    }];
+    for v in (k..region).rev() {
+        row = vec![Stmt::For {
+            var: v,
+            buf: out_buf,
+            dim: v - k + 1,
+            parallel: false,
+            body: row,
+        }];
+    }
+    let mut visit = checked_index(2, k, 0);
+    visit.append(&mut row);
+    let mut body = copy;
+    body.extend(nest(&vec![2; k], visit));
     Some(Kernel {
-        name: "take".into(),
+        name: format!("{}_scatter", format!("{mode:?}").to_lowercase()),
         buffers,
-        body: nest(&vec![out_buf; k], body),
-        errors: vec![
-            "index {0} (in index array input 1) is out of range for axis 0 of size {1}".into(),
-        ],
+        body,
+        errors: vec![index_error(2)],
     })
 }
 

@@ -23,6 +23,7 @@ use tensorlift_ir::ops::ReduceKind;
 use tensorlift_ir::{DType, FunctionGraph, NodeId, Op, TensorData, TensorType};
 use tensorlift_runtime::broadcast::{broadcast_shape, Operand};
 use tensorlift_runtime::buffer_support::ErrorSlot;
+use tensorlift_runtime::indexing::check_value_shape;
 use tensorlift_runtime::interpreter::eval_node;
 use tensorlift_runtime::reduce;
 use tensorlift_runtime::{Program, RuntimeError};
@@ -315,7 +316,11 @@ fn space(k: &KernelNode, args: &[TensorData]) -> Result<Option<Space>, RuntimeEr
         if !ranks_ok {
             return Ok(None);
         }
-        let out = args[0].shape().to_vec();
+        // The value must fit the region exactly as the reference requires (same error).
+        let (x, y, idx) = (args[0].shape(), args[1].shape(), args[2].shape());
+        let region: Vec<usize> = idx.iter().chain(&x[1..]).copied().collect();
+        check_value_shape(&k.name, y, &k.static_shapes[1], &region)?;
+        let out = x.to_vec();
         return Ok(Some(Space {
             full: out.clone(),
             reduced: Vec::new(),

@@ -161,16 +161,28 @@ fn check_value_fits<T>(
     y_static: &[Option<usize>],
     target: &[usize],
 ) -> Result<()> {
-    if y.ndim() > target.len() {
+    check_value_shape(name, y.shape(), y_static, target)
+}
+
+/// Checks that a written value (input 1, of `shape` and static shape `y_static`) fits
+/// the indexed region `target`: no more dimensions, and sizes equal except where its
+/// static size is 1 (no runtime broadcasting). The JIT runs the same check.
+pub fn check_value_shape(
+    name: &str,
+    shape: &[usize],
+    y_static: &[Option<usize>],
+    target: &[usize],
+) -> Result<()> {
+    if shape.len() > target.len() {
         return Err(RuntimeError::op(
             name,
-            format!("the value (input 1) of shape {:?} has more dimensions than the indexed region {target:?}", y.shape()),
+            format!("the value (input 1) of shape {shape:?} has more dimensions than the indexed region {target:?}"),
         ));
     }
     let operand = Operand {
         label: "the value (input 1)",
         static_shape: y_static,
-        shape: y.shape(),
+        shape,
     };
     broadcast_shape(
         name,

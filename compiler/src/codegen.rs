@@ -19,7 +19,9 @@
 //! float32 results are rounded like the reference) and bools as 0/1 bytes. An innermost
 //! loop whose buffers are all floats has a second, vectorised body (f64x2, float32 pairs
 //! widened on load and narrowed on store; unrolled, one accumulator per unrolled step for
-//! reductions) used when every buffer it walks has stride 1 at run time. When such a body
+//! reductions, max/min as `maxpd`/`minpd` with NaNs tracked in a mask) used when every
+//! buffer it walks has stride 1 at run time; a float32 body of exactly-rounded arithmetic
+//! runs four lanes in float32 instead (f32x4, the same bits). When such a body
 //! applies a math function with an array version (exp, sin, cos, log, tanh, sigmoid, …),
 //! it runs instead by strips of `STRIP` elements: the statements between math calls form
 //! segments, values crossing a call live in scratch slots, and the math runs on whole

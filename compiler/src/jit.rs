@@ -2,15 +2,16 @@
 //! machine code; every other node runs through the runtime's support implementation.
 //!
 //! Owns: choosing the kernel nodes (`lower::lower_node`), compiling them into one code
-//! module per function, and running them: before every kernel call the executor checks
-//! the input shapes with the same no-runtime-broadcasting rule and error text as the
-//! reference, allocates contiguous outputs, and packs data pointers, sizes and strides in
-//! the kernel ABI (`codegen`). Scheduling and freeing of intermediate values are the
-//! interpreter's (`Program::run_with`).
+//! module per function, and running them: before every kernel call the executor derives
+//! the output shapes (broadcast, dot, gather or scatter rule) and checks the inputs with
+//! the same rules and error text as the reference, allocates contiguous outputs, and packs
+//! data pointers, sizes and strides in the kernel ABI (`codegen`); the kernel checks again
+//! itself, and a failure it reports is read from its error slot. Scheduling and freeing of
+//! intermediate values are the interpreter's (`Program::run_with`).
 //!
-//! Today the kernels cover float32/float64 Elemwise, Composite, Sum/Prod/Max/Min
-//! reductions and FusedReduce; shape ops, indexing, integer arithmetic and linear algebra
-//! use the runtime's implementations (listed by `Function::dprint` as they are: not fused).
+//! Kernels cover Elemwise, Composite, reductions and FusedReduce of every dtype, float Dot,
+//! and gathers/scatters on the first axis; views, other indexing, ArgMax, CumSum and integer
+//! Dot use the runtime's implementations (listed by `Function::dprint` as they are).
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};

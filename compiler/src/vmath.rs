@@ -7,9 +7,9 @@
 //! for bit. Accuracy against libm is measured by
 //! `tests/vmath_accuracy.rs` (at most 2 ulp over the whole domain, special values exact).
 //! - exp: n = round(x / ln 2) by the 1.5·2^52 shifter trick; r = x − n·ln2 in two fma
-//!   steps (ln 2 split hi/lo); e^r by a degree-11 polynomial (Chebyshev interpolation on
-//!   |r| ≤ ln2/2, ~1e-17 relative) by Horner's rule. When every lane has |x| ≤ 708 the result is scaled by 2^n built
-//!   from the shifter sum's bits; otherwise x is clamped to [-750, 710] and scaled by
+//!   steps (ln 2 split hi/lo); e^r by a degree-11 polynomial (Chebyshev economization on
+//!   |r| ≤ ln2/2, ~1e-17 relative) by second-order Horner. When every lane has |x| ≤ 708
+//!   the result is scaled by 2^n built from the shifter sum's bits; otherwise x is clamped to [-750, 710] and scaled by
 //!   2^⌊n/2⌋ · 2^(n−⌊n/2⌋), which gives correct overflow to inf and gradual underflow.
 //! - sin, cos: q = round(x · 2/π); r = x − q·π/2 in three fma steps (π/2 split in three
 //!   53-bit parts); sine and cosine polynomials on |r| ≤ π/4 (Taylor to degree 17/16), the
@@ -67,15 +67,21 @@ impl VMath<'_, '_> {
         self.b.ins().bitcast(self.ty, MemFlagsData::new(), v)
     }
 
-    /// Σ coeffs[k] · x^k (coeffs from the constant term up) by Horner's rule, the
-    /// operations of `vector_math::horner`.
-    fn horner(&mut self, x: Value, coeffs: &[f64]) -> Value {
-        let mut acc = self.konst(coeffs[coeffs.len() - 1]);
-        for c in coeffs[..coeffs.len() - 1].iter().rev() {
-            let c = self.konst(*c);
-            acc = self.b.ins().fma(acc, x, c);
+    /// Exp's polynomial by second-order Horner (even and odd coefficients in r², then
+    /// combined), the operations of `vector_math::exp_polynomial` in the same order.
+    fn exp_polynomial(&mut self, r: Value, coeffs: &[f64]) -> Value {
+        let n = coeffs.len();
+        let s = self.b.ins().fmul(r, r);
+        let mut even = self.konst(coeffs[n - 2]);
+        let mut odd = self.konst(coeffs[n - 1]);
+        let mut k = n - 2;
+        while k > 0 {
+            k -= 2;
+            let (ce, co) = (self.konst(coeffs[k]), self.konst(coeffs[k + 1]));
+            even = self.b.ins().fma(even, s, ce);
+            odd = self.b.ins().fma(odd, s, co);
         }
-        acc
+        self.b.ins().fma(odd, r, even)
     }
 
     /// Σ coeffs[k] · x^k (coeffs from the constant term up) by Estrin's scheme: pairs
@@ -208,7 +214,7 @@ impl VMath<'_, '_> {
         let (ln2_hi, ln2_lo) = (self.konst(-LN2_HI), self.konst(-LN2_LO));
         let r = self.b.ins().fma(n, ln2_hi, x);
         let r = self.b.ins().fma(n, ln2_lo, r);
-        (t, self.horner(r, &EXP_POLY))
+        (t, self.exp_polynomial(r, &EXP_POLY))
     }
 
     /// sin(x) (`cos = false`) or cos(x) (`cos = true`); `libm` computes one lane.

@@ -26,10 +26,16 @@ struct Record {
     bytes: f64,
 }
 
-/// Median of `runs` timed calls after one warm-up; more runs for fast calls, each run
-/// averaging `inner` calls.
+/// Median of `runs` timed calls after a warm-up (at least 3 calls and 0.3 s, so every
+/// backend is measured in its steady state: caches, allocator and the kernel's page
+/// pools warm); more runs for fast calls, each run averaging `inner` calls.
 fn median(mut f: impl FnMut()) -> (f64, usize) {
-    f();
+    let warm = Instant::now();
+    let mut calls = 0;
+    while calls < 3 || warm.elapsed() < Duration::from_millis(300) {
+        f();
+        calls += 1;
+    }
     let t = Instant::now();
     f();
     let once = t.elapsed();

@@ -17,8 +17,12 @@ RECORDS = []
 
 
 def timed(fn, runs=9):
-    """Median seconds per call after a warm-up; fast calls are averaged over a batch."""
-    fn()
+    """Median seconds per call after a warm-up (at least 3 calls and 0.3 s, as the Rust
+    harness does); fast calls are averaged over a batch."""
+    warm, calls = time.perf_counter(), 0
+    while calls < 3 or time.perf_counter() - warm < 0.3:
+        fn()
+        calls += 1
     start = time.perf_counter()
     fn()
     once = time.perf_counter() - start

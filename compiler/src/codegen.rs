@@ -832,14 +832,7 @@ impl<'a> Gen<'a> {
                         self.b.inst_results(call)[0]
                     }
                 };
-                let (failed, ok) = (self.b.create_block(), self.b.create_block());
-                self.b.ins().brif(status, failed, &[], ok, &[]);
-                self.b.switch_to_block(failed);
-                self.b.seal_block(failed);
-                self.fail(*error);
-                self.b.ins().jump(ok, &[]);
-                self.b.switch_to_block(ok);
-                self.b.seal_block(ok);
+                self.fail_if(status, *error);
             }
         }
     }
@@ -929,16 +922,23 @@ impl<'a> Gen<'a> {
         let n = self.widen_to_int(n, self.dtype_of(rows));
         let call = self.b.ins().call(grow_fn, &[handle, n]);
         let p = self.b.inst_results(call)[0];
+        let null = self.b.ins().icmp_imm_s(IntCC::Equal, p, 0);
+        self.fail_if(null, error);
+        self.b.def_var(data, p);
+        self.b.def_var(count, n);
+    }
+
+    /// Fails with `error` when `cond` (an integer) is non-zero; emission continues on the
+    /// path where it is zero.
+    fn fail_if(&mut self, cond: Value, error: usize) {
         let (failed, ok) = (self.b.create_block(), self.b.create_block());
-        self.b.ins().brif(p, ok, &[], failed, &[]);
+        self.b.ins().brif(cond, failed, &[], ok, &[]);
         self.b.switch_to_block(failed);
         self.b.seal_block(failed);
         self.fail(error);
         self.b.ins().jump(ok, &[]);
         self.b.switch_to_block(ok);
         self.b.seal_block(ok);
-        self.b.def_var(data, p);
-        self.b.def_var(count, n);
     }
 
     /// Returns status `error + 1`; emission continues in a fresh (unreachable) block.

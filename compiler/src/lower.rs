@@ -119,13 +119,7 @@ fn dot_kernel(in_types: &[&TensorType], out: &TensorType) -> Option<Kernel> {
     if !float_operands || !(1..=2).contains(&ra) || !(1..=2).contains(&rb) {
         return None;
     }
-    let mut buffers = input_buffers(in_types);
-    buffers.push(Buffer {
-        name: "out".into(),
-        dtype,
-        rank: out.ndim(),
-        role: Role::Output,
-    });
+    let (buffers, _) = buffers_with_output(in_types, out);
     let mut errors = Vec::new();
     let mut body = Vec::new();
     let mut require = |size: Expr, expected: Expr, message: String, body: &mut Vec<Stmt>| {
@@ -195,14 +189,7 @@ fn take_kernel(in_types: &[&TensorType], out: &TensorType) -> Option<Kernel> {
         return None;
     }
     let (k, r) = (idx.ndim(), x.ndim());
-    let mut buffers = input_buffers(in_types);
-    let out_buf = buffers.len();
-    buffers.push(Buffer {
-        name: "out".into(),
-        dtype: out.dtype,
-        rank: out.ndim(),
-        role: Role::Output,
-    });
+    let (buffers, out_buf) = buffers_with_output(in_types, out);
     let at = |v: usize| Index::Var(v);
     let wrapped = 1;
     // The copy of one row: loops over x's other axes (output axes k..).
@@ -317,14 +304,7 @@ fn scatter_kernel(mode: IncMode, in_types: &[&TensorType], out: &TensorType) -> 
     if !ok || y.ndim() > region {
         return None;
     }
-    let mut buffers = input_buffers(in_types);
-    let out_buf = buffers.len();
-    buffers.push(Buffer {
-        name: "out".into(),
-        dtype: out.dtype,
-        rank: out.ndim(),
-        role: Role::Output,
-    });
+    let (buffers, out_buf) = buffers_with_output(in_types, out);
     // out = x.
     let all: Vec<Index> = (0..r).map(Index::Var).collect();
     let copy = nest(
@@ -430,6 +410,19 @@ fn input_buffers(types: &[&TensorType]) -> Vec<Buffer> {
             role: Role::Input,
         })
         .collect()
+}
+
+/// The input buffers and one output `out` after them; returns them and the output's index.
+fn buffers_with_output(in_types: &[&TensorType], out: &TensorType) -> (Vec<Buffer>, usize) {
+    let mut buffers = input_buffers(in_types);
+    let index = buffers.len();
+    buffers.push(Buffer {
+        name: "out".into(),
+        dtype: out.dtype,
+        rank: out.ndim(),
+        role: Role::Output,
+    });
+    (buffers, index)
 }
 
 /// Index of input `ty` at the loop variables `vars`: broadcast dimensions read index 0.
@@ -578,14 +571,7 @@ fn reduce_kernel(
     in_types: &[&TensorType],
     out_type: &TensorType,
 ) -> Kernel {
-    let mut buffers = input_buffers(in_types);
-    let out = buffers.len();
-    buffers.push(Buffer {
-        name: "out".into(),
-        dtype: out_type.dtype,
-        rank: out_type.ndim(),
-        role: Role::Output,
-    });
+    let (buffers, out) = buffers_with_output(in_types, out_type);
     let rank = in_types.first().map_or(0, |t| t.ndim());
     let vars: Vec<usize> = (0..rank).collect();
     // The extent of dimension d comes from an input that is not broadcast there.

@@ -1,4 +1,4 @@
-//! Accuracy of the JIT's polynomial exp, sin and cos (`compiler/src/vmath.rs`) against
+//! Accuracy of the JIT's polynomial exp, log, sin and cos (`compiler/src/vmath.rs`) against
 //! libm (Rust's `f64::exp`/`sin`/`cos`): at most 2 ulp over their whole domain — dense
 //! random points, every binade, the overflow and underflow edges, the subnormal range —
 //! and exact special values. Each array is long enough that the vector body and the
@@ -143,6 +143,40 @@ fn sin_and_cos_special_values() {
 }
 
 #[test]
+fn log_within_two_ulp() {
+    let mut rng = TestRng::new(4);
+    let mut points = uniform(&mut rng, 1e-300, 10.0, 100_001);
+    points.extend(uniform(&mut rng, 0.5, 2.0, 200_001));
+    points.extend(uniform(&mut rng, 1.0 - 1e-6, 1.0 + 1e-6, 50_001)); // near 1: log → 0
+    points.extend(uniform(&mut rng, 1.0, 1e300, 50_001));
+    points.extend(binades(&mut rng, -1074, 1024, 20).into_iter().map(f64::abs));
+    check(ScalarOp::Log, f64::ln, points);
+}
+
+#[test]
+fn log_special_values() {
+    let special = vec![
+        0.0,
+        -0.0,
+        -1.0,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::NAN,
+        1.0,
+        f64::MIN_POSITIVE,
+        5e-324,
+        1e-310,
+        f64::MAX,
+        std::f64::consts::E,
+    ];
+    let got = run(ScalarOp::Log, special.clone());
+    for (x, g) in special.iter().zip(got) {
+        assert!(ulps(g, x.ln()) <= 1, "log({x}) = {g}, libm {}", x.ln());
+    }
+    assert_eq!(run(ScalarOp::Log, vec![1.0])[0].to_bits(), 0.0f64.to_bits());
+}
+
+#[test]
 fn contiguous_and_strided_inputs_give_identical_bits() {
     // Contiguous data runs through the AVX2 array functions, a reversed view through the
     // same algorithm emitted as IR: both must agree bit for bit, so a value never depends
@@ -150,6 +184,7 @@ fn contiguous_and_strided_inputs_give_identical_bits() {
     let mut rng = TestRng::new(3);
     let mut points = uniform(&mut rng, -720.0, 720.0, 3_001);
     points.extend(uniform(&mut rng, -9000.0, 9000.0, 3_001));
+    points.extend(uniform(&mut rng, 1e-300, 1e300, 3_001));
     points.extend([
         f64::NAN,
         f64::INFINITY,
@@ -159,7 +194,7 @@ fn contiguous_and_strided_inputs_give_identical_bits() {
         1e-310,
     ]);
     let n = points.len();
-    for op in [ScalarOp::Exp, ScalarOp::Sin, ScalarOp::Cos] {
+    for op in [ScalarOp::Exp, ScalarOp::Sin, ScalarOp::Cos, ScalarOp::Log] {
         let x = vector("x", Float64);
         let forward = elemwise(op, vec![(&x).into()]);
         let backward = elemwise(op, vec![x.get(tensorlift::idx![..;-1]).into()]);

@@ -26,8 +26,8 @@
 //! it runs instead by strips of `STRIP` elements: the statements between math calls form
 //! segments, values crossing a call live in scratch slots, and the math runs on whole
 //! slots through the runtime's array functions (AVX2 polynomials from
-//! `tensorlift_runtime::vector_math` for exp/sin/cos, the reference's own functions for the
-//! others). Strided loops use the same polynomials emitted inline (`vmath`), bit-identical;
+//! `tensorlift_runtime::vector_math` for exp/log/sin/cos, the reference's own functions for
+//! the others). Strided loops use the same polynomials emitted inline (`vmath`), bit-identical;
 //! other math functions call the runtime's scalar support functions
 //! (`tensorlift_runtime::support`), the reference's own.
 
@@ -2001,6 +2001,10 @@ impl<'a> Gen<'a> {
                 self.select(vals[0], a, b, lanes)
             }
             Exp => self.vmath(lanes).exp(f[0]),
+            Log => {
+                let libm = self.support[&op];
+                self.vmath(lanes).log(f[0], libm)
+            }
             Sin | Cos => {
                 let libm = self.support[&op];
                 self.vmath(lanes).sin_cos(f[0], op == Cos, libm)

@@ -1,4 +1,4 @@
-//! Polynomial math emitted as Cranelift IR (DESIGN §11): exp, sin and cos on f64 or f64x2
+//! Polynomial math emitted as Cranelift IR (DESIGN §11): exp, log, sin and cos on f64 or f64x2
 //! values, so a kernel's vector body computes two elements per instruction instead of
 //! calling libm per element, and its scalar tail computes exactly the same function.
 //!
@@ -21,8 +21,8 @@ use cranelift_codegen::ir::{types, FuncRef, InstBuilder, MemFlagsData, Type, Val
 use cranelift_frontend::FunctionBuilder;
 
 use tensorlift_runtime::vector_math::{
-    sin_cos_coefficients, EXP_HIGH, EXP_LOW, EXP_POLY, LN2_HI, LN2_LO, PIO2_1, PIO2_2, PIO2_3,
-    SHIFTER, TRIG_FAST_LIMIT,
+    sin_cos_coefficients, EXP_HIGH, EXP_LOW, EXP_POLY, LN2_HI, LN2_LO, LOG_POLY, MANTISSA_BITS,
+    PIO2_1, PIO2_2, PIO2_3, SHIFTER, TRIG_FAST_LIMIT, TWO52_BITS,
 };
 
 /// Emits math on values of type `ty` (F64 or F64X2).
@@ -215,6 +215,107 @@ impl VMath<'_, '_> {
         let r = self.b.ins().fma(n, ln2_hi, x);
         let r = self.b.ins().fma(n, ln2_lo, r);
         (t, self.exp_polynomial(r, &EXP_POLY))
+    }
+
+    /// ln(x): the polynomial where x is normal, positive and finite, `libm` (one lane at a
+    /// time) elsewhere — zero, negative, subnormal, infinite, NaN.
+    pub fn log(&mut self, x: Value, libm: FuncRef) -> Value {
+        let (lo, inf) = (self.konst(f64::MIN_POSITIVE), self.konst(f64::INFINITY));
+        let above = self.b.ins().fcmp(FloatCC::GreaterThanOrEqual, x, lo);
+        let below = self.b.ins().fcmp(FloatCC::LessThan, x, inf);
+        let ok = self.b.ins().band(above, below);
+        let all_ok = if self.ty == types::F64X2 {
+            self.b.ins().vall_true(ok)
+        } else {
+            ok
+        };
+        let (fast, slow, done) = (
+            self.b.create_block(),
+            self.b.create_block(),
+            self.b.create_block(),
+        );
+        self.b.append_block_param(done, self.ty);
+        self.b.ins().brif(all_ok, fast, &[], slow, &[]);
+
+        self.b.switch_to_block(fast);
+        self.b.seal_block(fast);
+        let v = self.log_in_range(x);
+        self.b.ins().jump(done, &[v.into()]);
+
+        self.b.switch_to_block(slow);
+        self.b.seal_block(slow);
+        let poly = self.log_in_range(x);
+        let lib = self.per_lane(libm, x);
+        let v = self.select(ok, poly, lib);
+        self.b.ins().jump(done, &[v.into()]);
+
+        self.b.switch_to_block(done);
+        self.b.seal_block(done);
+        self.b.block_params(done)[0]
+    }
+
+    /// `libm` applied to each lane of `x`.
+    fn per_lane(&mut self, libm: FuncRef, x: Value) -> Value {
+        if self.ty != types::F64X2 {
+            let call = self.b.ins().call(libm, &[x]);
+            return self.b.inst_results(call)[0];
+        }
+        let mut out = self.konst(0.0);
+        for lane in 0..2u8 {
+            let xl = self.b.ins().extractlane(x, lane);
+            let call = self.b.ins().call(libm, &[xl]);
+            let r = self.b.inst_results(call)[0];
+            out = self.b.ins().insertlane(out, r, lane);
+        }
+        out
+    }
+
+    /// `vector_math::log_in_range`, operation for operation.
+    fn log_in_range(&mut self, x: Value) -> Value {
+        let bits = self.bits_of(x);
+        let mantissa = self.int_konst(MANTISSA_BITS as i64);
+        let one = self.int_konst(1f64.to_bits() as i64);
+        let m = self.b.ins().band(bits, mantissa);
+        let m = self.b.ins().bor(m, one);
+        let m = self.float_of_bits(m);
+        let exponent = self.b.ins().ushr_imm_u(bits, 52);
+        let two52 = self.int_konst(TWO52_BITS as i64);
+        let biased = self.b.ins().bor(exponent, two52);
+        let biased = self.float_of_bits(biased);
+        let two52 = self.konst(f64::from_bits(TWO52_BITS));
+        let biased = self.b.ins().fsub(biased, two52);
+        let sqrt2 = self.konst(std::f64::consts::SQRT_2);
+        let big = self.b.ins().fcmp(FloatCC::GreaterThan, m, sqrt2);
+        let half = self.konst(0.5);
+        let halved = self.b.ins().fmul(m, half);
+        let m = self.select(big, halved, m);
+        let (b1022, b1023) = (self.konst(1022.0), self.konst(1023.0));
+        let bias = self.select(big, b1022, b1023);
+        let e = self.b.ins().fsub(biased, bias);
+        let one = self.konst(1.0);
+        let f = self.b.ins().fsub(m, one);
+        let two = self.konst(2.0);
+        let den = self.b.ins().fadd(two, f);
+        let s = self.b.ins().fdiv(f, den);
+        let z = self.b.ins().fmul(s, s);
+        let mut acc = self.konst(LOG_POLY[LOG_POLY.len() - 1]);
+        for c in LOG_POLY[..LOG_POLY.len() - 1].iter().rev() {
+            let c = self.konst(*c);
+            acc = self.b.ins().fma(acc, z, c);
+        }
+        let r = self.b.ins().fmul(z, acc);
+        let half_f = self.b.ins().fmul(half, f);
+        let hfsq = self.b.ins().fmul(half_f, f);
+        let t = self.b.ins().fadd(hfsq, r);
+        let t = self.b.ins().fmul(s, t);
+        let ln2_lo = self.konst(LN2_LO);
+        let elo = self.b.ins().fmul(e, ln2_lo);
+        let t = self.b.ins().fadd(t, elo);
+        let t = self.b.ins().fsub(hfsq, t);
+        let t = self.b.ins().fsub(t, f);
+        let ln2_hi = self.konst(LN2_HI);
+        let ehi = self.b.ins().fmul(e, ln2_hi);
+        self.b.ins().fsub(ehi, t)
     }
 
     /// sin(x) (`cos = false`) or cos(x) (`cos = true`); `libm` computes one lane.

@@ -95,9 +95,9 @@ array_support! {
     tl_exp_array = crate::vector_math::exp_array;
     tl_sin_array = |s: &[f64], d: &mut [f64]| crate::vector_math::sin_cos_array(s, d, false);
     tl_cos_array = |s: &[f64], d: &mut [f64]| crate::vector_math::sin_cos_array(s, d, true);
+    tl_log_array = crate::vector_math::log_array;
     // The reference's own scalar functions over a strip: the same values as a call per
     // element, without the per-element call from jitted code.
-    tl_log_array = |s: &[f64], d: &mut [f64]| map_slice(s, d, f64::ln);
     tl_log2_array = |s: &[f64], d: &mut [f64]| map_slice(s, d, f64::log2);
     tl_log1p_array = |s: &[f64], d: &mut [f64]| map_slice(s, d, f64::ln_1p);
     tl_expm1_array = |s: &[f64], d: &mut [f64]| map_slice(s, d, f64::exp_m1);

@@ -11,9 +11,29 @@
 //!   1), evaluated by second-order Horner; scaled by 2^⌊n/2⌋ · 2^(n−⌊n/2⌋) (exact,
 //!   overflows to inf, underflows gradually). The array version runs at the FMA ports'
 //!   limit (about 20 floating-point operations per four elements).
+//! - log (x normal and finite; libm's otherwise): x = 2^e · m with m in [√½, √2) from the
+//!   bits (e as a float by the 2^52 trick), f = m − 1 (exact), s = f/(2+f), and
+//!   log(1+f) = f − (f²/2 − s·(f²/2 + R(s²))) with R the atanh series (coefficients
+//!   2/(2k+1), k = 1..10: truncation below 1e-18 relative), plus e·ln2 in two parts
+//!   (fdlibm's arrangement: the large terms exact, the small ones corrections).
 //! - sin, cos: q = round(x · 2/π); r = x − q·π/2 in three fma steps; sine and cosine
 //!   polynomials on |r| ≤ π/4 (Taylor to degree 17/16); the quadrant selects and negates.
 //!   Where |x| > 8192 the value is libm's (the reduction would lose accuracy).
+
+/// log's R(z) coefficients 2/(2k+1), k = 1..10, lowest first (R(z) = z·Σ c_k z^(k−1)).
+pub const LOG_POLY: [f64; 10] = {
+    let mut c = [0.0; 10];
+    let mut k = 0;
+    while k < 10 {
+        c[k] = 2.0 / (2 * k + 3) as f64;
+        k += 1;
+    }
+    c
+};
+/// The bits of 2^52: OR-ing a small integer into its mantissa gives 2^52 + that integer.
+pub const TWO52_BITS: u64 = 0x4330_0000_0000_0000;
+/// A double's mantissa bits.
+pub const MANTISSA_BITS: u64 = (1 << 52) - 1;
 
 /// 1.5 · 2^52: adding it rounds a float to an integer held in the low mantissa bits.
 pub const SHIFTER: f64 = 6755399441055744.0;
@@ -219,6 +239,53 @@ pub fn exp_in_range(x: f64, coeffs: &[f64; EXP_COEFFICIENTS]) -> f64 {
     p * f64::from_bits(scale)
 }
 
+/// Whether `log_in_range` applies: x normal, positive and finite (false for NaN).
+#[inline(always)]
+pub fn log_in_range_ok(x: f64) -> bool {
+    (f64::MIN_POSITIVE..f64::INFINITY).contains(&x)
+}
+
+/// ln(x) for x normal, positive and finite (`vmath` emits the same operations).
+#[inline(always)]
+pub fn log_in_range(x: f64) -> f64 {
+    let bits = x.to_bits();
+    let m = f64::from_bits((bits & MANTISSA_BITS) | 1f64.to_bits());
+    let biased = f64::from_bits((bits >> 52) | TWO52_BITS) - f64::from_bits(TWO52_BITS);
+    let big = m > std::f64::consts::SQRT_2;
+    let m = if big { m * 0.5 } else { m };
+    let e = biased - if big { 1022.0 } else { 1023.0 };
+    let f = m - 1.0;
+    let s = f / (2.0 + f);
+    let z = s * s;
+    let mut acc = LOG_POLY[LOG_POLY.len() - 1];
+    let mut k = LOG_POLY.len() - 1;
+    while k > 0 {
+        k -= 1;
+        acc = acc.mul_add(z, LOG_POLY[k]);
+    }
+    let r = z * acc;
+    let hfsq = 0.5 * f * f;
+    e * LN2_HI - ((hfsq - (s * (hfsq + r) + e * LN2_LO)) - f)
+}
+
+/// The in-range formula for every element (vectorisable), then libm's `ln` for the
+/// elements outside it (zero, negative, subnormal, infinite, NaN), if any.
+#[inline(always)]
+fn log_slice(src: &[f64], dst: &mut [f64]) {
+    let mut outside = false;
+    for (d, x) in dst.iter_mut().zip(src) {
+        *d = log_in_range(*x);
+        outside |= !log_in_range_ok(*x);
+    }
+    if outside {
+        for (d, x) in dst.iter_mut().zip(src) {
+            if !log_in_range_ok(*x) {
+                *d = x.ln();
+            }
+        }
+    }
+}
+
 /// sin(x) (`cos = false`) or cos(x) for |x| ≤ TRIG_FAST_LIMIT (no libm fallback here).
 #[inline(always)]
 pub fn sin_cos_reduced(x: f64, cos: bool, s: &[f64; 8], c: &[f64; 7]) -> f64 {
@@ -312,6 +379,23 @@ pub fn exp_array(src: &[f64], dst: &mut [f64]) {
     exp_slice(src, dst)
 }
 
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn log_slice_avx2(src: &[f64], dst: &mut [f64]) {
+    log_slice(src, dst)
+}
+
+/// ln of every element of `src` into `dst` (the same length).
+pub fn log_array(src: &[f64], dst: &mut [f64]) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma() {
+        // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+        unsafe { log_slice_avx2(src, dst) };
+        return;
+    }
+    log_slice(src, dst)
+}
+
 /// sin (or cos) of every element of `src` into `dst` (the same length).
 pub fn sin_cos_array(src: &[f64], dst: &mut [f64], cos: bool) {
     #[cfg(target_arch = "x86_64")]
@@ -341,6 +425,52 @@ mod tests {
             );
         }
         assert_eq!(exp_polynomial(0.0, &c), 1.0);
+    }
+
+    #[test]
+    fn log_is_within_two_ulp_of_libm_and_its_array_version_equal() {
+        let mut xs: Vec<f64> = (1..20_000).map(|i| i as f64 * 0.000_731).collect();
+        xs.extend((-60..60).map(|e| 1.37f64 * 2f64.powi(e)));
+        xs.extend([
+            1.0,
+            std::f64::consts::SQRT_2,
+            0.999_999_999,
+            1.000_000_001,
+            f64::MAX,
+        ]);
+        let mut out = vec![0.0; xs.len()];
+        log_array(&xs, &mut out);
+        for (x, o) in xs.iter().zip(&out) {
+            assert_eq!(
+                o.to_bits(),
+                log_in_range(*x).to_bits(),
+                "array vs scalar at {x}"
+            );
+            let want = x.ln();
+            let ulps = (o.to_bits() as i64 - want.to_bits() as i64).unsigned_abs();
+            assert!(
+                ulps <= 2 || (o - want).abs() <= f64::EPSILON * 1e-3,
+                "ln({x}): {o} vs {want}"
+            );
+        }
+        let special = [
+            0.0,
+            -0.0,
+            -1.0,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+            1e-310,
+        ];
+        let mut out = vec![0.0; special.len()];
+        log_array(&special, &mut out);
+        for (x, o) in special.iter().zip(&out) {
+            let want = x.ln();
+            assert!(
+                o.to_bits() == want.to_bits() || (o.is_nan() && want.is_nan()),
+                "ln({x})"
+            );
+        }
     }
 
     #[test]

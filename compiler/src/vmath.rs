@@ -153,52 +153,68 @@ impl VMath<'_, '_> {
         let ax = self.b.ins().fabs(x);
         let limit = self.konst(708.0);
         let ok = self.b.ins().fcmp(FloatCC::LessThanOrEqual, ax, limit);
+        self.fast_or_slow(
+            ok,
+            |g| {
+                let (t, p) = g.exp_reduced(x);
+                // 2^n from the shifter sum's low bits: (n + 1023) << 52.
+                let bits = g.bits_of(t);
+                let bias = g.int_konst(1023 - SHIFTER.to_bits() as i64);
+                let e = g.b.ins().iadd(bits, bias);
+                let e = g.b.ins().ishl_imm_u(e, 52);
+                let scale = g.float_of_bits(e);
+                g.b.ins().fmul(p, scale)
+            },
+            |g| {
+                let (lo, hi) = (g.konst(EXP_LOW), g.konst(EXP_HIGH));
+                // Clamp with compare-and-select (NaN compares false and stays).
+                let below = g.b.ins().fcmp(FloatCC::LessThan, x, lo);
+                let xc = g.select(below, lo, x);
+                let above = g.b.ins().fcmp(FloatCC::GreaterThan, xc, hi);
+                let xc = g.select(above, hi, xc);
+                let (t, p) = g.exp_reduced(xc);
+                let shifter = g.konst(SHIFTER);
+                let n = g.b.ins().fsub(t, shifter);
+                let half = g.konst(0.5);
+                let n_half = g.b.ins().fmul(n, half);
+                let n1 = g.b.ins().floor(n_half);
+                let n2 = g.b.ins().fsub(n, n1);
+                let s1 = g.pow2(n1);
+                let s2 = g.pow2(n2);
+                let p = g.b.ins().fmul(p, s1);
+                g.b.ins().fmul(p, s2)
+            },
+        )
+    }
+
+    /// `fast(self)` when every lane of `ok` (a lane mask, or a bool) holds, else
+    /// `slow(self)`, each emitted in its own block; the value of the one that ran.
+    fn fast_or_slow(
+        &mut self,
+        ok: Value,
+        fast: impl FnOnce(&mut Self) -> Value,
+        slow: impl FnOnce(&mut Self) -> Value,
+    ) -> Value {
         let all_ok = if self.ty == types::F64X2 {
             self.b.ins().vall_true(ok)
         } else {
             ok
         };
-        let (fast, slow, done) = (
+        let (fast_block, slow_block, done) = (
             self.b.create_block(),
             self.b.create_block(),
             self.b.create_block(),
         );
         self.b.append_block_param(done, self.ty);
-        self.b.ins().brif(all_ok, fast, &[], slow, &[]);
-
-        self.b.switch_to_block(fast);
-        self.b.seal_block(fast);
-        let (t, p) = self.exp_reduced(x);
-        // 2^n from the shifter sum's low bits: (n + 1023) << 52.
-        let bits = self.bits_of(t);
-        let bias = self.int_konst(1023 - SHIFTER.to_bits() as i64);
-        let e = self.b.ins().iadd(bits, bias);
-        let e = self.b.ins().ishl_imm_u(e, 52);
-        let scale = self.float_of_bits(e);
-        let v = self.b.ins().fmul(p, scale);
+        self.b.ins().brif(all_ok, fast_block, &[], slow_block, &[]);
+        self.b.switch_to_block(fast_block);
+        self.b.seal_block(fast_block);
+        let v = fast(self);
         self.b.ins().jump(done, &[v.into()]);
-
-        self.b.switch_to_block(slow);
-        self.b.seal_block(slow);
-        let (lo, hi) = (self.konst(EXP_LOW), self.konst(EXP_HIGH));
-        // Clamp with compare-and-select (NaN compares false and stays).
-        let below = self.b.ins().fcmp(FloatCC::LessThan, x, lo);
-        let xc = self.select(below, lo, x);
-        let above = self.b.ins().fcmp(FloatCC::GreaterThan, xc, hi);
-        let xc = self.select(above, hi, xc);
-        let (t, p) = self.exp_reduced(xc);
-        let shifter = self.konst(SHIFTER);
-        let n = self.b.ins().fsub(t, shifter);
-        let half = self.konst(0.5);
-        let n_half = self.b.ins().fmul(n, half);
-        let n1 = self.b.ins().floor(n_half);
-        let n2 = self.b.ins().fsub(n, n1);
-        let s1 = self.pow2(n1);
-        let s2 = self.pow2(n2);
-        let p = self.b.ins().fmul(p, s1);
-        let v = self.b.ins().fmul(p, s2);
+        self.b.switch_to_block(slow_block);
+        self.b.seal_block(slow_block);
+        let v = slow(self);
         self.b.ins().jump(done, &[v.into()]);
-
         self.b.switch_to_block(done);
         self.b.seal_block(done);
         self.b.block_params(done)[0]
@@ -224,34 +240,16 @@ impl VMath<'_, '_> {
         let above = self.b.ins().fcmp(FloatCC::GreaterThanOrEqual, x, lo);
         let below = self.b.ins().fcmp(FloatCC::LessThan, x, inf);
         let ok = self.b.ins().band(above, below);
-        let all_ok = if self.ty == types::F64X2 {
-            self.b.ins().vall_true(ok)
-        } else {
-            ok
-        };
-        let (fast, slow, done) = (
-            self.b.create_block(),
-            self.b.create_block(),
-            self.b.create_block(),
-        );
-        self.b.append_block_param(done, self.ty);
-        self.b.ins().brif(all_ok, fast, &[], slow, &[]);
-
-        self.b.switch_to_block(fast);
-        self.b.seal_block(fast);
-        let v = self.log_in_range(x);
-        self.b.ins().jump(done, &[v.into()]);
-
-        self.b.switch_to_block(slow);
-        self.b.seal_block(slow);
-        let poly = self.log_in_range(x);
-        let lib = self.per_lane(libm, x);
-        let v = self.select(ok, poly, lib);
-        self.b.ins().jump(done, &[v.into()]);
-
-        self.b.switch_to_block(done);
-        self.b.seal_block(done);
-        self.b.block_params(done)[0]
+        self.fast_or_slow(
+            ok,
+            |g| g.log_in_range(x),
+            |g| {
+                // Lane by lane, so a value does not depend on its neighbour.
+                let poly = g.log_in_range(x);
+                let lib = g.per_lane(libm, x);
+                g.select(ok, poly, lib)
+            },
+        )
     }
 
     /// `libm` applied to each lane of `x`.
@@ -322,49 +320,19 @@ impl VMath<'_, '_> {
     pub fn sin_cos(&mut self, x: Value, cos: bool, libm: FuncRef) -> Value {
         let ax = self.b.ins().fabs(x);
         let limit = self.konst(TRIG_FAST_LIMIT);
-        let large = self.b.ins().fcmp(FloatCC::GreaterThan, ax, limit);
-        let any_large = if self.ty == types::F64X2 {
-            self.b.ins().vany_true(large)
-        } else {
-            large
-        };
-        let (fast, slow, done) = (
-            self.b.create_block(),
-            self.b.create_block(),
-            self.b.create_block(),
-        );
-        self.b.append_block_param(done, self.ty);
-        self.b.ins().brif(any_large, slow, &[], fast, &[]);
-
-        self.b.switch_to_block(fast);
-        self.b.seal_block(fast);
-        let v = self.sin_cos_reduced(x, cos);
-        self.b.ins().jump(done, &[v.into()]);
-
-        self.b.switch_to_block(slow);
-        self.b.seal_block(slow);
-        // Lane by lane: libm where |x| is large, the polynomial elsewhere (so a value does
-        // not depend on its neighbour, and equals the array version's).
-        let poly = self.sin_cos_reduced(x, cos);
-        let v = if self.ty == types::F64X2 {
-            let mut lib = self.konst(0.0);
-            for lane in 0..2u8 {
-                let xl = self.b.ins().extractlane(x, lane);
-                let call = self.b.ins().call(libm, &[xl]);
-                let r = self.b.inst_results(call)[0];
-                lib = self.b.ins().insertlane(lib, r, lane);
-            }
-            self.select(large, lib, poly)
-        } else {
-            let call = self.b.ins().call(libm, &[x]);
-            let lib = self.b.inst_results(call)[0];
-            self.select(large, lib, poly)
-        };
-        self.b.ins().jump(done, &[v.into()]);
-
-        self.b.switch_to_block(done);
-        self.b.seal_block(done);
-        self.b.block_params(done)[0]
+        let ok = self.b.ins().fcmp(FloatCC::LessThanOrEqual, ax, limit);
+        self.fast_or_slow(
+            ok,
+            |g| g.sin_cos_reduced(x, cos),
+            |g| {
+                // Lane by lane: libm where |x| is large (or NaN), the polynomial elsewhere
+                // (so a value does not depend on its neighbour, and equals the array
+                // version's).
+                let poly = g.sin_cos_reduced(x, cos);
+                let lib = g.per_lane(libm, x);
+                g.select(ok, poly, lib)
+            },
+        )
     }
 
     fn sin_cos_reduced(&mut self, x: Value, cos: bool) -> Value {

@@ -198,7 +198,6 @@ fn collatz_kernel() -> Kernel {
         }],
         errors: vec!["a start of {0} is not positive".into()],
     }
-    .with_shape_checks()
 }
 
 fn collatz_steps(mut n: i64) -> i64 {
@@ -306,12 +305,16 @@ fn gather_kernel() -> Kernel {
         }],
         errors: vec!["index {0} is out of bounds for size {1}".into()],
     }
-    .with_shape_checks()
 }
 
 #[test]
 fn gathered_indices_are_checked_before_they_address_memory() {
-    let call = KernelCall::compile(gather_kernel()).unwrap();
+    // Refused by the safe constructor: only the kernel's own statements bound the index.
+    assert!(KernelCall::compile(gather_kernel()).is_err());
+    // SAFETY: the kernel compares every gathered index with x's size before using it.
+    let call = unsafe { KernelCall::compile_all_with_gathers(vec![gather_kernel()]) }
+        .unwrap()
+        .remove(0);
     let x = f64s(&[5], 10.0);
     let mut out = vec![zeros(&[4])];
     call.run(&[&x, &ints(&[4, 0, -1, -5])], &mut out).unwrap();
@@ -373,8 +376,8 @@ fn choose(squared: &Kernel, failing: &Kernel) -> Kernel {
         body: vec![],
         errors: vec![],
     };
-    let then = k.invoke(1, failing, vec![1, 2]);
-    let otherwise = k.invoke(0, squared, vec![1, 2]);
+    let then = Kernel::invoke(1, failing, vec![1, 2]);
+    let otherwise = Kernel::invoke(0, squared, vec![1, 2]);
     k.body = vec![Stmt::If {
         cond: Expr::Load {
             buf: 0,
@@ -523,7 +526,6 @@ fn collatz_sequence_kernel() -> Kernel {
         ],
         errors: vec!["no memory for the sequence".into()],
     }
-    .with_shape_checks()
 }
 
 fn int_scalar(v: i64) -> TensorData {
@@ -532,7 +534,10 @@ fn int_scalar(v: i64) -> TensorData {
 
 #[test]
 fn a_kernel_grows_a_buffer_to_a_length_known_only_at_the_end() {
-    let call = KernelCall::compile(collatz_sequence_kernel()).unwrap();
+    // SAFETY: the kernel writes row t0 only after growing the buffer to t0 + 1 rows.
+    let call = unsafe { KernelCall::compile_all_with_gathers(vec![collatz_sequence_kernel()]) }
+        .unwrap()
+        .remove(0);
     assert!(call
         .kernel()
         .to_string()
@@ -622,12 +627,15 @@ fn squares_kernel() -> Kernel {
         }],
         errors: vec!["no memory for {0} rows".into()],
     }
-    .with_shape_checks()
 }
 
 #[test]
 fn grown_rows_keep_their_values_and_impossible_sizes_fail() {
-    let call = KernelCall::compile(squares_kernel()).unwrap();
+    // SAFETY: the kernel writes row t0 (columns 0 and 1 of 2) only after growing the
+    // buffer to t0 + 1 rows.
+    let call = unsafe { KernelCall::compile_all_with_gathers(vec![squares_kernel()]) }
+        .unwrap()
+        .remove(0);
     let row_shape = || TensorData::from_array(ArrayD::<f64>::zeros(IxDyn(&[0, 2])));
     let mut outs = vec![row_shape()];
     call.run(&[&int_scalar(1000)], &mut outs).unwrap();
@@ -673,4 +681,103 @@ fn a_growth_the_memory_cannot_hold_fails_cleanly() {
     let mut outs = vec![zeros(&[0])];
     call.run(&[&int_scalar(3)], &mut outs).unwrap();
     assert_eq!(values(&outs[0]), vec![0.0; 3]);
+}
+
+#[test]
+fn malformed_kernels_are_refused_before_code_is_made() {
+    let (x, out) = (0, 1);
+    let base = || Kernel {
+        name: "bad".into(),
+        buffers: vec![
+            buffer("x", Float64, Role::Input),
+            buffer("out", Float64, Role::Output),
+        ],
+        body: vec![],
+        errors: vec![],
+    };
+    let store = |buf, index| Stmt::Store {
+        buf,
+        index,
+        value: Expr::Const(tensorlift::ir::Literal::Float(1.0), Float64),
+    };
+    let looped = |body| Stmt::For {
+        var: 0,
+        buf: out,
+        dim: 0,
+        parallel: false,
+        body,
+    };
+    let cases = [
+        // Writing to an input.
+        vec![looped(vec![store(x, vec![Index::Var(0)])])],
+        // An unbound loop variable, a missing buffer, a wrong rank.
+        vec![store(out, vec![Index::Var(3)])],
+        vec![looped(vec![store(7, vec![Index::Var(0)])])],
+        vec![looped(vec![store(out, vec![Index::Var(0), Index::Zero])])],
+        // An undefined temporary, an error not in the list.
+        vec![Stmt::Let {
+            temp: 0,
+            dtype: Float64,
+            value: Expr::Temp(5),
+        }],
+        vec![Stmt::Fail {
+            error: 0,
+            values: vec![],
+        }],
+    ];
+    for body in cases {
+        let mut k = base();
+        k.body = body;
+        assert!(k.validate().is_err(), "{k}");
+        assert!(KernelCall::compile(k).is_err());
+    }
+    // Looping over the rows of a growing buffer (their count changes as it runs).
+    let grows = Kernel {
+        name: "bad".into(),
+        buffers: vec![
+            buffer("x", Float64, Role::Input),
+            buffer("out", Float64, Role::Growing),
+        ],
+        body: vec![looped(vec![store(out, vec![Index::Var(0)])])],
+        errors: vec![],
+    };
+    assert!(grows.validate().is_err());
+}
+
+#[test]
+fn a_growing_buffer_never_shrinks_under_a_running_kernel() {
+    let (n, out) = (0, 1);
+    let kernel = Kernel {
+        name: "shrink".into(),
+        buffers: vec![
+            scalar("n", Int64, Role::Input),
+            buffer("out", Float64, Role::Growing),
+        ],
+        body: vec![
+            Stmt::Grow {
+                buf: out,
+                rows: int(5),
+                error: 0,
+            },
+            Stmt::Grow {
+                buf: out,
+                rows: Expr::Load {
+                    buf: n,
+                    index: vec![],
+                },
+                error: 0,
+            },
+        ],
+        errors: vec!["cannot resize to the rows asked for".into()],
+    };
+    let call = KernelCall::compile(kernel).unwrap();
+    let mut outs = vec![zeros(&[0])];
+    call.run(&[&int_scalar(7)], &mut outs).unwrap();
+    assert_eq!(outs[0].shape(), &[7]);
+    let mut outs = vec![zeros(&[0])];
+    let err = call
+        .run(&[&int_scalar(4)], &mut outs)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("cannot resize"), "{err}");
 }

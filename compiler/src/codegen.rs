@@ -50,7 +50,8 @@ use tensorlift_runtime::support::{float_array_support, float_support, int_suppor
 
 use crate::error::CompileError;
 use crate::loopir::{
-    identity, Expr, Index, Kernel, LoopVar, Role, Stmt, SupportCall, Temp, MAX_ERROR_VALUES,
+    fill_message, identity, Expr, Index, Kernel, LoopVar, Role, Stmt, SupportCall, Temp,
+    MAX_ERROR_VALUES,
 };
 use crate::vmath::VMath;
 
@@ -80,6 +81,8 @@ pub struct CompiledKernel {
     _code: Arc<CodeModule>,
     /// f64 words of scratch memory a call needs (its pointer is the last argument word).
     pub scratch_words: usize,
+    /// Error message templates by status − 1 (the kernel's own, then its callees').
+    errors: Arc<[String]>,
 }
 
 /// A compiled kernel that does not keep its code alive (for caches).
@@ -88,6 +91,7 @@ pub struct WeakKernel {
     entry: KernelFn,
     code: std::sync::Weak<CodeModule>,
     scratch_words: usize,
+    errors: Arc<[String]>,
 }
 
 impl WeakKernel {
@@ -97,6 +101,7 @@ impl WeakKernel {
             entry: self.entry,
             _code: code,
             scratch_words: self.scratch_words,
+            errors: self.errors.clone(),
         })
     }
 }
@@ -108,7 +113,16 @@ impl CompiledKernel {
             entry: self.entry,
             code: Arc::downgrade(&self._code),
             scratch_words: self.scratch_words,
+            errors: self.errors.clone(),
         }
+    }
+
+    /// The message a failing call's status and error slot values stand for, or `None`
+    /// for a status no error of this kernel has.
+    pub fn error_message(&self, status: i32, values: &[i64]) -> Option<String> {
+        let index = usize::try_from(status).ok()?.checked_sub(1)?;
+        let template = self.errors.get(index)?;
+        Some(fill_message(template, values))
     }
 
     /// Runs the kernel on packed buffer arguments.
@@ -174,7 +188,13 @@ pub fn compile_kernels(kernels: &[Kernel]) -> Result<Vec<CompiledKernel>, Compil
     if kernels.iter().any(grows) {
         builder.symbol("tl_grow", tl_grow as *const u8);
     }
+    for kernel in kernels {
+        kernel.validate().map_err(|e| {
+            CompileError::Internal(format!("malformed kernel {}: {e}\n{kernel}", kernel.name))
+        })?;
+    }
     check_invokes(kernels)?;
+    let tables = error_tables(kernels);
     let mut module = JITModule::new(builder);
     let mut ctx = module.make_context();
     let mut fctx = FunctionBuilderContext::new();
@@ -279,7 +299,7 @@ pub fn compile_kernels(kernels: &[Kernel]) -> Result<Vec<CompiledKernel>, Compil
             g.dot = dot;
             g.callees = callees;
             g.grow_fn = grow_fn;
-            g.kernels = kernels;
+            g.error_offsets = tables[k].1.clone();
             g.stmts(&kernel.body.clone());
             let zero = g.b.ins().iconst(types::I32, 0);
             g.b.ins().return_(&[zero]);
@@ -322,12 +342,31 @@ pub fn compile_kernels(kernels: &[Kernel]) -> Result<Vec<CompiledKernel>, Compil
     Ok(entries
         .into_iter()
         .zip(scratch_words)
-        .map(|(entry, scratch_words)| CompiledKernel {
+        .zip(tables)
+        .map(|((entry, scratch_words), (errors, _))| CompiledKernel {
             entry,
             _code: code.clone(),
             scratch_words,
+            errors: errors.into(),
         })
         .collect())
+}
+
+/// Per kernel: its error table — its own messages, then each callee's table in the order
+/// of first call — and where each callee's starts. A kernel's status `e + 1` names entry
+/// `e` of its table, whichever kernel of the call tree failed.
+fn error_tables(kernels: &[Kernel]) -> Vec<(Vec<String>, HashMap<usize, usize>)> {
+    let mut tables: Vec<(Vec<String>, HashMap<usize, usize>)> = Vec::with_capacity(kernels.len());
+    for kernel in kernels {
+        let mut errors = kernel.errors.clone();
+        let mut offsets = HashMap::new();
+        for c in kernel.callees() {
+            offsets.insert(c, errors.len());
+            errors.extend(tables[c].0.iter().cloned());
+        }
+        tables.push((errors, offsets));
+    }
+    tables
 }
 
 /// Checks every `invoke`: the callee comes earlier in the module and takes buffers of
@@ -344,7 +383,12 @@ fn check_invokes(kernels: &[Kernel]) -> Result<(), CompileError> {
                             caller.name
                         )));
                     };
-                    let fits = bufs.len() == target.buffers.len()
+                    let writes_ok = bufs.iter().zip(&target.buffers).all(|(b, t)| {
+                        t.role == Role::Input
+                            || caller.buffers.get(*b).is_some_and(|c| c.role == t.role)
+                    });
+                    let fits = writes_ok
+                        && bufs.len() == target.buffers.len()
                         && bufs.iter().zip(&target.buffers).all(|(b, t)| {
                             caller
                                 .buffers
@@ -434,9 +478,10 @@ struct Gen<'a> {
     dot: HashMap<DType, FuncRef>,
     /// The runtime's `tl_grow` (imported when the kernel has growing buffers).
     grow_fn: Option<FuncRef>,
-    /// The kernels this one invokes, by module index, and the module's kernels.
+    /// Where each callee's errors start in this kernel's error table.
+    error_offsets: HashMap<usize, usize>,
+    /// The kernels this one invokes, by module index.
     callees: HashMap<usize, FuncRef>,
-    kernels: &'a [Kernel],
     bufs: Vec<BufVals>,
     vars: HashMap<LoopVar, Value>,
     temps: HashMap<usize, Value>,
@@ -654,8 +699,8 @@ impl<'a> Gen<'a> {
             error_slot,
             dot: HashMap::new(),
             grow_fn: None,
+            error_offsets: HashMap::new(),
             callees: HashMap::new(),
-            kernels: &[],
             bufs,
             vars: HashMap::new(),
             temps: HashMap::new(),
@@ -805,12 +850,10 @@ impl<'a> Gen<'a> {
                 }
                 self.fail(*error);
             }
-            Stmt::Invoke {
-                callee,
-                bufs,
-                error_offset,
-                ..
-            } => self.invoke(*callee, bufs, *error_offset),
+            Stmt::Invoke { callee, bufs, .. } => {
+                let offset = self.error_offsets[callee];
+                self.invoke(*callee, bufs, offset)
+            }
             Stmt::Grow { buf, rows, error } => self.grow(*buf, rows, *error),
             Stmt::Call { func, bufs, error } => {
                 let status = match func {

@@ -618,16 +618,13 @@ fn push_trailer(packed: &mut Vec<i64>, scratch: *mut f64, slot: *mut ErrorSlot) 
 
 /// The error a kernel reported through its status and error slot.
 fn kernel_failure(k: &KernelNode, status: i32, slot: &ErrorSlot) -> RuntimeError {
-    if status < 1 || status as usize > k.kernel.errors.len() {
-        return RuntimeError::Internal(format!(
+    match k.compiled.error_message(status, &slot.values) {
+        Some(message) => RuntimeError::op(&k.name, message),
+        None => RuntimeError::Internal(format!(
             "JIT kernel {} returned status {status}",
             k.kernel.name
-        ));
+        )),
     }
-    RuntimeError::op(
-        &k.name,
-        k.kernel.error_message(status as usize - 1, &slot.values),
-    )
 }
 
 /// Combines per-thread partial reductions into the first (the runtime's rules).

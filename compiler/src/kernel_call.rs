@@ -1,10 +1,11 @@
 //! Calling one compiled kernel on values, safely: the boundary tests (and tools) use to
 //! run jitted code directly, without the graph executor in front of it.
 //!
-//! Owns: `KernelCall` (a loop-IR kernel with its machine code) and `KernelCall::run`, which
-//! checks in Rust what the kernel cannot see (buffer count, dtypes, ranks, outputs
-//! uniquely owned so nothing else observes their memory) and leaves every shape check to
-//! the jitted code itself: a kernel given inconsistent shapes returns its error status,
+//! Owns: `KernelCall` (a loop-IR kernel with its machine code: validated, given its shape
+//! checks, and refused if it addresses memory by unchecked temporaries unless the caller
+//! vouches for them) and `KernelCall::run`, which checks in Rust what the kernel cannot
+//! see (buffer count, dtypes, ranks, outputs uniquely owned so nothing else observes
+//! their memory) and leaves every shape check to the jitted code itself: a kernel given inconsistent shapes returns its error status,
 //! turned here into a `RuntimeError` naming the kernel, the buffer and what was expected.
 //! Also owns reading a value's data pointer, shape and strides for the JIT (`data_ptr`,
 //! `unique_mut_ptr`).
@@ -36,16 +37,44 @@ pub struct KernelCall {
 }
 
 impl KernelCall {
-    /// Compiles `kernel` on its own.
+    /// Compiles `kernel` on its own, with its shape checks (`Kernel::with_shape_checks`).
+    /// Refused: a malformed kernel, and one that addresses memory by a temporary (a
+    /// gathered index), whose range only the kernel's own statements can guarantee (see
+    /// `compile_all_with_gathers`).
     pub fn compile(kernel: Kernel) -> Result<KernelCall, CompileError> {
-        let compiled = compile_kernels(std::slice::from_ref(&kernel))?
+        Self::compile_all(vec![kernel])?
             .pop()
-            .ok_or_else(|| CompileError::Internal("no kernel compiled".into()))?;
-        Ok(KernelCall { kernel, compiled })
+            .ok_or_else(|| CompileError::Internal("no kernel compiled".into()))
     }
 
-    /// Compiles kernels into one module (a kernel may `invoke` those before it).
+    /// Compiles kernels into one module (a kernel may `invoke` those before it), each with
+    /// its shape checks; refused as `compile` refuses.
     pub fn compile_all(kernels: Vec<Kernel>) -> Result<Vec<KernelCall>, CompileError> {
+        if let Some(k) = kernels.iter().find(|k| k.gathers()) {
+            return Err(CompileError::Internal(format!(
+                "kernel {} addresses memory by a temporary; only `compile_all_with_gathers` \
+                 takes such kernels",
+                k.name
+            )));
+        }
+        // SAFETY: no kernel addresses memory by a temporary.
+        unsafe { Self::compile_all_with_gathers(kernels) }
+    }
+
+    /// `compile_all` for kernels that may address memory by temporaries.
+    ///
+    /// # Safety
+    /// Every access indexed by a temporary must stay inside its buffer for any buffers the
+    /// kernel is given (the kernel compares the temporary with the buffer's size before
+    /// the access, as lowered gathers and scatters do); `run` relies on it.
+    pub unsafe fn compile_all_with_gathers(
+        kernels: Vec<Kernel>,
+    ) -> Result<Vec<KernelCall>, CompileError> {
+        for k in &kernels {
+            k.validate()
+                .map_err(|e| CompileError::Internal(format!("malformed kernel {}: {e}", k.name)))?;
+        }
+        let kernels: Vec<Kernel> = kernels.into_iter().map(Kernel::with_shape_checks).collect();
         let compiled = compile_kernels(&kernels)?;
         Ok(kernels
             .into_iter()
@@ -174,15 +203,11 @@ impl KernelCall {
         if status == 0 {
             return Ok(());
         }
-        let index = (status as usize).wrapping_sub(1);
-        if status < 0 || index >= self.kernel.errors.len() {
-            return Err(RuntimeError::Internal(format!(
+        match self.compiled.error_message(status, &slot.values) {
+            Some(message) => Err(RuntimeError::op(name, message)),
+            None => Err(RuntimeError::Internal(format!(
                 "{name} returned status {status}"
-            )));
+            ))),
         }
-        Err(RuntimeError::op(
-            name,
-            self.kernel.error_message(index, &slot.values),
-        ))
     }
 }

@@ -146,7 +146,8 @@ pub enum Stmt {
         error: usize,
     },
     /// `buf` (a `Growing` buffer) gets `rows` rows (earlier rows kept, new ones zero,
-    /// capacity doubling); fails with error `error` when the memory cannot be had.
+    /// capacity doubling); fails with error `error` when the memory cannot be had or
+    /// `rows` is fewer than it has (buffers never shrink while a kernel runs).
     Grow {
         buf: usize,
         rows: Expr,
@@ -154,13 +155,12 @@ pub enum Stmt {
     },
     /// A call of another jitted kernel of the same module (`callee`, its index there,
     /// which must be lower than this kernel's) on buffers of this one, in the callee's
-    /// buffer order. The callee's errors are this kernel's from `error_offset` on (see
-    /// `Kernel::invoke`); a failing callee fails this kernel with its error.
+    /// buffer order; a failing callee fails this kernel with its error (the compiled
+    /// kernel's error table holds its callees' after its own).
     Invoke {
         callee: usize,
         name: String,
         bufs: Vec<usize>,
-        error_offset: usize,
     },
 }
 
@@ -172,6 +172,15 @@ pub struct Kernel {
     pub body: Vec<Stmt>,
     /// Error message templates `Stmt::Fail` refers to, with `{k}` for its k-th value.
     pub errors: Vec<String>,
+}
+
+/// An error message template with its `{k}` placeholders replaced by `values`.
+pub fn fill_message(template: &str, values: &[i64]) -> String {
+    let mut text = template.to_string();
+    for (k, v) in values.iter().enumerate() {
+        text = text.replace(&format!("{{{k}}}"), &v.to_string());
+    }
+    text
 }
 
 /// How many values a `Stmt::Fail` may report.
@@ -241,16 +250,13 @@ impl Kernel {
         any(&self.body, func)
     }
 
-    /// The statement calling kernel `callee` (index `index` in the module) on this
-    /// kernel's buffers `bufs`; the callee's error messages are appended to this kernel's.
-    pub fn invoke(&mut self, index: usize, callee: &Kernel, bufs: Vec<usize>) -> Stmt {
-        let error_offset = self.errors.len();
-        self.errors.extend(callee.errors.iter().cloned());
+    /// The statement calling kernel `callee` (index `index` in the module) on buffers
+    /// `bufs` of this kernel.
+    pub fn invoke(index: usize, callee: &Kernel, bufs: Vec<usize>) -> Stmt {
         Stmt::Invoke {
             callee: index,
             name: callee.name.clone(),
             bufs,
-            error_offset,
         }
     }
 
@@ -278,6 +284,205 @@ impl Kernel {
         out
     }
 
+    /// Checks that the kernel is well formed: every buffer, dimension, loop variable,
+    /// temporary and error it refers to exists (temporaries defined earlier in an enclosing
+    /// scope), indices have their buffer's rank, nothing is written to an input, and only
+    /// growing buffers grow. Code generation refuses a kernel that is not.
+    pub fn validate(&self) -> Result<(), String> {
+        struct Scope<'k> {
+            kernel: &'k Kernel,
+            vars: Vec<LoopVar>,
+            temps: Vec<Temp>,
+        }
+        impl Scope<'_> {
+            fn buffer(&self, buf: usize) -> Result<&Buffer, String> {
+                self.kernel
+                    .buffers
+                    .get(buf)
+                    .ok_or_else(|| format!("buffer {buf} does not exist"))
+            }
+            fn writable(&self, buf: usize) -> Result<(), String> {
+                match self.buffer(buf)?.role {
+                    Role::Input => Err(format!("input buffer {buf} is written")),
+                    Role::Output | Role::Growing => Ok(()),
+                }
+            }
+            fn error(&self, error: usize) -> Result<(), String> {
+                (error < self.kernel.errors.len())
+                    .then_some(())
+                    .ok_or_else(|| format!("error {error} is not in the kernel's list"))
+            }
+            fn index(&mut self, buf: usize, index: &[Index]) -> Result<(), String> {
+                let rank = self.buffer(buf)?.rank;
+                if index.len() != rank {
+                    return Err(format!(
+                        "buffer {buf} of rank {rank} indexed by {} entries",
+                        index.len()
+                    ));
+                }
+                for i in index {
+                    match i {
+                        Index::Var(v) if !self.vars.contains(v) => {
+                            return Err(format!("loop variable i{v} is not bound"))
+                        }
+                        Index::Temp(t) if !self.temps.contains(t) => {
+                            return Err(format!("temporary t{t} is not defined"))
+                        }
+                        _ => {}
+                    }
+                }
+                Ok(())
+            }
+            fn expr(&mut self, e: &Expr) -> Result<(), String> {
+                match e {
+                    Expr::Load { buf, index } => self.index(*buf, index),
+                    Expr::Const(..) => Ok(()),
+                    Expr::Temp(t) => self
+                        .temps
+                        .contains(t)
+                        .then_some(())
+                        .ok_or_else(|| format!("temporary t{t} is not defined")),
+                    Expr::Apply { args, .. } => args.iter().try_for_each(|a| self.expr(a)),
+                    Expr::Dim { buf, dim } => {
+                        let rank = self.buffer(*buf)?.rank;
+                        (*dim < rank)
+                            .then_some(())
+                            .ok_or_else(|| format!("buffer {buf} has no dimension {dim}"))
+                    }
+                }
+            }
+            /// A nested body: its temporaries are not visible after it.
+            fn nested(&mut self, body: &[Stmt]) -> Result<(), String> {
+                let (vars, temps) = (self.vars.len(), self.temps.len());
+                let r = self.body(body);
+                self.vars.truncate(vars);
+                self.temps.truncate(temps);
+                r
+            }
+            fn body(&mut self, body: &[Stmt]) -> Result<(), String> {
+                for s in body {
+                    match s {
+                        Stmt::For {
+                            var,
+                            buf,
+                            dim,
+                            body,
+                            ..
+                        } => {
+                            let b = self.buffer(*buf)?;
+                            if *dim >= b.rank || self.vars.contains(var) {
+                                return Err(format!(
+                                    "loop i{var} over {buf}.shape[{dim}] is invalid"
+                                ));
+                            }
+                            // Its length changes while the kernel runs (the shape checks at
+                            // entry see it empty): walk it with `while` and `Dim` instead.
+                            if b.role == Role::Growing && *dim == 0 {
+                                return Err(format!(
+                                    "loop i{var} over the rows of growing buffer {buf}"
+                                ));
+                            }
+                            self.vars.push(*var);
+                            self.nested(body)?;
+                            self.vars.pop();
+                        }
+                        Stmt::Let { temp, value, .. } => {
+                            self.expr(value)?;
+                            self.temps.push(*temp);
+                        }
+                        Stmt::Store { buf, index, value }
+                        | Stmt::Accumulate {
+                            buf, index, value, ..
+                        } => {
+                            self.writable(*buf)?;
+                            self.index(*buf, index)?;
+                            self.expr(value)?;
+                        }
+                        Stmt::Fill { buf, .. } => self.writable(*buf)?,
+                        Stmt::If {
+                            cond,
+                            then,
+                            otherwise,
+                        } => {
+                            self.expr(cond)?;
+                            self.nested(then)?;
+                            self.nested(otherwise)?;
+                        }
+                        Stmt::While { cond, body } => {
+                            self.expr(cond)?;
+                            self.nested(body)?;
+                        }
+                        Stmt::Fail { error, values } => {
+                            self.error(*error)?;
+                            values.iter().try_for_each(|v| self.expr(v))?;
+                        }
+                        Stmt::Call {
+                            func: SupportCall::Dot,
+                            bufs,
+                            error,
+                        } => {
+                            self.error(*error)?;
+                            let [a, b, out] = bufs.as_slice() else {
+                                return Err("dot takes three buffers".into());
+                            };
+                            self.buffer(*a)?;
+                            self.buffer(*b)?;
+                            self.writable(*out)?;
+                        }
+                        Stmt::Grow { buf, rows, error } => {
+                            self.error(*error)?;
+                            if self.buffer(*buf)?.role != Role::Growing {
+                                return Err(format!("buffer {buf} is not a growing buffer"));
+                            }
+                            self.expr(rows)?;
+                        }
+                        Stmt::Invoke { bufs, .. } => {
+                            // Parameters are matched against the callee by `codegen`.
+                            bufs.iter().try_for_each(|b| self.buffer(*b).map(|_| ()))?;
+                        }
+                    }
+                }
+                Ok(())
+            }
+        }
+        let mut scope = Scope {
+            kernel: self,
+            vars: Vec::new(),
+            temps: Vec::new(),
+        };
+        scope.body(&self.body)
+    }
+
+    /// Whether some access is addressed by a temporary (a gathered index), whose range
+    /// the kernel itself must check: `with_shape_checks` cannot.
+    pub fn gathers(&self) -> bool {
+        fn expr(e: &Expr) -> bool {
+            match e {
+                Expr::Load { index, .. } => index.iter().any(|i| matches!(i, Index::Temp(_))),
+                Expr::Apply { args, .. } => args.iter().any(expr),
+                _ => false,
+            }
+        }
+        fn body(b: &[Stmt]) -> bool {
+            b.iter().any(|s| match s {
+                Stmt::For { body: inner, .. } | Stmt::While { body: inner, .. } => body(inner),
+                Stmt::If {
+                    cond,
+                    then,
+                    otherwise,
+                } => expr(cond) || body(then) || body(otherwise),
+                Stmt::Let { value, .. } => expr(value),
+                Stmt::Store { index, value, .. } | Stmt::Accumulate { index, value, .. } => {
+                    index.iter().any(|i| matches!(i, Index::Temp(_))) || expr(value)
+                }
+                Stmt::Fail { values, .. } => values.iter().any(expr),
+                Stmt::Grow { rows, .. } => expr(rows),
+                Stmt::Fill { .. } | Stmt::Call { .. } | Stmt::Invoke { .. } => false,
+            })
+        }
+        body(&self.body)
+    }
+
     /// How a buffer is named in error messages: "input k" or "output k".
     pub fn label(&self, buf: usize) -> String {
         let input = self.buffers[buf].role == Role::Input;
@@ -292,23 +497,10 @@ impl Kernel {
         }
     }
 
-    /// The message of error `error` with its `{k}` placeholders replaced by `values`.
-    pub fn error_message(&self, error: usize, values: &[i64]) -> String {
-        let mut text = self
-            .errors
-            .get(error)
-            .cloned()
-            .unwrap_or_else(|| format!("unknown error {error}"));
-        for (k, v) in values.iter().enumerate() {
-            text = text.replace(&format!("{{{k}}}"), &v.to_string());
-        }
-        text
-    }
-
     /// The kernel with checks in front of its body that every buffer dimension a loop
     /// walks has that loop's size, and every dimension read at index 0 (broadcast) has
     /// size 1: with them, no load or store indexed by loop variables leaves its buffer,
-    /// whatever shapes the caller passes.
+    /// whatever shapes the caller passes. The kernel must be well formed (`validate`).
     pub fn with_shape_checks(mut self) -> Kernel {
         fn walk(
             body: &[Stmt],

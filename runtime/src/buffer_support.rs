@@ -263,17 +263,19 @@ impl GrowBuffer {
     }
 }
 
-/// `GrowBuffer::grow` for jitted code: the data pointer for `rows` rows, or null (on a
-/// negative or too large size, or when memory is short; nothing is changed then).
+/// `GrowBuffer::grow` for jitted code: the data pointer for `rows` rows, or null (on
+/// fewer rows than the buffer has — it never shrinks under a running kernel, whose loops
+/// may have read its length — on a too large size, or when memory is short; nothing is
+/// changed then).
 ///
 /// # Safety
 /// `buffer` must point to a live `GrowBuffer` that nothing else accesses during the call.
 pub unsafe extern "C" fn tl_grow(buffer: *mut GrowBuffer, rows: i64) -> *mut u8 {
-    let Ok(rows) = usize::try_from(rows) else {
-        return std::ptr::null_mut();
-    };
     // SAFETY: upheld by the caller as documented.
     let buffer = unsafe { &mut *buffer };
+    let Some(rows) = usize::try_from(rows).ok().filter(|r| *r >= buffer.rows()) else {
+        return std::ptr::null_mut();
+    };
     let grow = AssertUnwindSafe(|| buffer.grow(rows));
     match catch_unwind(grow) {
         Ok(Some(ptr)) => ptr,

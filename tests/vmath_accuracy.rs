@@ -1,4 +1,5 @@
-//! Accuracy of the JIT's polynomial exp, log, sin and cos (`compiler/src/vmath.rs`) against
+//! Accuracy of the JIT's polynomial exp, log, sin and cos (and sigmoid, against the
+//! reference's formula) (`compiler/src/vmath.rs`) against
 //! libm (Rust's `f64::exp`/`sin`/`cos`): at most 2 ulp over their whole domain — dense
 //! random points, every binade, the overflow and underflow edges, the subnormal range —
 //! and exact special values. Each array is long enough that the vector body and the
@@ -176,6 +177,43 @@ fn log_special_values() {
     assert_eq!(run(ScalarOp::Log, vec![1.0])[0].to_bits(), 0.0f64.to_bits());
 }
 
+/// The reference's sigmoid (two branches around libm's exp), which the JIT's (the same
+/// branches around the polynomial exp) must follow closely.
+fn reference_sigmoid(x: f64) -> f64 {
+    tensorlift_runtime::elemwise::sigmoid(x)
+}
+
+#[test]
+fn sigmoid_within_four_ulp_of_the_reference() {
+    let mut rng = TestRng::new(5);
+    let mut points = uniform(&mut rng, -40.0, 40.0, 200_001);
+    points.extend(uniform(&mut rng, -1.0, 1.0, 50_001));
+    points.extend(uniform(&mut rng, -745.0, -700.0, 5_001)); // tiny results
+    points.extend(binades(&mut rng, -60, 10, 50));
+    let got = run(ScalarOp::Sigmoid, points.clone());
+    for (x, g) in points.iter().zip(&got) {
+        let d = ulps(*g, reference_sigmoid(*x));
+        assert!(
+            d <= 4,
+            "sigmoid({x:e}) = {g:e}, reference {:e} ({d} ulp)",
+            reference_sigmoid(*x)
+        );
+    }
+    let special = [
+        0.0,
+        -0.0,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::NAN,
+        800.0,
+        -800.0,
+    ];
+    let got = run(ScalarOp::Sigmoid, special.to_vec());
+    for (x, g) in special.iter().zip(got) {
+        assert_eq!(ulps(g, reference_sigmoid(*x)), 0, "sigmoid({x}) = {g}");
+    }
+}
+
 #[test]
 fn contiguous_and_strided_inputs_give_identical_bits() {
     // Contiguous data runs through the AVX2 array functions, a reversed view through the
@@ -194,7 +232,13 @@ fn contiguous_and_strided_inputs_give_identical_bits() {
         1e-310,
     ]);
     let n = points.len();
-    for op in [ScalarOp::Exp, ScalarOp::Sin, ScalarOp::Cos, ScalarOp::Log] {
+    for op in [
+        ScalarOp::Exp,
+        ScalarOp::Sin,
+        ScalarOp::Cos,
+        ScalarOp::Log,
+        ScalarOp::Sigmoid,
+    ] {
         let x = vector("x", Float64);
         let forward = elemwise(op, vec![(&x).into()]);
         let backward = elemwise(op, vec![x.get(tensorlift::idx![..;-1]).into()]);

@@ -26,7 +26,7 @@
 //! it runs instead by strips of `STRIP` elements: the statements between math calls form
 //! segments, values crossing a call live in scratch slots, and the math runs on whole
 //! slots through the runtime's array functions (AVX2 polynomials from
-//! `tensorlift_runtime::vector_math` for exp/log/sin/cos, the reference's own functions for
+//! `tensorlift_runtime::vector_math` for exp/log/sigmoid/sin/cos, the reference's own functions for
 //! the others). Strided loops use the same polynomials emitted inline (`vmath`), bit-identical;
 //! other math functions call the runtime's scalar support functions
 //! (`tensorlift_runtime::support`), the reference's own.
@@ -2044,6 +2044,7 @@ impl<'a> Gen<'a> {
                 self.select(vals[0], a, b, lanes)
             }
             Exp => self.vmath(lanes).exp(f[0]),
+            Sigmoid => self.vmath(lanes).sigmoid(f[0]),
             Log => {
                 let libm = self.support[&op];
                 self.vmath(lanes).log(f[0], libm)

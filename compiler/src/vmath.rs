@@ -1,4 +1,4 @@
-//! Polynomial math emitted as Cranelift IR (DESIGN §11): exp, log, sin and cos on f64 or f64x2
+//! Polynomial math emitted as Cranelift IR (DESIGN §11): exp, log, sigmoid, sin and cos on f64 or f64x2
 //! values, so a kernel's vector body computes two elements per instruction instead of
 //! calling libm per element, and its scalar tail computes exactly the same function.
 //!
@@ -231,6 +231,21 @@ impl VMath<'_, '_> {
         let r = self.b.ins().fma(n, ln2_hi, x);
         let r = self.b.ins().fma(n, ln2_lo, r);
         (t, self.exp_polynomial(r, &EXP_POLY))
+    }
+
+    /// The logistic sigmoid: e = exp(−|x|), then 1/(1+e) for x ≥ 0 and e/(1+e) below
+    /// (`vector_math::sigmoid_from`).
+    pub fn sigmoid(&mut self, x: Value) -> Value {
+        let ax = self.b.ins().fabs(x);
+        let neg = self.b.ins().fneg(ax);
+        let e = self.exp(neg);
+        let one = self.konst(1.0);
+        let den = self.b.ins().fadd(one, e);
+        let pos = self.b.ins().fdiv(one, den);
+        let below = self.b.ins().fdiv(e, den);
+        let zero = self.konst(0.0);
+        let ge = self.b.ins().fcmp(FloatCC::GreaterThanOrEqual, x, zero);
+        self.select(ge, pos, below)
     }
 
     /// ln(x): the polynomial where x is normal, positive and finite, `libm` (one lane at a

@@ -96,6 +96,7 @@ array_support! {
     tl_sin_array = |s: &[f64], d: &mut [f64]| crate::vector_math::sin_cos_array(s, d, false);
     tl_cos_array = |s: &[f64], d: &mut [f64]| crate::vector_math::sin_cos_array(s, d, true);
     tl_log_array = crate::vector_math::log_array;
+    tl_sigmoid_array = crate::vector_math::sigmoid_array;
     // The reference's own scalar functions over a strip: the same values as a call per
     // element, without the per-element call from jitted code.
     tl_log2_array = |s: &[f64], d: &mut [f64]| map_slice(s, d, f64::log2);
@@ -103,7 +104,6 @@ array_support! {
     tl_expm1_array = |s: &[f64], d: &mut [f64]| map_slice(s, d, f64::exp_m1);
     tl_exp2_array = |s: &[f64], d: &mut [f64]| map_slice(s, d, f64::exp2);
     tl_tanh_array = |s: &[f64], d: &mut [f64]| map_slice(s, d, f64::tanh);
-    tl_sigmoid_array = |s: &[f64], d: &mut [f64]| map_slice(s, d, sigmoid);
     tl_softplus_array = |s: &[f64], d: &mut [f64]| map_slice(s, d, softplus);
 }
 

@@ -16,6 +16,8 @@
 //!   log(1+f) = f − (f²/2 − s·(f²/2 + R(s²))) with R the atanh series (coefficients
 //!   2/(2k+1), k = 1..10: truncation below 1e-18 relative), plus e·ln2 in two parts
 //!   (fdlibm's arrangement: the large terms exact, the small ones corrections).
+//! - sigmoid: e = exp(−|x|) (the exp above: never overflows), then 1/(1+e) for x ≥ 0
+//!   and e/(1+e) below — the reference's two branches with one exp.
 //! - sin, cos: q = round(x · 2/π); r = x − q·π/2 in three fma steps; sine and cosine
 //!   polynomials on |r| ≤ π/4 (Taylor to degree 17/16); the quadrant selects and negates.
 //!   Where |x| > 8192 the value is libm's (the reduction would lose accuracy).
@@ -394,6 +396,54 @@ pub fn log_array(src: &[f64], dst: &mut [f64]) {
         return;
     }
     log_slice(src, dst)
+}
+
+/// The strip length the array functions work in (the JIT's strips are this long).
+const CHUNK: usize = 512;
+
+/// The sigmoid of `x` given e = exp(−|x|): the reference's two branches
+/// (`vmath` emits the same operations).
+#[inline(always)]
+pub fn sigmoid_from(x: f64, e: f64) -> f64 {
+    let den = 1.0 + e;
+    if x >= 0.0 {
+        1.0 / den
+    } else {
+        e / den
+    }
+}
+
+#[inline(always)]
+fn sigmoid_slice(src: &[f64], dst: &mut [f64], exp: fn(&[f64], &mut [f64])) {
+    let mut neg = [0.0f64; CHUNK];
+    let mut e = [0.0f64; CHUNK];
+    for (s, d) in src.chunks(CHUNK).zip(dst.chunks_mut(CHUNK)) {
+        let n = s.len().min(d.len());
+        for (a, x) in neg[..n].iter_mut().zip(s) {
+            *a = -x.abs();
+        }
+        exp(&neg[..n], &mut e[..n]);
+        for ((o, x), ex) in d.iter_mut().zip(s).zip(&e[..n]) {
+            *o = sigmoid_from(*x, *ex);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn sigmoid_slice_avx2(src: &[f64], dst: &mut [f64]) {
+    sigmoid_slice(src, dst, exp_array)
+}
+
+/// The logistic sigmoid of every element of `src` into `dst` (the same length).
+pub fn sigmoid_array(src: &[f64], dst: &mut [f64]) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma() {
+        // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+        unsafe { sigmoid_slice_avx2(src, dst) };
+        return;
+    }
+    sigmoid_slice(src, dst, exp_array)
 }
 
 /// sin (or cos) of every element of `src` into `dst` (the same length).

@@ -781,3 +781,45 @@ fn a_growing_buffer_never_shrinks_under_a_running_kernel() {
         .to_string();
     assert!(err.contains("cannot resize"), "{err}");
 }
+
+#[test]
+fn errors_of_nested_invokes_reach_the_outer_caller() {
+    let (squared, failing) = branches();
+    let chooser = choose(&squared, &failing);
+    // An outer kernel with its own error, then a call of the chooser.
+    let mut outer = Kernel {
+        name: "outer".into(),
+        buffers: chooser.buffers.clone(),
+        body: vec![Stmt::If {
+            cond: apply(
+                ScalarOp::Gt,
+                vec![Expr::Dim { buf: 1, dim: 0 }, int(100)],
+                Bool,
+            ),
+            then: vec![Stmt::Fail {
+                error: 0,
+                values: vec![Expr::Dim { buf: 1, dim: 0 }],
+            }],
+            otherwise: vec![],
+        }],
+        errors: vec!["x has {0} elements, more than 100".into()],
+    };
+    outer.body.push(Kernel::invoke(2, &chooser, vec![0, 1, 2]));
+    let calls = KernelCall::compile_all(vec![squared, failing, chooser, outer]).unwrap();
+    let outer = &calls[3];
+    let x = f64s(&[3], 2.0);
+    let mut out = vec![zeros(&[3])];
+    outer.run(&[&flag(false), &x], &mut out).unwrap();
+    assert_eq!(values(&out[0]), vec![4.0, 9.0, 16.0]);
+    let fail = |cond: bool, x: &TensorData, n: usize| {
+        let mut out = vec![zeros(&[n])];
+        outer
+            .run(&[&flag(cond), x], &mut out)
+            .unwrap_err()
+            .to_string()
+    };
+    // The outer kernel's own error, the innermost kernel's, and a shape check two levels in.
+    assert!(fail(false, &f64s(&[101], 0.0), 101).contains("x has 101 elements, more than 100"));
+    assert!(fail(true, &x, 3).contains("the branch not taken ran (x has 3 elements)"));
+    assert!(fail(false, &x, 2).contains("input 0 has 3 elements along axis 0, expected 2"));
+}

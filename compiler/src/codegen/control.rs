@@ -1,0 +1,125 @@
+//! Control flow and calls in kernels: failing with an error (`fail`, `fail_if`), calls of
+//! other kernels of the module (`invoke`, argument words built on the stack), growing
+//! buffers (`grow`; their data pointer and row count live in variables, read through
+//! `buf_ptr` and `buf_dim`).
+
+use super::*;
+
+impl<'a> Gen<'a> {
+    /// Calls kernel `callee` with this kernel's buffers `bufs` (their words copied into an
+    /// argument array on the stack, then the scratch and error slot pointers); a failing
+    /// callee's status, shifted by `error_offset`, is returned.
+    pub(super) fn invoke(&mut self, callee: usize, bufs: &[usize], error_offset: usize) {
+        let (slot, _) = self.words_on_stack(bufs, true);
+        let args = self.b.ins().stack_addr(types::I64, slot, 0);
+        let f = self.callees[&callee];
+        let call = self.b.ins().call(f, &[args]);
+        let status = self.b.inst_results(call)[0];
+        let (failed, ok) = (self.b.create_block(), self.b.create_block());
+        self.b.ins().brif(status, failed, &[], ok, &[]);
+        self.b.switch_to_block(failed);
+        self.b.seal_block(failed);
+        let shifted = self.b.ins().iadd_imm_s(status, error_offset as i64);
+        self.b.ins().return_(&[shifted]);
+        self.b.switch_to_block(ok);
+        self.b.seal_block(ok);
+    }
+
+    /// The argument words of buffers `bufs` (data pointer, sizes, strides; current values
+    /// for growing buffers) in a stack slot, followed by the scratch and error slot
+    /// pointers when `trailer`; returns the slot and each buffer's byte offset in it.
+    pub(super) fn words_on_stack(
+        &mut self,
+        bufs: &[usize],
+        trailer: bool,
+    ) -> (StackSlot, Vec<i32>) {
+        let words: usize = bufs
+            .iter()
+            .map(|b| 1 + 2 * self.bufs[*b].shape.len())
+            .sum::<usize>()
+            + 2 * trailer as usize;
+        let slot = self.b.create_sized_stack_slot(StackSlotData::new(
+            StackSlotKind::ExplicitSlot,
+            (words * 8) as u32,
+            3,
+        ));
+        let at = std::cell::Cell::new(0i32);
+        let mut offsets = Vec::with_capacity(bufs.len());
+        let put = |g: &mut Self, v: Value| {
+            g.b.ins().stack_store(types::I64, v, slot, at.get());
+            at.set(at.get() + 8);
+        };
+        for b in bufs {
+            offsets.push(at.get());
+            let ptr = self.buf_ptr(*b);
+            put(self, ptr);
+            for d in 0..self.bufs[*b].shape.len() {
+                let size = self.buf_dim(*b, d);
+                put(self, size);
+            }
+            for d in 0..self.bufs[*b].stride.len() {
+                put(self, self.bufs[*b].stride[d]);
+            }
+        }
+        if trailer {
+            put(self, self.scratch);
+            put(self, self.error_slot);
+        }
+        (slot, offsets)
+    }
+
+    /// A buffer's current data pointer.
+    pub(super) fn buf_ptr(&mut self, buf: usize) -> Value {
+        match self.bufs[buf].growing {
+            Some((_, data, _)) => self.b.use_var(data),
+            None => self.bufs[buf].ptr,
+        }
+    }
+
+    /// A buffer's current size along `dim`.
+    pub(super) fn buf_dim(&mut self, buf: usize, dim: usize) -> Value {
+        match self.bufs[buf].growing {
+            Some((_, _, rows)) if dim == 0 => self.b.use_var(rows),
+            _ => self.bufs[buf].shape[dim],
+        }
+    }
+
+    /// `grow buf to rows`: the runtime makes room; the new data pointer and row count
+    /// replace the old (a null pointer fails the kernel with `error`).
+    pub(super) fn grow(&mut self, buf: usize, rows: &Expr, error: usize) {
+        let (Some((handle, data, count)), Some(grow_fn)) = (self.bufs[buf].growing, self.grow_fn)
+        else {
+            return self.fail(error);
+        };
+        let n = self.expr(rows, Lanes::One);
+        let n = self.widen_to_int(n, self.dtype_of(rows));
+        let call = self.b.ins().call(grow_fn, &[handle, n]);
+        let p = self.b.inst_results(call)[0];
+        let null = self.b.ins().icmp_imm_s(IntCC::Equal, p, 0);
+        self.fail_if(null, error);
+        self.b.def_var(data, p);
+        self.b.def_var(count, n);
+    }
+
+    /// Fails with `error` when `cond` (an integer) is non-zero; emission continues on the
+    /// path where it is zero.
+    pub(super) fn fail_if(&mut self, cond: Value, error: usize) {
+        let (failed, ok) = (self.b.create_block(), self.b.create_block());
+        self.b.ins().brif(cond, failed, &[], ok, &[]);
+        self.b.switch_to_block(failed);
+        self.b.seal_block(failed);
+        self.fail(error);
+        self.b.ins().jump(ok, &[]);
+        self.b.switch_to_block(ok);
+        self.b.seal_block(ok);
+    }
+
+    /// Returns status `error + 1`; emission continues in a fresh (unreachable) block.
+    pub(super) fn fail(&mut self, error: usize) {
+        let code = self.b.ins().iconst(types::I32, error as i64 + 1);
+        self.b.ins().return_(&[code]);
+        let dead = self.b.create_block();
+        self.b.switch_to_block(dead);
+        self.b.seal_block(dead);
+    }
+}

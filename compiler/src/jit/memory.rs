@@ -1,0 +1,184 @@
+//! Memory of kernel outputs: fresh outputs left uninitialised (the kernel writes every
+//! element) and backed by transparent huge pages when large, and the pool that keeps
+//! large intermediates of one call for the next call's outputs (so their pages are not
+//! faulted in again).
+
+use super::*;
+
+/// Memory of large intermediate values, kept for the next call's kernel outputs: fresh
+/// large allocations are new pages, and faulting them in costs as much as a pass over
+/// the data. Only uniquely owned, contiguous values enter (never a caller's array).
+#[derive(Default)]
+pub(super) struct BufferPool {
+    free: Mutex<Vec<Recycled>>,
+}
+
+enum Recycled {
+    F64(Vec<f64>),
+    F32(Vec<f32>),
+}
+
+/// Values smaller than this (in bytes) are left to the allocator.
+pub(super) const POOL_MIN_BYTES: usize = 1 << 18;
+/// Buffers the pool keeps at most.
+const POOL_MAX_BUFFERS: usize = 8;
+
+impl BufferPool {
+    pub(super) fn recycle(&self, value: TensorData) {
+        fn take<T: Clone>(a: ndarray::ArcArray<T, IxDyn>) -> Option<Vec<T>> {
+            if !a.is_unique() || !a.is_standard_layout() {
+                return None;
+            }
+            let (v, offset) = a.try_into_owned_nocopy().ok()?.into_raw_vec_and_offset();
+            (offset.unwrap_or(0) == 0).then_some(v)
+        }
+        if value.len() * 4 < POOL_MIN_BYTES {
+            return;
+        }
+        let item = match value {
+            TensorData::Float64(a) => take(a).map(Recycled::F64),
+            TensorData::Float32(a) => take(a).map(Recycled::F32),
+            _ => None,
+        };
+        if let Some(item) = item {
+            let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+            if free.len() < POOL_MAX_BUFFERS {
+                free.push(item);
+            }
+        }
+    }
+
+    /// A buffer of exactly `len` elements of `dtype`, if one is free.
+    fn take(&self, dtype: DType, len: usize) -> Option<Recycled> {
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        let at = free.iter().position(|r| match (r, dtype) {
+            (Recycled::F64(v), DType::Float64) => v.len() == len,
+            (Recycled::F32(v), DType::Float32) => v.len() == len,
+            _ => false,
+        })?;
+        Some(free.swap_remove(at))
+    }
+}
+
+/// A freshly allocated, not yet written, contiguous kernel output.
+pub(super) enum Output {
+    F64(ArrayD<MaybeUninit<f64>>),
+    F32(ArrayD<MaybeUninit<f32>>),
+    Bool(ArrayD<MaybeUninit<bool>>),
+    I8(ArrayD<MaybeUninit<i8>>),
+    I16(ArrayD<MaybeUninit<i16>>),
+    I32(ArrayD<MaybeUninit<i32>>),
+    I64(ArrayD<MaybeUninit<i64>>),
+    U8(ArrayD<MaybeUninit<u8>>),
+    /// Recycled memory (initialised, with stale values the kernel overwrites).
+    ReusedF64(ArrayD<f64>),
+    ReusedF32(ArrayD<f32>),
+    /// The memory of input `index` (uniquely owned), written in place through `ptr`.
+    Alias {
+        ptr: *const u8,
+        index: usize,
+    },
+}
+
+impl Output {
+    pub(super) fn new(
+        dtype: DType,
+        shape: &[usize],
+        pool: &BufferPool,
+    ) -> Result<Output, RuntimeError> {
+        let len: usize = shape.iter().product();
+        if len * 4 >= POOL_MIN_BYTES {
+            let reused = match pool.take(dtype, len) {
+                Some(Recycled::F64(v)) => ArrayD::from_shape_vec(IxDyn(shape), v)
+                    .ok()
+                    .map(Output::ReusedF64),
+                Some(Recycled::F32(v)) => ArrayD::from_shape_vec(IxDyn(shape), v)
+                    .ok()
+                    .map(Output::ReusedF32),
+                None => None,
+            };
+            if let Some(out) = reused {
+                return Ok(out);
+            }
+        }
+        let dim = IxDyn(shape);
+        let mut out = match dtype {
+            DType::Float64 => Output::F64(ArrayD::uninit(dim)),
+            DType::Float32 => Output::F32(ArrayD::uninit(dim)),
+            DType::Bool => Output::Bool(ArrayD::uninit(dim)),
+            DType::Int8 => Output::I8(ArrayD::uninit(dim)),
+            DType::Int16 => Output::I16(ArrayD::uninit(dim)),
+            DType::Int32 => Output::I32(ArrayD::uninit(dim)),
+            DType::Int64 => Output::I64(ArrayD::uninit(dim)),
+            DType::UInt8 => Output::U8(ArrayD::uninit(dim)),
+        };
+        let bytes = len * dtype.size_bytes();
+        advise_huge_pages(out.ptr(), bytes);
+        Ok(out)
+    }
+
+    pub(super) fn ptr(&mut self) -> *const u8 {
+        match self {
+            Output::F64(a) => a.as_mut_ptr() as *const u8,
+            Output::F32(a) => a.as_mut_ptr() as *const u8,
+            Output::Bool(a) => a.as_mut_ptr() as *const u8,
+            Output::I8(a) => a.as_mut_ptr() as *const u8,
+            Output::I16(a) => a.as_mut_ptr() as *const u8,
+            Output::I32(a) => a.as_mut_ptr() as *const u8,
+            Output::I64(a) => a.as_mut_ptr() as *const u8,
+            Output::U8(a) => a.as_mut_ptr() as *const u8,
+            Output::ReusedF64(a) => a.as_mut_ptr() as *const u8,
+            Output::ReusedF32(a) => a.as_mut_ptr() as *const u8,
+            Output::Alias { ptr, .. } => *ptr,
+        }
+    }
+
+    /// The value, once a kernel has written every element (`args` are the call's inputs).
+    ///
+    /// # Safety
+    /// Every element must have been initialised (element-wise kernels store every output
+    /// element; reductions `fill` theirs first), with 0/1 bytes for bools.
+    pub(super) unsafe fn assume_init(self, args: &[TensorData]) -> TensorData {
+        // SAFETY: upheld by the caller as documented.
+        unsafe {
+            match self {
+                Output::Alias { index, .. } => args[index].clone(),
+                Output::F64(a) => TensorData::from_array(a.assume_init()),
+                Output::F32(a) => TensorData::from_array(a.assume_init()),
+                Output::Bool(a) => TensorData::from_array(a.assume_init()),
+                Output::I8(a) => TensorData::from_array(a.assume_init()),
+                Output::I16(a) => TensorData::from_array(a.assume_init()),
+                Output::I32(a) => TensorData::from_array(a.assume_init()),
+                Output::I64(a) => TensorData::from_array(a.assume_init()),
+                Output::U8(a) => TensorData::from_array(a.assume_init()),
+                Output::ReusedF64(a) => TensorData::from_array(a),
+                Output::ReusedF32(a) => TensorData::from_array(a),
+            }
+        }
+    }
+}
+
+/// Outputs at least this large (bytes) are backed by transparent huge pages where the
+/// system allows it: a fresh 80 MB output otherwise costs 20 000 page faults.
+const HUGE_PAGE_MIN_BYTES: usize = 4 << 20;
+
+/// Asks the kernel to back `[ptr, ptr + bytes)` with transparent huge pages (as NumPy does
+/// for large arrays). Advice only: contents and validity of the memory do not change.
+fn advise_huge_pages(ptr: *const u8, bytes: usize) {
+    #[cfg(target_os = "linux")]
+    if bytes >= HUGE_PAGE_MIN_BYTES {
+        const PAGE: usize = 4096;
+        let start = (ptr as usize).div_ceil(PAGE) * PAGE;
+        let end = (ptr as usize + bytes) / PAGE * PAGE;
+        if end > start {
+            // SAFETY: the range lies inside one live allocation of `bytes` bytes owned by
+            // the caller, page-aligned inward; MADV_HUGEPAGE is advisory and changes neither
+            // the contents nor the mapping's validity. The result is ignored (advice).
+            unsafe {
+                libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (ptr, bytes);
+}

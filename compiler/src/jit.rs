@@ -42,8 +42,18 @@ mod memory;
 use memory::{BufferPool, Output, POOL_MIN_BYTES};
 
 /// The Cranelift JIT backend.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct JitBackend;
+#[derive(Clone, Copy, Debug)]
+pub struct JitBackend {
+    /// Whether a kernel may write its output over an intermediate input it is the last
+    /// user of (off with `Mode::excluding("inplace")`).
+    pub in_place: bool,
+}
+
+impl Default for JitBackend {
+    fn default() -> JitBackend {
+        JitBackend { in_place: true }
+    }
+}
 
 /// The kernels of a graph, by node, with their loop-nest IR.
 pub fn kernels_of(fg: &FunctionGraph) -> Vec<(NodeId, Kernel)> {
@@ -63,6 +73,12 @@ impl Backend for JitBackend {
     }
 
     fn compile(&self, fgraph: FunctionGraph) -> Result<Box<dyn Executable>, CompileError> {
+        Ok(Box::new(self.build(fgraph)?))
+    }
+}
+
+impl JitBackend {
+    fn build(&self, fgraph: FunctionGraph) -> Result<Jitted, CompileError> {
         let lowered = kernels_of(&fgraph);
         let ir: Vec<Kernel> = lowered.iter().map(|(_, k)| k.clone()).collect();
         let compiled = cached_compile(&ir)?;
@@ -70,17 +86,17 @@ impl Backend for JitBackend {
             .into_iter()
             .zip(compiled)
             .map(|((n, k), c)| {
-                KernelNode::new(&fgraph, n, k, c)
+                KernelNode::new(&fgraph, n, k, c, self.in_place)
                     .map(|kn| (n, kn))
                     .ok_or_else(|| CompileError::Internal("a lowered node vanished".into()))
             })
             .collect::<Result<_, _>>()?;
         let program = Program::new(fgraph).map_err(|e| CompileError::Internal(e.to_string()))?;
-        Ok(Box::new(Jitted {
+        Ok(Jitted {
             program,
             kernels,
             pool: BufferPool::default(),
-        }))
+        })
     }
 }
 
@@ -181,6 +197,8 @@ struct KernelNode {
     reduce: Option<(ReduceKind, Vec<usize>)>,
     /// How the output shape follows from the inputs'.
     shapes: ShapeRule,
+    /// Whether outputs may be written over inputs (`JitBackend::in_place`).
+    in_place: bool,
 }
 
 /// How a kernel node's output shape follows from its inputs' shapes.
@@ -203,6 +221,7 @@ impl KernelNode {
         node: NodeId,
         kernel: Kernel,
         compiled: CompiledKernel,
+        in_place: bool,
     ) -> Option<KernelNode> {
         let e = fg.node(node)?;
         let types: Vec<&TensorType> = e.inputs.iter().map(|x| &fg.var(*x).ty).collect();
@@ -231,6 +250,7 @@ impl KernelNode {
                 Op::AdvancedIncSubtensor { .. } => ShapeRule::Scatter,
                 _ => ShapeRule::Broadcast,
             },
+            in_place,
         })
     }
 }
@@ -354,7 +374,8 @@ fn in_place_inputs(
     let mut plan = vec![None; k.out_dtypes.len()];
     // Small outputs are cheap to allocate: keep small calls lean.
     let elements: usize = space.full.iter().product();
-    if k.reduce.is_some() || k.shapes != ShapeRule::Broadcast || elements * 4 < POOL_MIN_BYTES {
+    let element_wise = k.reduce.is_none() && k.shapes == ShapeRule::Broadcast;
+    if !k.in_place || !element_wise || elements * 4 < POOL_MIN_BYTES {
         return plan;
     }
     let mut taken = vec![false; args.len()];
@@ -762,4 +783,32 @@ fn run_kernel(
         .into_iter()
         .map(|parts| combine_partials(kind, parts))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tensorlift_ir::{vector, DType};
+
+    /// `sin(exp(x))` as two kernels: the second may write over the first's result (its
+    /// last use), which then never reaches the pool; without in-place writes it does.
+    #[test]
+    fn excluding_inplace_turns_off_writes_over_intermediates() {
+        let x = vector("x", DType::Float64);
+        let y = x.exp().sin();
+        let n = 1 << 17;
+        let value: TensorData = ndarray::Array1::from_elem(n, 0.5).into();
+        for in_place in [true, false] {
+            let fg =
+                FunctionGraph::new(std::slice::from_ref(&x), std::slice::from_ref(&y)).unwrap();
+            let jitted = JitBackend { in_place }.build(fg).unwrap();
+            assert_eq!(jitted.kernels.len(), 2, "two kernels (no fusion here)");
+            let out = jitted.run(std::slice::from_ref(&value)).unwrap();
+            let expected = 0.5f64.exp().sin();
+            let got = out[0].as_array::<f64>().unwrap();
+            assert!(got.iter().all(|v| (v - expected).abs() < 1e-15));
+            let pooled = jitted.pool.len();
+            assert_eq!(pooled, usize::from(!in_place), "in place: {in_place}");
+        }
+    }
 }

@@ -55,7 +55,8 @@ impl Mode {
     }
 
     /// The same mode without the rule or group (`canonicalize`, `stabilize`, `specialize`,
-    /// `fusion`, `merge`) called `name`.
+    /// `fusion`, `merge`) called `name`; `inplace` turns off the JIT's writing of results
+    /// over intermediates it is the last user of.
     pub fn excluding(mut self, name: &str) -> Mode {
         self.filter.excluded.push(name.to_string());
         self
@@ -72,7 +73,9 @@ impl Mode {
     pub fn backend(&self) -> Box<dyn Backend> {
         match self.backend {
             BackendKind::Reference => Box::new(ReferenceBackend),
-            BackendKind::Jit => Box::new(JitBackend),
+            BackendKind::Jit => Box::new(JitBackend {
+                in_place: !self.filter.excluded.iter().any(|e| e == "inplace"),
+            }),
         }
     }
 }

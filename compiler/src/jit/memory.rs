@@ -49,6 +49,12 @@ impl BufferPool {
     }
 
     /// A buffer of exactly `len` elements of `dtype`, if one is free.
+    /// How many buffers the pool holds.
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.free.lock().map_or(0, |f| f.len())
+    }
+
     fn take(&self, dtype: DType, len: usize) -> Option<Recycled> {
         let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
         let at = free.iter().position(|r| match (r, dtype) {

@@ -823,3 +823,151 @@ fn errors_of_nested_invokes_reach_the_outer_caller() {
     assert!(fail(true, &x, 3).contains("the branch not taken ran (x has 3 elements)"));
     assert!(fail(false, &x, 2).contains("input 0 has 3 elements along axis 0, expected 2"));
 }
+
+/// A random kernel over two f64 inputs and one f64 output of rank 2, built from `code`:
+/// nested loops over random buffers' dimensions around loads, stores, accumulations,
+/// temporaries and conditions indexed by the loop variables or 0 — mostly well formed,
+/// sometimes not (a store to an input, a variable of a loop that is not there).
+fn random_kernel(code: &[(u8, u8, u8)]) -> Kernel {
+    let buf = |v: u8| (v % 3) as usize;
+    let index = |a: u8, b: u8| -> Vec<Index> {
+        [a, b]
+            .iter()
+            .map(|v| match v % 4 {
+                0 => Index::Zero,
+                1 => Index::Var(1),
+                _ => Index::Var(0),
+            })
+            .collect()
+    };
+    let load = |b: u8, i: u8, j: u8| Expr::Load {
+        buf: buf(b),
+        index: index(i, j),
+    };
+    let mut inner: Vec<Stmt> = Vec::new();
+    let mut temps = 0;
+    for (op, a, b) in code {
+        let stmt = match op % 5 {
+            0 => {
+                temps += 1;
+                Stmt::Let {
+                    temp: temps - 1,
+                    dtype: Float64,
+                    value: apply(
+                        ScalarOp::Mul,
+                        vec![load(*a, *b, *a), load(*b, *a, *b)],
+                        Float64,
+                    ),
+                }
+            }
+            1 | 2 => Stmt::Store {
+                buf: if op % 7 == 0 { buf(*a) } else { 2 },
+                index: index(*a, *b),
+                value: if temps > 0 {
+                    Expr::Temp(*b as usize % temps)
+                } else {
+                    load(*b, *b, *a)
+                },
+            },
+            3 => Stmt::Accumulate {
+                buf: 2,
+                index: index(*b, *a),
+                kind: tensorlift::ir::ops::ReduceKind::Sum,
+                value: load(*a, *a, *b),
+            },
+            _ => Stmt::If {
+                cond: apply(
+                    ScalarOp::Gt,
+                    vec![
+                        load(*a, *b, *a),
+                        Expr::Const(tensorlift::ir::Literal::Float(0.0), Float64),
+                    ],
+                    Bool,
+                ),
+                then: vec![Stmt::Store {
+                    buf: 2,
+                    index: index(*b, *a),
+                    value: load(*a, *a, *a),
+                }],
+                otherwise: vec![],
+            },
+        };
+        inner.push(stmt);
+    }
+    let (o0, o1) = code.first().map_or((0, 0), |c| (c.1, c.2));
+    let mut body = vec![Stmt::For {
+        var: 0,
+        buf: buf(o0),
+        dim: (o1 % 2) as usize,
+        parallel: false,
+        body: vec![Stmt::For {
+            var: 1,
+            buf: buf(o1),
+            dim: (o0 % 2) as usize,
+            parallel: false,
+            body: inner,
+        }],
+    }];
+    if o0 % 5 == 0 {
+        body.insert(
+            0,
+            Stmt::Fill {
+                buf: 2,
+                kind: tensorlift::ir::ops::ReduceKind::Max,
+            },
+        );
+    }
+    if o1 % 11 == 0 {
+        // A loop variable with no loop.
+        body.push(Stmt::Store {
+            buf: 2,
+            index: vec![Index::Var(5), Index::Zero],
+            value: Expr::int(0),
+        });
+    }
+    let b = |name: &str, role| Buffer {
+        name: name.into(),
+        dtype: Float64,
+        rank: 2,
+        role,
+    };
+    Kernel {
+        name: "random".into(),
+        buffers: vec![
+            b("x", Role::Input),
+            b("y", Role::Input),
+            b("out", Role::Output),
+        ],
+        body,
+        errors: vec![],
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        cases: 128,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(0x6b65_726e),
+        ..proptest::prelude::ProptestConfig::default()
+    })]
+    /// Whatever kernel the safe API is given, and whatever shapes it is called with, it
+    /// compiles or refuses, runs or returns an error: it never panics, and never touches
+    /// memory outside the buffers (the test would crash).
+    #[test]
+    fn the_safe_kernel_api_refuses_or_runs_any_kernel(
+        code in proptest::collection::vec((0u8..255, 0u8..255, 0u8..255), 1..10),
+        shapes in proptest::collection::vec((0usize..4, 1usize..4), 3),
+        alike in proptest::bool::weighted(0.7),
+    ) {
+        let kernel = random_kernel(&code);
+        if let Ok(call) = KernelCall::compile(kernel) {
+            // Mostly one square shape for all (the kernel runs), else any (it mostly
+            // refuses).
+            let square = (shapes[0].1, shapes[0].1);
+            let shape = |k: usize| if alike { square } else { shapes[k] };
+            let make = |(r, c): (usize, usize)| f64s(&[r, c], 1.0);
+            let (x, y) = (make(shape(0)), make(shape(1)));
+            let mut out = vec![make(shape(2))];
+            let _ = call.run(&[&x, &y], &mut out);
+        }
+    }
+}

@@ -197,9 +197,12 @@ pub fn compile_kernels(kernels: &[Kernel]) -> Result<Vec<CompiledKernel>, Compil
         builder.symbol("tl_grow", tl_grow as *const u8);
     }
     for kernel in kernels {
-        kernel.validate().map_err(|e| {
-            CompileError::Internal(format!("malformed kernel {}: {e}\n{kernel}", kernel.name))
-        })?;
+        kernel
+            .validate()
+            .map_err(|message| CompileError::InvalidKernel {
+                kernel: kernel.name.clone(),
+                message,
+            })?;
     }
     check_invokes(kernels)?;
     let tables = error_tables(kernels);
@@ -386,10 +389,12 @@ fn check_invokes(kernels: &[Kernel]) -> Result<(), CompileError> {
                 Stmt::Invoke { callee, bufs, .. } => {
                     let caller = &kernels[k];
                     let Some(target) = kernels.get(*callee).filter(|_| *callee < k) else {
-                        return Err(CompileError::Internal(format!(
-                            "kernel {} invokes kernel {callee}, which does not come before it",
-                            caller.name
-                        )));
+                        return Err(CompileError::InvalidKernel {
+                            kernel: caller.name.clone(),
+                            message: format!(
+                                "invokes kernel {callee}, which does not come before it"
+                            ),
+                        });
                     };
                     let writes_ok = bufs.iter().zip(&target.buffers).all(|(b, t)| {
                         t.role == Role::Input
@@ -404,10 +409,13 @@ fn check_invokes(kernels: &[Kernel]) -> Result<(), CompileError> {
                                 .is_some_and(|c| c.dtype == t.dtype && c.rank == t.rank)
                         });
                     if !fits {
-                        return Err(CompileError::Internal(format!(
-                            "kernel {} invokes {} with buffers that do not match its parameters",
-                            caller.name, target.name
-                        )));
+                        return Err(CompileError::InvalidKernel {
+                            kernel: caller.name.clone(),
+                            message: format!(
+                                "invokes {} with buffers that do not match its parameters",
+                                target.name
+                            ),
+                        });
                     }
                 }
                 Stmt::For { body, .. } | Stmt::While { body, .. } => walk(body, k, kernels)?,

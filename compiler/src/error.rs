@@ -25,6 +25,10 @@ pub enum CompileError {
         reason: String,
         fired: String,
     },
+    /// A loop-nest kernel given to the code generator directly (`KernelCall`) that is
+    /// malformed, or that the safe constructor does not take.
+    #[error("kernel {kernel}: {message}")]
+    InvalidKernel { kernel: String, message: String },
     /// A broken internal invariant: a bug in tensorlift.
     #[error("internal error (a bug in tensorlift, please report it): {0}")]
     Internal(String),

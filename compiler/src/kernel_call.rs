@@ -51,11 +51,12 @@ impl KernelCall {
     /// its shape checks; refused as `compile` refuses.
     pub fn compile_all(kernels: Vec<Kernel>) -> Result<Vec<KernelCall>, CompileError> {
         if let Some(k) = kernels.iter().find(|k| k.gathers()) {
-            return Err(CompileError::Internal(format!(
-                "kernel {} addresses memory by a temporary; only `compile_all_with_gathers` \
-                 takes such kernels",
-                k.name
-            )));
+            return Err(CompileError::InvalidKernel {
+                kernel: k.name.clone(),
+                message: "addresses memory by a temporary; only `compile_all_with_gathers` \
+                          takes such kernels"
+                    .into(),
+            });
         }
         // SAFETY: no kernel addresses memory by a temporary.
         unsafe { Self::compile_all_with_gathers(kernels) }
@@ -72,7 +73,10 @@ impl KernelCall {
     ) -> Result<Vec<KernelCall>, CompileError> {
         for k in &kernels {
             k.validate()
-                .map_err(|e| CompileError::Internal(format!("malformed kernel {}: {e}", k.name)))?;
+                .map_err(|message| CompileError::InvalidKernel {
+                    kernel: k.name.clone(),
+                    message,
+                })?;
         }
         let kernels: Vec<Kernel> = kernels.into_iter().map(Kernel::with_shape_checks).collect();
         let compiled = compile_kernels(&kernels)?;

@@ -292,6 +292,67 @@ fn reductions_over_every_axis_subset() {
 }
 
 #[test]
+fn logic_on_bools_is_jitted_as_bit_operations() {
+    let (p, q, r) = (vector("p", Bool), vector("q", Bool), vector("r", Bool));
+    let bin = |op| elemwise(op, vec![(&p).into(), (&q).into()]);
+    let mut outs: Vec<Var> = [
+        ScalarOp::And,
+        ScalarOp::Or,
+        ScalarOp::Xor,
+        ScalarOp::Add,
+        ScalarOp::Mul,
+        ScalarOp::Maximum,
+        ScalarOp::Minimum,
+        ScalarOp::Eq,
+        ScalarOp::Neq,
+        ScalarOp::Lt,
+        ScalarOp::Le,
+        ScalarOp::Gt,
+        ScalarOp::Ge,
+    ]
+    .into_iter()
+    .map(bin)
+    .collect();
+    outs.push(!&p);
+    outs.push(switch(&p, &q, &r));
+    outs.push((&p & &q) | (!&r ^ &q));
+    let refs: Vec<&Var> = outs.iter().collect();
+    let f = function(&[&p, &q, &r], &refs)
+        .mode(Mode::Jit)
+        .compile()
+        .unwrap();
+    assert!(
+        f.fgraph().toposort().len() <= kernels_of(f.fgraph()).len(),
+        "every node is a kernel"
+    );
+    for n in [1usize, 7, 64, 1000] {
+        check(
+            &[&p, &q, &r],
+            &refs,
+            &values(Bool, &[&[n], &[n], &[n]], (0.0, 1.0), n as u64),
+        );
+    }
+    // Bools from float comparisons, combined in vector lanes (f64x2 and float32 x4).
+    for dtype in [Float64, Float32] {
+        let (x, y) = (vector("x", dtype), vector("y", dtype));
+        let m = (x.gt(0.0) & y.lt(0.5)) | (x.ge(&y) ^ y.le(-0.5));
+        let outs = [
+            switch(&m, &x, &y),
+            switch(&!&x.equal(&y), x.abs(), y.sqr()),
+            switch(x.lt(&y).ge(y.gt(0.0)), &x * 2.0, &y),
+        ];
+        let refs: Vec<&Var> = outs.iter().collect();
+        for n in [3usize, 64, 1001] {
+            check(
+                &[&x, &y],
+                &refs,
+                &values(dtype, &[&[n], &[n]], (-1.0, 1.0), n as u64),
+            );
+        }
+    }
+}
+
+#[test]
 fn integer_and_bool_reductions() {
     let subsets: [&[isize]; 5] = [&[], &[0], &[1], &[0, 1], &[1, 0]];
     for dtype in [Int8, Int32, Int64, UInt8] {

@@ -7,7 +7,7 @@
 //! memory contiguously); a `FusedReduce` computes its composite body inside the reduction
 //! loop, reading the inputs once. Kernels compute floats in f64 (float32 results rounded
 //! as the reference rounds them), integers in wrapping i64 (wrapped to their dtype), bools
-//! as 0/1; integer powers and logic on bools are not lowered (`None`). A float `Dot` becomes
+//! as 0/1 (logic on bools as bit operations); integer powers are not lowered (`None`). A float `Dot` becomes
 //! a call of the runtime's gemm after checks of its operands' shapes; a gather `x[idx]`
 //! (one integer index array on the first axis) a loop that checks every index before it
 //! copies the row.
@@ -21,17 +21,19 @@ use crate::loopir::{Buffer, Expr, Index, Kernel, Role, Stmt, SupportCall};
 fn kernel_op(op: ScalarOp, args: &[DType], dtype: DType) -> bool {
     use ScalarOp::*;
     let any_float = args.iter().any(|a| a.is_float());
+    let all_bool = args.iter().all(|a| *a == DType::Bool);
     match op {
         Eq | Neq | Lt | Le | Gt | Ge => true,
         IsNan | IsInf => any_float,
-        Switch => args[0] == DType::Bool && dtype != DType::Bool,
+        Switch => args[0] == DType::Bool,
+        // Logic on bools: bit operations (`+`/`maximum` are or, `*`/`minimum` and).
+        And | Or | Xor | Not | Add | Mul | Maximum | Minimum if dtype == DType::Bool => all_bool,
         Cast(_) | Identity => true,
         _ if dtype.is_float() => true,
         // Integer results: wrapping arithmetic and logic as the reference computes them
         // (integer powers can fail at run time, so they stay in the runtime).
         Neg | Abs | Sign | Sqr | Floor | Ceil | Round | Not | Add | Sub | Mul | Maximum
         | Minimum | And | Or | Xor | Clip | IntDiv | Mod => dtype != DType::Bool,
-        // Logic on bools stays in the runtime.
         _ => false,
     }
 }

@@ -394,6 +394,51 @@ impl<'a> Gen<'a> {
         }
     }
 
+    /// Ops on bools as bit logic, on 0/1 bytes or on all-ones lane masks alike (`+` and
+    /// `maximum` are `or`, `*` and `minimum` are `and`, as in the reference; comparisons
+    /// with false < true).
+    fn bool_logic(&mut self, op: ScalarOp, v: &[Value], lanes: Lanes) -> Option<Value> {
+        use ScalarOp::*;
+        let not = |g: &mut Self, x: Value| {
+            if lanes == Lanes::One {
+                g.b.ins().bxor_imm_u(x, 1)
+            } else {
+                g.b.ins().bnot(x)
+            }
+        };
+        Some(match op {
+            And | Mul | Minimum => self.b.ins().band(v[0], v[1]),
+            Or | Add | Maximum => self.b.ins().bor(v[0], v[1]),
+            Xor | Neq => self.b.ins().bxor(v[0], v[1]),
+            Not => not(self, v[0]),
+            Eq => {
+                let x = self.b.ins().bxor(v[0], v[1]);
+                not(self, x)
+            }
+            Lt => {
+                let na = not(self, v[0]);
+                self.b.ins().band(na, v[1])
+            }
+            Le => {
+                let na = not(self, v[0]);
+                self.b.ins().bor(na, v[1])
+            }
+            Gt => {
+                let nb = not(self, v[1]);
+                self.b.ins().band(v[0], nb)
+            }
+            Ge => {
+                let nb = not(self, v[1]);
+                self.b.ins().bor(v[0], nb)
+            }
+            Switch => match lanes {
+                Lanes::One => self.b.ins().select(v[0], v[1], v[2]),
+                _ => self.b.ins().bitselect(v[0], v[1], v[2]),
+            },
+            _ => return None,
+        })
+    }
+
     pub(super) fn apply(
         &mut self,
         op: ScalarOp,
@@ -407,6 +452,11 @@ impl<'a> Gen<'a> {
             Identity => return vals[0],
             Cast(to) => return self.cast(vals[0], from[0], to, lanes),
             _ => {}
+        }
+        if out == DType::Bool && from.iter().all(|d| *d == DType::Bool) {
+            if let Some(v) = self.bool_logic(op, vals, lanes) {
+                return v;
+            }
         }
         let comparison = matches!(op, Eq | Neq | Lt | Le | Gt | Ge);
         let float_domain = if comparison {

@@ -52,8 +52,8 @@ use tensorlift_runtime::support::{float_array_support, float_support, int_suppor
 
 use crate::error::CompileError;
 use crate::loopir::{
-    fill_message, identity, Expr, Index, Kernel, LoopVar, Role, Stmt, SupportCall, Temp,
-    MAX_ERROR_VALUES,
+    fill_message, identity, visit_stmts, Expr, Index, Kernel, LoopVar, Role, Stmt, SupportCall,
+    Temp, MAX_ERROR_VALUES,
 };
 use crate::vmath::VMath;
 
@@ -383,55 +383,38 @@ fn error_tables(kernels: &[Kernel]) -> Vec<(Vec<String>, HashMap<usize, usize>)>
 /// Checks every `invoke`: the callee comes earlier in the module and takes buffers of
 /// the dtypes and ranks it is given.
 fn check_invokes(kernels: &[Kernel]) -> Result<(), CompileError> {
-    fn walk(body: &[Stmt], k: usize, kernels: &[Kernel]) -> Result<(), CompileError> {
-        for s in body {
-            match s {
-                Stmt::Invoke { callee, bufs, .. } => {
-                    let caller = &kernels[k];
-                    let Some(target) = kernels.get(*callee).filter(|_| *callee < k) else {
-                        return Err(CompileError::InvalidKernel {
-                            kernel: caller.name.clone(),
-                            message: format!(
-                                "invokes kernel {callee}, which does not come before it"
-                            ),
-                        });
-                    };
-                    let writes_ok = bufs.iter().zip(&target.buffers).all(|(b, t)| {
-                        t.role == Role::Input
-                            || caller.buffers.get(*b).is_some_and(|c| c.role == t.role)
-                    });
-                    let fits = writes_ok
-                        && bufs.len() == target.buffers.len()
-                        && bufs.iter().zip(&target.buffers).all(|(b, t)| {
-                            caller
-                                .buffers
-                                .get(*b)
-                                .is_some_and(|c| c.dtype == t.dtype && c.rank == t.rank)
-                        });
-                    if !fits {
-                        return Err(CompileError::InvalidKernel {
-                            kernel: caller.name.clone(),
-                            message: format!(
-                                "invokes {} with buffers that do not match its parameters",
-                                target.name
-                            ),
-                        });
-                    }
-                }
-                Stmt::For { body, .. } | Stmt::While { body, .. } => walk(body, k, kernels)?,
-                Stmt::If {
-                    then, otherwise, ..
-                } => {
-                    walk(then, k, kernels)?;
-                    walk(otherwise, k, kernels)?;
-                }
-                _ => {}
+    for (k, caller) in kernels.iter().enumerate() {
+        let mut invokes = Vec::new();
+        visit_stmts(&caller.body, &mut |s| {
+            if let Stmt::Invoke { callee, bufs, .. } = s {
+                invokes.push((*callee, bufs));
+            }
+        });
+        for (callee, bufs) in invokes {
+            let invalid = |message: String| CompileError::InvalidKernel {
+                kernel: caller.name.clone(),
+                message,
+            };
+            let Some(target) = kernels.get(callee).filter(|_| callee < k) else {
+                return Err(invalid(format!(
+                    "invokes kernel {callee}, which does not come before it"
+                )));
+            };
+            let fits = bufs.len() == target.buffers.len()
+                && bufs.iter().zip(&target.buffers).all(|(b, t)| {
+                    caller.buffers.get(*b).is_some_and(|c| {
+                        c.dtype == t.dtype
+                            && c.rank == t.rank
+                            && (t.role == Role::Input || c.role == t.role)
+                    })
+                });
+            if !fits {
+                return Err(invalid(format!(
+                    "invokes {} with buffers that do not match its parameters",
+                    target.name
+                )));
             }
         }
-        Ok(())
-    }
-    for (k, kernel) in kernels.iter().enumerate() {
-        walk(&kernel.body, k, kernels)?;
     }
     Ok(())
 }

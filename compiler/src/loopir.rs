@@ -189,45 +189,51 @@ pub const MAX_ERROR_VALUES: usize = tensorlift_runtime::buffer_support::ERROR_VA
 impl Kernel {
     /// Every scalar op the kernel applies (for support checks and symbol registration).
     pub fn scalar_ops(&self) -> Vec<(ScalarOp, DType)> {
-        fn expr(e: &Expr, out: &mut Vec<(ScalarOp, DType)>) {
-            match e {
-                Expr::Apply { op, args, dtype } => {
-                    out.push((*op, *dtype));
-                    args.iter().for_each(|a| expr(a, out));
-                }
-                Expr::Load { .. } | Expr::Const(..) | Expr::Temp(_) | Expr::Dim { .. } => {}
-            }
-        }
-        fn stmts(body: &[Stmt], out: &mut Vec<(ScalarOp, DType)>) {
-            for s in body {
-                match s {
-                    Stmt::For { body, .. } => stmts(body, out),
-                    Stmt::Let { value, .. }
-                    | Stmt::Store { value, .. }
-                    | Stmt::Accumulate { value, .. } => expr(value, out),
-                    Stmt::If {
-                        cond,
-                        then,
-                        otherwise,
-                    } => {
-                        expr(cond, out);
-                        stmts(then, out);
-                        stmts(otherwise, out);
-                    }
-                    Stmt::While { cond, body } => {
-                        expr(cond, out);
-                        stmts(body, out);
-                    }
-                    Stmt::Fail { values, .. } => values.iter().for_each(|v| expr(v, out)),
-                    Stmt::Grow { rows, .. } => expr(rows, out),
-                    Stmt::Fill { .. } | Stmt::Call { .. } | Stmt::Invoke { .. } => {}
-                }
-            }
-        }
         let mut out = Vec::new();
-        stmts(&self.body, &mut out);
+        visit_exprs(&self.body, &mut |e| {
+            if let Expr::Apply { op, dtype, .. } = e {
+                out.push((*op, *dtype));
+            }
+        });
         out
     }
+}
+
+/// Calls `f` on every statement of `body`, nested ones included, parents first.
+pub fn visit_stmts<'k>(body: &'k [Stmt], f: &mut impl FnMut(&'k Stmt)) {
+    for s in body {
+        f(s);
+        match s {
+            Stmt::For { body, .. } | Stmt::While { body, .. } => visit_stmts(body, f),
+            Stmt::If {
+                then, otherwise, ..
+            } => {
+                visit_stmts(then, f);
+                visit_stmts(otherwise, f);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Calls `f` on every expression of `body` (statements' values, conditions, failure
+/// values and row counts), sub-expressions included, parents first.
+pub fn visit_exprs<'k>(body: &'k [Stmt], f: &mut impl FnMut(&'k Expr)) {
+    fn walk<'k>(e: &'k Expr, f: &mut impl FnMut(&'k Expr)) {
+        f(e);
+        if let Expr::Apply { args, .. } = e {
+            args.iter().for_each(|a| walk(a, f));
+        }
+    }
+    visit_stmts(body, &mut |s| match s {
+        Stmt::Let { value, .. } | Stmt::Store { value, .. } | Stmt::Accumulate { value, .. } => {
+            walk(value, f)
+        }
+        Stmt::If { cond, .. } | Stmt::While { cond, .. } => walk(cond, f),
+        Stmt::Fail { values, .. } => values.iter().for_each(|v| walk(v, f)),
+        Stmt::Grow { rows, .. } => walk(rows, f),
+        Stmt::For { .. } | Stmt::Fill { .. } | Stmt::Call { .. } | Stmt::Invoke { .. } => {}
+    });
 }
 
 /// A shape requirement of a kernel: dimension (buffer, axis) must equal another buffer's
@@ -237,17 +243,11 @@ type Need = ((usize, usize), Option<(usize, usize)>);
 impl Kernel {
     /// Whether the kernel calls the support function `func`.
     pub fn calls(&self, func: SupportCall) -> bool {
-        fn any(body: &[Stmt], func: SupportCall) -> bool {
-            body.iter().any(|s| match s {
-                Stmt::Call { func: f, .. } => *f == func,
-                Stmt::For { body, .. } | Stmt::While { body, .. } => any(body, func),
-                Stmt::If {
-                    then, otherwise, ..
-                } => any(then, func) || any(otherwise, func),
-                _ => false,
-            })
-        }
-        any(&self.body, func)
+        let mut found = false;
+        visit_stmts(&self.body, &mut |s| {
+            found |= matches!(s, Stmt::Call { func: f, .. } if *f == func);
+        });
+        found
     }
 
     /// The statement calling kernel `callee` (index `index` in the module) on buffers
@@ -262,23 +262,12 @@ impl Kernel {
 
     /// The kernels this one invokes (module indices).
     pub fn callees(&self) -> Vec<usize> {
-        fn walk(body: &[Stmt], out: &mut Vec<usize>) {
-            for s in body {
-                match s {
-                    Stmt::Invoke { callee, .. } => out.push(*callee),
-                    Stmt::For { body, .. } | Stmt::While { body, .. } => walk(body, out),
-                    Stmt::If {
-                        then, otherwise, ..
-                    } => {
-                        walk(then, out);
-                        walk(otherwise, out);
-                    }
-                    _ => {}
-                }
-            }
-        }
         let mut out = Vec::new();
-        walk(&self.body, &mut out);
+        visit_stmts(&self.body, &mut |s| {
+            if let Stmt::Invoke { callee, .. } = s {
+                out.push(*callee);
+            }
+        });
         out.sort_unstable();
         out.dedup();
         out
@@ -456,31 +445,19 @@ impl Kernel {
     /// Whether some access is addressed by a temporary (a gathered index), whose range
     /// the kernel itself must check: `with_shape_checks` cannot.
     pub fn gathers(&self) -> bool {
-        fn expr(e: &Expr) -> bool {
-            match e {
-                Expr::Load { index, .. } => index.iter().any(|i| matches!(i, Index::Temp(_))),
-                Expr::Apply { args, .. } => args.iter().any(expr),
-                _ => false,
+        let by_temp = |index: &[Index]| index.iter().any(|i| matches!(i, Index::Temp(_)));
+        let mut found = false;
+        visit_stmts(&self.body, &mut |s| {
+            if let Stmt::Store { index, .. } | Stmt::Accumulate { index, .. } = s {
+                found |= by_temp(index);
             }
-        }
-        fn body(b: &[Stmt]) -> bool {
-            b.iter().any(|s| match s {
-                Stmt::For { body: inner, .. } | Stmt::While { body: inner, .. } => body(inner),
-                Stmt::If {
-                    cond,
-                    then,
-                    otherwise,
-                } => expr(cond) || body(then) || body(otherwise),
-                Stmt::Let { value, .. } => expr(value),
-                Stmt::Store { index, value, .. } | Stmt::Accumulate { index, value, .. } => {
-                    index.iter().any(|i| matches!(i, Index::Temp(_))) || expr(value)
-                }
-                Stmt::Fail { values, .. } => values.iter().any(expr),
-                Stmt::Grow { rows, .. } => expr(rows),
-                Stmt::Fill { .. } | Stmt::Call { .. } | Stmt::Invoke { .. } => false,
-            })
-        }
-        body(&self.body)
+        });
+        visit_exprs(&self.body, &mut |e| {
+            if let Expr::Load { index, .. } = e {
+                found |= by_temp(index);
+            }
+        });
+        found
     }
 
     /// How a buffer is named in error messages: "input k" or "output k".

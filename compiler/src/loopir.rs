@@ -9,7 +9,8 @@
 //! support function on whole buffers; `invoke` of another jitted kernel; `grow` of a buffer
 //! the kernel allocates), scalar expressions (loads, literals, scalar ops,
 //! temporaries, shape symbols), the shape checks every kernel starts with
-//! (`Kernel::with_shape_checks`), and the text form golden tests compare. Indices are
+//! (`Kernel::with_shape_checks`), well-formedness (`Kernel::validate`), visitors
+//! (`visit_stmts`, `visit_exprs`), and the text form golden tests compare. Indices are
 //! per-dimension loop variables, `0` (a broadcast dimension, read with stride 0) or an
 //! integer temporary (a gathered index, checked by the kernel before use), so every
 //! address is `Σ index[d] · stride[d]`.

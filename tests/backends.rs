@@ -353,6 +353,42 @@ fn logic_on_bools_is_jitted_as_bit_operations() {
 }
 
 #[test]
+fn running_sums_and_products_along_every_axis() {
+    for (dtype, range) in [
+        (Float64, (-1.5, 1.5)),
+        (Int64, (-50.0, 50.0)),
+        (Int8, (-100.0, 100.0)),
+        (UInt8, (0.0, 255.0)),
+        (Bool, (0.0, 1.0)),
+    ] {
+        let x = tensor("x", dtype, [None, None, None]);
+        let outs = [
+            x.cumsum(Some(0)),
+            x.cumsum(Some(1)),
+            x.cumprod(Some(2)),
+            x.cumsum(Some(-1)),
+            x.cumsum(None),
+            x.cumprod(None),
+        ];
+        let refs: Vec<&Var> = outs.iter().collect();
+        let f = function(&[&x], &refs).mode(Mode::Jit).compile().unwrap();
+        let scans = kernels_of(f.fgraph())
+            .iter()
+            .filter(|(_, k)| k.name.ends_with("_cumulative"))
+            .count();
+        assert_eq!(scans, outs.len(), "{dtype}: every scan is jitted");
+        for shape in [[2usize, 3, 4], [1, 1, 1], [3, 0, 2], [5, 7, 33]] {
+            check(&[&x], &refs, &values(dtype, &[&shape], range, 7));
+        }
+    }
+    // A transposed (strided) input.
+    let m = matrix("m", Float64);
+    let outs = [m.t().cumsum(Some(0)), m.t().cumprod(None)];
+    let refs: Vec<&Var> = outs.iter().collect();
+    check(&[&m], &refs, &values(Float64, &[&[4, 6]], (-1.0, 1.0), 8));
+}
+
+#[test]
 fn integer_and_bool_reductions() {
     let subsets: [&[isize]; 5] = [&[], &[0], &[1], &[0, 1], &[1, 0]];
     for dtype in [Int8, Int32, Int64, UInt8] {

@@ -351,3 +351,28 @@ fn a_scatter_copies_then_visits_the_region_in_order() {
         "#]],
     );
 }
+
+#[test]
+fn a_running_sum_reads_back_the_previous_output() {
+    let x = matrix("x", Float64);
+    check(
+        &[&x],
+        &[&x.cumsum(Some(1))],
+        expect![[r#"
+            kernel cumsum_cumulative(in in0: float64[2d], out out: float64[2d]):
+              if neq(out.shape[0], in0.shape[0]):
+                fail "output 0 has {0} elements along axis 0, expected {1} (the size of input 0's axis 0)", out.shape[0], in0.shape[0]
+              if neq(out.shape[1], in0.shape[1]):
+                fail "output 0 has {0} elements along axis 1, expected {1} (the input's)", out.shape[1], in0.shape[1]
+              for i0 in 0..in0.shape[0]:
+                for i1 in 0..in0.shape[1]:
+                  t0: float64 = cast{float64}(in0[i0, i1])
+                  t1: int64 = i1
+                  if eq(t1, 0:int64):
+                    out[i0, t1] = t0
+                  else:
+                    t2: int64 = sub(t1, 1:int64)
+                    out[i0, t1] = add(out[i0, t2], t0)
+        "#]],
+    );
+}

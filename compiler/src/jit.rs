@@ -11,8 +11,8 @@
 //! (uninitialised or recycled, huge pages) is `memory`'s.
 //!
 //! Kernels cover Elemwise, Composite, reductions and FusedReduce of every dtype, float Dot,
-//! and gathers/scatters on the first axis; views, other indexing, ArgMax, CumSum and integer
-//! Dot use the runtime's implementations (listed by `Function::dprint` as they are).
+//! gathers/scatters on the first axis and running sums/products; views, other indexing,
+//! ArgMax and integer Dot use the runtime's implementations.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -213,6 +213,9 @@ enum ShapeRule {
     Take,
     /// A scatter `x[idx] = y` (or `+=`): x's shape (the kernel checks y and every index).
     Scatter,
+    /// A running sum or product: the input's shape, or its element count when flattened;
+    /// never split (each element needs the one before it).
+    Cumulative { flat: bool },
 }
 
 impl KernelNode {
@@ -248,6 +251,9 @@ impl KernelNode {
                 Op::Dot => ShapeRule::Dot,
                 Op::AdvancedSubtensor(_) => ShapeRule::Take,
                 Op::AdvancedIncSubtensor { .. } => ShapeRule::Scatter,
+                Op::Cumulative { axis, .. } => ShapeRule::Cumulative {
+                    flat: axis.is_none(),
+                },
                 _ => ShapeRule::Broadcast,
             },
             in_place,
@@ -278,6 +284,24 @@ impl Space {
 /// when the reference must handle the call (it reports the error, e.g. max of an empty
 /// axis).
 fn space(k: &KernelNode, args: &[TensorData]) -> Result<Option<Space>, RuntimeError> {
+    if let ShapeRule::Cumulative { flat } = k.shapes {
+        let [x] = args else {
+            return Ok(None);
+        };
+        if x.ndim() != k.static_shapes[0].len() {
+            return Ok(None);
+        }
+        let out = if flat {
+            vec![x.len()]
+        } else {
+            x.shape().to_vec()
+        };
+        return Ok(Some(Space {
+            full: out.clone(),
+            reduced: Vec::new(),
+            out,
+        }));
+    }
     if k.shapes == ShapeRule::Scatter {
         let ranks_ok = args.len() == k.static_shapes.len()
             && args

@@ -75,6 +75,8 @@ pub enum Expr {
         buf: usize,
         dim: usize,
     },
+    /// The value of a loop variable, an int64.
+    Var(LoopVar),
 }
 
 impl Expr {
@@ -333,6 +335,11 @@ impl Kernel {
                         .then_some(())
                         .ok_or_else(|| format!("temporary t{t} is not defined")),
                     Expr::Apply { args, .. } => args.iter().try_for_each(|a| self.expr(a)),
+                    Expr::Var(v) => self
+                        .vars
+                        .contains(v)
+                        .then_some(())
+                        .ok_or_else(|| format!("loop variable i{v} is not bound")),
                     Expr::Dim { buf, dim } => {
                         let rank = self.buffer(*buf)?.rank;
                         (*dim < rank)
@@ -509,7 +516,7 @@ impl Kernel {
                 match e {
                     Expr::Load { buf, index } => out.push((*buf, index.clone())),
                     Expr::Apply { args, .. } => args.iter().for_each(|a| loads(a, out)),
-                    Expr::Const(..) | Expr::Temp(_) | Expr::Dim { .. } => {}
+                    Expr::Const(..) | Expr::Temp(_) | Expr::Dim { .. } | Expr::Var(_) => {}
                 }
             }
             for s in body {
@@ -635,6 +642,7 @@ impl Printer<'_> {
             Expr::Const(l, d) => write!(f, "{l}:{d}"),
             Expr::Temp(t) => write!(f, "t{t}"),
             Expr::Dim { buf, dim } => write!(f, "{}.shape[{dim}]", self.kernel.buffers[*buf].name),
+            Expr::Var(v) => write!(f, "i{v}"),
             Expr::Apply { op, args, .. } => {
                 write!(f, "{}(", op.to_string().to_lowercase())?;
                 for (k, a) in args.iter().enumerate() {

@@ -38,7 +38,7 @@ pub(super) fn strip_plan(body: &[Stmt]) -> Option<StripPlan> {
         match e {
             Expr::Temp(t) => out.push(*t),
             Expr::Apply { args, .. } => args.iter().for_each(|a| temps_of(a, out)),
-            Expr::Load { .. } | Expr::Const(..) | Expr::Dim { .. } => {}
+            Expr::Load { .. } | Expr::Const(..) | Expr::Dim { .. } | Expr::Var(_) => {}
         }
     }
     let mut segments = vec![Vec::new()];
@@ -340,7 +340,7 @@ impl<'a> Gen<'a> {
             match e {
                 Expr::Load { buf, index } => from_index(*buf, index, var, out),
                 Expr::Apply { args, .. } => args.iter().for_each(|a| from_expr(a, var, out)),
-                Expr::Const(..) | Expr::Temp(_) | Expr::Dim { .. } => {}
+                Expr::Const(..) | Expr::Temp(_) | Expr::Dim { .. } | Expr::Var(_) => {}
             }
         }
         let mut out = Vec::new();
@@ -368,7 +368,7 @@ impl<'a> Gen<'a> {
             match e {
                 Expr::Load { buf, .. } => g.bufs[*buf].dtype.is_float(),
                 Expr::Temp(_) => true,
-                Expr::Dim { .. } => false,
+                Expr::Dim { .. } | Expr::Var(_) => false,
                 Expr::Const(_, d) => value_ok(*d),
                 Expr::Apply { args, dtype, .. } => {
                     value_ok(*dtype) && args.iter().all(|a| expr_ok(g, a, value_ok))
@@ -414,7 +414,7 @@ impl<'a> Gen<'a> {
                 }
                 Expr::Temp(_) => true,
                 Expr::Const(_, d) => matches!(d, DType::Float32 | DType::Bool),
-                Expr::Dim { .. } => false,
+                Expr::Dim { .. } | Expr::Var(_) => false,
                 Expr::Apply { op, args, dtype } => {
                     let op_ok = match op {
                         Neg | Abs | Sqr | Sqrt | Floor | Ceil | Round | Reciprocal | Sign | Add

@@ -249,7 +249,7 @@ impl<'a> Gen<'a> {
             Expr::Const(_, d) => *d,
             Expr::Temp(t) => self.temp_dtypes.get(t).copied().unwrap_or(DType::Float64),
             Expr::Apply { dtype, .. } => *dtype,
-            Expr::Dim { .. } => DType::Int64,
+            Expr::Dim { .. } | Expr::Var(_) => DType::Int64,
         }
     }
 
@@ -259,6 +259,7 @@ impl<'a> Gen<'a> {
             Expr::Temp(t) => self.temps[t],
             Expr::Const(l, d) => self.constant(*l, *d, lanes),
             Expr::Dim { buf, dim } => self.buf_dim(*buf, *dim),
+            Expr::Var(v) => self.vars[v],
             Expr::Apply { op, args, dtype } => {
                 let vals: Vec<Value> = args.iter().map(|a| self.expr(a, lanes)).collect();
                 let from: Vec<DType> = args.iter().map(|a| self.dtype_of(a)).collect();

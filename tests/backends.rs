@@ -389,6 +389,64 @@ fn running_sums_and_products_along_every_axis() {
 }
 
 #[test]
+fn arg_reductions_keep_the_first_extreme_and_the_first_nan() {
+    for (dtype, range) in [
+        (Float64, (-3.0, 3.0)),
+        (Float32, (-3.0, 3.0)),
+        (Int64, (-5.0, 5.0)),
+        (UInt8, (0.0, 4.0)),
+        (Bool, (0.0, 1.0)),
+    ] {
+        let x = tensor("x", dtype, [None, None, None]);
+        let v = vector("v", dtype);
+        let outs = [
+            x.argmax(Some(0)),
+            x.argmax(Some(1)),
+            x.argmin(Some(2)),
+            x.argmin(Some(0)),
+            v.argmax(None),
+            v.argmin(None),
+        ];
+        let refs: Vec<&Var> = outs.iter().collect();
+        let f = function(&[&x, &v], &refs)
+            .mode(Mode::Jit)
+            .compile()
+            .unwrap();
+        let jitted = kernels_of(f.fgraph())
+            .iter()
+            .filter(|(_, k)| k.name.ends_with("_along"))
+            .count();
+        assert_eq!(jitted, outs.len(), "{dtype}: every arg-reduction is jitted");
+        // Small ranges make ties; NaNs go in below.
+        for (shape, n) in [([2usize, 3, 4], 5usize), ([1, 1, 1], 1), ([4, 5, 33], 70)] {
+            let mut vals = values(dtype, &[&shape, &[n]], range, n as u64);
+            if dtype.is_float() && n > 4 {
+                let mut a = vals[0].as_array::<f64>().map(|a| a.to_owned());
+                if let Some(a) = a.as_mut() {
+                    a[[0, 1, 2]] = f64::NAN;
+                    a[[1, 1, 0]] = f64::NAN;
+                    a[[1, 2, 3]] = f64::NAN;
+                    vals[0] = a.clone().into();
+                }
+                let mut b = vals[1].as_array::<f64>().map(|a| a.to_owned());
+                if let Some(b) = b.as_mut() {
+                    b[3] = f64::NAN;
+                    b[n - 1] = f64::NAN;
+                    vals[1] = b.clone().into();
+                }
+            }
+            check(&[&x, &v], &refs, &vals);
+        }
+        // An empty axis: both backends refuse.
+        check(
+            &[&x, &v],
+            &refs,
+            &values(dtype, &[&[2, 0, 3], &[0]], range, 1),
+        );
+    }
+}
+
+#[test]
 fn integer_and_bool_reductions() {
     let subsets: [&[isize]; 5] = [&[], &[0], &[1], &[0, 1], &[1, 0]];
     for dtype in [Int8, Int32, Int64, UInt8] {

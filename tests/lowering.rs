@@ -376,3 +376,28 @@ fn a_running_sum_reads_back_the_previous_output() {
         "#]],
     );
 }
+
+#[test]
+fn an_arg_reduction_reads_back_its_best_value_by_index() {
+    let x = matrix("x", Float64);
+    check(
+        &[&x],
+        &[&x.argmax(Some(1))],
+        expect![[r#"
+        kernel argmax_along(in in0: float64[2d], out out: int64[1d]):
+          if neq(out.shape[0], in0.shape[0]):
+            fail "output 0 has {0} elements along axis 0, expected {1} (the size of input 0's axis 0)", out.shape[0], in0.shape[0]
+          for i0 in 0..in0.shape[0]:
+            for i1 in 0..in0.shape[1]:
+              t0: float64 = in0[i0, i1]
+              t1: int64 = i1
+              if eq(t1, 0:int64):
+                out[i0] = 0:int64
+              else:
+                t2: int64 = out[i0]
+                t3: float64 = in0[i0, t2]
+                if or(gt(t0, t3), and(isnan(t0), not(isnan(t3)))):
+                  out[i0] = t1
+    "#]],
+    );
+}

@@ -11,8 +11,8 @@
 //! (uninitialised or recycled, huge pages) is `memory`'s.
 //!
 //! Kernels cover Elemwise, Composite, reductions and FusedReduce of every dtype, float Dot,
-//! gathers/scatters on the first axis and running sums/products; views, other indexing,
-//! ArgMax and integer Dot use the runtime's implementations.
+//! gathers/scatters on the first axis, running sums/products and arg-reductions along an
+//! axis; views, other indexing and integer Dot use the runtime's implementations.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -216,6 +216,9 @@ enum ShapeRule {
     /// A running sum or product: the input's shape, or its element count when flattened;
     /// never split (each element needs the one before it).
     Cumulative { flat: bool },
+    /// An arg-reduction along `axis`: the input's shape without it; never split; an empty
+    /// axis is the reference's (its error).
+    Arg { axis: usize },
 }
 
 impl KernelNode {
@@ -254,6 +257,9 @@ impl KernelNode {
                 Op::Cumulative { axis, .. } => ShapeRule::Cumulative {
                     flat: axis.is_none(),
                 },
+                Op::ArgReduce { axis, .. } => ShapeRule::Arg {
+                    axis: axis.unwrap_or(0),
+                },
                 _ => ShapeRule::Broadcast,
             },
             in_place,
@@ -284,6 +290,24 @@ impl Space {
 /// when the reference must handle the call (it reports the error, e.g. max of an empty
 /// axis).
 fn space(k: &KernelNode, args: &[TensorData]) -> Result<Option<Space>, RuntimeError> {
+    if let ShapeRule::Arg { axis } = k.shapes {
+        let [x] = args else {
+            return Ok(None);
+        };
+        let shape = x.shape();
+        if shape.len() != k.static_shapes[0].len() || shape.get(axis).is_none_or(|n| *n == 0) {
+            return Ok(None);
+        }
+        let out: Vec<usize> = (0..shape.len())
+            .filter(|d| *d != axis)
+            .map(|d| shape[d])
+            .collect();
+        return Ok(Some(Space {
+            full: out.clone(),
+            reduced: Vec::new(),
+            out,
+        }));
+    }
     if let ShapeRule::Cumulative { flat } = k.shapes {
         let [x] = args else {
             return Ok(None);

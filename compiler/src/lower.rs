@@ -10,9 +10,12 @@
 //! as 0/1 (logic on bools as bit operations); integer powers are not lowered (`None`). A float `Dot` becomes
 //! a call of the runtime's gemm after checks of its operands' shapes; a gather `x[idx]`
 //! (one integer index array on the first axis) a loop that checks every index before it
-//! copies the row; a running sum or product a loop reading back the previous output.
+//! copies the row; a running sum or product a loop reading back the previous output; an
+//! arg-reduction a loop reading back the best value by the index it keeps.
 
-use tensorlift_ir::ops::{AdvancedSlot, Composite, CumKind, IncMode, ReduceKind, ScalarRef};
+use tensorlift_ir::ops::{
+    AdvancedSlot, ArgKind, Composite, CumKind, IncMode, ReduceKind, ScalarRef,
+};
 use tensorlift_ir::{DType, FunctionGraph, NodeId, Op, ScalarOp, TensorType};
 
 use crate::loopir::{Buffer, Expr, Index, Kernel, Role, Stmt, SupportCall};
@@ -101,6 +104,7 @@ fn lower_unchecked(fg: &FunctionGraph, node: NodeId) -> Option<Kernel> {
         }
         Op::Dot => dot_kernel(&in_types, out_types[0]),
         Op::Cumulative { kind, axis } => cumulative_kernel(*kind, *axis, in_types[0], out_types[0]),
+        Op::ArgReduce { kind, axis } => arg_kernel(*kind, *axis, in_types[0], out_types[0]),
         Op::AdvancedSubtensor(slots) if slots.as_slice() == [AdvancedSlot::Array] => {
             take_kernel(&in_types, out_types[0])
         }
@@ -396,6 +400,110 @@ fn cumulative_kernel(
         buffers,
         body: checks,
         errors,
+    })
+}
+
+/// The index of the first maximum (minimum) along `axis` (or along the only axis of a
+/// vector): the output holds the best index so far, and the best value is read back
+/// from the input at that index (in range: it is an earlier position of the same lane).
+/// A NaN is the extreme, the first NaN wins; ties keep the first, as in the reference.
+/// The executor leaves an empty axis to the reference (its error).
+fn arg_kernel(
+    kind: ArgKind,
+    axis: Option<usize>,
+    x: &TensorType,
+    out: &TensorType,
+) -> Option<Kernel> {
+    let r = x.ndim();
+    let a = match axis {
+        Some(a) if a < r => a,
+        None if r == 1 => 0,
+        _ => return None,
+    };
+    if out.dtype != DType::Int64 {
+        return None;
+    }
+    let (buffers, out_buf) = buffers_with_output(&[x], out);
+    let kept: Vec<Index> = (0..r).filter(|d| *d != a).map(Index::Var).collect();
+    let (value, at, best_at, best) = (0, 1, 2, 3);
+    let at_axis = |i: Index| -> Vec<Index> {
+        (0..r)
+            .map(|d| if d == a { i } else { Index::Var(d) })
+            .collect()
+    };
+    let cmp = match kind {
+        ArgKind::Argmax => ScalarOp::Gt,
+        ArgKind::Argmin => ScalarOp::Lt,
+    };
+    let mut better = Expr::apply(cmp, vec![Expr::Temp(value), Expr::Temp(best)], DType::Bool);
+    if x.dtype.is_float() {
+        let nan = |t| Expr::apply(ScalarOp::IsNan, vec![Expr::Temp(t)], DType::Bool);
+        let first_nan = Expr::apply(
+            ScalarOp::And,
+            vec![
+                nan(value),
+                Expr::apply(ScalarOp::Not, vec![nan(best)], DType::Bool),
+            ],
+            DType::Bool,
+        );
+        better = Expr::apply(ScalarOp::Or, vec![better, first_nan], DType::Bool);
+    }
+    let record = |v: Expr| Stmt::Store {
+        buf: out_buf,
+        index: kept.clone(),
+        value: v,
+    };
+    let body = vec![
+        Stmt::Let {
+            temp: value,
+            dtype: x.dtype,
+            value: Expr::Load {
+                buf: 0,
+                index: (0..r).map(Index::Var).collect(),
+            },
+        },
+        Stmt::Let {
+            temp: at,
+            dtype: DType::Int64,
+            value: Expr::Var(a),
+        },
+        Stmt::If {
+            cond: Expr::apply(
+                ScalarOp::Eq,
+                vec![Expr::Temp(at), Expr::int(0)],
+                DType::Bool,
+            ),
+            then: vec![record(Expr::int(0))],
+            otherwise: vec![
+                Stmt::Let {
+                    temp: best_at,
+                    dtype: DType::Int64,
+                    value: Expr::Load {
+                        buf: out_buf,
+                        index: kept.clone(),
+                    },
+                },
+                Stmt::Let {
+                    temp: best,
+                    dtype: x.dtype,
+                    value: Expr::Load {
+                        buf: 0,
+                        index: at_axis(Index::Temp(best_at)),
+                    },
+                },
+                Stmt::If {
+                    cond: better,
+                    then: vec![record(Expr::Temp(at))],
+                    otherwise: Vec::new(),
+                },
+            ],
+        },
+    ];
+    Some(Kernel {
+        name: format!("{}_along", format!("{kind:?}").to_lowercase()),
+        buffers,
+        body: nest(&vec![0; r], body),
+        errors: Vec::new(),
     })
 }
 

@@ -447,6 +447,63 @@ fn arg_reductions_keep_the_first_extreme_and_the_first_nan() {
 }
 
 #[test]
+fn concatenations_copy_each_piece_to_its_offset() {
+    use tensorlift::ir::concatenate;
+    for dtype in [Float64, Float32, Int32, Bool] {
+        let (a, b, c) = (matrix("a", dtype), matrix("b", dtype), matrix("c", dtype));
+        let pieces = [a.clone(), b.clone(), c.clone()];
+        let outs = [
+            concatenate(&pieces, 0),
+            concatenate(&pieces, 1),
+            concatenate(&pieces[..2], -1),
+        ];
+        let refs: Vec<&Var> = outs.iter().collect();
+        let f = function(&[&a, &b, &c], &refs)
+            .mode(Mode::Jit)
+            .compile()
+            .unwrap();
+        let joins = kernels_of(f.fgraph())
+            .iter()
+            .filter(|(_, k)| k.name == "join")
+            .count();
+        assert_eq!(joins, outs.len(), "{dtype}: every concatenation is jitted");
+        // Square pieces (both axes join), with an empty one.
+        check(
+            &[&a, &b, &c],
+            &refs,
+            &values(dtype, &[&[3, 3], &[3, 3], &[3, 3]], (-2.0, 2.0), 1),
+        );
+        check(
+            &[&a, &b, &c],
+            &refs,
+            &values(dtype, &[&[0, 0], &[0, 0], &[0, 0]], (-2.0, 2.0), 2),
+        );
+        // Pieces that disagree off the joined axis: both backends refuse.
+        check(
+            &[&a, &b, &c],
+            &refs,
+            &values(dtype, &[&[3, 3], &[2, 3], &[3, 3]], (-2.0, 2.0), 3),
+        );
+        // Differently sized along the joined axis.
+        let along0 = [concatenate(&pieces, 0)];
+        let refs0: Vec<&Var> = along0.iter().collect();
+        check(
+            &[&a, &b, &c],
+            &refs0,
+            &values(dtype, &[&[1, 4], &[5, 4], &[0, 4]], (-2.0, 2.0), 4),
+        );
+    }
+    // A transposed (strided) piece.
+    let (m, n) = (matrix("m", Float64), matrix("n", Float64));
+    let out = concatenate(&[m.t(), n.clone()], 1);
+    check(
+        &[&m, &n],
+        &[&out],
+        &values(Float64, &[&[5, 3], &[3, 2]], (-1.0, 1.0), 5),
+    );
+}
+
+#[test]
 fn integer_and_bool_reductions() {
     let subsets: [&[isize]; 5] = [&[], &[0], &[1], &[0, 1], &[1, 0]];
     for dtype in [Int8, Int32, Int64, UInt8] {

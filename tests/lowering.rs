@@ -401,3 +401,29 @@ fn an_arg_reduction_reads_back_its_best_value_by_index() {
     "#]],
     );
 }
+
+#[test]
+fn a_concatenation_copies_each_piece_to_its_offset() {
+    let (a, b) = (matrix("a", Float64), matrix("b", Float64));
+    check(
+        &[&a, &b],
+        &[&tensorlift::ir::concatenate(&[a.clone(), b.clone()], 0)],
+        expect![[r#"
+            kernel join(in in0: float64[2d], in in1: float64[2d], out out: float64[2d]):
+              if neq(out.shape[1], in0.shape[1]):
+                fail "output 0 has {0} elements along axis 1, expected {1} (the size of input 0's axis 1)", out.shape[1], in0.shape[1]
+              if neq(out.shape[1], in1.shape[1]):
+                fail "output 0 has {0} elements along axis 1, expected {1} (the size of input 1's axis 1)", out.shape[1], in1.shape[1]
+              if neq(out.shape[0], add(add(0:int64, in0.shape[0]), in1.shape[0])):
+                fail "output 0 has {0} elements along the joined axis, expected {1} (the inputs' sum)", out.shape[0], add(add(0:int64, in0.shape[0]), in1.shape[0])
+              for i0 in 0..in0.shape[0]:
+                t0: int64 = add(0:int64, i0)
+                for i1 in 0..in0.shape[1]:
+                  out[t0, i1] = in0[i0, i1]
+              for i0 in 0..in1.shape[0]:
+                t0: int64 = add(add(0:int64, in0.shape[0]), i0)
+                for i1 in 0..in1.shape[1]:
+                  out[t0, i1] = in1[i0, i1]
+        "#]],
+    );
+}

@@ -11,8 +11,9 @@
 //! (uninitialised or recycled, huge pages) is `memory`'s.
 //!
 //! Kernels cover Elemwise, Composite, reductions and FusedReduce of every dtype, float Dot,
-//! gathers/scatters on the first axis, running sums/products and arg-reductions along an
-//! axis; views, other indexing and integer Dot use the runtime's implementations.
+//! gathers/scatters on the first axis, running sums/products, arg-reductions along an axis
+//! and concatenations; views, other indexing and integer Dot use the runtime's
+//! implementations.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -219,6 +220,10 @@ enum ShapeRule {
     /// An arg-reduction along `axis`: the input's shape without it; never split; an empty
     /// axis is the reference's (its error).
     Arg { axis: usize },
+    /// A concatenation along `axis`: the inputs' common shape with their sizes along the
+    /// axis summed; never split; inputs that disagree elsewhere are the reference's (its
+    /// error).
+    Join { axis: usize },
 }
 
 impl KernelNode {
@@ -260,6 +265,7 @@ impl KernelNode {
                 Op::ArgReduce { axis, .. } => ShapeRule::Arg {
                     axis: axis.unwrap_or(0),
                 },
+                Op::Join { axis } => ShapeRule::Join { axis: *axis },
                 _ => ShapeRule::Broadcast,
             },
             in_place,
@@ -290,6 +296,26 @@ impl Space {
 /// when the reference must handle the call (it reports the error, e.g. max of an empty
 /// axis).
 fn space(k: &KernelNode, args: &[TensorData]) -> Result<Option<Space>, RuntimeError> {
+    if let ShapeRule::Join { axis } = k.shapes {
+        let Some(first) = args.first() else {
+            return Ok(None);
+        };
+        let rank = first.ndim();
+        let agree = args.len() == k.static_shapes.len()
+            && args.iter().all(|a| {
+                a.ndim() == rank && (0..rank).all(|d| d == axis || a.shape()[d] == first.shape()[d])
+            });
+        if !agree || axis >= rank {
+            return Ok(None);
+        }
+        let mut out = first.shape().to_vec();
+        out[axis] = args.iter().map(|a| a.shape()[axis]).sum();
+        return Ok(Some(Space {
+            full: out.clone(),
+            reduced: Vec::new(),
+            out,
+        }));
+    }
     if let ShapeRule::Arg { axis } = k.shapes {
         let [x] = args else {
             return Ok(None);

@@ -11,7 +11,8 @@
 //! a call of the runtime's gemm after checks of its operands' shapes; a gather `x[idx]`
 //! (one integer index array on the first axis) a loop that checks every index before it
 //! copies the row; a running sum or product a loop reading back the previous output; an
-//! arg-reduction a loop reading back the best value by the index it keeps.
+//! arg-reduction a loop reading back the best value by the index it keeps; a
+//! concatenation one copy loop per piece.
 
 use tensorlift_ir::ops::{
     AdvancedSlot, ArgKind, Composite, CumKind, IncMode, ReduceKind, ScalarRef,
@@ -105,6 +106,7 @@ fn lower_unchecked(fg: &FunctionGraph, node: NodeId) -> Option<Kernel> {
         Op::Dot => dot_kernel(&in_types, out_types[0]),
         Op::Cumulative { kind, axis } => cumulative_kernel(*kind, *axis, in_types[0], out_types[0]),
         Op::ArgReduce { kind, axis } => arg_kernel(*kind, *axis, in_types[0], out_types[0]),
+        Op::Join { axis } => join_kernel(*axis, &in_types, out_types[0]),
         Op::AdvancedSubtensor(slots) if slots.as_slice() == [AdvancedSlot::Array] => {
             take_kernel(&in_types, out_types[0])
         }
@@ -504,6 +506,96 @@ fn arg_kernel(
         buffers,
         body: nest(&vec![0; r], body),
         errors: Vec::new(),
+    })
+}
+
+/// Concatenation along `axis`: each input copied by its own loop nest to its offset along
+/// the axis (the sum of the earlier inputs' sizes there); the output's size along the
+/// axis is checked to be the sum of the inputs'.
+fn join_kernel(axis: usize, in_types: &[&TensorType], out: &TensorType) -> Option<Kernel> {
+    let r = out.ndim();
+    let fits = !in_types.is_empty()
+        && axis < r
+        && in_types
+            .iter()
+            .all(|t| t.dtype == out.dtype && t.ndim() == r);
+    if !fits {
+        return None;
+    }
+    let (buffers, out_buf) = buffers_with_output(in_types, out);
+    let along = |buf: usize| Expr::Dim { buf, dim: axis };
+    let sum = |bufs: std::ops::Range<usize>| {
+        bufs.fold(Expr::int(0), |acc, b| {
+            Expr::apply(ScalarOp::Add, vec![acc, along(b)], DType::Int64)
+        })
+    };
+    let total = sum(0..in_types.len());
+    let size = along(out_buf);
+    let mut body = vec![Stmt::If {
+        cond: Expr::apply(
+            ScalarOp::Neq,
+            vec![size.clone(), total.clone()],
+            DType::Bool,
+        ),
+        then: vec![Stmt::Fail {
+            error: 0,
+            values: vec![size, total],
+        }],
+        otherwise: Vec::new(),
+    }];
+    let position = 0;
+    for i in 0..in_types.len() {
+        // Temp 0 is the position along the axis in the output (defined in the loop over it).
+        let copy = Stmt::Store {
+            buf: out_buf,
+            index: (0..r)
+                .map(|d| {
+                    if d == axis {
+                        Index::Temp(position)
+                    } else {
+                        Index::Var(d)
+                    }
+                })
+                .collect(),
+            value: Expr::Load {
+                buf: i,
+                index: (0..r).map(Index::Var).collect(),
+            },
+        };
+        let mut nest_body = vec![copy];
+        for d in (0..r).rev() {
+            if d == axis {
+                nest_body.insert(
+                    0,
+                    Stmt::Let {
+                        temp: position,
+                        dtype: DType::Int64,
+                        value: Expr::apply(
+                            ScalarOp::Add,
+                            vec![sum(0..i), Expr::Var(d)],
+                            DType::Int64,
+                        ),
+                    },
+                );
+            }
+            nest_body = vec![Stmt::For {
+                var: d,
+                buf: i,
+                dim: d,
+                parallel: false,
+                body: nest_body,
+            }];
+        }
+        body.extend(nest_body);
+    }
+    Some(Kernel {
+        name: "join".into(),
+        buffers,
+        body,
+        errors: vec![
+            "output 0 has {0} elements along the joined axis, expected {1} (the inputs' sum)"
+                .into(),
+        ],
     })
 }
 

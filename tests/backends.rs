@@ -662,6 +662,45 @@ fn dot_of_every_rank_pair_calls_gemm() {
             assert!(err.contains("the contracted dimensions differ"), "{err}");
         }
     }
+    // Integer operands: sums of products in wrapping int64, wrapped to the dtype.
+    for dtype in [Int64, Int32, Int8, UInt8] {
+        let (m, v) = (|n: &str| matrix(n, dtype), |n: &str| vector(n, dtype));
+        let cases: [(Var, Var, &[usize], &[usize]); 4] = [
+            (m("a"), m("b"), &[5, 7], &[7, 3]),
+            (m("a"), v("b"), &[5, 7], &[7]),
+            (v("a"), m("b"), &[7], &[7, 3]),
+            (v("a"), v("b"), &[7], &[7]),
+        ];
+        for (seed, (a, b, sa, sb)) in cases.into_iter().enumerate() {
+            let out = a.dot(&b);
+            let f = function(&[&a, &b], &[&out])
+                .mode(Mode::Jit)
+                .compile()
+                .unwrap();
+            assert!(
+                kernels_of(f.fgraph())
+                    .iter()
+                    .any(|(_, k)| k.name == "int_dot"),
+                "{dtype} dot is jitted"
+            );
+            // Large values: products and sums wrap.
+            check(
+                &[&a, &b],
+                &[&out],
+                &values(dtype, &[sa, sb], (-120.0, 120.0), seed as u64),
+            );
+            let short: Vec<usize> = sb
+                .iter()
+                .enumerate()
+                .map(|(k, d)| if k == 0 { d - 1 } else { *d })
+                .collect();
+            check(
+                &[&a, &b],
+                &[&out],
+                &values(dtype, &[sa, &short], (-9.0, 9.0), 10),
+            );
+        }
+    }
     // Transposed and reversed operands reach gemm with general strides.
     let (a, b) = (matrix("a", Float64), matrix("b", Float64));
     let out = a.t().dot(&b.get(idx![..;-1, ..]));

@@ -10,10 +10,9 @@
 //! intermediate values are the interpreter's (`Program::run_with`); the memory of outputs
 //! (uninitialised or recycled, huge pages) is `memory`'s.
 //!
-//! Kernels cover Elemwise, Composite, reductions and FusedReduce of every dtype, float Dot,
+//! Kernels cover Elemwise, Composite, reductions and FusedReduce of every dtype, Dot,
 //! gathers/scatters on the first axis, running sums/products, arg-reductions along an axis
-//! and concatenations; views, other indexing and integer Dot use the runtime's
-//! implementations.
+//! and concatenations; views and other indexing use the runtime's implementations.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};

@@ -123,9 +123,14 @@ fn lower_unchecked(fg: &FunctionGraph, node: NodeId) -> Option<Kernel> {
 fn dot_kernel(in_types: &[&TensorType], out: &TensorType) -> Option<Kernel> {
     let dtype = out.dtype;
     let (ra, rb) = (in_types[0].ndim(), in_types[1].ndim());
-    let float_operands = matches!(dtype, DType::Float64 | DType::Float32)
-        && in_types.iter().all(|t| t.dtype == dtype);
-    if !float_operands || !(1..=2).contains(&ra) || !(1..=2).contains(&rb) {
+    let same = in_types.iter().all(|t| t.dtype == dtype);
+    if !same || !(1..=2).contains(&ra) || !(1..=2).contains(&rb) {
+        return None;
+    }
+    if dtype.is_int() {
+        return Some(int_dot_kernel(ra, rb, in_types, out));
+    }
+    if !matches!(dtype, DType::Float64 | DType::Float32) {
         return None;
     }
     let (buffers, _) = buffers_with_output(in_types, out);
@@ -751,6 +756,77 @@ fn scatter_kernel(mode: IncMode, in_types: &[&TensorType], out: &TensorType) -> 
         body,
         errors: vec![index_error(2)],
     })
+}
+
+/// `out = a · b` for integer operands of one dtype, as the reference computes it: sums of
+/// products in wrapping int64, wrapped to the dtype. Loops i (a's rows), k (the
+/// contracted axis), j (b's columns), so b is read along its rows; the shape checks
+/// compare b's rows with a's columns.
+fn int_dot_kernel(ra: usize, rb: usize, in_types: &[&TensorType], out: &TensorType) -> Kernel {
+    let (buffers, out_buf) = buffers_with_output(in_types, out);
+    let (i, k, j) = (0, 1, 2);
+    let a_index: Vec<Index> = if ra == 2 {
+        vec![Index::Var(i), Index::Var(k)]
+    } else {
+        vec![Index::Var(k)]
+    };
+    let b_index: Vec<Index> = if rb == 2 {
+        vec![Index::Var(k), Index::Var(j)]
+    } else {
+        vec![Index::Var(k)]
+    };
+    let out_index: Vec<Index> = (ra == 2)
+        .then_some(Index::Var(i))
+        .into_iter()
+        .chain((rb == 2).then_some(Index::Var(j)))
+        .collect();
+    let product = Expr::apply(
+        ScalarOp::Mul,
+        vec![
+            Expr::Load {
+                buf: 0,
+                index: a_index,
+            },
+            Expr::Load {
+                buf: 1,
+                index: b_index,
+            },
+        ],
+        out.dtype,
+    );
+    let mut body = vec![Stmt::Accumulate {
+        buf: out_buf,
+        index: out_index,
+        kind: ReduceKind::Sum,
+        value: product,
+    }];
+    let wrap = |var, buf, dim, body| {
+        vec![Stmt::For {
+            var,
+            buf,
+            dim,
+            parallel: false,
+            body,
+        }]
+    };
+    if rb == 2 {
+        body = wrap(j, 1, 1, body);
+    }
+    body = wrap(k, 0, ra - 1, body);
+    if ra == 2 {
+        body = wrap(i, 0, 0, body);
+    }
+    let mut full = vec![Stmt::Fill {
+        buf: out_buf,
+        kind: ReduceKind::Sum,
+    }];
+    full.extend(body);
+    Kernel {
+        name: "int_dot".into(),
+        buffers,
+        body: full,
+        errors: Vec::new(),
+    }
 }
 
 /// Whether a kernel computes the reduction `kind` from `input` values into `output`:

@@ -504,6 +504,44 @@ fn concatenations_copy_each_piece_to_its_offset() {
 }
 
 #[test]
+fn allocations_broadcast_their_value_into_the_requested_shape() {
+    use tensorlift::ir::{alloc, full};
+    for dtype in [Float64, Int32, Bool] {
+        let row = tensor("row", dtype, [Some(1), None]);
+        let (n, m) = (tensor("n", Int64, []), tensor("m", Int64, []));
+        let outs = [
+            alloc(&row, &[(&n).into(), (&m).into()]),
+            alloc(&row, &[(&n).into(), (&n).into(), (&m).into()]),
+            full(&[(&n).into(), 3i64.into()], 2i64, dtype),
+        ];
+        let refs: Vec<&Var> = outs.iter().collect();
+        let f = function(&[&row, &n, &m], &refs)
+            .mode(Mode::Jit)
+            .compile()
+            .unwrap();
+        let allocs = kernels_of(f.fgraph())
+            .iter()
+            .filter(|(_, k)| k.name == "alloc")
+            .count();
+        assert!(allocs >= 2, "{dtype}: {allocs} allocations jitted");
+        let size = |v: i64| -> TensorData { ndarray::arr0(v).into_dyn().into() };
+        for (rows, cols) in [(3i64, 4usize), (0, 4), (2, 1)] {
+            let mut vals = values(dtype, &[&[1, cols]], (-3.0, 3.0), rows as u64);
+            vals.push(size(rows));
+            vals.push(size(cols as i64));
+            check(&[&row, &n, &m], &refs, &vals);
+        }
+        // A negative size, and a value that does not fit: both backends refuse.
+        let mut bad = values(dtype, &[&[1, 4]], (-3.0, 3.0), 9);
+        bad.extend([size(-2), size(4)]);
+        check(&[&row, &n, &m], &refs, &bad);
+        let mut misfit = values(dtype, &[&[1, 4]], (-3.0, 3.0), 9);
+        misfit.extend([size(2), size(5)]);
+        check(&[&row, &n, &m], &refs, &misfit);
+    }
+}
+
+#[test]
 fn integer_and_bool_reductions() {
     let subsets: [&[isize]; 5] = [&[], &[0], &[1], &[0, 1], &[1, 0]];
     for dtype in [Int8, Int32, Int64, UInt8] {

@@ -223,6 +223,9 @@ enum ShapeRule {
     /// axis summed; never split; inputs that disagree elsewhere are the reference's (its
     /// error).
     Join { axis: usize },
+    /// `Alloc(value, sizes…)`: the sizes' values, checked with the value by the
+    /// reference's rule and errors.
+    Alloc,
 }
 
 impl KernelNode {
@@ -265,6 +268,7 @@ impl KernelNode {
                     axis: axis.unwrap_or(0),
                 },
                 Op::Join { axis } => ShapeRule::Join { axis: *axis },
+                Op::Alloc => ShapeRule::Alloc,
                 _ => ShapeRule::Broadcast,
             },
             in_place,
@@ -295,6 +299,35 @@ impl Space {
 /// when the reference must handle the call (it reports the error, e.g. max of an empty
 /// axis).
 fn space(k: &KernelNode, args: &[TensorData]) -> Result<Option<Space>, RuntimeError> {
+    if k.shapes == ShapeRule::Alloc {
+        let Some((value, sizes)) = args.split_first() else {
+            return Ok(None);
+        };
+        let mut target = Vec::with_capacity(sizes.len());
+        for s in sizes {
+            match s.to_i64_vec().as_deref() {
+                Some([v]) if s.ndim() == 0 && *v >= 0 => target.push(*v as usize),
+                // The reference reports it.
+                _ => return Ok(None),
+            }
+        }
+        let operand = Operand {
+            label: "the value (input 0)",
+            static_shape: &k.static_shapes[0],
+            shape: value.shape(),
+        };
+        broadcast_shape(
+            &k.name,
+            target.len(),
+            &[operand],
+            Some(("the requested shape", &target)),
+        )?;
+        return Ok(Some(Space {
+            full: target.clone(),
+            reduced: Vec::new(),
+            out: target,
+        }));
+    }
     if let ShapeRule::Join { axis } = k.shapes {
         let Some(first) = args.first() else {
             return Ok(None);

@@ -107,6 +107,7 @@ fn lower_unchecked(fg: &FunctionGraph, node: NodeId) -> Option<Kernel> {
         Op::Cumulative { kind, axis } => cumulative_kernel(*kind, *axis, in_types[0], out_types[0]),
         Op::ArgReduce { kind, axis } => arg_kernel(*kind, *axis, in_types[0], out_types[0]),
         Op::Join { axis } => join_kernel(*axis, &in_types, out_types[0]),
+        Op::Alloc => alloc_kernel(&in_types, out_types[0]),
         Op::AdvancedSubtensor(slots) if slots.as_slice() == [AdvancedSlot::Array] => {
             take_kernel(&in_types, out_types[0])
         }
@@ -510,6 +511,45 @@ fn arg_kernel(
         name: format!("{}_along", format!("{kind:?}").to_lowercase()),
         buffers,
         body: nest(&vec![0; r], body),
+        errors: Vec::new(),
+    })
+}
+
+/// `Alloc(value, sizes…)`: the value broadcast into the requested shape (its axes align
+/// with the output's last ones; those of static size 1 are read at index 0). The sizes
+/// are read by the executor, which checks them and the value with the reference's rule.
+fn alloc_kernel(in_types: &[&TensorType], out: &TensorType) -> Option<Kernel> {
+    let value = in_types.first()?;
+    let r = out.ndim();
+    if value.dtype != out.dtype || value.ndim() > r {
+        return None;
+    }
+    let (buffers, out_buf) = buffers_with_output(in_types, out);
+    let offset = r - value.ndim();
+    let read: Vec<Index> = value
+        .broadcastable()
+        .iter()
+        .enumerate()
+        .map(|(e, b)| {
+            if *b {
+                Index::Zero
+            } else {
+                Index::Var(offset + e)
+            }
+        })
+        .collect();
+    let body = vec![Stmt::Store {
+        buf: out_buf,
+        index: (0..r).map(Index::Var).collect(),
+        value: Expr::Load {
+            buf: 0,
+            index: read,
+        },
+    }];
+    Some(Kernel {
+        name: "alloc".into(),
+        buffers,
+        body: nest(&vec![out_buf; r], body),
         errors: Vec::new(),
     })
 }

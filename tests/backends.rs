@@ -1136,7 +1136,7 @@ fn recycled_intermediates_never_leak_into_results_or_callers_arrays() {
 fn random_graph(steps: &[(u8, usize, usize)]) -> (Vec<Var>, Vec<Var>) {
     tensorlift::testing::random_graph(steps, |code, a, b| {
         let (a, b) = (a.clone(), b.clone());
-        match code % 17 {
+        match code % 20 {
             0 => &a + &b,
             1 => &a * &b,
             2 => &a - &b,
@@ -1155,6 +1155,9 @@ fn random_graph(steps: &[(u8, usize, usize)]) -> (Vec<Var>, Vec<Var>) {
             // An integer detour (exact in both backends; float32 detours would round
             // differently within float32 tolerance, which float64 outputs cannot show).
             15 => ((&a * 100.0).cast(Int32) % 7i64 + (&b * 10.0).cast(Int16)).cast(Float64),
+            16 => a.cumsum(Some(1)) - b.cumprod(Some(0)),
+            17 => a.argmax(Some(0)).cast(Float64).expand_dims(0) + &b,
+            18 => (a.gt(0.0) & b.lt(&a)).cast(Float64) * &a,
             _ => a.get(idx![..;-1, ..]),
         }
     })

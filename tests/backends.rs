@@ -542,6 +542,41 @@ fn allocations_broadcast_their_value_into_the_requested_shape() {
 }
 
 #[test]
+fn ranges_compute_start_plus_i_times_step() {
+    use tensorlift::ir::arange;
+    for dtype in [Float64, Float32, Int64, Int16] {
+        let (a, b, c) = (
+            tensor("a", Float64, []),
+            tensor("b", Float64, []),
+            tensor("c", Float64, []),
+        );
+        let r = arange(&a, &b, &c, dtype);
+        let f = function(&[&a, &b, &c], &[&r])
+            .mode(Mode::Jit)
+            .compile()
+            .unwrap();
+        assert!(
+            kernels_of(f.fgraph())
+                .iter()
+                .any(|(_, k)| k.name == "arange"),
+            "{dtype}: arange is jitted"
+        );
+        let s = |v: f64| -> TensorData { ndarray::arr0(v).into_dyn().into() };
+        let cases = [
+            (0.0, 10.0, 1.0),
+            (-3.0, 4.0, 0.7),
+            (10.0, 0.0, -2.5),
+            (5.0, 5.0, 1.0),
+            (0.0, 1e5, 3.0),
+            (1.0, 2.0, 0.0), // refused by both
+        ];
+        for (start, stop, step) in cases {
+            check(&[&a, &b, &c], &[&r], &[s(start), s(stop), s(step)]);
+        }
+    }
+}
+
+#[test]
 fn integer_and_bool_reductions() {
     let subsets: [&[isize]; 5] = [&[], &[0], &[1], &[0, 1], &[1, 0]];
     for dtype in [Int8, Int32, Int64, UInt8] {

@@ -28,6 +28,7 @@ use tensorlift_runtime::buffer_support::ErrorSlot;
 use tensorlift_runtime::indexing::check_value_shape;
 use tensorlift_runtime::interpreter::eval_node;
 use tensorlift_runtime::reduce;
+use tensorlift_runtime::shape_ops::arange_length;
 use tensorlift_runtime::{Program, RuntimeError};
 
 use crate::backend::{Backend, Executable, Unsupported};
@@ -226,6 +227,8 @@ enum ShapeRule {
     /// `Alloc(value, sizes…)`: the sizes' values, checked with the value by the
     /// reference's rule and errors.
     Alloc,
+    /// `Arange(start, stop, step)`: the reference's length (and its errors).
+    Arange(DType),
 }
 
 impl KernelNode {
@@ -269,6 +272,7 @@ impl KernelNode {
                 },
                 Op::Join { axis } => ShapeRule::Join { axis: *axis },
                 Op::Alloc => ShapeRule::Alloc,
+                Op::Arange(dtype) => ShapeRule::Arange(*dtype),
                 _ => ShapeRule::Broadcast,
             },
             in_place,
@@ -299,6 +303,17 @@ impl Space {
 /// when the reference must handle the call (it reports the error, e.g. max of an empty
 /// axis).
 fn space(k: &KernelNode, args: &[TensorData]) -> Result<Option<Space>, RuntimeError> {
+    if let ShapeRule::Arange(dtype) = k.shapes {
+        let [start, stop, step] = args else {
+            return Ok(None);
+        };
+        let n = arange_length(&k.name, dtype, start, stop, step)?;
+        return Ok(Some(Space {
+            full: vec![n],
+            reduced: Vec::new(),
+            out: vec![n],
+        }));
+    }
     if k.shapes == ShapeRule::Alloc {
         let Some((value, sizes)) = args.split_first() else {
             return Ok(None);

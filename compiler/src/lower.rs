@@ -108,6 +108,7 @@ fn lower_unchecked(fg: &FunctionGraph, node: NodeId) -> Option<Kernel> {
         Op::ArgReduce { kind, axis } => arg_kernel(*kind, *axis, in_types[0], out_types[0]),
         Op::Join { axis } => join_kernel(*axis, &in_types, out_types[0]),
         Op::Alloc => alloc_kernel(&in_types, out_types[0]),
+        Op::Arange(dtype) => arange_kernel(*dtype, &in_types, out_types[0]),
         Op::AdvancedSubtensor(slots) if slots.as_slice() == [AdvancedSlot::Array] => {
             take_kernel(&in_types, out_types[0])
         }
@@ -550,6 +551,48 @@ fn alloc_kernel(in_types: &[&TensorType], out: &TensorType) -> Option<Kernel> {
         name: "alloc".into(),
         buffers,
         body: nest(&vec![out_buf; r], body),
+        errors: Vec::new(),
+    })
+}
+
+/// `Arange(start, stop, step)`: element i is start + i·step, in f64 for float dtypes
+/// (then rounded) and in wrapping int64 for integers, as the reference computes it; the
+/// executor sizes the output with the reference's own length rule.
+fn arange_kernel(dtype: DType, in_types: &[&TensorType], out: &TensorType) -> Option<Kernel> {
+    if out.dtype != dtype || out.ndim() != 1 || in_types.len() != 3 || dtype == DType::Bool {
+        return None;
+    }
+    let (buffers, out_buf) = buffers_with_output(in_types, out);
+    let domain = if dtype.is_float() {
+        DType::Float64
+    } else {
+        DType::Int64
+    };
+    let scalar = |buf| {
+        Expr::apply(
+            ScalarOp::Cast(domain),
+            vec![Expr::Load { buf, index: vec![] }],
+            domain,
+        )
+    };
+    let i = Expr::apply(ScalarOp::Cast(domain), vec![Expr::Var(0)], domain);
+    let value = Expr::apply(
+        ScalarOp::Add,
+        vec![
+            scalar(0),
+            Expr::apply(ScalarOp::Mul, vec![i, scalar(2)], domain),
+        ],
+        domain,
+    );
+    let body = vec![Stmt::Store {
+        buf: out_buf,
+        index: vec![Index::Var(0)],
+        value: Expr::apply(ScalarOp::Cast(dtype), vec![value], dtype),
+    }];
+    Some(Kernel {
+        name: "arange".into(),
+        buffers,
+        body: nest(&[out_buf], body),
         errors: Vec::new(),
     })
 }

@@ -214,13 +214,16 @@ pub fn eval_make_vector(name: &str, dtype: DType, items: &[&TensorData]) -> Resu
     })
 }
 
-pub fn eval_arange(
+/// The length of `Arange(start, stop, step)` of `dtype`, after the reference's checks
+/// (a zero, non-finite or NaN step, a non-finite start, non-scalar bounds are errors).
+/// The JIT sizes its output with it.
+pub fn arange_length(
     name: &str,
     dtype: DType,
     start: &TensorData,
     stop: &TensorData,
     step: &TensorData,
-) -> Result<TensorData> {
+) -> Result<usize> {
     if dtype.is_float() {
         let get = |x: &TensorData| {
             cast(x, DType::Float64)
@@ -238,9 +241,7 @@ pub fn eval_arange(
                 format!("step must be finite and non-zero (start {a}, step {s})"),
             ));
         }
-        let n = arange_len(a, b, s);
-        let v = ndarray::Array1::from_iter((0..n).map(|i| a + i as f64 * s));
-        return Ok(cast(&TensorData::from_array(v), dtype));
+        return Ok(arange_len(a, b, s));
     }
     let (a, b, s) = (
         scalar_int(name, "start", start)?,
@@ -251,7 +252,32 @@ pub fn eval_arange(
         return Err(RuntimeError::op(name, "step (input 2) must not be zero"));
     }
     let span = b as i128 - a as i128;
-    let n = ((span + s as i128 - s.signum() as i128) / s as i128).max(0) as usize;
+    Ok(((span + s as i128 - s.signum() as i128) / s as i128).max(0) as usize)
+}
+
+pub fn eval_arange(
+    name: &str,
+    dtype: DType,
+    start: &TensorData,
+    stop: &TensorData,
+    step: &TensorData,
+) -> Result<TensorData> {
+    let n = arange_length(name, dtype, start, stop, step)?;
+    if dtype.is_float() {
+        let get = |x: &TensorData| {
+            cast(x, DType::Float64)
+                .as_array::<f64>()
+                .and_then(|a| a.iter().next().copied())
+                .unwrap_or(f64::NAN)
+        };
+        let (a, s) = (get(start), get(step));
+        let v = ndarray::Array1::from_iter((0..n).map(|i| a + i as f64 * s));
+        return Ok(cast(&TensorData::from_array(v), dtype));
+    }
+    let (a, s) = (
+        scalar_int(name, "start", start)?,
+        scalar_int(name, "step", step)?,
+    );
     let v = ndarray::Array1::from_iter((0..n).map(|i| a.wrapping_add((i as i64).wrapping_mul(s))));
     Ok(cast(&TensorData::from_array(v), dtype))
 }

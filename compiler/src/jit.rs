@@ -3,7 +3,8 @@
 //!
 //! Owns: choosing the kernel nodes (`lower::lower_node`), compiling them into one code
 //! module per function, and running them: before every kernel call the executor derives
-//! the output shapes (broadcast, dot, gather or scatter rule) and checks the inputs with
+//! the output shapes (`ShapeRule`: broadcast, dot, gather, scatter, scan, arg-reduction,
+//! concatenation, allocation, range) and checks the inputs with
 //! the same rules and error text as the reference, allocates contiguous outputs, and packs
 //! data pointers, sizes and strides in the kernel ABI (`codegen`); the kernel checks again
 //! itself, and a failure it reports is read from its error slot. Scheduling and freeing of
@@ -11,8 +12,9 @@
 //! (uninitialised or recycled, huge pages) is `memory`'s.
 //!
 //! Kernels cover Elemwise, Composite, reductions and FusedReduce of every dtype, Dot,
-//! gathers/scatters on the first axis, running sums/products, arg-reductions along an axis
-//! and concatenations; views and other indexing use the runtime's implementations.
+//! gathers/scatters on the first axis, running sums/products, arg-reductions along an axis,
+//! concatenations, Alloc and Arange; views and other indexing use the runtime's
+//! implementations.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};

@@ -1,0 +1,236 @@
+//! Output shapes of kernel calls: how each kernel node's output shape follows from its
+//! inputs (`ShapeRule`), and the iteration space of a call (`space`), checked with the
+//! reference's rules and errors — or left to the reference when it must report them.
+
+use super::*;
+
+/// How a kernel node's output shape follows from its inputs' shapes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum ShapeRule {
+    /// Element-wise and reductions: the inputs' common shape (checked like the reference).
+    Broadcast,
+    /// `Dot`: the operands' outer sizes (the kernel checks the contracted ones).
+    Dot,
+    /// A gather `x[idx]`: the index array's shape, then x's without its first axis (the
+    /// kernel checks every index).
+    Take,
+    /// A scatter `x[idx] = y` (or `+=`): x's shape (the kernel checks y and every index).
+    Scatter,
+    /// A running sum or product: the input's shape, or its element count when flattened;
+    /// never split (each element needs the one before it).
+    Cumulative { flat: bool },
+    /// An arg-reduction along `axis`: the input's shape without it; never split; an empty
+    /// axis is the reference's (its error).
+    Arg { axis: usize },
+    /// A concatenation along `axis`: the inputs' common shape with their sizes along the
+    /// axis summed; never split; inputs that disagree elsewhere are the reference's (its
+    /// error).
+    Join { axis: usize },
+    /// `Alloc(value, sizes…)`: the sizes' values, checked with the value by the
+    /// reference's rule and errors.
+    Alloc,
+    /// `Arange(start, stop, step)`: the reference's length (and its errors).
+    Arange(DType),
+}
+
+/// The iteration space of a kernel call: the broadcast shape of the inputs, the reduced
+/// axes (empty for element-wise kernels) and the output shape.
+pub(super) struct Space {
+    pub(super) full: Vec<usize>,
+    pub(super) reduced: Vec<usize>,
+    pub(super) out: Vec<usize>,
+}
+
+impl Space {
+    /// The shape of an output: the whole iteration space, or the reduced one.
+    pub(super) fn output_shape(&self, full: bool) -> &[usize] {
+        if full {
+            &self.full
+        } else {
+            &self.out
+        }
+    }
+}
+
+/// The iteration space of a kernel node, checked like the reference checks it; `None`
+/// when the reference must handle the call (it reports the error, e.g. max of an empty
+/// axis).
+pub(super) fn space(k: &KernelNode, args: &[TensorData]) -> Result<Option<Space>, RuntimeError> {
+    if let ShapeRule::Arange(dtype) = k.shapes {
+        let [start, stop, step] = args else {
+            return Ok(None);
+        };
+        let n = arange_length(&k.name, dtype, start, stop, step)?;
+        return Ok(Some(Space {
+            full: vec![n],
+            reduced: Vec::new(),
+            out: vec![n],
+        }));
+    }
+    if k.shapes == ShapeRule::Alloc {
+        let Some((value, sizes)) = args.split_first() else {
+            return Ok(None);
+        };
+        let mut target = Vec::with_capacity(sizes.len());
+        for s in sizes {
+            match s.to_i64_vec().as_deref() {
+                Some([v]) if s.ndim() == 0 && *v >= 0 => target.push(*v as usize),
+                // The reference reports it.
+                _ => return Ok(None),
+            }
+        }
+        let operand = Operand {
+            label: "the value (input 0)",
+            static_shape: &k.static_shapes[0],
+            shape: value.shape(),
+        };
+        broadcast_shape(
+            &k.name,
+            target.len(),
+            &[operand],
+            Some(("the requested shape", &target)),
+        )?;
+        return Ok(Some(Space {
+            full: target.clone(),
+            reduced: Vec::new(),
+            out: target,
+        }));
+    }
+    if let ShapeRule::Join { axis } = k.shapes {
+        let Some(first) = args.first() else {
+            return Ok(None);
+        };
+        let rank = first.ndim();
+        let agree = args.len() == k.static_shapes.len()
+            && args.iter().all(|a| {
+                a.ndim() == rank && (0..rank).all(|d| d == axis || a.shape()[d] == first.shape()[d])
+            });
+        if !agree || axis >= rank {
+            return Ok(None);
+        }
+        let mut out = first.shape().to_vec();
+        out[axis] = args.iter().map(|a| a.shape()[axis]).sum();
+        return Ok(Some(Space {
+            full: out.clone(),
+            reduced: Vec::new(),
+            out,
+        }));
+    }
+    if let ShapeRule::Arg { axis } = k.shapes {
+        let [x] = args else {
+            return Ok(None);
+        };
+        let shape = x.shape();
+        if shape.len() != k.static_shapes[0].len() || shape.get(axis).is_none_or(|n| *n == 0) {
+            return Ok(None);
+        }
+        let out: Vec<usize> = (0..shape.len())
+            .filter(|d| *d != axis)
+            .map(|d| shape[d])
+            .collect();
+        return Ok(Some(Space {
+            full: out.clone(),
+            reduced: Vec::new(),
+            out,
+        }));
+    }
+    if let ShapeRule::Cumulative { flat } = k.shapes {
+        let [x] = args else {
+            return Ok(None);
+        };
+        if x.ndim() != k.static_shapes[0].len() {
+            return Ok(None);
+        }
+        let out = if flat {
+            vec![x.len()]
+        } else {
+            x.shape().to_vec()
+        };
+        return Ok(Some(Space {
+            full: out.clone(),
+            reduced: Vec::new(),
+            out,
+        }));
+    }
+    if k.shapes == ShapeRule::Scatter {
+        let ranks_ok = args.len() == k.static_shapes.len()
+            && args
+                .iter()
+                .zip(&k.static_shapes)
+                .all(|(a, s)| a.ndim() == s.len());
+        if !ranks_ok {
+            return Ok(None);
+        }
+        // The value must fit the region exactly as the reference requires (same error).
+        let (x, y, idx) = (args[0].shape(), args[1].shape(), args[2].shape());
+        let region: Vec<usize> = idx.iter().chain(&x[1..]).copied().collect();
+        check_value_shape(&k.name, y, &k.static_shapes[1], &region)?;
+        let out = x.to_vec();
+        return Ok(Some(Space {
+            full: out.clone(),
+            reduced: Vec::new(),
+            out,
+        }));
+    }
+    if k.shapes != ShapeRule::Broadcast {
+        let [a, b] = args else {
+            return Ok(None);
+        };
+        let (sa, sb) = (a.shape(), b.shape());
+        if sa.len() != k.static_shapes[0].len() || sb.len() != k.static_shapes[1].len() {
+            return Ok(None);
+        }
+        let out: Vec<usize> = if k.shapes == ShapeRule::Dot {
+            let outer = &sa[..sa.len().saturating_sub(1)];
+            outer
+                .iter()
+                .chain(sb.get(1..).unwrap_or(&[]))
+                .copied()
+                .collect()
+        } else {
+            sb.iter()
+                .chain(sa.get(1..).unwrap_or(&[]))
+                .copied()
+                .collect()
+        };
+        return Ok(Some(Space {
+            full: out.clone(),
+            reduced: Vec::new(),
+            out,
+        }));
+    }
+    let ndim = k.static_shapes.first().map_or(0, |s| s.len());
+    if args.len() != k.static_shapes.len() || args.iter().any(|a| a.ndim() != ndim) {
+        return Ok(None);
+    }
+    let operands: Vec<Operand> = args
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Operand {
+            label: &k.labels[i],
+            static_shape: &k.static_shapes[i],
+            shape: v.shape(),
+        })
+        .collect();
+    let full = broadcast_shape(&k.name, ndim, &operands, None)?;
+    let Some((kind, axes)) = &k.reduce else {
+        return Ok(Some(Space {
+            out: full.clone(),
+            full,
+            reduced: Vec::new(),
+        }));
+    };
+    let empty_axis = axes.iter().any(|a| full[*a] == 0);
+    if empty_axis && matches!(kind, ReduceKind::Max | ReduceKind::Min) {
+        return Ok(None);
+    }
+    let out = (0..ndim)
+        .filter(|d| !axes.contains(d))
+        .map(|d| full[d])
+        .collect();
+    Ok(Some(Space {
+        full,
+        reduced: axes.clone(),
+        out,
+    }))
+}

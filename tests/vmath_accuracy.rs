@@ -1,5 +1,5 @@
-//! Accuracy of the JIT's polynomial exp, log, sin and cos (and sigmoid, against the
-//! reference's formula) (`compiler/src/vmath.rs`) against
+//! Accuracy of the JIT's polynomial exp, log, log1p, sin and cos (and sigmoid and
+//! softplus, against the reference's formulas) (`compiler/src/vmath.rs`) against
 //! libm (Rust's `f64::exp`/`sin`/`cos`): at most 2 ulp over their whole domain — dense
 //! random points, every binade, the overflow and underflow edges, the subnormal range —
 //! and exact special values. Each array is long enough that the vector body and the
@@ -215,6 +215,67 @@ fn sigmoid_within_four_ulp_of_the_reference() {
 }
 
 #[test]
+fn log1p_within_two_ulp() {
+    let mut rng = TestRng::new(6);
+    let mut points = uniform(&mut rng, -0.999_999, 10.0, 200_001);
+    points.extend(uniform(&mut rng, -1e-6, 1e-6, 50_001)); // log1p(x) ≈ x
+    points.extend(uniform(&mut rng, -1.0 + 1e-12, -0.9, 20_001)); // near −1
+    points.extend(uniform(&mut rng, 10.0, 1e300, 20_001));
+    points.extend(binades(&mut rng, -1074, -1, 20)); // tiny, both signs
+    check(ScalarOp::Log1p, f64::ln_1p, points);
+    let special = [
+        0.0,
+        -0.0,
+        -1.0,
+        -2.0,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::NAN,
+        5e-324,
+    ];
+    let got = run(ScalarOp::Log1p, special.to_vec());
+    for (x, g) in special.iter().zip(got) {
+        assert_eq!(
+            ulps(g, x.ln_1p()),
+            0,
+            "log1p({x}) = {g}, libm {}",
+            x.ln_1p()
+        );
+    }
+}
+
+#[test]
+fn softplus_within_four_ulp_of_the_reference() {
+    let reference = tensorlift_runtime::elemwise::softplus;
+    let mut rng = TestRng::new(7);
+    let mut points = uniform(&mut rng, -40.0, 40.0, 200_001);
+    points.extend(uniform(&mut rng, -745.0, -700.0, 5_001));
+    points.extend(binades(&mut rng, -60, 10, 50));
+    let got = run(ScalarOp::Softplus, points.clone());
+    for (x, g) in points.iter().zip(&got) {
+        let d = ulps(*g, reference(*x));
+        assert!(
+            d <= 4,
+            "softplus({x:e}) = {g:e}, reference {:e} ({d} ulp)",
+            reference(*x)
+        );
+    }
+    let special = [
+        0.0,
+        -0.0,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::NAN,
+        800.0,
+        -800.0,
+    ];
+    let got = run(ScalarOp::Softplus, special.to_vec());
+    for (x, g) in special.iter().zip(got) {
+        assert_eq!(ulps(g, reference(*x)), 0, "softplus({x}) = {g}");
+    }
+}
+
+#[test]
 fn contiguous_and_strided_inputs_give_identical_bits() {
     // Contiguous data runs through the AVX2 array functions, a reversed view through the
     // same algorithm emitted as IR: both must agree bit for bit, so a value never depends
@@ -238,6 +299,8 @@ fn contiguous_and_strided_inputs_give_identical_bits() {
         ScalarOp::Cos,
         ScalarOp::Log,
         ScalarOp::Sigmoid,
+        ScalarOp::Log1p,
+        ScalarOp::Softplus,
     ] {
         let x = vector("x", Float64);
         let forward = elemwise(op, vec![(&x).into()]);

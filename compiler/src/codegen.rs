@@ -28,7 +28,7 @@
 //! it runs instead by strips of `STRIP` elements: the statements between math calls form
 //! segments, values crossing a call live in scratch slots, and the math runs on whole
 //! slots through the runtime's array functions (AVX2 polynomials from
-//! `tensorlift_runtime::vector_math` for exp/log/sigmoid/sin/cos, the reference's own functions for
+//! `tensorlift_runtime::vector_math` for exp/log/log1p/sigmoid/softplus/sin/cos, the reference's own functions for
 //! the others). Strided loops use the same polynomials emitted inline (`vmath`), bit-identical;
 //! other math functions call the runtime's scalar support functions
 //! (`tensorlift_runtime::support`), the reference's own.
@@ -174,6 +174,10 @@ pub fn compile_kernels(kernels: &[Kernel]) -> Result<Vec<CompiledKernel>, Compil
         .map(|(op, _)| op)
         .filter(|op| float_support(*op).is_some() || int_support(*op).is_some())
         .collect();
+    // Softplus's polynomial form falls back to libm's log1p lane by lane.
+    if needed.contains(&ScalarOp::Softplus) {
+        needed.push(ScalarOp::Log1p);
+    }
     needed.sort_by_key(|op| op.to_string());
     needed.dedup();
     for op in &needed {

@@ -1,4 +1,5 @@
-//! Polynomial math emitted as Cranelift IR (DESIGN §11): exp, log, sigmoid, sin and cos on f64 or f64x2
+//! Polynomial math emitted as Cranelift IR (DESIGN §11): exp, log, log1p, sigmoid, softplus, sin
+//! and cos on f64 or f64x2
 //! values, so a kernel's vector body computes two elements per instruction instead of
 //! calling libm per element, and its scalar tail computes exactly the same function.
 //!
@@ -265,6 +266,48 @@ impl VMath<'_, '_> {
                 g.select(ok, poly, lib)
             },
         )
+    }
+
+    /// ln(1 + x): `log_in_range(1 + x)` plus the first-order correction of the rounding of
+    /// 1 + x where x > −1 and finite, `libm` (lane by lane) elsewhere
+    /// (`vector_math::log1p_in_range`).
+    pub fn log1p(&mut self, x: Value, libm: FuncRef) -> Value {
+        let (minus_one, inf) = (self.konst(-1.0), self.konst(f64::INFINITY));
+        let above = self.b.ins().fcmp(FloatCC::GreaterThan, x, minus_one);
+        let below = self.b.ins().fcmp(FloatCC::LessThan, x, inf);
+        let ok = self.b.ins().band(above, below);
+        self.fast_or_slow(
+            ok,
+            |g| g.log1p_in_range(x),
+            |g| {
+                let poly = g.log1p_in_range(x);
+                let lib = g.per_lane(libm, x);
+                g.select(ok, poly, lib)
+            },
+        )
+    }
+
+    fn log1p_in_range(&mut self, x: Value) -> Value {
+        let one = self.konst(1.0);
+        let c = self.b.ins().fadd(one, x);
+        let c_minus_one = self.b.ins().fsub(c, one);
+        let lost = self.b.ins().fsub(x, c_minus_one);
+        let correction = self.b.ins().fdiv(lost, c);
+        let l = self.log_in_range(c);
+        self.b.ins().fadd(l, correction)
+    }
+
+    /// softplus: max(x, 0) + log1p(exp(−|x|)) (`vector_math::softplus_from`); `libm` is
+    /// log1p's fallback.
+    pub fn softplus(&mut self, x: Value, libm: FuncRef) -> Value {
+        let ax = self.b.ins().fabs(x);
+        let neg = self.b.ins().fneg(ax);
+        let e = self.exp(neg);
+        let l = self.log1p(e, libm);
+        let zero = self.konst(0.0);
+        let positive = self.b.ins().fcmp(FloatCC::GreaterThan, x, zero);
+        let part = self.select(positive, x, zero);
+        self.b.ins().fadd(part, l)
     }
 
     /// `libm` applied to each lane of `x`.

@@ -1,10 +1,13 @@
 //! Support functions that jitted code calls (DESIGN §11): `extern "C"` entry points with a
 //! stable ABI, registered by name with the JIT.
 //!
-//! Owns: the scalar math jitted kernels do not emit as instructions. Each calls exactly the
-//! function the reference interpreter uses for the same `ScalarOp` (`elemwise::float_fn`),
-//! so a jitted kernel and the reference agree bit for bit on float64. None of them can
-//! panic (no unwinding may cross a jitted frame).
+//! Owns: the scalar math jitted kernels do not emit as instructions, each calling exactly
+//! the function the reference interpreter uses for the same `ScalarOp`
+//! (`elemwise::float_fn`), so a jitted kernel and the reference agree bit for bit; and the
+//! array versions jitted strips call: `vector_math`'s polynomials for exp, log, log1p,
+//! sin, cos, sigmoid and softplus (as the JIT's inline IR computes them, within a few ulp
+//! of the reference), the reference's scalar functions over the strip for the rest. None
+//! of them can panic (no unwinding may cross a jitted frame).
 
 use tensorlift_ir::ScalarOp;
 
@@ -97,14 +100,14 @@ array_support! {
     tl_cos_array = |s: &[f64], d: &mut [f64]| crate::vector_math::sin_cos_array(s, d, true);
     tl_log_array = crate::vector_math::log_array;
     tl_sigmoid_array = crate::vector_math::sigmoid_array;
+    tl_log1p_array = crate::vector_math::log1p_array;
+    tl_softplus_array = crate::vector_math::softplus_array;
     // The reference's own scalar functions over a strip: the same values as a call per
     // element, without the per-element call from jitted code.
     tl_log2_array = |s: &[f64], d: &mut [f64]| map_slice(s, d, f64::log2);
-    tl_log1p_array = |s: &[f64], d: &mut [f64]| map_slice(s, d, f64::ln_1p);
     tl_expm1_array = |s: &[f64], d: &mut [f64]| map_slice(s, d, f64::exp_m1);
     tl_exp2_array = |s: &[f64], d: &mut [f64]| map_slice(s, d, f64::exp2);
     tl_tanh_array = |s: &[f64], d: &mut [f64]| map_slice(s, d, f64::tanh);
-    tl_softplus_array = |s: &[f64], d: &mut [f64]| map_slice(s, d, softplus);
 }
 
 /// The array support function (`src`, `dst`, `n`) for the float `op`, if there is one.

@@ -16,6 +16,9 @@
 //!   log(1+f) = f − (f²/2 − s·(f²/2 + R(s²))) with R the atanh series (coefficients
 //!   2/(2k+1), k = 1..10: truncation below 1e-18 relative), plus e·ln2 in two parts
 //!   (fdlibm's arrangement: the large terms exact, the small ones corrections).
+//! - log1p (x > −1 and finite; libm's otherwise): c = 1 + x, then log(c) + (x − (c − 1))/c
+//!   (the rounding of 1 + x corrected to first order; exact for tiny x).
+//! - softplus: max(x, 0) + log1p(exp(−|x|)) — the reference's two branches in one.
 //! - sigmoid: e = exp(−|x|) (the exp above: never overflows), then 1/(1+e) for x ≥ 0
 //!   and e/(1+e) below — the reference's two branches with one exp.
 //! - sin, cos: q = round(x · 2/π); r = x − q·π/2 in three fma steps; sine and cosine
@@ -396,6 +399,99 @@ pub fn log_array(src: &[f64], dst: &mut [f64]) {
         return;
     }
     log_slice(src, dst)
+}
+
+/// Whether `log1p_in_range` applies: x > −1 and finite (false for NaN).
+#[inline(always)]
+pub fn log1p_in_range_ok(x: f64) -> bool {
+    x > -1.0 && x < f64::INFINITY
+}
+
+/// ln(1 + x) for x > −1 and finite (`vmath` emits the same operations).
+#[inline(always)]
+pub fn log1p_in_range(x: f64) -> f64 {
+    let c = 1.0 + x;
+    let correction = (x - (c - 1.0)) / c;
+    log_in_range(c) + correction
+}
+
+#[inline(always)]
+fn log1p_slice(src: &[f64], dst: &mut [f64]) {
+    let mut outside = false;
+    for (d, x) in dst.iter_mut().zip(src) {
+        *d = log1p_in_range(*x);
+        outside |= !log1p_in_range_ok(*x);
+    }
+    if outside {
+        for (d, x) in dst.iter_mut().zip(src) {
+            if !log1p_in_range_ok(*x) {
+                *d = x.ln_1p();
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn log1p_slice_avx2(src: &[f64], dst: &mut [f64]) {
+    log1p_slice(src, dst)
+}
+
+/// ln(1 + x) of every element of `src` into `dst` (the same length).
+pub fn log1p_array(src: &[f64], dst: &mut [f64]) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma() {
+        // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+        unsafe { log1p_slice_avx2(src, dst) };
+        return;
+    }
+    log1p_slice(src, dst)
+}
+
+/// softplus(x) given l = log1p(exp(−|x|)) (`vmath` emits the same operations).
+#[inline(always)]
+pub fn softplus_from(x: f64, l: f64) -> f64 {
+    let positive = if x > 0.0 { x } else { 0.0 };
+    positive + l
+}
+
+#[inline(always)]
+fn softplus_slice(
+    src: &[f64],
+    dst: &mut [f64],
+    exp: fn(&[f64], &mut [f64]),
+    log1p: fn(&[f64], &mut [f64]),
+) {
+    let mut neg = [0.0f64; CHUNK];
+    let mut e = [0.0f64; CHUNK];
+    for (s, d) in src.chunks(CHUNK).zip(dst.chunks_mut(CHUNK)) {
+        let n = s.len().min(d.len());
+        for (a, x) in neg[..n].iter_mut().zip(s) {
+            *a = -x.abs();
+        }
+        exp(&neg[..n], &mut e[..n]);
+        log1p(&e[..n], &mut neg[..n]);
+        for ((o, x), l) in d.iter_mut().zip(s).zip(&neg[..n]) {
+            *o = softplus_from(*x, *l);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn softplus_slice_avx2(src: &[f64], dst: &mut [f64]) {
+    softplus_slice(src, dst, exp_array, log1p_array)
+}
+
+/// softplus, log(1 + exp(x)), of every element of `src` into `dst` (the same length).
+pub fn softplus_array(src: &[f64], dst: &mut [f64]) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma() {
+        // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+        unsafe { softplus_slice_avx2(src, dst) };
+        return;
+    }
+    softplus_slice(src, dst, exp_array, log1p_array)
 }
 
 /// The strip length the array functions work in (the JIT's strips are this long).

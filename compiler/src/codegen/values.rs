@@ -533,6 +533,14 @@ impl<'a> Gen<'a> {
             }
             Exp => self.vmath(lanes).exp(f[0]),
             Sigmoid => self.vmath(lanes).sigmoid(f[0]),
+            Log1p => {
+                let libm = self.support[&Log1p];
+                self.vmath(lanes).log1p(f[0], libm)
+            }
+            Softplus => {
+                let libm = self.support[&Log1p];
+                self.vmath(lanes).softplus(f[0], libm)
+            }
             Log => {
                 let libm = self.support[&op];
                 self.vmath(lanes).log(f[0], libm)

@@ -273,24 +273,6 @@ pub fn log_in_range(x: f64) -> f64 {
     e * LN2_HI - ((hfsq - (s * (hfsq + r) + e * LN2_LO)) - f)
 }
 
-/// The in-range formula for every element (vectorisable), then libm's `ln` for the
-/// elements outside it (zero, negative, subnormal, infinite, NaN), if any.
-#[inline(always)]
-fn log_slice(src: &[f64], dst: &mut [f64]) {
-    let mut outside = false;
-    for (d, x) in dst.iter_mut().zip(src) {
-        *d = log_in_range(*x);
-        outside |= !log_in_range_ok(*x);
-    }
-    if outside {
-        for (d, x) in dst.iter_mut().zip(src) {
-            if !log_in_range_ok(*x) {
-                *d = x.ln();
-            }
-        }
-    }
-}
-
 /// sin(x) (`cos = false`) or cos(x) for |x| ≤ TRIG_FAST_LIMIT (no libm fallback here).
 #[inline(always)]
 pub fn sin_cos_reduced(x: f64, cos: bool, s: &[f64; 8], c: &[f64; 7]) -> f64 {
@@ -318,89 +300,6 @@ fn in_fast_range(x: f64) -> bool {
     x.abs() <= EXP_FAST_LIMIT
 }
 
-/// The in-range formula for every element (a branch-free, vectorisable pass that also
-/// notes whether any |x| was out of range or NaN), then the general formula for those.
-#[inline(always)]
-fn exp_slice(src: &[f64], dst: &mut [f64]) {
-    let coeffs = EXP_POLY;
-    let mut outside = false;
-    for (d, x) in dst.iter_mut().zip(src) {
-        *d = exp_in_range(*x, &coeffs);
-        outside |= !in_fast_range(*x);
-    }
-    if outside {
-        for (d, x) in dst.iter_mut().zip(src) {
-            if !in_fast_range(*x) {
-                *d = exp(*x, &coeffs);
-            }
-        }
-    }
-}
-
-#[inline(always)]
-fn sin_cos_slice(src: &[f64], dst: &mut [f64], cos: bool) {
-    let (s, c) = sin_cos_coefficients();
-    for (d, x) in dst.iter_mut().zip(src) {
-        *d = sin_cos_reduced(*x, cos, &s, &c);
-    }
-    for (d, x) in dst.iter_mut().zip(src) {
-        if x.abs() > TRIG_FAST_LIMIT {
-            *d = if cos { x.cos() } else { x.sin() };
-        }
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn exp_slice_avx2(src: &[f64], dst: &mut [f64]) {
-    exp_slice(src, dst)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn sin_cos_slice_avx2(src: &[f64], dst: &mut [f64], cos: bool) {
-    sin_cos_slice(src, dst, cos)
-}
-
-fn has_avx2_fma() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
-/// e^x of every element of `src` into `dst` (the same length).
-pub fn exp_array(src: &[f64], dst: &mut [f64]) {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2_fma() {
-        // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-        unsafe { exp_slice_avx2(src, dst) };
-        return;
-    }
-    exp_slice(src, dst)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn log_slice_avx2(src: &[f64], dst: &mut [f64]) {
-    log_slice(src, dst)
-}
-
-/// ln of every element of `src` into `dst` (the same length).
-pub fn log_array(src: &[f64], dst: &mut [f64]) {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2_fma() {
-        // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-        unsafe { log_slice_avx2(src, dst) };
-        return;
-    }
-    log_slice(src, dst)
-}
-
 /// Whether `log1p_in_range` applies: x > −1 and finite (false for NaN).
 #[inline(always)]
 pub fn log1p_in_range_ok(x: f64) -> bool {
@@ -415,88 +314,6 @@ pub fn log1p_in_range(x: f64) -> f64 {
     log_in_range(c) + correction
 }
 
-#[inline(always)]
-fn log1p_slice(src: &[f64], dst: &mut [f64]) {
-    let mut outside = false;
-    for (d, x) in dst.iter_mut().zip(src) {
-        *d = log1p_in_range(*x);
-        outside |= !log1p_in_range_ok(*x);
-    }
-    if outside {
-        for (d, x) in dst.iter_mut().zip(src) {
-            if !log1p_in_range_ok(*x) {
-                *d = x.ln_1p();
-            }
-        }
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn log1p_slice_avx2(src: &[f64], dst: &mut [f64]) {
-    log1p_slice(src, dst)
-}
-
-/// ln(1 + x) of every element of `src` into `dst` (the same length).
-pub fn log1p_array(src: &[f64], dst: &mut [f64]) {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2_fma() {
-        // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-        unsafe { log1p_slice_avx2(src, dst) };
-        return;
-    }
-    log1p_slice(src, dst)
-}
-
-/// softplus(x) given l = log1p(exp(−|x|)) (`vmath` emits the same operations).
-#[inline(always)]
-pub fn softplus_from(x: f64, l: f64) -> f64 {
-    let positive = if x > 0.0 { x } else { 0.0 };
-    positive + l
-}
-
-#[inline(always)]
-fn softplus_slice(
-    src: &[f64],
-    dst: &mut [f64],
-    exp: fn(&[f64], &mut [f64]),
-    log1p: fn(&[f64], &mut [f64]),
-) {
-    let mut neg = [0.0f64; CHUNK];
-    let mut e = [0.0f64; CHUNK];
-    for (s, d) in src.chunks(CHUNK).zip(dst.chunks_mut(CHUNK)) {
-        let n = s.len().min(d.len());
-        for (a, x) in neg[..n].iter_mut().zip(s) {
-            *a = -x.abs();
-        }
-        exp(&neg[..n], &mut e[..n]);
-        log1p(&e[..n], &mut neg[..n]);
-        for ((o, x), l) in d.iter_mut().zip(s).zip(&neg[..n]) {
-            *o = softplus_from(*x, *l);
-        }
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn softplus_slice_avx2(src: &[f64], dst: &mut [f64]) {
-    softplus_slice(src, dst, exp_array, log1p_array)
-}
-
-/// softplus, log(1 + exp(x)), of every element of `src` into `dst` (the same length).
-pub fn softplus_array(src: &[f64], dst: &mut [f64]) {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2_fma() {
-        // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-        unsafe { softplus_slice_avx2(src, dst) };
-        return;
-    }
-    softplus_slice(src, dst, exp_array, log1p_array)
-}
-
-/// The strip length the array functions work in (the JIT's strips are this long).
-const CHUNK: usize = 512;
-
 /// The sigmoid of `x` given e = exp(−|x|): the reference's two branches
 /// (`vmath` emits the same operations).
 #[inline(always)]
@@ -509,8 +326,48 @@ pub fn sigmoid_from(x: f64, e: f64) -> f64 {
     }
 }
 
+/// softplus(x) given l = log1p(exp(−|x|)) (`vmath` emits the same operations).
 #[inline(always)]
-fn sigmoid_slice(src: &[f64], dst: &mut [f64], exp: fn(&[f64], &mut [f64])) {
+pub fn softplus_from(x: f64, l: f64) -> f64 {
+    let positive = if x > 0.0 { x } else { 0.0 };
+    positive + l
+}
+
+/// `fast` for every element (a branch-free pass the compiler vectorises, which also notes
+/// whether any element fails `ok`), then `slow` for the elements that do, if any.
+#[inline(always)]
+fn map_with_fallback(
+    src: &[f64],
+    dst: &mut [f64],
+    fast: impl Fn(f64) -> f64,
+    ok: impl Fn(f64) -> bool,
+    slow: impl Fn(f64) -> f64,
+) {
+    let mut outside = false;
+    for (d, x) in dst.iter_mut().zip(src) {
+        *d = fast(*x);
+        outside |= !ok(*x);
+    }
+    if outside {
+        for (d, x) in dst.iter_mut().zip(src) {
+            if !ok(*x) {
+                *d = slow(*x);
+            }
+        }
+    }
+}
+
+/// The strip length the composite array functions work in (the JIT's strips are this
+/// long).
+const CHUNK: usize = 512;
+
+/// For each chunk of `src`: e = exp(−|x|), then `finish(x, e, out)`.
+#[inline(always)]
+fn with_exp_of_minus_abs(
+    src: &[f64],
+    dst: &mut [f64],
+    finish: impl Fn(&[f64], &mut [f64], &mut [f64]),
+) {
     let mut neg = [0.0f64; CHUNK];
     let mut e = [0.0f64; CHUNK];
     for (s, d) in src.chunks(CHUNK).zip(dst.chunks_mut(CHUNK)) {
@@ -518,39 +375,125 @@ fn sigmoid_slice(src: &[f64], dst: &mut [f64], exp: fn(&[f64], &mut [f64])) {
         for (a, x) in neg[..n].iter_mut().zip(s) {
             *a = -x.abs();
         }
-        exp(&neg[..n], &mut e[..n]);
-        for ((o, x), ex) in d.iter_mut().zip(s).zip(&e[..n]) {
-            *o = sigmoid_from(*x, *ex);
-        }
+        exp_array(&neg[..n], &mut e[..n]);
+        finish(s, &mut e[..n], &mut d[..n]);
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn sigmoid_slice_avx2(src: &[f64], dst: &mut [f64]) {
-    sigmoid_slice(src, dst, exp_array)
-}
-
-/// The logistic sigmoid of every element of `src` into `dst` (the same length).
-pub fn sigmoid_array(src: &[f64], dst: &mut [f64]) {
+fn has_avx2_fma() -> bool {
     #[cfg(target_arch = "x86_64")]
-    if has_avx2_fma() {
-        // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-        unsafe { sigmoid_slice_avx2(src, dst) };
-        return;
+    {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
     }
-    sigmoid_slice(src, dst, exp_array)
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
 }
+
+/// An array function `$name(src, dst)` running `$body` compiled for AVX2 + FMA when the
+/// CPU has them (the same operations either way, so the same results).
+macro_rules! array_function {
+    ($(#[$doc:meta])* $name:ident, $avx2:ident, |$src:ident, $dst:ident| $body:expr) => {
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2,fma")]
+        fn $avx2($src: &[f64], $dst: &mut [f64]) {
+            $body
+        }
+
+        $(#[$doc])*
+        pub fn $name($src: &[f64], $dst: &mut [f64]) {
+            #[cfg(target_arch = "x86_64")]
+            if has_avx2_fma() {
+                // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+                unsafe { $avx2($src, $dst) };
+                return;
+            }
+            $body
+        }
+    };
+}
+
+array_function!(
+    /// e^x of every element of `src` into `dst` (the same length).
+    exp_array,
+    exp_array_avx2,
+    |src, dst| {
+        let c = EXP_POLY;
+        map_with_fallback(src, dst, |x| exp_in_range(x, &c), in_fast_range, |x| exp(x, &c))
+    }
+);
+
+array_function!(
+    /// ln of every element of `src` into `dst` (the same length); libm's where x is not
+    /// normal, positive and finite.
+    log_array,
+    log_array_avx2,
+    |src, dst| map_with_fallback(src, dst, log_in_range, log_in_range_ok, f64::ln)
+);
+
+array_function!(
+    /// ln(1 + x) of every element of `src` into `dst` (the same length); libm's where x
+    /// is not above −1 and finite.
+    log1p_array,
+    log1p_array_avx2,
+    |src, dst| map_with_fallback(src, dst, log1p_in_range, log1p_in_range_ok, f64::ln_1p)
+);
+
+array_function!(
+    /// sin of every element of `src` into `dst` (the same length); libm's beyond
+    /// TRIG_FAST_LIMIT.
+    sin_array,
+    sin_array_avx2,
+    |src, dst| {
+        let (s, c) = sin_cos_coefficients();
+        let ok = |x: f64| x.abs() <= TRIG_FAST_LIMIT;
+        map_with_fallback(src, dst, |x| sin_cos_reduced(x, false, &s, &c), ok, f64::sin)
+    }
+);
+
+array_function!(
+    /// cos of every element of `src` into `dst` (the same length); libm's beyond
+    /// TRIG_FAST_LIMIT.
+    cos_array,
+    cos_array_avx2,
+    |src, dst| {
+        let (s, c) = sin_cos_coefficients();
+        let ok = |x: f64| x.abs() <= TRIG_FAST_LIMIT;
+        map_with_fallback(src, dst, |x| sin_cos_reduced(x, true, &s, &c), ok, f64::cos)
+    }
+);
+
+array_function!(
+    /// The logistic sigmoid of every element of `src` into `dst` (the same length).
+    sigmoid_array,
+    sigmoid_array_avx2,
+    |src, dst| with_exp_of_minus_abs(src, dst, |x, e, out| {
+        for ((o, x), e) in out.iter_mut().zip(x).zip(e.iter()) {
+            *o = sigmoid_from(*x, *e);
+        }
+    })
+);
+
+array_function!(
+    /// softplus, log(1 + exp(x)), of every element of `src` into `dst` (the same length).
+    softplus_array,
+    softplus_array_avx2,
+    |src, dst| with_exp_of_minus_abs(src, dst, |x, e, out| {
+        log1p_array(e, out);
+        for (o, x) in out.iter_mut().zip(x) {
+            *o = softplus_from(*x, *o);
+        }
+    })
+);
 
 /// sin (or cos) of every element of `src` into `dst` (the same length).
 pub fn sin_cos_array(src: &[f64], dst: &mut [f64], cos: bool) {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2_fma() {
-        // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-        unsafe { sin_cos_slice_avx2(src, dst, cos) };
-        return;
+    if cos {
+        cos_array(src, dst)
+    } else {
+        sin_array(src, dst)
     }
-    sin_cos_slice(src, dst, cos)
 }
 
 #[cfg(test)]

@@ -406,6 +406,8 @@ fn arg_reductions_keep_the_first_extreme_and_the_first_nan() {
             x.argmin(Some(0)),
             v.argmax(None),
             v.argmin(None),
+            x.argmax(None),
+            x.argmin(None),
         ];
         let refs: Vec<&Var> = outs.iter().collect();
         let f = function(&[&x, &v], &refs)

@@ -242,9 +242,7 @@ impl KernelNode {
                 Op::Cumulative { axis, .. } => ShapeRule::Cumulative {
                     flat: axis.is_none(),
                 },
-                Op::ArgReduce { axis, .. } => ShapeRule::Arg {
-                    axis: axis.unwrap_or(0),
-                },
+                Op::ArgReduce { axis, .. } => ShapeRule::Arg { axis: *axis },
                 Op::Join { axis } => ShapeRule::Join { axis: *axis },
                 Op::Alloc => ShapeRule::Alloc,
                 Op::Arange(dtype) => ShapeRule::Arange(*dtype),

@@ -19,9 +19,10 @@ pub(super) enum ShapeRule {
     /// A running sum or product: the input's shape, or its element count when flattened;
     /// never split (each element needs the one before it).
     Cumulative { flat: bool },
-    /// An arg-reduction along `axis`: the input's shape without it; never split; an empty
-    /// axis is the reference's (its error).
-    Arg { axis: usize },
+    /// An arg-reduction along `axis` (the input's shape without it) or of the flattened
+    /// input (a scalar); never split; an empty axis or input is the reference's (its
+    /// error).
+    Arg { axis: Option<usize> },
     /// A concatenation along `axis`: the inputs' common shape with their sizes along the
     /// axis summed; never split; inputs that disagree elsewhere are the reference's (its
     /// error).
@@ -121,13 +122,20 @@ pub(super) fn space(k: &KernelNode, args: &[TensorData]) -> Result<Option<Space>
             return Ok(None);
         };
         let shape = x.shape();
-        if shape.len() != k.static_shapes[0].len() || shape.get(axis).is_none_or(|n| *n == 0) {
+        let empty = match axis {
+            Some(a) => shape.get(a).is_none_or(|n| *n == 0),
+            None => x.shape().contains(&0),
+        };
+        if shape.len() != k.static_shapes[0].len() || empty {
             return Ok(None);
         }
-        let out: Vec<usize> = (0..shape.len())
-            .filter(|d| *d != axis)
-            .map(|d| shape[d])
-            .collect();
+        let out: Vec<usize> = match axis {
+            Some(a) => (0..shape.len())
+                .filter(|d| *d != a)
+                .map(|d| shape[d])
+                .collect(),
+            None => Vec::new(),
+        };
         return Ok(Some(Space {
             full: out.clone(),
             reduced: Vec::new(),

@@ -188,21 +188,57 @@ pub(super) fn arg_kernel(
     out: &TensorType,
 ) -> Option<Kernel> {
     let r = x.ndim();
-    let a = match axis {
-        Some(a) if a < r => a,
-        None if r == 1 => 0,
-        _ => return None,
-    };
-    if out.dtype != DType::Int64 {
+    if out.dtype != DType::Int64 || r == 0 || axis.is_some_and(|a| a >= r) {
         return None;
     }
     let (buffers, out_buf) = buffers_with_output(&[x], out);
-    let kept: Vec<Index> = (0..r).filter(|d| *d != a).map(Index::Var).collect();
     let (value, at, best_at, best) = (0, 1, 2, 3);
-    let at_axis = |i: Index| -> Vec<Index> {
-        (0..r)
-            .map(|d| if d == a { i } else { Index::Var(d) })
-            .collect()
+    // Along an axis: the output keeps the other axes, the position is the axis' loop
+    // variable, the best value is read at the kept index along the axis. Flattened: one
+    // output, the position in memory order, the best value read at that position
+    // unflattened (temporaries 4.. hold its indices).
+    let kept: Vec<Index> = match axis {
+        Some(a) => (0..r).filter(|d| *d != a).map(Index::Var).collect(),
+        None => Vec::new(),
+    };
+    let dim = |d: usize| Expr::Dim { buf: 0, dim: d };
+    let int = |op, a, b| Expr::apply(op, vec![a, b], DType::Int64);
+    let (position, mut unflatten, best_index): (Expr, Vec<Stmt>, Vec<Index>) = match axis {
+        Some(a) => (
+            Expr::Var(a),
+            Vec::new(),
+            (0..r)
+                .map(|d| {
+                    if d == a {
+                        Index::Temp(best_at)
+                    } else {
+                        Index::Var(d)
+                    }
+                })
+                .collect(),
+        ),
+        None => {
+            let mut pos = Expr::Var(0);
+            for d in 1..r {
+                pos = int(ScalarOp::Add, int(ScalarOp::Mul, pos, dim(d)), Expr::Var(d));
+            }
+            let lets = (0..r)
+                .map(|d| {
+                    let stride =
+                        (d + 1..r).fold(Expr::int(1), |acc, e| int(ScalarOp::Mul, acc, dim(e)));
+                    Stmt::Let {
+                        temp: 4 + d,
+                        dtype: DType::Int64,
+                        value: int(
+                            ScalarOp::Mod,
+                            int(ScalarOp::IntDiv, Expr::Temp(best_at), stride),
+                            dim(d),
+                        ),
+                    }
+                })
+                .collect();
+            (pos, lets, (0..r).map(|d| Index::Temp(4 + d)).collect())
+        }
     };
     let cmp = match kind {
         ArgKind::Argmax => ScalarOp::Gt,
@@ -238,7 +274,7 @@ pub(super) fn arg_kernel(
         Stmt::Let {
             temp: at,
             dtype: DType::Int64,
-            value: Expr::Var(a),
+            value: position,
         },
         Stmt::If {
             cond: Expr::apply(
@@ -247,29 +283,31 @@ pub(super) fn arg_kernel(
                 DType::Bool,
             ),
             then: vec![record(Expr::int(0))],
-            otherwise: vec![
-                Stmt::Let {
+            otherwise: {
+                let mut steps = vec![Stmt::Let {
                     temp: best_at,
                     dtype: DType::Int64,
                     value: Expr::Load {
                         buf: out_buf,
                         index: kept.clone(),
                     },
-                },
-                Stmt::Let {
+                }];
+                steps.append(&mut unflatten);
+                steps.push(Stmt::Let {
                     temp: best,
                     dtype: x.dtype,
                     value: Expr::Load {
                         buf: 0,
-                        index: at_axis(Index::Temp(best_at)),
+                        index: best_index,
                     },
-                },
-                Stmt::If {
+                });
+                steps.push(Stmt::If {
                     cond: better,
                     then: vec![record(Expr::Temp(at))],
                     otherwise: Vec::new(),
-                },
-            ],
+                });
+                steps
+            },
         },
     ];
     Some(Kernel {

@@ -10,19 +10,22 @@ use tensorlift_ir::{DType, Element, TensorData};
 use crate::error::{Result, RuntimeError};
 use crate::scalar::cast;
 
-pub fn eval_dot(name: &str, a: &TensorData, b: &TensorData) -> Result<TensorData> {
-    let k_a = *a.shape().last().unwrap_or(&0);
-    let k_b = *b.shape().first().unwrap_or(&0);
-    if k_a != k_b {
+/// Checks that `dot`'s contracted sizes agree (a's last, b's first); the JIT runs the same
+/// check before its kernels.
+pub fn check_dot_shapes(name: &str, a: &[usize], b: &[usize]) -> Result<()> {
+    if a.last().unwrap_or(&0) != b.first().unwrap_or(&0) {
         return Err(RuntimeError::op(
             name,
             format!(
-                "the contracted dimensions differ: input 0 has shape {:?}, input 1 has shape {:?}",
-                a.shape(),
-                b.shape()
+                "the contracted dimensions differ: input 0 has shape {a:?}, input 1 has shape {b:?}"
             ),
         ));
     }
+    Ok(())
+}
+
+pub fn eval_dot(name: &str, a: &TensorData, b: &TensorData) -> Result<TensorData> {
+    check_dot_shapes(name, a.shape(), b.shape())?;
     let dtype = tensorlift_ir::promote(a.dtype(), b.dtype());
     match dtype {
         DType::Float64 => float_dot::<f64>(name, &cast(a, dtype), &cast(b, dtype)),

@@ -3,13 +3,15 @@
 //! reference's rules and errors — or left to the reference when it must report them.
 
 use super::*;
+use tensorlift_runtime::linalg::check_dot_shapes;
 
 /// How a kernel node's output shape follows from its inputs' shapes.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum ShapeRule {
     /// Element-wise and reductions: the inputs' common shape (checked like the reference).
     Broadcast,
-    /// `Dot`: the operands' outer sizes (the kernel checks the contracted ones).
+    /// `Dot`: the operands' outer sizes, the contracted ones checked by the reference's
+    /// rule (and again by the kernel).
     Dot,
     /// A gather `x[idx]`: the index array's shape, then x's without its first axis (the
     /// kernel checks every index).
@@ -189,6 +191,7 @@ pub(super) fn space(k: &KernelNode, args: &[TensorData]) -> Result<Option<Space>
             return Ok(None);
         }
         let out: Vec<usize> = if k.shapes == ShapeRule::Dot {
+            check_dot_shapes(&k.name, sa, sb)?;
             let outer = &sa[..sa.len().saturating_sub(1)];
             outer
                 .iter()

@@ -39,34 +39,15 @@ pub(super) fn cumulative_kernel(
             out.dtype,
         ),
     }];
-    // Where the element goes along the scanned axis of `out`, and the output index.
-    let (scanned, out_index): (Expr, Box<dyn Fn(Index) -> Vec<Index>>) = match axis {
-        Some(a) => (
-            Expr::Var(a),
-            Box::new(move |i| {
-                (0..r)
-                    .map(|d| if d == a { i } else { Index::Var(d) })
-                    .collect()
-            }),
-        ),
-        None => {
-            // The flat position: Σ i_d · Π_{e>d} x.shape[e].
-            let mut pos = Expr::Var(0);
-            for d in 1..r {
-                pos = Expr::apply(
-                    ScalarOp::Add,
-                    vec![
-                        Expr::apply(
-                            ScalarOp::Mul,
-                            vec![pos, Expr::Dim { buf: 0, dim: d }],
-                            DType::Int64,
-                        ),
-                        Expr::Var(d),
-                    ],
-                    DType::Int64,
-                );
-            }
-            (pos, Box::new(|i| vec![i]))
+    // The element's position along the scanned axis (or in memory order), and the output
+    // index of position `i`.
+    let scanned = axis.map_or_else(|| flat_position(r), Expr::Var);
+    let out_index = |i: Index| -> Vec<Index> {
+        match axis {
+            Some(a) => (0..r)
+                .map(|d| if d == a { i } else { Index::Var(d) })
+                .collect(),
+            None => vec![i],
         }
     };
     body.push(Stmt::Let {
@@ -117,14 +98,7 @@ pub(super) fn cumulative_kernel(
     let mut checks = Vec::new();
     if axis.is_none() {
         // The flat output holds exactly the input's elements (the positions above).
-        let mut count = Expr::Dim { buf: 0, dim: 0 };
-        for d in 1..r {
-            count = Expr::apply(
-                ScalarOp::Mul,
-                vec![count, Expr::Dim { buf: 0, dim: d }],
-                DType::Int64,
-            );
-        }
+        let count = size_product(0..r);
         let size = Expr::Dim {
             buf: out_buf,
             dim: 0,
@@ -218,14 +192,10 @@ pub(super) fn arg_kernel(
                 .collect(),
         ),
         None => {
-            let mut pos = Expr::Var(0);
-            for d in 1..r {
-                pos = int(ScalarOp::Add, int(ScalarOp::Mul, pos, dim(d)), Expr::Var(d));
-            }
+            let pos = flat_position(r);
             let lets = (0..r)
                 .map(|d| {
-                    let stride =
-                        (d + 1..r).fold(Expr::int(1), |acc, e| int(ScalarOp::Mul, acc, dim(e)));
+                    let stride = size_product(d + 1..r);
                     Stmt::Let {
                         temp: 4 + d,
                         dtype: DType::Int64,
@@ -315,5 +285,35 @@ pub(super) fn arg_kernel(
         buffers,
         body: nest(&vec![0; r], body),
         errors: Vec::new(),
+    })
+}
+
+/// Input 0's sizes along `dims` multiplied (1 for none), an int64 expression.
+fn size_product(dims: std::ops::Range<usize>) -> Expr {
+    dims.fold(Expr::int(1), |acc, d| {
+        Expr::apply(
+            ScalarOp::Mul,
+            vec![acc, Expr::Dim { buf: 0, dim: d }],
+            DType::Int64,
+        )
+    })
+}
+
+/// The position in memory order of the element at loop variables 0..r over input 0's
+/// axes: Σ i_d · Π_{e>d} shape[e], as i_0, then (… · shape[d]) + i_d.
+fn flat_position(r: usize) -> Expr {
+    (1..r).fold(Expr::Var(0), |pos, d| {
+        Expr::apply(
+            ScalarOp::Add,
+            vec![
+                Expr::apply(
+                    ScalarOp::Mul,
+                    vec![pos, Expr::Dim { buf: 0, dim: d }],
+                    DType::Int64,
+                ),
+                Expr::Var(d),
+            ],
+            DType::Int64,
+        )
     })
 }

@@ -239,6 +239,24 @@ pub fn visit_exprs<'k>(body: &'k [Stmt], f: &mut impl FnMut(&'k Expr)) {
     });
 }
 
+impl Stmt {
+    /// `if size != expected: fail error(size, expected)` — the form of every size check.
+    pub fn require_equal(size: Expr, expected: Expr, error: usize) -> Stmt {
+        Stmt::If {
+            cond: Expr::apply(
+                ScalarOp::Neq,
+                vec![size.clone(), expected.clone()],
+                DType::Bool,
+            ),
+            then: vec![Stmt::Fail {
+                error,
+                values: vec![size, expected],
+            }],
+            otherwise: Vec::new(),
+        }
+    }
+}
+
 /// A shape requirement of a kernel: dimension (buffer, axis) must equal another buffer's
 /// dimension, or 1 (`None`, a dimension read at index 0).
 type Need = ((usize, usize), Option<(usize, usize)>);
@@ -587,18 +605,7 @@ impl Kernel {
                 ),
             };
             self.errors.push(message);
-            checks.push(Stmt::If {
-                cond: Expr::apply(
-                    ScalarOp::Neq,
-                    vec![size.clone(), expected.clone()],
-                    DType::Bool,
-                ),
-                then: vec![Stmt::Fail {
-                    error,
-                    values: vec![size, expected],
-                }],
-                otherwise: Vec::new(),
-            });
+            checks.push(Stmt::require_equal(size, expected, error));
         }
         checks.append(&mut self.body);
         self.body = checks;

@@ -23,18 +23,7 @@ pub(super) fn dot_kernel(in_types: &[&TensorType], out: &TensorType) -> Option<K
     let mut errors = Vec::new();
     let mut body = Vec::new();
     let mut require = |size: Expr, expected: Expr, message: String, body: &mut Vec<Stmt>| {
-        body.push(Stmt::If {
-            cond: Expr::apply(
-                ScalarOp::Neq,
-                vec![size.clone(), expected.clone()],
-                DType::Bool,
-            ),
-            then: vec![Stmt::Fail {
-                error: errors.len(),
-                values: vec![size, expected],
-            }],
-            otherwise: Vec::new(),
-        });
+        body.push(Stmt::require_equal(size, expected, errors.len()));
         errors.push(message);
     };
     require(

@@ -103,18 +103,7 @@ pub(super) fn cumulative_kernel(
             buf: out_buf,
             dim: 0,
         };
-        checks.push(Stmt::If {
-            cond: Expr::apply(
-                ScalarOp::Neq,
-                vec![size.clone(), count.clone()],
-                DType::Bool,
-            ),
-            then: vec![Stmt::Fail {
-                error: 0,
-                values: vec![size, count],
-            }],
-            otherwise: Vec::new(),
-        });
+        checks.push(Stmt::require_equal(size, count, 0));
         errors.push("output 0 has {0} elements, expected {1} (the input's)".into());
     } else if let Some(a) = axis {
         // The scanned axis is addressed by a temporary (the shape checks cover the rest).
@@ -125,18 +114,7 @@ pub(super) fn cumulative_kernel(
             },
             Expr::Dim { buf: 0, dim: a },
         );
-        checks.push(Stmt::If {
-            cond: Expr::apply(
-                ScalarOp::Neq,
-                vec![size.clone(), expected.clone()],
-                DType::Bool,
-            ),
-            then: vec![Stmt::Fail {
-                error: 0,
-                values: vec![size, expected],
-            }],
-            otherwise: Vec::new(),
-        });
+        checks.push(Stmt::require_equal(size, expected, 0));
         errors.push(format!(
             "output 0 has {{0}} elements along axis {a}, expected {{1}} (the input's)"
         ));

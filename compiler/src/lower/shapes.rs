@@ -114,18 +114,7 @@ pub(super) fn join_kernel(
     };
     let total = sum(0..in_types.len());
     let size = along(out_buf);
-    let mut body = vec![Stmt::If {
-        cond: Expr::apply(
-            ScalarOp::Neq,
-            vec![size.clone(), total.clone()],
-            DType::Bool,
-        ),
-        then: vec![Stmt::Fail {
-            error: 0,
-            values: vec![size, total],
-        }],
-        otherwise: Vec::new(),
-    }];
+    let mut body = vec![Stmt::require_equal(size, total, 0)];
     let position = 0;
     for i in 0..in_types.len() {
         // Temp 0 is the position along the axis in the output (defined in the loop over it).

@@ -1,6 +1,9 @@
 //! Criterion micro-benchmarks: compile time (rewrites + lowering + code generation, no
-//! cached code) and call overhead of compiled functions on tiny inputs. The scoreboard
-//! against peers is `benches/compare.rs`.
+//! cached code), call overhead of compiled functions on tiny inputs, the vectorised math
+//! (`vector_math`'s array functions against the libm / reference scalar loops they
+//! replace), float32 arithmetic in float32 lanes against the same graph widened to f64,
+//! and max against sum reductions (both memory-bound when max uses `maxpd`). The
+//! scoreboard against peers is `benches/compare.rs`.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;
@@ -68,5 +71,66 @@ fn call_overhead(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, compile_time, call_overhead);
+/// A strip of 512 values (the JIT's strip length) through each array function, and
+/// through the scalar loop the JIT used before (libm, or the reference's formula).
+fn vector_math(c: &mut Criterion) {
+    use tensorlift_runtime::elemwise::{sigmoid, softplus};
+    use tensorlift_runtime::vector_math as vm;
+    let mut group = c.benchmark_group("math_512");
+    let x: Vec<f64> = (0..512).map(|i| (i as f64 - 256.0) * 0.03).collect();
+    let positive: Vec<f64> = x.iter().map(|v| v.abs() + 0.01).collect();
+    let mut y = vec![0.0; 512];
+    type ArrayFn = fn(&[f64], &mut [f64]);
+    type Case<'a> = (&'a str, ArrayFn, fn(f64) -> f64, &'a [f64]);
+    let cases: [Case; 6] = [
+        ("exp", vm::exp_array, f64::exp, &x),
+        ("log", vm::log_array, f64::ln, &positive),
+        ("log1p", vm::log1p_array, f64::ln_1p, &positive),
+        ("sin", vm::sin_array, f64::sin, &x),
+        ("sigmoid", vm::sigmoid_array, sigmoid, &x),
+        ("softplus", vm::softplus_array, softplus, &x),
+    ];
+    for (name, array, scalar, input) in cases {
+        group.bench_function(format!("{name}_array"), |b| {
+            b.iter(|| array(black_box(input), &mut y))
+        });
+        group.bench_function(format!("{name}_scalar_loop"), |b| {
+            b.iter(|| {
+                for (o, v) in y.iter_mut().zip(black_box(input)) {
+                    *o = scalar(*v);
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
+/// A float32 arithmetic graph in float32 lanes (f32x4) against the same graph on float64
+/// data (f64x2 lanes), and max against sum over 1e6 elements.
+fn kernels(c: &mut Criterion) {
+    let mut group = c.benchmark_group("kernels_1e6");
+    let n = 1_000_000;
+    for dtype in [Float32, Float64] {
+        let (x, y) = (vector("x", dtype), vector("y", dtype));
+        let out = ((&x * &y + 1.5) / (x.abs() + 1.0))
+            .maximum(&(&y * 0.25))
+            .sqr();
+        let f = function(&[&x, &y], &[&out]).compile().unwrap();
+        let v: TensorData = ndarray::Array1::linspace(-3.0f64, 3.0, n).into();
+        let v = tensorlift_runtime::cast(&v, dtype);
+        let args = vec![v.clone(), v];
+        group.bench_function(format!("arith_{dtype}"), |b| {
+            b.iter(|| black_box(f.call(&args).unwrap()))
+        });
+    }
+    let x = vector("x", Float64);
+    let v: Vec<TensorData> = vec![ndarray::Array1::linspace(-3.0, 3.0, n).into()];
+    for (name, out) in [("max", x.max(None)), ("sum", x.sum(None))] {
+        let f = function(&[&x], &[&out]).compile().unwrap();
+        group.bench_function(name, |b| b.iter(|| black_box(f.call(&v).unwrap())));
+    }
+    group.finish();
+}
+
+criterion_group!(benches, compile_time, call_overhead, vector_math, kernels);
 criterion_main!(benches);

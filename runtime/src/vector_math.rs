@@ -1,8 +1,10 @@
 //! Polynomial exp, sin and cos: the one definition of the algorithms and constants the JIT
 //! uses, both as Cranelift IR (`tensorlift_compiler::vmath`, same operations in the same
-//! order) and as array functions compiled here for AVX2 + FMA, which jitted loops call on
-//! strips of contiguous data (Cranelift cannot emit 256-bit vectors). Both give bit-for-bit
-//! the same results; accuracy against libm is at most 2 ulp (`tests/vmath_accuracy.rs`).
+//! order) and as array functions compiled here for AVX-512 (eight doubles per instruction),
+//! AVX2 + FMA (four) and the baseline, chosen once per process by what the CPU has
+//! (`simd_level`), which jitted loops call on strips of contiguous data (Cranelift cannot
+//! emit vectors wider than 128 bits). All give bit-for-bit the same results; accuracy
+//! against libm is at most 2 ulp (`tests/vmath_accuracy.rs`).
 //!
 //! - exp: x clamped to [-750, 710] (NaN stays); n = round(x / ln 2) by the 1.5·2^52
 //!   shifter trick; r = x − n·ln2 in two fma steps (ln 2 split hi/lo); e^r by a
@@ -10,7 +12,7 @@
 //!   computed at compile time: within ~1e-17 relative, constant and linear terms exactly
 //!   1), evaluated by second-order Horner; scaled by 2^⌊n/2⌋ · 2^(n−⌊n/2⌋) (exact,
 //!   overflows to inf, underflows gradually). The array version runs at the FMA ports'
-//!   limit (about 20 floating-point operations per four elements).
+//!   limit (about 20 floating-point operations per vector).
 //! - log (x normal and finite; libm's otherwise): x = 2^e · m with m in [√½, √2) from the
 //!   bits (e as a float by the 2^52 trick), f = m − 1 (exact), s = f/(2+f), and
 //!   log(1+f) = f − (f²/2 − s·(f²/2 + R(s²))) with R the atanh series (coefficients
@@ -380,36 +382,81 @@ fn with_exp_of_minus_abs(
     }
 }
 
-fn has_avx2_fma() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+/// The widest vector instructions the array functions use on this CPU.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub enum SimdLevel {
+    /// Plain Rust (whatever the target's baseline is).
+    Baseline,
+    /// AVX2 + FMA: four doubles per instruction.
+    Avx2,
+    /// AVX-512 F/VL/DQ: eight doubles per instruction.
+    Avx512,
 }
 
-/// An array function `$name(src, dst)` running `$body` compiled for AVX2 + FMA when the
-/// CPU has them (the same operations either way, so the same results).
-macro_rules! array_function {
-    ($(#[$doc:meta])* $name:ident, $avx2:ident, |$src:ident, $dst:ident| $body:expr) => {
+/// What this CPU supports (detected once). Setting `TL_NO_AVX512` in the environment
+/// before the first call stops at AVX2 (for comparing the two on one machine).
+pub fn simd_level() -> SimdLevel {
+    static LEVEL: std::sync::OnceLock<SimdLevel> = std::sync::OnceLock::new();
+    *LEVEL.get_or_init(|| {
         #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx2,fma")]
-        fn $avx2($src: &[f64], $dst: &mut [f64]) {
-            $body
+        {
+            use std::arch::is_x86_feature_detected as has;
+            if std::env::var_os("TL_NO_AVX512").is_none()
+                && has!("avx512f")
+                && has!("avx512vl")
+                && has!("avx512dq")
+                && has!("fma")
+            {
+                return SimdLevel::Avx512;
+            }
+            if has!("avx2") && has!("fma") {
+                return SimdLevel::Avx2;
+            }
+        }
+        SimdLevel::Baseline
+    })
+}
+
+/// An array function `$name(src, dst)` running `$body` compiled for the widest vectors
+/// the CPU has (`simd_level`): the same operations in the same order whatever the width,
+/// so the same results. `$name` with a level runs that level's version (tests compare
+/// them).
+macro_rules! array_function {
+    ($(#[$doc:meta])* $name:ident, |$src:ident, $dst:ident| $body:expr) => {
+        /// `$name` compiled for each vector width.
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx2,fma")]
+            pub(super) fn avx512($src: &[f64], $dst: &mut [f64]) {
+                $body
+            }
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma")]
+            pub(super) fn avx2($src: &[f64], $dst: &mut [f64]) {
+                $body
+            }
+            pub(super) fn baseline($src: &[f64], $dst: &mut [f64]) {
+                $body
+            }
+            /// The version for `level`, or the widest this CPU has if that is narrower.
+            pub(super) fn at(level: SimdLevel, $src: &[f64], $dst: &mut [f64]) {
+                match level.min(simd_level()) {
+                    #[cfg(target_arch = "x86_64")]
+                    // SAFETY: the CPU supports AVX-512 F/VL/DQ and FMA (`simd_level`).
+                    SimdLevel::Avx512 => unsafe { avx512($src, $dst) },
+                    #[cfg(target_arch = "x86_64")]
+                    // SAFETY: the CPU supports AVX2 and FMA (`simd_level`).
+                    SimdLevel::Avx2 => unsafe { avx2($src, $dst) },
+                    _ => baseline($src, $dst),
+                }
+            }
         }
 
         $(#[$doc])*
         pub fn $name($src: &[f64], $dst: &mut [f64]) {
-            #[cfg(target_arch = "x86_64")]
-            if has_avx2_fma() {
-                // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-                unsafe { $avx2($src, $dst) };
-                return;
-            }
-            $body
+            $name::at(SimdLevel::Avx512, $src, $dst)
         }
     };
 }
@@ -417,7 +464,6 @@ macro_rules! array_function {
 array_function!(
     /// e^x of every element of `src` into `dst` (the same length).
     exp_array,
-    exp_array_avx2,
     |src, dst| {
         let c = EXP_POLY;
         map_with_fallback(src, dst, |x| exp_in_range(x, &c), in_fast_range, |x| exp(x, &c))
@@ -428,7 +474,6 @@ array_function!(
     /// ln of every element of `src` into `dst` (the same length); libm's where x is not
     /// normal, positive and finite.
     log_array,
-    log_array_avx2,
     |src, dst| map_with_fallback(src, dst, log_in_range, log_in_range_ok, f64::ln)
 );
 
@@ -436,7 +481,6 @@ array_function!(
     /// ln(1 + x) of every element of `src` into `dst` (the same length); libm's where x
     /// is not above −1 and finite.
     log1p_array,
-    log1p_array_avx2,
     |src, dst| map_with_fallback(src, dst, log1p_in_range, log1p_in_range_ok, f64::ln_1p)
 );
 
@@ -444,7 +488,6 @@ array_function!(
     /// sin of every element of `src` into `dst` (the same length); libm's beyond
     /// TRIG_FAST_LIMIT.
     sin_array,
-    sin_array_avx2,
     |src, dst| {
         let (s, c) = sin_cos_coefficients();
         let ok = |x: f64| x.abs() <= TRIG_FAST_LIMIT;
@@ -456,7 +499,6 @@ array_function!(
     /// cos of every element of `src` into `dst` (the same length); libm's beyond
     /// TRIG_FAST_LIMIT.
     cos_array,
-    cos_array_avx2,
     |src, dst| {
         let (s, c) = sin_cos_coefficients();
         let ok = |x: f64| x.abs() <= TRIG_FAST_LIMIT;
@@ -467,7 +509,6 @@ array_function!(
 array_function!(
     /// The logistic sigmoid of every element of `src` into `dst` (the same length).
     sigmoid_array,
-    sigmoid_array_avx2,
     |src, dst| with_exp_of_minus_abs(src, dst, |x, e, out| {
         for ((o, x), e) in out.iter_mut().zip(x).zip(e.iter()) {
             *o = sigmoid_from(*x, *e);
@@ -478,7 +519,6 @@ array_function!(
 array_function!(
     /// softplus, log(1 + exp(x)), of every element of `src` into `dst` (the same length).
     softplus_array,
-    softplus_array_avx2,
     |src, dst| with_exp_of_minus_abs(src, dst, |x, e, out| {
         log1p_array(e, out);
         for (o, x) in out.iter_mut().zip(x) {
@@ -559,6 +599,45 @@ mod tests {
                 o.to_bits() == want.to_bits() || (o.is_nan() && want.is_nan()),
                 "ln({x})"
             );
+        }
+    }
+
+    #[test]
+    fn every_vector_width_gives_the_same_bits() {
+        let mut xs: Vec<f64> = (0..3000).map(|i| (i as f64 - 1500.0) * 0.4871).collect();
+        xs.extend((0..200).map(|i| 1e-300 * 3f64.powi(i)));
+        xs.extend([
+            0.0,
+            -0.0,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            1e-310,
+            -1.0,
+        ]);
+        type AtLevel = fn(SimdLevel, &[f64], &mut [f64]);
+        let functions: [(&str, AtLevel); 7] = [
+            ("exp", exp_array::at),
+            ("log", log_array::at),
+            ("log1p", log1p_array::at),
+            ("sin", sin_array::at),
+            ("cos", cos_array::at),
+            ("sigmoid", sigmoid_array::at),
+            ("softplus", softplus_array::at),
+        ];
+        for (name, at) in functions {
+            let mut want = vec![0.0; xs.len()];
+            at(SimdLevel::Baseline, &xs, &mut want);
+            for level in [SimdLevel::Avx2, SimdLevel::Avx512] {
+                let mut got = vec![0.0; xs.len()];
+                at(level, &xs, &mut got);
+                for ((x, g), w) in xs.iter().zip(&got).zip(&want) {
+                    assert!(
+                        g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan()),
+                        "{name}({x}) at {level:?}: {g} vs {w}"
+                    );
+                }
+            }
         }
     }
 

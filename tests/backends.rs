@@ -654,6 +654,110 @@ fn fused_reductions_read_their_inputs_once() {
 }
 
 #[test]
+fn logsumexp_in_one_pass_over_every_axis_subset_and_dtype() {
+    let subsets: [&[isize]; 8] = [&[], &[0], &[1], &[2], &[0, 1], &[0, 2], &[1, 2], &[0, 1, 2]];
+    for dtype in [Float64, Float32] {
+        let x = tensor("x", dtype, [None, None, None]);
+        let y = tensor("y", dtype, [None, None, None]);
+        for axes in subsets {
+            // Plain, fused with arithmetic before it, and of a transposed view.
+            let outs = [
+                x.logsumexp(Some(axes)),
+                (&x * 3.0 - &y).logsumexp(Some(axes)),
+                x.dimshuffle(&[Some(2), Some(0), Some(1)])
+                    .logsumexp(Some(axes)),
+            ];
+            let refs: Vec<&Var> = outs.iter().collect();
+            // Rows shorter and longer than a strip (512), odd lengths, size-1 axes.
+            for (seed, shape) in [[2usize, 3, 5], [1, 7, 4], [3, 1, 9], [2, 2, 1500]]
+                .iter()
+                .enumerate()
+            {
+                let vals = values(dtype, &[shape, shape], (-30.0, 30.0), seed as u64);
+                check(&[&x, &y], &refs, &vals);
+            }
+        }
+    }
+    let m = matrix("m", Float64);
+    let f = function(&[&m], &[&(&m * 2.0).logsumexp(Some(&[1]))])
+        .mode(Mode::Jit)
+        .compile()
+        .unwrap();
+    assert!(
+        f.dprint().contains("LogSumExp{axes=[1]} of Composite{"),
+        "{}",
+        f.dprint()
+    );
+    let kernels = kernels_of(f.fgraph());
+    assert!(
+        kernels
+            .iter()
+            .any(|(_, k)| k.to_string().contains(" logsumexp= ")),
+        "a jitted one-pass logsumexp"
+    );
+}
+
+#[test]
+fn logsumexp_special_values_empty_rows_and_strides() {
+    let (inf, nan) = (f64::INFINITY, f64::NAN);
+    let x = matrix("x", Float64);
+    let outs = [x.logsumexp(Some(&[1])), x.logsumexp(None)];
+    let refs: Vec<&Var> = outs.iter().collect();
+    // Each special value alone in a row, at the start, middle and end of a long row
+    // (other strips ordinary), and with magnitudes the naive form over/underflows.
+    for special in [-inf, inf, nan, 800.0, -800.0] {
+        for at in [0usize, 700, 1299] {
+            let mut rows = ArrayD::from_shape_fn(IxDyn(&[4, 1300]), |i| {
+                ((i[0] * 1300 + i[1]) % 97) as f64 * 0.3 - 10.0
+            });
+            rows[[0, at]] = special;
+            rows.index_axis_mut(ndarray::Axis(0), 1).fill(special);
+            rows[[2, at]] = special;
+            rows[[2, (at + 1) % 1300]] = -inf;
+            check(&[&x], &refs, &[rows.into()]);
+        }
+    }
+    // A large row first and then smaller ones (rescaling down) and the reverse.
+    let rising = ArrayD::from_shape_fn(IxDyn(&[2, 3000]), |i| {
+        let v = i[1] as f64 * 0.5;
+        if i[0] == 0 {
+            v
+        } else {
+            -v
+        }
+    });
+    check(&[&x], &refs, &[rising.into()]);
+    // Empty rows give -inf, no rows give an empty result.
+    for shape in [[3usize, 0], [0, 4], [0, 0]] {
+        check(&[&x], &refs, &values(Float64, &[&shape], (-1.0, 1.0), 2));
+    }
+    // The reference against the closed form: log(1 + 2 + 3) = ln 6; all -inf is -inf.
+    let f = function(&[&x], &[&outs[0]])
+        .mode(Mode::Reference)
+        .compile()
+        .unwrap();
+    let ln = |v: f64| v.ln();
+    let got = f
+        .call(&[array![[0.0, ln(2.0), ln(3.0)], [-inf, -inf, -inf]].into()])
+        .unwrap();
+    let got = got[0].as_array::<f64>().unwrap();
+    assert!(
+        (got[[0]] - 6f64.ln()).abs() < 1e-15 && got[[1]] == -inf,
+        "{got}"
+    );
+    // A caller's non-contiguous (transposed) array goes by strips, not whole rows.
+    let base = ArrayD::from_shape_fn(IxDyn(&[900, 3]), |i| (i[0] * 3 + i[1]) as f64 * 0.01);
+    check(&[&x], &refs, &[base.reversed_axes().into()]);
+    // Integer inputs give float64 (as exp would), through the reference.
+    let k = tensor("k", Int64, [None, None]);
+    check(
+        &[&k],
+        &[&k.logsumexp(Some(&[1]))],
+        &values(Int64, &[&[3, 5]], (-20.0, 20.0), 4),
+    );
+}
+
+#[test]
 fn strided_transposed_and_reversed_inputs() {
     let x = matrix("x", Float64);
     let y = matrix("y", Float64);

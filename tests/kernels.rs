@@ -4,6 +4,7 @@
 //! `fail`) and gathered indices compile to code that computes what plain Rust computes.
 
 use ndarray::{ArrayD, IxDyn};
+use tensorlift::ir::ops::ReduceKind;
 use tensorlift::ir::ScalarOp;
 use tensorlift::prelude::*;
 use tensorlift_compiler::jit::kernels_of;
@@ -742,6 +743,93 @@ fn malformed_kernels_are_refused_before_code_is_made() {
         errors: vec![],
     };
     assert!(grows.validate().is_err());
+    // A logsumexp into an integer buffer.
+    let int_lse = Kernel {
+        name: "bad".into(),
+        buffers: vec![
+            buffer("x", Float64, Role::Input),
+            buffer("out", Int64, Role::Output),
+        ],
+        body: vec![looped(vec![Stmt::Accumulate {
+            buf: out,
+            index: vec![Index::Var(0)],
+            kind: ReduceKind::LogSumExp,
+            value: Expr::Load {
+                buf: x,
+                index: vec![Index::Var(0)],
+            },
+        }])],
+        errors: vec![],
+    };
+    assert!(int_lse.validate().is_err(), "{int_lse}");
+}
+
+/// A logsumexp accumulated across rows (`out[j] logsumexp= x[i, j]`, i outer): not the
+/// one-pass loop along a row but one `log_add_exp` per element, which the lowering never
+/// emits (the rewrites take such reductions to max and sum) — correct all the same.
+#[test]
+fn logsumexp_across_rows_folds_element_by_element() {
+    let matrix_buffer = |name: &str, role| Buffer {
+        name: name.into(),
+        dtype: Float64,
+        rank: 2,
+        role,
+    };
+    let kernel = Kernel {
+        name: "lse_columns".into(),
+        buffers: vec![
+            matrix_buffer("x", Role::Input),
+            buffer("out", Float64, Role::Output),
+        ],
+        body: vec![
+            Stmt::Fill {
+                buf: 1,
+                kind: ReduceKind::LogSumExp,
+            },
+            Stmt::For {
+                var: 0,
+                buf: 0,
+                dim: 0,
+                parallel: false,
+                body: vec![Stmt::For {
+                    var: 1,
+                    buf: 0,
+                    dim: 1,
+                    parallel: false,
+                    body: vec![Stmt::Accumulate {
+                        buf: 1,
+                        index: vec![Index::Var(1)],
+                        kind: ReduceKind::LogSumExp,
+                        value: Expr::Load {
+                            buf: 0,
+                            index: vec![Index::Var(0), Index::Var(1)],
+                        },
+                    }],
+                }],
+            },
+        ],
+        errors: vec![],
+    };
+    let call = KernelCall::compile(kernel).unwrap();
+    let (inf, ln) = (f64::INFINITY, |v: f64| v.ln());
+    let x = TensorData::from_array(
+        ndarray::array![
+            [0.0, 1000.0, -inf, 5.0],
+            [ln(2.0), 1000.0, -inf, -inf],
+            [ln(3.0), -inf, -inf, inf]
+        ]
+        .into_dyn(),
+    );
+    let mut out = vec![zeros(&[4])];
+    call.run(&[&x], &mut out).unwrap();
+    let got = values(&out[0]);
+    let want = [6f64.ln(), 1000.0 + 2f64.ln(), -inf, inf];
+    for (g, w) in got.iter().zip(want) {
+        assert!(
+            *g == w || (g - w).abs() <= 1e-13 * w.abs(),
+            "{got:?} vs {want:?}"
+        );
+    }
 }
 
 #[test]

@@ -427,3 +427,28 @@ fn a_concatenation_copies_each_piece_to_its_offset() {
         "#]],
     );
 }
+
+#[test]
+fn logsumexp_along_rows_is_one_accumulation() {
+    let x = matrix("x", Float64);
+    check(
+        &[&x],
+        &[&(&x * 2.0).logsumexp(Some(&[1]))],
+        expect![[r#"
+        kernel logsumexp_reduce(in in0: float64[2d], in in1: float64[2d], out out: float64[1d]):
+          if neq(in1.shape[0], 1:int64):
+            fail "input 1 has {0} elements along axis 0, which is broadcast: expected {1}", in1.shape[0], 1:int64
+          if neq(in1.shape[1], 1:int64):
+            fail "input 1 has {0} elements along axis 1, which is broadcast: expected {1}", in1.shape[1], 1:int64
+          if neq(out.shape[0], in0.shape[0]):
+            fail "output 0 has {0} elements along axis 0, expected {1} (the size of input 0's axis 0)", out.shape[0], in0.shape[0]
+          fill out with -inf
+          for i0 in 0..in0.shape[0]:
+            for i1 in 0..in0.shape[1]:
+              t0: float64 = in0[i0, i1]
+              t1: float64 = in1[0, 0]
+              t2: float64 = mul(t0, t1)
+              out[i0] logsumexp= t2
+    "#]],
+    );
+}

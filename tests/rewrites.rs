@@ -849,33 +849,14 @@ fn logsumexp_from_log() {
         &[&x.exp().sum(Some(&[1])).log()],
         &["logsumexp_from_log"],
         expect![[r#"
-        Log [id A] <Vector(float64, shape=(?,))>
-         └─ Sum{axes=[1]} [id B] <Vector(float64, shape=(?,))>
-            └─ Exp [id C] <Matrix(float64, shape=(?, ?))>
-               └─ x [id D] <Matrix(float64, shape=(?, ?))>
-        =>
-        Add [id A] <Vector(float64, shape=(?,))>
-         ├─ Log [id B] <Vector(float64, shape=(?,))>
-         │  └─ Sum{axes=[1]} [id C] <Vector(float64, shape=(?,))>
-         │     └─ Exp [id D] <Matrix(float64, shape=(?, ?))>
-         │        └─ Sub [id E] <Matrix(float64, shape=(?, ?))>
-         │           ├─ x [id F] <Matrix(float64, shape=(?, ?))>
-         │           └─ ExpandDims{axis=1} [id G] <Matrix(float64, shape=(?, 1))>
-         │              └─ Switch [id H] <Vector(float64, shape=(?,))>
-         │                 ├─ IsInf [id I] <Vector(bool, shape=(?,))>
-         │                 │  └─ Max{axes=[1]} [id J] <Vector(float64, shape=(?,))>
-         │                 │     └─ x [id F] <Matrix(float64, shape=(?, ?))>
-         │                 ├─ [0.0] [id K] <Vector(float64, shape=(1,))>
-         │                 └─ Max{axes=[1]} [id L] <Vector(float64, shape=(?,))>
-         │                    └─ x [id F] <Matrix(float64, shape=(?, ?))>
-         └─ Switch [id M] <Vector(float64, shape=(?,))>
-            ├─ IsInf [id N] <Vector(bool, shape=(?,))>
-            │  └─ Max{axes=[1]} [id O] <Vector(float64, shape=(?,))>
-            │     └─ x [id F] <Matrix(float64, shape=(?, ?))>
-            ├─ [0.0] [id P] <Vector(float64, shape=(1,))>
-            └─ Max{axes=[1]} [id Q] <Vector(float64, shape=(?,))>
-               └─ x [id F] <Matrix(float64, shape=(?, ?))>
-    "#]],
+            Log [id A] <Vector(float64, shape=(?,))>
+             └─ Sum{axes=[1]} [id B] <Vector(float64, shape=(?,))>
+                └─ Exp [id C] <Matrix(float64, shape=(?, ?))>
+                   └─ x [id D] <Matrix(float64, shape=(?, ?))>
+            =>
+            LogSumExp{axes=[1]} [id A] <Vector(float64, shape=(?,))>
+             └─ x [id B] <Matrix(float64, shape=(?, ?))>
+        "#]],
     );
 }
 
@@ -1038,6 +1019,45 @@ fn sum_of_scaled() {
          │  └─ x [id C] <Matrix(float64, shape=(?, ?))>
          └─ [3.0] [id D] <Vector(float64, shape=(1,))>
     "#]],
+    );
+}
+
+#[test]
+fn logsumexp_across_rows() {
+    let x = matrix("x", Float64);
+    check(
+        &[&x.logsumexp(Some(&[0])), &x.logsumexp(Some(&[1]))],
+        &["logsumexp_across_rows"],
+        expect![[r#"
+            LogSumExp{axes=[0]} [id A] <Vector(float64, shape=(?,))>
+             └─ x [id B] <Matrix(float64, shape=(?, ?))>
+            LogSumExp{axes=[1]} [id C] <Vector(float64, shape=(?,))>
+             └─ x [id B] <Matrix(float64, shape=(?, ?))>
+            =>
+            Add [id A] <Vector(float64, shape=(?,))>
+             ├─ Log [id B] <Vector(float64, shape=(?,))>
+             │  └─ Sum{axes=[0]} [id C] <Vector(float64, shape=(?,))>
+             │     └─ Exp [id D] <Matrix(float64, shape=(?, ?))>
+             │        └─ Sub [id E] <Matrix(float64, shape=(?, ?))>
+             │           ├─ x [id F] <Matrix(float64, shape=(?, ?))>
+             │           └─ ExpandDims{axis=0} [id G] <Matrix(float64, shape=(1, ?))>
+             │              └─ Switch [id H] <Vector(float64, shape=(?,))>
+             │                 ├─ IsInf [id I] <Vector(bool, shape=(?,))>
+             │                 │  └─ Max{axes=[0]} [id J] <Vector(float64, shape=(?,))>
+             │                 │     └─ x [id F] <Matrix(float64, shape=(?, ?))>
+             │                 ├─ [0.0] [id K] <Vector(float64, shape=(1,))>
+             │                 └─ Max{axes=[0]} [id L] <Vector(float64, shape=(?,))>
+             │                    └─ x [id F] <Matrix(float64, shape=(?, ?))>
+             └─ Switch [id M] <Vector(float64, shape=(?,))>
+                ├─ IsInf [id N] <Vector(bool, shape=(?,))>
+                │  └─ Max{axes=[0]} [id O] <Vector(float64, shape=(?,))>
+                │     └─ x [id F] <Matrix(float64, shape=(?, ?))>
+                ├─ [0.0] [id P] <Vector(float64, shape=(1,))>
+                └─ Max{axes=[0]} [id Q] <Vector(float64, shape=(?,))>
+                   └─ x [id F] <Matrix(float64, shape=(?, ?))>
+            LogSumExp{axes=[1]} [id R] <Vector(float64, shape=(?,))>
+             └─ x [id F] <Matrix(float64, shape=(?, ?))>
+        "#]],
     );
 }
 

@@ -48,7 +48,10 @@ use cranelift_module::{FuncId, Linkage, Module};
 use tensorlift_ir::ops::ReduceKind;
 use tensorlift_ir::{DType, Literal, ScalarOp};
 use tensorlift_runtime::buffer_support::{tl_dot_f32, tl_dot_f64, tl_grow};
-use tensorlift_runtime::support::{float_array_support, float_support, int_support};
+use tensorlift_runtime::support::{
+    float_array_support, float_support, int_support, tl_log_add_exp, tl_lse_add, tl_lse_begin,
+    tl_lse_value,
+};
 
 use crate::error::CompileError;
 use crate::loopir::{
@@ -58,6 +61,7 @@ use crate::loopir::{
 use crate::vmath::VMath;
 
 mod control;
+mod logsumexp;
 mod loops;
 mod values;
 
@@ -196,6 +200,11 @@ pub fn compile_kernels(kernels: &[Kernel]) -> Result<Vec<CompiledKernel>, Compil
         builder.symbol("tl_dot_f64", tl_dot_f64 as *const u8);
         builder.symbol("tl_dot_f32", tl_dot_f32 as *const u8);
     }
+    if kernels.iter().any(Kernel::has_log_sum_exp) {
+        for (symbol, address) in logsumexp::lse_symbols() {
+            builder.symbol(symbol, address);
+        }
+    }
     let grows = |k: &Kernel| k.buffers.iter().any(|b| b.role == Role::Growing);
     if kernels.iter().any(grows) {
         builder.symbol("tl_grow", tl_grow as *const u8);
@@ -300,6 +309,11 @@ pub fn compile_kernels(kernels: &[Kernel]) -> Result<Vec<CompiledKernel>, Compil
             } else {
                 None
             };
+            let lse = if kernel.has_log_sum_exp() {
+                Some(logsumexp::declare_lse_fns(&mut module, b.func)?)
+            } else {
+                None
+            };
             let entry = b.create_block();
             b.append_block_params_for_function_params(entry);
             b.switch_to_block(entry);
@@ -314,6 +328,7 @@ pub fn compile_kernels(kernels: &[Kernel]) -> Result<Vec<CompiledKernel>, Compil
             g.dot = dot;
             g.callees = callees;
             g.grow_fn = grow_fn;
+            g.lse = lse;
             g.error_offsets = tables[k].1.clone();
             g.stmts(&kernel.body.clone());
             let zero = g.b.ins().iconst(types::I32, 0);
@@ -464,6 +479,8 @@ struct Gen<'a> {
     dot: HashMap<DType, FuncRef>,
     /// The runtime's `tl_grow` (imported when the kernel has growing buffers).
     grow_fn: Option<FuncRef>,
+    /// The one-pass logsumexp functions (imported when the kernel accumulates one).
+    lse: Option<logsumexp::LseFns>,
     /// Where each callee's errors start in this kernel's error table.
     error_offsets: HashMap<usize, usize>,
     /// The kernels this one invokes, by module index.
@@ -564,6 +581,7 @@ impl<'a> Gen<'a> {
             error_slot,
             dot: HashMap::new(),
             grow_fn: None,
+            lse: None,
             error_offsets: HashMap::new(),
             callees: HashMap::new(),
             bufs,

@@ -263,6 +263,21 @@ type Need = ((usize, usize), Option<(usize, usize)>);
 
 impl Kernel {
     /// Whether the kernel calls the support function `func`.
+    /// Whether the kernel accumulates a logsumexp anywhere.
+    pub fn has_log_sum_exp(&self) -> bool {
+        let mut found = false;
+        visit_stmts(&self.body, &mut |s| {
+            found |= matches!(
+                s,
+                Stmt::Accumulate {
+                    kind: ReduceKind::LogSumExp,
+                    ..
+                }
+            );
+        });
+        found
+    }
+
     pub fn calls(&self, func: SupportCall) -> bool {
         let mut found = false;
         visit_stmts(&self.body, &mut |s| {
@@ -404,6 +419,20 @@ impl Kernel {
                         Stmt::Let { temp, value, .. } => {
                             self.expr(value)?;
                             self.temps.push(*temp);
+                        }
+                        Stmt::Accumulate {
+                            buf,
+                            kind: ReduceKind::LogSumExp,
+                            ..
+                        } if self
+                            .kernel
+                            .buffers
+                            .get(*buf)
+                            .is_some_and(|b| !b.dtype.is_float()) =>
+                        {
+                            return Err(format!(
+                                "logsumexp into buffer {buf}, which is not a float buffer"
+                            ));
                         }
                         Stmt::Store { buf, index, value }
                         | Stmt::Accumulate {
@@ -618,7 +647,7 @@ pub fn identity(kind: ReduceKind) -> f64 {
     match kind {
         ReduceKind::Sum | ReduceKind::Any => 0.0,
         ReduceKind::Prod | ReduceKind::All => 1.0,
-        ReduceKind::Max => f64::NEG_INFINITY,
+        ReduceKind::Max | ReduceKind::LogSumExp => f64::NEG_INFINITY,
         ReduceKind::Min => f64::INFINITY,
     }
 }

@@ -128,11 +128,12 @@ fn lower_unchecked(fg: &FunctionGraph, node: NodeId) -> Option<Kernel> {
 }
 
 /// Whether a kernel computes the reduction `kind` from `input` values into `output`:
-/// float sums, products, maxima and minima; integer (and bool-counting) sums, products,
+/// float sums, products, maxima, minima and logsumexps; integer (and bool-counting) sums, products,
 /// maxima and minima in wrapping i64; all/any of bools.
 fn reducible(kind: ReduceKind, input: DType, output: DType) -> bool {
     match kind {
         ReduceKind::All | ReduceKind::Any => input == DType::Bool && output == DType::Bool,
+        ReduceKind::LogSumExp => input.is_float() && output.is_float(),
         ReduceKind::Sum | ReduceKind::Prod | ReduceKind::Max | ReduceKind::Min => {
             output != DType::Bool && (output.is_float() == input.is_float() || input == DType::Bool)
         }

@@ -15,6 +15,7 @@ pub mod error;
 pub mod indexing;
 pub mod interpreter;
 pub mod linalg;
+pub mod logsumexp;
 pub mod reduce;
 pub mod scalar;
 pub mod shape_ops;

@@ -1,5 +1,5 @@
 //! Reduction kernels of the reference interpreter: CAReduce (sum, prod, max, min, all,
-//! any over any axes), Argmax/Argmin and CumSum/CumProd.
+//! any, logsumexp over any axes), Argmax/Argmin and CumSum/CumProd.
 //!
 //! Owns: NumPy's conventions (§3b): max/min/argmax propagate NaN, arg-reductions return
 //! the first index of ties, max/min/argmax of an empty axis is an error, sum/prod of an
@@ -11,6 +11,7 @@ use tensorlift_ir::ops::{ArgKind, CumKind, ReduceKind};
 use tensorlift_ir::{DType, TensorData};
 
 use crate::error::{Result, RuntimeError};
+use crate::logsumexp::log_add_exp;
 use crate::scalar::cast;
 
 fn typed<'a, T: tensorlift_ir::Element>(
@@ -66,6 +67,26 @@ fn nan_min(a: f64, b: f64) -> f64 {
     }
 }
 
+/// logsumexp of `v` over `axes`: m = max (NaN-propagating), shift = m (0 where m is
+/// infinite), then log(Σ exp(v − shift)) + shift: never overflows, all −inf (or empty)
+/// gives −inf, any +inf gives +inf.
+fn log_sum_exp(v: ArrayViewD<f64>, axes: &[usize]) -> ArrayD<f64> {
+    let shift = fold_axes(v.view(), axes, f64::NEG_INFINITY, nan_max).mapv(|m| {
+        if m.is_infinite() {
+            0.0
+        } else {
+            m
+        }
+    });
+    let mut kept = shift.view();
+    for a in axes {
+        kept.insert_axis_inplace(Axis(*a));
+    }
+    let shifted = &v - &kept;
+    let summed = fold_axes(shifted.mapv(f64::exp).view(), axes, 0.0, |a, b| a + b);
+    summed.mapv(f64::ln) + &shift
+}
+
 /// Finishes a reduction computed in parts (as the JIT splits one over threads): folds
 /// `part` into `acc` element by element with `eval_reduce`'s rules — NaN-propagating
 /// max/min, wrapping integer sums and products, and/or of bools. Both hold the same
@@ -95,6 +116,7 @@ pub fn combine_partials(kind: ReduceKind, acc: &mut TensorData, part: &TensorDat
                     ReduceKind::Prod | ReduceKind::All => a * b,
                     ReduceKind::Max => nan_max(x, y) as $t,
                     ReduceKind::Min => nan_min(x, y) as $t,
+                    ReduceKind::LogSumExp => log_add_exp(x, y) as $t,
                 }
             }
         };
@@ -106,6 +128,8 @@ pub fn combine_partials(kind: ReduceKind, acc: &mut TensorData, part: &TensorDat
                 ReduceKind::Prod | ReduceKind::All => a.wrapping_mul(b),
                 ReduceKind::Max => a.max(b),
                 ReduceKind::Min => a.min(b),
+                // Never integer (logsumexp gives floats).
+                ReduceKind::LogSumExp => a,
             }
         };
     }
@@ -148,6 +172,10 @@ pub fn eval_reduce(
     }
     let float = x.dtype().is_float();
     let result = match kind {
+        ReduceKind::LogSumExp => {
+            let f = cast(x, DType::Float64);
+            TensorData::from_array(log_sum_exp(typed::<f64>(name, &f)?, axes))
+        }
         ReduceKind::All | ReduceKind::Any => {
             let b = cast(x, DType::Bool);
             let v = typed::<bool>(name, &b)?;

@@ -7,11 +7,13 @@
 //! array versions jitted strips call: `vector_math`'s polynomials for exp, log, log1p,
 //! sin, cos, sigmoid and softplus (as the JIT's inline IR computes them, within a few ulp
 //! of the reference), the reference's scalar functions over the strip for the rest. None
-//! of them can panic (no unwinding may cross a jitted frame).
+//! of them can panic (no unwinding may cross a jitted frame). Also the one-pass
+//! logsumexp's begin/add/value over a state in the kernel's scratch memory.
 
 use tensorlift_ir::ScalarOp;
 
 use crate::elemwise::{float_floor_div, float_mod, log1mexp, sigmoid, softplus};
+use crate::logsumexp::{log_add_exp, LogSumExpState};
 
 macro_rules! unary_support {
     ($($name:ident = $f:expr;)*) => {
@@ -128,6 +130,42 @@ pub fn float_array_support(op: ScalarOp) -> Option<(&'static str, *const u8)> {
         ScalarOp::Softplus => f("tl_softplus_array", tl_softplus_array),
         _ => None,
     }
+}
+
+/// Starts a logsumexp at `state` (scratch memory of a jitted kernel).
+///
+/// # Safety
+/// `state` must be valid for writing a `LogSumExpState`.
+pub unsafe extern "C" fn tl_lse_begin(state: *mut LogSumExpState) {
+    // SAFETY: the caller passes a valid, exclusive state.
+    unsafe { state.write(LogSumExpState::EMPTY) };
+}
+
+/// Adds `n` contiguous f64s to the logsumexp at `state`.
+///
+/// # Safety
+/// `src` must be valid for `n` reads of f64 (`n` ≥ 0) and `state` must point to a state
+/// begun by `tl_lse_begin`, not overlapping `src`.
+pub unsafe extern "C" fn tl_lse_add(src: *const f64, n: i64, state: *mut LogSumExpState) {
+    // SAFETY: as the caller guarantees.
+    unsafe {
+        let xs = std::slice::from_raw_parts(src, n.max(0) as usize);
+        (*state).add(xs);
+    }
+}
+
+/// The value of the logsumexp at `state`.
+///
+/// # Safety
+/// `state` must point to a state begun by `tl_lse_begin`.
+pub unsafe extern "C" fn tl_lse_value(state: *const LogSumExpState) -> f64 {
+    // SAFETY: as the caller guarantees.
+    unsafe { (*state).value() }
+}
+
+/// `log_add_exp` for jitted code (a logsumexp folded into its output element).
+pub extern "C" fn tl_log_add_exp(a: f64, b: f64) -> f64 {
+    log_add_exp(a, b)
 }
 
 /// Python-style floor division of integers (division by zero gives 0), for jitted code.

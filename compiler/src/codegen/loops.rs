@@ -3,6 +3,7 @@
 //! functions through the runtime's array versions between segments (`StripPlan`), and
 //! fills.
 
+use super::logsumexp::{one_pass_position, LSE_SLOTS};
 use super::*;
 
 /// A counted loop being emitted (see `Gen::open_loop`).
@@ -127,8 +128,19 @@ pub(super) fn strip_plan(body: &[Stmt]) -> Option<StripPlan> {
 pub(super) fn scratch_slots(kernel: &Kernel) -> usize {
     fn walk(body: &[Stmt]) -> usize {
         let inner = body.iter().any(|s| matches!(s, Stmt::For { .. }));
+        let lse = |s: &Stmt| {
+            matches!(
+                s,
+                Stmt::Accumulate {
+                    kind: ReduceKind::LogSumExp,
+                    ..
+                }
+            )
+        };
         let here = if inner {
             0
+        } else if body.iter().any(lse) {
+            LSE_SLOTS
         } else {
             strip_plan(body).map_or(0, |p| p.slots.len())
         };
@@ -362,26 +374,42 @@ impl<'a> Gen<'a> {
 
     /// Whether `body` can run two elements at a time: only float64 buffers and values.
     pub(super) fn vectorizable(&self, body: &[Stmt]) -> bool {
-        // Float buffers (float32 pairs are widened to f64x2) and float or bool values.
-        let value_ok = |d: DType| d.is_float() || d == DType::Bool;
-        fn expr_ok(g: &Gen, e: &Expr, value_ok: &dyn Fn(DType) -> bool) -> bool {
-            match e {
-                Expr::Load { buf, .. } => g.bufs[*buf].dtype.is_float(),
-                Expr::Temp(_) => true,
-                Expr::Dim { .. } | Expr::Var(_) => false,
-                Expr::Const(_, d) => value_ok(*d),
-                Expr::Apply { args, dtype, .. } => {
-                    value_ok(*dtype) && args.iter().all(|a| expr_ok(g, a, value_ok))
-                }
+        body.iter().all(|s| self.vector_stmt_ok(s))
+    }
+
+    /// Whether one statement can run two elements at a time (float buffers and float or
+    /// bool values; a logsumexp accumulation only as `one_pass_lse_loop` runs it).
+    pub(super) fn vector_stmt_ok(&self, s: &Stmt) -> bool {
+        match s {
+            Stmt::Let { value, dtype, .. } => {
+                Self::vector_value_ok(*dtype) && self.vector_expr_ok(value)
             }
-        }
-        body.iter().all(|s| match s {
-            Stmt::Let { value, dtype, .. } => value_ok(*dtype) && expr_ok(self, value, &value_ok),
+            Stmt::Accumulate {
+                kind: ReduceKind::LogSumExp,
+                ..
+            } => false,
             Stmt::Store { buf, value, .. } | Stmt::Accumulate { buf, value, .. } => {
-                self.bufs[*buf].dtype.is_float() && expr_ok(self, value, &value_ok)
+                self.bufs[*buf].dtype.is_float() && self.vector_expr_ok(value)
             }
             _ => false,
-        })
+        }
+    }
+
+    /// Float32 pairs are widened to f64x2; bools are lane masks.
+    fn vector_value_ok(d: DType) -> bool {
+        d.is_float() || d == DType::Bool
+    }
+
+    pub(super) fn vector_expr_ok(&self, e: &Expr) -> bool {
+        match e {
+            Expr::Load { buf, .. } => self.bufs[*buf].dtype.is_float(),
+            Expr::Temp(_) => true,
+            Expr::Dim { .. } | Expr::Var(_) => false,
+            Expr::Const(_, d) => Self::vector_value_ok(*d),
+            Expr::Apply { args, dtype, .. } => {
+                Self::vector_value_ok(*dtype) && args.iter().all(|a| self.vector_expr_ok(a))
+            }
+        }
     }
 
     /// Whether `body` (an innermost loop over `var`, already `vectorizable`) can run four
@@ -451,6 +479,9 @@ impl<'a> Gen<'a> {
     /// The innermost loop: register accumulators for reductions along `var`, and a
     /// vectorised body when every walked buffer has stride 1.
     pub(super) fn inner_loop(&mut self, var: LoopVar, n: Value, body: &[Stmt]) {
+        if let Some(position) = one_pass_position(body, var) {
+            return self.one_pass_lse_loop(var, n, body, position);
+        }
         match strip_plan(body).filter(|_| self.vectorizable(body)) {
             Some(plan) => self.strip_or_scalar(var, n, body, plan),
             None => self.register_loop(var, n, body, true),

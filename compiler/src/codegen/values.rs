@@ -183,7 +183,7 @@ impl<'a> Gen<'a> {
         let v = match kind {
             ReduceKind::Sum | ReduceKind::Any => 0,
             ReduceKind::Prod | ReduceKind::All => 1,
-            ReduceKind::Max => lo,
+            ReduceKind::Max | ReduceKind::LogSumExp => lo,
             ReduceKind::Min => hi,
         };
         self.b.ins().iconst(types::I64, v)
@@ -207,7 +207,8 @@ impl<'a> Gen<'a> {
             return match kind {
                 ReduceKind::Sum | ReduceKind::Any => self.b.ins().iadd(a, b),
                 ReduceKind::Prod | ReduceKind::All => self.b.ins().imul(a, b),
-                ReduceKind::Max => self.b.ins().smax(a, b),
+                // (Integer logsumexps are refused by `Kernel::validate`.)
+                ReduceKind::Max | ReduceKind::LogSumExp => self.b.ins().smax(a, b),
                 ReduceKind::Min => self.b.ins().smin(a, b),
             };
         }
@@ -218,6 +219,8 @@ impl<'a> Gen<'a> {
             };
         }
         match kind {
+            // Scalars only: vector bodies never accumulate a logsumexp (`vector_stmt_ok`).
+            ReduceKind::LogSumExp => self.log_add_exp(a, b),
             ReduceKind::Sum => self.b.ins().fadd(a, b),
             ReduceKind::Prod => self.b.ins().fmul(a, b),
             ReduceKind::Max | ReduceKind::Min => {

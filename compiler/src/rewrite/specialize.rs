@@ -2,17 +2,19 @@
 //! multiplications, square roots and reciprocals; division by a constant by multiplication;
 //! `x * -1` by negation, `x * x` by a square, division by a broadcast value by
 //! multiplication with its reciprocal; a reduction of a DimShuffle by a reduction of its
-//! input, and a sum of a scaled value by a scaled sum.
+//! input, a sum of a scaled value by a scaled sum, and a logsumexp that does not reduce
+//! the last axis by its max-shifted form (a one-pass logsumexp runs along rows; across
+//! them, two passes of max and sum are faster).
 
 use tensorlift_ir::ops::{DimShuffle, ReduceKind};
-use tensorlift_ir::{FunctionGraph, Literal, NodeId, Op, ScalarOp};
+use tensorlift_ir::{FunctionGraph, Literal, NodeId, Op, ScalarOp, VarId};
 
 use super::pattern::{
     elemwise, elemwise_args, filled_like, same_type, scalar_const, single_client, uniform_value,
 };
 use super::{Expr, Rule};
 
-pub const RULES: [Rule; 7] = rules!["specialize";
+pub const RULES: [Rule; 8] = rules!["specialize";
     pow_specialize,
     div_by_constant,
     div_by_broadcast,
@@ -20,6 +22,7 @@ pub const RULES: [Rule; 7] = rules!["specialize";
     mul_self_to_sqr,
     reduce_of_dimshuffle,
     sum_of_scaled,
+    logsumexp_across_rows,
 ];
 
 /// x ** c for c in {0, ±0.5, ±1, 2, 3, 4, -2} → sqr/sqrt/reciprocal/multiplications (when x
@@ -212,4 +215,59 @@ fn reduce_of_dimshuffle(fg: &FunctionGraph, node: NodeId) -> Option<Vec<Expr>> {
         new_order,
     };
     Some(vec![Expr::apply(Op::DimShuffle(shuffle), vec![reduced])])
+}
+
+/// logsumexp over axes without the last → m + log(sum(exp(x - m))) with m = max(x) (0
+/// where m is infinite): the same value, in two passes that each run along rows.
+fn logsumexp_across_rows(fg: &FunctionGraph, node: NodeId) -> Option<Vec<Expr>> {
+    let e = fg.node(node)?;
+    let Op::Reduce {
+        kind: ReduceKind::LogSumExp,
+        axes,
+    } = &e.op
+    else {
+        return None;
+    };
+    let x = e.inputs[0];
+    let ndim = fg.var(x).ty.ndim();
+    if ndim == 0 || axes.contains(&(ndim - 1)) {
+        return None;
+    }
+    Some(vec![max_shifted_logsumexp(x, axes.clone(), fg)])
+}
+
+/// logsumexp(x) over `axes` written out: m + log(sum(exp(x - m))) with m = max(x) (0
+/// where m is infinite).
+fn max_shifted_logsumexp(x: VarId, axes: Vec<usize>, fg: &FunctionGraph) -> Expr {
+    let ty = &fg.var(x).ty;
+    let (dtype, ndim) = (ty.dtype, ty.ndim());
+    let reduced_ndim = ndim - axes.len();
+    let max = Expr::apply(
+        Op::Reduce {
+            kind: ReduceKind::Max,
+            axes: axes.clone(),
+        },
+        vec![Expr::Var(x)],
+    );
+    let is_inf = elemwise(ScalarOp::IsInf, vec![max.clone()]);
+    let shift = elemwise(
+        ScalarOp::Switch,
+        vec![is_inf, scalar_const(0.0, dtype, reduced_ndim), max],
+    );
+    let shift_kept = Expr::apply(
+        Op::DimShuffle(DimShuffle::keep_dims(&axes, ndim)),
+        vec![shift.clone()],
+    );
+    let shifted = elemwise(ScalarOp::Sub, vec![Expr::Var(x), shift_kept]);
+    let summed = Expr::apply(
+        Op::Reduce {
+            kind: ReduceKind::Sum,
+            axes,
+        },
+        vec![elemwise(ScalarOp::Exp, vec![shifted])],
+    );
+    elemwise(
+        ScalarOp::Add,
+        vec![elemwise(ScalarOp::Log, vec![summed]), shift],
+    )
 }

@@ -1,11 +1,11 @@
 //! Stabilize: replace forms that overflow, underflow or cancel by their stable equivalents
-//! (log1p, expm1, softplus, log1mexp, max-shifted logsumexp and log_softmax). Each rule has
+//! (log1p, expm1, softplus, log1mexp, logsumexp and max-shifted log_softmax). Each rule has
 //! a numeric test at an input where the naive form fails.
 
 use tensorlift_ir::ops::{DimShuffle, ReduceKind};
 use tensorlift_ir::{FunctionGraph, NodeId, Op, ScalarOp, VarId};
 
-use super::pattern::{elemwise, elemwise_args, is_uniform, producer, same_type, scalar_const};
+use super::pattern::{elemwise, elemwise_args, is_uniform, producer, same_type};
 use super::{Expr, Rule};
 
 pub const RULES: [Rule; 8] = rules!["stabilize";
@@ -187,47 +187,23 @@ fn is_max_shifted(fg: &FunctionGraph, var: VarId) -> bool {
     false
 }
 
-/// log(sum(exp(x))) → m + log(sum(exp(x - m))) with m = max(x) (0 where m is infinite), so
-/// it neither overflows nor underflows; all `-inf` gives `-inf`.
+/// log(sum(exp(x))) → logsumexp(x), the one reduction that neither overflows nor
+/// underflows (unless x is already shifted by its maximum).
 fn logsumexp_from_log(fg: &FunctionGraph, node: NodeId) -> Option<Vec<Expr>> {
     let s = unary_arg(fg, node, ScalarOp::Log)?;
     let (axes, e, expand) = sum_args(fg, s)?;
     let [x] = elemwise_args(fg, e, ScalarOp::Exp)?[..] else {
         return None;
     };
-    let ty = &fg.var(x).ty;
-    if !ty.dtype.is_float() || is_max_shifted(fg, x) {
+    if !fg.var(x).ty.dtype.is_float() || is_max_shifted(fg, x) {
         return None;
     }
-    let (dtype, ndim) = (ty.dtype, ty.ndim());
-    let reduced_ndim = ndim - axes.len();
-    let max = Expr::apply(
+    let lse = Expr::apply(
         Op::Reduce {
-            kind: ReduceKind::Max,
-            axes: axes.clone(),
-        },
-        vec![Expr::Var(x)],
-    );
-    let is_inf = elemwise(ScalarOp::IsInf, vec![max.clone()]);
-    let shift = elemwise(
-        ScalarOp::Switch,
-        vec![is_inf, scalar_const(0.0, dtype, reduced_ndim), max],
-    );
-    let shift_kept = Expr::apply(
-        Op::DimShuffle(DimShuffle::keep_dims(&axes, ndim)),
-        vec![shift.clone()],
-    );
-    let shifted = elemwise(ScalarOp::Sub, vec![Expr::Var(x), shift_kept]);
-    let summed = Expr::apply(
-        Op::Reduce {
-            kind: ReduceKind::Sum,
+            kind: ReduceKind::LogSumExp,
             axes,
         },
-        vec![elemwise(ScalarOp::Exp, vec![shifted])],
-    );
-    let lse = elemwise(
-        ScalarOp::Add,
-        vec![elemwise(ScalarOp::Log, vec![summed]), shift],
+        vec![Expr::Var(x)],
     );
     Some(vec![match expand {
         Some(ds) => Expr::apply(Op::DimShuffle(ds), vec![lse]),

@@ -146,20 +146,11 @@ impl Var {
         self.var(axes, ddof).sqrt()
     }
 
-    /// log(sum(exp(x))) over `axes`, shifted by the maximum so it neither overflows nor
-    /// underflows; all `-inf` gives `-inf`.
+    /// log(sum(exp(x))) over `axes` (`None` = all), as one reduction that neither
+    /// overflows nor underflows (the maximum is shifted out); all `-inf` or an empty axis
+    /// gives `-inf`. Integers give the float dtype `exp` would.
     pub fn logsumexp(&self, axes: Option<&[isize]>) -> Var {
-        let m = self.reduce(ReduceKind::Max, axes, true);
-        let shift = crate::build::elemwise::switch(m.isinf(), 0.0, &m);
-        let summed = (self - &shift)
-            .exp()
-            .reduce(ReduceKind::Sum, axes, true)
-            .log()
-            + &shift;
-        var_or_invalid((|| {
-            let axes = normalize_axes("Logsumexp", axes, self.ndim())?;
-            Ok(drop_dims(&summed, &axes))
-        })())
+        self.reduce(ReduceKind::LogSumExp, axes, false)
     }
 
     /// exp(x) / sum(exp(x)) along `axis`, in the max-shifted stable form.
@@ -183,13 +174,4 @@ impl Var {
 /// Re-inserts the reduced `axes` (of an `ndim`-dimensional input) as size-1 dimensions.
 fn keep_dims(reduced: &Var, axes: &[usize], ndim: usize) -> Var {
     reduced.dimshuffle(&DimShuffle::keep_dims(axes, ndim).new_order)
-}
-
-/// Drops the given size-1 dimensions.
-fn drop_dims(x: &Var, axes: &[usize]) -> Var {
-    let order: Vec<Option<usize>> = (0..x.ndim())
-        .filter(|d| !axes.contains(d))
-        .map(Some)
-        .collect();
-    x.dimshuffle(&order)
 }

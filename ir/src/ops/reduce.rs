@@ -3,7 +3,7 @@
 //!
 //! Owns: the reduction kinds and their dtype rules (NumPy's: sum and prod of bool or
 //! integers accumulate in int64, max/min keep the dtype, all/any give bool, arg-reductions
-//! give int64).
+//! give int64; logsumexp gives the float dtype exp would).
 
 use crate::dtype::DType;
 use crate::error::{GraphError, Result};
@@ -18,6 +18,9 @@ pub enum ReduceKind {
     Min,
     All,
     Any,
+    /// log(Σ exp(x)), computed without overflow or underflow (shifted by the maximum);
+    /// an empty reduction gives −inf.
+    LogSumExp,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -39,6 +42,7 @@ impl ReduceKind {
             ReduceKind::Sum | ReduceKind::Prod => accumulate_dtype(input),
             ReduceKind::Max | ReduceKind::Min => input,
             ReduceKind::All | ReduceKind::Any => DType::Bool,
+            ReduceKind::LogSumExp => input.upgrade_to_float(),
         }
     }
 }

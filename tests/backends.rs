@@ -758,6 +758,97 @@ fn logsumexp_special_values_empty_rows_and_strides() {
 }
 
 #[test]
+fn softmax_along_every_axis_and_layout() {
+    for dtype in [Float64, Float32] {
+        let x = tensor("x", dtype, [None, None, None]);
+        let y = tensor("y", dtype, [None, None, None]);
+        // Along the last axis (the runtime's rows), along the others (written out by the
+        // rewrites), of arithmetic, and of a transposed view (rows not contiguous).
+        let outs = [
+            x.softmax(2),
+            x.softmax(1),
+            x.softmax(0),
+            (&x * 2.0 - &y).softmax(-1),
+            x.dimshuffle(&[Some(2), Some(0), Some(1)]).softmax(-1),
+        ];
+        let refs: Vec<&Var> = outs.iter().collect();
+        for (seed, shape) in [
+            [2usize, 3, 5],
+            [1, 7, 4],
+            [3, 1, 9],
+            [2, 2, 1500],
+            [2, 0, 3],
+        ]
+        .iter()
+        .enumerate()
+        {
+            let vals = values(dtype, &[shape, shape], (-30.0, 30.0), seed as u64);
+            check(&[&x, &y], &refs, &vals);
+        }
+    }
+    let m = matrix("m", Float64);
+    let f = function(&[&m], &[&m.softmax(1)])
+        .mode(Mode::Jit)
+        .compile()
+        .unwrap();
+    let kernels = kernels_of(f.fgraph());
+    assert!(
+        kernels
+            .iter()
+            .any(|(_, k)| k.to_string().contains("call softmax(")),
+        "a jitted softmax"
+    );
+}
+
+#[test]
+fn softmax_special_values_and_splits_across_threads() {
+    let (inf, nan) = (f64::INFINITY, f64::NAN);
+    let x = matrix("x", Float64);
+    let outs = [x.softmax(1), x.softmax(0)];
+    let refs: Vec<&Var> = outs.iter().collect();
+    for special in [-inf, inf, nan, 800.0, -800.0] {
+        let mut rows = ArrayD::from_shape_fn(IxDyn(&[4, 900]), |i| {
+            ((i[0] * 900 + i[1]) % 89) as f64 * 0.4 - 12.0
+        });
+        rows[[0, 3]] = special;
+        rows.index_axis_mut(ndarray::Axis(0), 1).fill(special);
+        rows[[2, 899]] = special;
+        rows[[2, 0]] = -inf;
+        check(&[&x], &refs, &[rows.into()]);
+    }
+    // Above the parallel threshold: split across rows (never along them), or not at all
+    // when there are too few rows; the caller's transposed array goes row by row.
+    for (seed, (r, c)) in [(7usize, 20_000usize), (3, 30_000), (20_000, 5)]
+        .into_iter()
+        .enumerate()
+    {
+        let vals = values(Float64, &[&[r, c]], (-5.0, 5.0), seed as u64);
+        check(&[&x], &[&x.softmax(1)], &vals);
+    }
+    let base = ArrayD::from_shape_fn(IxDyn(&[700, 3]), |i| (i[0] * 3 + i[1]) as f64 * 0.01);
+    check(&[&x], &refs, &[base.reversed_axes().into()]);
+    // Integer inputs give float64, through the reference.
+    let k = tensor("k", Int64, [None, None]);
+    check(
+        &[&k],
+        &[&k.softmax(1)],
+        &values(Int64, &[&[3, 5]], (-20.0, 20.0), 4),
+    );
+    // The reference against the closed form: softmax([0, ln 2, ln 3]) = [1, 2, 3] / 6.
+    let f = function(&[&x], &[&outs[0]])
+        .mode(Mode::Reference)
+        .compile()
+        .unwrap();
+    let got = f
+        .call(&[array![[0.0, 2f64.ln(), 3f64.ln()]].into()])
+        .unwrap();
+    let got = got[0].as_array::<f64>().unwrap();
+    for (g, w) in got.iter().zip([1.0 / 6.0, 2.0 / 6.0, 3.0 / 6.0]) {
+        assert!((g - w).abs() < 1e-15, "{got}");
+    }
+}
+
+#[test]
 fn strided_transposed_and_reversed_inputs() {
     let x = matrix("x", Float64);
     let y = matrix("y", Float64);

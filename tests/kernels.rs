@@ -9,7 +9,7 @@ use tensorlift::ir::ScalarOp;
 use tensorlift::prelude::*;
 use tensorlift_compiler::jit::kernels_of;
 use tensorlift_compiler::kernel_call::KernelCall;
-use tensorlift_compiler::loopir::{Buffer, Expr, Index, Kernel, Role, Stmt};
+use tensorlift_compiler::loopir::{Buffer, Expr, Index, Kernel, Role, Stmt, SupportCall};
 
 /// The single kernel of a compiled graph, compiled on its own.
 fn only_kernel(inputs: &[&Var], outputs: &[&Var]) -> KernelCall {
@@ -762,6 +762,125 @@ fn malformed_kernels_are_refused_before_code_is_made() {
         errors: vec![],
     };
     assert!(int_lse.validate().is_err(), "{int_lse}");
+    // Whole-buffer calls of integer buffers, or with the wrong number of buffers.
+    for (func, bufs) in [
+        (SupportCall::Softmax, vec![x, out]),
+        (SupportCall::Dot, vec![x, x, out]),
+        (SupportCall::Softmax, vec![out]),
+    ] {
+        let ints = Kernel {
+            name: "bad".into(),
+            buffers: vec![
+                buffer("x", Int64, Role::Input),
+                buffer("out", Int64, Role::Output),
+            ],
+            body: vec![Stmt::Call {
+                func,
+                bufs,
+                error: 0,
+            }],
+            errors: vec!["failed".into()],
+        };
+        assert!(ints.validate().is_err(), "{ints}");
+        assert!(KernelCall::compile(ints).is_err());
+    }
+}
+
+/// A value read once per row (outside the inner loop) and used inside it, in the
+/// vectorised loop and in the strips around an array math call alike: each row's
+/// exp(x − s[i]) + s[i], compared with plain Rust over contiguous and transposed inputs.
+#[test]
+fn values_from_outside_an_inner_loop_reach_every_lane() {
+    let matrix_buffer = |name: &str, role| Buffer {
+        name: name.into(),
+        dtype: Float64,
+        rank: 2,
+        role,
+    };
+    let (x, shift, out) = (0, 1, 2);
+    let kernel = Kernel {
+        name: "row_shift".into(),
+        buffers: vec![
+            matrix_buffer("x", Role::Input),
+            matrix_buffer("shift", Role::Input),
+            matrix_buffer("out", Role::Output),
+        ],
+        body: vec![Stmt::For {
+            var: 0,
+            buf: out,
+            dim: 0,
+            parallel: false,
+            body: vec![
+                Stmt::Let {
+                    temp: 0,
+                    dtype: Float64,
+                    value: Expr::Load {
+                        buf: shift,
+                        index: vec![Index::Var(0), Index::Zero],
+                    },
+                },
+                Stmt::For {
+                    var: 1,
+                    buf: out,
+                    dim: 1,
+                    parallel: false,
+                    body: vec![
+                        Stmt::Let {
+                            temp: 1,
+                            dtype: Float64,
+                            value: Expr::apply(
+                                ScalarOp::Sub,
+                                vec![
+                                    Expr::Load {
+                                        buf: x,
+                                        index: vec![Index::Var(0), Index::Var(1)],
+                                    },
+                                    Expr::Temp(0),
+                                ],
+                                Float64,
+                            ),
+                        },
+                        Stmt::Let {
+                            temp: 2,
+                            dtype: Float64,
+                            value: Expr::apply(ScalarOp::Exp, vec![Expr::Temp(1)], Float64),
+                        },
+                        Stmt::Store {
+                            buf: out,
+                            index: vec![Index::Var(0), Index::Var(1)],
+                            value: Expr::apply(
+                                ScalarOp::Add,
+                                vec![Expr::Temp(2), Expr::Temp(0)],
+                                Float64,
+                            ),
+                        },
+                    ],
+                },
+            ],
+        }],
+        errors: vec![],
+    };
+    let call = KernelCall::compile(kernel).unwrap();
+    for (rows, cols) in [(3usize, 1100usize), (2, 7)] {
+        let data = ArrayD::from_shape_fn(IxDyn(&[rows, cols]), |i| {
+            ((i[0] * cols + i[1]) % 13) as f64 * 0.25 - 1.0
+        });
+        let shifts = ArrayD::from_shape_fn(IxDyn(&[rows, 1]), |i| i[0] as f64 * 0.5 - 0.3);
+        let want = ArrayD::from_shape_fn(IxDyn(&[rows, cols]), |i| {
+            let s = shifts[[i[0], 0]];
+            (data[[i[0], i[1]]] - s).exp() + s
+        });
+        // The same values with column-major strides (stride 1 along rows).
+        let transposed = data.t().as_standard_layout().into_owned().reversed_axes();
+        for input in [data.clone(), transposed] {
+            let mut outs = vec![zeros(&[rows, cols])];
+            let (input, shifts) = (TensorData::from_array(input), shifts.clone().into());
+            call.run(&[&input, &shifts], &mut outs).unwrap();
+            for (g, w) in values(&outs[0]).iter().zip(want.iter()) {
+                assert!((g - w).abs() <= 4.0 * f64::EPSILON * w.abs(), "{g} vs {w}");
+            }
+        }
+    }
 }
 
 /// A logsumexp accumulated across rows (`out[j] logsumexp= x[i, j]`, i outer): not the

@@ -207,70 +207,19 @@ fn integer_and_bool_reductions() {
 }
 
 #[test]
-fn softmax_sums_and_keeps_its_exponentials_in_one_pass() {
+fn softmax_along_rows_is_one_checked_call() {
     let x = matrix("x", Float64);
     check(
         &[&x],
         &[&x.softmax(1)],
         expect![[r#"
-            kernel max_reduce(in in0: float64[2d], out out: float64[1d]):
-              if neq(out.shape[0], in0.shape[0]):
-                fail "output 0 has {0} elements along axis 0, expected {1} (the size of input 0's axis 0)", out.shape[0], in0.shape[0]
-              fill out with -inf
-              for i0 in 0..in0.shape[0]:
-                for i1 in 0..in0.shape[1]:
-                  t0: float64 = in0[i0, i1]
-                  t1: float64 = identity(t0)
-                  out[i0] max= t1
-
-            kernel sum_reduce(in in0: float64[2d], in in1: float64[2d], out out: float64[1d], out values: float64[2d]):
-              if neq(in1.shape[0], in0.shape[0]):
-                fail "input 1 has {0} elements along axis 0, expected {1} (the size of input 0's axis 0)", in1.shape[0], in0.shape[0]
-              if neq(in1.shape[1], 1:int64):
-                fail "input 1 has {0} elements along axis 1, which is broadcast: expected {1}", in1.shape[1], 1:int64
-              if neq(values.shape[0], in0.shape[0]):
-                fail "output 1 has {0} elements along axis 0, expected {1} (the size of input 0's axis 0)", values.shape[0], in0.shape[0]
-              if neq(values.shape[1], in0.shape[1]):
-                fail "output 1 has {0} elements along axis 1, expected {1} (the size of input 0's axis 1)", values.shape[1], in0.shape[1]
-              if neq(out.shape[0], in0.shape[0]):
-                fail "output 0 has {0} elements along axis 0, expected {1} (the size of input 0's axis 0)", out.shape[0], in0.shape[0]
-              fill out with 0
-              for i0 in 0..in0.shape[0]:
-                for i1 in 0..in0.shape[1]:
-                  t0: float64 = in0[i0, i1]
-                  t1: float64 = in1[i0, 0]
-                  t2: float64 = sub(t0, t1)
-                  t3: float64 = exp(t2)
-                  values[i0, i1] = t3
-                  out[i0] sum= t3
-
-            kernel elemwise(in in0: float64[2d], out out0: float64[2d]):
-              if neq(in0.shape[0], out0.shape[0]):
-                fail "input 0 has {0} elements along axis 0, expected {1} (the size of output 0's axis 0)", in0.shape[0], out0.shape[0]
-              if neq(in0.shape[1], 1:int64):
-                fail "input 0 has {0} elements along axis 1, which is broadcast: expected {1}", in0.shape[1], 1:int64
-              for i0 in 0..out0.shape[0]:
-                for i1 in 0..out0.shape[1]:
-                  t0: float64 = in0[i0, 0]
-                  t1: float64 = reciprocal(t0)
-                  out0[i0, i1] = t1
-
-            kernel elemwise(in in0: float64[2d], in in1: float64[2d], out out0: float64[2d]):
-              if neq(in0.shape[0], out0.shape[0]):
-                fail "input 0 has {0} elements along axis 0, expected {1} (the size of output 0's axis 0)", in0.shape[0], out0.shape[0]
-              if neq(in0.shape[1], out0.shape[1]):
-                fail "input 0 has {0} elements along axis 1, expected {1} (the size of output 0's axis 1)", in0.shape[1], out0.shape[1]
-              if neq(in1.shape[0], out0.shape[0]):
-                fail "input 1 has {0} elements along axis 0, expected {1} (the size of output 0's axis 0)", in1.shape[0], out0.shape[0]
-              if neq(in1.shape[1], 1:int64):
-                fail "input 1 has {0} elements along axis 1, which is broadcast: expected {1}", in1.shape[1], 1:int64
-              for i0 in 0..out0.shape[0]:
-                for i1 in 0..out0.shape[1]:
-                  t0: float64 = in0[i0, i1]
-                  t1: float64 = in1[i0, 0]
-                  t2: float64 = mul(t0, t1)
-                  out0[i0, i1] = t2
-        "#]],
+        kernel softmax(in in0: float64[2d], out out: float64[2d]):
+          if neq(out.shape[0], in0.shape[0]):
+            fail "output 0 has {0} elements along axis 0, expected {1} (the size of input 0's axis 0)", out.shape[0], in0.shape[0]
+          if neq(out.shape[1], in0.shape[1]):
+            fail "output 0 has {0} elements along axis 1, expected {1} (the size of input 0's axis 1)", out.shape[1], in0.shape[1]
+          call softmax(in0, out) or fail "the softmax rows do not match"
+    "#]],
     );
 }
 

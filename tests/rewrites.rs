@@ -1061,6 +1061,39 @@ fn logsumexp_across_rows() {
     );
 }
 
+#[test]
+fn softmax_across_rows() {
+    let x = matrix("x", Float64);
+    check(
+        &[&x.softmax(0), &x.softmax(1)],
+        &["softmax_across_rows"],
+        expect![[r#"
+            Softmax{axis=0} [id A] <Matrix(float64, shape=(?, ?))>
+             └─ x [id B] <Matrix(float64, shape=(?, ?))>
+            Softmax{axis=1} [id C] <Matrix(float64, shape=(?, ?))>
+             └─ x [id B] <Matrix(float64, shape=(?, ?))>
+            =>
+            TrueDiv [id A] <Matrix(float64, shape=(?, ?))>
+             ├─ Exp [id B] <Matrix(float64, shape=(?, ?))>
+             │  └─ Sub [id C] <Matrix(float64, shape=(?, ?))>
+             │     ├─ x [id D] <Matrix(float64, shape=(?, ?))>
+             │     └─ ExpandDims{axis=0} [id E] <Matrix(float64, shape=(1, ?))>
+             │        └─ Max{axes=[0]} [id F] <Vector(float64, shape=(?,))>
+             │           └─ x [id D] <Matrix(float64, shape=(?, ?))>
+             └─ ExpandDims{axis=0} [id G] <Matrix(float64, shape=(1, ?))>
+                └─ Sum{axes=[0]} [id H] <Vector(float64, shape=(?,))>
+                   └─ Exp [id I] <Matrix(float64, shape=(?, ?))>
+                      └─ Sub [id J] <Matrix(float64, shape=(?, ?))>
+                         ├─ x [id D] <Matrix(float64, shape=(?, ?))>
+                         └─ ExpandDims{axis=0} [id K] <Matrix(float64, shape=(1, ?))>
+                            └─ Max{axes=[0]} [id L] <Vector(float64, shape=(?,))>
+                               └─ x [id D] <Matrix(float64, shape=(?, ?))>
+            Softmax{axis=1} [id M] <Matrix(float64, shape=(?, ?))>
+             └─ x [id D] <Matrix(float64, shape=(?, ?))>
+        "#]],
+    );
+}
+
 // ---------------------------------------------------------------- fusion
 
 #[test]

@@ -14,8 +14,8 @@
 //! and support calls) and returns 0, or `e + 1` for error `e` of `Kernel::errors` after
 //! writing the values its message refers to into the slot, before touching memory it
 //! should not. Control flow (`if`, `while`, `fail`) and support calls on whole buffers
-//! (`call dot`: the buffers' argument words are passed to the runtime's gemm) are emitted
-//! as plain scalar code.
+//! (`call dot`, `call softmax`: the buffers' argument words are passed to the runtime's
+//! gemm or row softmax) are emitted as plain scalar code.
 //!
 //! Values compute in f64 (float32 buffers are widened on load and narrowed on store;
 //! float32 results are rounded like the reference) and bools as 0/1 bytes. An innermost
@@ -48,6 +48,7 @@ use cranelift_module::{FuncId, Linkage, Module};
 use tensorlift_ir::ops::ReduceKind;
 use tensorlift_ir::{DType, Literal, ScalarOp};
 use tensorlift_runtime::buffer_support::{tl_dot_f32, tl_dot_f64, tl_grow};
+use tensorlift_runtime::softmax::{tl_softmax_f32, tl_softmax_f64};
 use tensorlift_runtime::support::{
     float_array_support, float_support, int_support, tl_log_add_exp, tl_lse_add, tl_lse_begin,
     tl_lse_value,
@@ -66,6 +67,27 @@ mod loops;
 mod values;
 
 use loops::scratch_slots;
+
+/// Each whole-buffer support call with its float64 and float32 entry points (symbol,
+/// address); every operand is passed as (argument words, rank), the result is a status.
+fn whole_buffer_calls() -> [(SupportCall, [(&'static str, *const u8); 2]); 2] {
+    [
+        (
+            SupportCall::Dot,
+            [
+                ("tl_dot_f64", tl_dot_f64 as *const u8),
+                ("tl_dot_f32", tl_dot_f32 as *const u8),
+            ],
+        ),
+        (
+            SupportCall::Softmax,
+            [
+                ("tl_softmax_f64", tl_softmax_f64 as *const u8),
+                ("tl_softmax_f32", tl_softmax_f32 as *const u8),
+            ],
+        ),
+    ]
+}
 
 /// The signature of a compiled kernel.
 pub type KernelFn = unsafe extern "C" fn(*const i64) -> i32;
@@ -195,10 +217,11 @@ pub fn compile_kernels(kernels: &[Kernel]) -> Result<Vec<CompiledKernel>, Compil
             builder.symbol(symbol, address);
         }
     }
-    let calls_dot = kernels.iter().any(|k| k.calls(SupportCall::Dot));
-    if calls_dot {
-        builder.symbol("tl_dot_f64", tl_dot_f64 as *const u8);
-        builder.symbol("tl_dot_f32", tl_dot_f32 as *const u8);
+    for (func, [(f64_symbol, f64_fn), (f32_symbol, f32_fn)]) in whole_buffer_calls() {
+        if kernels.iter().any(|k| k.calls(func)) {
+            builder.symbol(f64_symbol, f64_fn);
+            builder.symbol(f32_symbol, f32_fn);
+        }
     }
     if kernels.iter().any(Kernel::has_log_sum_exp) {
         for (symbol, address) in logsumexp::lse_symbols() {
@@ -279,14 +302,20 @@ pub fn compile_kernels(kernels: &[Kernel]) -> Result<Vec<CompiledKernel>, Compil
                 &|_| vec![ptr, ptr, types::I64],
                 &[],
             )?;
-            let mut dot = HashMap::new();
-            if kernel.calls(SupportCall::Dot) {
-                for (dtype, symbol) in [
-                    (DType::Float64, "tl_dot_f64"),
-                    (DType::Float32, "tl_dot_f32"),
-                ] {
+            let mut buffer_calls = HashMap::new();
+            for (func, symbols) in whole_buffer_calls() {
+                if !kernel.calls(func) {
+                    continue;
+                }
+                let operands = match func {
+                    SupportCall::Dot => 3,
+                    SupportCall::Softmax => 2,
+                };
+                for (dtype, (symbol, _)) in
+                    [DType::Float64, DType::Float32].into_iter().zip(symbols)
+                {
                     let mut sig = module.make_signature();
-                    for _ in 0..3 {
+                    for _ in 0..operands {
                         sig.params.push(AbiParam::new(ptr));
                         sig.params.push(AbiParam::new(types::I64));
                     }
@@ -294,7 +323,7 @@ pub fn compile_kernels(kernels: &[Kernel]) -> Result<Vec<CompiledKernel>, Compil
                     let fid = module
                         .declare_function(symbol, Linkage::Import, &sig)
                         .map_err(jit_error)?;
-                    dot.insert(dtype, module.declare_func_in_func(fid, b.func));
+                    buffer_calls.insert((func, dtype), module.declare_func_in_func(fid, b.func));
                 }
             }
             let grow_fn = if grows(kernel) {
@@ -325,7 +354,7 @@ pub fn compile_kernels(kernels: &[Kernel]) -> Result<Vec<CompiledKernel>, Compil
                 .map(|c| (c, module.declare_func_in_func(ids[c], b.func)))
                 .collect();
             let mut g = Gen::new(b, kernel, args, support, array_support, ints);
-            g.dot = dot;
+            g.buffer_calls = buffer_calls;
             g.callees = callees;
             g.grow_fn = grow_fn;
             g.lse = lse;
@@ -475,8 +504,8 @@ struct Gen<'a> {
     b: FunctionBuilder<'a>,
     /// Where `fail` writes its values (`ErrorSlot`).
     error_slot: Value,
-    /// The gemm support functions by dtype.
-    dot: HashMap<DType, FuncRef>,
+    /// The whole-buffer support functions (gemm, softmax) by function and dtype.
+    buffer_calls: HashMap<(SupportCall, DType), FuncRef>,
     /// The runtime's `tl_grow` (imported when the kernel has growing buffers).
     grow_fn: Option<FuncRef>,
     /// The one-pass logsumexp functions (imported when the kernel accumulates one).
@@ -579,7 +608,7 @@ impl<'a> Gen<'a> {
         Gen {
             b,
             error_slot,
-            dot: HashMap::new(),
+            buffer_calls: HashMap::new(),
             grow_fn: None,
             lse: None,
             error_offsets: HashMap::new(),
@@ -739,25 +768,22 @@ impl<'a> Gen<'a> {
             }
             Stmt::Grow { buf, rows, error } => self.grow(*buf, rows, *error),
             Stmt::Call { func, bufs, error } => {
-                let status = match func {
-                    SupportCall::Dot => {
-                        let dtype = self.bufs[bufs[0]].dtype;
-                        let f = self.dot[&dtype];
-                        let (slot, offsets) = self.words_on_stack(bufs, false);
-                        let mut call_args = Vec::new();
-                        for (b, at) in bufs.iter().zip(offsets) {
-                            let words = self.b.ins().stack_addr(types::I64, slot, at);
-                            let rank = self
-                                .b
-                                .ins()
-                                .iconst(types::I64, self.bufs[*b].shape.len() as i64);
-                            call_args.push(words);
-                            call_args.push(rank);
-                        }
-                        let call = self.b.ins().call(f, &call_args);
-                        self.b.inst_results(call)[0]
-                    }
-                };
+                // (Validated: the buffers share a float dtype.)
+                let dtype = self.bufs[bufs[0]].dtype;
+                let f = self.buffer_calls[&(*func, dtype)];
+                let (slot, offsets) = self.words_on_stack(bufs, false);
+                let mut call_args = Vec::new();
+                for (b, at) in bufs.iter().zip(offsets) {
+                    let words = self.b.ins().stack_addr(types::I64, slot, at);
+                    let rank = self
+                        .b
+                        .ins()
+                        .iconst(types::I64, self.bufs[*b].shape.len() as i64);
+                    call_args.push(words);
+                    call_args.push(rank);
+                }
+                let call = self.b.ins().call(f, &call_args);
+                let status = self.b.inst_results(call)[0];
                 self.fail_if(status, *error);
             }
         }

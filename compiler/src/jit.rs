@@ -246,6 +246,7 @@ impl KernelNode {
                 Op::Join { axis } => ShapeRule::Join { axis: *axis },
                 Op::Alloc => ShapeRule::Alloc,
                 Op::Arange(dtype) => ShapeRule::Arange(*dtype),
+                Op::Softmax { axis } => ShapeRule::Rows { axis: *axis },
                 _ => ShapeRule::Broadcast,
             },
             in_place,
@@ -509,10 +510,12 @@ fn run_kernel(
         return eval_node(fg, node, args);
     };
     let (kernel, compiled) = (&k.kernel, &k.compiled);
-    // Kept values must be written whole: such calls never split a reduced dimension.
-    let keeps = k.reduce.is_some() && k.out_full.iter().any(|f| *f);
-    let split = split_dim(&space, rayon::current_num_threads(), !keeps)
-        .filter(|_| k.shapes == ShapeRule::Broadcast);
+    // Only reductions split a reduced dimension (partial results combined), and not when
+    // they keep values (written whole). Row-wise ops split only across rows.
+    let keeps = k.out_full.iter().any(|f| *f);
+    let reduced_ok = k.reduce.is_some() && !keeps;
+    let splittable = matches!(k.shapes, ShapeRule::Broadcast | ShapeRule::Rows { .. });
+    let split = split_dim(&space, rayon::current_num_threads(), reduced_ok).filter(|_| splittable);
     if split.is_none() {
         return run_whole(k, &space, args, pool);
     }

@@ -96,6 +96,9 @@ impl Expr {
 pub enum SupportCall {
     /// `out = a · b` (NumPy `dot` of 1-d/2-d float operands) through the gemm crate.
     Dot,
+    /// `out = softmax(x)` along the last axis (float operands of one shape), row by row
+    /// in cache with the runtime's polynomial exp.
+    Softmax,
 }
 
 /// A statement.
@@ -460,17 +463,27 @@ impl Kernel {
                             self.error(*error)?;
                             values.iter().try_for_each(|v| self.expr(v))?;
                         }
-                        Stmt::Call {
-                            func: SupportCall::Dot,
-                            bufs,
-                            error,
-                        } => {
+                        Stmt::Call { func, bufs, error } => {
                             self.error(*error)?;
-                            let [a, b, out] = bufs.as_slice() else {
-                                return Err("dot takes three buffers".into());
+                            let (name, operands) = match func {
+                                SupportCall::Dot => ("dot", 3),
+                                SupportCall::Softmax => ("softmax", 2),
                             };
-                            self.buffer(*a)?;
-                            self.buffer(*b)?;
+                            let [ins @ .., out] = bufs.as_slice() else {
+                                return Err(format!("{name} takes {operands} buffers"));
+                            };
+                            if bufs.len() != operands {
+                                return Err(format!("{name} takes {operands} buffers"));
+                            }
+                            let dtype = self.buffer(*out)?.dtype;
+                            for b in ins {
+                                if self.buffer(*b)?.dtype != dtype {
+                                    return Err(format!("{name} of buffers of different dtypes"));
+                                }
+                            }
+                            if !matches!(dtype, DType::Float64 | DType::Float32) {
+                                return Err(format!("{name} of {dtype} buffers: it takes floats"));
+                            }
                             self.writable(*out)?;
                         }
                         Stmt::Grow { buf, rows, error } => {

@@ -10,7 +10,7 @@
 //! as 0/1 (logic on bools as bit operations); integer powers are not lowered (`None`).
 //! The other kernels live by kind: `linalg` (Dot), `indexing` (gathers and scatters),
 //! `scans` (running sums/products, arg-reductions), `shapes` (concatenation, Alloc,
-//! Arange). Every kernel starts with its shape checks.
+//! Arange), `softmax` (row by row in cache). Every kernel starts with its shape checks.
 
 use tensorlift_ir::ops::{
     AdvancedSlot, ArgKind, Composite, CumKind, IncMode, ReduceKind, ScalarRef,
@@ -23,11 +23,13 @@ mod indexing;
 mod linalg;
 mod scans;
 mod shapes;
+mod softmax;
 
 use indexing::{scatter_kernel, take_kernel};
 use linalg::dot_kernel;
 use scans::{arg_kernel, cumulative_kernel};
 use shapes::{alloc_kernel, arange_kernel, join_kernel};
+use softmax::softmax_kernel;
 
 /// Whether a kernel computes `op` producing `dtype` from `args`.
 fn kernel_op(op: ScalarOp, args: &[DType], dtype: DType) -> bool {
@@ -114,6 +116,7 @@ fn lower_unchecked(fg: &FunctionGraph, node: NodeId) -> Option<Kernel> {
         Op::Dot => dot_kernel(&in_types, out_types[0]),
         Op::Cumulative { kind, axis } => cumulative_kernel(*kind, *axis, in_types[0], out_types[0]),
         Op::ArgReduce { kind, axis } => arg_kernel(*kind, *axis, in_types[0], out_types[0]),
+        Op::Softmax { axis } => softmax_kernel(*axis, in_types[0], out_types[0]),
         Op::Join { axis } => join_kernel(*axis, &in_types, out_types[0]),
         Op::Alloc => alloc_kernel(&in_types, out_types[0]),
         Op::Arange(dtype) => arange_kernel(*dtype, &in_types, out_types[0]),

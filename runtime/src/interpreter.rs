@@ -221,6 +221,10 @@ pub fn eval_node(fg: &FunctionGraph, node: NodeId, args: &[TensorData]) -> Resul
             need(1)?;
             one(reduce::eval_cumulative(name, *kind, *axis, &args[0]))
         }
+        Op::Softmax { axis } => {
+            need(1)?;
+            one(reduce::eval_softmax(name, *axis, &args[0]))
+        }
         Op::Alloc => {
             need(1)?;
             one(shape_ops::eval_alloc(

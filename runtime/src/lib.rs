@@ -20,6 +20,7 @@ pub mod reduce;
 pub mod scalar;
 pub mod shape_ops;
 pub mod signature;
+pub mod softmax;
 pub mod support;
 pub mod vector_math;
 

@@ -148,7 +148,7 @@ fn prefetch(xs: &[f64]) {
 /// summed as a probe that is NaN exactly when some x is NaN or infinite; only then are
 /// the elements looked at one by one.
 #[inline(always)]
-fn strip_max(xs: &[f64]) -> (f64, bool) {
+pub(crate) fn strip_max(xs: &[f64]) -> (f64, bool) {
     let mut m = [f64::NEG_INFINITY; LANES];
     let mut probe = [0.0f64; LANES];
     let chunks = xs.chunks_exact(LANES);
@@ -195,8 +195,14 @@ fn strip_exp_sum(xs: &[f64], m: f64, next: &[f64]) -> f64 {
             *d = exp(x - m, &c);
         }
     }
+    lane_sum(e)
+}
+
+/// Σ xs in `LANES` independent sums (a vector's worth of adds per step).
+#[inline(always)]
+pub(crate) fn lane_sum(xs: &[f64]) -> f64 {
     let mut acc = [0.0f64; LANES];
-    let chunks = e.chunks_exact(LANES);
+    let chunks = xs.chunks_exact(LANES);
     let rest = chunks.remainder();
     for ch in chunks {
         for k in 0..LANES {

@@ -1,5 +1,5 @@
 //! Reduction kernels of the reference interpreter: CAReduce (sum, prod, max, min, all,
-//! any, logsumexp over any axes), Argmax/Argmin and CumSum/CumProd.
+//! any, logsumexp over any axes), Argmax/Argmin, CumSum/CumProd and Softmax.
 //!
 //! Owns: NumPy's conventions (§3b): max/min/argmax propagate NaN, arg-reductions return
 //! the first index of ties, max/min/argmax of an empty axis is an error, sum/prod of an
@@ -208,6 +208,24 @@ pub fn eval_reduce(
         }
     };
     Ok(cast(&result, out_dtype))
+}
+
+/// Softmax of `x` along `axis`: exp(x − m) / Σ exp(x − m) with m the maximum along the
+/// axis (NaN-propagating), in f64, rounded once to the float dtype `exp` would give.
+pub fn eval_softmax(name: &str, axis: usize, x: &TensorData) -> Result<TensorData> {
+    if axis >= x.ndim() {
+        return Err(RuntimeError::Internal(format!(
+            "{name}: axis {axis} for shape {:?}",
+            x.shape()
+        )));
+    }
+    let f = cast(x, DType::Float64);
+    let v = typed::<f64>(name, &f)?;
+    let m = fold_axes(v.view(), &[axis], f64::NEG_INFINITY, nan_max).insert_axis(Axis(axis));
+    let e = (&v - &m).mapv(f64::exp);
+    let s = fold_axes(e.view(), &[axis], 0.0, |a, b| a + b).insert_axis(Axis(axis));
+    let out = TensorData::from_array(&e / &s);
+    Ok(cast(&out, x.dtype().upgrade_to_float()))
 }
 
 /// Index of the first extreme of a lane; NaN counts as the extreme (first NaN wins).

@@ -70,6 +70,8 @@ pub(super) fn strip_plan(body: &[Stmt]) -> Option<StripPlan> {
     if calls.is_empty() {
         return None;
     }
+    // Where each temp of the body is made: by a `let` of a segment, or by the array call
+    // after segment k (counted as made in k).
     let mut defined_in: HashMap<Temp, usize> = HashMap::new();
     for (seg, stmts) in segments.iter().enumerate() {
         for k in stmts {
@@ -77,6 +79,9 @@ pub(super) fn strip_plan(body: &[Stmt]) -> Option<StripPlan> {
                 defined_in.insert(*temp, seg);
             }
         }
+    }
+    for (seg, (_, _, out)) in calls.iter().enumerate() {
+        defined_in.insert(*out, seg);
     }
     let mut slotted: Vec<Temp> = Vec::new();
     let mut reads = Vec::new();
@@ -92,9 +97,11 @@ pub(super) fn strip_plan(body: &[Stmt]) -> Option<StripPlan> {
         }
         used.sort_unstable();
         used.dedup();
+        // Temps of other segments cross a call (temps from outside the loop are scalars
+        // in registers).
         let foreign: Vec<Temp> = used
             .into_iter()
-            .filter(|t| defined_in.get(t) != Some(&seg))
+            .filter(|t| defined_in.get(t).is_some_and(|s| *s != seg))
             .collect();
         slotted.extend(&foreign);
         reads.push(foreign);

@@ -259,7 +259,10 @@ impl<'a> Gen<'a> {
     pub(super) fn expr(&mut self, e: &Expr, lanes: Lanes) -> Value {
         match e {
             Expr::Load { buf, index } => self.load(*buf, index, lanes),
-            Expr::Temp(t) => self.temps[t],
+            Expr::Temp(t) => {
+                let v = self.temps[t];
+                self.lanes_of_scalar(v, lanes)
+            }
             Expr::Const(l, d) => self.constant(*l, *d, lanes),
             Expr::Dim { buf, dim } => self.buf_dim(*buf, *dim),
             Expr::Var(v) => self.vars[v],
@@ -296,6 +299,22 @@ impl<'a> Gen<'a> {
             x
         };
         self.float_const(x, lanes)
+    }
+
+    /// A value in `lanes`: a scalar temp from outside a vectorised loop (a row's maximum,
+    /// say) splatted across the lanes — f64 as it is, a bool byte as a lane mask; vectors
+    /// as they are.
+    pub(super) fn lanes_of_scalar(&mut self, v: Value, lanes: Lanes) -> Value {
+        let ty = self.b.func.dfg.value_type(v);
+        match (lanes, ty) {
+            (Lanes::Two, types::F64) => self.b.ins().splat(F64X2, v),
+            (Lanes::Four, types::F32) => self.b.ins().splat(types::F32X4, v),
+            (Lanes::Two | Lanes::Four, types::I8) => {
+                let (ones, zero) = (self.bool_const(true, lanes), self.bool_const(false, lanes));
+                self.b.ins().select(v, ones, zero)
+            }
+            _ => v,
+        }
     }
 
     pub(super) fn bool_const(&mut self, b: bool, lanes: Lanes) -> Value {

@@ -34,10 +34,14 @@ pub(super) enum ShapeRule {
     Alloc,
     /// `Arange(start, stop, step)`: the reference's length (and its errors).
     Arange(DType),
+    /// A row-wise op along `axis` (softmax): the input's shape; never split along the
+    /// axis (a row is computed whole).
+    Rows { axis: usize },
 }
 
 /// The iteration space of a kernel call: the broadcast shape of the inputs, the reduced
-/// axes (empty for element-wise kernels) and the output shape.
+/// axes (empty for element-wise kernels; a row-wise op's axis, which is not split) and
+/// the output shape.
 pub(super) struct Space {
     pub(super) full: Vec<usize>,
     pub(super) reduced: Vec<usize>,
@@ -142,6 +146,20 @@ pub(super) fn space(k: &KernelNode, args: &[TensorData]) -> Result<Option<Space>
             full: out.clone(),
             reduced: Vec::new(),
             out,
+        }));
+    }
+    if let ShapeRule::Rows { axis } = k.shapes {
+        let [x] = args else {
+            return Ok(None);
+        };
+        if x.ndim() != k.static_shapes[0].len() || axis >= x.ndim() {
+            return Ok(None);
+        }
+        let full = x.shape().to_vec();
+        return Ok(Some(Space {
+            out: full.clone(),
+            full,
+            reduced: vec![axis],
         }));
     }
     if let ShapeRule::Cumulative { flat } = k.shapes {

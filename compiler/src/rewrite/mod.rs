@@ -120,11 +120,14 @@ pub enum Driver {
 }
 
 /// The groups of the default pipeline, in order, with their drivers.
-pub const PIPELINE: [(&str, Driver); 6] = [
+pub const PIPELINE: [(&str, Driver); 7] = [
     ("merge", Driver::Equilibrium),
     ("canonicalize", Driver::Equilibrium),
     ("stabilize", Driver::Equilibrium),
     ("specialize", Driver::Equilibrium),
+    // Forms written out by the rules above repeat subexpressions: shared before fusion
+    // decides what each kernel computes.
+    ("merge", Driver::Equilibrium),
     ("fusion", Driver::Equilibrium),
     ("merge", Driver::Equilibrium),
 ];

@@ -2,9 +2,9 @@
 //! multiplications, square roots and reciprocals; division by a constant by multiplication;
 //! `x * -1` by negation, `x * x` by a square, division by a broadcast value by
 //! multiplication with its reciprocal; a reduction of a DimShuffle by a reduction of its
-//! input, a sum of a scaled value by a scaled sum, and a logsumexp that does not reduce
-//! the last axis by its max-shifted form (a one-pass logsumexp runs along rows; across
-//! them, two passes of max and sum are faster).
+//! input, a sum of a scaled value by a scaled sum, and a logsumexp or softmax that does not
+//! run along the last axis by its written-out form (max, exp, sum: the one-op forms run
+//! row by row in cache; across rows, the written-out passes are faster).
 
 use tensorlift_ir::ops::{DimShuffle, ReduceKind};
 use tensorlift_ir::{FunctionGraph, Literal, NodeId, Op, ScalarOp, VarId};
@@ -14,7 +14,7 @@ use super::pattern::{
 };
 use super::{Expr, Rule};
 
-pub const RULES: [Rule; 8] = rules!["specialize";
+pub const RULES: [Rule; 9] = rules!["specialize";
     pow_specialize,
     div_by_constant,
     div_by_broadcast,
@@ -23,6 +23,7 @@ pub const RULES: [Rule; 8] = rules!["specialize";
     reduce_of_dimshuffle,
     sum_of_scaled,
     logsumexp_across_rows,
+    softmax_across_rows,
 ];
 
 /// x ** c for c in {0, ±0.5, ±1, 2, 3, 4, -2} → sqr/sqrt/reciprocal/multiplications (when x
@@ -270,4 +271,41 @@ fn max_shifted_logsumexp(x: VarId, axes: Vec<usize>, fg: &FunctionGraph) -> Expr
         ScalarOp::Add,
         vec![elemwise(ScalarOp::Log, vec![summed]), shift],
     )
+}
+
+/// softmax along an axis but the last → exp(x - m) / sum(exp(x - m)) with m = max(x)
+/// along the axis: the same value, in passes that each run along rows.
+fn softmax_across_rows(fg: &FunctionGraph, node: NodeId) -> Option<Vec<Expr>> {
+    let e = fg.node(node)?;
+    let Op::Softmax { axis } = e.op else {
+        return None;
+    };
+    let x = e.inputs[0];
+    let ty = &fg.var(x).ty;
+    if axis + 1 == ty.ndim() || !ty.dtype.is_float() {
+        return None;
+    }
+    let keep = |reduced| {
+        Expr::apply(
+            Op::DimShuffle(DimShuffle::keep_dims(&[axis], ty.ndim())),
+            vec![reduced],
+        )
+    };
+    let max = Expr::apply(
+        Op::Reduce {
+            kind: ReduceKind::Max,
+            axes: vec![axis],
+        },
+        vec![Expr::Var(x)],
+    );
+    let shifted = elemwise(ScalarOp::Sub, vec![Expr::Var(x), keep(max)]);
+    let exps = elemwise(ScalarOp::Exp, vec![shifted]);
+    let sum = Expr::apply(
+        Op::Reduce {
+            kind: ReduceKind::Sum,
+            axes: vec![axis],
+        },
+        vec![exps.clone()],
+    );
+    Some(vec![elemwise(ScalarOp::TrueDiv, vec![exps, keep(sum)])])
 }

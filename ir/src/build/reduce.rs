@@ -153,11 +153,13 @@ impl Var {
         self.reduce(ReduceKind::LogSumExp, axes, false)
     }
 
-    /// exp(x) / sum(exp(x)) along `axis`, in the max-shifted stable form.
+    /// exp(x) / sum(exp(x)) along `axis`, as one op computed in the max-shifted stable
+    /// form (exp(x − max) / Σ exp(x − max)). Integers give the float dtype `exp` would.
     pub fn softmax(&self, axis: isize) -> Var {
-        let shifted = self - self.reduce(ReduceKind::Max, Some(&[axis]), true);
-        let e = shifted.exp();
-        &e / e.reduce(ReduceKind::Sum, Some(&[axis]), true)
+        var_or_invalid(
+            normalize_axis("Softmax", axis, self.ndim())
+                .map(|axis| Var::apply1(Op::Softmax { axis }, vec![self.clone()])),
+        )
     }
 
     /// log(softmax(x)) along `axis`, in the max-shifted stable form.

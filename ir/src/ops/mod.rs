@@ -52,6 +52,9 @@ pub enum Op {
     ArgReduce { kind: ArgKind, axis: Option<usize> },
     /// Running sum/product along `axis`, or of the flattened input when `None`.
     Cumulative { kind: CumKind, axis: Option<usize> },
+    /// exp(x − max) / Σ exp(x − max) along `axis` (max and sum over that axis): the input's
+    /// shape, in the float dtype `exp` would give.
+    Softmax { axis: usize },
     /// `Alloc(value, s0, s1, ...)`: the value broadcast into the shape given by scalar inputs.
     Alloc,
     /// `Reshape(x, shape)`: `shape` is an integer vector of static length `ndim` holding at
@@ -160,6 +163,7 @@ impl Op {
             Op::Cumulative { kind, axis } => {
                 one(reduce::infer_cumulative(&name, *kind, *axis, inputs)?)
             }
+            Op::Softmax { axis } => one(reduce::infer_softmax(&name, *axis, inputs)?),
             Op::Alloc => one(shape::infer_alloc(&name, inputs)?),
             Op::Reshape { ndim } => one(shape::infer_reshape(&name, *ndim, inputs)?),
             Op::SpecifyShape(spec) => one(shape::infer_specify_shape(&name, spec, inputs)?),
@@ -257,6 +261,7 @@ impl fmt::Display for Op {
                 Some(a) => write!(f, "{kind:?}{{axis={a}}}"),
                 None => write!(f, "{kind:?}{{axis=None}}"),
             },
+            Op::Softmax { axis } => write!(f, "Softmax{{axis={axis}}}"),
             Op::Alloc => f.write_str("Alloc"),
             Op::Reshape { ndim } => write!(f, "Reshape{{{ndim}}}"),
             Op::SpecifyShape(spec) => {

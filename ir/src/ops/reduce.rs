@@ -1,5 +1,5 @@
-//! Type inference of reductions: CAReduce (`Reduce`), Argmax/Argmin (`ArgReduce`) and
-//! CumSum/CumProd (`Cumulative`).
+//! Type inference of reductions: CAReduce (`Reduce`), Argmax/Argmin (`ArgReduce`),
+//! CumSum/CumProd (`Cumulative`) and `Softmax` (normalised by a reduction along its axis).
 //!
 //! Owns: the reduction kinds and their dtype rules (NumPy's: sum and prod of bool or
 //! integers accumulate in int64, max/min keep the dtype, all/any give bool, arg-reductions
@@ -142,4 +142,13 @@ pub(crate) fn infer_cumulative(
         }
     };
     Ok(TensorType::new(kind.output_dtype(x.ty.dtype), shape))
+}
+
+pub(crate) fn infer_softmax(name: &str, axis: usize, inputs: &[InputInfo]) -> Result<TensorType> {
+    let x = one_input(name, inputs)?;
+    check_axis(name, axis, x)?;
+    Ok(TensorType::new(
+        x.ty.dtype.upgrade_to_float(),
+        x.ty.shape.clone(),
+    ))
 }

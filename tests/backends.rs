@@ -292,6 +292,61 @@ fn reductions_over_every_axis_subset() {
 }
 
 #[test]
+fn integer_powers_wrap_and_refuse_negative_exponents() {
+    for dtype in [Int8, Int16, Int32, Int64, UInt8] {
+        let (a, b) = (vector("a", dtype), vector("b", dtype));
+        // Alone, fused with other arithmetic, and inside a fused reduction.
+        let outs = [a.pow(&b), (a.pow(&b) + &a) * 3i64, a.pow(&b).sum(None)];
+        let refs: Vec<&Var> = outs.iter().collect();
+        let (lo, hi) = if dtype == UInt8 {
+            (0.0, 9.0)
+        } else {
+            (-9.0, 9.0)
+        };
+        let mut vals = values(dtype, &[&[64]], (lo, hi), 7);
+        vals.extend(values(dtype, &[&[64]], (0.0, 40.0), 8));
+        check(&[&a, &b], &refs, &vals);
+        // Powers that wrap (2^70, 3^40 in int64; past the dtype's range for the others).
+        let lit = |v: &[i64]| {
+            v.iter()
+                .map(|x| tensorlift::Literal::Int(*x))
+                .collect::<Vec<_>>()
+        };
+        let bases = TensorData::from_literals(&[5], &lit(&[2, 3, 0, 1, 7]), dtype).unwrap();
+        let exps = TensorData::from_literals(&[5], &lit(&[70, 40, 0, 99, 2]), dtype).unwrap();
+        check(&[&a, &b], &refs, &[bases, exps]);
+    }
+    // A negative exponent: both backends fail with the same message, and the JIT runs
+    // the power in a kernel (not in the runtime).
+    let (a, b) = (vector("a", Int64), vector("b", Int64));
+    let out = (a.pow(&b) + 1i64) * 2i64;
+    let args: Vec<TensorData> = vec![array![2i64, 3, 4].into(), array![1i64, -2, 3].into()];
+    let errors: Vec<String> = [Mode::Reference, Mode::Jit]
+        .into_iter()
+        .map(|mode| {
+            let f = function(&[&a, &b], &[&out]).mode(mode).compile().unwrap();
+            f.call(&args).unwrap_err().to_string()
+        })
+        .collect();
+    // The same message and node; the reference names the inner op (Pow), the kernel the
+    // fused node it computes.
+    let message = |e: &str| e.split_once(": ").map(|(_, m)| m.to_string());
+    assert_eq!(message(&errors[0]), message(&errors[1]), "{errors:?}");
+    assert!(
+        errors[0].contains("negative integer powers"),
+        "{}",
+        errors[0]
+    );
+    let f = function(&[&a, &b], &[&out]).compile().unwrap();
+    assert!(
+        kernels_of(f.fgraph())
+            .iter()
+            .any(|(_, k)| k.to_string().contains("pow(")),
+        "a jitted integer power"
+    );
+}
+
+#[test]
 fn logic_on_bools_is_jitted_as_bit_operations() {
     let (p, q, r) = (vector("p", Bool), vector("q", Bool), vector("r", Bool));
     let bin = |op| elemwise(op, vec![(&p).into(), (&q).into()]);

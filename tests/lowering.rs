@@ -1,8 +1,8 @@
 //! Golden tests of lowering (DESIGN §11): the loop-nest IR printed for the kernels of
 //! compiled graphs — broadcast inputs read at index 0, fused Composite bodies as scalar
 //! `let`s, reductions over inner and outer axes accumulating into their output, a fused
-//! reduction computing its body inside the reduction loop, and which nodes are not
-//! lowered (integer arithmetic runs in the runtime).
+//! reduction computing its body inside the reduction loop, integer powers checking their
+//! exponents, one-pass logsumexps and softmax calls.
 
 use expect_test::{expect, Expect};
 use tensorlift::prelude::*;
@@ -170,10 +170,22 @@ fn integer_arithmetic_wraps_in_i64() {
 }
 
 #[test]
-fn integer_powers_are_not_lowered() {
-    // A negative integer exponent is an error at run time, which a kernel cannot report.
-    let i = vector("i", Int64);
-    assert_eq!(lowered(&[&i], &[&i.pow(&i)]), "");
+fn integer_powers_check_their_exponent_first() {
+    let (i, j) = (vector("i", Int64), vector("j", Int64));
+    check(&[&i, &j], &[&i.pow(&j)], expect![[r#"
+        kernel elemwise(in in0: int64[1d], in in1: int64[1d], out out0: int64[1d]):
+          if neq(in0.shape[0], out0.shape[0]):
+            fail "input 0 has {0} elements along axis 0, expected {1} (the size of output 0's axis 0)", in0.shape[0], out0.shape[0]
+          if neq(in1.shape[0], out0.shape[0]):
+            fail "input 1 has {0} elements along axis 0, expected {1} (the size of output 0's axis 0)", in1.shape[0], out0.shape[0]
+          for i0 in 0..out0.shape[0]:
+            t0: int64 = in0[i0]
+            t1: int64 = in1[i0]
+            if lt(t1, 0:int64):
+              fail "integers to negative integer powers are not allowed (input 1 holds {0}); cast to float first", t1
+            t2: int64 = pow(t0, t1)
+            out0[i0] = t2
+    "#]]);
 }
 
 #[test]

@@ -45,9 +45,9 @@ fn kernel_op(op: ScalarOp, args: &[DType], dtype: DType) -> bool {
         Cast(_) | Identity => true,
         _ if dtype.is_float() => true,
         // Integer results: wrapping arithmetic and logic as the reference computes them
-        // (integer powers can fail at run time, so they stay in the runtime).
+        // (integer powers check their exponents in the kernel: negative ones fail).
         Neg | Abs | Sign | Sqr | Floor | Ceil | Round | Not | Add | Sub | Mul | Maximum
-        | Minimum | And | Or | Xor | Clip | IntDiv | Mod => dtype != DType::Bool,
+        | Minimum | And | Or | Xor | Clip | IntDiv | Mod | Pow => dtype != DType::Bool,
         _ => false,
     }
 }
@@ -189,12 +189,14 @@ fn input_index(ty: &TensorType, vars: &[usize]) -> Vec<Index> {
 }
 
 /// `Let`s computing every node of `c` at the given input indices; returns the expression
-/// of each composite output.
+/// of each composite output. An integer power first checks its exponent (a negative one
+/// fails with the reference's message, added to `errors`).
 fn composite_body(
     c: &Composite,
     in_types: &[&TensorType],
     vars: &[usize],
     body: &mut Vec<Stmt>,
+    errors: &mut Vec<String>,
 ) -> Vec<Expr> {
     let mut next_temp = 0;
     let mut input_temps = vec![None; c.inputs.len()];
@@ -220,11 +222,14 @@ fn composite_body(
         ScalarRef::Const(l, d) => Expr::Const(*l, *d),
     };
     for n in &c.nodes {
-        let args = n
+        let args: Vec<Expr> = n
             .args
             .iter()
             .map(|a| resolve(a, body, &node_temps))
             .collect();
+        if n.op == ScalarOp::Pow && n.dtype.is_int() {
+            body.push(negative_exponent_check(&args[1], errors));
+        }
         let t = c.inputs.len() + node_temps.len();
         body.push(Stmt::Let {
             temp: t,
@@ -241,6 +246,28 @@ fn composite_body(
         .iter()
         .map(|o| resolve(o, body, &node_temps))
         .collect()
+}
+
+/// `if exponent < 0: fail` with the reference's message for integer powers.
+fn negative_exponent_check(exponent: &Expr, errors: &mut Vec<String>) -> Stmt {
+    let error = errors.len();
+    errors.push(
+        "integers to negative integer powers are not allowed (input 1 holds {0}); cast to \
+         float first"
+            .into(),
+    );
+    Stmt::If {
+        cond: Expr::apply(
+            ScalarOp::Lt,
+            vec![exponent.clone(), Expr::int(0)],
+            DType::Bool,
+        ),
+        then: vec![Stmt::Fail {
+            error,
+            values: vec![exponent.clone()],
+        }],
+        otherwise: Vec::new(),
+    }
 }
 
 /// Wraps `body` in loops over dimensions `0..rank` of the buffers `extent_bufs[d]`.
@@ -271,8 +298,8 @@ fn elemwise_kernel(c: &Composite, in_types: &[&TensorType], out_types: &[&Tensor
     }
     let rank = out_types[0].ndim();
     let vars: Vec<usize> = (0..rank).collect();
-    let mut inner = Vec::new();
-    let outs = composite_body(c, in_types, &vars, &mut inner);
+    let (mut inner, mut errors) = (Vec::new(), Vec::new());
+    let outs = composite_body(c, in_types, &vars, &mut inner, &mut errors);
     for (k, value) in outs.into_iter().enumerate() {
         inner.push(Stmt::Store {
             buf: first_out + k,
@@ -284,7 +311,7 @@ fn elemwise_kernel(c: &Composite, in_types: &[&TensorType], out_types: &[&Tensor
         name: "elemwise".into(),
         buffers,
         body: nest(&vec![first_out; rank], inner),
-        errors: Vec::new(),
+        errors,
     }
 }
 
@@ -337,8 +364,8 @@ fn reduce_kernel(
                 .unwrap_or(0)
         })
         .collect();
-    let mut inner = Vec::new();
-    let values = composite_body(c, in_types, &vars, &mut inner);
+    let (mut inner, mut errors) = (Vec::new(), Vec::new());
+    let values = composite_body(c, in_types, &vars, &mut inner, &mut errors);
     let out_index = (0..rank)
         .filter(|d| !axes.contains(d))
         .map(Index::Var)
@@ -355,6 +382,6 @@ fn reduce_kernel(
         name: format!("{}_reduce", format!("{kind:?}").to_lowercase()),
         buffers,
         body,
-        errors: Vec::new(),
+        errors,
     }
 }

@@ -178,6 +178,12 @@ pub extern "C" fn tl_int_mod(x: i64, y: i64) -> i64 {
     crate::elemwise::int_mod(x, y)
 }
 
+/// Integer power by squaring in wrapping int64, for jitted code (which checks first that
+/// the exponent is not negative; a negative one gives 1 here).
+pub extern "C" fn tl_int_pow(base: i64, exponent: i64) -> i64 {
+    crate::elemwise::int_pow(base, exponent)
+}
+
 /// The support function (symbol, address) computing the integer `op`, if jitted code
 /// calls one for it; it takes and returns i64.
 pub fn int_support(op: ScalarOp) -> Option<(&'static str, *const u8)> {
@@ -185,6 +191,7 @@ pub fn int_support(op: ScalarOp) -> Option<(&'static str, *const u8)> {
     match op {
         ScalarOp::IntDiv => f("tl_int_floor_div", tl_int_floor_div),
         ScalarOp::Mod => f("tl_int_mod", tl_int_mod),
+        ScalarOp::Pow => f("tl_int_pow", tl_int_pow),
         _ => None,
     }
 }

@@ -635,7 +635,7 @@ impl<'a> Gen<'a> {
             }
             // The condition stays a bool; the branches are integers.
             Switch => self.b.ins().select(vals[0], i[1], i[2]),
-            IntDiv | Mod => {
+            IntDiv | Mod | Pow => {
                 let f = self.int_support[&op];
                 let call = self.b.ins().call(f, &[i[0], i[1]]);
                 self.b.inst_results(call)[0]

@@ -7,7 +7,7 @@
 //! memory contiguously); a `FusedReduce` computes its composite body inside the reduction
 //! loop, reading the inputs once. Kernels compute floats in f64 (float32 results rounded
 //! as the reference rounds them), integers in wrapping i64 (wrapped to their dtype), bools
-//! as 0/1 (logic on bools as bit operations); integer powers are not lowered (`None`).
+//! as 0/1 (logic on bools as bit operations); integer powers check their exponents.
 //! The other kernels live by kind: `linalg` (Dot), `indexing` (gathers and scatters),
 //! `scans` (running sums/products, arg-reductions), `shapes` (concatenation, Alloc,
 //! Arange), `softmax` (row by row in cache). Every kernel starts with its shape checks.

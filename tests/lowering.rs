@@ -172,7 +172,10 @@ fn integer_arithmetic_wraps_in_i64() {
 #[test]
 fn integer_powers_check_their_exponent_first() {
     let (i, j) = (vector("i", Int64), vector("j", Int64));
-    check(&[&i, &j], &[&i.pow(&j)], expect![[r#"
+    check(
+        &[&i, &j],
+        &[&i.pow(&j)],
+        expect![[r#"
         kernel elemwise(in in0: int64[1d], in in1: int64[1d], out out0: int64[1d]):
           if neq(in0.shape[0], out0.shape[0]):
             fail "input 0 has {0} elements along axis 0, expected {1} (the size of output 0's axis 0)", in0.shape[0], out0.shape[0]
@@ -185,7 +188,8 @@ fn integer_powers_check_their_exponent_first() {
               fail "integers to negative integer powers are not allowed (input 1 holds {0}); cast to float first", t1
             t2: int64 = pow(t0, t1)
             out0[i0] = t2
-    "#]]);
+    "#]],
+    );
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! Accuracy of the JIT's polynomial exp, log, log1p, sin and cos (and sigmoid and
+//! Accuracy of the JIT's polynomial exp, expm1, log, log1p, sin, cos and tanh (and sigmoid and
 //! softplus, against the reference's formulas) (`compiler/src/vmath.rs`) against
 //! libm (Rust's `f64::exp`/`sin`/`cos`): at most 2 ulp over their whole domain — dense
 //! random points, every binade, the overflow and underflow edges, the subnormal range —
@@ -249,8 +249,50 @@ fn softplus_within_four_ulp_of_the_reference() {
 }
 
 #[test]
+fn expm1_within_two_ulp() {
+    let mut rng = TestRng::new(8);
+    let mut points = uniform(&mut rng, -40.0, 40.0, 200_001);
+    points.extend(uniform(&mut rng, -1.0, 1.0, 100_001));
+    points.extend(uniform(&mut rng, -745.0, 709.7, 20_001)); // libm's beyond ±40
+    points.extend(binades(&mut rng, -1074, 6, 20)); // tiny to large, both signs
+    check(ScalarOp::Expm1, f64::exp_m1, points);
+    let special = [
+        0.0,
+        -0.0,
+        -40.0,
+        710.0,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::NAN,
+        5e-324,
+    ];
+    check_exact(ScalarOp::Expm1, f64::exp_m1, &special);
+}
+
+#[test]
+fn tanh_within_two_ulp() {
+    let mut rng = TestRng::new(9);
+    let mut points = uniform(&mut rng, -25.0, 25.0, 200_001);
+    points.extend(uniform(&mut rng, -1.1, 1.1, 100_001)); // around the split at 1
+    points.extend(binades(&mut rng, -1074, 10, 20));
+    check(ScalarOp::Tanh, f64::tanh, points);
+    let special = [
+        0.0,
+        -0.0,
+        20.0,
+        -20.0,
+        1e300,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::NAN,
+        5e-324,
+    ];
+    check_exact(ScalarOp::Tanh, f64::tanh, &special);
+}
+
+#[test]
 fn contiguous_and_strided_inputs_give_identical_bits() {
-    // Contiguous data runs through the AVX2 array functions, a reversed view through the
+    // Contiguous data runs through the array functions (AVX-512 or AVX2), a reversed view through the
     // same algorithm emitted as IR: both must agree bit for bit, so a value never depends
     // on the memory layout of its input.
     let mut rng = TestRng::new(3);
@@ -274,6 +316,8 @@ fn contiguous_and_strided_inputs_give_identical_bits() {
         ScalarOp::Sigmoid,
         ScalarOp::Log1p,
         ScalarOp::Softplus,
+        ScalarOp::Expm1,
+        ScalarOp::Tanh,
     ] {
         let x = vector("x", Float64);
         let forward = elemwise(op, vec![(&x).into()]);

@@ -27,9 +27,9 @@
 //! applies a math function with an array version (exp, sin, cos, log, tanh, sigmoid, …),
 //! it runs instead by strips of `STRIP` elements: the statements between math calls form
 //! segments, values crossing a call live in scratch slots, and the math runs on whole
-//! slots through the runtime's array functions (AVX2 polynomials from
-//! `tensorlift_runtime::vector_math` for exp/log/log1p/sigmoid/softplus/sin/cos, the reference's own functions for
-//! the others). Strided loops use the same polynomials emitted inline (`vmath`), bit-identical;
+//! slots through the runtime's array functions (AVX-512 or AVX2 polynomials from
+//! `tensorlift_runtime::vector_math` for exp/expm1/log/log1p/sigmoid/softplus/sin/cos/tanh,
+//! the reference's own functions for the others). Strided loops use the same polynomials emitted inline (`vmath`), bit-identical;
 //! other math functions call the runtime's scalar support functions
 //! (`tensorlift_runtime::support`), the reference's own.
 

@@ -1,5 +1,5 @@
-//! Polynomial math emitted as Cranelift IR (DESIGN §11): exp, log, log1p, sigmoid, softplus, sin
-//! and cos on f64 or f64x2
+//! Polynomial math emitted as Cranelift IR (DESIGN §11): exp, expm1, log, log1p, sigmoid,
+//! softplus, sin, cos and tanh on f64 or f64x2
 //! values, so a kernel's vector body computes two elements per instruction instead of
 //! calling libm per element, and its scalar tail computes exactly the same function.
 //!
@@ -22,8 +22,9 @@ use cranelift_codegen::ir::{types, FuncRef, InstBuilder, MemFlagsData, Type, Val
 use cranelift_frontend::FunctionBuilder;
 
 use tensorlift_runtime::vector_math::{
-    sin_cos_coefficients, EXP_HIGH, EXP_LOW, EXP_POLY, LN2_HI, LN2_LO, LOG_POLY, MANTISSA_BITS,
-    PIO2_1, PIO2_2, PIO2_3, SHIFTER, TRIG_FAST_LIMIT, TWO52_BITS,
+    sin_cos_coefficients, EXPM1_FAST_LIMIT, EXPM1_POLY, EXP_HIGH, EXP_LOW, EXP_POLY, LN2_HI,
+    LN2_LO, LOG_POLY, MANTISSA_BITS, PIO2_1, PIO2_2, PIO2_3, SHIFTER, TANH_SPLIT, TRIG_FAST_LIMIT,
+    TWO52_BITS,
 };
 
 /// Emits math on values of type `ty` (F64 or F64X2).
@@ -308,6 +309,117 @@ impl VMath<'_, '_> {
         let positive = self.b.ins().fcmp(FloatCC::GreaterThan, x, zero);
         let part = self.select(positive, x, zero);
         self.b.ins().fadd(part, l)
+    }
+
+    /// e^x − 1: `vector_math::expm1_parts` where every lane has |x| ≤ EXPM1_FAST_LIMIT,
+    /// `libm` (lane by lane) where not — beyond it, and NaN.
+    pub fn expm1(&mut self, x: Value, libm: FuncRef) -> Value {
+        let ax = self.b.ins().fabs(x);
+        let limit = self.konst(EXPM1_FAST_LIMIT);
+        let ok = self.b.ins().fcmp(FloatCC::LessThanOrEqual, ax, limit);
+        self.fast_or_slow(
+            ok,
+            |g| g.expm1_parts(x).0,
+            |g| {
+                let poly = g.expm1_parts(x).0;
+                let lib = g.per_lane(libm, x);
+                g.select(ok, poly, lib)
+            },
+        )
+    }
+
+    /// `vector_math::expm1_parts`, operation for operation: e^x − 1 as (rounded sum,
+    /// what the rounding lost).
+    fn expm1_parts(&mut self, x: Value) -> (Value, Value) {
+        let log2e = self.konst(std::f64::consts::LOG2_E);
+        let shifter = self.konst(SHIFTER);
+        let t = self.b.ins().fma(x, log2e, shifter);
+        let k = self.b.ins().fsub(t, shifter);
+        let neg_ln2_hi = self.konst(-LN2_HI);
+        let hi = self.b.ins().fma(k, neg_ln2_hi, x);
+        let ln2_lo = self.konst(LN2_LO);
+        let lo = self.b.ins().fmul(k, ln2_lo);
+        let r = self.b.ins().fsub(hi, lo);
+        let hi_minus_r = self.b.ins().fsub(hi, r);
+        let c = self.b.ins().fsub(hi_minus_r, lo);
+        let q = self.estrin(r, &EXPM1_POLY);
+        let r2 = self.b.ins().fmul(r, r);
+        let small = self.b.ins().fma(r2, q, c);
+        let scale = self.pow2(k);
+        let one = self.konst(1.0);
+        let a = self.b.ins().fmul(scale, r);
+        let b = self.b.ins().fsub(scale, one);
+        let head = self.b.ins().fadd(a, b);
+        let b_part = self.b.ins().fsub(head, a);
+        let a_part = self.b.ins().fsub(head, b_part);
+        let a_err = self.b.ins().fsub(a, a_part);
+        let b_err = self.b.ins().fsub(b, b_part);
+        let err = self.b.ins().fadd(a_err, b_err);
+        let tail = self.b.ins().fma(scale, small, err);
+        let sum = self.b.ins().fadd(head, tail);
+        let kept = self.b.ins().fsub(sum, head);
+        let lost = self.b.ins().fsub(tail, kept);
+        (sum, lost)
+    }
+
+    /// tanh: `vector_math::tanh_in_range` where every lane is a number, `libm` (lane by
+    /// lane) for NaN lanes.
+    pub fn tanh(&mut self, x: Value, libm: FuncRef) -> Value {
+        let ok = self.b.ins().fcmp(FloatCC::Equal, x, x);
+        self.fast_or_slow(
+            ok,
+            |g| g.tanh_in_range(x),
+            |g| {
+                let poly = g.tanh_in_range(x);
+                let lib = g.per_lane(libm, x);
+                g.select(ok, poly, lib)
+            },
+        )
+    }
+
+    /// `vector_math::tanh_in_range`, operation for operation.
+    fn tanh_in_range(&mut self, x: Value) -> Value {
+        let a = self.b.ins().fabs(x);
+        let split = self.konst(TANH_SPLIT);
+        let small = self.b.ins().fcmp(FloatCC::LessThan, a, split);
+        let two = self.konst(2.0);
+        let two_a = self.b.ins().fmul(two, a);
+        let limit = self.konst(EXPM1_FAST_LIMIT);
+        let over = self.b.ins().fcmp(FloatCC::GreaterThan, two_a, limit);
+        let two_a = self.select(over, limit, two_a);
+        let neg = self.b.ins().fneg(two_a);
+        let u = self.select(small, neg, two_a);
+        let (t, t_lo) = self.expm1_parts(u);
+        let den = self.b.ins().fadd(t, two);
+        let two_minus_den = self.b.ins().fsub(two, den);
+        let err_small = self.b.ins().fadd(two_minus_den, t);
+        let t_minus_den = self.b.ins().fsub(t, den);
+        let err_big = self.b.ins().fadd(t_minus_den, two);
+        let den_err = self.select(small, err_small, err_big);
+        let den_lo = self.b.ins().fadd(den_err, t_lo);
+        let neg_t = self.b.ins().fneg(t);
+        let n = self.select(small, neg_t, two);
+        let neg_t_lo = self.b.ins().fneg(t_lo);
+        let zero = self.konst(0.0);
+        let n_lo = self.select(small, neg_t_lo, zero);
+        let one = self.konst(1.0);
+        let inv = self.b.ins().fdiv(one, den);
+        let q = self.b.ins().fmul(n, inv);
+        let neg_q = self.b.ins().fneg(q);
+        let rem = self.b.ins().fma(neg_q, den, n);
+        let rem = self.b.ins().fadd(rem, n_lo);
+        let corr = self.b.ins().fma(neg_q, den_lo, rem);
+        let q = self.b.ins().fma(corr, inv, q);
+        let one_minus_q = self.b.ins().fsub(one, q);
+        let z = self.select(small, q, one_minus_q);
+        // copysign(z, x) in bits (x64 has no vector fcopysign).
+        let (zb, xb) = (self.bits_of(z), self.bits_of(x));
+        let magnitude = self.int_konst(i64::MAX);
+        let sign = self.int_konst(i64::MIN);
+        let zb = self.b.ins().band(zb, magnitude);
+        let xb = self.b.ins().band(xb, sign);
+        let bits = self.b.ins().bor(zb, xb);
+        self.float_of_bits(bits)
     }
 
     /// `libm` applied to each lane of `x`.

@@ -4,8 +4,8 @@
 //! Owns: the scalar math jitted kernels do not emit as instructions, each calling exactly
 //! the function the reference interpreter uses for the same `ScalarOp`
 //! (`elemwise::float_fn`), so a jitted kernel and the reference agree bit for bit; and the
-//! array versions jitted strips call: `vector_math`'s polynomials for exp, log, log1p,
-//! sin, cos, sigmoid and softplus (as the JIT's inline IR computes them, within a few ulp
+//! array versions jitted strips call: `vector_math`'s polynomials for exp, expm1, log,
+//! log1p, sin, cos, tanh, sigmoid and softplus (as the JIT's inline IR computes them, within a few ulp
 //! of the reference), the reference's scalar functions over the strip for the rest. None
 //! of them can panic (no unwinding may cross a jitted frame). Also the one-pass
 //! logsumexp's begin/add/value over a state in the kernel's scratch memory.
@@ -107,9 +107,9 @@ array_support! {
     // The reference's own scalar functions over a strip: the same values as a call per
     // element, without the per-element call from jitted code.
     tl_log2_array = |s: &[f64], d: &mut [f64]| map_slice(s, d, f64::log2);
-    tl_expm1_array = |s: &[f64], d: &mut [f64]| map_slice(s, d, f64::exp_m1);
+    tl_expm1_array = crate::vector_math::expm1_array;
     tl_exp2_array = |s: &[f64], d: &mut [f64]| map_slice(s, d, f64::exp2);
-    tl_tanh_array = |s: &[f64], d: &mut [f64]| map_slice(s, d, f64::tanh);
+    tl_tanh_array = crate::vector_math::tanh_array;
 }
 
 /// The array support function (`src`, `dst`, `n`) for the float `op`, if there is one.

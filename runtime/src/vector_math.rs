@@ -23,6 +23,12 @@
 //! - softplus: max(x, 0) + log1p(exp(−|x|)) — the reference's two branches in one.
 //! - sigmoid: e = exp(−|x|) (the exp above: never overflows), then 1/(1+e) for x ≥ 0
 //!   and e/(1+e) below — the reference's two branches with one exp.
+//! - expm1 (|x| ≤ 40; libm's beyond): k = round(x / ln 2), r = x − k·ln2 with its
+//!   rounding kept, e^r − 1 = r + r²·Q(r) (Q: exp's coefficients from degree 2), then
+//!   2^k·(e^r − 1) + (2^k − 1) summed exactly (two-sum) and rounded once: ≤ 1 ulp.
+//! - tanh: fdlibm's arrangement on one expm1 kept as a double-double: −t/(t + 2) with
+//!   t = expm1(−2|x|) below 1, 1 − 2/(t + 2) with t = expm1(2|x|) above, the quotient
+//!   corrected for every rounding; ≤ 2 ulp from libm.
 //! - sin, cos: q = round(x · 2/π); r = x − q·π/2 in three fma steps; sine and cosine
 //!   polynomials on |r| ≤ π/4 (Taylor to degree 17/16); the quadrant selects and negates.
 //!   Where |x| > 8192 the value is libm's (the reduction would lose accuracy).
@@ -244,6 +250,106 @@ pub fn exp_in_range(x: f64, coeffs: &[f64; EXP_COEFFICIENTS]) -> f64 {
         .wrapping_add(1023u64.wrapping_sub(SHIFTER.to_bits()))
         << 52;
     p * f64::from_bits(scale)
+}
+
+/// Beyond this |x|, expm1 and tanh's expm1 leave the fast path (the scale 2^k and
+/// 2^k − 1 stay exact within it).
+pub const EXPM1_FAST_LIMIT: f64 = 40.0;
+
+/// Coefficients of Q in e^r − 1 − r = r²·Q(r): exp's polynomial from degree 2.
+pub const EXPM1_POLY: [f64; EXP_COEFFICIENTS - 2] = {
+    let mut q = [0.0; EXP_COEFFICIENTS - 2];
+    let mut k = 0;
+    while k < q.len() {
+        q[k] = EXP_POLY[k + 2];
+        k += 1;
+    }
+    q
+};
+
+/// e^x − 1 for |x| ≤ EXPM1_FAST_LIMIT as an unevaluated sum head + tail (`vmath` emits
+/// the same operations): k = round(x / ln 2); hi = x − k·ln2_hi, lo = k·ln2_lo, r = hi −
+/// lo and c = (hi − r) − lo (the rounding of r, kept as a correction); e^r − 1 = r + s
+/// with s = r²·Q(r) + c; then 2^k·(e^r − 1) + (2^k − 1): head = 2^k·r + (2^k − 1) (two
+/// exact terms, summed by Knuth's two-sum) and tail = 2^k·s plus head's rounding error,
+/// returned normalised (the first part is the rounded sum). The cancellation when k is
+/// small thus costs nothing. For |x| < ln2/2, k = 0: r = x.
+#[inline(always)]
+pub fn expm1_parts(x: f64) -> (f64, f64) {
+    let t = x.mul_add(std::f64::consts::LOG2_E, SHIFTER);
+    let k = t - SHIFTER;
+    let hi = k.mul_add(-LN2_HI, x);
+    let lo = k * LN2_LO;
+    let r = hi - lo;
+    let c = (hi - r) - lo;
+    let q = estrin(r, &EXPM1_POLY);
+    let small = (r * r).mul_add(q, c);
+    let scale = pow2(k);
+    let (a, b) = (scale * r, scale - 1.0);
+    let head = a + b;
+    let b_part = head - a;
+    let err = (a - (head - b_part)) + (b - b_part);
+    let tail = scale.mul_add(small, err);
+    // Normalised (|head| ≥ |tail|, so a fast two-sum): the sum, and what it lost.
+    let sum = head + tail;
+    (sum, tail - (sum - head))
+}
+
+/// e^x − 1 for |x| ≤ EXPM1_FAST_LIMIT: the rounded sum of `expm1_parts` (within 1 ulp).
+#[inline(always)]
+pub fn expm1_in_range(x: f64) -> f64 {
+    expm1_parts(x).0
+}
+
+/// Whether `expm1_in_range` applies (false for NaN).
+#[inline(always)]
+pub fn expm1_in_range_ok(x: f64) -> bool {
+    x.abs() <= EXPM1_FAST_LIMIT
+}
+
+/// tanh(x) for x not NaN (`vmath` emits the same operations), fdlibm's arrangement on
+/// one expm1, kept as head + tail (t): for |x| < 1, t = expm1(−2|x|) and tanh|x| =
+/// −t/(t + 2); above, t = expm1(2|x|) (2|x| capped at EXPM1_FAST_LIMIT, where tanh is 1
+/// in f64) and tanh|x| = 1 − 2/(t + 2). The quotient is corrected for the roundings of
+/// t, of t + 2 (a two-sum: |2| ≥ |t| below the split, |t| ≥ 2 above it) and of the
+/// division. The sign is copied from x (so −0 stays −0).
+#[inline(always)]
+pub fn tanh_in_range(x: f64) -> f64 {
+    let a = x.abs();
+    let small = a < TANH_SPLIT;
+    let two_a = 2.0 * a;
+    let two_a = if two_a > EXPM1_FAST_LIMIT {
+        EXPM1_FAST_LIMIT
+    } else {
+        two_a
+    };
+    let u = if small { -two_a } else { two_a };
+    let (t, t_lo) = expm1_parts(u);
+    let den = t + 2.0;
+    let den_err = if small {
+        (2.0 - den) + t
+    } else {
+        (t - den) + 2.0
+    };
+    let den_lo = den_err + t_lo;
+    // n/den for n = −t (below) or 2 (above): q = n·(1/den), then corrected by (n − q·den
+    // exactly, n's and den's tails)·(1/den) — one division.
+    let (n, n_lo) = if small { (-t, -t_lo) } else { (2.0, 0.0) };
+    let inv = 1.0 / den;
+    let q = n * inv;
+    let rem = (-q).mul_add(den, n);
+    let q = (-q).mul_add(den_lo, rem + n_lo).mul_add(inv, q);
+    let z = if small { q } else { 1.0 - q };
+    z.copysign(x)
+}
+
+/// Where tanh switches from −t/(t + 2) to 1 − 2/(t + 2).
+pub const TANH_SPLIT: f64 = 1.0;
+
+/// Whether `tanh_in_range` applies: x is not NaN.
+#[inline(always)]
+pub fn tanh_in_range_ok(x: f64) -> bool {
+    !x.is_nan()
 }
 
 /// Whether `log_in_range` applies: x normal, positive and finite (false for NaN).
@@ -507,6 +613,19 @@ array_function!(
 );
 
 array_function!(
+    /// e^x − 1 of every element of `src` into `dst` (the same length); libm's beyond
+    /// EXPM1_FAST_LIMIT.
+    expm1_array,
+    |src, dst| map_with_fallback(src, dst, expm1_in_range, expm1_in_range_ok, f64::exp_m1)
+);
+
+array_function!(
+    /// tanh of every element of `src` into `dst` (the same length).
+    tanh_array,
+    |src, dst| map_with_fallback(src, dst, tanh_in_range, tanh_in_range_ok, f64::tanh)
+);
+
+array_function!(
     /// The logistic sigmoid of every element of `src` into `dst` (the same length).
     sigmoid_array,
     |src, dst| with_exp_of_minus_abs(src, dst, |x, e, out| {
@@ -616,7 +735,7 @@ mod tests {
             -1.0,
         ]);
         type AtLevel = fn(SimdLevel, &[f64], &mut [f64]);
-        let functions: [(&str, AtLevel); 7] = [
+        let functions: [(&str, AtLevel); 9] = [
             ("exp", exp_array::at),
             ("log", log_array::at),
             ("log1p", log1p_array::at),
@@ -624,6 +743,8 @@ mod tests {
             ("cos", cos_array::at),
             ("sigmoid", sigmoid_array::at),
             ("softplus", softplus_array::at),
+            ("expm1", expm1_array::at),
+            ("tanh", tanh_array::at),
         ];
         for (name, at) in functions {
             let mut want = vec![0.0; xs.len()];
@@ -639,6 +760,58 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn expm1_and_tanh_are_within_two_ulp_of_libm() {
+        fn ulps(a: f64, b: f64) -> u64 {
+            if a == b || (a.is_nan() && b.is_nan()) {
+                return 0;
+            }
+            (a.to_bits() as i64 - b.to_bits() as i64).unsigned_abs()
+        }
+        let mut xs: Vec<f64> = (-400_000..=400_000).map(|i| i as f64 * 1e-4).collect();
+        xs.extend(
+            (-1074..1024)
+                .map(|e| 1.37f64 * 2f64.powi(e))
+                .filter(|v| v.is_finite()),
+        );
+        xs.extend(
+            (-1074..1024)
+                .map(|e| -1.37f64 * 2f64.powi(e))
+                .filter(|v| v.is_finite()),
+        );
+        xs.extend([
+            0.0, -0.0, 40.0, -40.0, 39.99, 0.3465, 0.3466, 0.5, 1.0, -1.0, 710.0,
+        ]);
+        xs.extend([f64::INFINITY, f64::NEG_INFINITY, f64::NAN, 1e-310, -1e-310]);
+        let (mut got_e, mut got_t) = (vec![0.0; xs.len()], vec![0.0; xs.len()]);
+        expm1_array(&xs, &mut got_e);
+        tanh_array(&xs, &mut got_t);
+        let (mut worst_e, mut worst_t) = ((0, 0.0), (0, 0.0));
+        for (k, x) in xs.iter().enumerate() {
+            let (e, t) = (ulps(got_e[k], x.exp_m1()), ulps(got_t[k], x.tanh()));
+            if e > worst_e.0 {
+                worst_e = (e, *x);
+            }
+            if t > worst_t.0 {
+                worst_t = (t, *x);
+            }
+        }
+        eprintln!(
+            "expm1: {} ulp at {}; tanh: {} ulp at {}",
+            worst_e.0, worst_e.1, worst_t.0, worst_t.1
+        );
+        assert!(worst_e.0 <= 2, "expm1: {} ulp at {}", worst_e.0, worst_e.1);
+        assert!(worst_t.0 <= 2, "tanh: {} ulp at {}", worst_t.0, worst_t.1);
+        assert_eq!(
+            got_t[xs
+                .iter()
+                .position(|v| v.to_bits() == (-0.0f64).to_bits())
+                .unwrap()]
+            .to_bits(),
+            (-0.0f64).to_bits()
+        );
     }
 
     #[test]

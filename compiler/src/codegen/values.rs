@@ -571,6 +571,14 @@ impl<'a> Gen<'a> {
                 let libm = self.support[&op];
                 self.vmath(lanes).sin_cos(f[0], op == Cos, libm)
             }
+            Expm1 => {
+                let libm = self.support[&op];
+                self.vmath(lanes).expm1(f[0], libm)
+            }
+            Tanh => {
+                let libm = self.support[&op];
+                self.vmath(lanes).tanh(f[0], libm)
+            }
             _ => self.call_support(op, &f, lanes),
         }
     }

@@ -1079,6 +1079,111 @@ fn gathers_check_every_index_in_jitted_code() {
     }
 }
 
+/// Python's slice length of `start:stop:step` over `n` elements (step ≠ 0).
+fn slice_len(start: i64, stop: i64, step: i64, n: i64) -> usize {
+    let clamp = |v: i64, lo: i64, hi: i64| v.max(lo).min(hi);
+    let norm = |v: i64| if v < 0 { v + n } else { v };
+    let (lo, hi) = if step > 0 { (0, n) } else { (-1, n - 1) };
+    let (a, b) = (clamp(norm(start), lo, hi), clamp(norm(stop), lo, hi));
+    let span = if step > 0 { b - a } else { a - b };
+    if span <= 0 {
+        0
+    } else {
+        ((span + step.abs() - 1) / step.abs()) as usize
+    }
+}
+
+#[test]
+fn writes_into_basic_regions_in_every_dtype_and_layout() {
+    use tensorlift::ir::Idx;
+    let int = |v: i64| -> TensorData { TensorData::from_vec(&[], vec![v]).unwrap() };
+    for dtype in [Float64, Float32, Int32, Int8, Bool] {
+        let x = tensor("x", dtype, [None, None, None]);
+        let y = tensor("y", dtype, [None, None]);
+        let row = tensor("row", dtype, [Some(1), None]);
+        let (a, b, s) = (scalar("a", Int64), scalar("b", Int64), scalar("s", Int64));
+        let slice = || Idx::Slice {
+            start: Some((&a).into()),
+            stop: Some((&b).into()),
+            step: Some((&s).into()),
+        };
+        let full = || Idx::Slice {
+            start: None,
+            stop: None,
+            step: None,
+        };
+        // x computed in the graph: the call owns it, so it is written in place.
+        let x2 = x.exp().cast(dtype);
+        // (the write, y's shape for x of shape 4 × 5 × 6 given the slice's lengths along
+        // 5 and along 4): slices with run-time bounds and steps, an integer index that
+        // removes an axis, trailing axes untouched, values broadcast along static 1s, a
+        // bool value added (cast).
+        type Case = (Var, fn(usize, usize) -> Vec<usize>);
+        let mut cases: Vec<Case> = vec![
+            (x.set(vec![full(), slice()], &y), |l5, _| vec![l5, 6]),
+            (x.set(vec![Idx::At((&a).into()), slice()], &row), |_, _| {
+                vec![1, 6]
+            }),
+            (
+                x.set(vec![full(), full(), Idx::At((&b).into())], &y),
+                |_, _| vec![4, 5],
+            ),
+            (x2.set(vec![slice()], &row), |_, _| vec![1, 6]),
+        ];
+        if dtype != Bool {
+            cases.push((x.inc(vec![full(), slice()], &y), |l5, _| vec![l5, 6]));
+            cases.push((x2.inc(vec![Idx::At((&a).into())], &row), |_, _| vec![1, 6]));
+            cases.push((x.inc(vec![full(), slice()], y.cast(Bool)), |l5, _| {
+                vec![l5, 6]
+            }));
+        }
+        for (out, y_shape) in &cases {
+            let inputs = [&x, &y, &row, &a, &b, &s];
+            let f = function(&inputs, &[out]).mode(Mode::Jit).compile().unwrap();
+            let jitted = kernels_of(f.fgraph())
+                .iter()
+                .any(|(_, k)| k.name.ends_with("_region"));
+            assert!(jitted, "{dtype}: a jitted region write");
+            let reference = function(&inputs, &[out])
+                .mode(Mode::Reference)
+                .compile()
+                .unwrap();
+            for (seed, (a_v, b_v, s_v)) in
+                [(0, 4, 1), (1, 4, 2), (3, 0, -1), (-1, -5, -2), (2, 2, 1)]
+                    .into_iter()
+                    .enumerate()
+            {
+                let (l5, l4) = (slice_len(a_v, b_v, s_v, 5), slice_len(a_v, b_v, s_v, 4));
+                let shapes: [&[usize]; 3] = [&[4, 5, 6], &y_shape(l5, l4), &[1, 6]];
+                let mut vals = values(dtype, &shapes, (-5.0, 5.0), seed as u64);
+                vals.extend([int(a_v), int(b_v), int(s_v)]);
+                // Every one of these writes is valid: the reference computes it.
+                if let Err(e) = reference.call(&vals) {
+                    panic!("{dtype} {a_v}:{b_v}:{s_v}: {e}");
+                }
+                check(&inputs, &[out], &vals);
+            }
+            // An index out of range, a zero step, a value of the wrong shape: both fail.
+            for (a_v, s_v, y_shape) in [(7, 1, vec![4, 6]), (0, 0, vec![4, 6]), (0, 1, vec![3, 3])]
+            {
+                let shapes: [&[usize]; 3] = [&[4, 5, 6], &y_shape, &[1, 6]];
+                let mut vals = values(dtype, &shapes, (-5.0, 5.0), 9);
+                vals.extend([int(a_v), int(4), int(s_v)]);
+                check(&inputs, &[out], &vals);
+            }
+        }
+    }
+    // The caller's array is never written (its copy is), even when nothing else uses it.
+    let x = matrix("x", Float64);
+    let f = function(&[&x], &[&x.set(tensorlift::idx![1..], 7.0)])
+        .compile()
+        .unwrap();
+    let shared: TensorData = ndarray::Array2::<f64>::zeros((3, 2)).into();
+    let out = f.call(std::slice::from_ref(&shared)).unwrap();
+    assert_eq!(shared.as_array::<f64>().unwrap().sum(), 0.0);
+    assert_eq!(out[0].as_array::<f64>().unwrap().sum(), 7.0 * 4.0);
+}
+
 #[test]
 fn scatters_check_every_index_and_keep_the_reference_order() {
     use tensorlift::ir::Idx;

@@ -417,3 +417,23 @@ fn logsumexp_along_rows_is_one_accumulation() {
     "#]],
     );
 }
+
+#[test]
+fn writes_into_a_basic_region_see_only_the_region() {
+    let x = matrix("x", Float64);
+    let row = tensor("row", Float64, [Some(1), None]);
+    check(
+        &[&x, &row],
+        &[&x.inc(tensorlift::idx![1..;2], &row)],
+        expect![[r#"
+            kernel inc_region(in value: float64[2d], out region: float64[2d]):
+              if neq(value.shape[0], 1:int64):
+                fail "input 0 has {0} elements along axis 0, which is broadcast: expected {1}", value.shape[0], 1:int64
+              if neq(value.shape[1], region.shape[1]):
+                fail "input 0 has {0} elements along axis 1, expected {1} (the size of output 0's axis 1)", value.shape[1], region.shape[1]
+              for i0 in 0..region.shape[0]:
+                for i1 in 0..region.shape[1]:
+                  region[i0, i1] = add(region[i0, i1], cast{float64}(value[0, i1]))
+        "#]],
+    );
+}

@@ -41,6 +41,7 @@ use crate::loopir::Kernel;
 use crate::lower::lower_node;
 
 mod memory;
+mod region;
 mod shapes;
 
 use memory::{BufferPool, Output, POOL_MIN_BYTES};
@@ -204,6 +205,9 @@ struct KernelNode {
     shapes: ShapeRule,
     /// Whether outputs may be written over inputs (`JitBackend::in_place`).
     in_place: bool,
+    /// For a write into a basic-indexed region (IncSubtensor): its index slots
+    /// (`region::run_region_write`).
+    region_slots: Option<Vec<tensorlift_ir::ops::IndexSlot>>,
 }
 
 impl KernelNode {
@@ -247,9 +251,14 @@ impl KernelNode {
                 Op::Alloc => ShapeRule::Alloc,
                 Op::Arange(dtype) => ShapeRule::Arange(*dtype),
                 Op::Softmax { axis } => ShapeRule::Rows { axis: *axis },
+                Op::IncSubtensor { .. } => ShapeRule::Region,
                 _ => ShapeRule::Broadcast,
             },
             in_place,
+            region_slots: match &e.op {
+                Op::IncSubtensor { slots, .. } => Some(slots.clone()),
+                _ => None,
+            },
         })
     }
 }
@@ -506,6 +515,9 @@ fn run_kernel(
     args: &mut [TensorData],
     pool: &BufferPool,
 ) -> Result<Vec<TensorData>, RuntimeError> {
+    if let Some(slots) = &k.region_slots {
+        return region::run_region_write(k, slots, args);
+    }
     let Some(space) = space(k, args)? else {
         return eval_node(fg, node, args);
     };

@@ -13,7 +13,7 @@
 //! Arange), `softmax` (row by row in cache). Every kernel starts with its shape checks.
 
 use tensorlift_ir::ops::{
-    AdvancedSlot, ArgKind, Composite, CumKind, IncMode, ReduceKind, ScalarRef,
+    AdvancedSlot, ArgKind, Composite, CumKind, IncMode, IndexSlot, ReduceKind, ScalarRef,
 };
 use tensorlift_ir::{DType, FunctionGraph, NodeId, Op, ScalarOp, TensorType};
 
@@ -25,7 +25,7 @@ mod scans;
 mod shapes;
 mod softmax;
 
-use indexing::{scatter_kernel, take_kernel};
+use indexing::{region_write_kernel, scatter_kernel, take_kernel};
 use linalg::dot_kernel;
 use scans::{arg_kernel, cumulative_kernel};
 use shapes::{alloc_kernel, arange_kernel, join_kernel};
@@ -125,6 +125,9 @@ fn lower_unchecked(fg: &FunctionGraph, node: NodeId) -> Option<Kernel> {
         }
         Op::AdvancedIncSubtensor { slots, mode } if slots.as_slice() == [AdvancedSlot::Array] => {
             scatter_kernel(*mode, &in_types, out_types[0])
+        }
+        Op::IncSubtensor { slots, mode } => {
+            region_write_kernel(slots, *mode, in_types[0], in_types[1])
         }
         _ => None,
     }

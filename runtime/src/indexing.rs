@@ -203,6 +203,53 @@ fn typed<'a, T: Element>(name: &str, x: &'a TensorData) -> Result<ArrayViewD<'a,
     })
 }
 
+/// The elements `x[index]` selects with basic indices, in an array of `shape` laid out
+/// row-major: where the first one is (in elements from the start), and the region's
+/// shape and strides (in elements). The view `eval_inc_subtensor` writes through, with
+/// the same resolution and errors; every element it addresses is inside the array.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Region {
+    pub offset: isize,
+    pub shape: Vec<usize>,
+    pub strides: Vec<isize>,
+}
+
+/// The `Region` of `x[index]` for basic index `slots` (with their `values`) in a
+/// row-major array of `shape`.
+pub fn basic_region(
+    name: &str,
+    slots: &[IndexSlot],
+    values: &[&TensorData],
+    shape: &[usize],
+) -> Result<Region> {
+    let steps = resolve_basic(name, slots, values, shape)?;
+    let row_major: Vec<isize> = (0..shape.len())
+        .map(|d| shape[d + 1..].iter().product::<usize>() as isize)
+        .collect();
+    let mut region = Region {
+        offset: 0,
+        shape: Vec::new(),
+        strides: Vec::new(),
+    };
+    for (axis, stride) in row_major.iter().enumerate() {
+        match steps.get(axis) {
+            Some(BasicStep::Index(i)) => region.offset += *i as isize * stride,
+            Some(BasicStep::Slice(r)) => {
+                if r.len > 0 {
+                    region.offset += r.start as isize * stride;
+                }
+                region.shape.push(r.len);
+                region.strides.push(r.step as isize * stride);
+            }
+            None => {
+                region.shape.push(shape[axis]);
+                region.strides.push(*stride);
+            }
+        }
+    }
+    Ok(region)
+}
+
 /// `x` with `x[index]` set to / incremented by `y` (basic indices).
 pub fn eval_inc_subtensor(
     name: &str,
@@ -501,4 +548,54 @@ pub fn eval_advanced_inc_subtensor(
         }
         Ok(TensorData::from_array(out))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regions_of_slices_and_indices() {
+        let int = |v: i64| TensorData::from_vec(&[], vec![v]).unwrap();
+        let (one, five, two, minus_one) = (int(1), int(5), int(2), int(-1));
+        // x[1:5:2, -1] of a 6 × 4 array: elements 7 and 15.
+        let slots = [
+            IndexSlot::Slice {
+                start: true,
+                stop: true,
+                step: true,
+            },
+            IndexSlot::Index,
+        ];
+        let r = basic_region("t", &slots, &[&one, &five, &two, &minus_one], &[6, 4]).unwrap();
+        assert_eq!(
+            r,
+            Region {
+                offset: 7,
+                shape: vec![2],
+                strides: vec![8]
+            }
+        );
+        // x[::-1] of a 3 × 2 array: starts at the last row, steps back, keeps the columns.
+        let back = [IndexSlot::Slice {
+            start: false,
+            stop: false,
+            step: true,
+        }];
+        let r = basic_region("t", &back, &[&minus_one], &[3, 2]).unwrap();
+        assert_eq!(
+            r,
+            Region {
+                offset: 4,
+                shape: vec![3, 2],
+                strides: vec![-2, 1]
+            }
+        );
+        // An index out of range is the reference's error.
+        let err = basic_region("t", &[IndexSlot::Index], &[&five], &[3]).unwrap_err();
+        assert!(
+            err.to_string().contains("out of range") || err.to_string().contains("5"),
+            "{err}"
+        );
+    }
 }

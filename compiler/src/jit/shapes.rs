@@ -37,6 +37,9 @@ pub(super) enum ShapeRule {
     /// A row-wise op along `axis` (softmax): the input's shape; never split along the
     /// axis (a row is computed whole).
     Rows { axis: usize },
+    /// A write into a basic-indexed region of x (IncSubtensor): x's shape; the call
+    /// takes its own path (`region::run_region_write`), not this module's spaces.
+    Region,
 }
 
 /// The iteration space of a kernel call: the broadcast shape of the inputs, the reduced
@@ -63,6 +66,9 @@ impl Space {
 /// when the reference must handle the call (it reports the error, e.g. max of an empty
 /// axis).
 pub(super) fn space(k: &KernelNode, args: &[TensorData]) -> Result<Option<Space>, RuntimeError> {
+    if k.shapes == ShapeRule::Region {
+        return Ok(None);
+    }
     if let ShapeRule::Arange(dtype) = k.shapes {
         let [start, stop, step] = args else {
             return Ok(None);

@@ -1,6 +1,8 @@
 //! Lowering of indexing: gathers `x[idx]` and scatters `x[idx] = / += y` with one integer
-//! index array on the first axis; every index is wrapped if negative and checked before
-//! it addresses memory (`checked_index`).
+//! index array on the first axis, every index wrapped if negative and checked before it
+//! addresses memory (`checked_index`); and writes `x[slices] = / += y` with basic indices,
+//! whose kernel only sees the region (the executor resolves it with the reference's rules
+//! and hands the kernel a view of the output).
 
 use super::*;
 
@@ -202,5 +204,93 @@ pub(super) fn scatter_kernel(
         buffers,
         body,
         errors: vec![index_error(2)],
+    })
+}
+
+/// The kernel of `x[basic index] = y` (or `+= y`): its buffers are y and the region of
+/// the output being written (a view the executor makes after copying x, or of x itself
+/// when the call owns it: `jit::run_region_write`), and it writes y (cast to x's dtype,
+/// aligned with the region's last axes, its axes of static size 1 broadcast) into every
+/// element of the region, or adds it. The region has one axis per slice and one per
+/// axis of x after the indexed ones.
+pub(super) fn region_write_kernel(
+    slots: &[IndexSlot],
+    mode: IncMode,
+    x: &TensorType,
+    y: &TensorType,
+) -> Option<Kernel> {
+    let slices = slots
+        .iter()
+        .filter(|s| matches!(s, IndexSlot::Slice { .. }))
+        .count();
+    let rank = slices + x.ndim().checked_sub(slots.len())?;
+    let adds_bools = mode == IncMode::Inc && x.dtype == DType::Bool;
+    if y.ndim() > rank || adds_bools {
+        return None;
+    }
+    let buffers = vec![
+        Buffer {
+            name: "value".into(),
+            dtype: y.dtype,
+            rank: y.ndim(),
+            role: Role::Input,
+        },
+        Buffer {
+            name: "region".into(),
+            dtype: x.dtype,
+            rank,
+            role: Role::Output,
+        },
+    ];
+    let (value_buf, region_buf) = (0, 1);
+    let all: Vec<Index> = (0..rank).map(Index::Var).collect();
+    let offset = rank - y.ndim();
+    let y_index: Vec<Index> = y
+        .broadcastable()
+        .iter()
+        .enumerate()
+        .map(|(d, b)| {
+            if *b {
+                Index::Zero
+            } else {
+                Index::Var(offset + d)
+            }
+        })
+        .collect();
+    let value = Expr::apply(
+        ScalarOp::Cast(x.dtype),
+        vec![Expr::Load {
+            buf: value_buf,
+            index: y_index,
+        }],
+        x.dtype,
+    );
+    let value = match mode {
+        IncMode::Set => value,
+        IncMode::Inc => Expr::apply(
+            ScalarOp::Add,
+            vec![
+                Expr::Load {
+                    buf: region_buf,
+                    index: all.clone(),
+                },
+                value,
+            ],
+            x.dtype,
+        ),
+    };
+    let body = nest(
+        &vec![region_buf; rank],
+        vec![Stmt::Store {
+            buf: region_buf,
+            index: all,
+            value,
+        }],
+    );
+    Some(Kernel {
+        name: format!("{}_region", format!("{mode:?}").to_lowercase()),
+        buffers,
+        body,
+        errors: Vec::new(),
     })
 }

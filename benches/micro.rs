@@ -124,6 +124,11 @@ fn kernels(c: &mut Criterion) {
         group.bench_function(format!("arith_{dtype}"), |b| {
             b.iter(|| black_box(f.call(&args).unwrap()))
         });
+        // Math functions: float32 strips widen into the f64 array functions.
+        let math = function(&[&x], &[&(x.exp() * 2.0 + x.tanh())]).compile().unwrap();
+        group.bench_function(format!("exp_tanh_{dtype}"), |b| {
+            b.iter(|| black_box(math.call(&args[..1]).unwrap()))
+        });
     }
     let x = vector("x", Float64);
     let v: Vec<TensorData> = vec![ndarray::Array1::linspace(-3.0, 3.0, n).into()];

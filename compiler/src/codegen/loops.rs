@@ -32,6 +32,9 @@ pub(super) struct StripPlan {
     pub(super) slots: HashMap<Temp, usize>,
     /// Per segment: slot temps it reads.
     pub(super) reads: Vec<Vec<Temp>>,
+    /// Slot temps of dtype float32, rounded to it when read (the array functions compute
+    /// in f64, as the scalar path does before rounding).
+    pub(super) rounded: Vec<Temp>,
 }
 
 pub(super) fn strip_plan(body: &[Stmt]) -> Option<StripPlan> {
@@ -51,7 +54,7 @@ pub(super) fn strip_plan(body: &[Stmt]) -> Option<StripPlan> {
                 temp,
                 dtype,
                 value: Expr::Apply { op, args, .. },
-            } if *dtype == DType::Float64 && float_array_support(*op).is_some() => {
+            } if dtype.is_float() && float_array_support(*op).is_some() => {
                 let [Expr::Temp(a)] = args.as_slice() else {
                     return None;
                 };
@@ -112,12 +115,18 @@ pub(super) fn strip_plan(body: &[Stmt]) -> Option<StripPlan> {
     }
     slotted.sort_unstable();
     slotted.dedup();
+    // Slots hold f64s: float64 values, and float32 ones widened (exactly).
     if slotted
         .iter()
-        .any(|t| dtypes.get(t) != Some(&DType::Float64))
+        .any(|t| !matches!(dtypes.get(t), Some(DType::Float64 | DType::Float32)))
     {
         return None;
     }
+    let rounded = slotted
+        .iter()
+        .filter(|t| dtypes.get(t) == Some(&DType::Float32))
+        .copied()
+        .collect();
     let slots = slotted
         .into_iter()
         .enumerate()
@@ -128,6 +137,7 @@ pub(super) fn strip_plan(body: &[Stmt]) -> Option<StripPlan> {
         calls,
         slots,
         reads,
+        rounded,
     })
 }
 
@@ -594,6 +604,11 @@ impl<'a> Gen<'a> {
                     }
                     for t in &plan.reads[seg] {
                         let v = self.slot_load(plan.slots[t], lanes);
+                        let v = if plan.rounded.contains(t) {
+                            self.round_to(v, DType::Float32, lanes)
+                        } else {
+                            v
+                        };
                         self.temps.insert(*t, v);
                     }
                     for k in stmts {

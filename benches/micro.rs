@@ -125,7 +125,9 @@ fn kernels(c: &mut Criterion) {
             b.iter(|| black_box(f.call(&args).unwrap()))
         });
         // Math functions: float32 strips widen into the f64 array functions.
-        let math = function(&[&x], &[&(x.exp() * 2.0 + x.tanh())]).compile().unwrap();
+        let math = function(&[&x], &[&(x.exp() * 2.0 + x.tanh())])
+            .compile()
+            .unwrap();
         group.bench_function(format!("exp_tanh_{dtype}"), |b| {
             b.iter(|| black_box(math.call(&args[..1]).unwrap()))
         });

@@ -89,6 +89,16 @@ fn whole_buffer_calls() -> [(SupportCall, [(&'static str, *const u8); 2]); 2] {
     ]
 }
 
+/// The runtime's scalar function a kernel may call for the float `op`: none for the ops
+/// `vmath` computes entirely as IR (exp, sigmoid, softplus — whose log1p fallback is
+/// log1p's own); the others' polynomials fall back to it lane by lane, or it is the op.
+fn scalar_support(op: ScalarOp) -> Option<tensorlift_runtime::support::SupportFn> {
+    match op {
+        ScalarOp::Exp | ScalarOp::Sigmoid | ScalarOp::Softplus => None,
+        _ => float_support(op),
+    }
+}
+
 /// The signature of a compiled kernel.
 pub type KernelFn = unsafe extern "C" fn(*const i64) -> i32;
 
@@ -207,7 +217,7 @@ pub fn compile_kernels(kernels: &[Kernel]) -> Result<Vec<CompiledKernel>, Compil
     needed.sort_by_key(|op| op.to_string());
     needed.dedup();
     for op in &needed {
-        if let Some(s) = float_support(*op) {
+        if let Some(s) = scalar_support(*op) {
             builder.symbol(s.symbol, s.address);
         }
         if let Some((symbol, address)) = float_array_support(*op) {
@@ -288,7 +298,7 @@ pub fn compile_kernels(kernels: &[Kernel]) -> Result<Vec<CompiledKernel>, Compil
                 Ok(refs)
             };
             let support = imports(
-                &|op| float_support(op).map(|s| (s.symbol, s.arity)),
+                &|op| scalar_support(op).map(|s| (s.symbol, s.arity)),
                 &|arity| vec![types::F64; arity],
                 &[types::F64],
             )?;

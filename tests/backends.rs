@@ -411,6 +411,7 @@ fn logic_on_bools_is_jitted_as_bit_operations() {
 fn running_sums_and_products_along_every_axis() {
     for (dtype, range) in [
         (Float64, (-1.5, 1.5)),
+        (Float32, (-1.5, 1.5)),
         (Int64, (-50.0, 50.0)),
         (Int8, (-100.0, 100.0)),
         (UInt8, (0.0, 255.0)),

@@ -1094,6 +1094,34 @@ fn softmax_across_rows() {
     );
 }
 
+#[test]
+fn float32_scan_in_float64() {
+    let x = matrix("x", Float32);
+    check(
+        &[&x.cumsum(Some(1)), &x.cumprod(None)],
+        &["float32_scan_in_float64"],
+        expect![[r#"
+            CumSum{axis=1} [id A] <Matrix(float32, shape=(?, ?))>
+             └─ x [id B] <Matrix(float32, shape=(?, ?))>
+            CumProd{axis=None} [id C] <Vector(float32, shape=(?,))>
+             └─ x [id B] <Matrix(float32, shape=(?, ?))>
+            =>
+            Cast{float32} [id A] <Matrix(float32, shape=(?, ?))>
+             └─ CumSum{axis=1} [id B] <Matrix(float64, shape=(?, ?))>
+                └─ Cast{float64} [id C] <Matrix(float64, shape=(?, ?))>
+                   └─ x [id D] <Matrix(float32, shape=(?, ?))>
+            Cast{float32} [id E] <Vector(float32, shape=(?,))>
+             └─ CumProd{axis=None} [id F] <Vector(float64, shape=(?,))>
+                └─ Cast{float64} [id G] <Matrix(float64, shape=(?, ?))>
+                   └─ x [id D] <Matrix(float32, shape=(?, ?))>
+        "#]],
+    );
+    check_unchanged(
+        &[&matrix("y", Float64).cumsum(Some(0))],
+        &["float32_scan_in_float64"],
+    );
+}
+
 // ---------------------------------------------------------------- fusion
 
 #[test]

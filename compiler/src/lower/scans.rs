@@ -7,7 +7,7 @@ use super::*;
 /// each output element is the input element combined with the previous output element
 /// along the axis, read back (the row-major loops reach it first). Float64 and integer
 /// or bool inputs (wrapping int64 output), the reference's exact arithmetic; float32
-/// (accumulated in f64 by the reference) stays in the runtime.
+/// scans reach here as float64 ones between casts (`specialize::float32_scan_in_float64`).
 pub(super) fn cumulative_kernel(
     kind: CumKind,
     axis: Option<usize>,

@@ -4,17 +4,18 @@
 //! multiplication with its reciprocal; a reduction of a DimShuffle by a reduction of its
 //! input, a sum of a scaled value by a scaled sum, and a logsumexp or softmax that does not
 //! run along the last axis by its written-out form (max, exp, sum: the one-op forms run
-//! row by row in cache; across rows, the written-out passes are faster).
+//! row by row in cache; across rows, the written-out passes are faster), and a float32
+//! running sum or product by the float64 one it is defined as, cast back.
 
 use tensorlift_ir::ops::{DimShuffle, ReduceKind};
-use tensorlift_ir::{FunctionGraph, Literal, NodeId, Op, ScalarOp, VarId};
+use tensorlift_ir::{DType, FunctionGraph, Literal, NodeId, Op, ScalarOp, VarId};
 
 use super::pattern::{
     elemwise, elemwise_args, filled_like, same_type, scalar_const, single_client, uniform_value,
 };
 use super::{Expr, Rule};
 
-pub const RULES: [Rule; 9] = rules!["specialize";
+pub const RULES: [Rule; 10] = rules!["specialize";
     pow_specialize,
     div_by_constant,
     div_by_broadcast,
@@ -24,6 +25,7 @@ pub const RULES: [Rule; 9] = rules!["specialize";
     sum_of_scaled,
     logsumexp_across_rows,
     softmax_across_rows,
+    float32_scan_in_float64,
 ];
 
 /// x ** c for c in {0, ±0.5, ±1, 2, 3, 4, -2} → sqr/sqrt/reciprocal/multiplications (when x
@@ -308,4 +310,21 @@ fn softmax_across_rows(fg: &FunctionGraph, node: NodeId) -> Option<Vec<Expr>> {
         vec![exps.clone()],
     );
     Some(vec![elemwise(ScalarOp::TrueDiv, vec![exps, keep(sum)])])
+}
+
+/// cumsum/cumprod of float32 x → cast(cumsum(cast(x, float64)), float32): a float32 scan
+/// accumulates in f64 and rounds each result once (the reference's definition), which
+/// this form spells out — and which the JIT then runs (its float64 scan and the casts).
+fn float32_scan_in_float64(fg: &FunctionGraph, node: NodeId) -> Option<Vec<Expr>> {
+    let e = fg.node(node)?;
+    let Op::Cumulative { kind, axis } = e.op else {
+        return None;
+    };
+    let x = e.inputs[0];
+    if fg.var(x).ty.dtype != DType::Float32 {
+        return None;
+    }
+    let wide = elemwise(ScalarOp::Cast(DType::Float64), vec![Expr::Var(x)]);
+    let scan = Expr::apply(Op::Cumulative { kind, axis }, vec![wide]);
+    Some(vec![elemwise(ScalarOp::Cast(DType::Float32), vec![scan])])
 }

@@ -132,6 +132,16 @@ fn kernels(c: &mut Criterion) {
             b.iter(|| black_box(math.call(&args[..1]).unwrap()))
         });
     }
+    // A contiguous matrix with narrow rows: one loop over all its elements.
+    let m = matrix("m", Float64);
+    let narrow = function(&[&m], &[&(m.exp() * 2.0 + 1.0)])
+        .compile()
+        .unwrap();
+    let rows: Vec<TensorData> =
+        vec![ndarray::Array2::from_shape_fn((n / 4, 4), |(i, j)| (i + j) as f64 * 1e-6).into()];
+    group.bench_function("exp_rows_of_4", |b| {
+        b.iter(|| black_box(narrow.call(&rows).unwrap()))
+    });
     let x = vector("x", Float64);
     let v: Vec<TensorData> = vec![ndarray::Array1::linspace(-3.0, 3.0, n).into()];
     for (name, out) in [("max", x.max(None)), ("sum", x.sum(None))] {

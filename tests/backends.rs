@@ -905,6 +905,45 @@ fn softmax_special_values_and_splits_across_threads() {
 }
 
 #[test]
+fn contiguous_nests_run_as_one_loop_and_other_layouts_as_nests() {
+    // Element-wise kernels over contiguous arrays run one loop over every element (the
+    // nest collapsed at run time); narrow rows (3 or 1 wide), 3-d, and the layouts that
+    // must keep the nest: a transposed input, a reversed one, a broadcast row.
+    for dtype in [Float64, Float32] {
+        let (x, y) = (matrix("x", dtype), matrix("y", dtype));
+        let row = tensor("row", dtype, [Some(1), None]);
+        let outs = [
+            x.exp() * &y + 1.0,
+            (&x * &y).sin(),
+            &x * 2.0 - &y,
+            (x.t() + y.t()).exp(),
+            x.get(tensorlift::idx![..;-1, ..]).exp() + &y,
+            x.exp() * &row,
+        ];
+        let refs: Vec<&Var> = outs.iter().collect();
+        for (seed, shape) in [[1000usize, 3], [7, 1], [1, 1100], [33, 17], [0, 4]]
+            .iter()
+            .enumerate()
+        {
+            let vals = values(
+                dtype,
+                &[shape, shape, &[1, shape[1]]],
+                (-2.0, 2.0),
+                seed as u64,
+            );
+            check(&[&x, &y, &row], &refs, &vals);
+        }
+        let t = tensor("t", dtype, [None, None, None]);
+        let outs = [
+            t.exp() * 0.5,
+            t.dimshuffle(&[Some(2), Some(0), Some(1)]).sin(),
+        ];
+        let refs: Vec<&Var> = outs.iter().collect();
+        check(&[&t], &refs, &values(dtype, &[&[5, 3, 7]], (-2.0, 2.0), 9));
+    }
+}
+
+#[test]
 fn strided_transposed_and_reversed_inputs() {
     let x = matrix("x", Float64);
     let y = matrix("y", Float64);

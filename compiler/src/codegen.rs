@@ -645,28 +645,38 @@ impl<'a> Gen<'a> {
         }
     }
 
+    /// A `for` statement as loops (no collapsing of element-wise nests at this level).
+    fn nested_loops(&mut self, s: &Stmt) {
+        let Stmt::For {
+            var,
+            buf,
+            dim,
+            body,
+            ..
+        } = s
+        else {
+            return;
+        };
+        let n = self.buf_dim(*buf, *dim);
+        let plain = |s: &Stmt| {
+            matches!(
+                s,
+                Stmt::Let { .. } | Stmt::Store { .. } | Stmt::Accumulate { .. }
+            )
+        };
+        if !body.iter().all(plain) {
+            self.scalar_loop(*var, n, body);
+        } else {
+            self.inner_loop(*var, n, body);
+        }
+    }
+
     fn stmt(&mut self, s: &Stmt, position: usize, lanes: Lanes) {
         match s {
-            Stmt::For {
-                var,
-                buf,
-                dim,
-                body,
-                ..
-            } => {
-                let n = self.buf_dim(*buf, *dim);
-                let plain = |s: &Stmt| {
-                    matches!(
-                        s,
-                        Stmt::Let { .. } | Stmt::Store { .. } | Stmt::Accumulate { .. }
-                    )
-                };
-                if !body.iter().all(plain) {
-                    self.scalar_loop(*var, n, body);
-                } else {
-                    self.inner_loop(*var, n, body);
-                }
-            }
+            Stmt::For { .. } => match loops::elementwise_nest(s) {
+                Some((loops, body)) => self.collapsible_nest(s, &loops, body),
+                None => self.nested_loops(s),
+            },
             Stmt::Let { temp, value, dtype } => {
                 let v = self.expr(value, lanes);
                 let v = self.round_to(v, *dtype, lanes);

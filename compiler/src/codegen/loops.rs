@@ -173,6 +173,72 @@ pub(super) fn scratch_slots(kernel: &Kernel) -> usize {
     walk(&kernel.body)
 }
 
+/// A loop of an element-wise nest: its variable and the buffer dimension it runs over.
+pub(super) type NestLoop = (LoopVar, usize, usize);
+
+/// When `s` is an element-wise nest — at least two `for`s, each the only statement of
+/// the one around it, the innermost body plain `let`s and stores, every load and store
+/// indexed by the nest's variables in order, no loop variable used as a value — its
+/// loops (outermost first) and innermost body: over buffers laid out contiguously it is
+/// one loop over all their elements.
+pub(super) fn elementwise_nest(s: &Stmt) -> Option<(Vec<NestLoop>, &[Stmt])> {
+    let mut loops = Vec::new();
+    let mut at = s;
+    let body = loop {
+        let Stmt::For {
+            var,
+            buf,
+            dim,
+            body,
+            ..
+        } = at
+        else {
+            return None;
+        };
+        loops.push((*var, *buf, *dim));
+        match body.as_slice() {
+            [inner @ Stmt::For { .. }] => at = inner,
+            _ => break body.as_slice(),
+        }
+    };
+    if loops.len() < 2 {
+        return None;
+    }
+    let full: Vec<Index> = loops.iter().map(|(v, _, _)| Index::Var(*v)).collect();
+    fn expr_ok(e: &Expr, full: &[Index]) -> bool {
+        match e {
+            Expr::Load { index, .. } => index == full,
+            Expr::Var(_) => false,
+            Expr::Apply { args, .. } => args.iter().all(|a| expr_ok(a, full)),
+            Expr::Const(..) | Expr::Temp(_) | Expr::Dim { .. } => true,
+        }
+    }
+    let ok = body.iter().all(|s| match s {
+        Stmt::Let { value, .. } => expr_ok(value, &full),
+        Stmt::Store { index, value, .. } => index == &full && expr_ok(value, &full),
+        _ => false,
+    });
+    ok.then_some((loops, body))
+}
+
+/// The buffers `body` loads from or stores to.
+fn accessed(body: &[Stmt]) -> Vec<usize> {
+    let mut bufs = Vec::new();
+    crate::loopir::visit_exprs(body, &mut |e| {
+        if let Expr::Load { buf, .. } = e {
+            bufs.push(*buf);
+        }
+    });
+    for s in body {
+        if let Stmt::Store { buf, .. } = s {
+            bufs.push(*buf);
+        }
+    }
+    bufs.sort_unstable();
+    bufs.dedup();
+    bufs
+}
+
 impl<'a> Gen<'a> {
     /// A loop counter starting at 0.
     pub(super) fn counter(&mut self) -> Variable {
@@ -491,6 +557,55 @@ impl<'a> Gen<'a> {
             }
             _ => false,
         })
+    }
+
+    /// An element-wise nest (`elementwise_nest`): when every buffer it touches is laid out
+    /// contiguously (row-major, unit innermost stride), one loop over all the elements
+    /// (the outer variables held at 0, the innermost running over the product of the
+    /// sizes, which with these strides addresses every element once); otherwise the nest.
+    pub(super) fn collapsible_nest(&mut self, nest: &Stmt, loops: &[NestLoop], body: &[Stmt]) {
+        let mut cond = self.b.ins().iconst(types::I8, 1);
+        for buf in accessed(body) {
+            let rank = self.bufs[buf].stride.len();
+            for d in 0..rank {
+                let stride = self.bufs[buf].stride[d];
+                let expected = if d + 1 == rank {
+                    self.b.ins().iconst(types::I64, 1)
+                } else {
+                    let next = self.bufs[buf].stride[d + 1];
+                    let size = self.buf_dim(buf, d + 1);
+                    self.b.ins().imul(next, size)
+                };
+                let same = self.b.ins().icmp(IntCC::Equal, stride, expected);
+                cond = self.b.ins().band(cond, same);
+            }
+        }
+        let (flat, nested, done) = (
+            self.b.create_block(),
+            self.b.create_block(),
+            self.b.create_block(),
+        );
+        self.b.ins().brif(cond, flat, &[], nested, &[]);
+        self.b.switch_to_block(flat);
+        self.b.seal_block(flat);
+        let mut n = self.b.ins().iconst(types::I64, 1);
+        for (_, buf, dim) in loops {
+            let size = self.buf_dim(*buf, *dim);
+            n = self.b.ins().imul(n, size);
+        }
+        let zero = self.b.ins().iconst(types::I64, 0);
+        let (outer, last) = loops.split_at(loops.len() - 1);
+        for (var, _, _) in outer {
+            self.vars.insert(*var, zero);
+        }
+        self.inner_loop(last[0].0, n, body);
+        self.b.ins().jump(done, &[]);
+        self.b.switch_to_block(nested);
+        self.b.seal_block(nested);
+        self.nested_loops(nest);
+        self.b.ins().jump(done, &[]);
+        self.b.switch_to_block(done);
+        self.b.seal_block(done);
     }
 
     /// The innermost loop: register accumulators for reductions along `var`, and a

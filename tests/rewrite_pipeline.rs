@@ -98,6 +98,30 @@ fn log_of_naive_softmax_with_large_inputs() {
 }
 
 #[test]
+fn log_of_softmax_is_x_minus_logsumexp() {
+    let x = matrix("x", Float64);
+    let y = x.softmax(1).log();
+    let (stable, naive) = stable_and_naive(&x, &y, array![[0.0, -1000.0]].into());
+    assert_eq!(
+        naive[1],
+        f64::NEG_INFINITY,
+        "softmax's e^-1000 underflows to 0"
+    );
+    // log_softmax([0, -1000]) = [-log1p(e^-1000), -1000 - log1p(e^-1000)] = [0, -1000].
+    assert_eq!(stable, [0.0, -1000.0]);
+    // The API's log_softmax is the same form, in every backend.
+    for mode in [Mode::Reference, Mode::Jit] {
+        let f = function(&[&x], &[&x.log_softmax(1)])
+            .mode(mode)
+            .compile()
+            .unwrap();
+        let got = f.call(&[array![[0.0, -1000.0]].into()]).unwrap();
+        let got: Vec<f64> = got[0].as_array::<f64>().unwrap().iter().copied().collect();
+        assert_eq!(got, [0.0, -1000.0]);
+    }
+}
+
+#[test]
 fn log_of_sum_of_exp_is_max_shifted() {
     let x = vector("x", Float64);
     let y = x.exp().sum(None).log();

@@ -860,6 +860,26 @@ fn logsumexp_from_log() {
     );
 }
 
+#[test]
+fn log_softmax_from_softmax() {
+    let x = matrix("x", Float64);
+    check(
+        &[&x.softmax(1).log()],
+        &["log_softmax_from_softmax"],
+        expect![[r#"
+            Log [id A] <Matrix(float64, shape=(?, ?))>
+             └─ Softmax{axis=1} [id B] <Matrix(float64, shape=(?, ?))>
+                └─ x [id C] <Matrix(float64, shape=(?, ?))>
+            =>
+            Sub [id A] <Matrix(float64, shape=(?, ?))>
+             ├─ x [id B] <Matrix(float64, shape=(?, ?))>
+             └─ ExpandDims{axis=1} [id C] <Matrix(float64, shape=(?, 1))>
+                └─ LogSumExp{axes=[1]} [id D] <Vector(float64, shape=(?,))>
+                   └─ x [id B] <Matrix(float64, shape=(?, ?))>
+        "#]],
+    );
+}
+
 // ---------------------------------------------------------------- specialize
 
 #[test]

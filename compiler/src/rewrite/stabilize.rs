@@ -1,5 +1,6 @@
 //! Stabilize: replace forms that overflow, underflow or cancel by their stable equivalents
-//! (log1p, expm1, softplus, log1mexp, logsumexp and max-shifted log_softmax). Each rule has
+//! (log1p, expm1, softplus, log1mexp, logsumexp, and log_softmax as x − logsumexp or
+//! max-shifted). Each rule has
 //! a numeric test at an input where the naive form fails.
 
 use tensorlift_ir::ops::{DimShuffle, ReduceKind};
@@ -8,7 +9,7 @@ use tensorlift_ir::{FunctionGraph, NodeId, Op, ScalarOp, VarId};
 use super::pattern::{elemwise, elemwise_args, is_uniform, producer, same_type};
 use super::{Expr, Rule};
 
-pub const RULES: [Rule; 8] = rules!["stabilize";
+pub const RULES: [Rule; 9] = rules!["stabilize";
     log1p_from_log,
     expm1_from_exp,
     sigmoid_complement,
@@ -17,6 +18,7 @@ pub const RULES: [Rule; 8] = rules!["stabilize";
     log1mexp_from_log,
     log_softmax_from_log,
     logsumexp_from_log,
+    log_softmax_from_softmax,
 ];
 
 /// The operand of the Elemwise `op` that is the only input of `node`.
@@ -209,4 +211,31 @@ fn logsumexp_from_log(fg: &FunctionGraph, node: NodeId) -> Option<Vec<Expr>> {
         Some(ds) => Expr::apply(Op::DimShuffle(ds), vec![lse]),
         None => lse,
     }])
+}
+
+/// log(softmax(x)) → x − logsumexp(x) along the softmax's axis: the probabilities below
+/// the smallest float no longer round to 0 (whose log is −inf).
+fn log_softmax_from_softmax(fg: &FunctionGraph, node: NodeId) -> Option<Vec<Expr>> {
+    let p = unary_arg(fg, node, ScalarOp::Log)?;
+    let (producer, _) = producer(fg, p)?;
+    let Op::Softmax { axis } = producer.op else {
+        return None;
+    };
+    let x = producer.inputs[0];
+    if !same_type(fg, x, p) {
+        return None;
+    }
+    let ndim = fg.var(x).ty.ndim();
+    let lse = Expr::apply(
+        Op::Reduce {
+            kind: ReduceKind::LogSumExp,
+            axes: vec![axis],
+        },
+        vec![Expr::Var(x)],
+    );
+    let kept = Expr::apply(
+        Op::DimShuffle(DimShuffle::keep_dims(&[axis], ndim)),
+        vec![lse],
+    );
+    Some(vec![elemwise(ScalarOp::Sub, vec![Expr::Var(x), kept])])
 }

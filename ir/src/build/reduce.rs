@@ -162,14 +162,15 @@ impl Var {
         )
     }
 
-    /// log(softmax(x)) along `axis`, in the max-shifted stable form.
+    /// log(softmax(x)) along `axis`: x − logsumexp(x) (kept dimension), stable for any
+    /// inputs; integers give the float dtype `exp` would.
     pub fn log_softmax(&self, axis: isize) -> Var {
-        let shifted = self - self.reduce(ReduceKind::Max, Some(&[axis]), true);
-        &shifted
-            - shifted
-                .exp()
-                .reduce(ReduceKind::Sum, Some(&[axis]), true)
-                .log()
+        let x = if self.dtype().is_float() {
+            self.clone()
+        } else {
+            self.cast(self.dtype().upgrade_to_float())
+        };
+        &x - x.reduce(ReduceKind::LogSumExp, Some(&[axis]), true)
     }
 }
 

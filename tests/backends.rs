@@ -1530,7 +1530,7 @@ fn recycled_intermediates_never_leak_into_results_or_callers_arrays() {
 fn random_graph(steps: &[(u8, usize, usize)]) -> (Vec<Var>, Vec<Var>) {
     tensorlift::testing::random_graph(steps, |code, a, b| {
         let (a, b) = (a.clone(), b.clone());
-        match code % 20 {
+        match code % 26 {
             0 => &a + &b,
             1 => &a * &b,
             2 => &a - &b,
@@ -1552,7 +1552,13 @@ fn random_graph(steps: &[(u8, usize, usize)]) -> (Vec<Var>, Vec<Var>) {
             16 => a.cumsum(Some(1)) - b.cumprod(Some(0)),
             17 => a.argmax(Some(0)).cast(Float64).expand_dims(0) + &b,
             18 => (a.gt(0.0) & b.lt(&a)).cast(Float64) * &a,
-            _ => a.get(idx![..;-1, ..]),
+            19 => a.get(idx![..;-1, ..]),
+            20 => a.softmax(1) + &b,
+            21 => a.log_softmax(0) * &b,
+            22 => a.logsumexp(Some(&[1])).expand_dims(1) - &b,
+            23 => a.set(idx![1.., ..;2], &a.get(idx![..1, ..;2])) + &b,
+            24 => a.inc(idx![.., 0], 2.0) * &b,
+            _ => a.expm1() + (&b * 0.3).tanh(),
         }
     })
 }

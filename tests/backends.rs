@@ -1556,7 +1556,7 @@ fn random_graph(steps: &[(u8, usize, usize)]) -> (Vec<Var>, Vec<Var>) {
             20 => a.softmax(1) + &b,
             21 => a.log_softmax(0) * &b,
             22 => a.logsumexp(Some(&[1])).expand_dims(1) - &b,
-            23 => a.set(idx![1.., ..;2], &a.get(idx![..1, ..;2])) + &b,
+            23 => a.set(idx![1.., ..;2], a.get(idx![..1, ..;2])) + &b,
             24 => a.inc(idx![.., 0], 2.0) * &b,
             _ => a.expm1() + (&b * 0.3).tanh(),
         }

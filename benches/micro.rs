@@ -82,9 +82,11 @@ fn vector_math(c: &mut Criterion) {
     let mut y = vec![0.0; 512];
     type ArrayFn = fn(&[f64], &mut [f64]);
     type Case<'a> = (&'a str, ArrayFn, fn(f64) -> f64, &'a [f64]);
-    let cases: [Case; 8] = [
+    let cases: [Case; 10] = [
         ("exp", vm::exp_array, f64::exp, &x),
         ("expm1", vm::expm1_array, f64::exp_m1, &x),
+        ("exp2", vm::exp2_array, f64::exp2, &x),
+        ("log2", vm::log2_array, f64::log2, &positive),
         ("tanh", vm::tanh_array, f64::tanh, &x),
         ("log", vm::log_array, f64::ln, &positive),
         ("log1p", vm::log1p_array, f64::ln_1p, &positive),

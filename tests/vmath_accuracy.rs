@@ -1,4 +1,4 @@
-//! Accuracy of the JIT's polynomial exp, expm1, log, log1p, sin, cos and tanh (and sigmoid and
+//! Accuracy of the JIT's polynomial exp, exp2, expm1, log, log2, log1p, sin, cos and tanh (and sigmoid and
 //! softplus, against the reference's formulas) (`compiler/src/vmath.rs`) against
 //! libm (Rust's `f64::exp`/`sin`/`cos`): at most 2 ulp over their whole domain — dense
 //! random points, every binade, the overflow and underflow edges, the subnormal range —
@@ -291,6 +291,34 @@ fn tanh_within_two_ulp() {
 }
 
 #[test]
+fn exp2_and_log2_within_two_ulp() {
+    let mut rng = TestRng::new(10);
+    let mut points = uniform(&mut rng, -1022.0, 1022.0, 200_001);
+    points.extend(uniform(&mut rng, -2.0, 2.0, 100_001));
+    points.extend(uniform(&mut rng, -1080.0, 1030.0, 20_001)); // libm's beyond ±1022
+    points.extend(binades(&mut rng, -1074, 10, 20));
+    check(ScalarOp::Exp2, f64::exp2, points);
+    let mut points = uniform(&mut rng, 1e-300, 1e300, 100_001);
+    points.extend(uniform(&mut rng, 0.5, 2.0, 100_001)); // around 1
+    points.extend(binades(&mut rng, -1074, 1023, 20).into_iter().map(f64::abs));
+    check(ScalarOp::Log2, f64::log2, points);
+    let special = [
+        0.0,
+        -0.0,
+        1.0,
+        2.0,
+        1024.0,
+        -1.0,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::NAN,
+        5e-324,
+    ];
+    check_exact(ScalarOp::Exp2, f64::exp2, &special);
+    check_exact(ScalarOp::Log2, f64::log2, &special);
+}
+
+#[test]
 fn contiguous_and_strided_inputs_give_identical_bits() {
     // Contiguous data runs through the array functions (AVX-512 or AVX2), a reversed view
     // through the same algorithm emitted as IR: both must agree bit for bit, so a value
@@ -323,6 +351,8 @@ fn contiguous_and_strided_inputs_give_identical_bits() {
             ScalarOp::Softplus,
             ScalarOp::Expm1,
             ScalarOp::Tanh,
+            ScalarOp::Exp2,
+            ScalarOp::Log2,
         ] {
             let x = vector("x", dtype);
             // Used in further arithmetic, so a value rounded differently would show.

@@ -28,8 +28,8 @@
 //! it runs instead by strips of `STRIP` elements: the statements between math calls form
 //! segments, values crossing a call live in scratch slots, and the math runs on whole
 //! slots through the runtime's array functions (AVX-512 or AVX2 polynomials from
-//! `tensorlift_runtime::vector_math` for exp/expm1/log/log1p/sigmoid/softplus/sin/cos/tanh,
-//! the reference's own functions for the others). Strided loops use the same polynomials emitted inline (`vmath`), bit-identical;
+//! `tensorlift_runtime::vector_math` for exp/exp2/expm1/log/log2/log1p/sigmoid/softplus/
+//! sin/cos/tanh). Strided loops use the same polynomials emitted inline (`vmath`), bit-identical;
 //! other math functions call the runtime's scalar support functions
 //! (`tensorlift_runtime::support`), the reference's own.
 

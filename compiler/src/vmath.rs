@@ -1,5 +1,5 @@
-//! Polynomial math emitted as Cranelift IR (DESIGN §11): exp, expm1, log, log1p, sigmoid,
-//! softplus, sin, cos and tanh on f64 or f64x2
+//! Polynomial math emitted as Cranelift IR (DESIGN §11): exp, exp2, expm1, log, log2,
+//! log1p, sigmoid, softplus, sin, cos and tanh on f64 or f64x2
 //! values, so a kernel's vector body computes two elements per instruction instead of
 //! calling libm per element, and its scalar tail computes exactly the same function.
 //!
@@ -22,9 +22,9 @@ use cranelift_codegen::ir::{types, FuncRef, InstBuilder, MemFlagsData, Type, Val
 use cranelift_frontend::FunctionBuilder;
 
 use tensorlift_runtime::vector_math::{
-    sin_cos_coefficients, EXPM1_FAST_LIMIT, EXPM1_POLY, EXP_HIGH, EXP_LOW, EXP_POLY, LN2_HI,
-    LN2_LO, LOG_POLY, MANTISSA_BITS, PIO2_1, PIO2_2, PIO2_3, SHIFTER, TANH_SPLIT, TRIG_FAST_LIMIT,
-    TWO52_BITS,
+    sin_cos_coefficients, EXP2_FAST_LIMIT, EXPM1_FAST_LIMIT, EXPM1_POLY, EXP_HIGH, EXP_LOW,
+    EXP_POLY, INV_LN2_HI, INV_LN2_LO, LN2_HI, LN2_LO, LN2_TAIL, LOG_POLY, MANTISSA_BITS, PIO2_1,
+    PIO2_2, PIO2_3, SHIFTER, TANH_SPLIT, TRIG_FAST_LIMIT, TWO52_BITS,
 };
 
 /// Emits math on values of type `ty` (F64 or F64X2).
@@ -440,6 +440,97 @@ impl VMath<'_, '_> {
 
     /// `vector_math::log_in_range`, operation for operation.
     fn log_in_range(&mut self, x: Value) -> Value {
+        let (e, f, hfsq, t) = self.log_parts(x);
+        let ln2_lo = self.konst(LN2_LO);
+        let elo = self.b.ins().fmul(e, ln2_lo);
+        let t = self.b.ins().fadd(t, elo);
+        let t = self.b.ins().fsub(hfsq, t);
+        let t = self.b.ins().fsub(t, f);
+        let ln2_hi = self.konst(LN2_HI);
+        let ehi = self.b.ins().fmul(e, ln2_hi);
+        self.b.ins().fsub(ehi, t)
+    }
+
+    /// log2(x): `vector_math::log2_in_range` where x is normal, positive and finite,
+    /// `libm` (lane by lane) elsewhere.
+    pub fn log2(&mut self, x: Value, libm: FuncRef) -> Value {
+        let (lo, inf) = (self.konst(f64::MIN_POSITIVE), self.konst(f64::INFINITY));
+        let above = self.b.ins().fcmp(FloatCC::GreaterThanOrEqual, x, lo);
+        let below = self.b.ins().fcmp(FloatCC::LessThan, x, inf);
+        let ok = self.b.ins().band(above, below);
+        self.fast_or_slow(
+            ok,
+            |g| g.log2_in_range(x),
+            |g| {
+                let poly = g.log2_in_range(x);
+                let lib = g.per_lane(libm, x);
+                g.select(ok, poly, lib)
+            },
+        )
+    }
+
+    /// `vector_math::log2_in_range`, operation for operation.
+    fn log2_in_range(&mut self, x: Value) -> Value {
+        let (e, f, hfsq, t) = self.log_parts(x);
+        let d = self.b.ins().fsub(f, hfsq);
+        let bits = self.bits_of(d);
+        let mask = self.int_konst(0xffff_ffff_0000_0000_u64 as i64);
+        let hi_bits = self.b.ins().band(bits, mask);
+        let hi = self.float_of_bits(hi_bits);
+        let f_minus_hi = self.b.ins().fsub(f, hi);
+        let lo = self.b.ins().fsub(f_minus_hi, hfsq);
+        let lo = self.b.ins().fadd(lo, t);
+        let (inv_hi, inv_lo) = (self.konst(INV_LN2_HI), self.konst(INV_LN2_LO));
+        let val_hi = self.b.ins().fmul(hi, inv_hi);
+        let lo_plus_hi = self.b.ins().fadd(lo, hi);
+        let a = self.b.ins().fmul(lo_plus_hi, inv_lo);
+        let b = self.b.ins().fmul(lo, inv_hi);
+        let val_lo = self.b.ins().fadd(a, b);
+        let w = self.b.ins().fadd(e, val_hi);
+        let e_minus_w = self.b.ins().fsub(e, w);
+        let lost = self.b.ins().fadd(e_minus_w, val_hi);
+        let val_lo = self.b.ins().fadd(val_lo, lost);
+        self.b.ins().fadd(val_lo, w)
+    }
+
+    /// 2^x: `vector_math::exp2_in_range` where every lane has |x| ≤ EXP2_FAST_LIMIT,
+    /// `libm` (lane by lane) where not — beyond it, and NaN.
+    pub fn exp2(&mut self, x: Value, libm: FuncRef) -> Value {
+        let ax = self.b.ins().fabs(x);
+        let limit = self.konst(EXP2_FAST_LIMIT);
+        let ok = self.b.ins().fcmp(FloatCC::LessThanOrEqual, ax, limit);
+        self.fast_or_slow(
+            ok,
+            |g| g.exp2_in_range(x),
+            |g| {
+                let poly = g.exp2_in_range(x);
+                let lib = g.per_lane(libm, x);
+                g.select(ok, poly, lib)
+            },
+        )
+    }
+
+    /// `vector_math::exp2_in_range`, operation for operation.
+    fn exp2_in_range(&mut self, x: Value) -> Value {
+        let shifter = self.konst(SHIFTER);
+        let t = self.b.ins().fadd(x, shifter);
+        let k = self.b.ins().fsub(t, shifter);
+        let r = self.b.ins().fsub(x, k);
+        let ln2 = self.konst(std::f64::consts::LN_2);
+        let y = self.b.ins().fmul(r, ln2);
+        let neg_y = self.b.ins().fneg(y);
+        let err = self.b.ins().fma(r, ln2, neg_y);
+        let tail = self.konst(LN2_TAIL);
+        let tail = self.b.ins().fmul(r, tail);
+        let y_lo = self.b.ins().fadd(err, tail);
+        let p = self.exp_polynomial(y, &EXP_POLY);
+        let p = self.b.ins().fma(p, y_lo, p);
+        let scale = self.pow2(k);
+        self.b.ins().fmul(p, scale)
+    }
+
+    /// `vector_math::log_parts`, operation for operation: (e, f, hfsq, t).
+    fn log_parts(&mut self, x: Value) -> (Value, Value, Value, Value) {
         let bits = self.bits_of(x);
         let mantissa = self.int_konst(MANTISSA_BITS as i64);
         let one = self.int_konst(1f64.to_bits() as i64);
@@ -476,14 +567,7 @@ impl VMath<'_, '_> {
         let hfsq = self.b.ins().fmul(half_f, f);
         let t = self.b.ins().fadd(hfsq, r);
         let t = self.b.ins().fmul(s, t);
-        let ln2_lo = self.konst(LN2_LO);
-        let elo = self.b.ins().fmul(e, ln2_lo);
-        let t = self.b.ins().fadd(t, elo);
-        let t = self.b.ins().fsub(hfsq, t);
-        let t = self.b.ins().fsub(t, f);
-        let ln2_hi = self.konst(LN2_HI);
-        let ehi = self.b.ins().fmul(e, ln2_hi);
-        self.b.ins().fsub(ehi, t)
+        (e, f, hfsq, t)
     }
 
     /// sin(x) (`cos = false`) or cos(x) (`cos = true`); `libm` computes one lane.

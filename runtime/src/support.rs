@@ -4,10 +4,9 @@
 //! Owns: the scalar math jitted kernels do not emit as instructions, each calling exactly
 //! the function the reference interpreter uses for the same `ScalarOp`
 //! (`elemwise::float_fn`), so a jitted kernel and the reference agree bit for bit; and the
-//! array versions jitted strips call: `vector_math`'s polynomials for exp, expm1, log,
-//! log1p, sin, cos, tanh, sigmoid and softplus (as the JIT's inline IR computes them, within a few ulp
-//! of the reference), the reference's scalar functions over the strip for the rest. None
-//! of them can panic (no unwinding may cross a jitted frame). Also the one-pass
+//! array versions jitted strips call: `vector_math`'s polynomials for exp, exp2, expm1,
+//! log, log2, log1p, sin, cos, tanh, sigmoid and softplus (as the JIT's inline IR computes
+//! them, within a few ulp of the reference). None of them can panic (no unwinding may cross a jitted frame). Also the one-pass
 //! logsumexp's begin/add/value over a state in the kernel's scratch memory.
 
 use tensorlift_ir::ScalarOp;
@@ -89,13 +88,6 @@ macro_rules! array_support {
     };
 }
 
-/// `f` applied to every element of `src` into `dst`.
-fn map_slice(src: &[f64], dst: &mut [f64], f: fn(f64) -> f64) {
-    for (d, x) in dst.iter_mut().zip(src) {
-        *d = f(*x);
-    }
-}
-
 array_support! {
     tl_exp_array = crate::vector_math::exp_array;
     tl_sin_array = |s: &[f64], d: &mut [f64]| crate::vector_math::sin_cos_array(s, d, false);
@@ -104,11 +96,9 @@ array_support! {
     tl_sigmoid_array = crate::vector_math::sigmoid_array;
     tl_log1p_array = crate::vector_math::log1p_array;
     tl_softplus_array = crate::vector_math::softplus_array;
-    // The reference's own scalar functions over a strip: the same values as a call per
-    // element, without the per-element call from jitted code.
-    tl_log2_array = |s: &[f64], d: &mut [f64]| map_slice(s, d, f64::log2);
+    tl_log2_array = crate::vector_math::log2_array;
     tl_expm1_array = crate::vector_math::expm1_array;
-    tl_exp2_array = |s: &[f64], d: &mut [f64]| map_slice(s, d, f64::exp2);
+    tl_exp2_array = crate::vector_math::exp2_array;
     tl_tanh_array = crate::vector_math::tanh_array;
 }
 

@@ -29,6 +29,10 @@
 //! - tanh: fdlibm's arrangement on one expm1 kept as a double-double: −t/(t + 2) with
 //!   t = expm1(−2|x|) below 1, 1 − 2/(t + 2) with t = expm1(2|x|) above, the quotient
 //!   corrected for every rounding; ≤ 2 ulp from libm.
+//! - exp2 (|x| ≤ 1022; libm's beyond): k = round(x), r = x − k, e^(r·ln 2) with the
+//!   rounding of r·ln 2 kept as a correction, scaled by 2^k. log2: log's pieces, then
+//!   e + ln(m)/ln 2 with 1/ln 2 in two parts (fdlibm's arrangement). exp2 ≤ 2 ulp, log2
+//!   ≤ 1 ulp from libm.
 //! - sin, cos: q = round(x · 2/π); r = x − q·π/2 in three fma steps; sine and cosine
 //!   polynomials on |r| ≤ π/4 (Taylor to degree 17/16); the quadrant selects and negates.
 //!   Where |x| > 8192 the value is libm's (the reduction would lose accuracy).
@@ -358,9 +362,11 @@ pub fn log_in_range_ok(x: f64) -> bool {
     (f64::MIN_POSITIVE..f64::INFINITY).contains(&x)
 }
 
-/// ln(x) for x normal, positive and finite (`vmath` emits the same operations).
+/// The pieces of ln x for x normal, positive and finite (`vmath` emits the same
+/// operations): x = 2^e·m with m in [√½, √2), f = m − 1, hfsq = f²/2 and t = s·(hfsq +
+/// R(s²)) with s = f/(2 + f), so that ln m = f − hfsq + t.
 #[inline(always)]
-pub fn log_in_range(x: f64) -> f64 {
+fn log_parts(x: f64) -> (f64, f64, f64, f64) {
     let bits = x.to_bits();
     let m = f64::from_bits((bits & MANTISSA_BITS) | 1f64.to_bits());
     let biased = f64::from_bits((bits >> 52) | TWO52_BITS) - f64::from_bits(TWO52_BITS);
@@ -378,7 +384,58 @@ pub fn log_in_range(x: f64) -> f64 {
     }
     let r = z * acc;
     let hfsq = 0.5 * f * f;
-    e * LN2_HI - ((hfsq - (s * (hfsq + r) + e * LN2_LO)) - f)
+    (e, f, hfsq, s * (hfsq + r))
+}
+
+/// ln(x) for x normal, positive and finite (`vmath` emits the same operations).
+#[inline(always)]
+pub fn log_in_range(x: f64) -> f64 {
+    let (e, f, hfsq, t) = log_parts(x);
+    e * LN2_HI - ((hfsq - (t + e * LN2_LO)) - f)
+}
+
+/// 1/ln 2 in two parts: the first 32 bits, and the rest.
+pub const INV_LN2_HI: f64 = f64::from_bits(0x3ff7_1547_6520_0000);
+pub const INV_LN2_LO: f64 = f64::from_bits(0x3de7_05fc_2eef_a200);
+
+/// log2(x) for x normal, positive and finite (`vmath` emits the same operations): e +
+/// ln(m)/ln 2 with ln m = f − hfsq + t split as hi (f − hfsq to 32 bits, so hi·INV_LN2_HI
+/// is exact) + lo, and e added last with its rounding error kept.
+#[inline(always)]
+pub fn log2_in_range(x: f64) -> f64 {
+    let (e, f, hfsq, t) = log_parts(x);
+    let hi = f64::from_bits((f - hfsq).to_bits() & 0xffff_ffff_0000_0000);
+    let lo = ((f - hi) - hfsq) + t;
+    let val_hi = hi * INV_LN2_HI;
+    let val_lo = (lo + hi) * INV_LN2_LO + lo * INV_LN2_HI;
+    let w = e + val_hi;
+    let val_lo = val_lo + ((e - w) + val_hi);
+    val_lo + w
+}
+
+/// ln 2 minus its f64 rounding (`std::f64::consts::LN_2`).
+pub const LN2_TAIL: f64 = 2.319_046_813_846_299_6e-17;
+/// Beyond this |x|, exp2 is libm's (2^k stays a normal number within it).
+pub const EXP2_FAST_LIMIT: f64 = 1022.0;
+
+/// 2^x for |x| ≤ EXP2_FAST_LIMIT (`vmath` emits the same operations): k = round(x), r =
+/// x − k (exact, |r| ≤ 1/2), y = r·ln 2 with its rounding error (and ln 2's) kept as y_lo;
+/// e^y by exp's polynomial, corrected by e^y·y_lo; then scaled by 2^k.
+#[inline(always)]
+pub fn exp2_in_range(x: f64) -> f64 {
+    let t = x + SHIFTER;
+    let k = t - SHIFTER;
+    let r = x - k;
+    let y = r * std::f64::consts::LN_2;
+    let y_lo = r.mul_add(std::f64::consts::LN_2, -y) + r * LN2_TAIL;
+    let p = exp_polynomial(y, &EXP_POLY);
+    p.mul_add(y_lo, p) * pow2(k)
+}
+
+/// Whether `exp2_in_range` applies (false for NaN).
+#[inline(always)]
+pub fn exp2_in_range_ok(x: f64) -> bool {
+    x.abs() <= EXP2_FAST_LIMIT
 }
 
 /// sin(x) (`cos = false`) or cos(x) for |x| ≤ TRIG_FAST_LIMIT (no libm fallback here).
@@ -626,6 +683,20 @@ array_function!(
 );
 
 array_function!(
+    /// 2^x of every element of `src` into `dst` (the same length); libm's beyond
+    /// EXP2_FAST_LIMIT.
+    exp2_array,
+    |src, dst| map_with_fallback(src, dst, exp2_in_range, exp2_in_range_ok, f64::exp2)
+);
+
+array_function!(
+    /// log2 of every element of `src` into `dst` (the same length); libm's where x is not
+    /// normal, positive and finite.
+    log2_array,
+    |src, dst| map_with_fallback(src, dst, log2_in_range, log_in_range_ok, f64::log2)
+);
+
+array_function!(
     /// The logistic sigmoid of every element of `src` into `dst` (the same length).
     sigmoid_array,
     |src, dst| with_exp_of_minus_abs(src, dst, |x, e, out| {
@@ -735,7 +806,7 @@ mod tests {
             -1.0,
         ]);
         type AtLevel = fn(SimdLevel, &[f64], &mut [f64]);
-        let functions: [(&str, AtLevel); 9] = [
+        let functions: [(&str, AtLevel); 11] = [
             ("exp", exp_array::at),
             ("log", log_array::at),
             ("log1p", log1p_array::at),
@@ -745,6 +816,8 @@ mod tests {
             ("softplus", softplus_array::at),
             ("expm1", expm1_array::at),
             ("tanh", tanh_array::at),
+            ("exp2", exp2_array::at),
+            ("log2", log2_array::at),
         ];
         for (name, at) in functions {
             let mut want = vec![0.0; xs.len()];
@@ -763,7 +836,7 @@ mod tests {
     }
 
     #[test]
-    fn expm1_and_tanh_are_within_two_ulp_of_libm() {
+    fn expm1_tanh_exp2_and_log2_are_within_two_ulp_of_libm() {
         fn ulps(a: f64, b: f64) -> u64 {
             if a == b || (a.is_nan() && b.is_nan()) {
                 return 0;
@@ -804,6 +877,21 @@ mod tests {
         );
         assert!(worst_e.0 <= 2, "expm1: {} ulp at {}", worst_e.0, worst_e.1);
         assert!(worst_t.0 <= 2, "tanh: {} ulp at {}", worst_t.0, worst_t.1);
+        let (mut got_2, mut got_l) = (vec![0.0; xs.len()], vec![0.0; xs.len()]);
+        exp2_array(&xs, &mut got_2);
+        log2_array(&xs, &mut got_l);
+        let (mut worst_2, mut worst_l) = ((0, 0.0), (0, 0.0));
+        for (k, x) in xs.iter().enumerate() {
+            let (a, b) = (ulps(got_2[k], x.exp2()), ulps(got_l[k], x.log2()));
+            if a > worst_2.0 {
+                worst_2 = (a, *x);
+            }
+            if b > worst_l.0 {
+                worst_l = (b, *x);
+            }
+        }
+        assert!(worst_2.0 <= 2, "exp2: {} ulp at {}", worst_2.0, worst_2.1);
+        assert!(worst_l.0 <= 2, "log2: {} ulp at {}", worst_l.0, worst_l.1);
         assert_eq!(
             got_t[xs
                 .iter()

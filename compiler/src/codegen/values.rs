@@ -575,6 +575,14 @@ impl<'a> Gen<'a> {
                 let libm = self.support[&op];
                 self.vmath(lanes).expm1(f[0], libm)
             }
+            Exp2 => {
+                let libm = self.support[&op];
+                self.vmath(lanes).exp2(f[0], libm)
+            }
+            Log2 => {
+                let libm = self.support[&op];
+                self.vmath(lanes).log2(f[0], libm)
+            }
             Tanh => {
                 let libm = self.support[&op];
                 self.vmath(lanes).tanh(f[0], libm)

@@ -98,6 +98,20 @@ fn log_of_naive_softmax_with_large_inputs() {
 }
 
 #[test]
+fn exp_over_its_sum_is_softmax() {
+    let x = matrix("x", Float64);
+    let e = x.exp();
+    let y = &e / e.sum(Some(&[1])).expand_dims(1);
+    let (stable, naive) = stable_and_naive(&x, &y, array![[0.0, 1000.0]].into());
+    assert!(
+        naive.iter().any(|v| v.is_nan()),
+        "exp(1000) overflows: {naive:?}"
+    );
+    // softmax([0, 1000]) = [e^-1000 / (1 + e^-1000), 1 / (1 + e^-1000)] = [0, 1].
+    assert_eq!(stable, [0.0, 1.0]);
+}
+
+#[test]
 fn log_of_softmax_is_x_minus_logsumexp() {
     let x = matrix("x", Float64);
     let y = x.softmax(1).log();

@@ -880,6 +880,34 @@ fn log_softmax_from_softmax() {
     );
 }
 
+#[test]
+fn softmax_from_div() {
+    let x = matrix("x", Float64);
+    let e = x.exp();
+    check(
+        &[&(&e / e.sum(Some(&[1])).expand_dims(1))],
+        &["softmax_from_div"],
+        expect![[r#"
+            TrueDiv [id A] <Matrix(float64, shape=(?, ?))>
+             ├─ Exp [id B] <Matrix(float64, shape=(?, ?))>
+             │  └─ x [id C] <Matrix(float64, shape=(?, ?))>
+             └─ ExpandDims{axis=1} [id D] <Matrix(float64, shape=(?, 1))>
+                └─ Sum{axes=[1]} [id E] <Vector(float64, shape=(?,))>
+                   └─ Exp [id B] <Matrix(float64, shape=(?, ?))>
+            =>
+            Softmax{axis=1} [id A] <Matrix(float64, shape=(?, ?))>
+             └─ x [id B] <Matrix(float64, shape=(?, ?))>
+        "#]],
+    );
+    // A sum put back on another axis is not a softmax.
+    let s = tensor("s", Float64, [Some(3), Some(3)]);
+    let e = s.exp();
+    check_unchanged(
+        &[&(&e / e.sum(Some(&[1])).expand_dims(0))],
+        &["softmax_from_div"],
+    );
+}
+
 // ---------------------------------------------------------------- specialize
 
 #[test]

@@ -1,6 +1,6 @@
 //! Stabilize: replace forms that overflow, underflow or cancel by their stable equivalents
-//! (log1p, expm1, softplus, log1mexp, logsumexp, and log_softmax as x − logsumexp or
-//! max-shifted). Each rule has
+//! (log1p, expm1, softplus, log1mexp, logsumexp, softmax, and log_softmax as x −
+//! logsumexp or max-shifted). Each rule has
 //! a numeric test at an input where the naive form fails.
 
 use tensorlift_ir::ops::{DimShuffle, ReduceKind};
@@ -9,7 +9,7 @@ use tensorlift_ir::{FunctionGraph, NodeId, Op, ScalarOp, VarId};
 use super::pattern::{elemwise, elemwise_args, is_uniform, producer, same_type};
 use super::{Expr, Rule};
 
-pub const RULES: [Rule; 9] = rules!["stabilize";
+pub const RULES: [Rule; 10] = rules!["stabilize";
     log1p_from_log,
     expm1_from_exp,
     sigmoid_complement,
@@ -19,6 +19,7 @@ pub const RULES: [Rule; 9] = rules!["stabilize";
     log_softmax_from_log,
     logsumexp_from_log,
     log_softmax_from_softmax,
+    softmax_from_div,
 ];
 
 /// The operand of the Elemwise `op` that is the only input of `node`.
@@ -238,4 +239,28 @@ fn log_softmax_from_softmax(fg: &FunctionGraph, node: NodeId) -> Option<Vec<Expr
         vec![lse],
     );
     Some(vec![elemwise(ScalarOp::Sub, vec![Expr::Var(x), kept])])
+}
+
+/// exp(x) / sum(exp(x), axis, keepdims) → softmax(x) along that axis: computed shifted by
+/// the maximum, so it never overflows (and runs as one op).
+fn softmax_from_div(fg: &FunctionGraph, node: NodeId) -> Option<Vec<Expr>> {
+    let out = out(fg, node)?;
+    let [e, d] = elemwise_args(fg, out, ScalarOp::TrueDiv)?[..] else {
+        return None;
+    };
+    let (axes, summed, Some(expand)) = sum_args(fg, d)? else {
+        return None;
+    };
+    let [x] = elemwise_args(fg, e, ScalarOp::Exp)?[..] else {
+        return None;
+    };
+    let ndim = fg.var(x).ty.ndim();
+    let [axis] = axes[..] else {
+        return None;
+    };
+    let kept = expand == DimShuffle::keep_dims(&[axis], ndim);
+    if summed != e || !kept || !same_type(fg, e, out) || !fg.var(x).ty.dtype.is_float() {
+        return None;
+    }
+    Some(vec![Expr::apply(Op::Softmax { axis }, vec![Expr::Var(x)])])
 }

@@ -1225,6 +1225,91 @@ fn writes_into_basic_regions_in_every_dtype_and_layout() {
 }
 
 #[test]
+fn gathers_and_scatters_on_any_axis() {
+    use tensorlift::ir::Idx;
+    let full = || Idx::Slice {
+        start: None,
+        stop: None,
+        step: None,
+    };
+    for dtype in [Float64, Float32, Int32] {
+        let t = tensor("t", dtype, [None, None, None]);
+        let i = vector("i", Int64);
+        let m = matrix("m", Int64);
+        let y = tensor("y", dtype, [None, None, None]);
+        let row = tensor("row", dtype, [Some(1), Some(1), None]);
+        let at = |axis: usize, idx: &Var| -> Vec<Idx> {
+            let mut v: Vec<Idx> = (0..axis).map(|_| full()).collect();
+            v.push(Idx::Array(idx.clone()));
+            v
+        };
+        // Gathers on axes 1 and 2 (with a trailing full slice too), with a 1-d and a 2-d
+        // index array; scatters on axis 1 (set / inc, a value broadcast along static 1s).
+        let mut with_tail = at(1, &i);
+        with_tail.push(full());
+        let outs = [
+            t.get(at(1, &i)),
+            t.get(at(2, &i)),
+            t.get(with_tail),
+            t.get(at(1, &m)),
+            t.set(at(1, &i), &y),
+            t.inc(at(1, &i), &y),
+            t.inc(at(1, &i), &row),
+        ];
+        let refs: Vec<&Var> = outs.iter().collect();
+        let inputs = [&t, &i, &m, &y, &row];
+        let f = function(&inputs, &refs).mode(Mode::Jit).compile().unwrap();
+        let jitted = kernels_of(f.fgraph())
+            .iter()
+            .filter(|(_, k)| k.name == "take" || k.name.ends_with("_scatter"))
+            .count();
+        assert_eq!(
+            jitted,
+            outs.len(),
+            "{dtype}: every gather and scatter is jitted"
+        );
+        let ints = |v: &[i64], shape: &[usize]| -> TensorData {
+            ArrayD::from_shape_vec(IxDyn(shape), v.to_vec())
+                .unwrap()
+                .into()
+        };
+        // t is 3 × 4 × 4 (axes 1 and 2 both of size 4); indices repeat and wrap.
+        let vals = |rows: &[i64]| {
+            let mut v = vec![values(dtype, &[&[3, 4, 4]], (-9.0, 9.0), 41).remove(0)];
+            v.push(ints(rows, &[rows.len()]));
+            v.push(ints(&[0, -1, 3, 2], &[2, 2]));
+            v.extend(values(
+                dtype,
+                &[&[3, rows.len(), 4], &[1, 1, 4]],
+                (-9.0, 9.0),
+                42,
+            ));
+            v
+        };
+        let reference = function(&inputs, &refs)
+            .mode(Mode::Reference)
+            .compile()
+            .unwrap();
+        for rows in [&[1, -4, 3, 1][..], &[]] {
+            if let Err(e) = reference.call(&vals(rows)) {
+                panic!("{dtype} {rows:?}: {e}");
+            }
+            check(&inputs, &refs, &vals(rows));
+        }
+        // Out of range on axis 1 (and 2): both fail, the JIT naming the axis.
+        for bad in [4, -5] {
+            check(&inputs, &refs, &vals(&[0, bad]));
+            let g = function(&[&t, &i], &[&t.get(at(2, &i))]).compile().unwrap();
+            let err = g.call(&vals(&[0, bad])[..2]).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("index {bad}")) && err.contains("axis 2"),
+                "{err}"
+            );
+        }
+    }
+}
+
+#[test]
 fn scatters_check_every_index_and_keep_the_reference_order() {
     use tensorlift::ir::Idx;
     for dtype in [Float64, Float32, Int32] {

@@ -241,8 +241,12 @@ impl KernelNode {
             },
             shapes: match &e.op {
                 Op::Dot => ShapeRule::Dot,
-                Op::AdvancedSubtensor(_) => ShapeRule::Take,
-                Op::AdvancedIncSubtensor { .. } => ShapeRule::Scatter,
+                Op::AdvancedSubtensor(slots) => ShapeRule::Take {
+                    axis: array_position(slots),
+                },
+                Op::AdvancedIncSubtensor { slots, .. } => ShapeRule::Scatter {
+                    axis: array_position(slots),
+                },
                 Op::Cumulative { axis, .. } => ShapeRule::Cumulative {
                     flat: axis.is_none(),
                 },
@@ -261,6 +265,14 @@ impl KernelNode {
             },
         })
     }
+}
+
+/// Where the one index array of a lowered advanced index is (the lowering checked it).
+fn array_position(slots: &[tensorlift_ir::ops::AdvancedSlot]) -> usize {
+    slots
+        .iter()
+        .position(|s| *s == tensorlift_ir::ops::AdvancedSlot::Array)
+        .unwrap_or(0)
 }
 
 /// For each output of an element-wise kernel, an input it may be written over: uniquely

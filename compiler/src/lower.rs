@@ -25,7 +25,7 @@ mod scans;
 mod shapes;
 mod softmax;
 
-use indexing::{region_write_kernel, scatter_kernel, take_kernel};
+use indexing::{array_axis, region_write_kernel, scatter_kernel, take_kernel};
 use linalg::dot_kernel;
 use scans::{arg_kernel, cumulative_kernel};
 use shapes::{alloc_kernel, arange_kernel, join_kernel};
@@ -120,11 +120,13 @@ fn lower_unchecked(fg: &FunctionGraph, node: NodeId) -> Option<Kernel> {
         Op::Join { axis } => join_kernel(*axis, &in_types, out_types[0]),
         Op::Alloc => alloc_kernel(&in_types, out_types[0]),
         Op::Arange(dtype) => arange_kernel(*dtype, &in_types, out_types[0]),
-        Op::AdvancedSubtensor(slots) if slots.as_slice() == [AdvancedSlot::Array] => {
-            take_kernel(&in_types, out_types[0])
+        Op::AdvancedSubtensor(slots) => {
+            let axis = array_axis(slots, in_types[0].ndim())?;
+            take_kernel(axis, &in_types, out_types[0])
         }
-        Op::AdvancedIncSubtensor { slots, mode } if slots.as_slice() == [AdvancedSlot::Array] => {
-            scatter_kernel(*mode, &in_types, out_types[0])
+        Op::AdvancedIncSubtensor { slots, mode } => {
+            let axis = array_axis(slots, in_types[0].ndim())?;
+            scatter_kernel(*mode, axis, &in_types, out_types[0])
         }
         Op::IncSubtensor { slots, mode } => {
             region_write_kernel(slots, *mode, in_types[0], in_types[1])

@@ -13,11 +13,12 @@ pub(super) enum ShapeRule {
     /// `Dot`: the operands' outer sizes, the contracted ones checked by the reference's
     /// rule (and again by the kernel).
     Dot,
-    /// A gather `x[idx]`: the index array's shape, then x's without its first axis (the
-    /// kernel checks every index).
-    Take,
-    /// A scatter `x[idx] = y` (or `+=`): x's shape (the kernel checks y and every index).
-    Scatter,
+    /// A gather `x[:, …, idx]` on `axis`: x's shape with that axis replaced by the index
+    /// array's (the kernel checks every index).
+    Take { axis: usize },
+    /// A scatter `x[:, …, idx] = y` (or `+=`) on `axis`: x's shape (y checked against the
+    /// region with the reference's rule; the kernel checks every index).
+    Scatter { axis: usize },
     /// A running sum or product: the input's shape, or its element count when flattened;
     /// never split (each element needs the one before it).
     Cumulative { flat: bool },
@@ -186,7 +187,7 @@ pub(super) fn space(k: &KernelNode, args: &[TensorData]) -> Result<Option<Space>
             out,
         }));
     }
-    if k.shapes == ShapeRule::Scatter {
+    if let ShapeRule::Scatter { axis } = k.shapes {
         let ranks_ok = args.len() == k.static_shapes.len()
             && args
                 .iter()
@@ -197,7 +198,7 @@ pub(super) fn space(k: &KernelNode, args: &[TensorData]) -> Result<Option<Space>
         }
         // The value must fit the region exactly as the reference requires (same error).
         let (x, y, idx) = (args[0].shape(), args[1].shape(), args[2].shape());
-        let region: Vec<usize> = idx.iter().chain(&x[1..]).copied().collect();
+        let region = replace_axis(x, axis, idx);
         check_value_shape(&k.name, y, &k.static_shapes[1], &region)?;
         let out = x.to_vec();
         return Ok(Some(Space {
@@ -222,11 +223,10 @@ pub(super) fn space(k: &KernelNode, args: &[TensorData]) -> Result<Option<Space>
                 .chain(sb.get(1..).unwrap_or(&[]))
                 .copied()
                 .collect()
+        } else if let ShapeRule::Take { axis } = k.shapes {
+            replace_axis(sa, axis, sb)
         } else {
-            sb.iter()
-                .chain(sa.get(1..).unwrap_or(&[]))
-                .copied()
-                .collect()
+            return Ok(None);
         };
         return Ok(Some(Space {
             full: out.clone(),
@@ -268,4 +268,11 @@ pub(super) fn space(k: &KernelNode, args: &[TensorData]) -> Result<Option<Space>
         reduced: axes.clone(),
         out,
     }))
+}
+
+/// `shape` with its axis `axis` replaced by the axes `with` (nothing when out of range).
+fn replace_axis(shape: &[usize], axis: usize, with: &[usize]) -> Vec<usize> {
+    let before = shape.get(..axis).unwrap_or(shape);
+    let after = shape.get(axis + 1..).unwrap_or(&[]);
+    before.iter().chain(with).chain(after).copied().collect()
 }

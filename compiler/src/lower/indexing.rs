@@ -1,65 +1,91 @@
-//! Lowering of indexing: gathers `x[idx]` and scatters `x[idx] = / += y` with one integer
-//! index array on the first axis, every index wrapped if negative and checked before it
-//! addresses memory (`checked_index`); and writes `x[slices] = / += y` with basic indices,
+//! Lowering of indexing: gathers `x[:, …, idx]` and scatters `x[:, …, idx] = / += y` with
+//! one integer index array on any axis (full slices elsewhere), every index wrapped if
+//! negative and checked before it addresses memory (`checked_index`); and writes `x[slices] = / += y` with basic indices,
 //! whose kernel only sees the region (the executor resolves it with the reference's rules
 //! and hands the kernel a view of the output).
 
 use super::*;
 
-/// `out = x[idx]` for an integer index array on x's first axis (the output has idx's
-/// shape, then x's other axes): every index is wrapped if negative and checked against
-/// x's first size before it addresses memory; the rows are copied by an inner loop.
-pub(super) fn take_kernel(in_types: &[&TensorType], out: &TensorType) -> Option<Kernel> {
+/// The axis an advanced index selects with its one integer array, when every other entry
+/// is a full slice (`x[idx]`, `x[:, idx]`, `x[:, idx, :]`).
+pub(super) fn array_axis(slots: &[AdvancedSlot], ndim: usize) -> Option<usize> {
+    let axis = slots.iter().position(|s| *s == AdvancedSlot::Array)?;
+    let others_full = slots
+        .iter()
+        .enumerate()
+        .all(|(k, s)| k == axis || *s == AdvancedSlot::Basic(IndexSlot::FULL));
+    (others_full && axis < ndim).then_some(axis)
+}
+
+/// Loops `for var in 0..buf.shape[dim]` around `body`, outermost first.
+fn loops(specs: &[(usize, usize, usize)], body: Vec<Stmt>) -> Vec<Stmt> {
+    specs.iter().rev().fold(body, |body, (var, buf, dim)| {
+        vec![Stmt::For {
+            var: *var,
+            buf: *buf,
+            dim: *dim,
+            parallel: false,
+            body,
+        }]
+    })
+}
+
+/// `out = x[:, …, idx, …]` for an integer index array on x's axis `axis` (the output has
+/// x's axes before it, idx's shape, then x's axes after it): every index is wrapped if
+/// negative and checked against x's size there before it addresses memory; the rest of
+/// each selected slice is copied by inner loops.
+pub(super) fn take_kernel(
+    axis: usize,
+    in_types: &[&TensorType],
+    out: &TensorType,
+) -> Option<Kernel> {
     let (x, idx) = (in_types[0], in_types[1]);
     if !idx.dtype.is_int() || x.ndim() == 0 || x.dtype != out.dtype {
         return None;
     }
     let (k, r) = (idx.ndim(), x.ndim());
+    let rank = r - 1 + k;
     let (buffers, out_buf) = buffers_with_output(in_types, out);
-    let at = |v: usize| Index::Var(v);
     let wrapped = 1;
-    // The copy of one row: loops over x's other axes (output axes k..).
+    // Output axes: 0..axis from x, axis..axis+k from idx, the rest from x after `axis`.
+    let x_index: Vec<Index> = (0..axis)
+        .map(Index::Var)
+        .chain(std::iter::once(Index::Temp(wrapped)))
+        .chain((axis + k..rank).map(Index::Var))
+        .collect();
     let copy = Stmt::Store {
         buf: out_buf,
-        index: (0..k + r - 1).map(at).collect(),
+        index: (0..rank).map(Index::Var).collect(),
         value: Expr::Load {
             buf: 0,
-            index: std::iter::once(Index::Temp(wrapped))
-                .chain((k..k + r - 1).map(at))
-                .collect(),
+            index: x_index,
         },
     };
-    let mut row = vec![copy];
-    for d in (k..k + r - 1).rev() {
-        row = vec![Stmt::For {
-            var: d,
-            buf: out_buf,
-            dim: d,
-            parallel: false,
-            body: row,
-        }];
-    }
-    let mut body = checked_index(1, k, 0);
-    body.append(&mut row);
+    let after: Vec<_> = (axis + k..rank).map(|d| (d, out_buf, d)).collect();
+    let mut body = checked_index(1, axis..axis + k, 0, axis);
+    body.extend(loops(&after, vec![copy]));
+    let outer: Vec<_> = (0..axis + k).map(|d| (d, out_buf, d)).collect();
     Some(Kernel {
         name: "take".into(),
         buffers,
-        body: nest(&vec![out_buf; k], body),
-        errors: vec![index_error(1)],
+        body: loops(&outer, body),
+        errors: vec![index_error(1, axis)],
     })
 }
 
 /// The message of error 0 of a gather or scatter: an index out of range.
-fn index_error(input: usize) -> String {
-    format!("index {{0}} (in index array input {input}) is out of range for axis 0 of size {{1}}")
+fn index_error(input: usize, axis: usize) -> String {
+    format!(
+        "index {{0}} (in index array input {input}) is out of range for axis {axis} of size {{1}}"
+    )
 }
 
-/// Statements reading the index `idx[i0, …, i(k-1)]` (buffer `idx`) as temp 0, wrapping it
-/// if negative into temp 1, and failing with error 0 unless temp 1 addresses a row of
-/// buffer `x`.
-fn checked_index(idx: usize, k: usize, x: usize) -> Vec<Stmt> {
+/// Statements reading the index `idx[vars…]` (buffer `idx`) as temp 0, wrapping it if
+/// negative into temp 1, and failing with error 0 unless temp 1 addresses a position of
+/// buffer `x` along `axis`.
+fn checked_index(idx: usize, vars: std::ops::Range<usize>, x: usize, axis: usize) -> Vec<Stmt> {
     let (raw, wrapped) = (0, 1);
-    let size = Expr::Dim { buf: x, dim: 0 };
+    let size = Expr::Dim { buf: x, dim: axis };
     let out_of_range = |cond: Expr| Stmt::If {
         cond,
         then: vec![Stmt::Fail {
@@ -86,7 +112,7 @@ fn checked_index(idx: usize, k: usize, x: usize) -> Vec<Stmt> {
                 ScalarOp::Cast(DType::Int64),
                 vec![Expr::Load {
                     buf: idx,
-                    index: (0..k).map(Index::Var).collect(),
+                    index: vars.map(Index::Var).collect(),
                 }],
                 DType::Int64,
             ),
@@ -113,13 +139,14 @@ fn checked_index(idx: usize, k: usize, x: usize) -> Vec<Stmt> {
     ]
 }
 
-/// `out = x` with `out[idx] = y` (or `+= y`) for an integer index array on x's first
-/// axis: x copied, then the region (idx's shape, then x's other axes) visited in order,
-/// every index wrapped and checked before it addresses a row (repeated indices: the last
-/// write wins, increments accumulate, as in the reference). y aligns with the region's
-/// last axes; its axes of static size 1 broadcast.
+/// `out = x` with `out[:, …, idx, …] = y` (or `+= y`) for an integer index array on x's
+/// axis `axis`: x copied, then the region (x's axes before it, idx's shape, x's axes after
+/// it) visited in order, every index wrapped and checked before it addresses a slice
+/// (repeated indices: the last write wins, increments accumulate, as in the reference).
+/// y aligns with the region's last axes; its axes of static size 1 broadcast.
 pub(super) fn scatter_kernel(
     mode: IncMode,
+    axis: usize,
     in_types: &[&TensorType],
     out: &TensorType,
 ) -> Option<Kernel> {
@@ -130,7 +157,7 @@ pub(super) fn scatter_kernel(
         && y.dtype == x.dtype
         && x.dtype != DType::Bool;
     let (k, r) = (idx.ndim(), x.ndim());
-    let region = k + r - 1;
+    let region = r - 1 + k;
     if !ok || y.ndim() > region {
         return None;
     }
@@ -145,10 +172,12 @@ pub(super) fn scatter_kernel(
             value: Expr::Load { buf: 0, index: all },
         }],
     );
-    // The region: loop variables 0..k over idx, k..region over x's other axes (their
-    // loops walk out's axes 1..).
-    let target: Vec<Index> = std::iter::once(Index::Temp(1))
-        .chain((k..region).map(Index::Var))
+    // The region: variables 0..axis over out's axes before `axis`, axis..axis+k over idx,
+    // the rest over out's axes after `axis`.
+    let target: Vec<Index> = (0..axis)
+        .map(Index::Var)
+        .chain(std::iter::once(Index::Temp(1)))
+        .chain((axis + k..region).map(Index::Var))
         .collect();
     let offset = region - y.ndim();
     let y_index: Vec<Index> = y
@@ -181,29 +210,27 @@ pub(super) fn scatter_kernel(
             out.dtype,
         ),
     };
-    let mut row = vec![Stmt::Store {
+    let store = Stmt::Store {
         buf: out_buf,
         index: target,
         value,
-    }];
-    for v in (k..region).rev() {
-        row = vec![Stmt::For {
-            var: v,
-            buf: out_buf,
-            dim: v - k + 1,
-            parallel: false,
-            body: row,
-        }];
-    }
-    let mut visit = checked_index(2, k, 0);
-    visit.append(&mut row);
+    };
+    let after: Vec<_> = (axis + k..region)
+        .map(|v| (v, out_buf, v - k + 1))
+        .collect();
+    let mut visit = checked_index(2, axis..axis + k, 0, axis);
+    visit.extend(loops(&after, vec![store]));
+    let outer: Vec<_> = (0..axis)
+        .map(|v| (v, out_buf, v))
+        .chain((axis..axis + k).map(|v| (v, 2, v - axis)))
+        .collect();
     let mut body = copy;
-    body.extend(nest(&vec![2; k], visit));
+    body.extend(loops(&outer, visit));
     Some(Kernel {
         name: format!("{}_scatter", format!("{mode:?}").to_lowercase()),
         buffers,
         body,
-        errors: vec![index_error(2)],
+        errors: vec![index_error(2, axis)],
     })
 }
 

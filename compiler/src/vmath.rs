@@ -253,20 +253,8 @@ impl VMath<'_, '_> {
     /// ln(x): the polynomial where x is normal, positive and finite, `libm` (one lane at a
     /// time) elsewhere — zero, negative, subnormal, infinite, NaN.
     pub fn log(&mut self, x: Value, libm: FuncRef) -> Value {
-        let (lo, inf) = (self.konst(f64::MIN_POSITIVE), self.konst(f64::INFINITY));
-        let above = self.b.ins().fcmp(FloatCC::GreaterThanOrEqual, x, lo);
-        let below = self.b.ins().fcmp(FloatCC::LessThan, x, inf);
-        let ok = self.b.ins().band(above, below);
-        self.fast_or_slow(
-            ok,
-            |g| g.log_in_range(x),
-            |g| {
-                // Lane by lane, so a value does not depend on its neighbour.
-                let poly = g.log_in_range(x);
-                let lib = g.per_lane(libm, x);
-                g.select(ok, poly, lib)
-            },
-        )
+        let ok = self.normal_positive(x);
+        self.poly_or_libm(ok, x, libm, Self::log_in_range)
     }
 
     /// ln(1 + x): `log_in_range(1 + x)` plus the first-order correction of the rounding of
@@ -277,15 +265,7 @@ impl VMath<'_, '_> {
         let above = self.b.ins().fcmp(FloatCC::GreaterThan, x, minus_one);
         let below = self.b.ins().fcmp(FloatCC::LessThan, x, inf);
         let ok = self.b.ins().band(above, below);
-        self.fast_or_slow(
-            ok,
-            |g| g.log1p_in_range(x),
-            |g| {
-                let poly = g.log1p_in_range(x);
-                let lib = g.per_lane(libm, x);
-                g.select(ok, poly, lib)
-            },
-        )
+        self.poly_or_libm(ok, x, libm, Self::log1p_in_range)
     }
 
     fn log1p_in_range(&mut self, x: Value) -> Value {
@@ -366,15 +346,7 @@ impl VMath<'_, '_> {
     /// lane) for NaN lanes.
     pub fn tanh(&mut self, x: Value, libm: FuncRef) -> Value {
         let ok = self.b.ins().fcmp(FloatCC::Equal, x, x);
-        self.fast_or_slow(
-            ok,
-            |g| g.tanh_in_range(x),
-            |g| {
-                let poly = g.tanh_in_range(x);
-                let lib = g.per_lane(libm, x);
-                g.select(ok, poly, lib)
-            },
-        )
+        self.poly_or_libm(ok, x, libm, Self::tanh_in_range)
     }
 
     /// `vector_math::tanh_in_range`, operation for operation.
@@ -422,6 +394,34 @@ impl VMath<'_, '_> {
         self.float_of_bits(bits)
     }
 
+    /// Lanes where x is normal, positive and finite (`vector_math::log_in_range_ok`).
+    fn normal_positive(&mut self, x: Value) -> Value {
+        let (lo, inf) = (self.konst(f64::MIN_POSITIVE), self.konst(f64::INFINITY));
+        let above = self.b.ins().fcmp(FloatCC::GreaterThanOrEqual, x, lo);
+        let below = self.b.ins().fcmp(FloatCC::LessThan, x, inf);
+        self.b.ins().band(above, below)
+    }
+
+    /// `poly(x)` when every lane of `ok` holds; otherwise, lane by lane, `poly` where `ok`
+    /// holds and `libm` where it does not (so a value never depends on its neighbour).
+    fn poly_or_libm(
+        &mut self,
+        ok: Value,
+        x: Value,
+        libm: FuncRef,
+        poly: fn(&mut Self, Value) -> Value,
+    ) -> Value {
+        self.fast_or_slow(
+            ok,
+            |g| poly(g, x),
+            |g| {
+                let p = poly(g, x);
+                let lib = g.per_lane(libm, x);
+                g.select(ok, p, lib)
+            },
+        )
+    }
+
     /// `libm` applied to each lane of `x`.
     fn per_lane(&mut self, libm: FuncRef, x: Value) -> Value {
         if self.ty != types::F64X2 {
@@ -454,19 +454,8 @@ impl VMath<'_, '_> {
     /// log2(x): `vector_math::log2_in_range` where x is normal, positive and finite,
     /// `libm` (lane by lane) elsewhere.
     pub fn log2(&mut self, x: Value, libm: FuncRef) -> Value {
-        let (lo, inf) = (self.konst(f64::MIN_POSITIVE), self.konst(f64::INFINITY));
-        let above = self.b.ins().fcmp(FloatCC::GreaterThanOrEqual, x, lo);
-        let below = self.b.ins().fcmp(FloatCC::LessThan, x, inf);
-        let ok = self.b.ins().band(above, below);
-        self.fast_or_slow(
-            ok,
-            |g| g.log2_in_range(x),
-            |g| {
-                let poly = g.log2_in_range(x);
-                let lib = g.per_lane(libm, x);
-                g.select(ok, poly, lib)
-            },
-        )
+        let ok = self.normal_positive(x);
+        self.poly_or_libm(ok, x, libm, Self::log2_in_range)
     }
 
     /// `vector_math::log2_in_range`, operation for operation.
@@ -499,15 +488,7 @@ impl VMath<'_, '_> {
         let ax = self.b.ins().fabs(x);
         let limit = self.konst(EXP2_FAST_LIMIT);
         let ok = self.b.ins().fcmp(FloatCC::LessThanOrEqual, ax, limit);
-        self.fast_or_slow(
-            ok,
-            |g| g.exp2_in_range(x),
-            |g| {
-                let poly = g.exp2_in_range(x);
-                let lib = g.per_lane(libm, x);
-                g.select(ok, poly, lib)
-            },
-        )
+        self.poly_or_libm(ok, x, libm, Self::exp2_in_range)
     }
 
     /// `vector_math::exp2_in_range`, operation for operation.

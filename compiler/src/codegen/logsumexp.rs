@@ -171,13 +171,8 @@ impl Gen<'_> {
             self.b.seal_block(strips);
         }
         self.inner = Some(var);
-        let start = self.counter();
-        let strip = self.open_loop(start, n, STRIP as i64, false);
+        let (strip, len) = self.open_strips(n);
         let s0 = strip.at;
-        let rest = self.b.ins().isub(n, s0);
-        let full = self.b.ins().iconst(types::I64, STRIP as i64);
-        let short = self.b.ins().icmp(IntCC::SignedLessThan, rest, full);
-        let len = self.b.ins().select(short, rest, full);
         let j = self.counter();
         let tail = self.b.create_block();
         let pairs_ok = body.iter().enumerate().all(|(k, s)| {

@@ -666,13 +666,8 @@ impl<'a> Gen<'a> {
                 sc
             })
             .collect();
-        let start = self.counter();
-        let strip = self.open_loop(start, n, STRIP as i64, false);
+        let (strip, len) = self.open_strips(n);
         let s0 = strip.at;
-        let rest = self.b.ins().isub(n, s0);
-        let full = self.b.ins().iconst(types::I64, STRIP as i64);
-        let short = self.b.ins().icmp(IntCC::SignedLessThan, rest, full);
-        let len = self.b.ins().select(short, rest, full);
         self.slots = plan.slots.clone();
         for (seg, stmts) in plan.segments.iter().enumerate() {
             // 2·UNROLL elements at a time, then two, then the odd one left; the passes
@@ -761,6 +756,18 @@ impl<'a> Gen<'a> {
         self.inner = None;
         let totals: Vec<Value> = totals.iter().map(|t| self.b.use_var(*t)).collect();
         self.flush_accumulations(&reg, &totals);
+    }
+
+    /// Opens `for s0 in (0..n).step_by(STRIP)`; returns the loop (s0 is its `at`) and the
+    /// strip's length, min(STRIP, n − s0).
+    pub(super) fn open_strips(&mut self, n: Value) -> (OpenLoop, Value) {
+        let start = self.counter();
+        let strip = self.open_loop(start, n, STRIP as i64, false);
+        let rest = self.b.ins().isub(n, strip.at);
+        let full = self.b.ins().iconst(types::I64, STRIP as i64);
+        let short = self.b.ins().icmp(IntCC::SignedLessThan, rest, full);
+        let len = self.b.ins().select(short, rest, full);
+        (strip, len)
     }
 
     pub(super) fn slot_ptr(&mut self, slot: usize) -> Value {

@@ -17,6 +17,42 @@ pub(super) fn array_axis(slots: &[AdvancedSlot], ndim: usize) -> Option<usize> {
     (others_full && axis < ndim).then_some(axis)
 }
 
+/// The index of a written value `y` in a region of `rank` axes walked by variables
+/// 0..rank: y aligns with the region's last axes, and its axes of static size 1 read
+/// index 0 (they broadcast).
+fn value_index(y: &TensorType, rank: usize) -> Vec<Index> {
+    let offset = rank - y.ndim();
+    y.broadcastable()
+        .iter()
+        .enumerate()
+        .map(|(d, b)| {
+            if *b {
+                Index::Zero
+            } else {
+                Index::Var(offset + d)
+            }
+        })
+        .collect()
+}
+
+/// What a write stores at `buf[index]`: the value (set), or the element plus it (inc).
+fn written(mode: IncMode, value: Expr, buf: usize, index: &[Index], dtype: DType) -> Expr {
+    match mode {
+        IncMode::Set => value,
+        IncMode::Inc => Expr::apply(
+            ScalarOp::Add,
+            vec![
+                Expr::Load {
+                    buf,
+                    index: index.to_vec(),
+                },
+                value,
+            ],
+            dtype,
+        ),
+    }
+}
+
 /// Loops `for var in 0..buf.shape[dim]` around `body`, outermost first.
 fn loops(specs: &[(usize, usize, usize)], body: Vec<Stmt>) -> Vec<Stmt> {
     specs.iter().rev().fold(body, |body, (var, buf, dim)| {
@@ -179,37 +215,11 @@ pub(super) fn scatter_kernel(
         .chain(std::iter::once(Index::Temp(1)))
         .chain((axis + k..region).map(Index::Var))
         .collect();
-    let offset = region - y.ndim();
-    let y_index: Vec<Index> = y
-        .broadcastable()
-        .iter()
-        .enumerate()
-        .map(|(d, b)| {
-            if *b {
-                Index::Zero
-            } else {
-                Index::Var(offset + d)
-            }
-        })
-        .collect();
     let value = Expr::Load {
         buf: 1,
-        index: y_index,
+        index: value_index(y, region),
     };
-    let value = match mode {
-        IncMode::Set => value,
-        IncMode::Inc => Expr::apply(
-            ScalarOp::Add,
-            vec![
-                Expr::Load {
-                    buf: out_buf,
-                    index: target.clone(),
-                },
-                value,
-            ],
-            out.dtype,
-        ),
-    };
+    let value = written(mode, value, out_buf, &target, out.dtype);
     let store = Stmt::Store {
         buf: out_buf,
         index: target,
@@ -271,19 +281,7 @@ pub(super) fn region_write_kernel(
     ];
     let (value_buf, region_buf) = (0, 1);
     let all: Vec<Index> = (0..rank).map(Index::Var).collect();
-    let offset = rank - y.ndim();
-    let y_index: Vec<Index> = y
-        .broadcastable()
-        .iter()
-        .enumerate()
-        .map(|(d, b)| {
-            if *b {
-                Index::Zero
-            } else {
-                Index::Var(offset + d)
-            }
-        })
-        .collect();
+    let y_index = value_index(y, rank);
     let value = Expr::apply(
         ScalarOp::Cast(x.dtype),
         vec![Expr::Load {
@@ -292,20 +290,7 @@ pub(super) fn region_write_kernel(
         }],
         x.dtype,
     );
-    let value = match mode {
-        IncMode::Set => value,
-        IncMode::Inc => Expr::apply(
-            ScalarOp::Add,
-            vec![
-                Expr::Load {
-                    buf: region_buf,
-                    index: all.clone(),
-                },
-                value,
-            ],
-            x.dtype,
-        ),
-    };
+    let value = written(mode, value, region_buf, &all, x.dtype);
     let body = nest(
         &vec![region_buf; rank],
         vec![Stmt::Store {

@@ -1310,6 +1310,77 @@ fn gathers_and_scatters_on_any_axis() {
 }
 
 #[test]
+fn gathers_with_several_index_arrays() {
+    use tensorlift::ir::Idx;
+    let full = || Idx::Slice {
+        start: None,
+        stop: None,
+        step: None,
+    };
+    for dtype in [Float64, Float32, Int64] {
+        let x = matrix("x", dtype);
+        let t = tensor("t", dtype, [None, None, None]);
+        let (i, j) = (vector("i", Int64), vector("j", Int32));
+        let col = tensor("col", Int64, [None, Some(1)]);
+        let row = tensor("row", Int64, [Some(1), None]);
+        let grid = matrix("grid", Int64);
+        // Pairs x[i, j] (cross-entropy's logp[arange(n), labels]), an outer product of
+        // indices broadcast along static 1s, arrays of different ranks (j aligned with
+        // grid's last axis), and adjacent arrays after a full slice.
+        let outs = [
+            x.get(vec![Idx::Array(i.clone()), Idx::Array(j.clone())]),
+            x.get(vec![Idx::Array(col.clone()), Idx::Array(row.clone())]),
+            x.get(vec![Idx::Array(grid.clone()), Idx::Array(j.clone())]),
+            t.get(vec![full(), Idx::Array(i.clone()), Idx::Array(j.clone())]),
+        ];
+        let refs: Vec<&Var> = outs.iter().collect();
+        let inputs = [&x, &t, &i, &j, &col, &row, &grid];
+        let f = function(&inputs, &refs).mode(Mode::Jit).compile().unwrap();
+        let takes = kernels_of(f.fgraph())
+            .iter()
+            .filter(|(_, k)| k.name == "take")
+            .count();
+        assert_eq!(takes, outs.len(), "{dtype}: every gather is jitted");
+        let reference = function(&inputs, &refs)
+            .mode(Mode::Reference)
+            .compile()
+            .unwrap();
+        let vals = |iv: &[i64], jv: &[i64]| -> Vec<TensorData> {
+            let mut v = values(dtype, &[&[4, 5], &[2, 4, 5]], (-9.0, 9.0), 51);
+            v.push(ndarray::Array1::from(iv.to_vec()).into());
+            let j32: Vec<i32> = jv.iter().map(|v| *v as i32).collect();
+            v.push(ndarray::Array1::from(j32).into());
+            v.push(ndarray::array![[0i64], [3], [-1]].into());
+            v.push(ndarray::array![[4i64, 0, -5, 2]].into());
+            let n = iv.len() as i64;
+            v.push(
+                ndarray::Array2::from_shape_fn((2, iv.len()), |(a, b)| {
+                    (a as i64 + b as i64) % 4 - n % 2
+                })
+                .into(),
+            );
+            v
+        };
+        for (iv, jv) in [(&[0, 3, -1, 2][..], &[4, 0, -5, 1][..]), (&[], &[])] {
+            if let Err(e) = reference.call(&vals(iv, jv)) {
+                panic!("{dtype}: {e}");
+            }
+            check(&inputs, &refs, &vals(iv, jv));
+        }
+        // Arrays of different lengths, and an index out of range in the second array.
+        check(&inputs, &refs, &vals(&[0, 1], &[0, 1, 2]));
+        check(&inputs, &refs, &vals(&[0, 1], &[0, 5]));
+        let g = function(&[&x, &i, &j], &[&outs[0]]).compile().unwrap();
+        let v = vals(&[0, 1], &[0, 5]);
+        let err = g
+            .call(&[v[0].clone(), v[2].clone(), v[3].clone()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("index 5") && err.contains("axis 1"), "{err}");
+    }
+}
+
+#[test]
 fn scatters_check_every_index_and_keep_the_reference_order() {
     use tensorlift::ir::Idx;
     for dtype in [Float64, Float32, Int32] {

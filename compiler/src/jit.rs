@@ -243,6 +243,10 @@ impl KernelNode {
                 Op::Dot => ShapeRule::Dot,
                 Op::AdvancedSubtensor(slots) => ShapeRule::Take {
                     axis: array_position(slots),
+                    arrays: slots
+                        .iter()
+                        .filter(|s| **s == tensorlift_ir::ops::AdvancedSlot::Array)
+                        .count(),
                 },
                 Op::AdvancedIncSubtensor { slots, .. } => ShapeRule::Scatter {
                     axis: array_position(slots),
@@ -267,7 +271,8 @@ impl KernelNode {
     }
 }
 
-/// Where the one index array of a lowered advanced index is (the lowering checked it).
+/// Where the first index array of a lowered advanced index is (the lowering checked that
+/// its arrays are adjacent).
 fn array_position(slots: &[tensorlift_ir::ops::AdvancedSlot]) -> usize {
     slots
         .iter()

@@ -25,7 +25,7 @@ mod scans;
 mod shapes;
 mod softmax;
 
-use indexing::{array_axis, region_write_kernel, scatter_kernel, take_kernel};
+use indexing::{array_axes, array_axis, region_write_kernel, scatter_kernel, take_kernel};
 use linalg::dot_kernel;
 use scans::{arg_kernel, cumulative_kernel};
 use shapes::{alloc_kernel, arange_kernel, join_kernel};
@@ -121,8 +121,8 @@ fn lower_unchecked(fg: &FunctionGraph, node: NodeId) -> Option<Kernel> {
         Op::Alloc => alloc_kernel(&in_types, out_types[0]),
         Op::Arange(dtype) => arange_kernel(*dtype, &in_types, out_types[0]),
         Op::AdvancedSubtensor(slots) => {
-            let axis = array_axis(slots, in_types[0].ndim())?;
-            take_kernel(axis, &in_types, out_types[0])
+            let (axis, arrays) = array_axes(slots, in_types[0].ndim())?;
+            take_kernel(axis, arrays, &in_types, out_types[0])
         }
         Op::AdvancedIncSubtensor { slots, mode } => {
             let axis = array_axis(slots, in_types[0].ndim())?;

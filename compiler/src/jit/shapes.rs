@@ -13,9 +13,10 @@ pub(super) enum ShapeRule {
     /// `Dot`: the operands' outer sizes, the contracted ones checked by the reference's
     /// rule (and again by the kernel).
     Dot,
-    /// A gather `x[:, …, idx]` on `axis`: x's shape with that axis replaced by the index
-    /// array's (the kernel checks every index).
-    Take { axis: usize },
+    /// A gather `x[:, …, i0, i1, …]` on `arrays` adjacent axes from `axis`: x's shape
+    /// with those axes replaced by the index arrays' common shape (the reference's
+    /// broadcasting rule and error; the kernel checks every index).
+    Take { axis: usize, arrays: usize },
     /// A scatter `x[:, …, idx] = y` (or `+=`) on `axis`: x's shape (y checked against the
     /// region with the reference's rule; the kernel checks every index).
     Scatter { axis: usize },
@@ -187,6 +188,46 @@ pub(super) fn space(k: &KernelNode, args: &[TensorData]) -> Result<Option<Space>
             out,
         }));
     }
+    if let ShapeRule::Take { axis, arrays } = k.shapes {
+        let Some((x, idx)) = args.split_first() else {
+            return Ok(None);
+        };
+        let ranks_ok = args.len() == k.static_shapes.len()
+            && args
+                .iter()
+                .zip(&k.static_shapes)
+                .all(|(a, s)| a.ndim() == s.len());
+        if !ranks_ok || idx.len() != arrays || x.ndim() < axis + arrays {
+            return Ok(None);
+        }
+        let labels: Vec<String> = (0..arrays)
+            .map(|j| format!("index entry {}", axis + j))
+            .collect();
+        let operands: Vec<Operand> = idx
+            .iter()
+            .zip(&k.static_shapes[1..])
+            .zip(&labels)
+            .map(|((a, s), label)| Operand {
+                label,
+                static_shape: s,
+                shape: a.shape(),
+            })
+            .collect();
+        let rank = idx.iter().map(|a| a.ndim()).max().unwrap_or(0);
+        let common = broadcast_shape(&k.name, rank, &operands, None)?;
+        let x = x.shape();
+        let out: Vec<usize> = x[..axis]
+            .iter()
+            .chain(&common)
+            .chain(&x[axis + arrays..])
+            .copied()
+            .collect();
+        return Ok(Some(Space {
+            full: out.clone(),
+            reduced: Vec::new(),
+            out,
+        }));
+    }
     if let ShapeRule::Scatter { axis } = k.shapes {
         let ranks_ok = args.len() == k.static_shapes.len()
             && args
@@ -223,8 +264,6 @@ pub(super) fn space(k: &KernelNode, args: &[TensorData]) -> Result<Option<Space>
                 .chain(sb.get(1..).unwrap_or(&[]))
                 .copied()
                 .collect()
-        } else if let ShapeRule::Take { axis } = k.shapes {
-            replace_axis(sa, axis, sb)
         } else {
             return Ok(None);
         };

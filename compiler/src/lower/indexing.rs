@@ -1,20 +1,33 @@
-//! Lowering of indexing: gathers `x[:, …, idx]` and scatters `x[:, …, idx] = / += y` with
-//! one integer index array on any axis (full slices elsewhere), every index wrapped if
+//! Lowering of indexing: gathers `x[:, …, i0, i1, …]` with adjacent integer index arrays
+//! (broadcast together) and scatters `x[:, …, idx] = / += y` with one, on any axis (full
+//! slices elsewhere), every index wrapped if
 //! negative and checked before it addresses memory (`checked_index`); and writes `x[slices] = / += y` with basic indices,
 //! whose kernel only sees the region (the executor resolves it with the reference's rules
 //! and hands the kernel a view of the output).
 
 use super::*;
 
-/// The axis an advanced index selects with its one integer array, when every other entry
-/// is a full slice (`x[idx]`, `x[:, idx]`, `x[:, idx, :]`).
-pub(super) fn array_axis(slots: &[AdvancedSlot], ndim: usize) -> Option<usize> {
-    let axis = slots.iter().position(|s| *s == AdvancedSlot::Array)?;
-    let others_full = slots
+/// The axes an advanced index selects with integer arrays, when they are adjacent and
+/// every other entry is a full slice (`x[i]`, `x[:, i]`, `x[i, j]`, `x[:, i, j, :]`): the
+/// first such axis and how many.
+pub(super) fn array_axes(slots: &[AdvancedSlot], ndim: usize) -> Option<(usize, usize)> {
+    let first = slots.iter().position(|s| *s == AdvancedSlot::Array)?;
+    let count = slots[first..]
         .iter()
-        .enumerate()
-        .all(|(k, s)| k == axis || *s == AdvancedSlot::Basic(IndexSlot::FULL));
-    (others_full && axis < ndim).then_some(axis)
+        .take_while(|s| **s == AdvancedSlot::Array)
+        .count();
+    let others_full = slots.iter().enumerate().all(|(k, s)| {
+        (first..first + count).contains(&k) || *s == AdvancedSlot::Basic(IndexSlot::FULL)
+    });
+    (others_full && first + count <= ndim).then_some((first, count))
+}
+
+/// The axis of an advanced index with one integer array and full slices elsewhere.
+pub(super) fn array_axis(slots: &[AdvancedSlot], ndim: usize) -> Option<usize> {
+    match array_axes(slots, ndim)? {
+        (axis, 1) => Some(axis),
+        _ => None,
+    }
 }
 
 /// The index of a written value `y` in a region of `rank` axes walked by variables
@@ -66,29 +79,59 @@ fn loops(specs: &[(usize, usize, usize)], body: Vec<Stmt>) -> Vec<Stmt> {
     })
 }
 
-/// `out = x[:, …, idx, …]` for an integer index array on x's axis `axis` (the output has
-/// x's axes before it, idx's shape, then x's axes after it): every index is wrapped if
-/// negative and checked against x's size there before it addresses memory; the rest of
-/// each selected slice is copied by inner loops.
+/// `out = x[:, …, i0, i1, …, :]` for integer index arrays on x's adjacent axes `axis`,
+/// `axis + 1`, … (full slices elsewhere): the output has x's axes before them, the arrays'
+/// common shape (each aligned to its right, broadcast along axes of static size 1), then
+/// x's axes after them. Every index is wrapped if negative and checked against x's size
+/// on its axis before it addresses memory; the rest of each selected slice is copied by
+/// inner loops.
 pub(super) fn take_kernel(
     axis: usize,
+    arrays: usize,
     in_types: &[&TensorType],
     out: &TensorType,
 ) -> Option<Kernel> {
-    let (x, idx) = (in_types[0], in_types[1]);
-    if !idx.dtype.is_int() || x.ndim() == 0 || x.dtype != out.dtype {
+    let (x, idx) = (in_types[0], &in_types[1..]);
+    let ints = idx.len() == arrays && idx.iter().all(|t| t.dtype.is_int());
+    if !ints || x.ndim() < axis + arrays || x.dtype != out.dtype {
         return None;
     }
-    let (k, r) = (idx.ndim(), x.ndim());
-    let rank = r - 1 + k;
+    let k = idx.iter().map(|t| t.ndim()).max().unwrap_or(0);
+    let rank = x.ndim() - arrays + k;
+    if out.ndim() != rank {
+        return None;
+    }
     let (buffers, out_buf) = buffers_with_output(in_types, out);
-    let wrapped = 1;
-    // Output axes: 0..axis from x, axis..axis+k from idx, the rest from x after `axis`.
-    let x_index: Vec<Index> = (0..axis)
-        .map(Index::Var)
-        .chain(std::iter::once(Index::Temp(wrapped)))
-        .chain((axis + k..rank).map(Index::Var))
-        .collect();
+    let mut body = Vec::new();
+    let mut errors = Vec::new();
+    let mut x_index: Vec<Index> = (0..axis).map(Index::Var).collect();
+    for (j, t) in idx.iter().enumerate() {
+        let offset = axis + k - t.ndim();
+        let at: Vec<Index> = t
+            .broadcastable()
+            .iter()
+            .enumerate()
+            .map(|(d, b)| {
+                if *b {
+                    Index::Zero
+                } else {
+                    Index::Var(offset + d)
+                }
+            })
+            .collect();
+        let (raw, wrapped) = (2 * j, 2 * j + 1);
+        body.extend(checked_index(
+            1 + j,
+            at,
+            0,
+            axis + j,
+            (raw, wrapped),
+            errors.len(),
+        ));
+        errors.push(index_error(1 + j, axis + j));
+        x_index.push(Index::Temp(wrapped));
+    }
+    x_index.extend((axis + k..rank).map(Index::Var));
     let copy = Stmt::Store {
         buf: out_buf,
         index: (0..rank).map(Index::Var).collect(),
@@ -98,34 +141,39 @@ pub(super) fn take_kernel(
         },
     };
     let after: Vec<_> = (axis + k..rank).map(|d| (d, out_buf, d)).collect();
-    let mut body = checked_index(1, axis..axis + k, 0, axis);
     body.extend(loops(&after, vec![copy]));
     let outer: Vec<_> = (0..axis + k).map(|d| (d, out_buf, d)).collect();
     Some(Kernel {
         name: "take".into(),
         buffers,
         body: loops(&outer, body),
-        errors: vec![index_error(1, axis)],
+        errors,
     })
 }
 
-/// The message of error 0 of a gather or scatter: an index out of range.
+/// The message of a gather's or scatter's index out of range.
 fn index_error(input: usize, axis: usize) -> String {
     format!(
         "index {{0}} (in index array input {input}) is out of range for axis {axis} of size {{1}}"
     )
 }
 
-/// Statements reading the index `idx[vars…]` (buffer `idx`) as temp 0, wrapping it if
-/// negative into temp 1, and failing with error 0 unless temp 1 addresses a position of
-/// buffer `x` along `axis`.
-fn checked_index(idx: usize, vars: std::ops::Range<usize>, x: usize, axis: usize) -> Vec<Stmt> {
-    let (raw, wrapped) = (0, 1);
+/// Statements reading the index `idx[at]` (buffer `idx`) as temp `raw`, wrapping it if
+/// negative into temp `wrapped`, and failing with `error` unless `wrapped` addresses a
+/// position of buffer `x` along `axis`.
+fn checked_index(
+    idx: usize,
+    at: Vec<Index>,
+    x: usize,
+    axis: usize,
+    (raw, wrapped): (usize, usize),
+    error: usize,
+) -> Vec<Stmt> {
     let size = Expr::Dim { buf: x, dim: axis };
     let out_of_range = |cond: Expr| Stmt::If {
         cond,
         then: vec![Stmt::Fail {
-            error: 0,
+            error,
             values: vec![Expr::Temp(raw), size.clone()],
         }],
         otherwise: Vec::new(),
@@ -148,7 +196,7 @@ fn checked_index(idx: usize, vars: std::ops::Range<usize>, x: usize, axis: usize
                 ScalarOp::Cast(DType::Int64),
                 vec![Expr::Load {
                     buf: idx,
-                    index: vars.map(Index::Var).collect(),
+                    index: at,
                 }],
                 DType::Int64,
             ),
@@ -228,7 +276,8 @@ pub(super) fn scatter_kernel(
     let after: Vec<_> = (axis + k..region)
         .map(|v| (v, out_buf, v - k + 1))
         .collect();
-    let mut visit = checked_index(2, axis..axis + k, 0, axis);
+    let at = (axis..axis + k).map(Index::Var).collect();
+    let mut visit = checked_index(2, at, 0, axis, (0, 1), 0);
     visit.extend(loops(&after, vec![store]));
     let outer: Vec<_> = (0..axis)
         .map(|v| (v, out_buf, v))

@@ -1,9 +1,9 @@
 //! Lowering of indexing: gathers `x[:, …, i0, i1, …]` with adjacent integer index arrays
 //! (broadcast together) and scatters `x[:, …, idx] = / += y` with one, on any axis (full
-//! slices elsewhere), every index wrapped if
-//! negative and checked before it addresses memory (`checked_index`); and writes `x[slices] = / += y` with basic indices,
-//! whose kernel only sees the region (the executor resolves it with the reference's rules
-//! and hands the kernel a view of the output).
+//! slices elsewhere), every index wrapped if negative and checked before it addresses
+//! memory (`checked_index`); and writes `x[slices] = / += y` with basic indices, whose
+//! kernel only sees the region (the executor resolves it with the reference's rules and
+//! hands the kernel a view of the output).
 
 use super::*;
 

@@ -1381,6 +1381,60 @@ fn gathers_with_several_index_arrays() {
 }
 
 #[test]
+fn scatters_with_several_index_arrays() {
+    use tensorlift::ir::Idx;
+    for dtype in [Float64, Float32, Int32] {
+        let x = matrix("x", dtype);
+        let (i, j) = (vector("i", Int64), vector("j", Int64));
+        let col = tensor("col", Int64, [None, Some(1)]);
+        let row = tensor("row", Int64, [Some(1), None]);
+        let y = vector("y", dtype);
+        let g = matrix("g", dtype);
+        let pairs = || vec![Idx::Array(i.clone()), Idx::Array(j.clone())];
+        let outer = || vec![Idx::Array(col.clone()), Idx::Array(row.clone())];
+        // x[i, j] += y (cross-entropy's gradient: repeated pairs accumulate), x[i, j] = y
+        // (the last write wins), a scalar added, and an outer product of indices.
+        let outs = [
+            x.inc(pairs(), &y),
+            x.set(pairs(), &y),
+            x.inc(pairs(), 1.5),
+            x.inc(outer(), &g),
+        ];
+        let refs: Vec<&Var> = outs.iter().collect();
+        let inputs = [&x, &i, &j, &col, &row, &y, &g];
+        let f = function(&inputs, &refs).mode(Mode::Jit).compile().unwrap();
+        let scatters = kernels_of(f.fgraph())
+            .iter()
+            .filter(|(_, k)| k.name.ends_with("_scatter"))
+            .count();
+        assert_eq!(scatters, outs.len(), "{dtype}: every scatter is jitted");
+        let reference = function(&inputs, &refs)
+            .mode(Mode::Reference)
+            .compile()
+            .unwrap();
+        let vals = |iv: &[i64], jv: &[i64], n_y: usize| -> Vec<TensorData> {
+            let mut v = values(dtype, &[&[4, 5]], (-9.0, 9.0), 61);
+            v.push(ndarray::Array1::from(iv.to_vec()).into());
+            v.push(ndarray::Array1::from(jv.to_vec()).into());
+            v.push(ndarray::array![[0i64], [3], [-1]].into());
+            v.push(ndarray::array![[4i64, 0, -5, 4]].into());
+            v.extend(values(dtype, &[&[n_y], &[3, 4]], (-9.0, 9.0), 62));
+            v
+        };
+        for (iv, jv) in [(&[0, 3, -1, 0, 0][..], &[4, 0, -5, 4, 4][..]), (&[], &[])] {
+            if let Err(e) = reference.call(&vals(iv, jv, iv.len())) {
+                panic!("{dtype}: {e}");
+            }
+            check(&inputs, &refs, &vals(iv, jv, iv.len()));
+        }
+        // Arrays of different lengths, a value of the wrong length, an index out of range.
+        check(&inputs, &refs, &vals(&[0, 1], &[0, 1, 2], 2));
+        check(&inputs, &refs, &vals(&[0, 1], &[0, 1], 3));
+        check(&inputs, &refs, &vals(&[0, 4], &[0, 1], 2));
+    }
+}
+
+#[test]
 fn scatters_check_every_index_and_keep_the_reference_order() {
     use tensorlift::ir::Idx;
     for dtype in [Float64, Float32, Int32] {

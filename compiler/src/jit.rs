@@ -241,16 +241,14 @@ impl KernelNode {
             },
             shapes: match &e.op {
                 Op::Dot => ShapeRule::Dot,
-                Op::AdvancedSubtensor(slots) => ShapeRule::Take {
-                    axis: array_position(slots),
-                    arrays: slots
-                        .iter()
-                        .filter(|s| **s == tensorlift_ir::ops::AdvancedSlot::Array)
-                        .count(),
-                },
-                Op::AdvancedIncSubtensor { slots, .. } => ShapeRule::Scatter {
-                    axis: array_position(slots),
-                },
+                Op::AdvancedSubtensor(slots) => {
+                    let (axis, arrays) = index_arrays(slots);
+                    ShapeRule::Take { axis, arrays }
+                }
+                Op::AdvancedIncSubtensor { slots, .. } => {
+                    let (axis, arrays) = index_arrays(slots);
+                    ShapeRule::Scatter { axis, arrays }
+                }
                 Op::Cumulative { axis, .. } => ShapeRule::Cumulative {
                     flat: axis.is_none(),
                 },
@@ -271,13 +269,13 @@ impl KernelNode {
     }
 }
 
-/// Where the first index array of a lowered advanced index is (the lowering checked that
-/// its arrays are adjacent).
-fn array_position(slots: &[tensorlift_ir::ops::AdvancedSlot]) -> usize {
-    slots
-        .iter()
-        .position(|s| *s == tensorlift_ir::ops::AdvancedSlot::Array)
-        .unwrap_or(0)
+/// Where the index arrays of a lowered advanced index start, and how many there are (the
+/// lowering checked that they are adjacent).
+fn index_arrays(slots: &[tensorlift_ir::ops::AdvancedSlot]) -> (usize, usize) {
+    let is_array =
+        |s: &tensorlift_ir::ops::AdvancedSlot| *s == tensorlift_ir::ops::AdvancedSlot::Array;
+    let first = slots.iter().position(is_array).unwrap_or(0);
+    (first, slots.iter().filter(|s| is_array(s)).count())
 }
 
 /// For each output of an element-wise kernel, an input it may be written over: uniquely

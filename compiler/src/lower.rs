@@ -25,7 +25,7 @@ mod scans;
 mod shapes;
 mod softmax;
 
-use indexing::{array_axes, array_axis, region_write_kernel, scatter_kernel, take_kernel};
+use indexing::{array_axes, region_write_kernel, scatter_kernel, take_kernel};
 use linalg::dot_kernel;
 use scans::{arg_kernel, cumulative_kernel};
 use shapes::{alloc_kernel, arange_kernel, join_kernel};
@@ -125,8 +125,8 @@ fn lower_unchecked(fg: &FunctionGraph, node: NodeId) -> Option<Kernel> {
             take_kernel(axis, arrays, &in_types, out_types[0])
         }
         Op::AdvancedIncSubtensor { slots, mode } => {
-            let axis = array_axis(slots, in_types[0].ndim())?;
-            scatter_kernel(*mode, axis, &in_types, out_types[0])
+            let (axis, arrays) = array_axes(slots, in_types[0].ndim())?;
+            scatter_kernel(*mode, axis, arrays, &in_types, out_types[0])
         }
         Op::IncSubtensor { slots, mode } => {
             region_write_kernel(slots, *mode, in_types[0], in_types[1])

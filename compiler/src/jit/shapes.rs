@@ -17,9 +17,10 @@ pub(super) enum ShapeRule {
     /// with those axes replaced by the index arrays' common shape (the reference's
     /// broadcasting rule and error; the kernel checks every index).
     Take { axis: usize, arrays: usize },
-    /// A scatter `x[:, …, idx] = y` (or `+=`) on `axis`: x's shape (y checked against the
-    /// region with the reference's rule; the kernel checks every index).
-    Scatter { axis: usize },
+    /// A scatter `x[:, …, i0, i1, …] = y` (or `+=`) on `arrays` adjacent axes from
+    /// `axis`: x's shape (the arrays' common shape and y against the region checked with
+    /// the reference's rules; the kernel checks every index).
+    Scatter { axis: usize, arrays: usize },
     /// A running sum or product: the input's shape, or its element count when flattened;
     /// never split (each element needs the one before it).
     Cumulative { flat: bool },
@@ -189,59 +190,22 @@ pub(super) fn space(k: &KernelNode, args: &[TensorData]) -> Result<Option<Space>
         }));
     }
     if let ShapeRule::Take { axis, arrays } = k.shapes {
-        let Some((x, idx)) = args.split_first() else {
+        let Some(out) = indexed_shape(k, args, 1, axis, arrays)? else {
             return Ok(None);
         };
-        let ranks_ok = args.len() == k.static_shapes.len()
-            && args
-                .iter()
-                .zip(&k.static_shapes)
-                .all(|(a, s)| a.ndim() == s.len());
-        if !ranks_ok || idx.len() != arrays || x.ndim() < axis + arrays {
-            return Ok(None);
-        }
-        let labels: Vec<String> = (0..arrays)
-            .map(|j| format!("index entry {}", axis + j))
-            .collect();
-        let operands: Vec<Operand> = idx
-            .iter()
-            .zip(&k.static_shapes[1..])
-            .zip(&labels)
-            .map(|((a, s), label)| Operand {
-                label,
-                static_shape: s,
-                shape: a.shape(),
-            })
-            .collect();
-        let rank = idx.iter().map(|a| a.ndim()).max().unwrap_or(0);
-        let common = broadcast_shape(&k.name, rank, &operands, None)?;
-        let x = x.shape();
-        let out: Vec<usize> = x[..axis]
-            .iter()
-            .chain(&common)
-            .chain(&x[axis + arrays..])
-            .copied()
-            .collect();
         return Ok(Some(Space {
             full: out.clone(),
             reduced: Vec::new(),
             out,
         }));
     }
-    if let ShapeRule::Scatter { axis } = k.shapes {
-        let ranks_ok = args.len() == k.static_shapes.len()
-            && args
-                .iter()
-                .zip(&k.static_shapes)
-                .all(|(a, s)| a.ndim() == s.len());
-        if !ranks_ok {
+    if let ShapeRule::Scatter { axis, arrays } = k.shapes {
+        let Some(region) = indexed_shape(k, args, 2, axis, arrays)? else {
             return Ok(None);
-        }
+        };
         // The value must fit the region exactly as the reference requires (same error).
-        let (x, y, idx) = (args[0].shape(), args[1].shape(), args[2].shape());
-        let region = replace_axis(x, axis, idx);
-        check_value_shape(&k.name, y, &k.static_shapes[1], &region)?;
-        let out = x.to_vec();
+        check_value_shape(&k.name, args[1].shape(), &k.static_shapes[1], &region)?;
+        let out = args[0].shape().to_vec();
         return Ok(Some(Space {
             full: out.clone(),
             reduced: Vec::new(),
@@ -309,9 +273,50 @@ pub(super) fn space(k: &KernelNode, args: &[TensorData]) -> Result<Option<Space>
     }))
 }
 
-/// `shape` with its axis `axis` replaced by the axes `with` (nothing when out of range).
-fn replace_axis(shape: &[usize], axis: usize, with: &[usize]) -> Vec<usize> {
-    let before = shape.get(..axis).unwrap_or(shape);
-    let after = shape.get(axis + 1..).unwrap_or(&[]);
-    before.iter().chain(with).chain(after).copied().collect()
+/// The shape `x[:, …, i0, i1, …]` selects (x is argument 0, the `arrays` index arrays
+/// start at argument `first` and index x's axes from `axis`): x's axes before them, the
+/// arrays' common shape (the reference's broadcasting rule and error), x's axes after
+/// them. `None` when the ranks do not match the kernel's (the reference reports it).
+fn indexed_shape(
+    k: &KernelNode,
+    args: &[TensorData],
+    first: usize,
+    axis: usize,
+    arrays: usize,
+) -> Result<Option<Vec<usize>>, RuntimeError> {
+    let ranks_ok = args.len() == k.static_shapes.len()
+        && args
+            .iter()
+            .zip(&k.static_shapes)
+            .all(|(a, s)| a.ndim() == s.len());
+    let Some(idx) = args.get(first..first + arrays) else {
+        return Ok(None);
+    };
+    let x = args[0].shape();
+    if !ranks_ok || x.len() < axis + arrays {
+        return Ok(None);
+    }
+    let labels: Vec<String> = (0..arrays)
+        .map(|j| format!("index entry {}", axis + j))
+        .collect();
+    let operands: Vec<Operand> = idx
+        .iter()
+        .zip(&k.static_shapes[first..])
+        .zip(&labels)
+        .map(|((a, s), label)| Operand {
+            label,
+            static_shape: s,
+            shape: a.shape(),
+        })
+        .collect();
+    let rank = idx.iter().map(|a| a.ndim()).max().unwrap_or(0);
+    let common = broadcast_shape(&k.name, rank, &operands, None)?;
+    Ok(Some(
+        x[..axis]
+            .iter()
+            .chain(&common)
+            .chain(&x[axis + arrays..])
+            .copied()
+            .collect(),
+    ))
 }

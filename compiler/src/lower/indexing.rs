@@ -1,5 +1,5 @@
-//! Lowering of indexing: gathers `x[:, …, i0, i1, …]` with adjacent integer index arrays
-//! (broadcast together) and scatters `x[:, …, idx] = / += y` with one, on any axis (full
+//! Lowering of indexing: gathers `x[:, …, i0, i1, …]` and scatters `x[:, …, i0, i1, …] =
+//! / += y` with adjacent integer index arrays (broadcast together) on any axis (full
 //! slices elsewhere), every index wrapped if negative and checked before it addresses
 //! memory (`checked_index`); and writes `x[slices] = / += y` with basic indices, whose
 //! kernel only sees the region (the executor resolves it with the reference's rules and
@@ -20,14 +20,6 @@ pub(super) fn array_axes(slots: &[AdvancedSlot], ndim: usize) -> Option<(usize, 
         (first..first + count).contains(&k) || *s == AdvancedSlot::Basic(IndexSlot::FULL)
     });
     (others_full && first + count <= ndim).then_some((first, count))
-}
-
-/// The axis of an advanced index with one integer array and full slices elsewhere.
-pub(super) fn array_axis(slots: &[AdvancedSlot], ndim: usize) -> Option<usize> {
-    match array_axes(slots, ndim)? {
-        (axis, 1) => Some(axis),
-        _ => None,
-    }
 }
 
 /// The index of a written value `y` in a region of `rank` axes walked by variables
@@ -106,19 +98,7 @@ pub(super) fn take_kernel(
     let mut errors = Vec::new();
     let mut x_index: Vec<Index> = (0..axis).map(Index::Var).collect();
     for (j, t) in idx.iter().enumerate() {
-        let offset = axis + k - t.ndim();
-        let at: Vec<Index> = t
-            .broadcastable()
-            .iter()
-            .enumerate()
-            .map(|(d, b)| {
-                if *b {
-                    Index::Zero
-                } else {
-                    Index::Var(offset + d)
-                }
-            })
-            .collect();
+        let at = array_index(t, axis, k);
         let (raw, wrapped) = (2 * j, 2 * j + 1);
         body.extend(checked_index(
             1 + j,
@@ -223,30 +203,55 @@ fn checked_index(
     ]
 }
 
-/// `out = x` with `out[:, …, idx, …] = y` (or `+= y`) for an integer index array on x's
-/// axis `axis`: x copied, then the region (x's axes before it, idx's shape, x's axes after
-/// it) visited in order, every index wrapped and checked before it addresses a slice
-/// (repeated indices: the last write wins, increments accumulate, as in the reference).
-/// y aligns with the region's last axes; its axes of static size 1 broadcast.
+/// The index of array `j` (of `t`'s type) within the arrays' common shape of `k` axes,
+/// walked by variables `first..first + k`: aligned to the right, its axes of static size
+/// 1 at index 0.
+fn array_index(t: &TensorType, first: usize, k: usize) -> Vec<Index> {
+    let offset = first + k - t.ndim();
+    t.broadcastable()
+        .iter()
+        .enumerate()
+        .map(|(d, b)| {
+            if *b {
+                Index::Zero
+            } else {
+                Index::Var(offset + d)
+            }
+        })
+        .collect()
+}
+
+/// `out = x` with `out[:, …, i0, i1, …] = y` (or `+= y`) for integer index arrays on x's
+/// adjacent axes from `axis` (full slices elsewhere): x copied, then the region (x's axes
+/// before them, the arrays' common shape, x's axes after them) visited in order, every
+/// index wrapped and checked before it addresses a slice (repeated positions: the last
+/// write wins, increments accumulate, as in the reference). y aligns with the region's
+/// last axes; its axes of static size 1 broadcast.
 pub(super) fn scatter_kernel(
     mode: IncMode,
     axis: usize,
+    arrays: usize,
     in_types: &[&TensorType],
     out: &TensorType,
 ) -> Option<Kernel> {
-    let (x, y, idx) = (in_types[0], in_types[1], in_types[2]);
-    let ok = idx.dtype.is_int()
-        && x.ndim() > 0
+    let (x, y, idx) = (in_types[0], in_types[1], &in_types[2..]);
+    let ok = idx.len() == arrays
+        && idx.iter().all(|t| t.dtype.is_int())
+        && x.ndim() >= axis + arrays
         && x.dtype == out.dtype
         && y.dtype == x.dtype
         && x.dtype != DType::Bool;
-    let (k, r) = (idx.ndim(), x.ndim());
-    let region = r - 1 + k;
-    if !ok || y.ndim() > region {
+    let k = idx.iter().map(|t| t.ndim()).max().unwrap_or(0);
+    if !ok {
+        return None;
+    }
+    let region = x.ndim() - arrays + k;
+    if y.ndim() > region {
         return None;
     }
     let (buffers, out_buf) = buffers_with_output(in_types, out);
     // out = x.
+    let r = x.ndim();
     let all: Vec<Index> = (0..r).map(Index::Var).collect();
     let copy = nest(
         &vec![out_buf; r],
@@ -256,40 +261,59 @@ pub(super) fn scatter_kernel(
             value: Expr::Load { buf: 0, index: all },
         }],
     );
-    // The region: variables 0..axis over out's axes before `axis`, axis..axis+k over idx,
-    // the rest over out's axes after `axis`.
-    let target: Vec<Index> = (0..axis)
-        .map(Index::Var)
-        .chain(std::iter::once(Index::Temp(1)))
-        .chain((axis + k..region).map(Index::Var))
-        .collect();
+    // The region: variables 0..axis over out's axes before the arrays, axis..axis+k over
+    // the arrays' common shape, the rest over out's axes after them.
+    let mut visit = Vec::new();
+    let mut errors = Vec::new();
+    let mut target: Vec<Index> = (0..axis).map(Index::Var).collect();
+    for (j, t) in idx.iter().enumerate() {
+        let (raw, wrapped) = (2 * j, 2 * j + 1);
+        let at = array_index(t, axis, k);
+        visit.extend(checked_index(
+            2 + j,
+            at,
+            0,
+            axis + j,
+            (raw, wrapped),
+            errors.len(),
+        ));
+        errors.push(index_error(2 + j, axis + j));
+        target.push(Index::Temp(wrapped));
+    }
+    target.extend((axis + k..region).map(Index::Var));
     let value = Expr::Load {
         buf: 1,
         index: value_index(y, region),
     };
-    let value = written(mode, value, out_buf, &target, out.dtype);
     let store = Stmt::Store {
         buf: out_buf,
+        value: written(mode, value, out_buf, &target, out.dtype),
         index: target,
-        value,
     };
     let after: Vec<_> = (axis + k..region)
-        .map(|v| (v, out_buf, v - k + 1))
+        .map(|v| (v, out_buf, v - k + arrays))
         .collect();
-    let at = (axis..axis + k).map(Index::Var).collect();
-    let mut visit = checked_index(2, at, 0, axis, (0, 1), 0);
     visit.extend(loops(&after, vec![store]));
-    let outer: Vec<_> = (0..axis)
-        .map(|v| (v, out_buf, v))
-        .chain((axis..axis + k).map(|v| (v, 2, v - axis)))
-        .collect();
+    // Each axis of the common shape runs over an array that has it (one not broadcast
+    // there if any: the shape checks compare the others with it).
+    let common = (0..k).map(|d| {
+        let has = |t: &&&TensorType| d + t.ndim() >= k;
+        let wide = idx
+            .iter()
+            .position(|t| has(&t) && !t.broadcastable()[d + t.ndim() - k]);
+        let j = wide
+            .or_else(|| idx.iter().position(|t| has(&t)))
+            .unwrap_or(0);
+        (axis + d, 2 + j, d + idx[j].ndim() - k)
+    });
+    let outer: Vec<_> = (0..axis).map(|v| (v, out_buf, v)).chain(common).collect();
     let mut body = copy;
     body.extend(loops(&outer, visit));
     Some(Kernel {
         name: format!("{}_scatter", format!("{mode:?}").to_lowercase()),
         buffers,
         body,
-        errors: vec![index_error(2, axis)],
+        errors,
     })
 }
 

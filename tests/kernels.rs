@@ -1032,9 +1032,11 @@ fn errors_of_nested_invokes_reach_the_outer_caller() {
 }
 
 /// A random kernel over two f64 inputs and one f64 output of rank 2, built from `code`:
-/// nested loops over random buffers' dimensions around loads, stores, accumulations,
-/// temporaries and conditions indexed by the loop variables or 0 — mostly well formed,
-/// sometimes not (a store to an input, a variable of a loop that is not there).
+/// nested loops over random buffers' dimensions around loads, stores, accumulations (sum,
+/// max, logsumexp), temporaries (from inside and outside the inner loop), math with array
+/// versions, whole-buffer softmax calls and conditions indexed by the loop variables or 0
+/// — mostly well formed, sometimes not (a store to an input, a variable of a loop that is
+/// not there).
 fn random_kernel(code: &[(u8, u8, u8)]) -> Kernel {
     let buf = |v: u8| (v % 3) as usize;
     let index = |a: u8, b: u8| -> Vec<Index> {
@@ -1054,7 +1056,7 @@ fn random_kernel(code: &[(u8, u8, u8)]) -> Kernel {
     let mut inner: Vec<Stmt> = Vec::new();
     let mut temps = 0;
     for (op, a, b) in code {
-        let stmt = match op % 5 {
+        let stmt = match op % 7 {
             0 => {
                 temps += 1;
                 Stmt::Let {
@@ -1072,6 +1074,9 @@ fn random_kernel(code: &[(u8, u8, u8)]) -> Kernel {
                 index: index(*a, *b),
                 value: if temps > 0 {
                     Expr::Temp(*b as usize % temps)
+                } else if a % 2 == 0 {
+                    // A value from outside the inner loop.
+                    Expr::Temp(OUTER_TEMP)
                 } else {
                     load(*b, *b, *a)
                 },
@@ -1079,8 +1084,26 @@ fn random_kernel(code: &[(u8, u8, u8)]) -> Kernel {
             3 => Stmt::Accumulate {
                 buf: 2,
                 index: index(*b, *a),
-                kind: tensorlift::ir::ops::ReduceKind::Sum,
+                kind: match a % 3 {
+                    0 => tensorlift::ir::ops::ReduceKind::Sum,
+                    1 => tensorlift::ir::ops::ReduceKind::Max,
+                    _ => tensorlift::ir::ops::ReduceKind::LogSumExp,
+                },
                 value: load(*a, *a, *b),
+            },
+            5 => {
+                // A math function with an array version (strips).
+                temps += 1;
+                Stmt::Let {
+                    temp: temps - 1,
+                    dtype: Float64,
+                    value: apply(ScalarOp::Exp, vec![load(*a, *b, *b)], Float64),
+                }
+            }
+            6 => Stmt::Call {
+                func: SupportCall::Softmax,
+                bufs: vec![buf(*a), 2],
+                error: 0,
             },
             _ => Stmt::If {
                 cond: apply(
@@ -1107,13 +1130,20 @@ fn random_kernel(code: &[(u8, u8, u8)]) -> Kernel {
         buf: buf(o0),
         dim: (o1 % 2) as usize,
         parallel: false,
-        body: vec![Stmt::For {
-            var: 1,
-            buf: buf(o1),
-            dim: (o0 % 2) as usize,
-            parallel: false,
-            body: inner,
-        }],
+        body: vec![
+            Stmt::Let {
+                temp: OUTER_TEMP,
+                dtype: Float64,
+                value: load(o0, 2, 0),
+            },
+            Stmt::For {
+                var: 1,
+                buf: buf(o1),
+                dim: (o0 % 2) as usize,
+                parallel: false,
+                body: inner,
+            },
+        ],
     }];
     if o0 % 5 == 0 {
         body.insert(
@@ -1146,9 +1176,12 @@ fn random_kernel(code: &[(u8, u8, u8)]) -> Kernel {
             b("out", Role::Output),
         ],
         body,
-        errors: vec![],
+        errors: vec!["a support call failed".into()],
     }
 }
+
+/// The temporary `random_kernel` defines per outer iteration, outside the inner loop.
+const OUTER_TEMP: usize = 100;
 
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig {

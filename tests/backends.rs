@@ -1435,6 +1435,63 @@ fn scatters_with_several_index_arrays() {
 }
 
 #[test]
+fn gathers_by_boolean_masks() {
+    use tensorlift::ir::Idx;
+    let full = || Idx::Slice {
+        start: None,
+        stop: None,
+        step: None,
+    };
+    for dtype in [Float64, Float32, Int64] {
+        let x = matrix("x", dtype);
+        let t = tensor("t", dtype, [None, None, None]);
+        let rows = vector("rows", Bool);
+        let cells = matrix("cells", Bool);
+        // Rows by a 1-d mask, elements by a mask of x's shape, columns after a full slice,
+        // and the last two axes of a 3-d input.
+        let outs = [
+            x.get(vec![Idx::Array(rows.clone())]),
+            x.get(vec![Idx::Array(cells.clone())]),
+            t.get(vec![full(), Idx::Array(cells.clone())]),
+        ];
+        let refs: Vec<&Var> = outs.iter().collect();
+        let inputs = [&x, &t, &rows, &cells];
+        let f = function(&inputs, &refs).mode(Mode::Jit).compile().unwrap();
+        let takes = kernels_of(f.fgraph())
+            .iter()
+            .filter(|(_, k)| k.name == "take")
+            .count();
+        assert_eq!(takes, outs.len(), "{dtype}: every masked gather is jitted");
+        let reference = function(&inputs, &refs)
+            .mode(Mode::Reference)
+            .compile()
+            .unwrap();
+        let vals = |rows_v: &[bool], every: usize, cells_shape: (usize, usize)| {
+            let mut v = values(dtype, &[&[4, 5], &[2, 4, 5]], (-9.0, 9.0), 71);
+            v.push(ndarray::Array1::from(rows_v.to_vec()).into());
+            let cells_v =
+                ndarray::Array2::from_shape_fn(cells_shape, |(a, b)| (a * 5 + b) % every == 0);
+            v.push(cells_v.into());
+            v
+        };
+        for (rows_v, every) in [
+            (&[true, false, true, true][..], 3),
+            (&[false; 4][..], 100),
+            (&[true; 4][..], 1),
+        ] {
+            let v = vals(rows_v, every, (4, 5));
+            if let Err(e) = reference.call(&v) {
+                panic!("{dtype}: {e}");
+            }
+            check(&inputs, &refs, &v);
+        }
+        // Masks whose shapes differ from the axes they cover: both fail.
+        check(&inputs, &refs, &vals(&[true, false], 2, (4, 5)));
+        check(&inputs, &refs, &vals(&[true; 4], 2, (5, 4)));
+    }
+}
+
+#[test]
 fn scatters_check_every_index_and_keep_the_reference_order() {
     use tensorlift::ir::Idx;
     for dtype in [Float64, Float32, Int32] {

@@ -40,8 +40,8 @@ use crate::kernel_call::{data_ptr, unique_mut_ptr};
 use crate::loopir::Kernel;
 use crate::lower::lower_node;
 
+mod indexing;
 mod memory;
-mod region;
 mod shapes;
 
 use memory::{BufferPool, Output, POOL_MIN_BYTES};
@@ -206,8 +206,11 @@ struct KernelNode {
     /// Whether outputs may be written over inputs (`JitBackend::in_place`).
     in_place: bool,
     /// For a write into a basic-indexed region (IncSubtensor): its index slots
-    /// (`region::run_region_write`).
+    /// (`indexing::run_region_write`).
     region_slots: Option<Vec<tensorlift_ir::ops::IndexSlot>>,
+    /// For a gather by a boolean mask: the first axis the mask covers
+    /// (`indexing::run_masked_take`).
+    mask_axis: Option<usize>,
 }
 
 impl KernelNode {
@@ -263,6 +266,14 @@ impl KernelNode {
             in_place,
             region_slots: match &e.op {
                 Op::IncSubtensor { slots, .. } => Some(slots.clone()),
+                _ => None,
+            },
+            mask_axis: match &e.op {
+                Op::AdvancedSubtensor(slots)
+                    if types.get(1).is_some_and(|t| t.dtype == DType::Bool) =>
+                {
+                    Some(index_arrays(slots).0)
+                }
                 _ => None,
             },
         })
@@ -538,7 +549,10 @@ fn run_kernel(
     pool: &BufferPool,
 ) -> Result<Vec<TensorData>, RuntimeError> {
     if let Some(slots) = &k.region_slots {
-        return region::run_region_write(k, slots, args);
+        return indexing::run_region_write(k, slots, args);
+    }
+    if let Some(axis) = k.mask_axis {
+        return indexing::run_masked_take(k, axis, args, pool);
     }
     let Some(space) = space(k, args)? else {
         return eval_node(fg, node, args);

@@ -122,7 +122,17 @@ fn lower_unchecked(fg: &FunctionGraph, node: NodeId) -> Option<Kernel> {
         Op::Arange(dtype) => arange_kernel(*dtype, &in_types, out_types[0]),
         Op::AdvancedSubtensor(slots) => {
             let (axis, arrays) = array_axes(slots, in_types[0].ndim())?;
-            take_kernel(axis, arrays, &in_types, out_types[0])
+            match in_types.get(1) {
+                // x[mask]: a gather by the mask's positions, one int64 vector per mask
+                // axis (the executor makes them: `jit::run_masked_take`).
+                Some(mask) if arrays == 1 && mask.dtype == DType::Bool && mask.ndim() > 0 => {
+                    let positions = TensorType::new(DType::Int64, vec![None]);
+                    let mut types = vec![in_types[0]];
+                    types.extend(std::iter::repeat_n(&positions, mask.ndim()));
+                    take_kernel(axis, mask.ndim(), &types, out_types[0])
+                }
+                _ => take_kernel(axis, arrays, &in_types, out_types[0]),
+            }
         }
         Op::AdvancedIncSubtensor { slots, mode } => {
             let (axis, arrays) = array_axes(slots, in_types[0].ndim())?;

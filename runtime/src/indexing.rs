@@ -318,6 +318,29 @@ fn mask_positions(
         .collect())
 }
 
+/// The positions a boolean `mask` (input `input`) selects in x's axes from `axis` — one
+/// int64 vector per mask axis, in row-major order of the hits — with the reference's
+/// check that the mask's shape is the shape of the axes it covers (its error).
+pub fn mask_to_positions(
+    name: &str,
+    mask: &TensorData,
+    x_shape: &[usize],
+    axis: usize,
+    input: usize,
+) -> Result<Vec<TensorData>> {
+    if axis + mask.ndim() > x_shape.len() {
+        return Err(RuntimeError::op(
+            name,
+            format!("too many indices for an input of shape {x_shape:?}"),
+        ));
+    }
+    let positions = mask_positions(name, mask, x_shape, axis, input)?;
+    Ok(positions
+        .into_iter()
+        .map(|p| TensorData::from_array(p.mapv(|v| v as i64)))
+        .collect())
+}
+
 fn int_positions(
     name: &str,
     index: &TensorData,

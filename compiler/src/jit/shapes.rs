@@ -41,7 +41,7 @@ pub(super) enum ShapeRule {
     /// axis (a row is computed whole).
     Rows { axis: usize },
     /// A write into a basic-indexed region of x (IncSubtensor): x's shape; the call
-    /// takes its own path (`region::run_region_write`), not this module's spaces.
+    /// takes its own path (`indexing::run_region_write`), not this module's spaces.
     Region,
 }
 

@@ -1,0 +1,149 @@
+//! The executor's paths for indexing ops whose index values the reference's rules resolve
+//! first (with its errors): writes `x[basic index] = / += y` (IncSubtensor: the region
+//! resolved by `runtime::indexing::basic_region`, the value checked likewise, x copied to
+//! a fresh row-major array — or taken over when the call owns it and it is row-major
+//! already — and the kernel run on y and a view of the region of that array), and
+//! gathers `x[mask]` (the mask's positions from `runtime::indexing::mask_to_positions`,
+//! then the gather kernel by those positions).
+
+use super::*;
+use tensorlift_ir::ops::IndexSlot;
+use tensorlift_runtime::indexing::{basic_region, mask_to_positions};
+
+/// A row-major copy of `x`.
+fn row_major_copy(x: &TensorData) -> TensorData {
+    tensorlift_ir::with_tensor_data!(x, a => TensorData::from_array(a.as_standard_layout().into_owned()))
+}
+
+pub(super) fn run_region_write(
+    k: &KernelNode,
+    slots: &[IndexSlot],
+    args: &mut [TensorData],
+) -> Result<Vec<TensorData>, RuntimeError> {
+    let internal = |m: &str| RuntimeError::Internal(format!("JIT kernel {}: {m}", k.kernel.name));
+    let [x, y, indices @ ..] = args else {
+        return Err(internal("expects x, the value and the index values"));
+    };
+    let values: Vec<&TensorData> = indices.iter().collect();
+    let region = basic_region(&k.name, slots, &values, x.shape())?;
+    let y_static = k.static_shapes.get(1).map_or(&[][..], |s| s.as_slice());
+    check_value_shape(&k.name, y.shape(), y_static, &region.shape)?;
+    let [value_buf, region_buf] = k.kernel.buffers.as_slice() else {
+        return Err(internal("takes the value and the region"));
+    };
+    let fits = y.dtype() == value_buf.dtype
+        && y.ndim() == value_buf.rank
+        && x.dtype() == region_buf.dtype
+        && region.shape.len() == region_buf.rank;
+    if !fits {
+        return Err(internal(
+            "the value or the region does not match the kernel",
+        ));
+    }
+    let mut out = match unique_mut_ptr(x, true) {
+        Some(_) if k.in_place => {
+            let empty = TensorData::from_array(ArrayD::<f64>::zeros(IxDyn(&[0])));
+            std::mem::replace(x, empty)
+        }
+        _ => row_major_copy(x),
+    };
+    let base = unique_mut_ptr(&mut out, true)
+        .ok_or_else(|| internal("the output is not an array of its own"))?;
+    let elem = out.dtype().size_bytes() as isize;
+    let first = base.wrapping_offset(region.offset * elem);
+    let mut packed = Vec::new();
+    let (y_ptr, y_shape, y_strides) = data_ptr(y);
+    push_words(
+        &mut packed,
+        y_ptr as i64,
+        y_shape.iter().map(|v| *v as i64),
+        y_strides.iter().map(|v| *v as i64),
+        0,
+        None,
+    );
+    push_words(
+        &mut packed,
+        first as i64,
+        region.shape.iter().map(|v| *v as i64),
+        region.strides.iter().map(|v| *v as i64),
+        0,
+        None,
+    );
+    let mut scratch = vec![0f64; k.compiled.scratch_words];
+    let mut slot = ErrorSlot::default();
+    push_trailer(&mut packed, scratch.as_mut_ptr(), &mut slot);
+    // SAFETY: the value's words describe y (its dtype and rank checked above, any
+    // strides); the region's words describe elements of `out`, a row-major array of x's
+    // shape that this call owns alone (a fresh copy, or x itself when unique: y cannot
+    // share its memory), and `basic_region` addresses only elements inside such an array;
+    // the kernel checks y's sizes against the region's before writing; the scratch memory
+    // has the kernel's `scratch_words` and lives past the call, as does the error slot.
+    let status = unsafe { k.compiled.call(&packed) };
+    if status != 0 {
+        return Err(kernel_failure(k, status, &slot));
+    }
+    Ok(vec![out])
+}
+
+/// `x[:, …, mask]` (the mask covering x's axes from `axis`): the mask's positions, then
+/// the gather kernel compiled for one int64 position vector per mask axis.
+pub(super) fn run_masked_take(
+    k: &KernelNode,
+    axis: usize,
+    args: &[TensorData],
+    pool: &BufferPool,
+) -> Result<Vec<TensorData>, RuntimeError> {
+    let internal = |m: &str| RuntimeError::Internal(format!("JIT kernel {}: {m}", k.kernel.name));
+    let [x, mask] = args else {
+        return Err(internal("expects x and a mask"));
+    };
+    let positions = mask_to_positions(&k.name, mask, x.shape(), axis, 1)?;
+    let buffers = &k.kernel.buffers;
+    if buffers.len() != positions.len() + 2 || buffers[0].dtype != x.dtype() {
+        return Err(internal("the mask does not match the kernel"));
+    }
+    let count = positions.first().map_or(0, |p| p.len());
+    let shape = x.shape();
+    let out_shape: Vec<usize> = shape[..axis]
+        .iter()
+        .copied()
+        .chain(std::iter::once(count))
+        .chain(shape[axis + positions.len()..].iter().copied())
+        .collect();
+    let mut out = Output::new(x.dtype(), &out_shape, pool)?;
+    let mut packed = Vec::new();
+    for a in std::iter::once(x).chain(&positions) {
+        let (ptr, s, st) = data_ptr(a);
+        push_words(
+            &mut packed,
+            ptr as i64,
+            s.iter().map(|v| *v as i64),
+            st.iter().map(|v| *v as i64),
+            0,
+            None,
+        );
+    }
+    push_words(
+        &mut packed,
+        out.ptr() as i64,
+        out_shape.iter().map(|v| *v as i64),
+        standard_strides(&out_shape),
+        0,
+        None,
+    );
+    let mut scratch = vec![0f64; k.compiled.scratch_words];
+    let mut slot = ErrorSlot::default();
+    push_trailer(&mut packed, scratch.as_mut_ptr(), &mut slot);
+    // SAFETY: x's words describe x (its dtype checked above); the position vectors are
+    // fresh int64 arrays of the kernel's rank 1; the output is fresh memory of the shape
+    // the kernel loops over; the kernel checks every buffer's sizes against its loops and
+    // every position against x's axis before reading; scratch and the error slot live
+    // past the call.
+    let status = unsafe { k.compiled.call(&packed) };
+    if status != 0 {
+        return Err(kernel_failure(k, status, &slot));
+    }
+    // SAFETY: the kernel ran to completion and wrote every output element (its loops
+    // cover the output's shape).
+    Ok(vec![unsafe { out.assume_init(&[]) }])
+}

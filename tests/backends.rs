@@ -1492,6 +1492,68 @@ fn gathers_by_boolean_masks() {
 }
 
 #[test]
+fn scatters_by_boolean_masks() {
+    use tensorlift::ir::Idx;
+    for dtype in [Float64, Float32, Int32] {
+        let x = matrix("x", dtype);
+        let cells = matrix("cells", Bool);
+        let rows = vector("rows", Bool);
+        let y = vector("y", dtype);
+        let r = matrix("r", dtype);
+        let row = tensor("row", dtype, [Some(1), None]);
+        // x[mask] = 0 (clipping by a mask), x[mask] += y (one value per hit), whole rows
+        // set from a matrix, and a row broadcast into every selected row.
+        let outs = [
+            x.set(vec![Idx::Array(cells.clone())], 0.0),
+            x.inc(vec![Idx::Array(cells.clone())], &y),
+            x.set(vec![Idx::Array(rows.clone())], &r),
+            x.inc(vec![Idx::Array(rows.clone())], &row),
+        ];
+        let refs: Vec<&Var> = outs.iter().collect();
+        let inputs = [&x, &cells, &rows, &y, &r, &row];
+        let f = function(&inputs, &refs).mode(Mode::Jit).compile().unwrap();
+        let scatters = kernels_of(f.fgraph())
+            .iter()
+            .filter(|(_, k)| k.name.ends_with("_scatter"))
+            .count();
+        assert_eq!(
+            scatters,
+            outs.len(),
+            "{dtype}: every masked scatter is jitted"
+        );
+        let reference = function(&inputs, &refs)
+            .mode(Mode::Reference)
+            .compile()
+            .unwrap();
+        let vals = |every: usize, rows_v: &[bool], hits: usize, picked: usize| {
+            let mut v = values(dtype, &[&[4, 5]], (-9.0, 9.0), 81);
+            let cells_v = ndarray::Array2::from_shape_fn((4, 5), |(a, b)| (a * 5 + b) % every == 0);
+            v.push(cells_v.into());
+            v.push(ndarray::Array1::from(rows_v.to_vec()).into());
+            v.extend(values(
+                dtype,
+                &[&[hits], &[picked, 5], &[1, 5]],
+                (-9.0, 9.0),
+                82,
+            ));
+            v
+        };
+        for (every, rows_v) in [(3, &[true, false, true, false][..]), (100, &[false; 4][..])] {
+            let hits = (0..20).filter(|n| n % every == 0).count();
+            let picked = rows_v.iter().filter(|b| **b).count();
+            let v = vals(every, rows_v, hits, picked);
+            if let Err(e) = reference.call(&v) {
+                panic!("{dtype}: {e}");
+            }
+            check(&inputs, &refs, &v);
+        }
+        // One value too many, and a mask of the wrong shape: both fail.
+        check(&inputs, &refs, &vals(3, &[true, false, true, false], 8, 2));
+        check(&inputs, &refs, &vals(3, &[true, false], 7, 2));
+    }
+}
+
+#[test]
 fn scatters_check_every_index_and_keep_the_reference_order() {
     use tensorlift::ir::Idx;
     for dtype in [Float64, Float32, Int32] {

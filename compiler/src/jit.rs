@@ -208,8 +208,8 @@ struct KernelNode {
     /// For a write into a basic-indexed region (IncSubtensor): its index slots
     /// (`indexing::run_region_write`).
     region_slots: Option<Vec<tensorlift_ir::ops::IndexSlot>>,
-    /// For a gather by a boolean mask: the first axis the mask covers
-    /// (`indexing::run_masked_take`).
+    /// For a gather or scatter by a boolean mask: the first axis the mask covers
+    /// (`indexing::run_masked_take`, `run_masked_scatter`).
     mask_axis: Option<usize>,
 }
 
@@ -271,6 +271,11 @@ impl KernelNode {
             mask_axis: match &e.op {
                 Op::AdvancedSubtensor(slots)
                     if types.get(1).is_some_and(|t| t.dtype == DType::Bool) =>
+                {
+                    Some(index_arrays(slots).0)
+                }
+                Op::AdvancedIncSubtensor { slots, .. }
+                    if types.get(2).is_some_and(|t| t.dtype == DType::Bool) =>
                 {
                     Some(index_arrays(slots).0)
                 }
@@ -552,7 +557,10 @@ fn run_kernel(
         return indexing::run_region_write(k, slots, args);
     }
     if let Some(axis) = k.mask_axis {
-        return indexing::run_masked_take(k, axis, args, pool);
+        return match k.shapes {
+            ShapeRule::Scatter { .. } => indexing::run_masked_scatter(k, axis, args, pool),
+            _ => indexing::run_masked_take(k, axis, args, pool),
+        };
     }
     let Some(space) = space(k, args)? else {
         return eval_node(fg, node, args);

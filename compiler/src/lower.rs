@@ -136,7 +136,17 @@ fn lower_unchecked(fg: &FunctionGraph, node: NodeId) -> Option<Kernel> {
         }
         Op::AdvancedIncSubtensor { slots, mode } => {
             let (axis, arrays) = array_axes(slots, in_types[0].ndim())?;
-            scatter_kernel(*mode, axis, arrays, &in_types, out_types[0])
+            match in_types.get(2) {
+                // x[mask] = / += y: a scatter by the mask's positions (the executor makes
+                // them: `jit::run_masked_scatter`).
+                Some(mask) if arrays == 1 && mask.dtype == DType::Bool && mask.ndim() > 0 => {
+                    let positions = TensorType::new(DType::Int64, vec![None]);
+                    let mut types = vec![in_types[0], in_types[1]];
+                    types.extend(std::iter::repeat_n(&positions, mask.ndim()));
+                    scatter_kernel(*mode, axis, mask.ndim(), &types, out_types[0])
+                }
+                _ => scatter_kernel(*mode, axis, arrays, &in_types, out_types[0]),
+            }
         }
         Op::IncSubtensor { slots, mode } => {
             region_write_kernel(slots, *mode, in_types[0], in_types[1])

@@ -4,7 +4,7 @@
 //! a fresh row-major array — or taken over when the call owns it and it is row-major
 //! already — and the kernel run on y and a view of the region of that array), and
 //! gathers `x[mask]` (the mask's positions from `runtime::indexing::mask_to_positions`,
-//! then the gather kernel by those positions).
+//! then the gather kernel by those positions), and writes `x[mask] = / += y` likewise.
 
 use super::*;
 use tensorlift_ir::ops::IndexSlot;
@@ -93,26 +93,70 @@ pub(super) fn run_masked_take(
     args: &[TensorData],
     pool: &BufferPool,
 ) -> Result<Vec<TensorData>, RuntimeError> {
-    let internal = |m: &str| RuntimeError::Internal(format!("JIT kernel {}: {m}", k.kernel.name));
     let [x, mask] = args else {
-        return Err(internal("expects x and a mask"));
+        return Err(internal(k, "expects x and a mask"));
     };
     let positions = mask_to_positions(&k.name, mask, x.shape(), axis, 1)?;
-    let buffers = &k.kernel.buffers;
-    if buffers.len() != positions.len() + 2 || buffers[0].dtype != x.dtype() {
-        return Err(internal("the mask does not match the kernel"));
-    }
+    let out_shape = masked_shape(x.shape(), axis, &positions);
+    run_masked(k, &[x], &positions, out_shape, pool)
+}
+
+/// `x[:, …, mask] = y` (or `+= y`): the mask's positions, the value checked against the
+/// region they select with the reference's rule, then the scatter kernel by them.
+pub(super) fn run_masked_scatter(
+    k: &KernelNode,
+    axis: usize,
+    args: &[TensorData],
+    pool: &BufferPool,
+) -> Result<Vec<TensorData>, RuntimeError> {
+    let [x, y, mask] = args else {
+        return Err(internal(k, "expects x, the value and a mask"));
+    };
+    let positions = mask_to_positions(&k.name, mask, x.shape(), axis, 2)?;
+    let region = masked_shape(x.shape(), axis, &positions);
+    let y_static = k.static_shapes.get(1).map_or(&[][..], |s| s.as_slice());
+    check_value_shape(&k.name, y.shape(), y_static, &region)?;
+    run_masked(k, &[x, y], &positions, x.shape().to_vec(), pool)
+}
+
+fn internal(k: &KernelNode, m: &str) -> RuntimeError {
+    RuntimeError::Internal(format!("JIT kernel {}: {m}", k.kernel.name))
+}
+
+/// x's shape with the axes a mask covers (from `axis`) replaced by the hit count.
+fn masked_shape(shape: &[usize], axis: usize, positions: &[TensorData]) -> Vec<usize> {
     let count = positions.first().map_or(0, |p| p.len());
-    let shape = x.shape();
-    let out_shape: Vec<usize> = shape[..axis]
+    shape[..axis]
         .iter()
         .copied()
         .chain(std::iter::once(count))
         .chain(shape[axis + positions.len()..].iter().copied())
-        .collect();
-    let mut out = Output::new(x.dtype(), &out_shape, pool)?;
+        .collect()
+}
+
+/// Runs a gather or scatter kernel on `inputs`, the position vectors and a fresh output of
+/// `out_shape` (which the kernel writes whole: a gather's loops cover it, a scatter first
+/// copies x into it).
+fn run_masked(
+    k: &KernelNode,
+    inputs: &[&TensorData],
+    positions: &[TensorData],
+    out_shape: Vec<usize>,
+    pool: &BufferPool,
+) -> Result<Vec<TensorData>, RuntimeError> {
+    let buffers = &k.kernel.buffers;
+    let fits = buffers.len() == inputs.len() + positions.len() + 1
+        && inputs
+            .iter()
+            .zip(buffers)
+            .all(|(a, b)| a.dtype() == b.dtype && a.ndim() == b.rank);
+    if !fits {
+        return Err(internal(k, "the mask's call does not match the kernel"));
+    }
+    let dtype = inputs[0].dtype();
+    let mut out = Output::new(dtype, &out_shape, pool)?;
     let mut packed = Vec::new();
-    for a in std::iter::once(x).chain(&positions) {
+    for a in inputs.iter().copied().chain(positions) {
         let (ptr, s, st) = data_ptr(a);
         push_words(
             &mut packed,
@@ -134,16 +178,15 @@ pub(super) fn run_masked_take(
     let mut scratch = vec![0f64; k.compiled.scratch_words];
     let mut slot = ErrorSlot::default();
     push_trailer(&mut packed, scratch.as_mut_ptr(), &mut slot);
-    // SAFETY: x's words describe x (its dtype checked above); the position vectors are
-    // fresh int64 arrays of the kernel's rank 1; the output is fresh memory of the shape
-    // the kernel loops over; the kernel checks every buffer's sizes against its loops and
-    // every position against x's axis before reading; scratch and the error slot live
+    // SAFETY: the inputs' words describe them (dtypes and ranks checked above); the
+    // position vectors are fresh int64 arrays of the kernel's rank 1; the output is fresh
+    // memory of `out_shape`; the kernel checks every buffer's sizes against its loops and
+    // every position against x's axis before using it; scratch and the error slot live
     // past the call.
     let status = unsafe { k.compiled.call(&packed) };
     if status != 0 {
         return Err(kernel_failure(k, status, &slot));
     }
-    // SAFETY: the kernel ran to completion and wrote every output element (its loops
-    // cover the output's shape).
+    // SAFETY: the kernel ran to completion and wrote every output element.
     Ok(vec![unsafe { out.assume_init(&[]) }])
 }

@@ -69,19 +69,12 @@ pub(super) fn run_region_write(
         0,
         None,
     );
-    let mut scratch = vec![0f64; k.compiled.scratch_words];
-    let mut slot = ErrorSlot::default();
-    push_trailer(&mut packed, scratch.as_mut_ptr(), &mut slot);
     // SAFETY: the value's words describe y (its dtype and rank checked above, any
     // strides); the region's words describe elements of `out`, a row-major array of x's
     // shape that this call owns alone (a fresh copy, or x itself when unique: y cannot
     // share its memory), and `basic_region` addresses only elements inside such an array;
-    // the kernel checks y's sizes against the region's before writing; the scratch memory
-    // has the kernel's `scratch_words` and lives past the call, as does the error slot.
-    let status = unsafe { k.compiled.call(&packed) };
-    if status != 0 {
-        return Err(kernel_failure(k, status, &slot));
-    }
+    // the kernel checks y's sizes against the region's before writing.
+    unsafe { call_with_words(k, packed)? };
     Ok(vec![out])
 }
 
@@ -175,18 +168,31 @@ fn run_masked(
         0,
         None,
     );
-    let mut scratch = vec![0f64; k.compiled.scratch_words];
-    let mut slot = ErrorSlot::default();
-    push_trailer(&mut packed, scratch.as_mut_ptr(), &mut slot);
     // SAFETY: the inputs' words describe them (dtypes and ranks checked above); the
     // position vectors are fresh int64 arrays of the kernel's rank 1; the output is fresh
     // memory of `out_shape`; the kernel checks every buffer's sizes against its loops and
-    // every position against x's axis before using it; scratch and the error slot live
-    // past the call.
+    // every position against x's axis before using it.
+    unsafe { call_with_words(k, packed)? };
+    // SAFETY: the kernel ran to completion and wrote every output element.
+    Ok(vec![unsafe { out.assume_init(&[]) }])
+}
+
+/// Calls `k`'s kernel with the buffers' argument words `packed`, adding scratch memory
+/// and an error slot (both live past the call); the kernel's failure as an error.
+///
+/// # Safety
+/// `packed` must hold, for each of the kernel's buffers in order, words describing live
+/// memory of its dtype and rank that the kernel may read (and, for outputs, write) at
+/// every position its own checks let through.
+unsafe fn call_with_words(k: &KernelNode, mut packed: Vec<i64>) -> Result<(), RuntimeError> {
+    let mut scratch = vec![0f64; k.compiled.scratch_words];
+    let mut slot = ErrorSlot::default();
+    push_trailer(&mut packed, scratch.as_mut_ptr(), &mut slot);
+    // SAFETY: the buffers' words as the caller guarantees; the scratch memory has the
+    // kernel's `scratch_words` and, like the error slot, outlives the call.
     let status = unsafe { k.compiled.call(&packed) };
     if status != 0 {
         return Err(kernel_failure(k, status, &slot));
     }
-    // SAFETY: the kernel ran to completion and wrote every output element.
-    Ok(vec![unsafe { out.assume_init(&[]) }])
+    Ok(())
 }

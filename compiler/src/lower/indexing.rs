@@ -22,24 +22,6 @@ pub(super) fn array_axes(slots: &[AdvancedSlot], ndim: usize) -> Option<(usize, 
     (others_full && first + count <= ndim).then_some((first, count))
 }
 
-/// The index of a written value `y` in a region of `rank` axes walked by variables
-/// 0..rank: y aligns with the region's last axes, and its axes of static size 1 read
-/// index 0 (they broadcast).
-fn value_index(y: &TensorType, rank: usize) -> Vec<Index> {
-    let offset = rank - y.ndim();
-    y.broadcastable()
-        .iter()
-        .enumerate()
-        .map(|(d, b)| {
-            if *b {
-                Index::Zero
-            } else {
-                Index::Var(offset + d)
-            }
-        })
-        .collect()
-}
-
 /// What a write stores at `buf[index]`: the value (set), or the element plus it (inc).
 fn written(mode: IncMode, value: Expr, buf: usize, index: &[Index], dtype: DType) -> Expr {
     match mode {
@@ -203,9 +185,10 @@ fn checked_index(
     ]
 }
 
-/// The index of array `j` (of `t`'s type) within the arrays' common shape of `k` axes,
-/// walked by variables `first..first + k`: aligned to the right, its axes of static size
-/// 1 at index 0.
+/// The index of a value of type `t` within a shape of `k` axes walked by variables
+/// `first..first + k` (an index array within the arrays' common shape, a written value
+/// within its region): aligned to the right, its axes of static size 1 at index 0 (they
+/// broadcast).
 fn array_index(t: &TensorType, first: usize, k: usize) -> Vec<Index> {
     let offset = first + k - t.ndim();
     t.broadcastable()
@@ -283,7 +266,7 @@ pub(super) fn scatter_kernel(
     target.extend((axis + k..region).map(Index::Var));
     let value = Expr::Load {
         buf: 1,
-        index: value_index(y, region),
+        index: array_index(y, 0, region),
     };
     let store = Stmt::Store {
         buf: out_buf,
@@ -354,7 +337,7 @@ pub(super) fn region_write_kernel(
     ];
     let (value_buf, region_buf) = (0, 1);
     let all: Vec<Index> = (0..rank).map(Index::Var).collect();
-    let y_index = value_index(y, rank);
+    let y_index = array_index(y, 0, rank);
     let value = Expr::apply(
         ScalarOp::Cast(x.dtype),
         vec![Expr::Load {

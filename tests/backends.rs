@@ -17,6 +17,14 @@ fn check(inputs: &[&Var], outputs: &[&Var], values: &[TensorData]) {
     }
 }
 
+/// How many of `f`'s kernels satisfy `pred` (to check that nodes are jitted).
+fn jitted(f: &Function, pred: impl Fn(&tensorlift_compiler::loopir::Kernel) -> bool) -> usize {
+    kernels_of(f.fgraph())
+        .iter()
+        .filter(|(_, k)| pred(k))
+        .count()
+}
+
 /// Random values for the inputs, with `shapes` and values in `range`.
 fn values(dtype: DType, shapes: &[&[usize]], range: (f64, f64), seed: u64) -> Vec<TensorData> {
     let mut rng = TestRng::new(seed);
@@ -339,9 +347,7 @@ fn integer_powers_wrap_and_refuse_negative_exponents() {
     );
     let f = function(&[&a, &b], &[&out]).compile().unwrap();
     assert!(
-        kernels_of(f.fgraph())
-            .iter()
-            .any(|(_, k)| k.to_string().contains("pow(")),
+        jitted(&f, |k| k.to_string().contains("pow(")) > 0,
         "a jitted integer power"
     );
 }
@@ -428,10 +434,7 @@ fn running_sums_and_products_along_every_axis() {
         ];
         let refs: Vec<&Var> = outs.iter().collect();
         let f = function(&[&x], &refs).mode(Mode::Jit).compile().unwrap();
-        let scans = kernels_of(f.fgraph())
-            .iter()
-            .filter(|(_, k)| k.name.ends_with("_cumulative"))
-            .count();
+        let scans = jitted(&f, |k| k.name.ends_with("_cumulative"));
         assert_eq!(scans, outs.len(), "{dtype}: every scan is jitted");
         for shape in [[2usize, 3, 4], [1, 1, 1], [3, 0, 2], [5, 7, 33]] {
             check(&[&x], &refs, &values(dtype, &[&shape], range, 7));
@@ -470,10 +473,7 @@ fn arg_reductions_keep_the_first_extreme_and_the_first_nan() {
             .mode(Mode::Jit)
             .compile()
             .unwrap();
-        let jitted = kernels_of(f.fgraph())
-            .iter()
-            .filter(|(_, k)| k.name.ends_with("_along"))
-            .count();
+        let jitted = jitted(&f, |k| k.name.ends_with("_along"));
         assert_eq!(jitted, outs.len(), "{dtype}: every arg-reduction is jitted");
         // Small ranges make ties; NaNs go in below.
         for (shape, n) in [([2usize, 3, 4], 5usize), ([1, 1, 1], 1), ([4, 5, 33], 70)] {
@@ -520,10 +520,7 @@ fn concatenations_copy_each_piece_to_its_offset() {
             .mode(Mode::Jit)
             .compile()
             .unwrap();
-        let joins = kernels_of(f.fgraph())
-            .iter()
-            .filter(|(_, k)| k.name == "join")
-            .count();
+        let joins = jitted(&f, |k| k.name == "join");
         assert_eq!(joins, outs.len(), "{dtype}: every concatenation is jitted");
         // Square pieces (both axes join), with an empty one.
         check(
@@ -577,10 +574,7 @@ fn allocations_broadcast_their_value_into_the_requested_shape() {
             .mode(Mode::Jit)
             .compile()
             .unwrap();
-        let allocs = kernels_of(f.fgraph())
-            .iter()
-            .filter(|(_, k)| k.name == "alloc")
-            .count();
+        let allocs = jitted(&f, |k| k.name == "alloc");
         assert!(allocs >= 2, "{dtype}: {allocs} allocations jitted");
         let size = |v: i64| -> TensorData { ndarray::arr0(v).into_dyn().into() };
         for (rows, cols) in [(3i64, 4usize), (0, 4), (2, 1)] {
@@ -614,9 +608,7 @@ fn ranges_compute_start_plus_i_times_step() {
             .compile()
             .unwrap();
         assert!(
-            kernels_of(f.fgraph())
-                .iter()
-                .any(|(_, k)| k.name == "arange"),
+            jitted(&f, |k| k.name == "arange") > 0,
             "{dtype}: arange is jitted"
         );
         let s = |v: f64| -> TensorData { ndarray::arr0(v).into_dyn().into() };
@@ -744,11 +736,8 @@ fn logsumexp_in_one_pass_over_every_axis_subset_and_dtype() {
         "{}",
         f.dprint()
     );
-    let kernels = kernels_of(f.fgraph());
     assert!(
-        kernels
-            .iter()
-            .any(|(_, k)| k.to_string().contains(" logsumexp= ")),
+        jitted(&f, |k| k.to_string().contains(" logsumexp= ")) > 0,
         "a jitted one-pass logsumexp"
     );
 }
@@ -847,11 +836,8 @@ fn softmax_along_every_axis_and_layout() {
         .mode(Mode::Jit)
         .compile()
         .unwrap();
-    let kernels = kernels_of(f.fgraph());
     assert!(
-        kernels
-            .iter()
-            .any(|(_, k)| k.to_string().contains("call softmax(")),
+        jitted(&f, |k| k.to_string().contains("call softmax(")) > 0,
         "a jitted softmax"
     );
 }
@@ -997,7 +983,7 @@ fn dot_of_every_rank_pair_calls_gemm() {
                 .compile()
                 .unwrap();
             assert!(
-                kernels_of(f.fgraph()).iter().any(|(_, k)| k.name == kernel),
+                jitted(&f, |k| k.name == kernel) > 0,
                 "{dtype} dot is jitted"
             );
             check(
@@ -1060,10 +1046,7 @@ fn gathers_check_every_index_in_jitted_code() {
             .mode(Mode::Jit)
             .compile()
             .unwrap();
-        let takes = kernels_of(f.fgraph())
-            .iter()
-            .filter(|(_, k)| k.name == "take")
-            .count();
+        let takes = jitted(&f, |k| k.name == "take");
         assert_eq!(takes, 2, "both gathers are jitted ({dtype}, {idx_dtype})");
         let signed = idx_dtype != UInt8;
         let ints = |v: &[i64], shape: &[usize]| -> TensorData {
@@ -1180,10 +1163,8 @@ fn writes_into_basic_regions_in_every_dtype_and_layout() {
         for (out, y_shape) in &cases {
             let inputs = [&x, &y, &row, &a, &b, &s];
             let f = function(&inputs, &[out]).mode(Mode::Jit).compile().unwrap();
-            let jitted = kernels_of(f.fgraph())
-                .iter()
-                .any(|(_, k)| k.name.ends_with("_region"));
-            assert!(jitted, "{dtype}: a jitted region write");
+            let regions = jitted(&f, |k| k.name.ends_with("_region"));
+            assert!(regions > 0, "{dtype}: a jitted region write");
             let reference = function(&inputs, &[out])
                 .mode(Mode::Reference)
                 .compile()
@@ -1259,10 +1240,7 @@ fn gathers_and_scatters_on_any_axis() {
         let refs: Vec<&Var> = outs.iter().collect();
         let inputs = [&t, &i, &m, &y, &row];
         let f = function(&inputs, &refs).mode(Mode::Jit).compile().unwrap();
-        let jitted = kernels_of(f.fgraph())
-            .iter()
-            .filter(|(_, k)| k.name == "take" || k.name.ends_with("_scatter"))
-            .count();
+        let jitted = jitted(&f, |k| k.name == "take" || k.name.ends_with("_scatter"));
         assert_eq!(
             jitted,
             outs.len(),
@@ -1336,10 +1314,7 @@ fn gathers_with_several_index_arrays() {
         let refs: Vec<&Var> = outs.iter().collect();
         let inputs = [&x, &t, &i, &j, &col, &row, &grid];
         let f = function(&inputs, &refs).mode(Mode::Jit).compile().unwrap();
-        let takes = kernels_of(f.fgraph())
-            .iter()
-            .filter(|(_, k)| k.name == "take")
-            .count();
+        let takes = jitted(&f, |k| k.name == "take");
         assert_eq!(takes, outs.len(), "{dtype}: every gather is jitted");
         let reference = function(&inputs, &refs)
             .mode(Mode::Reference)
@@ -1403,10 +1378,7 @@ fn scatters_with_several_index_arrays() {
         let refs: Vec<&Var> = outs.iter().collect();
         let inputs = [&x, &i, &j, &col, &row, &y, &g];
         let f = function(&inputs, &refs).mode(Mode::Jit).compile().unwrap();
-        let scatters = kernels_of(f.fgraph())
-            .iter()
-            .filter(|(_, k)| k.name.ends_with("_scatter"))
-            .count();
+        let scatters = jitted(&f, |k| k.name.ends_with("_scatter"));
         assert_eq!(scatters, outs.len(), "{dtype}: every scatter is jitted");
         let reference = function(&inputs, &refs)
             .mode(Mode::Reference)
@@ -1457,10 +1429,7 @@ fn gathers_by_boolean_masks() {
         let refs: Vec<&Var> = outs.iter().collect();
         let inputs = [&x, &t, &rows, &cells];
         let f = function(&inputs, &refs).mode(Mode::Jit).compile().unwrap();
-        let takes = kernels_of(f.fgraph())
-            .iter()
-            .filter(|(_, k)| k.name == "take")
-            .count();
+        let takes = jitted(&f, |k| k.name == "take");
         assert_eq!(takes, outs.len(), "{dtype}: every masked gather is jitted");
         let reference = function(&inputs, &refs)
             .mode(Mode::Reference)
@@ -1512,10 +1481,7 @@ fn scatters_by_boolean_masks() {
         let refs: Vec<&Var> = outs.iter().collect();
         let inputs = [&x, &cells, &rows, &y, &r, &row];
         let f = function(&inputs, &refs).mode(Mode::Jit).compile().unwrap();
-        let scatters = kernels_of(f.fgraph())
-            .iter()
-            .filter(|(_, k)| k.name.ends_with("_scatter"))
-            .count();
+        let scatters = jitted(&f, |k| k.name.ends_with("_scatter"));
         assert_eq!(
             scatters,
             outs.len(),
@@ -1575,10 +1541,7 @@ fn scatters_check_every_index_and_keep_the_reference_order() {
             .mode(Mode::Jit)
             .compile()
             .unwrap();
-        let scatters = kernels_of(f.fgraph())
-            .iter()
-            .filter(|(_, k)| k.name.ends_with("_scatter"))
-            .count();
+        let scatters = jitted(&f, |k| k.name.ends_with("_scatter"));
         assert!(scatters >= 4, "{dtype}: {scatters} scatters jitted");
         let data = values(dtype, &[&[5, 3], &[4, 3], &[1, 3], &[3]], (-9.0, 9.0), 31);
         let index = |v: &[i64]| -> TensorData { ndarray::Array1::from(v.to_vec()).into() };

@@ -124,7 +124,7 @@ fn lower_unchecked(fg: &FunctionGraph, node: NodeId) -> Option<Kernel> {
             let (axis, arrays) = array_axes(slots, in_types[0].ndim())?;
             match in_types.get(1) {
                 // x[mask]: a gather by the mask's positions, one int64 vector per mask
-                // axis (the executor makes them: `jit::run_masked_take`).
+                // axis (the executor makes them: `jit::indexing::run_masked_take`).
                 Some(mask) if arrays == 1 && mask.dtype == DType::Bool && mask.ndim() > 0 => {
                     let positions = TensorType::new(DType::Int64, vec![None]);
                     let mut types = vec![in_types[0]];
@@ -138,7 +138,7 @@ fn lower_unchecked(fg: &FunctionGraph, node: NodeId) -> Option<Kernel> {
             let (axis, arrays) = array_axes(slots, in_types[0].ndim())?;
             match in_types.get(2) {
                 // x[mask] = / += y: a scatter by the mask's positions (the executor makes
-                // them: `jit::run_masked_scatter`).
+                // them: `jit::indexing::run_masked_scatter`).
                 Some(mask) if arrays == 1 && mask.dtype == DType::Bool && mask.ndim() > 0 => {
                     let positions = TensorType::new(DType::Int64, vec![None]);
                     let mut types = vec![in_types[0], in_types[1]];

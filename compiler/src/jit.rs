@@ -205,12 +205,6 @@ struct KernelNode {
     shapes: ShapeRule,
     /// Whether outputs may be written over inputs (`JitBackend::in_place`).
     in_place: bool,
-    /// For a write into a basic-indexed region (IncSubtensor): its index slots
-    /// (`indexing::run_region_write`).
-    region_slots: Option<Vec<tensorlift_ir::ops::IndexSlot>>,
-    /// For a gather or scatter by a boolean mask: the first axis the mask covers
-    /// (`indexing::run_masked_take`, `run_masked_scatter`).
-    mask_axis: Option<usize>,
 }
 
 impl KernelNode {
@@ -246,11 +240,13 @@ impl KernelNode {
                 Op::Dot => ShapeRule::Dot,
                 Op::AdvancedSubtensor(slots) => {
                     let (axis, arrays) = index_arrays(slots);
-                    ShapeRule::Take { axis, arrays }
+                    let mask = types.get(1).is_some_and(|t| t.dtype == DType::Bool);
+                    ShapeRule::Take { axis, arrays, mask }
                 }
                 Op::AdvancedIncSubtensor { slots, .. } => {
                     let (axis, arrays) = index_arrays(slots);
-                    ShapeRule::Scatter { axis, arrays }
+                    let mask = types.get(2).is_some_and(|t| t.dtype == DType::Bool);
+                    ShapeRule::Scatter { axis, arrays, mask }
                 }
                 Op::Cumulative { axis, .. } => ShapeRule::Cumulative {
                     flat: axis.is_none(),
@@ -264,23 +260,6 @@ impl KernelNode {
                 _ => ShapeRule::Broadcast,
             },
             in_place,
-            region_slots: match &e.op {
-                Op::IncSubtensor { slots, .. } => Some(slots.clone()),
-                _ => None,
-            },
-            mask_axis: match &e.op {
-                Op::AdvancedSubtensor(slots)
-                    if types.get(1).is_some_and(|t| t.dtype == DType::Bool) =>
-                {
-                    Some(index_arrays(slots).0)
-                }
-                Op::AdvancedIncSubtensor { slots, .. }
-                    if types.get(2).is_some_and(|t| t.dtype == DType::Bool) =>
-                {
-                    Some(index_arrays(slots).0)
-                }
-                _ => None,
-            },
         })
     }
 }
@@ -395,6 +374,26 @@ fn push_words(
     }
 }
 
+/// Appends the argument words of a whole buffer at `ptr` with `shape` and `strides` (in
+/// elements).
+fn push_view(packed: &mut Vec<i64>, ptr: *const u8, shape: &[usize], strides: &[isize]) {
+    let sizes = shape.iter().map(|v| *v as i64);
+    push_words(
+        packed,
+        ptr as i64,
+        sizes,
+        strides.iter().map(|v| *v as i64),
+        0,
+        None,
+    );
+}
+
+/// Appends the argument words of a fresh row-major buffer at `ptr` of `shape`.
+fn push_row_major(packed: &mut Vec<i64>, ptr: *const u8, shape: &[usize]) {
+    let sizes = shape.iter().map(|v| *v as i64);
+    push_words(packed, ptr as i64, sizes, standard_strides(shape), 0, None);
+}
+
 /// Appends the scratch and error slot pointers that end a call's argument words.
 fn push_trailer(packed: &mut Vec<i64>, scratch: *mut f64, slot: *mut ErrorSlot) {
     packed.push(scratch as i64);
@@ -503,22 +502,11 @@ fn run_whole(
     let mut slot = ErrorSlot::default();
     let mut packed: Vec<i64> = Vec::with_capacity(words);
     for (i, a) in args.iter().enumerate() {
-        let (ptr, s, st) = data_ptr(a);
-        let ptr = read_ptr(i, ptr, &aliases) as i64;
-        let (sizes, strides) = (s.iter().map(|v| *v as i64), st.iter().map(|v| *v as i64));
-        push_words(&mut packed, ptr, sizes, strides, 0, None);
+        let (ptr, shape, strides) = data_ptr(a);
+        push_view(&mut packed, read_ptr(i, ptr, &aliases), shape, strides);
     }
     for (o, full) in outputs.iter_mut().zip(&k.out_full) {
-        let shape = space.output_shape(*full);
-        let sizes = shape.iter().map(|v| *v as i64);
-        push_words(
-            &mut packed,
-            o.ptr() as i64,
-            sizes,
-            standard_strides(shape),
-            0,
-            None,
-        );
+        push_row_major(&mut packed, o.ptr(), space.output_shape(*full));
     }
     push_trailer(&mut packed, scratch.as_mut_ptr(), &mut slot);
     if packed.len() != words {
@@ -553,14 +541,28 @@ fn run_kernel(
     args: &mut [TensorData],
     pool: &BufferPool,
 ) -> Result<Vec<TensorData>, RuntimeError> {
-    if let Some(slots) = &k.region_slots {
-        return indexing::run_region_write(k, slots, args);
-    }
-    if let Some(axis) = k.mask_axis {
-        return match k.shapes {
-            ShapeRule::Scatter { .. } => indexing::run_masked_scatter(k, axis, args, pool),
-            _ => indexing::run_masked_take(k, axis, args, pool),
-        };
+    // The index-resolving paths (`indexing`).
+    match (k.shapes, fg.node(node).map(|e| &e.op)) {
+        (ShapeRule::Region, Some(Op::IncSubtensor { slots, .. })) => {
+            return indexing::run_region_write(k, slots, args);
+        }
+        (
+            ShapeRule::Take {
+                axis, mask: true, ..
+            },
+            _,
+        ) => {
+            return indexing::run_masked_take(k, axis, args, pool);
+        }
+        (
+            ShapeRule::Scatter {
+                axis, mask: true, ..
+            },
+            _,
+        ) => {
+            return indexing::run_masked_scatter(k, axis, args, pool);
+        }
+        _ => {}
     }
     let Some(space) = space(k, args)? else {
         return eval_node(fg, node, args);

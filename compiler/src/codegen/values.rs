@@ -555,37 +555,21 @@ impl<'a> Gen<'a> {
             }
             Exp => self.vmath(lanes).exp(f[0]),
             Sigmoid => self.vmath(lanes).sigmoid(f[0]),
-            Log1p => {
-                let libm = self.support[&Log1p];
-                self.vmath(lanes).log1p(f[0], libm)
-            }
-            Softplus => {
-                let libm = self.support[&Log1p];
-                self.vmath(lanes).softplus(f[0], libm)
-            }
-            Log => {
-                let libm = self.support[&op];
-                self.vmath(lanes).log(f[0], libm)
-            }
-            Sin | Cos => {
-                let libm = self.support[&op];
-                self.vmath(lanes).sin_cos(f[0], op == Cos, libm)
-            }
-            Expm1 => {
-                let libm = self.support[&op];
-                self.vmath(lanes).expm1(f[0], libm)
-            }
-            Exp2 => {
-                let libm = self.support[&op];
-                self.vmath(lanes).exp2(f[0], libm)
-            }
-            Log2 => {
-                let libm = self.support[&op];
-                self.vmath(lanes).log2(f[0], libm)
-            }
-            Tanh => {
-                let libm = self.support[&op];
-                self.vmath(lanes).tanh(f[0], libm)
+            // Polynomials that fall back to the op's own libm function lane by lane
+            // (softplus to log1p's).
+            Log | Log2 | Log1p | Softplus | Expm1 | Exp2 | Tanh | Sin | Cos => {
+                let libm = self.support[if op == Softplus { &Log1p } else { &op }];
+                let (x, mut vm) = (f[0], self.vmath(lanes));
+                match op {
+                    Log => vm.log(x, libm),
+                    Log2 => vm.log2(x, libm),
+                    Log1p => vm.log1p(x, libm),
+                    Softplus => vm.softplus(x, libm),
+                    Expm1 => vm.expm1(x, libm),
+                    Exp2 => vm.exp2(x, libm),
+                    Tanh => vm.tanh(x, libm),
+                    _ => vm.sin_cos(x, op == Cos, libm),
+                }
             }
             _ => self.call_support(op, &f, lanes),
         }

@@ -53,22 +53,8 @@ pub(super) fn run_region_write(
     let first = base.wrapping_offset(region.offset * elem);
     let mut packed = Vec::new();
     let (y_ptr, y_shape, y_strides) = data_ptr(y);
-    push_words(
-        &mut packed,
-        y_ptr as i64,
-        y_shape.iter().map(|v| *v as i64),
-        y_strides.iter().map(|v| *v as i64),
-        0,
-        None,
-    );
-    push_words(
-        &mut packed,
-        first as i64,
-        region.shape.iter().map(|v| *v as i64),
-        region.strides.iter().map(|v| *v as i64),
-        0,
-        None,
-    );
+    push_view(&mut packed, y_ptr, y_shape, y_strides);
+    push_view(&mut packed, first, &region.shape, &region.strides);
     // SAFETY: the value's words describe y (its dtype and rank checked above, any
     // strides); the region's words describe elements of `out`, a row-major array of x's
     // shape that this call owns alone (a fresh copy, or x itself when unique: y cannot
@@ -150,24 +136,10 @@ fn run_masked(
     let mut out = Output::new(dtype, &out_shape, pool)?;
     let mut packed = Vec::new();
     for a in inputs.iter().copied().chain(positions) {
-        let (ptr, s, st) = data_ptr(a);
-        push_words(
-            &mut packed,
-            ptr as i64,
-            s.iter().map(|v| *v as i64),
-            st.iter().map(|v| *v as i64),
-            0,
-            None,
-        );
+        let (ptr, shape, strides) = data_ptr(a);
+        push_view(&mut packed, ptr, shape, strides);
     }
-    push_words(
-        &mut packed,
-        out.ptr() as i64,
-        out_shape.iter().map(|v| *v as i64),
-        standard_strides(&out_shape),
-        0,
-        None,
-    );
+    push_row_major(&mut packed, out.ptr(), &out_shape);
     // SAFETY: the inputs' words describe them (dtypes and ranks checked above); the
     // position vectors are fresh int64 arrays of the kernel's rank 1; the output is fresh
     // memory of `out_shape`; the kernel checks every buffer's sizes against its loops and

@@ -15,12 +15,22 @@ pub(super) enum ShapeRule {
     Dot,
     /// A gather `x[:, …, i0, i1, …]` on `arrays` adjacent axes from `axis`: x's shape
     /// with those axes replaced by the index arrays' common shape (the reference's
-    /// broadcasting rule and error; the kernel checks every index).
-    Take { axis: usize, arrays: usize },
+    /// broadcasting rule and error; the kernel checks every index). By a boolean `mask`,
+    /// the call takes its own path (`indexing::run_masked_take`).
+    Take {
+        axis: usize,
+        arrays: usize,
+        mask: bool,
+    },
     /// A scatter `x[:, …, i0, i1, …] = y` (or `+=`) on `arrays` adjacent axes from
     /// `axis`: x's shape (the arrays' common shape and y against the region checked with
-    /// the reference's rules; the kernel checks every index).
-    Scatter { axis: usize, arrays: usize },
+    /// the reference's rules; the kernel checks every index). By a boolean `mask`, the
+    /// call takes its own path (`indexing::run_masked_scatter`).
+    Scatter {
+        axis: usize,
+        arrays: usize,
+        mask: bool,
+    },
     /// A running sum or product: the input's shape, or its element count when flattened;
     /// never split (each element needs the one before it).
     Cumulative { flat: bool },
@@ -189,7 +199,7 @@ pub(super) fn space(k: &KernelNode, args: &[TensorData]) -> Result<Option<Space>
             out,
         }));
     }
-    if let ShapeRule::Take { axis, arrays } = k.shapes {
+    if let ShapeRule::Take { axis, arrays, .. } = k.shapes {
         let Some(out) = indexed_shape(k, args, 1, axis, arrays)? else {
             return Ok(None);
         };
@@ -199,7 +209,7 @@ pub(super) fn space(k: &KernelNode, args: &[TensorData]) -> Result<Option<Space>
             out,
         }));
     }
-    if let ShapeRule::Scatter { axis, arrays } = k.shapes {
+    if let ShapeRule::Scatter { axis, arrays, .. } = k.shapes {
         let Some(region) = indexed_shape(k, args, 2, axis, arrays)? else {
             return Ok(None);
         };

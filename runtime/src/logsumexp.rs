@@ -7,7 +7,7 @@
 //! Owns: the special values — any NaN gives NaN, any +inf (without NaN) gives +inf, all
 //! −inf or nothing gives −inf — matching the reference's max-shifted form.
 
-use crate::vector_math::{exp, exp_in_range, simd_level, SimdLevel, EXP_FAST_LIMIT, EXP_POLY};
+use crate::vector_math::{exp, exp_in_range, simd_versions, SimdLevel, EXP_FAST_LIMIT, EXP_POLY};
 
 /// log(e^a + e^b) without overflow or underflow: NaN if either is, ±inf where the larger
 /// is, and otherwise max + log1p(e^−|a−b|).
@@ -62,25 +62,7 @@ impl LogSumExpState {
 
     /// `add` with the version for `level` (or the widest this CPU has if narrower).
     pub fn add_at(&mut self, level: SimdLevel, xs: &[f64]) {
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx2,fma")]
-        fn avx512(state: &mut LogSumExpState, xs: &[f64]) {
-            state.add_strips(xs)
-        }
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx2,fma")]
-        fn avx2(state: &mut LogSumExpState, xs: &[f64]) {
-            state.add_strips(xs)
-        }
-        match level.min(simd_level()) {
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: the CPU supports AVX-512 F/VL/DQ and FMA (`simd_level`).
-            SimdLevel::Avx512 => unsafe { avx512(self, xs) },
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: the CPU supports AVX2 and FMA (`simd_level`).
-            SimdLevel::Avx2 => unsafe { avx2(self, xs) },
-            _ => self.add_strips(xs),
-        }
+        add_strips_at(level, self, xs)
     }
 
     /// log(Σ exp(x)) of everything added.
@@ -142,6 +124,12 @@ fn prefetch(xs: &[f64]) {
         unsafe { _mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast()) };
     }
 }
+
+simd_versions!(
+    fn add_strips_at(state: &mut LogSumExpState, xs: &[f64]) {
+        state.add_strips(xs)
+    }
+);
 
 /// The maximum of `xs` (−inf if empty) and whether any element is NaN, in `LANES`
 /// independent lanes: `x > m ? x : m` (one `maxpd`, which passes NaNs by), and x · 0

@@ -10,35 +10,20 @@
 //! a NaN, all −inf, or a +inf is all NaN.
 
 use crate::logsumexp::{lane_sum, strip_max};
-use crate::vector_math::{exp, exp_in_range, simd_level, SimdLevel, EXP_FAST_LIMIT, EXP_POLY};
+use crate::vector_math::{exp, exp_in_range, simd_versions, SimdLevel, EXP_FAST_LIMIT, EXP_POLY};
 
 /// The softmax of `row` into `out` (the same length), in f64.
 pub fn softmax_row(row: &[f64], out: &mut [f64]) {
     softmax_row_at(SimdLevel::Avx512, row, out)
 }
 
-/// `softmax_row` with the version for `level` (or the widest this CPU has if narrower).
-pub fn softmax_row_at(level: SimdLevel, row: &[f64], out: &mut [f64]) {
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx2,fma")]
-    fn avx512(row: &[f64], out: &mut [f64]) {
+simd_versions!(
+    /// `softmax_row` with the version for `level` (or the widest this CPU has if
+    /// narrower).
+    pub fn softmax_row_at(row: &[f64], out: &mut [f64]) {
         softmax_row_body(row, out)
     }
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    fn avx2(row: &[f64], out: &mut [f64]) {
-        softmax_row_body(row, out)
-    }
-    match level.min(simd_level()) {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: the CPU supports AVX-512 F/VL/DQ and FMA (`simd_level`).
-        SimdLevel::Avx512 => unsafe { avx512(row, out) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: the CPU supports AVX2 and FMA (`simd_level`).
-        SimdLevel::Avx2 => unsafe { avx2(row, out) },
-        _ => softmax_row_body(row, out),
-    }
-}
+);
 
 #[inline(always)]
 fn softmax_row_body(row: &[f64], out: &mut [f64]) {

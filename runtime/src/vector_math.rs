@@ -580,41 +580,48 @@ pub fn simd_level() -> SimdLevel {
     })
 }
 
-/// An array function `$name(src, dst)` running `$body` compiled for the widest vectors
-/// the CPU has (`simd_level`): the same operations in the same order whatever the width,
-/// so the same results. `$name` with a level runs that level's version (tests compare
-/// them).
+/// `$vis fn $name(level: SimdLevel, args…)` running `$body` compiled for `level`'s vectors
+/// (AVX-512, AVX2 + FMA, or the baseline), or for the widest this CPU has if that is
+/// narrower (`simd_level`). The body is the same operations at every width, so every
+/// width gives the same results. Items the body uses come from the module of the call.
+macro_rules! simd_versions {
+    ($(#[$doc:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)? $body:block) => {
+        $(#[$doc])*
+        $vis fn $name(level: $crate::vector_math::SimdLevel, $($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx2,fma")]
+            fn avx512($($arg: $ty),*) $(-> $ret)? $body
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma")]
+            fn avx2($($arg: $ty),*) $(-> $ret)? $body
+            fn baseline($($arg: $ty),*) $(-> $ret)? $body
+            use $crate::vector_math::{simd_level, SimdLevel};
+            match level.min(simd_level()) {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: the CPU supports AVX-512 F/VL/DQ and FMA (`simd_level`).
+                SimdLevel::Avx512 => unsafe { avx512($($arg),*) },
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: the CPU supports AVX2 and FMA (`simd_level`).
+                SimdLevel::Avx2 => unsafe { avx2($($arg),*) },
+                _ => baseline($($arg),*),
+            }
+        }
+    };
+}
+pub(crate) use simd_versions;
+
+/// An array function `$name(src, dst)` running `$body` at the CPU's widest vectors;
+/// `$name::at(level, src, dst)` runs a given width (tests compare them).
 macro_rules! array_function {
     ($(#[$doc:meta])* $name:ident, |$src:ident, $dst:ident| $body:expr) => {
         /// `$name` compiled for each vector width.
         mod $name {
             #[allow(unused_imports)]
             use super::*;
-            #[cfg(target_arch = "x86_64")]
-            #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx2,fma")]
-            pub(super) fn avx512($src: &[f64], $dst: &mut [f64]) {
-                $body
-            }
-            #[cfg(target_arch = "x86_64")]
-            #[target_feature(enable = "avx2,fma")]
-            pub(super) fn avx2($src: &[f64], $dst: &mut [f64]) {
-                $body
-            }
-            pub(super) fn baseline($src: &[f64], $dst: &mut [f64]) {
-                $body
-            }
-            /// The version for `level`, or the widest this CPU has if that is narrower.
-            pub(super) fn at(level: SimdLevel, $src: &[f64], $dst: &mut [f64]) {
-                match level.min(simd_level()) {
-                    #[cfg(target_arch = "x86_64")]
-                    // SAFETY: the CPU supports AVX-512 F/VL/DQ and FMA (`simd_level`).
-                    SimdLevel::Avx512 => unsafe { avx512($src, $dst) },
-                    #[cfg(target_arch = "x86_64")]
-                    // SAFETY: the CPU supports AVX2 and FMA (`simd_level`).
-                    SimdLevel::Avx2 => unsafe { avx2($src, $dst) },
-                    _ => baseline($src, $dst),
-                }
-            }
+            simd_versions!(
+                /// The version for `level`, or the widest this CPU has if narrower.
+                pub(super) fn at($src: &[f64], $dst: &mut [f64]) { $body }
+            );
         }
 
         $(#[$doc])*

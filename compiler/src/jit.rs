@@ -38,7 +38,7 @@ use crate::codegen::{compile_kernels, CompiledKernel, WeakKernel};
 use crate::error::CompileError;
 use crate::kernel_call::{data_ptr, unique_mut_ptr};
 use crate::loopir::Kernel;
-use crate::lower::lower_node;
+use crate::lower::{array_axes, lower_node};
 
 mod indexing;
 mod memory;
@@ -239,12 +239,12 @@ impl KernelNode {
             shapes: match &e.op {
                 Op::Dot => ShapeRule::Dot,
                 Op::AdvancedSubtensor(slots) => {
-                    let (axis, arrays) = index_arrays(slots);
+                    let (axis, arrays) = array_axes(slots, types[0].ndim())?;
                     let mask = types.get(1).is_some_and(|t| t.dtype == DType::Bool);
                     ShapeRule::Take { axis, arrays, mask }
                 }
                 Op::AdvancedIncSubtensor { slots, .. } => {
-                    let (axis, arrays) = index_arrays(slots);
+                    let (axis, arrays) = array_axes(slots, types[0].ndim())?;
                     let mask = types.get(2).is_some_and(|t| t.dtype == DType::Bool);
                     ShapeRule::Scatter { axis, arrays, mask }
                 }
@@ -262,15 +262,6 @@ impl KernelNode {
             in_place,
         })
     }
-}
-
-/// Where the index arrays of a lowered advanced index start, and how many there are (the
-/// lowering checked that they are adjacent).
-fn index_arrays(slots: &[tensorlift_ir::ops::AdvancedSlot]) -> (usize, usize) {
-    let is_array =
-        |s: &tensorlift_ir::ops::AdvancedSlot| *s == tensorlift_ir::ops::AdvancedSlot::Array;
-    let first = slots.iter().position(is_array).unwrap_or(0);
-    (first, slots.iter().filter(|s| is_array(s)).count())
 }
 
 /// For each output of an element-wise kernel, an input it may be written over: uniquely

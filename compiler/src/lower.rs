@@ -25,7 +25,8 @@ mod scans;
 mod shapes;
 mod softmax;
 
-use indexing::{array_axes, region_write_kernel, scatter_kernel, take_kernel};
+pub(crate) use indexing::array_axes;
+use indexing::{region_write_kernel, scatter_kernel, take_kernel};
 use linalg::dot_kernel;
 use scans::{arg_kernel, cumulative_kernel};
 use shapes::{alloc_kernel, arange_kernel, join_kernel};

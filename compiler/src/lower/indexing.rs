@@ -10,7 +10,7 @@ use super::*;
 /// The axes an advanced index selects with integer arrays, when they are adjacent and
 /// every other entry is a full slice (`x[i]`, `x[:, i]`, `x[i, j]`, `x[:, i, j, :]`): the
 /// first such axis and how many.
-pub(super) fn array_axes(slots: &[AdvancedSlot], ndim: usize) -> Option<(usize, usize)> {
+pub(crate) fn array_axes(slots: &[AdvancedSlot], ndim: usize) -> Option<(usize, usize)> {
     let first = slots.iter().position(|s| *s == AdvancedSlot::Array)?;
     let count = slots[first..]
         .iter()

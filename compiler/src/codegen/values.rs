@@ -302,14 +302,14 @@ impl<'a> Gen<'a> {
     }
 
     /// A value in `lanes`: a scalar temp from outside a vectorised loop (a row's maximum,
-    /// say) splatted across the lanes — f64 as it is, a bool byte as a lane mask; vectors
-    /// as they are.
+    /// say) splatted across f64x2 lanes — f64 as it is, a bool byte as a lane mask;
+    /// vectors as they are.
     pub(super) fn lanes_of_scalar(&mut self, v: Value, lanes: Lanes) -> Value {
         let ty = self.b.func.dfg.value_type(v);
         match (lanes, ty) {
             (Lanes::Two, types::F64) => self.b.ins().splat(F64X2, v),
-            (Lanes::Four, types::F32) => self.b.ins().splat(types::F32X4, v),
-            (Lanes::Two | Lanes::Four, types::I8) => {
+            // (Float32 lanes never take temps from outside: `float32_lanes_ok`.)
+            (Lanes::Two, types::I8) => {
                 let (ones, zero) = (self.bool_const(true, lanes), self.bool_const(false, lanes));
                 self.b.ins().select(v, ones, zero)
             }

@@ -65,6 +65,15 @@ pub(super) struct Space {
 }
 
 impl Space {
+    /// The space of a call with no reduction: its output's shape throughout.
+    pub(super) fn whole(out: Vec<usize>) -> Space {
+        Space {
+            full: out.clone(),
+            reduced: Vec::new(),
+            out,
+        }
+    }
+
     /// The shape of an output: the whole iteration space, or the reduced one.
     pub(super) fn output_shape(&self, full: bool) -> &[usize] {
         if full {
@@ -87,11 +96,7 @@ pub(super) fn space(k: &KernelNode, args: &[TensorData]) -> Result<Option<Space>
             return Ok(None);
         };
         let n = arange_length(&k.name, dtype, start, stop, step)?;
-        return Ok(Some(Space {
-            full: vec![n],
-            reduced: Vec::new(),
-            out: vec![n],
-        }));
+        return Ok(Some(Space::whole(vec![n])));
     }
     if k.shapes == ShapeRule::Alloc {
         let Some((value, sizes)) = args.split_first() else {
@@ -116,11 +121,7 @@ pub(super) fn space(k: &KernelNode, args: &[TensorData]) -> Result<Option<Space>
             &[operand],
             Some(("the requested shape", &target)),
         )?;
-        return Ok(Some(Space {
-            full: target.clone(),
-            reduced: Vec::new(),
-            out: target,
-        }));
+        return Ok(Some(Space::whole(target)));
     }
     if let ShapeRule::Join { axis } = k.shapes {
         let Some(first) = args.first() else {
@@ -136,11 +137,7 @@ pub(super) fn space(k: &KernelNode, args: &[TensorData]) -> Result<Option<Space>
         }
         let mut out = first.shape().to_vec();
         out[axis] = args.iter().map(|a| a.shape()[axis]).sum();
-        return Ok(Some(Space {
-            full: out.clone(),
-            reduced: Vec::new(),
-            out,
-        }));
+        return Ok(Some(Space::whole(out)));
     }
     if let ShapeRule::Arg { axis } = k.shapes {
         let [x] = args else {
@@ -161,11 +158,7 @@ pub(super) fn space(k: &KernelNode, args: &[TensorData]) -> Result<Option<Space>
                 .collect(),
             None => Vec::new(),
         };
-        return Ok(Some(Space {
-            full: out.clone(),
-            reduced: Vec::new(),
-            out,
-        }));
+        return Ok(Some(Space::whole(out)));
     }
     if let ShapeRule::Rows { axis } = k.shapes {
         let [x] = args else {
@@ -193,21 +186,13 @@ pub(super) fn space(k: &KernelNode, args: &[TensorData]) -> Result<Option<Space>
         } else {
             x.shape().to_vec()
         };
-        return Ok(Some(Space {
-            full: out.clone(),
-            reduced: Vec::new(),
-            out,
-        }));
+        return Ok(Some(Space::whole(out)));
     }
     if let ShapeRule::Take { axis, arrays, .. } = k.shapes {
         let Some(out) = indexed_shape(k, args, 1, axis, arrays)? else {
             return Ok(None);
         };
-        return Ok(Some(Space {
-            full: out.clone(),
-            reduced: Vec::new(),
-            out,
-        }));
+        return Ok(Some(Space::whole(out)));
     }
     if let ShapeRule::Scatter { axis, arrays, .. } = k.shapes {
         let Some(region) = indexed_shape(k, args, 2, axis, arrays)? else {
@@ -216,11 +201,7 @@ pub(super) fn space(k: &KernelNode, args: &[TensorData]) -> Result<Option<Space>
         // The value must fit the region exactly as the reference requires (same error).
         check_value_shape(&k.name, args[1].shape(), &k.static_shapes[1], &region)?;
         let out = args[0].shape().to_vec();
-        return Ok(Some(Space {
-            full: out.clone(),
-            reduced: Vec::new(),
-            out,
-        }));
+        return Ok(Some(Space::whole(out)));
     }
     if k.shapes != ShapeRule::Broadcast {
         let [a, b] = args else {
@@ -241,11 +222,7 @@ pub(super) fn space(k: &KernelNode, args: &[TensorData]) -> Result<Option<Space>
         } else {
             return Ok(None);
         };
-        return Ok(Some(Space {
-            full: out.clone(),
-            reduced: Vec::new(),
-            out,
-        }));
+        return Ok(Some(Space::whole(out)));
     }
     let ndim = k.static_shapes.first().map_or(0, |s| s.len());
     if args.len() != k.static_shapes.len() || args.iter().any(|a| a.ndim() != ndim) {
@@ -262,11 +239,7 @@ pub(super) fn space(k: &KernelNode, args: &[TensorData]) -> Result<Option<Space>
         .collect();
     let full = broadcast_shape(&k.name, ndim, &operands, None)?;
     let Some((kind, axes)) = &k.reduce else {
-        return Ok(Some(Space {
-            out: full.clone(),
-            full,
-            reduced: Vec::new(),
-        }));
+        return Ok(Some(Space::whole(full)));
     };
     let empty_axis = axes.iter().any(|a| full[*a] == 0);
     if empty_axis && matches!(kind, ReduceKind::Max | ReduceKind::Min) {

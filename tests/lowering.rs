@@ -284,7 +284,7 @@ fn a_gather_checks_each_index_then_copies_its_row() {
 }
 
 #[test]
-fn a_scatter_copies_then_visits_the_region_in_order() {
+fn a_scatter_visits_its_region_of_the_target_in_order() {
     let x = matrix("x", Float64);
     let i = vector("i", Int64);
     let y = matrix("y", Float64);
@@ -292,27 +292,20 @@ fn a_scatter_copies_then_visits_the_region_in_order() {
         &[&x, &i, &y],
         &[&x.inc(vec![tensorlift::ir::Idx::Array(i.clone())], &y)],
         expect![[r#"
-            kernel inc_scatter(in in0: float64[2d], in in1: float64[2d], in in2: int64[1d], out out: float64[2d]):
-              if neq(in0.shape[0], out.shape[0]):
-                fail "input 0 has {0} elements along axis 0, expected {1} (the size of output 0's axis 0)", in0.shape[0], out.shape[0]
-              if neq(in0.shape[1], out.shape[1]):
-                fail "input 0 has {0} elements along axis 1, expected {1} (the size of output 0's axis 1)", in0.shape[1], out.shape[1]
-              if neq(in1.shape[0], in2.shape[0]):
-                fail "input 1 has {0} elements along axis 0, expected {1} (the size of input 2's axis 0)", in1.shape[0], in2.shape[0]
-              if neq(in1.shape[1], out.shape[1]):
-                fail "input 1 has {0} elements along axis 1, expected {1} (the size of output 0's axis 1)", in1.shape[1], out.shape[1]
-              for i0 in 0..out.shape[0]:
-                for i1 in 0..out.shape[1]:
-                  out[i0, i1] = in0[i0, i1]
-              for i0 in 0..in2.shape[0]:
-                t0: int64 = cast{int64}(in2[i0])
-                t1: int64 = switch(lt(t0, 0:int64), add(t0, in0.shape[0]), t0)
+            kernel inc_scatter(in in0: float64[2d], in in1: int64[1d], out target: float64[2d]):
+              if neq(in0.shape[0], in1.shape[0]):
+                fail "input 0 has {0} elements along axis 0, expected {1} (the size of input 1's axis 0)", in0.shape[0], in1.shape[0]
+              if neq(in0.shape[1], target.shape[1]):
+                fail "input 0 has {0} elements along axis 1, expected {1} (the size of output 0's axis 1)", in0.shape[1], target.shape[1]
+              for i0 in 0..in1.shape[0]:
+                t0: int64 = cast{int64}(in1[i0])
+                t1: int64 = switch(lt(t0, 0:int64), add(t0, target.shape[0]), t0)
                 if lt(t1, 0:int64):
-                  fail "index {0} (in index array input 2) is out of range for axis 0 of size {1}", t0, in0.shape[0]
-                if ge(t1, in0.shape[0]):
-                  fail "index {0} (in index array input 2) is out of range for axis 0 of size {1}", t0, in0.shape[0]
-                for i1 in 0..out.shape[1]:
-                  out[t1, i1] = add(out[t1, i1], in1[i0, i1])
+                  fail "index {0} (in index array input 2) is out of range for axis 0 of size {1}", t0, target.shape[0]
+                if ge(t1, target.shape[0]):
+                  fail "index {0} (in index array input 2) is out of range for axis 0 of size {1}", t0, target.shape[0]
+                for i1 in 0..target.shape[1]:
+                  target[t1, i1] = add(target[t1, i1], cast{float64}(in0[i0, i1]))
         "#]],
     );
 }

@@ -3,7 +3,7 @@
 //!
 //! Owns: choosing the kernel nodes (`lower::lower_node`), compiling them into one code
 //! module per function, and running them: before every kernel call the executor derives
-//! the output shapes (`ShapeRule`: broadcast, dot, gather, scatter, scan, arg-reduction,
+//! the output shapes (`ShapeRule`: broadcast, dot, scan, arg-reduction,
 //! concatenation, allocation, range) and checks the inputs with
 //! the same rules and error text as the reference, allocates contiguous outputs, and packs
 //! data pointers, sizes and strides in the kernel ABI (`codegen`); the kernel checks again
@@ -12,7 +12,7 @@
 //! (uninitialised or recycled, huge pages) is `memory`'s, output shapes `shapes`'.
 //!
 //! Kernels cover Elemwise, Composite, reductions and FusedReduce of every dtype, Dot,
-//! gathers/scatters on the first axis, running sums/products, arg-reductions along an axis,
+//! gathers/scatters by advanced indices (`indexing`), running sums/products, arg-reductions along an axis,
 //! concatenations, Alloc and Arange; views and other indexing use the runtime's
 //! implementations.
 
@@ -38,7 +38,7 @@ use crate::codegen::{compile_kernels, CompiledKernel, WeakKernel};
 use crate::error::CompileError;
 use crate::kernel_call::{data_ptr, unique_mut_ptr};
 use crate::loopir::Kernel;
-use crate::lower::{array_axes, lower_node};
+use crate::lower::{advanced_layout, lower_node, AdvancedLayout};
 
 mod indexing;
 mod memory;
@@ -205,6 +205,8 @@ struct KernelNode {
     shapes: ShapeRule,
     /// Whether outputs may be written over inputs (`JitBackend::in_place`).
     in_place: bool,
+    /// How an advanced index's kernel addresses x (the lowering's layout).
+    advanced: Option<AdvancedLayout>,
 }
 
 impl KernelNode {
@@ -238,16 +240,7 @@ impl KernelNode {
             },
             shapes: match &e.op {
                 Op::Dot => ShapeRule::Dot,
-                Op::AdvancedSubtensor(slots) => {
-                    let (axis, arrays) = array_axes(slots, types[0].ndim())?;
-                    let mask = types.get(1).is_some_and(|t| t.dtype == DType::Bool);
-                    ShapeRule::Take { axis, arrays, mask }
-                }
-                Op::AdvancedIncSubtensor { slots, .. } => {
-                    let (axis, arrays) = array_axes(slots, types[0].ndim())?;
-                    let mask = types.get(2).is_some_and(|t| t.dtype == DType::Bool);
-                    ShapeRule::Scatter { axis, arrays, mask }
-                }
+                Op::AdvancedSubtensor(_) | Op::AdvancedIncSubtensor { .. } => ShapeRule::Advanced,
                 Op::Cumulative { axis, .. } => ShapeRule::Cumulative {
                     flat: axis.is_none(),
                 },
@@ -258,6 +251,15 @@ impl KernelNode {
                 Op::Softmax { axis } => ShapeRule::Rows { axis: *axis },
                 Op::IncSubtensor { .. } => ShapeRule::Region,
                 _ => ShapeRule::Broadcast,
+            },
+            advanced: match &e.op {
+                Op::AdvancedSubtensor(slots) => {
+                    Some(advanced_layout(slots, &types[1..], types[0].ndim())?)
+                }
+                Op::AdvancedIncSubtensor { slots, .. } => {
+                    Some(advanced_layout(slots, types.get(2..)?, types[0].ndim())?)
+                }
+                _ => None,
             },
             in_place,
         })
@@ -537,21 +539,11 @@ fn run_kernel(
         (ShapeRule::Region, Some(Op::IncSubtensor { slots, .. })) => {
             return indexing::run_region_write(k, slots, args);
         }
-        (
-            ShapeRule::Take {
-                axis, mask: true, ..
-            },
-            _,
-        ) => {
-            return indexing::run_masked_take(k, axis, args, pool);
+        (ShapeRule::Advanced, Some(Op::AdvancedSubtensor(_))) => {
+            return indexing::run_take(k, args, pool);
         }
-        (
-            ShapeRule::Scatter {
-                axis, mask: true, ..
-            },
-            _,
-        ) => {
-            return indexing::run_masked_scatter(k, axis, args, pool);
+        (ShapeRule::Advanced, Some(Op::AdvancedIncSubtensor { .. })) => {
+            return indexing::run_scatter(k, args);
         }
         _ => {}
     }

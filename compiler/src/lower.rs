@@ -25,7 +25,7 @@ mod scans;
 mod shapes;
 mod softmax;
 
-pub(crate) use indexing::array_axes;
+pub(crate) use indexing::{advanced_layout, AdvancedLayout, ArraySource};
 use indexing::{region_write_kernel, scatter_kernel, take_kernel};
 use linalg::dot_kernel;
 use scans::{arg_kernel, cumulative_kernel};
@@ -122,32 +122,12 @@ fn lower_unchecked(fg: &FunctionGraph, node: NodeId) -> Option<Kernel> {
         Op::Alloc => alloc_kernel(&in_types, out_types[0]),
         Op::Arange(dtype) => arange_kernel(*dtype, &in_types, out_types[0]),
         Op::AdvancedSubtensor(slots) => {
-            let (axis, arrays) = array_axes(slots, in_types[0].ndim())?;
-            match in_types.get(1) {
-                // x[mask]: a gather by the mask's positions, one int64 vector per mask
-                // axis (the executor makes them: `jit::indexing::run_masked_take`).
-                Some(mask) if arrays == 1 && mask.dtype == DType::Bool && mask.ndim() > 0 => {
-                    let positions = TensorType::new(DType::Int64, vec![None]);
-                    let mut types = vec![in_types[0]];
-                    types.extend(std::iter::repeat_n(&positions, mask.ndim()));
-                    take_kernel(axis, mask.ndim(), &types, out_types[0])
-                }
-                _ => take_kernel(axis, arrays, &in_types, out_types[0]),
-            }
+            let layout = advanced_layout(slots, &in_types[1..], in_types[0].ndim())?;
+            take_kernel(&layout, in_types[0], out_types[0])
         }
         Op::AdvancedIncSubtensor { slots, mode } => {
-            let (axis, arrays) = array_axes(slots, in_types[0].ndim())?;
-            match in_types.get(2) {
-                // x[mask] = / += y: a scatter by the mask's positions (the executor makes
-                // them: `jit::indexing::run_masked_scatter`).
-                Some(mask) if arrays == 1 && mask.dtype == DType::Bool && mask.ndim() > 0 => {
-                    let positions = TensorType::new(DType::Int64, vec![None]);
-                    let mut types = vec![in_types[0], in_types[1]];
-                    types.extend(std::iter::repeat_n(&positions, mask.ndim()));
-                    scatter_kernel(*mode, axis, mask.ndim(), &types, out_types[0])
-                }
-                _ => scatter_kernel(*mode, axis, arrays, &in_types, out_types[0]),
-            }
+            let layout = advanced_layout(slots, in_types.get(2..)?, in_types[0].ndim())?;
+            scatter_kernel(&layout, *mode, in_types[0], in_types[1])
         }
         Op::IncSubtensor { slots, mode } => {
             region_write_kernel(slots, *mode, in_types[0], in_types[1])

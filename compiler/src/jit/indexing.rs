@@ -2,13 +2,16 @@
 //! first (with its errors): writes `x[basic index] = / += y` (IncSubtensor: the region
 //! resolved by `runtime::indexing::basic_region`, the value checked likewise, x copied to
 //! a fresh row-major array — or taken over when the call owns it and it is row-major
-//! already — and the kernel run on y and a view of the region of that array), and
-//! gathers `x[mask]` (the mask's positions from `runtime::indexing::mask_to_positions`,
-//! then the gather kernel by those positions), and writes `x[mask] = / += y` likewise.
+//! already — and the kernel run on y and a view of the region of that array); gathers
+//! `x[advanced index]` (the index's slices applied as a view, masks turned into positions
+//! by `runtime::indexing::mask_to_positions`, the output shape by the reference's
+//! broadcasting rule, then the gather kernel); and scatters `x[advanced index] = / += y`
+//! likewise into the region of a copy of x (or x taken over).
 
 use super::*;
+use crate::lower::ArraySource;
 use tensorlift_ir::ops::IndexSlot;
-use tensorlift_runtime::indexing::{basic_region, mask_to_positions};
+use tensorlift_runtime::indexing::{basic_region, eval_subtensor, mask_to_positions};
 
 /// A row-major copy of `x`.
 fn row_major_copy(x: &TensorData) -> TensorData {
@@ -40,13 +43,7 @@ pub(super) fn run_region_write(
             "the value or the region does not match the kernel",
         ));
     }
-    let mut out = match unique_mut_ptr(x, true) {
-        Some(_) if k.in_place => {
-            let empty = TensorData::from_array(ArrayD::<f64>::zeros(IxDyn(&[0])));
-            std::mem::replace(x, empty)
-        }
-        _ => row_major_copy(x),
-    };
+    let mut out = owned_row_major(k, x);
     let base = unique_mut_ptr(&mut out, true)
         .ok_or_else(|| internal("the output is not an array of its own"))?;
     let elem = out.dtype().size_bytes() as isize;
@@ -64,89 +61,181 @@ pub(super) fn run_region_write(
     Ok(vec![out])
 }
 
-/// `x[:, …, mask]` (the mask covering x's axes from `axis`): the mask's positions, then
-/// the gather kernel compiled for one int64 position vector per mask axis.
-pub(super) fn run_masked_take(
+/// `x[index]` for an advanced index: x's view through the index's slices, the index
+/// arrays (a mask's positions from `mask_to_positions`), the output shape, each with the
+/// reference's rules and errors; then the gather kernel, which checks every index.
+pub(super) fn run_take(
     k: &KernelNode,
-    axis: usize,
     args: &[TensorData],
     pool: &BufferPool,
 ) -> Result<Vec<TensorData>, RuntimeError> {
-    let [x, mask] = args else {
-        return Err(internal(k, "expects x and a mask"));
+    let (Some(layout), [x, values @ ..]) = (&k.advanced, args) else {
+        return Err(internal(k, "expects x and the index values"));
     };
-    let positions = mask_to_positions(&k.name, mask, x.shape(), axis, 1)?;
-    let out_shape = masked_shape(x.shape(), axis, &positions);
-    run_masked(k, &[x], &positions, out_shape, pool)
+    check_buffer(k, 0, x)?;
+    let view;
+    let x = if layout.slice_values.is_empty() {
+        x
+    } else {
+        let bounds: Vec<&TensorData> = layout.slice_values.iter().map(|v| &values[*v]).collect();
+        view = eval_subtensor(&k.name, &layout.slices, x, &bounds)?;
+        &view
+    };
+    let arrays = index_arrays(k, layout, x.shape(), values, 1)?;
+    let out_shape = advanced_shape(k, layout, x.shape(), &arrays)?;
+    let mut out = Output::new(x.dtype(), &out_shape, pool)?;
+    let mut packed = Vec::new();
+    for a in std::iter::once(x).chain(&arrays) {
+        let (ptr, shape, strides) = data_ptr(a);
+        push_view(&mut packed, ptr, shape, strides);
+    }
+    push_row_major(&mut packed, out.ptr(), &out_shape);
+    // SAFETY: x's words describe x or a view of it (dtype and rank checked above; slices
+    // keep the rank), the arrays' theirs (checked by `index_arrays`); the output is fresh
+    // memory of `out_shape`; the kernel checks every buffer's sizes against its loops and
+    // every index against x's axis before using it.
+    unsafe { call_with_words(k, packed)? };
+    // SAFETY: the kernel ran to completion and wrote every output element.
+    Ok(vec![unsafe { out.assume_init(&[]) }])
 }
 
-/// `x[:, …, mask] = y` (or `+= y`): the mask's positions, the value checked against the
-/// region they select with the reference's rule, then the scatter kernel by them.
-pub(super) fn run_masked_scatter(
+/// `x[index] = / += y` for an advanced index: the region of the index's slices in a
+/// row-major array of x's shape (`basic_region`), the index arrays, the shape they select
+/// and y against it, each with the reference's rules and errors; x copied into a fresh
+/// row-major output (or taken over when the call owns it), then the scatter kernel on y,
+/// the arrays and the view of the region, checking every index.
+pub(super) fn run_scatter(
     k: &KernelNode,
-    axis: usize,
-    args: &[TensorData],
-    pool: &BufferPool,
+    args: &mut [TensorData],
 ) -> Result<Vec<TensorData>, RuntimeError> {
-    let [x, y, mask] = args else {
-        return Err(internal(k, "expects x, the value and a mask"));
+    let (Some(layout), [x, y, values @ ..]) = (&k.advanced, args) else {
+        return Err(internal(k, "expects x, the value and the index values"));
     };
-    let positions = mask_to_positions(&k.name, mask, x.shape(), axis, 2)?;
-    let region = masked_shape(x.shape(), axis, &positions);
+    let bounds: Vec<&TensorData> = layout.slice_values.iter().map(|v| &values[*v]).collect();
+    let region = basic_region(&k.name, &layout.slices, &bounds, x.shape())?;
+    let arrays = index_arrays(k, layout, &region.shape, values, 2)?;
+    let selected = advanced_shape(k, layout, &region.shape, &arrays)?;
     let y_static = k.static_shapes.get(1).map_or(&[][..], |s| s.as_slice());
-    check_value_shape(&k.name, y.shape(), y_static, &region)?;
-    run_masked(k, &[x, y], &positions, x.shape().to_vec(), pool)
+    check_value_shape(&k.name, y.shape(), y_static, &selected)?;
+    check_buffer(k, 0, y)?;
+    let target = k.kernel.buffers.len() - 1;
+    let fits = x.dtype() == k.kernel.buffers[target].dtype
+        && region.shape.len() == k.kernel.buffers[target].rank;
+    if !fits {
+        return Err(internal(k, "x does not match the kernel's target"));
+    }
+    let mut out = owned_row_major(k, x);
+    let base = unique_mut_ptr(&mut out, true)
+        .ok_or_else(|| internal(k, "the output is not an array of its own"))?;
+    let elem = out.dtype().size_bytes() as isize;
+    let first = base.wrapping_offset(region.offset * elem);
+    let mut packed = Vec::new();
+    for a in std::iter::once(&*y).chain(&arrays) {
+        let (ptr, shape, strides) = data_ptr(a);
+        push_view(&mut packed, ptr, shape, strides);
+    }
+    push_view(&mut packed, first, &region.shape, &region.strides);
+    // SAFETY: y's and the arrays' words describe them (dtypes and ranks checked above and
+    // by `index_arrays`); the target's describe elements of `out`, a row-major array of
+    // x's shape this call owns alone (a fresh copy, or x itself when unique: y and the
+    // arrays cannot share its memory), and `basic_region` addresses only elements inside
+    // such an array; the kernel checks the sizes it walks and every index against the
+    // target's axis before writing.
+    unsafe { call_with_words(k, packed)? };
+    Ok(vec![out])
 }
 
 fn internal(k: &KernelNode, m: &str) -> RuntimeError {
     RuntimeError::Internal(format!("JIT kernel {}: {m}", k.kernel.name))
 }
 
-/// x's shape with the axes a mask covers (from `axis`) replaced by the hit count.
-fn masked_shape(shape: &[usize], axis: usize, positions: &[TensorData]) -> Vec<usize> {
-    let count = positions.first().map_or(0, |p| p.len());
-    shape[..axis]
-        .iter()
-        .copied()
-        .chain(std::iter::once(count))
-        .chain(shape[axis + positions.len()..].iter().copied())
-        .collect()
+/// Checks that `a` has the dtype and rank of the kernel's buffer `b`.
+fn check_buffer(k: &KernelNode, b: usize, a: &TensorData) -> Result<(), RuntimeError> {
+    match k.kernel.buffers.get(b) {
+        Some(buf) if buf.dtype == a.dtype() && buf.rank == a.ndim() => Ok(()),
+        _ => Err(internal(
+            k,
+            &format!("buffer {b} does not match the kernel"),
+        )),
+    }
 }
 
-/// Runs a gather or scatter kernel on `inputs`, the position vectors and a fresh output of
-/// `out_shape` (which the kernel writes whole: a gather's loops cover it, a scatter first
-/// copies x into it).
-fn run_masked(
+/// x as an array this call owns, row-major: x itself when the call owns it and may write
+/// over it, else a row-major copy.
+fn owned_row_major(k: &KernelNode, x: &mut TensorData) -> TensorData {
+    match unique_mut_ptr(x, true) {
+        Some(_) if k.in_place => {
+            let empty = TensorData::from_array(ArrayD::<f64>::zeros(IxDyn(&[0])));
+            std::mem::replace(x, empty)
+        }
+        _ => row_major_copy(x),
+    }
+}
+
+/// The kernel's index arrays for index `values` (node inputs from `first_input`) on an x
+/// of `x_shape`: integer arrays and scalar indices as given, each boolean mask as the
+/// positions of its hits along each of its axes (its shape checked against the axes it
+/// covers by the reference's rule); each checked against the kernel's buffer.
+fn index_arrays(
     k: &KernelNode,
-    inputs: &[&TensorData],
-    positions: &[TensorData],
-    out_shape: Vec<usize>,
-    pool: &BufferPool,
+    layout: &AdvancedLayout,
+    x_shape: &[usize],
+    values: &[TensorData],
+    first_input: usize,
 ) -> Result<Vec<TensorData>, RuntimeError> {
-    let buffers = &k.kernel.buffers;
-    let fits = buffers.len() == inputs.len() + positions.len() + 1
-        && inputs
-            .iter()
-            .zip(buffers)
-            .all(|(a, b)| a.dtype() == b.dtype && a.ndim() == b.rank);
-    if !fits {
-        return Err(internal(k, "the mask's call does not match the kernel"));
+    let mut arrays = Vec::with_capacity(layout.arrays.len());
+    for a in &layout.arrays {
+        let value = values
+            .get(a.value)
+            .ok_or_else(|| internal(k, "an index value is missing"))?;
+        match a.source {
+            ArraySource::Array | ArraySource::Scalar => arrays.push(value.clone()),
+            ArraySource::Mask { part: 0 } => arrays.extend(mask_to_positions(
+                &k.name,
+                value,
+                x_shape,
+                a.axis,
+                first_input + a.value,
+            )?),
+            ArraySource::Mask { .. } => {}
+        }
     }
-    let dtype = inputs[0].dtype();
-    let mut out = Output::new(dtype, &out_shape, pool)?;
-    let mut packed = Vec::new();
-    for a in inputs.iter().copied().chain(positions) {
-        let (ptr, shape, strides) = data_ptr(a);
-        push_view(&mut packed, ptr, shape, strides);
+    let first_buffer = k.kernel.buffers.len() - 1 - layout.arrays.len();
+    if arrays.len() != layout.arrays.len() {
+        return Err(internal(k, "the index arrays do not match the kernel"));
     }
-    push_row_major(&mut packed, out.ptr(), &out_shape);
-    // SAFETY: the inputs' words describe them (dtypes and ranks checked above); the
-    // position vectors are fresh int64 arrays of the kernel's rank 1; the output is fresh
-    // memory of `out_shape`; the kernel checks every buffer's sizes against its loops and
-    // every position against x's axis before using it.
-    unsafe { call_with_words(k, packed)? };
-    // SAFETY: the kernel ran to completion and wrote every output element.
-    Ok(vec![unsafe { out.assume_init(&[]) }])
+    for (j, a) in arrays.iter().enumerate() {
+        check_buffer(k, first_buffer + j, a)?;
+    }
+    Ok(arrays)
+}
+
+/// The shape an advanced index selects in an x of `x_shape` (after its slices): x's walked
+/// axes with the index arrays' common shape (the reference's broadcasting rule and
+/// error) at the layout's `index_at`.
+fn advanced_shape(
+    k: &KernelNode,
+    layout: &AdvancedLayout,
+    x_shape: &[usize],
+    arrays: &[TensorData],
+) -> Result<Vec<usize>, RuntimeError> {
+    let operands: Vec<Operand> = arrays
+        .iter()
+        .zip(&layout.arrays)
+        .map(|(a, l)| Operand {
+            label: &l.label,
+            static_shape: &l.ty.shape,
+            shape: a.shape(),
+        })
+        .collect();
+    let common = broadcast_shape(&k.name, layout.index_ndim(), &operands, None)?;
+    let mut shape: Vec<usize> = (0..x_shape.len())
+        .filter(|a| layout.axes[*a].is_none())
+        .map(|a| x_shape[a])
+        .collect();
+    let at = layout.index_at.min(shape.len());
+    shape.splice(at..at, common);
+    Ok(shape)
 }
 
 /// Calls `k`'s kernel with the buffers' argument words `packed`, adding scratch memory

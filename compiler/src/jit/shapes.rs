@@ -13,24 +13,10 @@ pub(super) enum ShapeRule {
     /// `Dot`: the operands' outer sizes, the contracted ones checked by the reference's
     /// rule (and again by the kernel).
     Dot,
-    /// A gather `x[:, …, i0, i1, …]` on `arrays` adjacent axes from `axis`: x's shape
-    /// with those axes replaced by the index arrays' common shape (the reference's
-    /// broadcasting rule and error; the kernel checks every index). By a boolean `mask`,
-    /// the call takes its own path (`indexing::run_masked_take`).
-    Take {
-        axis: usize,
-        arrays: usize,
-        mask: bool,
-    },
-    /// A scatter `x[:, …, i0, i1, …] = y` (or `+=`) on `arrays` adjacent axes from
-    /// `axis`: x's shape (the arrays' common shape and y against the region checked with
-    /// the reference's rules; the kernel checks every index). By a boolean `mask`, the
-    /// call takes its own path (`indexing::run_masked_scatter`).
-    Scatter {
-        axis: usize,
-        arrays: usize,
-        mask: bool,
-    },
+    /// An advanced index, gathered or scattered into: the call takes its own path
+    /// (`indexing::run_take`, `indexing::run_scatter`), which resolves the index with the
+    /// reference's rules and errors first.
+    Advanced,
     /// A running sum or product: the input's shape, or its element count when flattened;
     /// never split (each element needs the one before it).
     Cumulative { flat: bool },
@@ -188,21 +174,6 @@ pub(super) fn space(k: &KernelNode, args: &[TensorData]) -> Result<Option<Space>
         };
         return Ok(Some(Space::whole(out)));
     }
-    if let ShapeRule::Take { axis, arrays, .. } = k.shapes {
-        let Some(out) = indexed_shape(k, args, 1, axis, arrays)? else {
-            return Ok(None);
-        };
-        return Ok(Some(Space::whole(out)));
-    }
-    if let ShapeRule::Scatter { axis, arrays, .. } = k.shapes {
-        let Some(region) = indexed_shape(k, args, 2, axis, arrays)? else {
-            return Ok(None);
-        };
-        // The value must fit the region exactly as the reference requires (same error).
-        check_value_shape(&k.name, args[1].shape(), &k.static_shapes[1], &region)?;
-        let out = args[0].shape().to_vec();
-        return Ok(Some(Space::whole(out)));
-    }
     if k.shapes != ShapeRule::Broadcast {
         let [a, b] = args else {
             return Ok(None);
@@ -254,52 +225,4 @@ pub(super) fn space(k: &KernelNode, args: &[TensorData]) -> Result<Option<Space>
         reduced: axes.clone(),
         out,
     }))
-}
-
-/// The shape `x[:, …, i0, i1, …]` selects (x is argument 0, the `arrays` index arrays
-/// start at argument `first` and index x's axes from `axis`): x's axes before them, the
-/// arrays' common shape (the reference's broadcasting rule and error), x's axes after
-/// them. `None` when the ranks do not match the kernel's (the reference reports it).
-fn indexed_shape(
-    k: &KernelNode,
-    args: &[TensorData],
-    first: usize,
-    axis: usize,
-    arrays: usize,
-) -> Result<Option<Vec<usize>>, RuntimeError> {
-    let ranks_ok = args.len() == k.static_shapes.len()
-        && args
-            .iter()
-            .zip(&k.static_shapes)
-            .all(|(a, s)| a.ndim() == s.len());
-    let Some(idx) = args.get(first..first + arrays) else {
-        return Ok(None);
-    };
-    let x = args[0].shape();
-    if !ranks_ok || x.len() < axis + arrays {
-        return Ok(None);
-    }
-    let labels: Vec<String> = (0..arrays)
-        .map(|j| format!("index entry {}", axis + j))
-        .collect();
-    let operands: Vec<Operand> = idx
-        .iter()
-        .zip(&k.static_shapes[first..])
-        .zip(&labels)
-        .map(|((a, s), label)| Operand {
-            label,
-            static_shape: s,
-            shape: a.shape(),
-        })
-        .collect();
-    let rank = idx.iter().map(|a| a.ndim()).max().unwrap_or(0);
-    let common = broadcast_shape(&k.name, rank, &operands, None)?;
-    Ok(Some(
-        x[..axis]
-            .iter()
-            .chain(&common)
-            .chain(&x[axis + arrays..])
-            .copied()
-            .collect(),
-    ))
 }

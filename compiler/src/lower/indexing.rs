@@ -1,25 +1,324 @@
-//! Lowering of indexing: gathers `x[:, …, i0, i1, …]` and scatters `x[:, …, i0, i1, …] =
-//! / += y` with adjacent integer index arrays (broadcast together) on any axis (full
-//! slices elsewhere), every index wrapped if negative and checked before it addresses
-//! memory (`checked_index`); and writes `x[slices] = / += y` with basic indices, whose
-//! kernel only sees the region (the executor resolves it with the reference's rules and
-//! hands the kernel a view of the output).
+//! Lowering of indexing: advanced indices (integer arrays, scalar indices, boolean masks
+//! and slices, in any arrangement NumPy allows) as gathers `x[index]` and scatters
+//! `x[index] = / += y` on the view of x the slices leave (`AdvancedLayout`), every index
+//! wrapped if negative and checked before it addresses memory (`checked_index`); and
+//! writes `x[slices] = / += y` with basic indices, whose kernel only sees the region (the
+//! executor resolves it with the reference's rules and hands the kernel a view of the
+//! output).
 
 use super::*;
 
-/// The axes an advanced index selects with integer arrays, when they are adjacent and
-/// every other entry is a full slice (`x[i]`, `x[:, i]`, `x[i, j]`, `x[:, i, j, :]`): the
-/// first such axis and how many.
-pub(crate) fn array_axes(slots: &[AdvancedSlot], ndim: usize) -> Option<(usize, usize)> {
-    let first = slots.iter().position(|s| *s == AdvancedSlot::Array)?;
-    let count = slots[first..]
+/// How a lowered advanced index addresses x, by NumPy's rules: the executor first applies
+/// its slices as a view of x (they keep their axes: `slices`, with the index values
+/// `slice_values` as their bounds); then each axis of that view is walked whole or
+/// addressed by an index array, and the arrays' common shape goes at output axis
+/// `index_at` (where the first array is when the array entries are adjacent, else first).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct AdvancedLayout {
+    /// Per axis of x: `Some(j)` when index array j addresses it, `None` when walked whole.
+    pub axes: Vec<Option<usize>>,
+    pub arrays: Vec<IndexArray>,
+    pub index_at: usize,
+    /// The basic index of the view: each slice as given, a full slice for every axis an
+    /// array entry consumes.
+    pub slices: Vec<IndexSlot>,
+    /// Positions among the index values (after x, or x and the value) of the slices' bounds.
+    pub slice_values: Vec<usize>,
+}
+
+/// One index array of an `AdvancedLayout`, as the kernel takes it.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct IndexArray {
+    /// An integer array; a scalar index as a 0-d array; one axis of a boolean mask as the
+    /// int64 vector of its hits' positions along it.
+    pub ty: TensorType,
+    /// The index value it comes from (position after x, or after x and the value).
+    pub value: usize,
+    /// The axis of x it addresses.
+    pub axis: usize,
+    pub source: ArraySource,
+    /// Its name in broadcasting errors (the reference's).
+    pub label: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ArraySource {
+    Array,
+    Scalar,
+    /// Axis `part` of a boolean mask (the executor turns the mask into positions).
+    Mask {
+        part: usize,
+    },
+}
+
+impl AdvancedLayout {
+    /// The number of axes of the arrays' common shape.
+    pub fn index_ndim(&self) -> usize {
+        self.arrays.iter().map(|a| a.ty.ndim()).max().unwrap_or(0)
+    }
+
+    /// The axes of x walked whole, in order.
+    fn walked(&self) -> Vec<usize> {
+        (0..self.axes.len())
+            .filter(|a| self.axes[*a].is_none())
+            .collect()
+    }
+
+    /// The output axis of the `i`-th walked axis of x.
+    fn out_axis(&self, i: usize) -> usize {
+        if i < self.index_at {
+            i
+        } else {
+            i + self.index_ndim()
+        }
+    }
+}
+
+/// The layout of an advanced index `slots` on an x of `x_ndim` axes whose index values
+/// have `index_types`; `None` for what kernels do not take (float or 0-d boolean indices).
+pub(crate) fn advanced_layout(
+    slots: &[AdvancedSlot],
+    index_types: &[&TensorType],
+    x_ndim: usize,
+) -> Option<AdvancedLayout> {
+    let mut layout = AdvancedLayout {
+        axes: Vec::new(),
+        arrays: Vec::new(),
+        index_at: 0,
+        slices: Vec::new(),
+        slice_values: Vec::new(),
+    };
+    let mut next = 0;
+    let mut advanced = Vec::with_capacity(slots.len());
+    for slot in slots {
+        let mut add_array = |ty: TensorType, source| {
+            let axis = layout.axes.len();
+            layout.axes.push(Some(layout.arrays.len()));
+            layout.slices.push(IndexSlot::FULL);
+            layout.arrays.push(IndexArray {
+                ty,
+                value: next,
+                axis,
+                source,
+                label: format!("index entry {axis}"),
+            });
+        };
+        match *slot {
+            AdvancedSlot::Basic(IndexSlot::Index) => {
+                let t = index_types.get(next)?;
+                if !t.dtype.is_int() || t.ndim() != 0 {
+                    return None;
+                }
+                add_array((*t).clone(), ArraySource::Scalar);
+            }
+            AdvancedSlot::Basic(slice) => {
+                layout.axes.push(None);
+                layout.slices.push(slice);
+                layout.slice_values.extend(next..next + slice.n_inputs());
+            }
+            AdvancedSlot::Array => {
+                let t = index_types.get(next)?;
+                if t.dtype == DType::Bool && t.ndim() > 0 {
+                    for part in 0..t.ndim() {
+                        let positions = TensorType::new(DType::Int64, vec![None]);
+                        add_array(positions, ArraySource::Mask { part });
+                    }
+                } else if t.dtype.is_int() {
+                    add_array((*t).clone(), ArraySource::Array);
+                } else {
+                    return None;
+                }
+            }
+        }
+        advanced.push(!matches!(
+            slot,
+            AdvancedSlot::Basic(IndexSlot::Slice { .. })
+        ));
+        next += slot.n_inputs();
+    }
+    if layout.axes.len() > x_ndim || next != index_types.len() {
+        return None;
+    }
+    layout.axes.resize(x_ndim, None);
+    let first = advanced.iter().position(|a| *a);
+    let last = advanced.iter().rposition(|a| *a);
+    let adjacent = match (first, last) {
+        (Some(f), Some(l)) => advanced[f..=l].iter().all(|a| *a),
+        _ => true,
+    };
+    if adjacent {
+        // Every axis before the first array's is walked.
+        layout.index_at = layout.axes.iter().position(Option::is_some).unwrap_or(0);
+    }
+    Some(layout)
+}
+
+/// Statements reading every index array's index at the arrays' common position (loop
+/// variables `index_at..index_at + k`) into temp 2j, wrapping it if negative into temp
+/// 2j + 1 and checking it against x's axis (buffer `x`; array j is buffer
+/// `first_array + j`, from node input `first_input` + its value); their error messages;
+/// and the index into x: walked axes at their output loop variables, the others at their
+/// checked indices.
+fn checked_indices(
+    layout: &AdvancedLayout,
+    x: usize,
+    first_array: usize,
+    first_input: usize,
+) -> (Vec<Stmt>, Vec<String>, Vec<Index>) {
+    let k = layout.index_ndim();
+    let mut stmts = Vec::new();
+    let mut errors = Vec::new();
+    for (j, a) in layout.arrays.iter().enumerate() {
+        let at = array_index(&a.ty, layout.index_at, k);
+        let temps = (2 * j, 2 * j + 1);
+        stmts.extend(checked_index(
+            first_array + j,
+            at,
+            x,
+            a.axis,
+            temps,
+            errors.len(),
+        ));
+        let (input, axis) = (first_input + a.value, a.axis);
+        errors.push(match a.source {
+            ArraySource::Array => format!(
+                "index {{0}} (in index array input {input}) is out of range for axis {axis} of size {{1}}"
+            ),
+            ArraySource::Scalar => {
+                format!("index {{0}} is out of range for axis {axis} of size {{1}}")
+            }
+            ArraySource::Mask { .. } => format!(
+                "position {{0}} of boolean mask input {input} is out of range for axis {axis} of size {{1}}"
+            ),
+        });
+    }
+    let mut walked = 0;
+    let x_index = layout
+        .axes
         .iter()
-        .take_while(|s| **s == AdvancedSlot::Array)
-        .count();
-    let others_full = slots.iter().enumerate().all(|(k, s)| {
-        (first..first + count).contains(&k) || *s == AdvancedSlot::Basic(IndexSlot::FULL)
+        .map(|a| match a {
+            Some(j) => Index::Temp(2 * j + 1),
+            None => {
+                walked += 1;
+                Index::Var(layout.out_axis(walked - 1))
+            }
+        })
+        .collect();
+    (stmts, errors, x_index)
+}
+
+/// `out = x[index]` for an advanced index laid out by `layout` (x: the view its slices
+/// leave): the output has x's walked axes with the arrays' common shape at `index_at`
+/// (each array aligned to its right, broadcast along axes of static size 1). Every index
+/// is wrapped if negative and checked against x's size on its axis before it addresses
+/// memory, once per position of the common shape; inner loops copy the rest.
+pub(super) fn take_kernel(
+    layout: &AdvancedLayout,
+    x: &TensorType,
+    out: &TensorType,
+) -> Option<Kernel> {
+    let rank = layout.walked().len() + layout.index_ndim();
+    if out.ndim() != rank || x.dtype != out.dtype || x.ndim() != layout.axes.len() {
+        return None;
+    }
+    let mut in_types = vec![x];
+    in_types.extend(layout.arrays.iter().map(|a| &a.ty));
+    let (buffers, out_buf) = buffers_with_output(&in_types, out);
+    let (mut body, errors, x_index) = checked_indices(layout, 0, 1, 1);
+    let copy = Stmt::Store {
+        buf: out_buf,
+        index: (0..rank).map(Index::Var).collect(),
+        value: Expr::Load {
+            buf: 0,
+            index: x_index,
+        },
+    };
+    let split = layout.index_at + layout.index_ndim();
+    let inner: Vec<_> = (split..rank).map(|d| (d, out_buf, d)).collect();
+    body.extend(loops(&inner, vec![copy]));
+    let outer: Vec<_> = (0..split).map(|d| (d, out_buf, d)).collect();
+    Some(Kernel {
+        name: "take".into(),
+        buffers,
+        body: loops(&outer, body),
+        errors,
+    })
+}
+
+/// `target[index] = y` (or `+= y`) for an advanced index laid out by `layout`: its buffers
+/// are y, the index arrays and the target — the view of the output its slices leave (the
+/// executor copies x into the output, or takes x over when the call owns it:
+/// `jit::indexing::run_scatter`). The selected region (walked axes with the arrays' common
+/// shape at `index_at`) is visited in order, every index wrapped and checked before it
+/// addresses memory (repeated positions: the last write wins, increments accumulate, as
+/// in the reference); y (cast to x's dtype) aligns with the region's last axes, its axes
+/// of static size 1 broadcast.
+pub(super) fn scatter_kernel(
+    layout: &AdvancedLayout,
+    mode: IncMode,
+    x: &TensorType,
+    y: &TensorType,
+) -> Option<Kernel> {
+    let walked = layout.walked();
+    let k = layout.index_ndim();
+    let region = walked.len() + k;
+    let adds_bools = mode == IncMode::Inc && x.dtype == DType::Bool;
+    if y.ndim() > region || adds_bools || x.ndim() != layout.axes.len() {
+        return None;
+    }
+    let mut in_types = vec![y];
+    in_types.extend(layout.arrays.iter().map(|a| &a.ty));
+    let mut buffers = input_buffers(&in_types);
+    let target = buffers.len();
+    buffers.push(Buffer {
+        name: "target".into(),
+        dtype: x.dtype,
+        rank: x.ndim(),
+        role: Role::Output,
     });
-    (others_full && first + count <= ndim).then_some((first, count))
+    let (mut visit, errors, index) = checked_indices(layout, target, 1, 2);
+    let value = Expr::apply(
+        ScalarOp::Cast(x.dtype),
+        vec![Expr::Load {
+            buf: 0,
+            index: array_index(y, 0, region),
+        }],
+        x.dtype,
+    );
+    let store = Stmt::Store {
+        buf: target,
+        value: written(mode, value, target, &index, x.dtype),
+        index,
+    };
+    let split = layout.index_at + k;
+    // A walked axis runs over the target's; an axis of the common shape over an array
+    // that has it (one not broadcast there if any: the shape checks compare the others).
+    let extent = |v: usize| {
+        if (layout.index_at..split).contains(&v) {
+            let d = v - layout.index_at;
+            let has = |a: &&IndexArray| d + a.ty.ndim() >= k;
+            let arrays = &layout.arrays;
+            let wide = arrays
+                .iter()
+                .position(|a| has(&a) && !a.ty.broadcastable()[d + a.ty.ndim() - k]);
+            let j = wide
+                .or_else(|| arrays.iter().position(|a| has(&a)))
+                .unwrap_or(0);
+            (v, 1 + j, d + arrays[j].ty.ndim() - k)
+        } else {
+            let i = if v < layout.index_at { v } else { v - k };
+            (v, target, walked[i])
+        }
+    };
+    let inner: Vec<_> = (split..region).map(extent).collect();
+    visit.extend(loops(&inner, vec![store]));
+    let outer: Vec<_> = (0..split).map(extent).collect();
+    Some(Kernel {
+        name: format!("{}_scatter", format!("{mode:?}").to_lowercase()),
+        buffers,
+        body: loops(&outer, visit),
+        errors,
+    })
 }
 
 /// What a write stores at `buf[index]`: the value (set), or the element plus it (inc).
@@ -51,73 +350,6 @@ fn loops(specs: &[(usize, usize, usize)], body: Vec<Stmt>) -> Vec<Stmt> {
             body,
         }]
     })
-}
-
-/// `out = x[:, …, i0, i1, …, :]` for integer index arrays on x's adjacent axes `axis`,
-/// `axis + 1`, … (full slices elsewhere): the output has x's axes before them, the arrays'
-/// common shape (each aligned to its right, broadcast along axes of static size 1), then
-/// x's axes after them. Every index is wrapped if negative and checked against x's size
-/// on its axis before it addresses memory; the rest of each selected slice is copied by
-/// inner loops.
-pub(super) fn take_kernel(
-    axis: usize,
-    arrays: usize,
-    in_types: &[&TensorType],
-    out: &TensorType,
-) -> Option<Kernel> {
-    let (x, idx) = (in_types[0], &in_types[1..]);
-    let ints = idx.len() == arrays && idx.iter().all(|t| t.dtype.is_int());
-    if !ints || x.ndim() < axis + arrays || x.dtype != out.dtype {
-        return None;
-    }
-    let k = idx.iter().map(|t| t.ndim()).max().unwrap_or(0);
-    let rank = x.ndim() - arrays + k;
-    if out.ndim() != rank {
-        return None;
-    }
-    let (buffers, out_buf) = buffers_with_output(in_types, out);
-    let mut body = Vec::new();
-    let mut errors = Vec::new();
-    let mut x_index: Vec<Index> = (0..axis).map(Index::Var).collect();
-    for (j, t) in idx.iter().enumerate() {
-        let at = array_index(t, axis, k);
-        let (raw, wrapped) = (2 * j, 2 * j + 1);
-        body.extend(checked_index(
-            1 + j,
-            at,
-            0,
-            axis + j,
-            (raw, wrapped),
-            errors.len(),
-        ));
-        errors.push(index_error(1 + j, axis + j));
-        x_index.push(Index::Temp(wrapped));
-    }
-    x_index.extend((axis + k..rank).map(Index::Var));
-    let copy = Stmt::Store {
-        buf: out_buf,
-        index: (0..rank).map(Index::Var).collect(),
-        value: Expr::Load {
-            buf: 0,
-            index: x_index,
-        },
-    };
-    let after: Vec<_> = (axis + k..rank).map(|d| (d, out_buf, d)).collect();
-    body.extend(loops(&after, vec![copy]));
-    let outer: Vec<_> = (0..axis + k).map(|d| (d, out_buf, d)).collect();
-    Some(Kernel {
-        name: "take".into(),
-        buffers,
-        body: loops(&outer, body),
-        errors,
-    })
-}
-
-/// The message of a gather's or scatter's index out of range.
-fn index_error(input: usize, axis: usize) -> String {
-    format!(
-        "index {{0}} (in index array input {input}) is out of range for axis {axis} of size {{1}}"
-    )
 }
 
 /// Statements reading the index `idx[at]` (buffer `idx`) as temp `raw`, wrapping it if
@@ -202,102 +434,6 @@ fn array_index(t: &TensorType, first: usize, k: usize) -> Vec<Index> {
             }
         })
         .collect()
-}
-
-/// `out = x` with `out[:, …, i0, i1, …] = y` (or `+= y`) for integer index arrays on x's
-/// adjacent axes from `axis` (full slices elsewhere): x copied, then the region (x's axes
-/// before them, the arrays' common shape, x's axes after them) visited in order, every
-/// index wrapped and checked before it addresses a slice (repeated positions: the last
-/// write wins, increments accumulate, as in the reference). y aligns with the region's
-/// last axes; its axes of static size 1 broadcast.
-pub(super) fn scatter_kernel(
-    mode: IncMode,
-    axis: usize,
-    arrays: usize,
-    in_types: &[&TensorType],
-    out: &TensorType,
-) -> Option<Kernel> {
-    let (x, y, idx) = (in_types[0], in_types[1], &in_types[2..]);
-    let ok = idx.len() == arrays
-        && idx.iter().all(|t| t.dtype.is_int())
-        && x.ndim() >= axis + arrays
-        && x.dtype == out.dtype
-        && y.dtype == x.dtype
-        && x.dtype != DType::Bool;
-    let k = idx.iter().map(|t| t.ndim()).max().unwrap_or(0);
-    if !ok {
-        return None;
-    }
-    let region = x.ndim() - arrays + k;
-    if y.ndim() > region {
-        return None;
-    }
-    let (buffers, out_buf) = buffers_with_output(in_types, out);
-    // out = x.
-    let r = x.ndim();
-    let all: Vec<Index> = (0..r).map(Index::Var).collect();
-    let copy = nest(
-        &vec![out_buf; r],
-        vec![Stmt::Store {
-            buf: out_buf,
-            index: all.clone(),
-            value: Expr::Load { buf: 0, index: all },
-        }],
-    );
-    // The region: variables 0..axis over out's axes before the arrays, axis..axis+k over
-    // the arrays' common shape, the rest over out's axes after them.
-    let mut visit = Vec::new();
-    let mut errors = Vec::new();
-    let mut target: Vec<Index> = (0..axis).map(Index::Var).collect();
-    for (j, t) in idx.iter().enumerate() {
-        let (raw, wrapped) = (2 * j, 2 * j + 1);
-        let at = array_index(t, axis, k);
-        visit.extend(checked_index(
-            2 + j,
-            at,
-            0,
-            axis + j,
-            (raw, wrapped),
-            errors.len(),
-        ));
-        errors.push(index_error(2 + j, axis + j));
-        target.push(Index::Temp(wrapped));
-    }
-    target.extend((axis + k..region).map(Index::Var));
-    let value = Expr::Load {
-        buf: 1,
-        index: array_index(y, 0, region),
-    };
-    let store = Stmt::Store {
-        buf: out_buf,
-        value: written(mode, value, out_buf, &target, out.dtype),
-        index: target,
-    };
-    let after: Vec<_> = (axis + k..region)
-        .map(|v| (v, out_buf, v - k + arrays))
-        .collect();
-    visit.extend(loops(&after, vec![store]));
-    // Each axis of the common shape runs over an array that has it (one not broadcast
-    // there if any: the shape checks compare the others with it).
-    let common = (0..k).map(|d| {
-        let has = |t: &&&TensorType| d + t.ndim() >= k;
-        let wide = idx
-            .iter()
-            .position(|t| has(&t) && !t.broadcastable()[d + t.ndim() - k]);
-        let j = wide
-            .or_else(|| idx.iter().position(|t| has(&t)))
-            .unwrap_or(0);
-        (axis + d, 2 + j, d + idx[j].ndim() - k)
-    });
-    let outer: Vec<_> = (0..axis).map(|v| (v, out_buf, v)).chain(common).collect();
-    let mut body = copy;
-    body.extend(loops(&outer, visit));
-    Some(Kernel {
-        name: format!("{}_scatter", format!("{mode:?}").to_lowercase()),
-        buffers,
-        body,
-        errors,
-    })
 }
 
 /// The kernel of `x[basic index] = y` (or `+= y`): its buffers are y and the region of

@@ -1671,6 +1671,117 @@ fn scatters_check_every_index_and_keep_the_reference_order() {
 }
 
 #[test]
+fn shape_bookkeeping_is_jitted() {
+    use tensorlift::ir::make_vector;
+    for dtype in [Float64, Int32] {
+        let x = tensor("x", dtype, [None, None, None]);
+        let (n, w) = (scalar("n", Int32), scalar("w", Float64));
+        let cut = scalar("cut", dtype);
+        let outs = [
+            x.shape(),
+            make_vector(&[(&n).into(), (&w).into(), 3i64.into()]),
+            x.specify_shape(&[None, Some(3), None]) * 2i64,
+            x.check_that(&[x.gt(&cut), n.ge(0i64)], "x must exceed the cut") * 2i64,
+        ];
+        let refs: Vec<&Var> = outs.iter().collect();
+        let inputs = [&x, &n, &w, &cut];
+        let f = function(&inputs, &refs).mode(Mode::Jit).compile().unwrap();
+        for name in ["shape", "make_vector", "specify_shape", "check"] {
+            assert_eq!(
+                jitted(&f, |k| k.name == name),
+                1,
+                "{dtype}: {name} is jitted"
+            );
+        }
+        let vals = |shape: &[usize], nv: i32, cut_v: f64| {
+            let mut v = values(dtype, &[shape], (1.0, 9.0), 91);
+            v.push(ndarray::arr0(nv).into_dyn().into());
+            v.push(ndarray::arr0(2.5f64).into_dyn().into());
+            v.extend(values(dtype, &[&[]], (cut_v, cut_v), 92));
+            v
+        };
+        let reference = function(&inputs, &refs)
+            .mode(Mode::Reference)
+            .compile()
+            .unwrap();
+        let good = vals(&[2, 3, 4], 7, -20.0);
+        if let Err(e) = reference.call(&good) {
+            panic!("{dtype}: {e}");
+        }
+        check(&inputs, &refs, &good);
+        // Empty x: no element to fail.
+        let empty = vals(&[0, 3, 1], 7, 20.0);
+        assert!(reference.call(&empty).is_ok(), "{dtype}");
+        check(&inputs, &refs, &empty);
+        // A size the graph fixes, a failed condition (the reference's message each).
+        for (bad, what) in [
+            (
+                vals(&[2, 4, 4], 7, -20.0),
+                "dimension 1 of input 0 has size 4",
+            ),
+            (vals(&[2, 3, 4], 7, 20.0), "x must exceed the cut"),
+            (vals(&[2, 3, 4], -1, -20.0), "x must exceed the cut"),
+        ] {
+            let err = reference.call(&bad).unwrap_err().to_string();
+            assert!(err.contains(what), "{dtype}: {err}");
+            let jit_err = f.call(&bad).unwrap_err().to_string();
+            assert_eq!(jit_err, err, "{dtype}");
+        }
+    }
+}
+
+#[test]
+fn views_share_memory_and_only_strided_data_is_copied_to_reshape() {
+    use tensorlift::ir::idx;
+    for dtype in [Float64, Int32] {
+        let x = matrix("x", dtype);
+        let outs = [
+            x.t(),
+            x.get(idx![1..3]),
+            x.reshape(&[3, -1]),
+            x.t().reshape(&[-1]),
+            x.get(idx![.., 1..;2]).reshape(&[2, -1]),
+        ];
+        let refs: Vec<&Var> = outs.iter().collect();
+        let f = function(&[&x], &refs).mode(Mode::Jit).compile().unwrap();
+        let data = values(dtype, &[&[4, 6]], (-9.0, 9.0), 61).remove(0);
+        let got = f.call(std::slice::from_ref(&data)).unwrap();
+        // The transpose, the rows and the contiguous reshape address x's own memory.
+        let addr = |t: &TensorData| match dtype {
+            Float64 => t.as_array::<f64>().unwrap().as_ptr() as usize,
+            _ => t.as_array::<i32>().unwrap().as_ptr() as usize,
+        };
+        let (base, size) = (addr(&data), dtype.size_bytes());
+        assert_eq!(addr(&got[0]), base, "{dtype}: x.T is a view");
+        assert_eq!(addr(&got[1]), base + 6 * size, "{dtype}: x[1:3] is a view");
+        assert_eq!(
+            addr(&got[2]),
+            base,
+            "{dtype}: a contiguous reshape is a view"
+        );
+        let inside = |t: &TensorData| (base..base + 24 * size).contains(&addr(t));
+        assert!(
+            !inside(&got[3]) && !inside(&got[4]),
+            "{dtype}: strided data is copied"
+        );
+        check(&[&x], &refs, &[data]);
+        // A strided input, and a shape that does not fit: as the reference.
+        let strided = values(dtype, &[&[6, 4]], (-9.0, 9.0), 62).remove(0);
+        let strided: TensorData = match dtype {
+            Float64 => strided.as_array::<f64>().unwrap().t().to_owned().into(),
+            _ => strided.as_array::<i32>().unwrap().t().to_owned().into(),
+        };
+        let standard = match dtype {
+            Float64 => strided.as_array::<f64>().unwrap().is_standard_layout(),
+            _ => strided.as_array::<i32>().unwrap().is_standard_layout(),
+        };
+        assert!(!standard, "{dtype}: the input is strided");
+        check(&[&x], &refs, &[strided]);
+        check(&[&x], &refs, &values(dtype, &[&[5, 6]], (-9.0, 9.0), 63));
+    }
+}
+
+#[test]
 fn bad_inputs_fail_in_both_backends() {
     let x = vector("x", Float64);
     let y = vector("y", Float64);

@@ -430,3 +430,51 @@ fn writes_into_a_basic_region_see_only_the_region() {
         "#]],
     );
 }
+
+#[test]
+fn shape_bookkeeping_selects_each_element_by_position() {
+    let x = matrix("x", Float64);
+    let n = scalar("n", Int32);
+    check(
+        &[&x, &n],
+        &[
+            &x.shape(),
+            &tensorlift::ir::make_vector(&[(&n).into(), 2.5.into()]),
+        ],
+        expect![[r#"
+            kernel shape(in in0: float64[2d], out out: int64[1d]):
+              for i0 in 0..out.shape[0]:
+                out[i0] = switch(eq(i0, 0:int64), in0.shape[0], in0.shape[1])
+
+            kernel elemwise(in in0: int32[0d], out out0: float64[0d]):
+              t0: int32 = in0[]
+              t1: float64 = cast{float64}(t0)
+              out0[] = t1
+
+            kernel make_vector(in in0: float64[0d], in in1: float64[0d], out out: float64[1d]):
+              for i0 in 0..out.shape[0]:
+                out[i0] = switch(eq(i0, 0:int64), cast{float64}(in0[]), cast{float64}(in1[]))
+        "#]],
+    );
+}
+
+#[test]
+fn checks_read_their_conditions_and_write_nothing() {
+    let x = matrix("x", Float64);
+    let c = vector("c", Bool);
+    check(
+        &[&x, &c],
+        &[&x.specify_shape(&[None, Some(3)])
+            .check_that(std::slice::from_ref(&c), "c holds")],
+        expect![[r#"
+            kernel specify_shape(in in0: float64[2d]):
+              if neq(in0.shape[1], 3:int64):
+                fail "dimension 1 of input 0 has size {0}, but the graph requires 3", in0.shape[1]
+
+            kernel check(in in0: float64[2d], in in1: bool[1d]):
+              for i0 in 0..in1.shape[0]:
+                if not(in1[i0]):
+                  fail "c holds"
+        "#]],
+    );
+}

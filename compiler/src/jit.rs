@@ -12,9 +12,12 @@
 //! (uninitialised or recycled, huge pages) is `memory`'s, output shapes `shapes`'.
 //!
 //! Kernels cover Elemwise, Composite, reductions and FusedReduce of every dtype, Dot,
-//! gathers/scatters by advanced indices (`indexing`), running sums/products, arg-reductions along an axis,
-//! concatenations, Alloc and Arange; views and other indexing use the runtime's
-//! implementations.
+//! gathers/scatters by advanced indices and writes by basic ones (`indexing`), running
+//! sums/products, arg-reductions, concatenations, Alloc, Arange, softmax, Shape,
+//! MakeVector, and checks (SpecifyShape, CheckAndRaise: x passed on, not copied). Views
+//! (DimShuffle, basic Subtensor, Split, Reshape of contiguous data) need no code: they
+//! are the runtime's stride arithmetic on shared memory; Reshape of other data copies x
+//! row-major with its kernel first.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -30,7 +33,7 @@ use tensorlift_runtime::buffer_support::ErrorSlot;
 use tensorlift_runtime::indexing::check_value_shape;
 use tensorlift_runtime::interpreter::eval_node;
 use tensorlift_runtime::reduce;
-use tensorlift_runtime::shape_ops::arange_length;
+use tensorlift_runtime::shape_ops::{arange_length, eval_reshape};
 use tensorlift_runtime::{Program, RuntimeError};
 
 use crate::backend::{Backend, Executable, Unsupported};
@@ -250,6 +253,10 @@ impl KernelNode {
                 Op::Arange(dtype) => ShapeRule::Arange(*dtype),
                 Op::Softmax { axis } => ShapeRule::Rows { axis: *axis },
                 Op::IncSubtensor { .. } => ShapeRule::Region,
+                Op::Reshape { .. } => ShapeRule::Reshape,
+                Op::Shape => ShapeRule::Vector(types[0].ndim()),
+                Op::MakeVector(_) => ShapeRule::Vector(types.len()),
+                Op::SpecifyShape(_) | Op::CheckAndRaise { .. } => ShapeRule::Forward,
                 _ => ShapeRule::Broadcast,
             },
             advanced: match &e.op {
@@ -527,6 +534,64 @@ fn run_whole(
         .collect())
 }
 
+/// `Reshape(x, shape)`: contiguous x is reshaped as a view by the runtime's stride
+/// arithmetic (no copy); other x is first copied row-major by the node's kernel.
+fn run_reshape(
+    k: &KernelNode,
+    args: &[TensorData],
+    pool: &BufferPool,
+) -> Result<Vec<TensorData>, RuntimeError> {
+    let [x, shape] = args else {
+        return Err(RuntimeError::Internal(format!(
+            "JIT kernel {}: expects x and the shape",
+            k.kernel.name
+        )));
+    };
+    let contiguous = tensorlift_ir::with_tensor_data!(x, a => a.is_standard_layout());
+    if contiguous || x.ndim() != k.static_shapes[0].len() {
+        return Ok(vec![eval_reshape(&k.name, x, shape)?]);
+    }
+    let space = Space::whole(x.shape().to_vec());
+    let copy = run_whole(k, &space, &mut [x.clone()], pool)?;
+    Ok(vec![eval_reshape(&k.name, &copy[0], shape)?])
+}
+
+/// A kernel that only checks its inputs (SpecifyShape, CheckAndRaise): the call passes
+/// input 0 on, not a copy. A failed condition of CheckAndRaise is the reference's
+/// assertion error (its message as given, not a template).
+fn run_checks(
+    k: &KernelNode,
+    op: Option<&Op>,
+    args: &[TensorData],
+) -> Result<Vec<TensorData>, RuntimeError> {
+    check_dtypes(k, args)?;
+    let ranks_ok = args.len() == k.kernel.buffers.len()
+        && args
+            .iter()
+            .zip(&k.kernel.buffers)
+            .all(|(a, b)| a.ndim() == b.rank);
+    let Some(x) = args.first().filter(|_| ranks_ok) else {
+        return Err(RuntimeError::Internal(format!(
+            "JIT kernel {}: the inputs do not match it",
+            k.kernel.name
+        )));
+    };
+    let mut packed = Vec::new();
+    for a in args {
+        let (ptr, shape, strides) = data_ptr(a);
+        push_view(&mut packed, ptr, shape, strides);
+    }
+    // SAFETY: the words describe the inputs, whose dtypes and ranks are the kernel's
+    // (checked above); the kernel only reads, at positions its loops take from the
+    // buffers' own sizes.
+    let checked = unsafe { indexing::call_with_words(k, packed) };
+    match (checked, op) {
+        (Ok(()), _) => Ok(vec![x.clone()]),
+        (Err(_), Some(Op::CheckAndRaise { message })) => Err(RuntimeError::Assert(message.clone())),
+        (Err(e), _) => Err(e),
+    }
+}
+
 fn run_kernel(
     fg: &FunctionGraph,
     node: NodeId,
@@ -539,6 +604,8 @@ fn run_kernel(
         (ShapeRule::Region, Some(Op::IncSubtensor { slots, .. })) => {
             return indexing::run_region_write(k, slots, args);
         }
+        (ShapeRule::Forward, op) => return run_checks(k, op, args),
+        (ShapeRule::Reshape, _) => return run_reshape(k, args, pool),
         (ShapeRule::Advanced, Some(Op::AdvancedSubtensor(_))) => {
             return indexing::run_take(k, args, pool);
         }

@@ -10,7 +10,9 @@
 //! as 0/1 (logic on bools as bit operations); integer powers check their exponents.
 //! The other kernels live by kind: `linalg` (Dot), `indexing` (gathers and scatters),
 //! `scans` (running sums/products, arg-reductions), `shapes` (concatenation, Alloc,
-//! Arange), `softmax` (row by row in cache). Every kernel starts with its shape checks.
+//! Arange, Shape, MakeVector, checks, Reshape's copy of strided data), `softmax` (row by
+//! row in cache). Every kernel starts with its shape checks. Views (DimShuffle, basic
+//! Subtensor, Split) have no kernel: no code is needed to make them.
 
 use tensorlift_ir::ops::{
     AdvancedSlot, ArgKind, Composite, CumKind, IncMode, IndexSlot, ReduceKind, ScalarRef,
@@ -29,7 +31,10 @@ pub(crate) use indexing::{advanced_layout, AdvancedLayout, ArraySource};
 use indexing::{region_write_kernel, scatter_kernel, take_kernel};
 use linalg::dot_kernel;
 use scans::{arg_kernel, cumulative_kernel};
-use shapes::{alloc_kernel, arange_kernel, join_kernel};
+use shapes::{
+    alloc_kernel, arange_kernel, check_kernel, join_kernel, make_vector_kernel,
+    reshape_copy_kernel, shape_kernel, specify_shape_kernel,
+};
 use softmax::softmax_kernel;
 
 /// Whether a kernel computes `op` producing `dtype` from `args`.
@@ -129,6 +134,11 @@ fn lower_unchecked(fg: &FunctionGraph, node: NodeId) -> Option<Kernel> {
             let layout = advanced_layout(slots, in_types.get(2..)?, in_types[0].ndim())?;
             scatter_kernel(&layout, *mode, in_types[0], in_types[1])
         }
+        Op::Reshape { .. } => Some(reshape_copy_kernel(in_types[0])),
+        Op::Shape => shape_kernel(in_types[0], out_types[0]),
+        Op::MakeVector(_) => make_vector_kernel(&in_types, out_types[0]),
+        Op::SpecifyShape(spec) => specify_shape_kernel(spec, in_types[0]),
+        Op::CheckAndRaise { message } => check_kernel(message, &in_types),
         Op::IncSubtensor { slots, mode } => {
             region_write_kernel(slots, *mode, in_types[0], in_types[1])
         }

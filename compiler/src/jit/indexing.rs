@@ -245,7 +245,10 @@ fn advanced_shape(
 /// `packed` must hold, for each of the kernel's buffers in order, words describing live
 /// memory of its dtype and rank that the kernel may read (and, for outputs, write) at
 /// every position its own checks let through.
-unsafe fn call_with_words(k: &KernelNode, mut packed: Vec<i64>) -> Result<(), RuntimeError> {
+pub(super) unsafe fn call_with_words(
+    k: &KernelNode,
+    mut packed: Vec<i64>,
+) -> Result<(), RuntimeError> {
     let mut scratch = vec![0f64; k.compiled.scratch_words];
     let mut slot = ErrorSlot::default();
     push_trailer(&mut packed, scratch.as_mut_ptr(), &mut slot);

@@ -36,6 +36,14 @@ pub(super) enum ShapeRule {
     /// A row-wise op along `axis` (softmax): the input's shape; never split along the
     /// axis (a row is computed whole).
     Rows { axis: usize },
+    /// A vector of the given length (Shape: x's rank; MakeVector: the item count).
+    Vector(usize),
+    /// `Reshape`: x's own shape for the row-major copy of x a non-contiguous reshape
+    /// makes first; the call takes its own path (`run_reshape`).
+    Reshape,
+    /// Checks only (SpecifyShape, CheckAndRaise): the call passes input 0 on
+    /// (`run_checks`), not this module's spaces.
+    Forward,
     /// A write into a basic-indexed region of x (IncSubtensor): x's shape; the call
     /// takes its own path (`indexing::run_region_write`), not this module's spaces.
     Region,
@@ -76,6 +84,14 @@ impl Space {
 pub(super) fn space(k: &KernelNode, args: &[TensorData]) -> Result<Option<Space>, RuntimeError> {
     if k.shapes == ShapeRule::Region {
         return Ok(None);
+    }
+    if let ShapeRule::Vector(n) = k.shapes {
+        let ranks_ok = args.len() == k.static_shapes.len()
+            && args
+                .iter()
+                .zip(&k.static_shapes)
+                .all(|(a, s)| a.ndim() == s.len());
+        return Ok(ranks_ok.then(|| Space::whole(vec![n])));
     }
     if let ShapeRule::Arange(dtype) = k.shapes {
         let [start, stop, step] = args else {

@@ -1,5 +1,7 @@
-//! Lowering of shape-making ops that compute their elements: concatenation (a copy nest
-//! per piece), Alloc (a broadcast copy) and Arange (start + i·step).
+//! Lowering of shape ops: concatenation (a copy nest per piece), Alloc (a broadcast
+//! copy), Arange (start + i·step), Shape and MakeVector (selects by position), the checks
+//! of SpecifyShape and CheckAndRaise (kernels without outputs), and the row-major copy
+//! a Reshape of non-contiguous data needs.
 
 use super::*;
 
@@ -169,4 +171,156 @@ pub(super) fn join_kernel(
                 .into(),
         ],
     })
+}
+
+/// A vector of `items.len()` elements whose element i is `items[i]` (loop variable 0
+/// walks the output: a chain of selects by i, so every store is inside the output).
+fn vector_of(name: &str, items: Vec<Expr>, in_types: &[&TensorType], out: &TensorType) -> Kernel {
+    let (buffers, out_buf) = buffers_with_output(in_types, out);
+    let dtype = out.dtype;
+    let mut items = items.into_iter().enumerate().rev();
+    let body = match items.next() {
+        None => Vec::new(),
+        Some((_, last)) => {
+            let value = items.fold(last, |rest, (i, item)| {
+                let here = Expr::apply(
+                    ScalarOp::Eq,
+                    vec![Expr::Var(0), Expr::int(i as i64)],
+                    DType::Bool,
+                );
+                Expr::apply(ScalarOp::Switch, vec![here, item, rest], dtype)
+            });
+            nest(
+                &[out_buf],
+                vec![Stmt::Store {
+                    buf: out_buf,
+                    index: vec![Index::Var(0)],
+                    value,
+                }],
+            )
+        }
+    };
+    Kernel {
+        name: name.into(),
+        buffers,
+        body,
+        errors: Vec::new(),
+    }
+}
+
+/// `Shape(x)`: the int64 vector of x's sizes, read from its shape symbols (the executor
+/// sizes the output by x's rank).
+pub(super) fn shape_kernel(x: &TensorType, out: &TensorType) -> Option<Kernel> {
+    if out.dtype != DType::Int64 || out.ndim() != 1 {
+        return None;
+    }
+    let sizes = (0..x.ndim()).map(|dim| Expr::Dim { buf: 0, dim }).collect();
+    Some(vector_of("shape", sizes, &[x], out))
+}
+
+/// `MakeVector(items…)`: each 0-d item cast to the vector's dtype (the executor sizes the
+/// output by the item count).
+pub(super) fn make_vector_kernel(in_types: &[&TensorType], out: &TensorType) -> Option<Kernel> {
+    if out.ndim() != 1 || in_types.iter().any(|t| t.ndim() != 0) {
+        return None;
+    }
+    let items = (0..in_types.len())
+        .map(|buf| {
+            let item = Expr::Load { buf, index: vec![] };
+            Expr::apply(ScalarOp::Cast(out.dtype), vec![item], out.dtype)
+        })
+        .collect();
+    Some(vector_of("make_vector", items, in_types, out))
+}
+
+/// `SpecifyShape(x)`: checks every static size of the spec against x's (the reference's
+/// message); no output — the executor passes x on, so nothing is copied.
+pub(super) fn specify_shape_kernel(spec: &[Option<usize>], x: &TensorType) -> Option<Kernel> {
+    if x.ndim() != spec.len() {
+        return None;
+    }
+    let mut errors = Vec::new();
+    let mut body = Vec::new();
+    for (dim, size) in spec.iter().enumerate() {
+        let Some(size) = size else { continue };
+        let actual = Expr::Dim { buf: 0, dim };
+        let wrong = Expr::apply(
+            ScalarOp::Neq,
+            vec![actual.clone(), Expr::int(*size as i64)],
+            DType::Bool,
+        );
+        body.push(Stmt::If {
+            cond: wrong,
+            then: vec![Stmt::Fail {
+                error: errors.len(),
+                values: vec![actual],
+            }],
+            otherwise: Vec::new(),
+        });
+        errors.push(format!(
+            "dimension {dim} of input 0 has size {{0}}, but the graph requires {size}"
+        ));
+    }
+    Some(Kernel {
+        name: "specify_shape".into(),
+        buffers: input_buffers(&[x]),
+        body,
+        errors,
+    })
+}
+
+/// `CheckAndRaise(x, conditions…)`: fails with `message` at the first false element of a
+/// condition (boolean arrays of any shape, visited in order); no output — the executor
+/// passes x on.
+pub(super) fn check_kernel(message: &str, in_types: &[&TensorType]) -> Option<Kernel> {
+    let conditions = in_types.get(1..)?;
+    if conditions.iter().any(|t| t.dtype != DType::Bool) {
+        return None;
+    }
+    let mut body = Vec::new();
+    for (j, t) in conditions.iter().enumerate() {
+        let buf = 1 + j;
+        let element = Expr::Load {
+            buf,
+            index: (0..t.ndim()).map(Index::Var).collect(),
+        };
+        let false_here = Stmt::If {
+            cond: Expr::apply(ScalarOp::Not, vec![element], DType::Bool),
+            then: vec![Stmt::Fail {
+                error: 0,
+                values: Vec::new(),
+            }],
+            otherwise: Vec::new(),
+        };
+        body.extend(nest(&vec![buf; t.ndim()], vec![false_here]));
+    }
+    Some(Kernel {
+        name: "check".into(),
+        buffers: input_buffers(in_types),
+        body,
+        errors: vec![message.to_string()],
+    })
+}
+
+/// `Reshape(x, shape)` of data that is not contiguous: x copied into a row-major buffer
+/// of its own shape (any strides read), which the executor then reshapes as a view
+/// (`jit::run_reshape`); contiguous data is reshaped without any copy or code.
+pub(super) fn reshape_copy_kernel(x: &TensorType) -> Kernel {
+    let out = TensorType::new(x.dtype, x.shape.clone());
+    let (buffers, out_buf) = buffers_with_output(&[x], &out);
+    let all: Vec<Index> = (0..x.ndim()).map(Index::Var).collect();
+    let body = nest(
+        &vec![out_buf; x.ndim()],
+        vec![Stmt::Store {
+            buf: out_buf,
+            index: all.clone(),
+            value: Expr::Load { buf: 0, index: all },
+        }],
+    );
+    Kernel {
+        name: "reshape_copy".into(),
+        buffers,
+        body,
+        errors: Vec::new(),
+    }
 }

@@ -6,7 +6,7 @@
 
 use ndarray::{array, ArrayD, IxDyn};
 use proptest::prelude::*;
-use tensorlift::ir::{elemwise, ScalarOp};
+use tensorlift::ir::{constant, elemwise, Idx, ScalarOp};
 use tensorlift::prelude::*;
 use tensorlift::testing::{compare_backends, random_of_shape, TestRng};
 use tensorlift_compiler::jit::kernels_of;
@@ -2035,7 +2035,15 @@ fn recycled_intermediates_never_leak_into_results_or_callers_arrays() {
 fn random_graph(steps: &[(u8, usize, usize)]) -> (Vec<Var>, Vec<Var>) {
     tensorlift::testing::random_graph(steps, |code, a, b| {
         let (a, b) = (a.clone(), b.clone());
-        match code % 26 {
+        let picks = || Idx::Array(constant(array![2i64, 0, -1]));
+        // Indexing by constant positions needs both sizes unknown (3 at run time).
+        let open = |v: &Var| v.ty().shape.iter().all(|s| s.is_none());
+        let code = if (25..30).contains(&(code % 31)) && !(open(&a) && open(&b)) {
+            4
+        } else {
+            code
+        };
+        match code % 31 {
             0 => &a + &b,
             1 => &a * &b,
             2 => &a - &b,
@@ -2063,6 +2071,16 @@ fn random_graph(steps: &[(u8, usize, usize)]) -> (Vec<Var>, Vec<Var>) {
             22 => a.logsumexp(Some(&[1])).expand_dims(1) - &b,
             23 => a.set(idx![1.., ..;2], a.get(idx![..1, ..;2])) + &b,
             24 => a.inc(idx![.., 0], 2.0) * &b,
+            // Advanced indices: arrays (with a reversed slice), masks computed in the
+            // graph, scatters by two arrays; a reshape of transposed (strided) data.
+            25 => a.get(vec![picks(), Idx::full()]) * &b,
+            26 => a.get(vec![Idx::slice(None, None, Some((-1i64).into())), picks()]) - &b,
+            27 => a.set(vec![Idx::Array(a.gt(&b))], 0.0) + &b,
+            28 => a.inc(
+                vec![picks(), picks()],
+                b.get(vec![Idx::full(), Idx::At(0i64.into())]),
+            ),
+            29 => a.t().reshape(&[-1]).reshape(&[3, 3]) * &b,
             _ => a.expm1() + (&b * 0.3).tanh(),
         }
     })

@@ -659,6 +659,37 @@ fn integer_and_bool_reductions() {
 }
 
 #[test]
+fn all_and_any_of_numbers_reduce_their_truth_values() {
+    // Zeros (and -0.0) are false, everything else — NaN and infinities included — true.
+    let floats = [0.0, -0.0, 1.5, f64::NAN, f64::INFINITY, -2.0];
+    for dtype in [Float64, Float32, Int64, Int8, UInt8] {
+        let x = matrix("x", dtype);
+        let outs = [
+            x.all(Some(&[1])),
+            x.any(Some(&[1])),
+            x.all(Some(&[0])),
+            x.any(None),
+        ];
+        let refs: Vec<&Var> = outs.iter().collect();
+        let f = function(&[&x], &refs).mode(Mode::Jit).compile().unwrap();
+        assert_eq!(
+            jitted(&f, |_| true),
+            outs.len(),
+            "{dtype}: every all/any is jitted"
+        );
+        // Rows: all zero, all non-zero, mixed; each special value alone in a row.
+        let mut rows: Vec<[f64; 3]> = vec![[0.0; 3], [1.5, -2.0, 3.0], [0.0, 0.0, 7.0]];
+        rows.extend(floats.iter().map(|v| [*v, 0.0, 0.0]));
+        let cells: Vec<f64> = rows.iter().flatten().copied().collect();
+        let data = TensorData::from_vec(&[rows.len(), 3], cells).unwrap();
+        let data = tensorlift_runtime::scalar::cast(&data, dtype);
+        check(&[&x], &refs, &[data]);
+        // Large enough to be split across threads.
+        check(&[&x], &refs, &values(dtype, &[&[400, 300]], (-1.0, 1.0), 5));
+    }
+}
+
+#[test]
 fn empty_arrays_and_empty_reductions() {
     let x = matrix("x", Float64);
     let outs = [x.exp(), x.sum(Some(&[0])), x.sum(Some(&[1])), x.prod(None)];

@@ -95,10 +95,21 @@ fn lower_unchecked(fg: &FunctionGraph, node: NodeId) -> Option<Kernel> {
             composite_ok(&c).then(|| elemwise_kernel(&c, &in_types, &out_types))
         }
         Op::Composite(c) => composite_ok(c).then(|| elemwise_kernel(c, &in_types, &out_types)),
-        Op::Reduce { kind, axes } if reducible(*kind, in_types[0].dtype, out_types[0].dtype) => {
+        Op::Reduce { kind, axes } => {
+            // all/any of numbers reduce their truth values (x != 0; NaN is true), as the
+            // reference's cast to bool gives them.
+            let x = in_types[0].dtype;
+            let logical = matches!(kind, ReduceKind::All | ReduceKind::Any);
+            let (op, values) = match logical && x != DType::Bool {
+                true => (ScalarOp::Cast(DType::Bool), DType::Bool),
+                false => (ScalarOp::Identity, x),
+            };
+            if !reducible(*kind, values, out_types[0].dtype) {
+                return None;
+            }
             let c = Composite::new(
-                vec![in_types[0].dtype],
-                vec![(ScalarOp::Identity, vec![ScalarRef::Input(0)])],
+                vec![x],
+                vec![(op, vec![ScalarRef::Input(0)])],
                 vec![ScalarRef::Node(0)],
             )
             .ok()?;

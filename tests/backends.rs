@@ -690,6 +690,69 @@ fn all_and_any_of_numbers_reduce_their_truth_values() {
 }
 
 #[test]
+fn bools_in_every_kernel_op() {
+    use tensorlift::ir::Idx;
+    let (p, q) = (matrix("p", Bool), matrix("q", Bool));
+    let (v, i) = (vector("v", Bool), vector("i", Int64));
+    let outs = [
+        p.dot(&q),
+        p.dot(&v),
+        p.max(Some(&[0])),
+        p.min(Some(&[1])),
+        p.abs() ^ p.floor() ^ q.ceil() ^ q.round(),
+        p.inc(
+            vec![Idx::Array(i.clone())],
+            q.get(vec![Idx::Array(i.clone())]),
+        ),
+        v.inc(
+            vec![Idx::Array(i.clone())],
+            &!v.get(vec![Idx::Array(i.clone())]),
+        ),
+        p.inc(idx![1.., 0], v.get(idx![..-1])),
+    ];
+    let refs: Vec<&Var> = outs.iter().collect();
+    let inputs = [&p, &q, &v, &i];
+    let f = function(&inputs, &refs).mode(Mode::Jit).compile().unwrap();
+    let kernels = kernels_of(f.fgraph()).len();
+    let views = f
+        .fgraph()
+        .toposort()
+        .into_iter()
+        .filter(|n| {
+            let op = &f.fgraph().node(*n).unwrap().op;
+            matches!(
+                op,
+                tensorlift::ir::Op::Subtensor(_) | tensorlift::ir::Op::DimShuffle(_)
+            )
+        })
+        .count();
+    assert_eq!(
+        kernels + views,
+        f.fgraph().toposort().len(),
+        "every node but views is jitted"
+    );
+    let reference = function(&inputs, &refs)
+        .mode(Mode::Reference)
+        .compile()
+        .unwrap();
+    for (n, seed) in [(4usize, 1u64), (1, 2), (0, 3)] {
+        let mut vals = values(Bool, &[&[4, 4], &[4, 4], &[4]], (0.0, 1.0), seed);
+        let idx: Vec<i64> = [1i64, -1, 1, 0][..n].to_vec();
+        vals.push(ndarray::Array1::from(idx).into());
+        // With four rows no axis is empty; the maximum of an empty axis fails in both.
+        assert!(reference.call(&vals).is_ok());
+        check(&inputs, &refs, &vals);
+    }
+    let empty = values(Bool, &[&[0, 4]], (0.0, 1.0), 4);
+    check(&[&p], &[&p.max(Some(&[0]))], &empty);
+    assert!(function(&[&p], &[&p.max(Some(&[0]))])
+        .compile()
+        .unwrap()
+        .call(&empty)
+        .is_err());
+}
+
+#[test]
 fn empty_arrays_and_empty_reductions() {
     let x = matrix("x", Float64);
     let outs = [x.exp(), x.sum(Some(&[0])), x.sum(Some(&[1])), x.prod(None)];

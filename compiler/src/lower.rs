@@ -48,6 +48,8 @@ fn kernel_op(op: ScalarOp, args: &[DType], dtype: DType) -> bool {
         Switch => args[0] == DType::Bool,
         // Logic on bools: bit operations (`+`/`maximum` are or, `*`/`minimum` and).
         And | Or | Xor | Not | Add | Mul | Maximum | Minimum if dtype == DType::Bool => all_bool,
+        // Of a bool: the bool itself.
+        Abs | Floor | Ceil | Round if dtype == DType::Bool => all_bool,
         Cast(_) | Identity => true,
         _ if dtype.is_float() => true,
         // Integer results: wrapping arithmetic and logic as the reference computes them
@@ -104,7 +106,14 @@ fn lower_unchecked(fg: &FunctionGraph, node: NodeId) -> Option<Kernel> {
                 true => (ScalarOp::Cast(DType::Bool), DType::Bool),
                 false => (ScalarOp::Identity, x),
             };
-            if !reducible(*kind, values, out_types[0].dtype) {
+            // The maximum of bools is any, the minimum all (an empty axis stays the
+            // reference's error: the executor checks it by the op's own kind).
+            let kind = match (kind, values) {
+                (ReduceKind::Max, DType::Bool) => ReduceKind::Any,
+                (ReduceKind::Min, DType::Bool) => ReduceKind::All,
+                _ => *kind,
+            };
+            if !reducible(kind, values, out_types[0].dtype) {
                 return None;
             }
             let c = Composite::new(
@@ -113,7 +122,7 @@ fn lower_unchecked(fg: &FunctionGraph, node: NodeId) -> Option<Kernel> {
                 vec![ScalarRef::Node(0)],
             )
             .ok()?;
-            Some(reduce_kernel(*kind, axes, &c, &in_types, out_types[0]))
+            Some(reduce_kernel(kind, axes, &c, &in_types, out_types[0]))
         }
         Op::FusedReduce {
             kind,

@@ -434,6 +434,7 @@ impl<'a> Gen<'a> {
             Or | Add | Maximum => self.b.ins().bor(v[0], v[1]),
             Xor | Neq => self.b.ins().bxor(v[0], v[1]),
             Not => not(self, v[0]),
+            Abs | Floor | Ceil | Round => v[0],
             Eq => {
                 let x = self.b.ins().bxor(v[0], v[1]);
                 not(self, x)

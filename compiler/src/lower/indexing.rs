@@ -262,8 +262,7 @@ pub(super) fn scatter_kernel(
     let walked = layout.walked();
     let k = layout.index_ndim();
     let region = walked.len() + k;
-    let adds_bools = mode == IncMode::Inc && x.dtype == DType::Bool;
-    if y.ndim() > region || adds_bools || x.ndim() != layout.axes.len() {
+    if y.ndim() > region || x.ndim() != layout.axes.len() {
         return None;
     }
     let mut in_types = vec![y];
@@ -453,8 +452,7 @@ pub(super) fn region_write_kernel(
         .filter(|s| matches!(s, IndexSlot::Slice { .. }))
         .count();
     let rank = slices + x.ndim().checked_sub(slots.len())?;
-    let adds_bools = mode == IncMode::Inc && x.dtype == DType::Bool;
-    if y.ndim() > rank || adds_bools {
+    if y.ndim() > rank {
         return None;
     }
     let buffers = vec![

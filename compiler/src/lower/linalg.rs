@@ -1,5 +1,5 @@
 //! Lowering of `Dot`: floats through a checked call of the runtime's gemm, integers as
-//! loops of wrapping int64 sums of products.
+//! loops of wrapping int64 sums of products, bools as loops of any of ands.
 
 use super::*;
 
@@ -13,7 +13,7 @@ pub(super) fn dot_kernel(in_types: &[&TensorType], out: &TensorType) -> Option<K
     if !same || !(1..=2).contains(&ra) || !(1..=2).contains(&rb) {
         return None;
     }
-    if dtype.is_int() {
+    if dtype.is_int() || dtype == DType::Bool {
         return Some(int_dot_kernel(ra, rb, in_types, out));
     }
     if !matches!(dtype, DType::Float64 | DType::Float32) {
@@ -69,7 +69,7 @@ pub(super) fn dot_kernel(in_types: &[&TensorType], out: &TensorType) -> Option<K
     })
 }
 
-/// `out = a · b` for integer operands of one dtype, as the reference computes it: sums of
+/// `out = a · b` for integer (or bool) operands of one dtype, as the reference computes it: sums of
 /// products in wrapping int64, wrapped to the dtype. Loops i (a's rows), k (the
 /// contracted axis), j (b's columns), so b is read along its rows; the shape checks
 /// compare b's rows with a's columns.
@@ -105,10 +105,15 @@ fn int_dot_kernel(ra: usize, rb: usize, in_types: &[&TensorType], out: &TensorTy
         ],
         out.dtype,
     );
+    // Bools: any of ands (the product of bools is their and).
+    let kind = match out.dtype {
+        DType::Bool => ReduceKind::Any,
+        _ => ReduceKind::Sum,
+    };
     let mut body = vec![Stmt::Accumulate {
         buf: out_buf,
         index: out_index,
-        kind: ReduceKind::Sum,
+        kind,
         value: product,
     }];
     let wrap = |var, buf, dim, body| {
@@ -127,10 +132,7 @@ fn int_dot_kernel(ra: usize, rb: usize, in_types: &[&TensorType], out: &TensorTy
     if ra == 2 {
         body = wrap(i, 0, 0, body);
     }
-    let mut full = vec![Stmt::Fill {
-        buf: out_buf,
-        kind: ReduceKind::Sum,
-    }];
+    let mut full = vec![Stmt::Fill { buf: out_buf, kind }];
     full.extend(body);
     Kernel {
         name: "int_dot".into(),

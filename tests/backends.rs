@@ -753,6 +753,65 @@ fn bools_in_every_kernel_op() {
 }
 
 #[test]
+fn every_node_but_views_is_jitted_in_every_dtype() {
+    use tensorlift::ir::{concatenate, split, Idx, Op};
+    for dtype in [Float64, Float32, Int64, Int32, Int8, UInt8, Bool] {
+        let (x, y) = (matrix("x", dtype), matrix("y", dtype));
+        let (b, i) = (matrix("b", Bool), vector("i", Int64));
+        let picked = || y.get(vec![Idx::Array(i.clone())]);
+        let mut outs = vec![
+            &x + &y,
+            x.sum(Some(&[1])),
+            x.prod(None),
+            x.max(Some(&[0])),
+            x.argmax(Some(1)),
+            x.cumsum(Some(0)),
+            x.cumprod(None),
+            x.t().reshape(&[-1]),
+            x.get(vec![Idx::Array(i.clone())]),
+            x.set(vec![Idx::Array(i.clone())], picked()),
+            x.inc(vec![Idx::Array(i.clone())], picked()),
+            x.get(vec![Idx::Array(b.clone())]),
+            x.set(vec![Idx::Array(b.clone())], 1i64),
+            x.set(idx![1.., 0], 0i64),
+            x.inc(idx![1.., 0], 1i64),
+            concatenate(&[x.clone(), y.clone()], 0),
+            x.dot(&y),
+            x.shape(),
+            x.abs(),
+            x.minimum(&y),
+            x.equal(&y),
+            switch(b.clone(), &x, &y),
+            x.exp(),
+            x.floor(),
+            x.any(None),
+            x.all(Some(&[0])),
+            x.specify_shape(&[Some(3), None])
+                .check_that(&[x.shape().sum(None).ge(0i64)], "never"),
+        ];
+        outs.extend(split(&x, &[1, 2], 0).unwrap());
+        let refs: Vec<&Var> = outs.iter().collect();
+        let inputs = [&x, &y, &b, &i];
+        let f = function(&inputs, &refs).mode(Mode::Jit).compile().unwrap();
+        let fg = f.fgraph();
+        let jitted: Vec<_> = kernels_of(fg).into_iter().map(|(n, _)| n).collect();
+        for n in fg.toposort() {
+            let op = &fg.node(n).unwrap().op;
+            let view = matches!(op, Op::DimShuffle(_) | Op::Subtensor(_) | Op::Split { .. });
+            assert!(jitted.contains(&n) || view, "{dtype}: {op} has no kernel");
+        }
+        let mut vals = values(dtype, &[&[3, 3], &[3, 3]], (-3.0, 3.0), 71);
+        vals.extend(values(Bool, &[&[3, 3]], (0.0, 1.0), 72));
+        vals.push(ndarray::array![2i64, -3, 2].into());
+        let reference = function(&inputs, &refs).mode(Mode::Reference).compile();
+        if let Err(e) = reference.unwrap().call(&vals) {
+            panic!("{dtype}: {e}");
+        }
+        check(&inputs, &refs, &vals);
+    }
+}
+
+#[test]
 fn empty_arrays_and_empty_reductions() {
     let x = matrix("x", Float64);
     let outs = [x.exp(), x.sum(Some(&[0])), x.sum(Some(&[1])), x.prod(None)];

@@ -2181,6 +2181,151 @@ fn recycled_intermediates_never_leak_into_results_or_callers_arrays() {
     }
 }
 
+/// Builds an advanced index on a tensor of `shape` from slot `kinds` (0 full slice, 1
+/// slice with bounds and step, 2 scalar index, 3 and 4 1-d and 2-d integer arrays, 5 a
+/// boolean mask over one axis), with index values drawn from `rng` (out of range ones
+/// when `bad`): the index, its graph inputs with their values, and whether the reference
+/// must accept it.
+fn random_advanced_index(
+    shape: &[usize],
+    kinds: &[u8],
+    bad: bool,
+    rng: &mut TestRng,
+) -> (Vec<tensorlift::ir::Idx>, Vec<Var>, Vec<TensorData>) {
+    use tensorlift::ir::Idx;
+    fn draw(rng: &mut TestRng, n: usize) -> usize {
+        (rng.next_f64() * n as f64) as usize % n.max(1)
+    }
+    // A position along an axis of `size` (negative half the time), or one past the end.
+    fn position(rng: &mut TestRng, size: usize, bad: bool) -> i64 {
+        let p = draw(rng, size) as i64 - if draw(rng, 2) == 1 { size as i64 } else { 0 };
+        if bad {
+            size as i64 + draw(rng, 2) as i64
+        } else {
+            p
+        }
+    }
+    // A mask fixes how many positions the arrays select (its hits).
+    let mask_axis = kinds.iter().take(shape.len()).position(|k| k % 6 == 5);
+    let hits_mask: Option<Vec<bool>> =
+        mask_axis.map(|a| (0..shape[a]).map(|_| draw(rng, 2) == 1).collect());
+    let len = match &hits_mask {
+        Some(m) => m.iter().filter(|b| **b).count(),
+        None => 1 + draw(rng, 3),
+    };
+    let (mut idx, mut vars, mut vals) = (Vec::new(), Vec::new(), Vec::new());
+    for (axis, kind) in kinds.iter().take(shape.len()).enumerate() {
+        let size = shape[axis] as i64;
+        let name = format!("s{axis}");
+        match kind % 6 {
+            0 => idx.push(Idx::full()),
+            1 => {
+                let (lo, hi) = (
+                    scalar(&format!("{name}lo"), Int64),
+                    scalar(&format!("{name}hi"), Int64),
+                );
+                let step = [1i64, 2, -1, -2][draw(rng, 4)];
+                idx.push(Idx::slice(
+                    Some((&lo).into()),
+                    Some((&hi).into()),
+                    Some(step.into()),
+                ));
+                vals.push(
+                    ndarray::arr0(draw(rng, 2 * shape[axis] + 1) as i64 - size)
+                        .into_dyn()
+                        .into(),
+                );
+                vals.push(
+                    ndarray::arr0(draw(rng, 2 * shape[axis] + 1) as i64 - size)
+                        .into_dyn()
+                        .into(),
+                );
+                vars.extend([lo, hi]);
+            }
+            2 => {
+                let n = scalar(&name, Int64);
+                idx.push(Idx::At((&n).into()));
+                let bad_here = bad && draw(rng, 2) == 1;
+                vals.push(
+                    ndarray::arr0(position(rng, shape[axis], bad_here))
+                        .into_dyn()
+                        .into(),
+                );
+                vars.push(n);
+            }
+            5 if Some(axis) == mask_axis => {
+                let m = vector(&name, Bool);
+                idx.push(Idx::Array(m.clone()));
+                vals.push(ndarray::Array1::from(hits_mask.clone().unwrap_or_default()).into());
+                vars.push(m);
+            }
+            k => {
+                let rows = if k == 4 { 2 } else { 1 };
+                let a = if k == 4 {
+                    matrix(&name, Int64)
+                } else {
+                    vector(&name, Int64)
+                };
+                let cells: Vec<i64> = (0..rows * len)
+                    .map(|c| position(rng, shape[axis], bad && c == 0))
+                    .collect();
+                let shape = if k == 4 { vec![rows, len] } else { vec![len] };
+                vals.push(TensorData::from_vec(&shape, cells).unwrap());
+                idx.push(Idx::Array(a.clone()));
+                vars.push(a);
+            }
+        }
+    }
+    (idx, vars, vals)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 256,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(0x1d_e7e5),
+        ..ProptestConfig::default()
+    })]
+    /// Random advanced indices — every arrangement of full and partial slices, scalar
+    /// indices, integer arrays and a mask on tensors of rank 1 to 4 — read, set and
+    /// incremented: the JIT gives the reference's results, and fails where it fails.
+    #[test]
+    fn random_advanced_indices_agree(
+        shape in prop::collection::vec(1usize..5, 1..5),
+        kinds in prop::collection::vec(any::<u8>(), 1..5),
+        bad in prop::bool::weighted(0.15),
+        seed in any::<u64>(),
+    ) {
+        let mut rng = TestRng::new(seed);
+        let x = tensor("x", Float64, vec![None; shape.len()]);
+        let (idx, vars, mut vals) = random_advanced_index(&shape, &kinds, bad, &mut rng);
+        let read = x.get(idx.clone());
+        prop_assume!(read.check().is_ok());
+        let mut inputs = vec![&x];
+        inputs.extend(vars.iter());
+        let mut all = vec![random_of_shape(Float64, &shape, (-9.0, 9.0), &mut rng)];
+        all.append(&mut vals);
+        let reference = function(&inputs, &[&read]).mode(Mode::Reference).compile().unwrap();
+        let selected = reference.call(&all);
+        let valid = selected.is_ok();
+        prop_assert!(valid || bad, "a valid index the reference rejects: {:?}", selected.err());
+        if let Err(e) = compare_backends(&inputs, &[&read], &all, Mode::Jit) {
+            prop_assert!(false, "read: {}", e);
+        }
+        // Writes of a value of the selected shape (from the reference's read), or a scalar.
+        let value_shape = selected.map(|s| s[0].shape().to_vec()).unwrap_or_default();
+        let y = tensor("y", Float64, vec![None; value_shape.len()]);
+        let mut with_y = inputs.clone();
+        with_y.push(&y);
+        let mut vals_y = all.clone();
+        vals_y.push(random_of_shape(Float64, &value_shape, (-9.0, 9.0), &mut rng));
+        for write in [x.set(idx.clone(), &y), x.inc(idx.clone(), &y), x.inc(idx.clone(), 0.5)] {
+            if let Err(e) = compare_backends(&with_y, &[&write], &vals_y, Mode::Jit) {
+                prop_assert!(false, "write: {}", e);
+            }
+        }
+    }
+}
+
 // ---------------------------------------------------------------- random graphs
 
 /// A random graph (`tensorlift::testing::random_graph`) of kernel ops, views and

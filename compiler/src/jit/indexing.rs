@@ -83,6 +83,7 @@ pub(super) fn run_take(
     };
     let arrays = index_arrays(k, layout, x.shape(), values, 1)?;
     let out_shape = advanced_shape(k, layout, x.shape(), &arrays)?;
+    check_unvisited(k, layout, x.shape(), &arrays, &out_shape, 1)?;
     let mut out = Output::new(x.dtype(), &out_shape, pool)?;
     let mut packed = Vec::new();
     for a in std::iter::once(x).chain(&arrays) {
@@ -115,6 +116,7 @@ pub(super) fn run_scatter(
     let region = basic_region(&k.name, &layout.slices, &bounds, x.shape())?;
     let arrays = index_arrays(k, layout, &region.shape, values, 2)?;
     let selected = advanced_shape(k, layout, &region.shape, &arrays)?;
+    check_unvisited(k, layout, &region.shape, &arrays, &selected, 2)?;
     let y_static = k.static_shapes.get(1).map_or(&[][..], |s| s.as_slice());
     check_value_shape(&k.name, y.shape(), y_static, &selected)?;
     check_buffer(k, 0, y)?;
@@ -208,6 +210,41 @@ fn index_arrays(
         check_buffer(k, first_buffer + j, a)?;
     }
     Ok(arrays)
+}
+
+/// Checks every index when the selection is empty (`selected` has no element), with the
+/// reference's messages: the kernel checks each index where it uses it, and an empty
+/// selection uses none, but the reference rejects an out-of-range index all the same.
+fn check_unvisited(
+    k: &KernelNode,
+    layout: &AdvancedLayout,
+    x_shape: &[usize],
+    arrays: &[TensorData],
+    selected: &[usize],
+    first_input: usize,
+) -> Result<(), RuntimeError> {
+    if selected.iter().product::<usize>() > 0 {
+        return Ok(());
+    }
+    for (a, l) in arrays.iter().zip(&layout.arrays) {
+        let (axis, size) = (l.axis, x_shape[l.axis] as i64);
+        let input = first_input + l.value;
+        let positions = a
+            .to_i64_vec()
+            .ok_or_else(|| internal(k, "an index array is not integer"))?;
+        if let Some(v) = positions.iter().find(|v| **v < -size || **v >= size) {
+            let message = match l.source {
+                ArraySource::Scalar => {
+                    format!("index {v} is out of range for axis {axis} of size {size}")
+                }
+                _ => format!(
+                    "index {v} (in index array input {input}) is out of range for axis {axis} of size {size}"
+                ),
+            };
+            return Err(RuntimeError::op(&k.name, message));
+        }
+    }
+    Ok(())
 }
 
 /// The shape an advanced index selects in an x of `x_shape` (after its slices): x's walked

@@ -4,7 +4,8 @@
 //! Owns: choosing the kernel nodes (`lower::lower_node`), compiling them into one code
 //! module per function, and running them: before every kernel call the executor derives
 //! the output shapes (`ShapeRule`: broadcast, dot, scan, arg-reduction,
-//! concatenation, allocation, range) and checks the inputs with
+//! concatenation, allocation, range, vectors, rows; advanced indices, region writes,
+//! reshapes and checks take their own paths) and checks the inputs with
 //! the same rules and error text as the reference, allocates contiguous outputs, and packs
 //! data pointers, sizes and strides in the kernel ABI (`codegen`); the kernel checks again
 //! itself, and a failure it reports is read from its error slot. Scheduling and freeing of

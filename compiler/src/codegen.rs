@@ -51,7 +51,7 @@ use tensorlift_runtime::buffer_support::{tl_dot_f32, tl_dot_f64, tl_grow};
 use tensorlift_runtime::softmax::{tl_softmax_f32, tl_softmax_f64};
 use tensorlift_runtime::support::{
     float_array_support, float_support, int_support, tl_log_add_exp, tl_lse_add, tl_lse_begin,
-    tl_lse_value,
+    tl_lse_value, tl_row_max, tl_row_min, tl_row_prod, tl_row_sum,
 };
 
 use crate::error::CompileError;
@@ -64,6 +64,7 @@ use crate::vmath::VMath;
 mod control;
 mod logsumexp;
 mod loops;
+mod rows;
 mod values;
 
 use loops::scratch_slots;
@@ -238,6 +239,11 @@ pub fn compile_kernels(kernels: &[Kernel]) -> Result<Vec<CompiledKernel>, Compil
             builder.symbol(symbol, address);
         }
     }
+    if kernels.iter().any(rows::has_row_reductions) {
+        for (symbol, address) in rows::row_symbols() {
+            builder.symbol(symbol, address);
+        }
+    }
     let grows = |k: &Kernel| k.buffers.iter().any(|b| b.role == Role::Growing);
     if kernels.iter().any(grows) {
         builder.symbol("tl_grow", tl_grow as *const u8);
@@ -353,6 +359,11 @@ pub fn compile_kernels(kernels: &[Kernel]) -> Result<Vec<CompiledKernel>, Compil
             } else {
                 None
             };
+            let row_fns = if rows::has_row_reductions(kernel) {
+                Some(rows::declare_row_fns(&mut module, b.func)?)
+            } else {
+                None
+            };
             let entry = b.create_block();
             b.append_block_params_for_function_params(entry);
             b.switch_to_block(entry);
@@ -368,6 +379,7 @@ pub fn compile_kernels(kernels: &[Kernel]) -> Result<Vec<CompiledKernel>, Compil
             g.callees = callees;
             g.grow_fn = grow_fn;
             g.lse = lse;
+            g.rows = row_fns;
             g.error_offsets = tables[k].1.clone();
             g.stmts(&kernel.body.clone());
             let zero = g.b.ins().iconst(types::I32, 0);
@@ -520,6 +532,9 @@ struct Gen<'a> {
     grow_fn: Option<FuncRef>,
     /// The one-pass logsumexp functions (imported when the kernel accumulates one).
     lse: Option<logsumexp::LseFns>,
+    /// The whole-row reductions (imported when the kernel has sums, products, maxima or
+    /// minima).
+    rows: Option<rows::RowFns>,
     /// Where each callee's errors start in this kernel's error table.
     error_offsets: HashMap<usize, usize>,
     /// The kernels this one invokes, by module index.
@@ -621,6 +636,7 @@ impl<'a> Gen<'a> {
             buffer_calls: HashMap::new(),
             grow_fn: None,
             lse: None,
+            rows: None,
             error_offsets: HashMap::new(),
             callees: HashMap::new(),
             bufs,

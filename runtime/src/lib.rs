@@ -17,6 +17,7 @@ pub mod interpreter;
 pub mod linalg;
 pub mod logsumexp;
 pub mod reduce;
+pub mod row_reduce;
 pub mod scalar;
 pub mod shape_ops;
 pub mod signature;

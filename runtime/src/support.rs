@@ -13,6 +13,7 @@ use tensorlift_ir::ScalarOp;
 
 use crate::elemwise::{float_floor_div, float_mod, log1mexp, sigmoid, softplus};
 use crate::logsumexp::{log_add_exp, LogSumExpState};
+use crate::row_reduce::{self, ROW_LEVEL};
 
 macro_rules! unary_support {
     ($($name:ident = $f:expr;)*) => {
@@ -157,6 +158,50 @@ pub unsafe extern "C" fn tl_lse_value(state: *const LogSumExpState) -> f64 {
 pub extern "C" fn tl_log_add_exp(a: f64, b: f64) -> f64 {
     log_add_exp(a, b)
 }
+
+/// `extern "C" fn $name(row, n) -> f64`: `$reduce` of the `n` float64 values at `row` (a
+/// contiguous row a jitted reduction hands over whole), `$identity` when there are none.
+macro_rules! row_reduction {
+    ($(#[$doc:meta])* $name:ident, $reduce:path, $identity:expr) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// `row` must be valid for `n` reads of f64.
+        pub unsafe extern "C" fn $name(row: *const f64, n: i64) -> f64 {
+            if n <= 0 || row.is_null() {
+                return $identity;
+            }
+            // SAFETY: as the caller guarantees (non-null, `n` > 0 elements).
+            let xs = unsafe { std::slice::from_raw_parts(row, n as usize) };
+            $reduce(ROW_LEVEL, xs)
+        }
+    };
+}
+
+row_reduction!(
+    /// The sum of a row.
+    tl_row_sum,
+    row_reduce::sum_at,
+    0.0
+);
+row_reduction!(
+    /// The product of a row.
+    tl_row_prod,
+    row_reduce::prod_at,
+    1.0
+);
+row_reduction!(
+    /// The maximum of a row (NaN if it holds one).
+    tl_row_max,
+    row_reduce::max_at,
+    f64::NEG_INFINITY
+);
+row_reduction!(
+    /// The minimum of a row (NaN if it holds one).
+    tl_row_min,
+    row_reduce::min_at,
+    f64::INFINITY
+);
 
 /// Python-style floor division of integers (division by zero gives 0), for jitted code.
 pub extern "C" fn tl_int_floor_div(x: i64, y: i64) -> i64 {

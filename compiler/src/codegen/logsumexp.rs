@@ -8,6 +8,7 @@
 //! is folded in by `tl_log_add_exp` (correct, slower; the rewrites send logsumexps across
 //! rows to two passes of max and sum instead).
 
+use super::rows::direct_row;
 use super::*;
 
 /// The runtime functions a kernel with logsumexp accumulations calls.
@@ -64,50 +65,6 @@ pub(super) fn one_pass_position(body: &[Stmt], var: LoopVar) -> Option<usize> {
     match reg.as_slice() {
         [(k, ReduceKind::LogSumExp, _, _)] => Some(*k),
         _ => None,
-    }
-}
-
-/// When `body` only reads the reduced values from one float64 buffer (through `let`s of
-/// loads and identities), that buffer and the index it is read at: the loop can hand the
-/// row to the runtime whole, where it has stride 1.
-fn direct_row(
-    body: &[Stmt],
-    position: usize,
-    var: LoopVar,
-    bufs: &[BufVals],
-) -> Option<(usize, Vec<Index>)> {
-    if !body
-        .iter()
-        .enumerate()
-        .all(|(k, s)| k == position || matches!(s, Stmt::Let { .. }))
-    {
-        return None;
-    }
-    let Stmt::Accumulate { value, .. } = &body[position] else {
-        return None;
-    };
-    let mut e = value;
-    loop {
-        match e {
-            Expr::Temp(t) => {
-                e = body.iter().find_map(|s| match s {
-                    Stmt::Let { temp, value, .. } if temp == t => Some(value),
-                    _ => None,
-                })?;
-            }
-            Expr::Apply {
-                op: ScalarOp::Identity,
-                args,
-                dtype: DType::Float64,
-            } if args.len() == 1 => e = &args[0],
-            Expr::Load { buf, index }
-                if bufs[*buf].dtype == DType::Float64
-                    && index.iter().filter(|i| **i == Index::Var(var)).count() == 1 =>
-            {
-                return Some((*buf, index.clone()));
-            }
-            _ => return None,
-        }
     }
 }
 

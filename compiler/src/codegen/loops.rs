@@ -4,6 +4,7 @@
 //! fills.
 
 use super::logsumexp::{one_pass_position, LSE_SLOTS};
+use super::rows::row_reduction;
 use super::*;
 
 /// A counted loop being emitted (see `Gen::open_loop`).
@@ -614,6 +615,15 @@ impl<'a> Gen<'a> {
         if let Some(position) = one_pass_position(body, var) {
             return self.one_pass_lse_loop(var, n, body, position);
         }
+        if let Some(plan) = row_reduction(body, var, &self.bufs) {
+            let own = |g: &mut Self| g.own_inner_loop(var, n, body);
+            return self.row_call_or_loop(var, n, body, plan, own);
+        }
+        self.own_inner_loop(var, n, body)
+    }
+
+    /// The innermost loop the kernel runs itself: strips, or registers.
+    fn own_inner_loop(&mut self, var: LoopVar, n: Value, body: &[Stmt]) {
         match strip_plan(body).filter(|_| self.vectorizable(body)) {
             Some(plan) => self.strip_or_scalar(var, n, body, plan),
             None => self.register_loop(var, n, body, true),

@@ -1,4 +1,4 @@
-//! Sums, products, maxima and minima of a contiguous float64 row at the CPU's widest
+//! Sums, products, maxima, minima and dot products of contiguous float64 rows at wide
 //! vectors, which jitted reductions along a contiguous innermost axis call instead of
 //! their own loop: Cranelift emits 128-bit vectors, and streaming a row with 256-bit
 //! loads is faster (sums of 4000 rows of 2500 on one core: 4.9 ms with 128-bit loads,
@@ -14,21 +14,37 @@ use crate::vector_math::{simd_versions, SimdLevel};
 /// Running values per row.
 const LANES: usize = 16;
 
-/// `row` folded by `step` into `LANES` running values from `init`, then the lanes
-/// combined pairwise and the tail folded in.
+/// The values `value(a[k], b[k])` folded by `step` into `LANES` running values from
+/// `init` (element k into lane k mod `LANES`), then the lanes combined pairwise and the
+/// tail folded in order.
 #[inline(always)]
-fn fold_row(row: &[f64], init: f64, step: impl Fn(f64, f64) -> f64) -> f64 {
+fn fold_pairs(
+    a: &[f64],
+    b: &[f64],
+    init: f64,
+    value: impl Fn(f64, f64) -> f64,
+    step: impl Fn(f64, f64) -> f64,
+) -> f64 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
     let mut acc = [init; LANES];
-    let mut chunks = row.chunks_exact(LANES);
-    for chunk in &mut chunks {
-        if let Ok(xs) = <&[f64; LANES]>::try_from(chunk) {
+    let (mut ca, mut cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        if let (Ok(xs), Ok(ys)) = (<&[f64; LANES]>::try_from(x), <&[f64; LANES]>::try_from(y)) {
             for k in 0..LANES {
-                acc[k] = step(acc[k], xs[k]);
+                acc[k] = step(acc[k], value(xs[k], ys[k]));
             }
         }
     }
     let total = combine_lanes(acc, &step);
-    chunks.remainder().iter().fold(total, |a, x| step(a, *x))
+    let tail = ca.remainder().iter().zip(cb.remainder());
+    tail.fold(total, |t, (x, y)| step(t, value(*x, *y)))
+}
+
+/// `row` folded by `step` (`fold_pairs` of the row with itself, the second read unused).
+#[inline(always)]
+fn fold_row(row: &[f64], init: f64, step: impl Fn(f64, f64) -> f64) -> f64 {
+    fold_pairs(row, row, init, |x, _| x, step)
 }
 
 /// The lanes combined pairwise (lane k with lane k + width/2, halving the width). Not
@@ -50,6 +66,13 @@ simd_versions!(
     /// The sum of `row`.
     pub fn sum_at(row: &[f64]) -> f64 {
         fold_row(row, 0.0, |a, x| a + x)
+    }
+);
+
+simd_versions!(
+    /// The sum of the products `a[k]·b[k]` (over the shorter length).
+    pub fn dot_at(a: &[f64], b: &[f64]) -> f64 {
+        fold_pairs(a, b, 0.0, |x, y| x * y, |t, v| t + v)
     }
 );
 
@@ -119,7 +142,8 @@ mod tests {
     #[test]
     fn every_width_gives_the_same_bits() {
         for row in rows() {
-            for f in [sum_at, prod_at, max_at, min_at] {
+            let dot = |l, r: &[f64]| dot_at(l, r, &r.iter().rev().copied().collect::<Vec<_>>());
+            for f in [sum_at, prod_at, max_at, min_at, dot] {
                 let widths = [SimdLevel::Avx512, SimdLevel::Avx2, SimdLevel::Baseline];
                 let bits: Vec<u64> = widths.iter().map(|l| f(*l, &row).to_bits()).collect();
                 assert!(bits.iter().all(|b| *b == bits[0]), "{row:?}: {bits:?}");
@@ -139,6 +163,8 @@ mod tests {
                 (a.is_nan() && b.is_nan()) || a == b || (a - b).abs() <= 1e-12 * b.abs().max(1.0)
             };
             assert!(close(sum_at(ROW_LEVEL, &row), sum), "sum {row:?}");
+            let squares: f64 = row.iter().map(|x| x * x).sum();
+            assert!(close(dot_at(ROW_LEVEL, &row, &row), squares), "dot {row:?}");
             assert!(close(prod_at(ROW_LEVEL, &row), prod), "prod {row:?}");
             let (m, n) = (max_at(ROW_LEVEL, &row), min_at(ROW_LEVEL, &row));
             assert!(if nan { m.is_nan() } else { m == max }, "max {row:?}");

@@ -203,6 +203,25 @@ row_reduction!(
     f64::INFINITY
 );
 
+/// The dot product of the `n` float64 values at `a` and at `b` (contiguous rows a jitted
+/// sum of products hands over whole), 0 when there are none.
+///
+/// # Safety
+/// `a` and `b` must each be valid for `n` reads of f64.
+pub unsafe extern "C" fn tl_row_dot(a: *const f64, b: *const f64, n: i64) -> f64 {
+    if n <= 0 || a.is_null() || b.is_null() {
+        return 0.0;
+    }
+    // SAFETY: as the caller guarantees (non-null, `n` > 0 elements each).
+    let (xs, ys) = unsafe {
+        (
+            std::slice::from_raw_parts(a, n as usize),
+            std::slice::from_raw_parts(b, n as usize),
+        )
+    };
+    row_reduce::dot_at(ROW_LEVEL, xs, ys)
+}
+
 /// Python-style floor division of integers (division by zero gives 0), for jitted code.
 pub extern "C" fn tl_int_floor_div(x: i64, y: i64) -> i64 {
     crate::elemwise::int_floor_div(x, y)

@@ -1,6 +1,6 @@
 //! Whole-row reductions: an innermost loop whose only work is a sum, product, maximum or
-//! minimum of one float64 buffer's values along the loop hands a row that has stride 1 at
-//! run time to the runtime's `tl_row_*` (`runtime::row_reduce`: 256-bit loads, which
+//! minimum of one float64 buffer's values along the loop, or a sum of products of two
+//! (a dot product), hands rows that have stride 1 at run time to the runtime's `tl_row_*` (`runtime::row_reduce`: 256-bit loads, which
 //! stream memory faster than the 128-bit vectors Cranelift emits) and folds the result
 //! into its output element; other rows run the kernel's own loop. Also `direct_row`, the
 //! test both these and the one-pass logsumexp use to hand a row over whole.
@@ -13,11 +13,13 @@ pub(super) struct RowFns {
     prod: FuncRef,
     max: FuncRef,
     min: FuncRef,
+    dot: FuncRef,
 }
 
 /// (symbol, address) of every runtime function `RowFns` names.
-pub(super) fn row_symbols() -> [(&'static str, *const u8); 4] {
+pub(super) fn row_symbols() -> [(&'static str, *const u8); 5] {
     [
+        ("tl_row_dot", tl_row_dot as *const u8),
         ("tl_row_sum", tl_row_sum as *const u8),
         ("tl_row_prod", tl_row_prod as *const u8),
         ("tl_row_max", tl_row_max as *const u8),
@@ -47,9 +49,9 @@ pub(super) fn declare_row_fns(
     func: &mut cranelift_codegen::ir::Function,
 ) -> Result<RowFns, CompileError> {
     let ptr = module.target_config().pointer_type();
-    let mut declare = |symbol: &str| {
+    let mut declare = |symbol: &str, rows: usize| {
         let mut sig = module.make_signature();
-        sig.params.push(AbiParam::new(ptr));
+        sig.params.extend((0..rows).map(|_| AbiParam::new(ptr)));
         sig.params.push(AbiParam::new(types::I64));
         sig.returns.push(AbiParam::new(types::F64));
         let id = module
@@ -58,33 +60,39 @@ pub(super) fn declare_row_fns(
         Ok::<_, CompileError>(module.declare_func_in_func(id, func))
     };
     Ok(RowFns {
-        sum: declare("tl_row_sum")?,
-        prod: declare("tl_row_prod")?,
-        max: declare("tl_row_max")?,
-        min: declare("tl_row_min")?,
+        sum: declare("tl_row_sum", 1)?,
+        prod: declare("tl_row_prod", 1)?,
+        max: declare("tl_row_max", 1)?,
+        min: declare("tl_row_min", 1)?,
+        dot: declare("tl_row_dot", 2)?,
     })
 }
 
-/// When `body` only reads the reduced values of its accumulation at `position` from one
-/// float64 buffer (through `let`s of loads and identities), that buffer and the index it
-/// is read at: the loop can hand the row to the runtime whole, where it has stride 1.
-pub(super) fn direct_row(
-    body: &[Stmt],
-    position: usize,
-    var: LoopVar,
-    bufs: &[BufVals],
-) -> Option<(usize, Vec<Index>)> {
-    if !body
+/// A buffer's row: the buffer and the index it is read at (the loop variable once).
+pub(super) type Row = (usize, Vec<Index>);
+
+/// What a whole-row reduction reduces: one buffer's row, or the products of two rows
+/// (whose sum is their dot product).
+pub(super) enum RowOperand {
+    Row(Row),
+    Products(Row, Row),
+}
+
+/// The accumulated value of the statement at `position` of `body`, when every other
+/// statement is a `let`: the loop does nothing else.
+fn only_accumulation(body: &[Stmt], position: usize) -> Option<&Expr> {
+    let lets = body
         .iter()
         .enumerate()
-        .all(|(k, s)| k == position || matches!(s, Stmt::Let { .. }))
-    {
-        return None;
+        .all(|(k, s)| k == position || matches!(s, Stmt::Let { .. }));
+    match &body[position] {
+        Stmt::Accumulate { value, .. } if lets => Some(value),
+        _ => None,
     }
-    let Stmt::Accumulate { value, .. } = &body[position] else {
-        return None;
-    };
-    let mut e = value;
+}
+
+/// `e` with temporaries replaced by their `let`s in `body` and float64 identities dropped.
+fn resolved<'b>(mut e: &'b Expr, body: &'b [Stmt]) -> Option<&'b Expr> {
     loop {
         match e {
             Expr::Temp(t) => {
@@ -98,25 +106,45 @@ pub(super) fn direct_row(
                 args,
                 dtype: DType::Float64,
             } if args.len() == 1 => e = &args[0],
-            Expr::Load { buf, index }
-                if bufs[*buf].dtype == DType::Float64
-                    && index.iter().filter(|i| **i == Index::Var(var)).count() == 1 =>
-            {
-                return Some((*buf, index.clone()));
-            }
-            _ => return None,
+            _ => return Some(e),
         }
     }
 }
 
+/// The row `e` reads: a load of a float64 buffer at an index with the loop variable once.
+fn loaded_row(e: &Expr, body: &[Stmt], var: LoopVar, bufs: &[BufVals]) -> Option<Row> {
+    match resolved(e, body)? {
+        Expr::Load { buf, index }
+            if bufs[*buf].dtype == DType::Float64
+                && index.iter().filter(|i| **i == Index::Var(var)).count() == 1 =>
+        {
+            Some((*buf, index.clone()))
+        }
+        _ => None,
+    }
+}
+
+/// When `body` only reads the reduced values of its accumulation at `position` from one
+/// float64 buffer (through `let`s of loads and identities), that buffer and the index it
+/// is read at: the loop can hand the row to the runtime whole, where it has stride 1.
+pub(super) fn direct_row(
+    body: &[Stmt],
+    position: usize,
+    var: LoopVar,
+    bufs: &[BufVals],
+) -> Option<Row> {
+    loaded_row(only_accumulation(body, position)?, body, var, bufs)
+}
+
 /// The whole-row reduction of an innermost loop's `body` over `var`: the position of its
 /// one accumulation into an element the loop does not walk (a sum, product, maximum or
-/// minimum into a float output), the buffer it reduces and that buffer's index.
+/// minimum of one row, or a sum of products of two, into a float output) and what it
+/// reduces.
 pub(super) fn row_reduction(
     body: &[Stmt],
     var: LoopVar,
     bufs: &[BufVals],
-) -> Option<(usize, usize, Vec<Index>)> {
+) -> Option<(usize, RowOperand)> {
     let reg = Gen::register_accumulations(body, var);
     let [(position, kind, out, _)] = reg.as_slice() else {
         return None;
@@ -124,8 +152,22 @@ pub(super) fn row_reduction(
     if !row_kind(*kind) || !bufs[*out].dtype.is_float() {
         return None;
     }
-    let (buf, row) = direct_row(body, *position, var, bufs)?;
-    Some((*position, buf, row))
+    if let Some(row) = direct_row(body, *position, var, bufs) {
+        return Some((*position, RowOperand::Row(row)));
+    }
+    let value = resolved(only_accumulation(body, *position)?, body)?;
+    match value {
+        Expr::Apply {
+            op: ScalarOp::Mul,
+            args,
+            dtype: DType::Float64,
+        } if *kind == ReduceKind::Sum && args.len() == 2 => {
+            let a = loaded_row(&args[0], body, var, bufs)?;
+            let b = loaded_row(&args[1], body, var, bufs)?;
+            Some((*position, RowOperand::Products(a, b)))
+        }
+        _ => None,
+    }
 }
 
 impl Gen<'_> {
@@ -137,7 +179,7 @@ impl Gen<'_> {
         var: LoopVar,
         n: Value,
         body: &[Stmt],
-        (position, buf, row): (usize, usize, Vec<Index>),
+        (position, operand): (usize, RowOperand),
         own_loop: impl FnOnce(&mut Self),
     ) {
         let (
@@ -152,17 +194,20 @@ impl Gen<'_> {
         else {
             return own_loop(self);
         };
-        let f = match kind {
-            ReduceKind::Sum => fns.sum,
-            ReduceKind::Prod => fns.prod,
-            ReduceKind::Max => fns.max,
-            _ => fns.min,
+        let (f, rows) = match (&operand, kind) {
+            (RowOperand::Products(a, b), _) => (fns.dot, vec![a.clone(), b.clone()]),
+            (RowOperand::Row(r), ReduceKind::Sum) => (fns.sum, vec![r.clone()]),
+            (RowOperand::Row(r), ReduceKind::Prod) => (fns.prod, vec![r.clone()]),
+            (RowOperand::Row(r), ReduceKind::Max) => (fns.max, vec![r.clone()]),
+            (RowOperand::Row(r), _) => (fns.min, vec![r.clone()]),
         };
-        let dim = row.iter().position(|i| *i == Index::Var(var)).unwrap_or(0);
-        let unit = self
-            .b
-            .ins()
-            .icmp_imm_s(IntCC::Equal, self.bufs[buf].stride[dim], 1);
+        let mut unit = self.b.ins().iconst(types::I8, 1);
+        for (buf, row) in &rows {
+            let dim = row.iter().position(|i| *i == Index::Var(var)).unwrap_or(0);
+            let stride = self.bufs[*buf].stride[dim];
+            let one = self.b.ins().icmp_imm_s(IntCC::Equal, stride, 1);
+            unit = self.b.ins().band(unit, one);
+        }
         let (whole, own, done) = (
             self.b.create_block(),
             self.b.create_block(),
@@ -173,8 +218,12 @@ impl Gen<'_> {
         self.b.seal_block(whole);
         let zero = self.b.ins().iconst(types::I64, 0);
         self.vars.insert(var, zero);
-        let first = self.address(buf, &row, Lanes::One);
-        let call = self.b.ins().call(f, &[first, n]);
+        let mut args: Vec<Value> = rows
+            .iter()
+            .map(|(buf, row)| self.address(*buf, row, Lanes::One))
+            .collect();
+        args.push(n);
+        let call = self.b.ins().call(f, &args);
         let total = self.b.inst_results(call)[0];
         let old = self.load(*out, index, Lanes::One);
         let new = self.combine(*kind, old, total);

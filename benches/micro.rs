@@ -146,9 +146,32 @@ fn kernels(c: &mut Criterion) {
     });
     let x = vector("x", Float64);
     let v: Vec<TensorData> = vec![ndarray::Array1::linspace(-3.0, 3.0, n).into()];
-    for (name, out) in [("max", x.max(None)), ("sum", x.sum(None))] {
+    // Whole-row reductions (one runtime call per contiguous row), and the same sums
+    // along strided rows (the kernel's own 128-bit loop) for comparison.
+    let reductions = [
+        ("max", x.max(None)),
+        ("sum", x.sum(None)),
+        ("sum_of_squares", (&x * &x).sum(None)),
+    ];
+    for (name, out) in reductions {
         let f = function(&[&x], &[&out]).compile().unwrap();
         group.bench_function(name, |b| b.iter(|| black_box(f.call(&v).unwrap())));
+    }
+    let y = vector("y", Float64);
+    let dot = function(&[&x, &y], &[&(&x * &y).sum(None)])
+        .compile()
+        .unwrap();
+    let pair = vec![v[0].clone(), v[0].clone()];
+    group.bench_function("dot", |b| b.iter(|| black_box(dot.call(&pair).unwrap())));
+    let rows = function(&[&m], &[&m.sum(Some(&[1]))]).compile().unwrap();
+    let square: ndarray::Array2<f64> =
+        ndarray::Array2::from_shape_fn((1000, 1000), |(i, j)| (i * j) as f64);
+    for (name, data) in [
+        ("row_sums", square.clone()),
+        ("row_sums_strided", square.reversed_axes()),
+    ] {
+        let arg: Vec<TensorData> = vec![data.into()];
+        group.bench_function(name, |b| b.iter(|| black_box(rows.call(&arg).unwrap())));
     }
     group.finish();
 }

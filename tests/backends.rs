@@ -816,38 +816,43 @@ fn whole_row_reductions_agree_on_contiguous_and_strided_rows() {
     // Sums, products, maxima, minima of a row and sums of products of two rows, along
     // contiguous rows (one runtime call each), transposed ones (the kernel's own loop) and
     // with a broadcast operand; lengths around the 16 lanes, special values in lanes and
-    // tails.
-    let (x, y) = (matrix("x", Float64), matrix("y", Float64));
-    let col = tensor("col", Float64, [None, Some(1)]);
-    let outs = [
-        x.sum(Some(&[1])),
-        (&x * 0.5).exp().prod(Some(&[1])),
-        x.prod(Some(&[1])),
-        x.max(Some(&[1])),
-        x.min(Some(&[1])),
-        (&x * &y).sum(Some(&[1])),
-        (&x * &x).sum(None),
-        (&x * &col).sum(Some(&[1])),
-        x.t().sum(Some(&[1])),
-        (x.t() * y.t()).sum(Some(&[1])),
-    ];
-    let refs: Vec<&Var> = outs.iter().collect();
-    for n in [0usize, 1, 15, 16, 17, 40, 257] {
-        let mut vals = values(Float64, &[&[3, n], &[3, n], &[3, 1]], (-1.5, 1.5), n as u64);
-        if n > 2 {
-            let mut a = vals[0].as_array::<f64>().unwrap().to_owned();
-            a[[0, n - 1]] = f64::NAN;
-            a[[1, n / 2]] = f64::INFINITY;
-            a[[2, 1]] = -0.0;
-            vals[0] = a.into();
+    // tails; float64 and float32 rows (float32 summed in float64, products rounded).
+    for dtype in [Float64, Float32] {
+        let (x, y) = (matrix("x", dtype), matrix("y", dtype));
+        let col = tensor("col", dtype, [None, Some(1)]);
+        let outs = [
+            x.sum(Some(&[1])),
+            (&x * 0.5).exp().prod(Some(&[1])),
+            x.prod(Some(&[1])),
+            x.max(Some(&[1])),
+            x.min(Some(&[1])),
+            (&x * &y).sum(Some(&[1])),
+            (&x * &x).sum(None),
+            (&x * &col).sum(Some(&[1])),
+            x.t().sum(Some(&[1])),
+            (x.t() * y.t()).sum(Some(&[1])),
+        ];
+        let refs: Vec<&Var> = outs.iter().collect();
+        for n in [0usize, 1, 15, 16, 17, 40, 257] {
+            let mut vals = values(dtype, &[&[3, n], &[3, n], &[3, 1]], (-1.5, 1.5), n as u64);
+            if n > 2 {
+                let mut a = tensorlift_runtime::scalar::cast(&vals[0], Float64)
+                    .as_array::<f64>()
+                    .unwrap()
+                    .to_owned();
+                a[[0, n - 1]] = f64::NAN;
+                a[[1, n / 2]] = f64::INFINITY;
+                a[[2, 1]] = -0.0;
+                vals[0] = tensorlift_runtime::scalar::cast(&a.into(), dtype);
+            }
+            if n > 0 {
+                let r = function(&[&x, &y, &col], &refs)
+                    .mode(Mode::Reference)
+                    .compile();
+                assert!(r.unwrap().call(&vals).is_ok(), "{dtype} {n}");
+            }
+            check(&[&x, &y, &col], &refs, &vals);
         }
-        if n > 0 {
-            let r = function(&[&x, &y, &col], &refs)
-                .mode(Mode::Reference)
-                .compile();
-            assert!(r.unwrap().call(&vals).is_ok(), "{n}");
-        }
-        check(&[&x, &y, &col], &refs, &vals);
     }
 }
 

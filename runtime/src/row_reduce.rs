@@ -6,23 +6,62 @@
 //!
 //! Owns: the lane arrangement (16 running values, element k into lane k mod 16, then the
 //! lanes combined pairwise and the tail in order), which is the same at every vector
-//! width, so every width gives the same bits; NaN propagates through maxima and minima as
-//! in the reference.
+//! width, so every width gives the same bits; maxima and minima are NaN when the row holds
+//! one, as in the reference.
 
 use crate::vector_math::{simd_versions, SimdLevel};
 
 /// Running values per row.
 const LANES: usize = 16;
 
-/// The values `value(a[k], b[k])` folded by `step` into `LANES` running values from
+/// An element type of rows: read as f64 (float32 exactly widened).
+pub trait RowElement: Copy + PartialOrd {
+    fn wide(self) -> f64;
+    fn nan(self) -> bool;
+    /// The product in the element's own arithmetic (float32: rounded to float32, as the
+    /// reference rounds float32 results), widened.
+    fn product(self, other: Self) -> f64;
+}
+
+impl RowElement for f64 {
+    #[inline(always)]
+    fn wide(self) -> f64 {
+        self
+    }
+    #[inline(always)]
+    fn nan(self) -> bool {
+        self.is_nan()
+    }
+    #[inline(always)]
+    fn product(self, other: f64) -> f64 {
+        self * other
+    }
+}
+
+impl RowElement for f32 {
+    #[inline(always)]
+    fn wide(self) -> f64 {
+        self as f64
+    }
+    #[inline(always)]
+    fn nan(self) -> bool {
+        self.is_nan()
+    }
+    #[inline(always)]
+    fn product(self, other: f32) -> f64 {
+        (self * other) as f64
+    }
+}
+
+/// The values `value(a[k], b[k])` folded by `step` into `LANES` running f64 values from
 /// `init` (element k into lane k mod `LANES`), then the lanes combined pairwise and the
 /// tail folded in order.
 #[inline(always)]
-fn fold_pairs(
-    a: &[f64],
-    b: &[f64],
+fn fold_pairs<T: RowElement>(
+    a: &[T],
+    b: &[T],
     init: f64,
-    value: impl Fn(f64, f64) -> f64,
+    value: impl Fn(T, T) -> f64,
     step: impl Fn(f64, f64) -> f64,
 ) -> f64 {
     let n = a.len().min(b.len());
@@ -30,7 +69,7 @@ fn fold_pairs(
     let mut acc = [init; LANES];
     let (mut ca, mut cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
     for (x, y) in (&mut ca).zip(&mut cb) {
-        if let (Ok(xs), Ok(ys)) = (<&[f64; LANES]>::try_from(x), <&[f64; LANES]>::try_from(y)) {
+        if let (Ok(xs), Ok(ys)) = (<&[T; LANES]>::try_from(x), <&[T; LANES]>::try_from(y)) {
             for k in 0..LANES {
                 acc[k] = step(acc[k], value(xs[k], ys[k]));
             }
@@ -43,8 +82,8 @@ fn fold_pairs(
 
 /// `row` folded by `step` (`fold_pairs` of the row with itself, the second read unused).
 #[inline(always)]
-fn fold_row(row: &[f64], init: f64, step: impl Fn(f64, f64) -> f64) -> f64 {
-    fold_pairs(row, row, init, |x, _| x, step)
+fn fold_row<T: RowElement>(row: &[T], init: f64, step: impl Fn(f64, f64) -> f64) -> f64 {
+    fold_pairs(row, row, init, |x, _| x.wide(), step)
 }
 
 /// The lanes combined pairwise (lane k with lane k + width/2, halving the width). Not
@@ -62,51 +101,96 @@ fn combine_lanes(mut acc: [f64; LANES], step: &impl Fn(f64, f64) -> f64) -> f64 
     acc[0]
 }
 
-simd_versions!(
-    /// The sum of `row`.
-    pub fn sum_at(row: &[f64]) -> f64 {
-        fold_row(row, 0.0, |a, x| a + x)
-    }
-);
-
-simd_versions!(
-    /// The sum of the products `a[k]·b[k]` (over the shorter length).
-    pub fn dot_at(a: &[f64], b: &[f64]) -> f64 {
-        fold_pairs(a, b, 0.0, |x, y| x * y, |t, v| t + v)
-    }
-);
-
-simd_versions!(
-    /// The product of `row`.
-    pub fn prod_at(row: &[f64]) -> f64 {
-        fold_row(row, 1.0, |a, x| a * x)
-    }
-);
-
-simd_versions!(
-    /// The maximum of `row` (NaN if it holds one; −inf when empty).
-    pub fn max_at(row: &[f64]) -> f64 {
-        // x is taken when it is beyond the running value or NaN; a NaN running value
-        // stays (nothing is beyond it): NaN propagates in one pass.
-        fold_row(row, f64::NEG_INFINITY, |a, x| {
-            if x > a || x.is_nan() {
-                x
-            } else {
-                a
+/// `row` folded by `pick` (which ignores NaN) into `LANES` running values of its own
+/// type (exact for maxima and minima) from `init`, with a NaN flag per lane beside them:
+/// NaN if the row holds one, else the lanes combined pairwise and the tail folded in. (A
+/// NaN-propagating step in the lanes would chain a compare, an or and a blend per
+/// element: measured slower.)
+#[inline(always)]
+fn fold_row_or_nan<T: RowElement>(row: &[T], init: T, pick: impl Fn(T, T) -> T) -> f64 {
+    let mut acc = [init; LANES];
+    let mut nan = [false; LANES];
+    let mut chunks = row.chunks_exact(LANES);
+    for chunk in &mut chunks {
+        if let Ok(xs) = <&[T; LANES]>::try_from(chunk) {
+            for k in 0..LANES {
+                acc[k] = pick(acc[k], xs[k]);
+                nan[k] |= xs[k].nan();
             }
-        })
+        }
     }
-);
+    let tail = chunks.remainder();
+    if nan.iter().any(|f| *f) || tail.iter().any(|x| x.nan()) {
+        return f64::NAN;
+    }
+    let mut width = LANES;
+    while width > 1 {
+        width /= 2;
+        for k in 0..width {
+            acc[k] = pick(acc[k], acc[k + width]);
+        }
+    }
+    tail.iter().fold(acc[0], |a, x| pick(a, *x)).wide()
+}
 
-simd_versions!(
-    /// The minimum of `row` (NaN if it holds one; +inf when empty).
-    pub fn min_at(row: &[f64]) -> f64 {
-        fold_row(
-            row,
-            f64::INFINITY,
-            |a, x| if x < a || x.is_nan() { x } else { a },
-        )
+#[inline(always)]
+fn larger<T: PartialOrd>(a: T, x: T) -> T {
+    if x > a {
+        x
+    } else {
+        a
     }
+}
+
+#[inline(always)]
+fn smaller<T: PartialOrd>(a: T, x: T) -> T {
+    if x < a {
+        x
+    } else {
+        a
+    }
+}
+
+/// The sum, dot product, product, maximum (NaN if the row holds one; −inf when empty) and
+/// minimum of rows of `$t`, each `fn(level, …)` at `level`'s vectors.
+macro_rules! row_reductions {
+    ($t:ty, $sum:ident, $dot:ident, $prod:ident, $max:ident, $min:ident) => {
+        simd_versions!(
+            pub fn $sum(row: &[$t]) -> f64 {
+                fold_row(row, 0.0, |a, x| a + x)
+            }
+        );
+        simd_versions!(
+            pub fn $dot(a: &[$t], b: &[$t]) -> f64 {
+                fold_pairs(a, b, 0.0, |x, y| x.product(y), |t, v| t + v)
+            }
+        );
+        simd_versions!(
+            pub fn $prod(row: &[$t]) -> f64 {
+                fold_row(row, 1.0, |a, x| a * x)
+            }
+        );
+        simd_versions!(
+            pub fn $max(row: &[$t]) -> f64 {
+                fold_row_or_nan(row, <$t>::NEG_INFINITY, larger)
+            }
+        );
+        simd_versions!(
+            pub fn $min(row: &[$t]) -> f64 {
+                fold_row_or_nan(row, <$t>::INFINITY, smaller)
+            }
+        );
+    };
+}
+
+row_reductions!(f64, sum_at, dot_at, prod_at, max_at, min_at);
+row_reductions!(
+    f32,
+    sum_f32_at,
+    dot_f32_at,
+    prod_f32_at,
+    max_f32_at,
+    min_f32_at
 );
 
 /// The vector width row reductions run at: AVX2's 256-bit loads stream rows faster here
@@ -147,6 +231,29 @@ mod tests {
                 let widths = [SimdLevel::Avx512, SimdLevel::Avx2, SimdLevel::Baseline];
                 let bits: Vec<u64> = widths.iter().map(|l| f(*l, &row).to_bits()).collect();
                 assert!(bits.iter().all(|b| *b == bits[0]), "{row:?}: {bits:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn float32_rows_reduce_in_float64() {
+        for row in rows() {
+            let narrow: Vec<f32> = row.iter().map(|x| *x as f32).collect();
+            let wide: Vec<f64> = narrow.iter().map(|x| *x as f64).collect();
+            let levels = [SimdLevel::Avx512, SimdLevel::Avx2, SimdLevel::Baseline];
+            for l in levels {
+                let same =
+                    |a: f64, b: f64| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan());
+                assert!(same(sum_f32_at(l, &narrow), sum_at(l, &wide)), "{row:?}");
+                assert!(same(prod_f32_at(l, &narrow), prod_at(l, &wide)), "{row:?}");
+                assert!(same(max_f32_at(l, &narrow), max_at(l, &wide)), "{row:?}");
+                assert!(same(min_f32_at(l, &narrow), min_at(l, &wide)), "{row:?}");
+                // Products rounded to float32 first.
+                let rounded: Vec<f64> = narrow.iter().map(|x| (x * x) as f64).collect();
+                assert!(
+                    same(dot_f32_at(l, &narrow, &narrow), sum_at(l, &rounded)),
+                    "{row:?}"
+                );
             }
         }
     }

@@ -159,15 +159,16 @@ pub extern "C" fn tl_log_add_exp(a: f64, b: f64) -> f64 {
     log_add_exp(a, b)
 }
 
-/// `extern "C" fn $name(row, n) -> f64`: `$reduce` of the `n` float64 values at `row` (a
-/// contiguous row a jitted reduction hands over whole), `$identity` when there are none.
+/// `extern "C" fn $name(row, n) -> f64`: `$reduce` of the `n` values of type `$t` at
+/// `row` (a contiguous row a jitted reduction hands over whole), `$identity` when there
+/// are none.
 macro_rules! row_reduction {
-    ($(#[$doc:meta])* $name:ident, $reduce:path, $identity:expr) => {
-        $(#[$doc])*
+    ($name:ident, $t:ty, $reduce:path, $identity:expr) => {
+        #[doc = concat!("`", stringify!($reduce), "` of a row (see `row_reduce`).")]
         ///
         /// # Safety
-        /// `row` must be valid for `n` reads of f64.
-        pub unsafe extern "C" fn $name(row: *const f64, n: i64) -> f64 {
+        /// `row` must be valid for `n` reads.
+        pub unsafe extern "C" fn $name(row: *const $t, n: i64) -> f64 {
             if n <= 0 || row.is_null() {
                 return $identity;
             }
@@ -178,49 +179,47 @@ macro_rules! row_reduction {
     };
 }
 
+row_reduction!(tl_row_sum, f64, row_reduce::sum_at, 0.0);
+row_reduction!(tl_row_prod, f64, row_reduce::prod_at, 1.0);
+row_reduction!(tl_row_max, f64, row_reduce::max_at, f64::NEG_INFINITY);
+row_reduction!(tl_row_min, f64, row_reduce::min_at, f64::INFINITY);
+row_reduction!(tl_row_sum_f32, f32, row_reduce::sum_f32_at, 0.0);
+row_reduction!(tl_row_prod_f32, f32, row_reduce::prod_f32_at, 1.0);
 row_reduction!(
-    /// The sum of a row.
-    tl_row_sum,
-    row_reduce::sum_at,
-    0.0
-);
-row_reduction!(
-    /// The product of a row.
-    tl_row_prod,
-    row_reduce::prod_at,
-    1.0
-);
-row_reduction!(
-    /// The maximum of a row (NaN if it holds one).
-    tl_row_max,
-    row_reduce::max_at,
+    tl_row_max_f32,
+    f32,
+    row_reduce::max_f32_at,
     f64::NEG_INFINITY
 );
-row_reduction!(
-    /// The minimum of a row (NaN if it holds one).
-    tl_row_min,
-    row_reduce::min_at,
-    f64::INFINITY
-);
+row_reduction!(tl_row_min_f32, f32, row_reduce::min_f32_at, f64::INFINITY);
 
-/// The dot product of the `n` float64 values at `a` and at `b` (contiguous rows a jitted
-/// sum of products hands over whole), 0 when there are none.
-///
-/// # Safety
-/// `a` and `b` must each be valid for `n` reads of f64.
-pub unsafe extern "C" fn tl_row_dot(a: *const f64, b: *const f64, n: i64) -> f64 {
-    if n <= 0 || a.is_null() || b.is_null() {
-        return 0.0;
-    }
-    // SAFETY: as the caller guarantees (non-null, `n` > 0 elements each).
-    let (xs, ys) = unsafe {
-        (
-            std::slice::from_raw_parts(a, n as usize),
-            std::slice::from_raw_parts(b, n as usize),
-        )
+/// `extern "C" fn $name(a, b, n) -> f64`: the dot product of the `n` values of type `$t`
+/// at `a` and at `b` (contiguous rows a jitted sum of products hands over whole), 0 when
+/// there are none.
+macro_rules! row_dot {
+    ($name:ident, $t:ty, $reduce:path) => {
+        #[doc = concat!("`", stringify!($reduce), "` of two rows (see `row_reduce`).")]
+        ///
+        /// # Safety
+        /// `a` and `b` must each be valid for `n` reads.
+        pub unsafe extern "C" fn $name(a: *const $t, b: *const $t, n: i64) -> f64 {
+            if n <= 0 || a.is_null() || b.is_null() {
+                return 0.0;
+            }
+            // SAFETY: as the caller guarantees (non-null, `n` > 0 elements each).
+            let (xs, ys) = unsafe {
+                (
+                    std::slice::from_raw_parts(a, n as usize),
+                    std::slice::from_raw_parts(b, n as usize),
+                )
+            };
+            $reduce(ROW_LEVEL, xs, ys)
+        }
     };
-    row_reduce::dot_at(ROW_LEVEL, xs, ys)
 }
+
+row_dot!(tl_row_dot, f64, row_reduce::dot_at);
+row_dot!(tl_row_dot_f32, f32, row_reduce::dot_f32_at);
 
 /// Python-style floor division of integers (division by zero gives 0), for jitted code.
 pub extern "C" fn tl_int_floor_div(x: i64, y: i64) -> i64 {

@@ -108,7 +108,10 @@ impl Gen<'_> {
         let state = self.slot_ptr(STATE_SLOT);
         self.b.ins().call(begin, &[state]);
         let done = self.b.create_block();
-        if let Some((buf, row)) = direct_row(body, position, var, &self.bufs) {
+        let row = direct_row(body, position, var, &self.bufs);
+        // `tl_lse_add` takes float64 values.
+        let row = row.filter(|(buf, _)| self.bufs[*buf].dtype == DType::Float64);
+        if let Some((buf, row)) = row {
             // The whole row in one call where it is contiguous.
             let dim = row.iter().position(|i| *i == Index::Var(var)).unwrap_or(0);
             let unit = self

@@ -1,5 +1,5 @@
 //! Whole-row reductions: an innermost loop whose only work is a sum, product, maximum or
-//! minimum of one float64 buffer's values along the loop, or a sum of products of two
+//! minimum of one float64 or float32 buffer's values along the loop, or a sum of products of two
 //! (a dot product), hands rows that have stride 1 at run time to the runtime's `tl_row_*` (`runtime::row_reduce`: 256-bit loads, which
 //! stream memory faster than the 128-bit vectors Cranelift emits) and folds the result
 //! into its output element; other rows run the kernel's own loop. Also `direct_row`, the
@@ -7,8 +7,8 @@
 
 use super::*;
 
-/// The runtime functions of whole-row reductions.
-pub(super) struct RowFns {
+/// The runtime functions of whole-row reductions of one element type.
+pub(super) struct RowFnSet {
     sum: FuncRef,
     prod: FuncRef,
     max: FuncRef,
@@ -16,14 +16,41 @@ pub(super) struct RowFns {
     dot: FuncRef,
 }
 
+/// The runtime functions of whole-row reductions, for float64 and float32 rows.
+pub(super) struct RowFns {
+    f64: RowFnSet,
+    f32: RowFnSet,
+}
+
+/// The symbols of a `RowFnSet` in field order, with how many rows each takes.
+const F64_SYMBOLS: [(&str, usize); 5] = [
+    ("tl_row_sum", 1),
+    ("tl_row_prod", 1),
+    ("tl_row_max", 1),
+    ("tl_row_min", 1),
+    ("tl_row_dot", 2),
+];
+const F32_SYMBOLS: [(&str, usize); 5] = [
+    ("tl_row_sum_f32", 1),
+    ("tl_row_prod_f32", 1),
+    ("tl_row_max_f32", 1),
+    ("tl_row_min_f32", 1),
+    ("tl_row_dot_f32", 2),
+];
+
 /// (symbol, address) of every runtime function `RowFns` names.
-pub(super) fn row_symbols() -> [(&'static str, *const u8); 5] {
+pub(super) fn row_symbols() -> [(&'static str, *const u8); 10] {
     [
-        ("tl_row_dot", tl_row_dot as *const u8),
         ("tl_row_sum", tl_row_sum as *const u8),
         ("tl_row_prod", tl_row_prod as *const u8),
         ("tl_row_max", tl_row_max as *const u8),
         ("tl_row_min", tl_row_min as *const u8),
+        ("tl_row_dot", tl_row_dot as *const u8),
+        ("tl_row_sum_f32", tl_row_sum_f32 as *const u8),
+        ("tl_row_prod_f32", tl_row_prod_f32 as *const u8),
+        ("tl_row_max_f32", tl_row_max_f32 as *const u8),
+        ("tl_row_min_f32", tl_row_min_f32 as *const u8),
+        ("tl_row_dot_f32", tl_row_dot_f32 as *const u8),
     ]
 }
 
@@ -49,7 +76,7 @@ pub(super) fn declare_row_fns(
     func: &mut cranelift_codegen::ir::Function,
 ) -> Result<RowFns, CompileError> {
     let ptr = module.target_config().pointer_type();
-    let mut declare = |symbol: &str, rows: usize| {
+    let mut declare = |(symbol, rows): (&str, usize)| {
         let mut sig = module.make_signature();
         sig.params.extend((0..rows).map(|_| AbiParam::new(ptr)));
         sig.params.push(AbiParam::new(types::I64));
@@ -59,12 +86,18 @@ pub(super) fn declare_row_fns(
             .map_err(jit_error)?;
         Ok::<_, CompileError>(module.declare_func_in_func(id, func))
     };
+    let mut set = |symbols: [(&str, usize); 5]| {
+        Ok::<_, CompileError>(RowFnSet {
+            sum: declare(symbols[0])?,
+            prod: declare(symbols[1])?,
+            max: declare(symbols[2])?,
+            min: declare(symbols[3])?,
+            dot: declare(symbols[4])?,
+        })
+    };
     Ok(RowFns {
-        sum: declare("tl_row_sum", 1)?,
-        prod: declare("tl_row_prod", 1)?,
-        max: declare("tl_row_max", 1)?,
-        min: declare("tl_row_min", 1)?,
-        dot: declare("tl_row_dot", 2)?,
+        f64: set(F64_SYMBOLS)?,
+        f32: set(F32_SYMBOLS)?,
     })
 }
 
@@ -91,7 +124,7 @@ fn only_accumulation(body: &[Stmt], position: usize) -> Option<&Expr> {
     }
 }
 
-/// `e` with temporaries replaced by their `let`s in `body` and float64 identities dropped.
+/// `e` with temporaries replaced by their `let`s in `body` and float identities dropped.
 fn resolved<'b>(mut e: &'b Expr, body: &'b [Stmt]) -> Option<&'b Expr> {
     loop {
         match e {
@@ -104,18 +137,19 @@ fn resolved<'b>(mut e: &'b Expr, body: &'b [Stmt]) -> Option<&'b Expr> {
             Expr::Apply {
                 op: ScalarOp::Identity,
                 args,
-                dtype: DType::Float64,
-            } if args.len() == 1 => e = &args[0],
+                dtype,
+            } if args.len() == 1 && dtype.is_float() => e = &args[0],
             _ => return Some(e),
         }
     }
 }
 
-/// The row `e` reads: a load of a float64 buffer at an index with the loop variable once.
+/// The row `e` reads: a load of a float64 or float32 buffer at an index with the loop
+/// variable once.
 fn loaded_row(e: &Expr, body: &[Stmt], var: LoopVar, bufs: &[BufVals]) -> Option<Row> {
     match resolved(e, body)? {
         Expr::Load { buf, index }
-            if bufs[*buf].dtype == DType::Float64
+            if matches!(bufs[*buf].dtype, DType::Float64 | DType::Float32)
                 && index.iter().filter(|i| **i == Index::Var(var)).count() == 1 =>
         {
             Some((*buf, index.clone()))
@@ -125,8 +159,9 @@ fn loaded_row(e: &Expr, body: &[Stmt], var: LoopVar, bufs: &[BufVals]) -> Option
 }
 
 /// When `body` only reads the reduced values of its accumulation at `position` from one
-/// float64 buffer (through `let`s of loads and identities), that buffer and the index it
-/// is read at: the loop can hand the row to the runtime whole, where it has stride 1.
+/// float64 or float32 buffer (through `let`s of loads and identities), that buffer and
+/// the index it is read at: the loop can hand the row to the runtime whole, where it has
+/// stride 1. (A caller taking float64 rows only checks the dtype.)
 pub(super) fn direct_row(
     body: &[Stmt],
     position: usize,
@@ -157,14 +192,16 @@ pub(super) fn row_reduction(
     }
     let value = resolved(only_accumulation(body, *position)?, body)?;
     match value {
+        // Products in the rows' own dtype (float32 ones rounded, as the runtime's are).
         Expr::Apply {
             op: ScalarOp::Mul,
             args,
-            dtype: DType::Float64,
+            dtype,
         } if *kind == ReduceKind::Sum && args.len() == 2 => {
             let a = loaded_row(&args[0], body, var, bufs)?;
             let b = loaded_row(&args[1], body, var, bufs)?;
-            Some((*position, RowOperand::Products(a, b)))
+            let same = bufs[a.0].dtype == *dtype && bufs[b.0].dtype == *dtype;
+            same.then_some((*position, RowOperand::Products(a, b)))
         }
         _ => None,
     }
@@ -194,12 +231,19 @@ impl Gen<'_> {
         else {
             return own_loop(self);
         };
+        let first = match &operand {
+            RowOperand::Row(r) | RowOperand::Products(r, _) => r.0,
+        };
+        let set = match self.bufs[first].dtype {
+            DType::Float32 => &fns.f32,
+            _ => &fns.f64,
+        };
         let (f, rows) = match (&operand, kind) {
-            (RowOperand::Products(a, b), _) => (fns.dot, vec![a.clone(), b.clone()]),
-            (RowOperand::Row(r), ReduceKind::Sum) => (fns.sum, vec![r.clone()]),
-            (RowOperand::Row(r), ReduceKind::Prod) => (fns.prod, vec![r.clone()]),
-            (RowOperand::Row(r), ReduceKind::Max) => (fns.max, vec![r.clone()]),
-            (RowOperand::Row(r), _) => (fns.min, vec![r.clone()]),
+            (RowOperand::Products(a, b), _) => (set.dot, vec![a.clone(), b.clone()]),
+            (RowOperand::Row(r), ReduceKind::Sum) => (set.sum, vec![r.clone()]),
+            (RowOperand::Row(r), ReduceKind::Prod) => (set.prod, vec![r.clone()]),
+            (RowOperand::Row(r), ReduceKind::Max) => (set.max, vec![r.clone()]),
+            (RowOperand::Row(r), _) => (set.min, vec![r.clone()]),
         };
         let mut unit = self.b.ins().iconst(types::I8, 1);
         for (buf, row) in &rows {

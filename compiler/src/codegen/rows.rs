@@ -1,9 +1,10 @@
 //! Whole-row reductions: an innermost loop whose only work is a sum, product, maximum or
-//! minimum of one float64 or float32 buffer's values along the loop, or a sum of products of two
-//! (a dot product), hands rows that have stride 1 at run time to the runtime's `tl_row_*` (`runtime::row_reduce`: 256-bit loads, which
-//! stream memory faster than the 128-bit vectors Cranelift emits) and folds the result
-//! into its output element; other rows run the kernel's own loop. Also `direct_row`, the
-//! test both these and the one-pass logsumexp use to hand a row over whole.
+//! minimum of one float64 or float32 buffer's values along the loop, or a sum of products
+//! of two (a dot product), hands rows that have stride 1 at run time to the runtime's
+//! `tl_row_*` (`runtime::row_reduce`: 256-bit loads, which stream memory faster than the
+//! 128-bit vectors Cranelift emits) and folds the result into its output element; other
+//! rows run the kernel's own loop. Also `direct_row`, the test both these and the
+//! one-pass logsumexp use to hand a row over whole.
 
 use super::*;
 

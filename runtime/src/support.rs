@@ -6,8 +6,10 @@
 //! (`elemwise::float_fn`), so a jitted kernel and the reference agree bit for bit; and the
 //! array versions jitted strips call: `vector_math`'s polynomials for exp, exp2, expm1,
 //! log, log2, log1p, sin, cos, tanh, sigmoid and softplus (as the JIT's inline IR computes
-//! them, within a few ulp of the reference). None of them can panic (no unwinding may cross a jitted frame). Also the one-pass
-//! logsumexp's begin/add/value over a state in the kernel's scratch memory.
+//! them, within a few ulp of the reference). None of them can panic (no unwinding may
+//! cross a jitted frame). Also the one-pass logsumexp's begin/add/value over a state in
+//! the kernel's scratch memory, and the whole-row reductions (`row_reduce`) over rows a
+//! kernel hands over.
 
 use tensorlift_ir::ScalarOp;
 

@@ -50,8 +50,8 @@ use tensorlift_ir::{DType, Literal, ScalarOp};
 use tensorlift_runtime::buffer_support::{tl_dot_f32, tl_dot_f64, tl_grow};
 use tensorlift_runtime::softmax::{tl_softmax_f32, tl_softmax_f64};
 use tensorlift_runtime::support::{
-    float_array_support, float_support, int_support, tl_log_add_exp, tl_lse_add, tl_lse_begin,
-    tl_lse_value, tl_row_dot, tl_row_dot_f32, tl_row_max, tl_row_max_f32, tl_row_min,
+    float_array_support, float_support, int_support, tl_log_add_exp, tl_lse_add, tl_lse_add_f32,
+    tl_lse_begin, tl_lse_value, tl_row_dot, tl_row_dot_f32, tl_row_max, tl_row_max_f32, tl_row_min,
     tl_row_min_f32, tl_row_prod, tl_row_prod_f32, tl_row_sum, tl_row_sum_f32,
 };
 

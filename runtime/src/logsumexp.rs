@@ -65,6 +65,11 @@ impl LogSumExpState {
         add_strips_at(level, self, xs)
     }
 
+    /// Adds the elements of float32 `xs` (each widened exactly), strip by strip.
+    pub fn add_f32(&mut self, xs: &[f32]) {
+        add_f32_strips_at(SimdLevel::Avx512, self, xs)
+    }
+
     /// log(Σ exp(x)) of everything added.
     pub fn value(&self) -> f64 {
         if self.nan != 0.0 {
@@ -128,6 +133,19 @@ fn prefetch(xs: &[f64]) {
 simd_versions!(
     fn add_strips_at(state: &mut LogSumExpState, xs: &[f64]) {
         state.add_strips(xs)
+    }
+);
+
+simd_versions!(
+    fn add_f32_strips_at(state: &mut LogSumExpState, xs: &[f32]) {
+        let mut wide = [0.0f64; STRIP];
+        for strip in xs.chunks(STRIP) {
+            let w = &mut wide[..strip.len()];
+            for (o, x) in w.iter_mut().zip(strip) {
+                *o = *x as f64;
+            }
+            state.add_strip(w, &[]);
+        }
     }
 );
 
@@ -228,6 +246,32 @@ mod tests {
         let mut s = LogSumExpState::EMPTY;
         s.add_at(level, xs);
         s.value()
+    }
+
+    #[test]
+    fn float32_rows_widen_exactly() {
+        // Lengths around the strip, special values: the same as adding the widened row
+        // strip by strip.
+        for n in [0usize, 1, 511, 512, 513, 1500] {
+            let mut xs: Vec<f32> = (0..n)
+                .map(|k| ((k * 37) % 101) as f32 * 0.25 - 12.0)
+                .collect();
+            if n > 3 {
+                xs[n / 2] = f32::NEG_INFINITY;
+            }
+            let wide: Vec<f64> = xs.iter().map(|x| *x as f64).collect();
+            let mut a = LogSumExpState::EMPTY;
+            a.add_f32(&xs);
+            let mut b = LogSumExpState::EMPTY;
+            for strip in wide.chunks(STRIP) {
+                b.add(strip);
+            }
+            assert_eq!(a.value().to_bits(), b.value().to_bits(), "{n}");
+            assert!(close(a.value(), two_pass(&wide)), "{n}");
+        }
+        let mut with_nan = LogSumExpState::EMPTY;
+        with_nan.add_f32(&[1.0, f32::NAN, 2.0]);
+        assert!(with_nan.value().is_nan());
     }
 
     #[test]

@@ -147,6 +147,23 @@ pub unsafe extern "C" fn tl_lse_add(src: *const f64, n: i64, state: *mut LogSumE
     }
 }
 
+/// Adds the `n` float32 values at `src` to the logsumexp at `state` (each widened
+/// exactly).
+///
+/// # Safety
+/// `src` must be valid for `n` reads of f32 (`n` ≥ 0) and `state` must point to a state
+/// begun by `tl_lse_begin`, not overlapping `src`.
+pub unsafe extern "C" fn tl_lse_add_f32(src: *const f32, n: i64, state: *mut LogSumExpState) {
+    if n <= 0 || src.is_null() {
+        return;
+    }
+    // SAFETY: as the caller guarantees.
+    unsafe {
+        let xs = std::slice::from_raw_parts(src, n as usize);
+        (*state).add_f32(xs);
+    }
+}
+
 /// The value of the logsumexp at `state`.
 ///
 /// # Safety

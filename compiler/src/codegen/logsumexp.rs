@@ -3,7 +3,7 @@
 //! walked buffer has stride 1) and the runtime's `tl_lse_add` folds the strip into a
 //! running (shift, sum) state in another slot — strip maximum, polynomial exp-sum at the
 //! CPU's widest vectors, rescale — so the data is read once (a contiguous row of plain
-//! input values goes to the runtime whole, without the copy); `tl_lse_value` gives the
+//! float64 or float32 input values goes to the runtime whole, without the copy); `tl_lse_value` gives the
 //! result, folded into its output element by `tl_log_add_exp`. Anywhere else, each value
 //! is folded in by `tl_log_add_exp` (correct, slower; the rewrites send logsumexps across
 //! rows to two passes of max and sum instead).
@@ -15,15 +15,18 @@ use super::*;
 pub(super) struct LseFns {
     pub(super) begin: FuncRef,
     pub(super) add: FuncRef,
+    /// `add` of a float32 row.
+    pub(super) add_f32: FuncRef,
     pub(super) value: FuncRef,
     pub(super) log_add_exp: FuncRef,
 }
 
 /// (symbol, address) of every runtime function `LseFns` names.
-pub(super) fn lse_symbols() -> [(&'static str, *const u8); 4] {
+pub(super) fn lse_symbols() -> [(&'static str, *const u8); 5] {
     [
         ("tl_lse_begin", tl_lse_begin as *const u8),
         ("tl_lse_add", tl_lse_add as *const u8),
+        ("tl_lse_add_f32", tl_lse_add_f32 as *const u8),
         ("tl_lse_value", tl_lse_value as *const u8),
         ("tl_log_add_exp", tl_log_add_exp as *const u8),
     ]
@@ -48,6 +51,7 @@ pub(super) fn declare_lse_fns(
     Ok(LseFns {
         begin: declare("tl_lse_begin", &[ptr], &[])?,
         add: declare("tl_lse_add", &[ptr, types::I64, ptr], &[])?,
+        add_f32: declare("tl_lse_add_f32", &[ptr, types::I64, ptr], &[])?,
         value: declare("tl_lse_value", &[ptr], &[types::F64])?,
         log_add_exp: declare("tl_log_add_exp", &[types::F64, types::F64], &[types::F64])?,
     })
@@ -93,9 +97,9 @@ impl Gen<'_> {
         let fns = self
             .lse
             .as_ref()
-            .map(|f| (f.begin, f.add, f.value))
+            .map(|f| (f.begin, f.add, f.add_f32, f.value))
             .expect("kernels with logsumexp accumulations import the logsumexp functions");
-        let (begin, add, value) = fns;
+        let (begin, add, add_f32, value) = fns;
         let Stmt::Accumulate {
             buf,
             index,
@@ -108,10 +112,11 @@ impl Gen<'_> {
         let state = self.slot_ptr(STATE_SLOT);
         self.b.ins().call(begin, &[state]);
         let done = self.b.create_block();
-        let row = direct_row(body, position, var, &self.bufs);
-        // `tl_lse_add` takes float64 values.
-        let row = row.filter(|(buf, _)| self.bufs[*buf].dtype == DType::Float64);
-        if let Some((buf, row)) = row {
+        if let Some((buf, row)) = direct_row(body, position, var, &self.bufs) {
+            let add_row = match self.bufs[buf].dtype {
+                DType::Float32 => add_f32,
+                _ => add,
+            };
             // The whole row in one call where it is contiguous.
             let dim = row.iter().position(|i| *i == Index::Var(var)).unwrap_or(0);
             let unit = self
@@ -125,7 +130,7 @@ impl Gen<'_> {
             let zero = self.b.ins().iconst(types::I64, 0);
             self.vars.insert(var, zero);
             let first = self.address(buf, &row, Lanes::One);
-            self.b.ins().call(add, &[first, n, state]);
+            self.b.ins().call(add_row, &[first, n, state]);
             self.b.ins().jump(done, &[]);
             self.b.switch_to_block(strips);
             self.b.seal_block(strips);

@@ -3,8 +3,9 @@
 //! the last axis — the row's maximum, exp(x − max) into the output (`vector_math`'s
 //! polynomial exp at the CPU's widest vectors), the sum, then a scale by its reciprocal —
 //! while the row is in cache, so the input is read from memory once and the output
-//! written once. Rows that are not contiguous in both buffers (and float32 rows) go
-//! through a contiguous f64 copy, so every layout gives the same values.
+//! written once. Rows that are not contiguous in both buffers go through a contiguous
+//! f64 copy, and contiguous float32 rows are widened into one and the result rounded back
+//! (both at wide vectors), so every layout gives the same values.
 //!
 //! Owns: the special values, as the reference's max-shifted form gives them — a row with
 //! a NaN, all −inf, or a +inf is all NaN.
@@ -54,6 +55,14 @@ fn softmax_row_body(row: &[f64], out: &mut [f64]) {
 trait RowElement: Copy {
     fn to_f64(self) -> f64;
     fn from_f64(v: f64) -> Self;
+    /// Softmax of a contiguous row of this type through f64 scratch rows (`wide_in`,
+    /// `wide_out`: the row's length).
+    fn softmax_through_f64(
+        row: &[Self],
+        out: &mut [Self],
+        wide_in: &mut [f64],
+        wide_out: &mut [f64],
+    );
 }
 
 impl RowElement for f64 {
@@ -62,6 +71,9 @@ impl RowElement for f64 {
     }
     fn from_f64(v: f64) -> Self {
         v
+    }
+    fn softmax_through_f64(row: &[f64], out: &mut [f64], _: &mut [f64], _: &mut [f64]) {
+        softmax_row(row, out)
     }
 }
 
@@ -72,7 +84,35 @@ impl RowElement for f32 {
     fn from_f64(v: f64) -> Self {
         v as f32
     }
+    fn softmax_through_f64(
+        row: &[f32],
+        out: &mut [f32],
+        wide_in: &mut [f64],
+        wide_out: &mut [f64],
+    ) {
+        widen_at(SimdLevel::Avx512, row, wide_in);
+        softmax_row(wide_in, wide_out);
+        narrow_at(SimdLevel::Avx512, wide_out, out);
+    }
 }
+
+simd_versions!(
+    /// `src` widened into `dst` (the same length).
+    fn widen_at(src: &[f32], dst: &mut [f64]) {
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = *s as f64;
+        }
+    }
+);
+
+simd_versions!(
+    /// `src` rounded into `dst` (the same length).
+    fn narrow_at(src: &[f64], dst: &mut [f32]) {
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = *s as f32;
+        }
+    }
+);
 
 /// A buffer described by argument words: data pointer, sizes, strides (in elements).
 struct Words {
@@ -129,9 +169,10 @@ unsafe fn softmax_rows<T: RowElement>(
         return 0;
     }
     let (sx, so) = (x.strides[r - 1], out.strides[r - 1]);
-    let direct = std::mem::size_of::<T>() == 8 && sx == 1 && so == 1 && x.ptr != out.ptr;
+    let direct = sx == 1 && so == 1 && x.ptr != out.ptr;
+    let copies = !(direct && std::mem::size_of::<T>() == 8);
     let (mut row_in, mut row_out) = (Vec::new(), Vec::new());
-    if !direct {
+    if copies {
         row_in.resize(n, 0.0);
         row_out.resize(n, 0.0);
     }
@@ -148,13 +189,12 @@ unsafe fn softmax_rows<T: RowElement>(
         let xp = (x.ptr as *const T).wrapping_offset(ox);
         let op = (out.ptr as *mut T).wrapping_offset(oo);
         if direct {
-            // SAFETY: T is f64 (8 bytes, checked with the unit strides), the row's `n`
-            // elements at stride 1 lie inside each buffer (the caller's guarantee), and the
-            // buffers are distinct and do not overlap.
+            // SAFETY: the row's `n` elements of T at stride 1 lie inside each buffer (the
+            // caller's guarantee), and the buffers are distinct and do not overlap.
             unsafe {
-                let src = std::slice::from_raw_parts(xp as *const f64, n);
-                let dst = std::slice::from_raw_parts_mut(op as *mut f64, n);
-                softmax_row(src, dst);
+                let src = std::slice::from_raw_parts(xp, n);
+                let dst = std::slice::from_raw_parts_mut(op, n);
+                T::softmax_through_f64(src, dst, &mut row_in, &mut row_out);
             }
         } else {
             for (k, v) in row_in.iter_mut().enumerate() {

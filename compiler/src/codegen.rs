@@ -545,6 +545,9 @@ struct Gen<'a> {
     temps: HashMap<usize, Value>,
     support: HashMap<ScalarOp, FuncRef>,
     temp_dtypes: HashMap<usize, DType>,
+    /// For values rounded to float32 (`round_to`): their float32 form, which a store to a
+    /// float32 buffer writes as it is instead of narrowing again.
+    narrowed: HashMap<Value, Value>,
     /// Register accumulators of the innermost loop being emitted: statement position → variable.
     reg_accs: HashMap<usize, Variable>,
     /// For vector max/min accumulators: statement position → whether a NaN was seen (a
@@ -645,6 +648,7 @@ impl<'a> Gen<'a> {
             temps: HashMap::new(),
             support,
             temp_dtypes: HashMap::new(),
+            narrowed: HashMap::new(),
             reg_accs: HashMap::new(),
             nan_accs: HashMap::new(),
             inner: None,
@@ -696,7 +700,12 @@ impl<'a> Gen<'a> {
             },
             Stmt::Let { temp, value, dtype } => {
                 let v = self.expr(value, lanes);
-                let v = self.round_to(v, *dtype, lanes);
+                // A float32 value read from a float32 buffer or temp is exact already.
+                let v = if self.exact_float32(value) {
+                    v
+                } else {
+                    self.round_to(v, *dtype, lanes)
+                };
                 self.temps.insert(*temp, v);
                 self.temp_dtypes.insert(*temp, *dtype);
             }

@@ -88,8 +88,12 @@ impl<'a> Gen<'a> {
         }
         if self.walks(index, lanes) {
             if self.bufs[buf].dtype == DType::Float32 {
-                // f64x2 narrowed to two float32s (8 bytes).
-                let f4 = self.b.ins().fvdemote(v);
+                // f64x2 narrowed to two float32s (8 bytes), or their float32 form when
+                // they were just rounded to it.
+                let f4 = match self.narrowed.get(&v) {
+                    Some(n) => *n,
+                    None => self.b.ins().fvdemote(v),
+                };
                 let little = MemFlagsData::new().with_endianness(Endianness::Little);
                 let i2 = self.b.ins().bitcast(types::I64X2, little, f4);
                 let raw = self.b.ins().extractlane(i2, 0);
@@ -114,7 +118,10 @@ impl<'a> Gen<'a> {
                 self.b.ins().store(flags(), v, addr, 0);
             }
             DType::Float32 => {
-                let n = self.b.ins().fdemote(types::F32, v);
+                let n = match self.narrowed.get(&v) {
+                    Some(n) if lanes == Lanes::One => *n,
+                    _ => self.b.ins().fdemote(types::F32, v),
+                };
                 self.b.ins().store(flags(), n, addr, 0);
             }
             DType::Bool | DType::Int64 => {
@@ -160,12 +167,25 @@ impl<'a> Gen<'a> {
         if dtype != DType::Float32 || lanes == Lanes::Four {
             return v;
         }
-        if lanes == Lanes::Two {
+        let (n, wide) = if lanes == Lanes::Two {
             let n = self.b.ins().fvdemote(v);
-            return self.b.ins().fvpromote_low(n);
+            (n, self.b.ins().fvpromote_low(n))
+        } else {
+            let n = self.b.ins().fdemote(types::F32, v);
+            (n, self.b.ins().fpromote(types::F64, n))
+        };
+        self.narrowed.insert(wide, n);
+        wide
+    }
+
+    /// Whether `e`'s value is a float32 exactly (its f64 form needs no rounding): a load
+    /// of a float32 buffer or a float32 temp (rounded where it was set).
+    pub(super) fn exact_float32(&self, e: &Expr) -> bool {
+        match e {
+            Expr::Load { buf, .. } => self.bufs[*buf].dtype == DType::Float32,
+            Expr::Temp(t) => self.temp_dtypes.get(t) == Some(&DType::Float32),
+            _ => false,
         }
-        let n = self.b.ins().fdemote(types::F32, v);
-        self.b.ins().fpromote(types::F64, n)
     }
 
     /// The identity of `kind` as a value of `dtype`'s domain (f64, i64 or bool byte).

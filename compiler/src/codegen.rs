@@ -51,8 +51,9 @@ use tensorlift_runtime::buffer_support::{tl_dot_f32, tl_dot_f64, tl_grow};
 use tensorlift_runtime::softmax::{tl_softmax_f32, tl_softmax_f64};
 use tensorlift_runtime::support::{
     float_array_support, float_support, int_support, tl_log_add_exp, tl_lse_add, tl_lse_add_f32,
-    tl_lse_begin, tl_lse_value, tl_row_dot, tl_row_dot_f32, tl_row_max, tl_row_max_f32, tl_row_min,
-    tl_row_min_f32, tl_row_prod, tl_row_prod_f32, tl_row_sum, tl_row_sum_f32,
+    tl_lse_begin, tl_lse_value, tl_round_f32_array, tl_row_dot, tl_row_dot_f32, tl_row_max,
+    tl_row_max_f32, tl_row_min, tl_row_min_f32, tl_row_prod, tl_row_prod_f32, tl_row_sum,
+    tl_row_sum_f32,
 };
 
 use crate::error::CompileError;
@@ -245,6 +246,10 @@ pub fn compile_kernels(kernels: &[Kernel]) -> Result<Vec<CompiledKernel>, Compil
             builder.symbol(symbol, address);
         }
     }
+    let has_float32 = |k: &Kernel| k.buffers.iter().any(|b| b.dtype == DType::Float32);
+    if kernels.iter().any(has_float32) {
+        builder.symbol("tl_round_f32_array", tl_round_f32_array as *const u8);
+    }
     let grows = |k: &Kernel| k.buffers.iter().any(|b| b.role == Role::Growing);
     if kernels.iter().any(grows) {
         builder.symbol("tl_grow", tl_grow as *const u8);
@@ -360,6 +365,17 @@ pub fn compile_kernels(kernels: &[Kernel]) -> Result<Vec<CompiledKernel>, Compil
             } else {
                 None
             };
+            let round_fn = if has_float32(kernel) {
+                let mut sig = module.make_signature();
+                sig.params.extend([AbiParam::new(ptr), AbiParam::new(ptr)]);
+                sig.params.push(AbiParam::new(types::I64));
+                let fid = module
+                    .declare_function("tl_round_f32_array", Linkage::Import, &sig)
+                    .map_err(jit_error)?;
+                Some(module.declare_func_in_func(fid, b.func))
+            } else {
+                None
+            };
             let row_fns = if rows::has_row_reductions(kernel) {
                 Some(rows::declare_row_fns(&mut module, b.func)?)
             } else {
@@ -381,6 +397,7 @@ pub fn compile_kernels(kernels: &[Kernel]) -> Result<Vec<CompiledKernel>, Compil
             g.grow_fn = grow_fn;
             g.lse = lse;
             g.rows = row_fns;
+            g.round_fn = round_fn;
             g.error_offsets = tables[k].1.clone();
             g.stmts(&kernel.body.clone());
             let zero = g.b.ins().iconst(types::I32, 0);
@@ -531,6 +548,9 @@ struct Gen<'a> {
     buffer_calls: HashMap<(SupportCall, DType), FuncRef>,
     /// The runtime's `tl_grow` (imported when the kernel has growing buffers).
     grow_fn: Option<FuncRef>,
+    /// The runtime's `tl_round_f32_array` (imported when the kernel has float32 buffers):
+    /// strips of float32 results rounded after their array function.
+    round_fn: Option<FuncRef>,
     /// The one-pass logsumexp functions (imported when the kernel accumulates one).
     lse: Option<logsumexp::LseFns>,
     /// The whole-row reductions (imported when the kernel has sums, products, maxima or
@@ -639,6 +659,7 @@ impl<'a> Gen<'a> {
             error_slot,
             buffer_calls: HashMap::new(),
             grow_fn: None,
+            round_fn: None,
             lse: None,
             rows: None,
             error_offsets: HashMap::new(),

@@ -106,6 +106,28 @@ array_support! {
 }
 
 /// The array support function (`src`, `dst`, `n`) for the float `op`, if there is one.
+/// `n` contiguous f64s at `src` rounded to float32 precision into `dst` (kept as f64),
+/// for jitted code: the float32 results of array functions, rounded in the strip.
+///
+/// # Safety
+/// `src` and `dst` must be valid for `n` reads and writes of f64; they are either the
+/// same buffer or do not overlap.
+pub unsafe extern "C" fn tl_round_f32_array(src: *const f64, dst: *mut f64, n: i64) {
+    if n <= 0 || src.is_null() || dst.is_null() {
+        return;
+    }
+    let n = n as usize;
+    // SAFETY: as the caller guarantees; when the buffers differ, `dst` is first made a
+    // copy of `src` (no `&` and `&mut` to the same memory at once).
+    let xs = unsafe {
+        if !std::ptr::eq(src, dst) {
+            std::ptr::copy_nonoverlapping(src, dst, n);
+        }
+        std::slice::from_raw_parts_mut(dst, n)
+    };
+    crate::vector_math::round_f32_in_place(xs);
+}
+
 pub fn float_array_support(op: ScalarOp) -> Option<(&'static str, *const u8)> {
     type ArrayFn = unsafe extern "C" fn(*const f64, *mut f64, i64);
     let f = |symbol, f: ArrayFn| Some((symbol, f as *const u8));

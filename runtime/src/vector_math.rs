@@ -631,6 +631,22 @@ macro_rules! array_function {
     };
 }
 
+simd_versions!(
+    /// Every element of `xs` rounded to float32 precision (kept as f64), in place.
+    fn round_f32_at(xs: &mut [f64]) {
+        for x in xs.iter_mut() {
+            *x = *x as f32 as f64;
+        }
+    }
+);
+
+/// Every element of `xs` rounded to float32 precision (kept as f64), in place, at the
+/// CPU's widest vectors: float32 results of the array functions, as the reference rounds
+/// them.
+pub fn round_f32_in_place(xs: &mut [f64]) {
+    round_f32_at(SimdLevel::Avx512, xs)
+}
+
 array_function!(
     /// e^x of every element of `src` into `dst` (the same length).
     exp_array,

@@ -33,8 +33,9 @@ pub(super) struct StripPlan {
     pub(super) slots: HashMap<Temp, usize>,
     /// Per segment: slot temps it reads.
     pub(super) reads: Vec<Vec<Temp>>,
-    /// Slot temps of dtype float32, rounded to it when read (the array functions compute
-    /// in f64, as the scalar path does before rounding).
+    /// Array function results of dtype float32: rounded to it in the strip after the
+    /// call (`tl_round_f32_array`; or when read, in a kernel without float32 buffers),
+    /// since the array functions compute in f64, as the scalar path does before rounding.
     pub(super) rounded: Vec<Temp>,
 }
 
@@ -123,10 +124,12 @@ pub(super) fn strip_plan(body: &[Stmt]) -> Option<StripPlan> {
     {
         return None;
     }
-    let rounded = slotted
+    // Only array functions write values that are not float32 already (every `let` of a
+    // float32 value rounds it before it is slotted).
+    let rounded = calls
         .iter()
+        .map(|(_, _, out)| *out)
         .filter(|t| dtypes.get(t) == Some(&DType::Float32))
-        .copied()
         .collect();
     let slots = slotted
         .into_iter()
@@ -724,7 +727,7 @@ impl<'a> Gen<'a> {
                     }
                     for t in &plan.reads[seg] {
                         let v = self.slot_load(plan.slots[t], lanes);
-                        let v = if plan.rounded.contains(t) {
+                        let v = if plan.rounded.contains(t) && self.round_fn.is_none() {
                             self.round_to(v, DType::Float32, lanes)
                         } else {
                             v
@@ -756,6 +759,10 @@ impl<'a> Gen<'a> {
                 let src = self.slot_ptr(plan.slots[arg]);
                 let dst = self.slot_ptr(plan.slots[out]);
                 self.b.ins().call(f, &[src, dst, len]);
+                // A float32 result: rounded in the strip at wide vectors, not when read.
+                if let (true, Some(round)) = (plan.rounded.contains(out), self.round_fn) {
+                    self.b.ins().call(round, &[dst, dst, len]);
+                }
             }
         }
         self.strip_index = None;

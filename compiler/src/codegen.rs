@@ -102,6 +102,25 @@ fn scalar_support(op: ScalarOp) -> Option<tensorlift_runtime::support::SupportFn
     }
 }
 
+/// Declares the runtime function `symbol` taking `params` and returning `returns` as an
+/// import of the function being built.
+fn declare_import(
+    module: &mut JITModule,
+    func: &mut cranelift_codegen::ir::Function,
+    symbol: &str,
+    params: &[Type],
+    returns: &[Type],
+) -> Result<FuncRef, CompileError> {
+    let mut sig = module.make_signature();
+    sig.params.extend(params.iter().map(|t| AbiParam::new(*t)));
+    sig.returns
+        .extend(returns.iter().map(|t| AbiParam::new(*t)));
+    let id = module
+        .declare_function(symbol, Linkage::Import, &sig)
+        .map_err(jit_error)?;
+    Ok(module.declare_func_in_func(id, func))
+}
+
 /// The signature of a compiled kernel.
 pub type KernelFn = unsafe extern "C" fn(*const i64) -> i32;
 
@@ -297,15 +316,8 @@ pub fn compile_kernels(kernels: &[Kernel]) -> Result<Vec<CompiledKernel>, Compil
                     let Some((symbol, arity)) = symbol_of(*op) else {
                         continue;
                     };
-                    let mut sig = module.make_signature();
-                    sig.params
-                        .extend(params(arity).into_iter().map(AbiParam::new));
-                    sig.returns
-                        .extend(returns.iter().map(|t| AbiParam::new(*t)));
-                    let fid = module
-                        .declare_function(symbol, Linkage::Import, &sig)
-                        .map_err(jit_error)?;
-                    refs.insert(*op, module.declare_func_in_func(fid, b.func));
+                    let f = declare_import(&mut module, b.func, symbol, &params(arity), returns)?;
+                    refs.insert(*op, f);
                 }
                 Ok(refs)
             };
@@ -336,27 +348,20 @@ pub fn compile_kernels(kernels: &[Kernel]) -> Result<Vec<CompiledKernel>, Compil
                 for (dtype, (symbol, _)) in
                     [DType::Float64, DType::Float32].into_iter().zip(symbols)
                 {
-                    let mut sig = module.make_signature();
-                    for _ in 0..operands {
-                        sig.params.push(AbiParam::new(ptr));
-                        sig.params.push(AbiParam::new(types::I64));
-                    }
-                    sig.returns.push(AbiParam::new(types::I32));
-                    let fid = module
-                        .declare_function(symbol, Linkage::Import, &sig)
-                        .map_err(jit_error)?;
-                    buffer_calls.insert((func, dtype), module.declare_func_in_func(fid, b.func));
+                    let params: Vec<Type> = (0..operands).flat_map(|_| [ptr, types::I64]).collect();
+                    let f = declare_import(&mut module, b.func, symbol, &params, &[types::I32])?;
+                    buffer_calls.insert((func, dtype), f);
                 }
             }
             let grow_fn = if grows(kernel) {
-                let mut sig = module.make_signature();
-                sig.params.push(AbiParam::new(ptr));
-                sig.params.push(AbiParam::new(types::I64));
-                sig.returns.push(AbiParam::new(ptr));
-                let fid = module
-                    .declare_function("tl_grow", Linkage::Import, &sig)
-                    .map_err(jit_error)?;
-                Some(module.declare_func_in_func(fid, b.func))
+                let params = [ptr, types::I64];
+                Some(declare_import(
+                    &mut module,
+                    b.func,
+                    "tl_grow",
+                    &params,
+                    &[ptr],
+                )?)
             } else {
                 None
             };
@@ -366,13 +371,9 @@ pub fn compile_kernels(kernels: &[Kernel]) -> Result<Vec<CompiledKernel>, Compil
                 None
             };
             let round_fn = if has_float32(kernel) {
-                let mut sig = module.make_signature();
-                sig.params.extend([AbiParam::new(ptr), AbiParam::new(ptr)]);
-                sig.params.push(AbiParam::new(types::I64));
-                let fid = module
-                    .declare_function("tl_round_f32_array", Linkage::Import, &sig)
-                    .map_err(jit_error)?;
-                Some(module.declare_func_in_func(fid, b.func))
+                let params = [ptr, ptr, types::I64];
+                let symbol = "tl_round_f32_array";
+                Some(declare_import(&mut module, b.func, symbol, &params, &[])?)
             } else {
                 None
             };

@@ -39,14 +39,7 @@ pub(super) fn declare_lse_fns(
 ) -> Result<LseFns, CompileError> {
     let ptr = module.target_config().pointer_type();
     let mut declare = |symbol: &str, params: &[Type], returns: &[Type]| {
-        let mut sig = module.make_signature();
-        sig.params.extend(params.iter().map(|t| AbiParam::new(*t)));
-        sig.returns
-            .extend(returns.iter().map(|t| AbiParam::new(*t)));
-        let id = module
-            .declare_function(symbol, Linkage::Import, &sig)
-            .map_err(jit_error)?;
-        Ok::<_, CompileError>(module.declare_func_in_func(id, func))
+        declare_import(module, func, symbol, params, returns)
     };
     Ok(LseFns {
         begin: declare("tl_lse_begin", &[ptr], &[])?,

@@ -78,14 +78,9 @@ pub(super) fn declare_row_fns(
 ) -> Result<RowFns, CompileError> {
     let ptr = module.target_config().pointer_type();
     let mut declare = |(symbol, rows): (&str, usize)| {
-        let mut sig = module.make_signature();
-        sig.params.extend((0..rows).map(|_| AbiParam::new(ptr)));
-        sig.params.push(AbiParam::new(types::I64));
-        sig.returns.push(AbiParam::new(types::F64));
-        let id = module
-            .declare_function(symbol, Linkage::Import, &sig)
-            .map_err(jit_error)?;
-        Ok::<_, CompileError>(module.declare_func_in_func(id, func))
+        let mut params = vec![ptr; rows];
+        params.push(types::I64);
+        declare_import(module, func, symbol, &params, &[types::F64])
     };
     let mut set = |symbols: [(&str, usize); 5]| {
         Ok::<_, CompileError>(RowFnSet {

@@ -857,6 +857,60 @@ fn whole_row_reductions_agree_on_contiguous_and_strided_rows() {
 }
 
 #[test]
+fn reductions_over_outer_axes_give_the_same_bits_contiguous_or_strided() {
+    // A reduction over an outer axis accumulates each contiguous row into the output with
+    // one runtime call and a strided row with the kernel's own loop: element by element in
+    // order both ways, so the bits agree (and the reference's values), NaN and inf included.
+    let x = matrix("x", Float64);
+    let outs = [
+        x.sum(Some(&[0])),
+        x.prod(Some(&[0])),
+        x.max(Some(&[0])),
+        x.min(Some(&[0])),
+    ];
+    let refs: Vec<&Var> = outs.iter().collect();
+    let f = function(&[&x], &refs).compile().unwrap();
+    for (rows, n) in [(1usize, 1usize), (3, 15), (5, 16), (4, 33), (7, 257)] {
+        let mut a = values(Float64, &[&[rows, n]], (-1.5, 1.5), (rows * n) as u64)
+            .remove(0)
+            .as_array::<f64>()
+            .unwrap()
+            .to_owned()
+            .into_dimensionality::<ndarray::Ix2>()
+            .unwrap();
+        if n > 3 {
+            a[[0, n - 1]] = f64::NAN;
+            a[[rows - 1, 1]] = f64::INFINITY;
+            a[[rows / 2, n / 2]] = f64::NEG_INFINITY;
+        }
+        let contiguous: TensorData = a.clone().into();
+        let strided: TensorData = a
+            .t()
+            .as_standard_layout()
+            .into_owned()
+            .reversed_axes()
+            .into();
+        let standard = strided.as_array::<f64>().unwrap().is_standard_layout();
+        assert!(!standard || rows == 1 || n == 1, "{rows}x{n}");
+        check(&[&x], &refs, std::slice::from_ref(&contiguous));
+        let bits = |v: &[TensorData]| -> Vec<Vec<u64>> {
+            v.iter()
+                .map(|t| {
+                    t.as_array::<f64>()
+                        .unwrap()
+                        .iter()
+                        .map(|e| e.to_bits())
+                        .collect()
+                })
+                .collect()
+        };
+        let by_rows = bits(&f.call(&[contiguous]).unwrap());
+        let by_loop = bits(&f.call(&[strided]).unwrap());
+        assert_eq!(by_rows, by_loop, "{rows}x{n}");
+    }
+}
+
+#[test]
 fn empty_arrays_and_empty_reductions() {
     let x = matrix("x", Float64);
     let outs = [x.exp(), x.sum(Some(&[0])), x.sum(Some(&[1])), x.prod(None)];

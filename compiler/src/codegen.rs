@@ -50,10 +50,10 @@ use tensorlift_ir::{DType, Literal, ScalarOp};
 use tensorlift_runtime::buffer_support::{tl_dot_f32, tl_dot_f64, tl_grow};
 use tensorlift_runtime::softmax::{tl_softmax_f32, tl_softmax_f64};
 use tensorlift_runtime::support::{
-    float_array_support, float_support, int_support, tl_log_add_exp, tl_lse_add, tl_lse_add_f32,
-    tl_lse_begin, tl_lse_value, tl_round_f32_array, tl_row_dot, tl_row_dot_f32, tl_row_max,
-    tl_row_max_f32, tl_row_min, tl_row_min_f32, tl_row_prod, tl_row_prod_f32, tl_row_sum,
-    tl_row_sum_f32,
+    float_array_support, float_support, int_support, tl_add_into, tl_log_add_exp, tl_lse_add,
+    tl_lse_add_f32, tl_lse_begin, tl_lse_value, tl_max_into, tl_min_into, tl_mul_into,
+    tl_round_f32_array, tl_row_dot, tl_row_dot_f32, tl_row_max, tl_row_max_f32, tl_row_min,
+    tl_row_min_f32, tl_row_prod, tl_row_prod_f32, tl_row_sum, tl_row_sum_f32,
 };
 
 use crate::error::CompileError;

@@ -260,6 +260,38 @@ macro_rules! row_dot {
 }
 
 row_dot!(tl_row_dot, f64, row_reduce::dot_at);
+
+/// `extern "C" fn $name(out, row, n)`: `$accumulate` of the `n` float64 values at `row`
+/// into the `n` at `out`, element by element (a reduction over an outer axis, one
+/// contiguous row at a time).
+macro_rules! row_accumulation {
+    ($name:ident, $accumulate:path) => {
+        #[doc = concat!("`", stringify!($accumulate), "` of a row into another (see `row_reduce`).")]
+        ///
+        /// # Safety
+        /// `out` must be valid for `n` reads and writes of f64 and `row` for `n` reads, not
+        /// overlapping `out`.
+        pub unsafe extern "C" fn $name(out: *mut f64, row: *const f64, n: i64) {
+            if n <= 0 || out.is_null() || row.is_null() {
+                return;
+            }
+            // SAFETY: as the caller guarantees (non-null, `n` > 0 elements each, no
+            // overlap).
+            let (out, row) = unsafe {
+                (
+                    std::slice::from_raw_parts_mut(out, n as usize),
+                    std::slice::from_raw_parts(row, n as usize),
+                )
+            };
+            $accumulate(ROW_LEVEL, out, row)
+        }
+    };
+}
+
+row_accumulation!(tl_add_into, row_reduce::add_into_at);
+row_accumulation!(tl_mul_into, row_reduce::mul_into_at);
+row_accumulation!(tl_max_into, row_reduce::max_into_at);
+row_accumulation!(tl_min_into, row_reduce::min_into_at);
 row_dot!(tl_row_dot_f32, f32, row_reduce::dot_f32_at);
 
 /// Python-style floor division of integers (division by zero gives 0), for jitted code.

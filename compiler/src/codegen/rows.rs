@@ -3,8 +3,10 @@
 //! of two (a dot product), hands rows that have stride 1 at run time to the runtime's
 //! `tl_row_*` (`runtime::row_reduce`: 256-bit loads, which stream memory faster than the
 //! 128-bit vectors Cranelift emits) and folds the result into its output element; other
-//! rows run the kernel's own loop. Also `direct_row`, the test both these and the
-//! one-pass logsumexp use to hand a row over whole.
+//! rows run the kernel's own loop. Likewise an innermost loop that only accumulates a
+//! float64 row into an output row it walks (a reduction over an outer axis) is one call
+//! of the runtime's `tl_*_into` where both rows have stride 1. Also `direct_row`, the test
+//! these and the one-pass logsumexp use to hand a row over whole.
 
 use super::*;
 
@@ -17,10 +19,24 @@ pub(super) struct RowFnSet {
     dot: FuncRef,
 }
 
-/// The runtime functions of whole-row reductions, for float64 and float32 rows.
+/// The runtime functions of whole-row reductions, for float64 and float32 rows, and of
+/// accumulations of a float64 row into another (sum, product, maximum, minimum).
 pub(super) struct RowFns {
     f64: RowFnSet,
     f32: RowFnSet,
+    into: [FuncRef; 4],
+}
+
+/// The symbols of `RowFns::into`, in `into_index` order.
+const INTO_SYMBOLS: [&str; 4] = ["tl_add_into", "tl_mul_into", "tl_max_into", "tl_min_into"];
+
+fn into_index(kind: ReduceKind) -> usize {
+    match kind {
+        ReduceKind::Sum => 0,
+        ReduceKind::Prod => 1,
+        ReduceKind::Max => 2,
+        _ => 3,
+    }
 }
 
 /// The symbols of a `RowFnSet` in field order, with how many rows each takes.
@@ -40,8 +56,12 @@ const F32_SYMBOLS: [(&str, usize); 5] = [
 ];
 
 /// (symbol, address) of every runtime function `RowFns` names.
-pub(super) fn row_symbols() -> [(&'static str, *const u8); 10] {
+pub(super) fn row_symbols() -> [(&'static str, *const u8); 14] {
     [
+        ("tl_add_into", tl_add_into as *const u8),
+        ("tl_mul_into", tl_mul_into as *const u8),
+        ("tl_max_into", tl_max_into as *const u8),
+        ("tl_min_into", tl_min_into as *const u8),
         ("tl_row_sum", tl_row_sum as *const u8),
         ("tl_row_prod", tl_row_prod as *const u8),
         ("tl_row_max", tl_row_max as *const u8),
@@ -91,9 +111,24 @@ pub(super) fn declare_row_fns(
             dot: declare(symbols[4])?,
         })
     };
+    let (f64_fns, f32_fns) = (set(F64_SYMBOLS)?, set(F32_SYMBOLS)?);
+    let mut into = Vec::with_capacity(INTO_SYMBOLS.len());
+    for symbol in INTO_SYMBOLS {
+        into.push(declare_import(
+            module,
+            func,
+            symbol,
+            &[ptr, ptr, types::I64],
+            &[],
+        )?);
+    }
+    let into = into
+        .try_into()
+        .map_err(|_| CompileError::Internal("row accumulation imports".into()))?;
     Ok(RowFns {
-        f64: set(F64_SYMBOLS)?,
-        f32: set(F32_SYMBOLS)?,
+        f64: f64_fns,
+        f32: f32_fns,
+        into,
     })
 }
 
@@ -203,7 +238,86 @@ pub(super) fn row_reduction(
     }
 }
 
+/// An accumulation of a row into a row: an innermost loop over `var` whose only work is
+/// a sum, product, maximum or minimum of one float64 buffer's values into a float64 output
+/// the loop walks too (a reduction over an outer axis, `out[j] += x[i, j]`): the position
+/// of the accumulation and the row it reads.
+pub(super) fn row_accumulation(
+    body: &[Stmt],
+    var: LoopVar,
+    bufs: &[BufVals],
+) -> Option<(usize, Row)> {
+    let mut accumulations = body.iter().enumerate().filter_map(|(k, s)| match s {
+        Stmt::Accumulate {
+            buf, index, kind, ..
+        } => Some((k, *buf, index, *kind)),
+        _ => None,
+    });
+    let (position, out, index, kind) = accumulations.next()?;
+    let walks_once = index.iter().filter(|i| **i == Index::Var(var)).count() == 1;
+    let plain = accumulations.next().is_none() && row_kind(kind) && walks_once;
+    if !plain || bufs[out].dtype != DType::Float64 {
+        return None;
+    }
+    let row = direct_row(body, position, var, bufs)?;
+    (bufs[row.0].dtype == DType::Float64).then_some((position, row))
+}
+
 impl Gen<'_> {
+    /// `for var in 0..n { body }` where `body` accumulates a row into a row
+    /// (`row_accumulation`): one runtime call where both have stride 1, the kernel's own
+    /// loop (`own_loop`) where not. Element by element in order either way, so both give
+    /// the same bits.
+    pub(super) fn accumulate_call_or_loop(
+        &mut self,
+        var: LoopVar,
+        n: Value,
+        body: &[Stmt],
+        (position, (buf, row)): (usize, Row),
+        own_loop: impl FnOnce(&mut Self),
+    ) {
+        let (
+            Some(fns),
+            Stmt::Accumulate {
+                buf: out,
+                index,
+                kind,
+                ..
+            },
+        ) = (self.rows.as_ref(), &body[position])
+        else {
+            return own_loop(self);
+        };
+        let f = fns.into[into_index(*kind)];
+        let mut unit = self.b.ins().iconst(types::I8, 1);
+        for (b, idx) in [(*out, index), (buf, &row)] {
+            let dim = idx.iter().position(|i| *i == Index::Var(var)).unwrap_or(0);
+            let stride = self.bufs[b].stride[dim];
+            let one = self.b.ins().icmp_imm_s(IntCC::Equal, stride, 1);
+            unit = self.b.ins().band(unit, one);
+        }
+        let (whole, own, done) = (
+            self.b.create_block(),
+            self.b.create_block(),
+            self.b.create_block(),
+        );
+        self.b.ins().brif(unit, whole, &[], own, &[]);
+        self.b.switch_to_block(whole);
+        self.b.seal_block(whole);
+        let zero = self.b.ins().iconst(types::I64, 0);
+        self.vars.insert(var, zero);
+        let target = self.address(*out, index, Lanes::One);
+        let source = self.address(buf, &row, Lanes::One);
+        self.b.ins().call(f, &[target, source, n]);
+        self.b.ins().jump(done, &[]);
+        self.b.switch_to_block(own);
+        self.b.seal_block(own);
+        own_loop(self);
+        self.b.ins().jump(done, &[]);
+        self.b.switch_to_block(done);
+        self.b.seal_block(done);
+    }
+
     /// `for var in 0..n { body }` where `body` is a whole-row reduction (`row_reduction`):
     /// one runtime call where the row has stride 1, folded into the output element; the
     /// kernel's own loop (`own_loop`) where it has not.

@@ -4,8 +4,8 @@
 //! polynomial exp at the CPU's widest vectors), the sum, then a scale by its reciprocal —
 //! while the row is in cache, so the input is read from memory once and the output
 //! written once. Rows that are not contiguous in both buffers go through a contiguous
-//! f64 copy, and contiguous float32 rows are widened into one and the result rounded back
-//! (both at wide vectors), so every layout gives the same values.
+//! f64 copy, and contiguous float32 rows are computed in f64 from the float32s (maximum,
+//! exps into an f64 row, sum, scale and round), so every layout gives the same values.
 //!
 //! Owns: the special values, as the reference's max-shifted form gives them — a row with
 //! a NaN, all −inf, or a +inf is all NaN.
@@ -32,31 +32,52 @@ fn softmax_row_body(row: &[f64], out: &mut [f64]) {
     let (row, out) = (&row[..n], &mut out[..n]);
     let (max, nan) = strip_max(row);
     let m = if nan { f64::NAN } else { max };
+    let scale = exps_and_scale(row, m, out);
+    for o in out.iter_mut() {
+        *o *= scale;
+    }
+}
+
+simd_versions!(
+    /// The softmax of a float32 `row` into `out` (the same length) computed in f64 through
+    /// `wide` (at least as long): the same values as widening the row first, in fewer
+    /// passes (maximum of the float32s, exps from them, sum, scale and round).
+    fn softmax_row_f32_at(row: &[f32], out: &mut [f32], wide: &mut [f64]) {
+        let n = row.len().min(out.len()).min(wide.len());
+        let (row, out, wide) = (&row[..n], &mut out[..n], &mut wide[..n]);
+        let m = crate::row_reduce::max_f32_at(SimdLevel::Avx512, row);
+        let scale = exps_and_scale(row, m, wide);
+        for (o, w) in out.iter_mut().zip(wide.iter()) {
+            *o = (w * scale) as f32;
+        }
+    }
+);
+
+/// exp(x − m) of every element of `row` into `out`, and the reciprocal of their sum.
+#[inline(always)]
+fn exps_and_scale<T: RowElement>(row: &[T], m: f64, out: &mut [f64]) -> f64 {
     let c = EXP_POLY;
     let mut far = false;
     for (o, x) in out.iter_mut().zip(row) {
-        let t = x - m;
+        let t = x.to_f64() - m;
         *o = exp_in_range(t, &c);
         far |= t < -EXP_FAST_LIMIT;
     }
     if far {
         // Some x − m underflows (or is −inf): the full exp there.
         for (o, x) in out.iter_mut().zip(row) {
-            *o = exp(x - m, &c);
+            *o = exp(x.to_f64() - m, &c);
         }
     }
-    let scale = 1.0 / lane_sum(out);
-    for o in out.iter_mut() {
-        *o *= scale;
-    }
+    1.0 / lane_sum(out)
 }
 
 /// An element type of softmax buffers.
 trait RowElement: Copy {
     fn to_f64(self) -> f64;
     fn from_f64(v: f64) -> Self;
-    /// Softmax of a contiguous row of this type through f64 scratch rows (`wide_in`,
-    /// `wide_out`: the row's length).
+    /// Softmax of a contiguous row of this type, through f64 scratch rows of the row's
+    /// length where it needs them.
     fn softmax_through_f64(
         row: &[Self],
         out: &mut [Self],
@@ -84,35 +105,10 @@ impl RowElement for f32 {
     fn from_f64(v: f64) -> Self {
         v as f32
     }
-    fn softmax_through_f64(
-        row: &[f32],
-        out: &mut [f32],
-        wide_in: &mut [f64],
-        wide_out: &mut [f64],
-    ) {
-        widen_at(SimdLevel::Avx512, row, wide_in);
-        softmax_row(wide_in, wide_out);
-        narrow_at(SimdLevel::Avx512, wide_out, out);
+    fn softmax_through_f64(row: &[f32], out: &mut [f32], wide: &mut [f64], _: &mut [f64]) {
+        softmax_row_f32_at(SimdLevel::Avx512, row, out, wide)
     }
 }
-
-simd_versions!(
-    /// `src` widened into `dst` (the same length).
-    fn widen_at(src: &[f32], dst: &mut [f64]) {
-        for (d, s) in dst.iter_mut().zip(src) {
-            *d = *s as f64;
-        }
-    }
-);
-
-simd_versions!(
-    /// `src` rounded into `dst` (the same length).
-    fn narrow_at(src: &[f64], dst: &mut [f32]) {
-        for (d, s) in dst.iter_mut().zip(src) {
-            *d = *s as f32;
-        }
-    }
-);
 
 /// A buffer described by argument words: data pointer, sizes, strides (in elements).
 struct Words {

@@ -65,7 +65,8 @@ impl LogSumExpState {
         add_strips_at(level, self, xs)
     }
 
-    /// Adds the elements of float32 `xs` (each widened exactly), strip by strip.
+    /// Adds the elements of float32 `xs` (each widened exactly: the same as adding the
+    /// widened values).
     pub fn add_f32(&mut self, xs: &[f32]) {
         add_f32_strips_at(SimdLevel::Avx512, self, xs)
     }
@@ -86,7 +87,7 @@ impl LogSumExpState {
     /// Strip by strip; the exp-sum of each asks for the next strip's cache lines as it
     /// goes, so the next strip's trip from memory overlaps this one's arithmetic.
     #[inline(always)]
-    fn add_strips(&mut self, xs: &[f64]) {
+    fn add_strips<T: StripElement>(&mut self, xs: &[T]) {
         for (k, strip) in xs.chunks(STRIP).enumerate() {
             let next = xs.get((k + 1) * STRIP..).unwrap_or(&[]);
             self.add_strip(strip, &next[..next.len().min(STRIP)]);
@@ -94,8 +95,8 @@ impl LogSumExpState {
     }
 
     #[inline(always)]
-    fn add_strip(&mut self, xs: &[f64], next: &[f64]) {
-        let (m, nan) = strip_max(xs);
+    fn add_strip<T: StripElement>(&mut self, xs: &[T], next: &[T]) {
+        let (m, nan) = T::strip_max(xs);
         if nan {
             self.nan = 1.0;
             return;
@@ -119,11 +120,42 @@ impl LogSumExpState {
     }
 }
 
+/// An element type of logsumexp strips: float64, or float32 (widened exactly, so a
+/// float32 strip adds what its widened copy would).
+trait StripElement: Copy {
+    fn wide(self) -> f64;
+    /// The strip's maximum (−inf if empty) and whether it holds a NaN.
+    fn strip_max(xs: &[Self]) -> (f64, bool);
+}
+
+impl StripElement for f64 {
+    #[inline(always)]
+    fn wide(self) -> f64 {
+        self
+    }
+    #[inline(always)]
+    fn strip_max(xs: &[f64]) -> (f64, bool) {
+        strip_max(xs)
+    }
+}
+
+impl StripElement for f32 {
+    #[inline(always)]
+    fn wide(self) -> f64 {
+        self as f64
+    }
+    #[inline(always)]
+    fn strip_max(xs: &[f32]) -> (f64, bool) {
+        let m = crate::row_reduce::max_f32_at(SimdLevel::Avx512, xs);
+        (m, m.is_nan())
+    }
+}
+
 /// Asks for the cache lines of `xs` (a hint: no effect on results).
 #[inline(always)]
-fn prefetch(xs: &[f64]) {
+fn prefetch<T>(xs: &[T]) {
     #[cfg(target_arch = "x86_64")]
-    for line in xs.chunks(8) {
+    for line in xs.chunks((64 / std::mem::size_of::<T>().max(1)).max(1)) {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
         // SAFETY: a prefetch never faults and reads nothing; the address is in `xs`.
         unsafe { _mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast()) };
@@ -138,14 +170,7 @@ simd_versions!(
 
 simd_versions!(
     fn add_f32_strips_at(state: &mut LogSumExpState, xs: &[f32]) {
-        let mut wide = [0.0f64; STRIP];
-        for strip in xs.chunks(STRIP) {
-            let w = &mut wide[..strip.len()];
-            for (o, x) in w.iter_mut().zip(strip) {
-                *o = *x as f64;
-            }
-            state.add_strip(w, &[]);
-        }
+        state.add_strips(xs)
     }
 );
 
@@ -180,7 +205,7 @@ pub(crate) fn strip_max(xs: &[f64]) -> (f64, bool) {
 /// x − m is below −EXP_FAST_LIMIT (where the result underflows); then summed in `LANES`
 /// independent sums.
 #[inline(always)]
-fn strip_exp_sum(xs: &[f64], m: f64, next: &[f64]) -> f64 {
+fn strip_exp_sum<T: StripElement>(xs: &[T], m: f64, next: &[T]) -> f64 {
     const BLOCK: usize = 64;
     let c = EXP_POLY;
     let mut e = [0.0f64; STRIP];
@@ -191,14 +216,14 @@ fn strip_exp_sum(xs: &[f64], m: f64, next: &[f64]) -> f64 {
             prefetch(&ahead[..ahead.len().min(BLOCK)]);
         }
         for (d, x) in eb.iter_mut().zip(xb) {
-            let t = x - m;
+            let t = x.wide() - m;
             *d = exp_in_range(t, &c);
             far |= t < -EXP_FAST_LIMIT;
         }
     }
     if far {
         for (d, x) in e.iter_mut().zip(xs) {
-            *d = exp(x - m, &c);
+            *d = exp(x.wide() - m, &c);
         }
     }
     lane_sum(e)

@@ -176,5 +176,33 @@ fn kernels(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, compile_time, call_overhead, vector_math, kernels);
+/// Matrix products through the runtime's gemm (matrixmultiply, threaded for large ones).
+fn gemm(c: &mut Criterion) {
+    let mut group = c.benchmark_group("gemm");
+    group.sample_size(20);
+    for dtype in [Float32, Float64] {
+        let (a, b) = (matrix("a", dtype), matrix("b", dtype));
+        let f = function(&[&a, &b], &[&a.dot(&b)]).compile().unwrap();
+        for n in [256usize, 1000] {
+            let m: TensorData =
+                ndarray::Array2::from_shape_fn((n, n), |(i, j)| ((i * 7 + j) % 13) as f64 * 0.1)
+                    .into();
+            let m = tensorlift_runtime::cast(&m, dtype);
+            let args = vec![m.clone(), m];
+            group.bench_function(format!("{dtype}_{n}"), |bench| {
+                bench.iter(|| black_box(f.call(&args).unwrap()))
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    compile_time,
+    call_overhead,
+    vector_math,
+    kernels,
+    gemm
+);
 criterion_main!(benches);

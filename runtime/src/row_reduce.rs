@@ -292,11 +292,14 @@ mod tests {
         }
     }
 
+    type IntoFn = fn(SimdLevel, &mut [f64], &[f64]);
+    type StepFn = fn(f64, f64) -> f64;
+
     #[test]
     fn accumulations_into_rows_are_element_by_element() {
         for row in rows() {
             let start: Vec<f64> = row.iter().rev().map(|x| x * 0.5 - 1.0).collect();
-            let fns: [(fn(SimdLevel, &mut [f64], &[f64]), fn(f64, f64) -> f64); 4] = [
+            let fns: [(IntoFn, StepFn); 4] = [
                 (add_into_at, |a, x| a + x),
                 (mul_into_at, |a, x| a * x),
                 (max_into_at, max_or_nan),

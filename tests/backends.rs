@@ -2425,6 +2425,73 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 256,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(0x0e_d0c5),
+        ..ProptestConfig::default()
+    })]
+    /// Random reductions (sum, product, maximum, minimum, sum of squares) over random axes
+    /// of float64 and float32 tensors of rank 1 to 4, contiguous, with reversed axes or
+    /// read backwards, with NaN and infinities now and then: whole-row calls, row
+    /// accumulations and the kernels' own loops all give the reference's values.
+    #[test]
+    fn random_reductions_agree_in_every_layout(
+        outer in prop::collection::vec(1usize..7, 0..4),
+        last in 1usize..70,
+        axes_bits in any::<u8>(),
+        kind in 0u8..5,
+        f32_dtype in any::<bool>(),
+        layout in 0u8..3,
+        special in prop::option::weighted(0.3, (any::<prop::sample::Index>(), 0u8..3)),
+        seed in any::<u64>(),
+    ) {
+        let dtype = if f32_dtype { Float32 } else { Float64 };
+        // Rows long enough for the runtime's 16 lanes and their tails.
+        let shape: Vec<usize> = outer.iter().copied().chain([last]).collect();
+        let r = shape.len();
+        let axes: Vec<isize> = (0..r as isize).filter(|a| axes_bits & (1 << a) != 0).collect();
+        let x = tensor("x", dtype, vec![None; r]);
+        let on = Some(axes.as_slice());
+        let out = match kind {
+            0 => x.sum(on),
+            1 => (&x * 0.25).exp().prod(on) + x.prod(on),
+            2 => x.max(on),
+            3 => x.min(on),
+            _ => (&x * &x).sum(on),
+        };
+        let mut rng = TestRng::new(seed);
+        let mut data = random_of_shape(Float64, &shape, (-2.0, 2.0), &mut rng)
+            .as_array::<f64>()
+            .unwrap()
+            .to_owned();
+        if let Some((at, which)) = special {
+            let flat = at.index(data.len());
+            let v = [f64::NAN, f64::INFINITY, f64::NEG_INFINITY][which as usize];
+            if let Some(e) = data.iter_mut().nth(flat) {
+                *e = v;
+            }
+        }
+        let arranged = match layout {
+            0 => data,
+            // The same logical tensor stored with its axes reversed.
+            1 => data.t().as_standard_layout().into_owned().reversed_axes(),
+            // Read backwards along the last axis.
+            _ => {
+                let mut flipped = data.clone();
+                flipped.invert_axis(ndarray::Axis(r - 1));
+                let mut view = flipped.into_shared();
+                view.invert_axis(ndarray::Axis(r - 1));
+                view.into_owned()
+            }
+        };
+        let value = tensorlift_runtime::scalar::cast(&arranged.into(), dtype);
+        if let Err(e) = compare_backends(&[&x], &[&out], &[value], Mode::Jit) {
+            prop_assert!(false, "{}", e);
+        }
+    }
+}
+
 // ---------------------------------------------------------------- random graphs
 
 /// A random graph (`tensorlift::testing::random_graph`) of kernel ops, views and

@@ -1170,6 +1170,39 @@ fn float32_scan_in_float64() {
     );
 }
 
+#[test]
+fn float32_sum_in_float64() {
+    let x = tensor("x", Float32, [None, None, None]);
+    check(
+        &[&x.sum(Some(&[0])), &x.prod(None)],
+        &["float32_sum_in_float64"],
+        expect![[r#"
+            Sum{axes=[0]} [id A] <Matrix(float32, shape=(?, ?))>
+             └─ x [id B] <Tensor3(float32, shape=(?, ?, ?))>
+            Prod{axes=[0, 1, 2]} [id C] <Scalar(float32, shape=())>
+             └─ x [id B] <Tensor3(float32, shape=(?, ?, ?))>
+            =>
+            Cast{float32} [id A] <Matrix(float32, shape=(?, ?))>
+             └─ Sum{axes=[0]} [id B] <Matrix(float64, shape=(?, ?))>
+                └─ Cast{float64} [id C] <Tensor3(float64, shape=(?, ?, ?))>
+                   └─ x [id D] <Tensor3(float32, shape=(?, ?, ?))>
+            Cast{float32} [id E] <Scalar(float32, shape=())>
+             └─ Prod{axes=[0, 1, 2]} [id F] <Scalar(float64, shape=())>
+                └─ Cast{float64} [id G] <Tensor3(float64, shape=(?, ?, ?))>
+                   └─ x [id D] <Tensor3(float32, shape=(?, ?, ?))>
+        "#]],
+    );
+    // Along the last axis alone, in float64, and maxima: unchanged.
+    check_unchanged(
+        &[
+            &x.sum(Some(&[2])),
+            &tensor("y", Float64, [None, None]).sum(Some(&[0])),
+            &x.max(Some(&[0])),
+        ],
+        &["float32_sum_in_float64"],
+    );
+}
+
 // ---------------------------------------------------------------- fusion
 
 #[test]

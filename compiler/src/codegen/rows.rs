@@ -155,7 +155,8 @@ fn only_accumulation(body: &[Stmt], position: usize) -> Option<&Expr> {
     }
 }
 
-/// `e` with temporaries replaced by their `let`s in `body` and float identities dropped.
+/// `e` with temporaries replaced by their `let`s in `body`, and float identities and casts
+/// to float64 dropped (the caller checks what remains reads a float buffer).
 fn resolved<'b>(mut e: &'b Expr, body: &'b [Stmt]) -> Option<&'b Expr> {
     loop {
         match e {
@@ -170,6 +171,12 @@ fn resolved<'b>(mut e: &'b Expr, body: &'b [Stmt]) -> Option<&'b Expr> {
                 args,
                 dtype,
             } if args.len() == 1 && dtype.is_float() => e = &args[0],
+            // Widening to f64 is exact: the row functions widen float32 rows themselves.
+            Expr::Apply {
+                op: ScalarOp::Cast(DType::Float64),
+                args,
+                ..
+            } if args.len() == 1 => e = &args[0],
             _ => return Some(e),
         }
     }
@@ -223,6 +230,15 @@ pub(super) fn row_reduction(
     }
     let value = resolved(only_accumulation(body, *position)?, body)?;
     match value {
+        // A sum of squares: the dot product of a row with itself.
+        Expr::Apply {
+            op: ScalarOp::Sqr,
+            args,
+            dtype,
+        } if *kind == ReduceKind::Sum && args.len() == 1 => {
+            let a = loaded_row(&args[0], body, var, bufs)?;
+            (bufs[a.0].dtype == *dtype).then(|| (*position, RowOperand::Products(a.clone(), a)))
+        }
         // Products in the rows' own dtype (float32 ones rounded, as the runtime's are).
         Expr::Apply {
             op: ScalarOp::Mul,

@@ -15,7 +15,7 @@ use super::pattern::{
 };
 use super::{Expr, Rule};
 
-pub const RULES: [Rule; 10] = rules!["specialize";
+pub const RULES: [Rule; 11] = rules!["specialize";
     pow_specialize,
     div_by_constant,
     div_by_broadcast,
@@ -26,6 +26,7 @@ pub const RULES: [Rule; 10] = rules!["specialize";
     logsumexp_across_rows,
     softmax_across_rows,
     float32_scan_in_float64,
+    float32_sum_in_float64,
 ];
 
 /// x ** c for c in {0, ±0.5, ±1, 2, 3, 4, -2} → sqr/sqrt/reciprocal/multiplications (when x
@@ -327,4 +328,36 @@ fn float32_scan_in_float64(fg: &FunctionGraph, node: NodeId) -> Option<Vec<Expr>
     let wide = elemwise(ScalarOp::Cast(DType::Float64), vec![Expr::Var(x)]);
     let scan = Expr::apply(Op::Cumulative { kind, axis }, vec![wide]);
     Some(vec![elemwise(ScalarOp::Cast(DType::Float32), vec![scan])])
+}
+
+/// sum/prod of float32 x over axes other than only the last → cast(sum(cast(x, float64)),
+/// float32): the reference sums float32 in f64 and rounds once; a kernel reducing over an
+/// outer axis accumulates into its output row by row, which in float32 would round at
+/// every step (cancellation then loses digits). Along the last axis alone each output is
+/// one row summed in f64 registers and rounded once, so that form stays as it is.
+fn float32_sum_in_float64(fg: &FunctionGraph, node: NodeId) -> Option<Vec<Expr>> {
+    let e = fg.node(node)?;
+    let Op::Reduce { kind, ref axes } = e.op else {
+        return None;
+    };
+    let (x, out) = (e.inputs[0], e.outputs[0]);
+    let ndim = fg.var(x).ty.ndim();
+    let only_last = axes.len() == 1 && axes[0] + 1 == ndim;
+    let float32 = fg.var(x).ty.dtype == DType::Float32 && fg.var(out).ty.dtype == DType::Float32;
+    if !matches!(kind, ReduceKind::Sum | ReduceKind::Prod)
+        || !float32
+        || only_last
+        || axes.is_empty()
+    {
+        return None;
+    }
+    let wide = elemwise(ScalarOp::Cast(DType::Float64), vec![Expr::Var(x)]);
+    let total = Expr::apply(
+        Op::Reduce {
+            kind,
+            axes: axes.clone(),
+        },
+        vec![wide],
+    );
+    Some(vec![elemwise(ScalarOp::Cast(DType::Float32), vec![total])])
 }

@@ -503,8 +503,11 @@ impl<'a> Gen<'a> {
     /// float32 elements at a time in float32: it loads and stores only float32 buffers,
     /// stores only where it walks, accumulates nothing, and applies only operations whose
     /// float32 result equals the f64 result rounded to float32 (add, sub, mul, div, sqrt
-    /// are correctly rounded and f64 has more than twice float32's precision; the others
-    /// are exact) — so the results are bit for bit those of the f64 path.
+    /// of two operands are correctly rounded and f64 has more than twice float32's
+    /// precision; the others are exact) — so the results are bit for bit those of the f64
+    /// path. The f64 path rounds where a value is set (`let`, store), so a rounding
+    /// operation must be the whole value there, of operands that are not computed by one
+    /// (an add of three float32s rounds once in f64, twice in float32).
     pub(super) fn float32_lanes_ok(&self, body: &[Stmt], var: LoopVar) -> bool {
         use ScalarOp::*;
         // The body's own temps by dtype (a temp from outside the loop is a scalar value,
@@ -519,7 +522,12 @@ impl<'a> Gen<'a> {
             Expr::Temp(t) => dtypes.get(t).copied(),
             _ => Some(self.dtype_of(e)),
         };
-        fn expr_ok(g: &Gen, e: &Expr, dtype_of: &dyn Fn(&Expr) -> Option<DType>) -> bool {
+        fn expr_ok(
+            g: &Gen,
+            e: &Expr,
+            dtype_of: &dyn Fn(&Expr) -> Option<DType>,
+            top: bool,
+        ) -> bool {
             match e {
                 Expr::Load { buf, index } => {
                     g.bufs[*buf].dtype == DType::Float32
@@ -531,6 +539,10 @@ impl<'a> Gen<'a> {
                 Expr::Const(_, d) => matches!(d, DType::Float32 | DType::Bool),
                 Expr::Dim { .. } | Expr::Var(_) => false,
                 Expr::Apply { op, args, dtype } => {
+                    let rounds = matches!(op, Sqr | Sqrt | Reciprocal | Add | Sub | Mul | TrueDiv);
+                    if rounds && (!top || args.len() > 2) {
+                        return false;
+                    }
                     let op_ok = match op {
                         Neg | Abs | Sqr | Sqrt | Floor | Ceil | Round | Reciprocal | Sign | Add
                         | Sub | Mul | TrueDiv | Maximum | Minimum | Clip | Identity => {
@@ -544,7 +556,7 @@ impl<'a> Gen<'a> {
                     op_ok
                         && args.iter().all(|a| {
                             matches!(dtype_of(a), Some(DType::Float32) | Some(DType::Bool))
-                                && expr_ok(g, a, dtype_of)
+                                && expr_ok(g, a, dtype_of, false)
                         })
                         && (*op != Switch || dtype_of(&args[0]) == Some(DType::Bool))
                 }
@@ -552,12 +564,13 @@ impl<'a> Gen<'a> {
         }
         body.iter().all(|s| match s {
             Stmt::Let { value, dtype, .. } => {
-                matches!(dtype, DType::Float32 | DType::Bool) && expr_ok(self, value, &dtype_of)
+                matches!(dtype, DType::Float32 | DType::Bool)
+                    && expr_ok(self, value, &dtype_of, true)
             }
             Stmt::Store { buf, index, value } => {
                 self.bufs[*buf].dtype == DType::Float32
                     && index.contains(&Index::Var(var))
-                    && expr_ok(self, value, &dtype_of)
+                    && expr_ok(self, value, &dtype_of, true)
             }
             _ => false,
         })

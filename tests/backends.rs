@@ -2385,23 +2385,26 @@ proptest! {
         ..ProptestConfig::default()
     })]
     /// Random advanced indices — every arrangement of full and partial slices, scalar
-    /// indices, integer arrays and a mask on tensors of rank 1 to 4 — read, set and
-    /// incremented: the JIT gives the reference's results, and fails where it fails.
+    /// indices, integer arrays and a mask on float64, float32, int32 and bool tensors of
+    /// rank 1 to 4 — read, set and incremented: the JIT gives the reference's results, and
+    /// fails where it fails.
     #[test]
     fn random_advanced_indices_agree(
         shape in prop::collection::vec(1usize..5, 1..5),
         kinds in prop::collection::vec(any::<u8>(), 1..5),
         bad in prop::bool::weighted(0.15),
+        dtype_code in 0u8..4,
         seed in any::<u64>(),
     ) {
+        let dtype = [Float64, Float32, Int32, Bool][dtype_code as usize];
         let mut rng = TestRng::new(seed);
-        let x = tensor("x", Float64, vec![None; shape.len()]);
+        let x = tensor("x", dtype, vec![None; shape.len()]);
         let (idx, vars, mut vals) = random_advanced_index(&shape, &kinds, bad, &mut rng);
         let read = x.get(idx.clone());
         prop_assume!(read.check().is_ok());
         let mut inputs = vec![&x];
         inputs.extend(vars.iter());
-        let mut all = vec![random_of_shape(Float64, &shape, (-9.0, 9.0), &mut rng)];
+        let mut all = vec![random_of_shape(dtype, &shape, (-9.0, 9.0), &mut rng)];
         all.append(&mut vals);
         let reference = function(&inputs, &[&read]).mode(Mode::Reference).compile().unwrap();
         let selected = reference.call(&all);
@@ -2412,12 +2415,16 @@ proptest! {
         }
         // Writes of a value of the selected shape (from the reference's read), or a scalar.
         let value_shape = selected.map(|s| s[0].shape().to_vec()).unwrap_or_default();
-        let y = tensor("y", Float64, vec![None; value_shape.len()]);
+        let y = tensor("y", dtype, vec![None; value_shape.len()]);
         let mut with_y = inputs.clone();
         with_y.push(&y);
         let mut vals_y = all.clone();
-        vals_y.push(random_of_shape(Float64, &value_shape, (-9.0, 9.0), &mut rng));
-        for write in [x.set(idx.clone(), &y), x.inc(idx.clone(), &y), x.inc(idx.clone(), 0.5)] {
+        vals_y.push(random_of_shape(dtype, &value_shape, (-9.0, 9.0), &mut rng));
+        let mut writes = vec![x.set(idx.clone(), &y), x.inc(idx.clone(), &y)];
+        if dtype.is_float() {
+            writes.push(x.inc(idx.clone(), 0.5));
+        }
+        for write in writes {
             if let Err(e) = compare_backends(&with_y, &[&write], &vals_y, Mode::Jit) {
                 prop_assert!(false, "write: {}", e);
             }

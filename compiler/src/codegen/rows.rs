@@ -305,30 +305,46 @@ impl Gen<'_> {
             return own_loop(self);
         };
         let f = fns.into[into_index(*kind)];
+        let rows = [(*out, index.clone()), (buf, row)];
+        let whole = |g: &mut Self| {
+            let target = g.address(rows[0].0, &rows[0].1, Lanes::One);
+            let source = g.address(rows[1].0, &rows[1].1, Lanes::One);
+            g.b.ins().call(f, &[target, source, n]);
+        };
+        self.whole_rows_or(var, &rows, whole, own_loop);
+    }
+
+    /// `whole` (with `var` at 0) where every row of `rows` has stride 1 along `var` at run
+    /// time, `own` where not.
+    fn whole_rows_or(
+        &mut self,
+        var: LoopVar,
+        rows: &[Row],
+        whole: impl FnOnce(&mut Self),
+        own: impl FnOnce(&mut Self),
+    ) {
         let mut unit = self.b.ins().iconst(types::I8, 1);
-        for (b, idx) in [(*out, index), (buf, &row)] {
-            let dim = idx.iter().position(|i| *i == Index::Var(var)).unwrap_or(0);
-            let stride = self.bufs[b].stride[dim];
+        for (buf, row) in rows {
+            let dim = row.iter().position(|i| *i == Index::Var(var)).unwrap_or(0);
+            let stride = self.bufs[*buf].stride[dim];
             let one = self.b.ins().icmp_imm_s(IntCC::Equal, stride, 1);
             unit = self.b.ins().band(unit, one);
         }
-        let (whole, own, done) = (
+        let (whole_block, own_block, done) = (
             self.b.create_block(),
             self.b.create_block(),
             self.b.create_block(),
         );
-        self.b.ins().brif(unit, whole, &[], own, &[]);
-        self.b.switch_to_block(whole);
-        self.b.seal_block(whole);
+        self.b.ins().brif(unit, whole_block, &[], own_block, &[]);
+        self.b.switch_to_block(whole_block);
+        self.b.seal_block(whole_block);
         let zero = self.b.ins().iconst(types::I64, 0);
         self.vars.insert(var, zero);
-        let target = self.address(*out, index, Lanes::One);
-        let source = self.address(buf, &row, Lanes::One);
-        self.b.ins().call(f, &[target, source, n]);
+        whole(self);
         self.b.ins().jump(done, &[]);
-        self.b.switch_to_block(own);
-        self.b.seal_block(own);
-        own_loop(self);
+        self.b.switch_to_block(own_block);
+        self.b.seal_block(own_block);
+        own(self);
         self.b.ins().jump(done, &[]);
         self.b.switch_to_block(done);
         self.b.seal_block(done);
@@ -371,39 +387,19 @@ impl Gen<'_> {
             (RowOperand::Row(r), ReduceKind::Max) => (set.max, vec![r.clone()]),
             (RowOperand::Row(r), _) => (set.min, vec![r.clone()]),
         };
-        let mut unit = self.b.ins().iconst(types::I8, 1);
-        for (buf, row) in &rows {
-            let dim = row.iter().position(|i| *i == Index::Var(var)).unwrap_or(0);
-            let stride = self.bufs[*buf].stride[dim];
-            let one = self.b.ins().icmp_imm_s(IntCC::Equal, stride, 1);
-            unit = self.b.ins().band(unit, one);
-        }
-        let (whole, own, done) = (
-            self.b.create_block(),
-            self.b.create_block(),
-            self.b.create_block(),
-        );
-        self.b.ins().brif(unit, whole, &[], own, &[]);
-        self.b.switch_to_block(whole);
-        self.b.seal_block(whole);
-        let zero = self.b.ins().iconst(types::I64, 0);
-        self.vars.insert(var, zero);
-        let mut args: Vec<Value> = rows
-            .iter()
-            .map(|(buf, row)| self.address(*buf, row, Lanes::One))
-            .collect();
-        args.push(n);
-        let call = self.b.ins().call(f, &args);
-        let total = self.b.inst_results(call)[0];
-        let old = self.load(*out, index, Lanes::One);
-        let new = self.combine(*kind, old, total);
-        self.store(*out, index, new, Lanes::One);
-        self.b.ins().jump(done, &[]);
-        self.b.switch_to_block(own);
-        self.b.seal_block(own);
-        own_loop(self);
-        self.b.ins().jump(done, &[]);
-        self.b.switch_to_block(done);
-        self.b.seal_block(done);
+        let (out, index, kind) = (*out, index.clone(), *kind);
+        let whole = |g: &mut Self| {
+            let mut args: Vec<Value> = rows
+                .iter()
+                .map(|(buf, row)| g.address(*buf, row, Lanes::One))
+                .collect();
+            args.push(n);
+            let call = g.b.ins().call(f, &args);
+            let total = g.b.inst_results(call)[0];
+            let old = g.load(out, &index, Lanes::One);
+            let new = g.combine(kind, old, total);
+            g.store(out, &index, new, Lanes::One);
+        };
+        self.whole_rows_or(var, &rows, whole, own_loop);
     }
 }

@@ -2499,6 +2499,66 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 128,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(0x5ca_2a55),
+        ..ProptestConfig::default()
+    })]
+    /// Random running sums/products and arg-reductions along a random axis (or of the
+    /// flattened tensor) of float64, float32 and int32 tensors of rank 1 to 3, contiguous,
+    /// with reversed axes or read backwards, NaN now and then: the reference's values.
+    #[test]
+    fn random_scans_and_arg_reductions_agree_in_every_layout(
+        shape in prop::collection::vec(1usize..9, 1..4),
+        axis_code in 0u8..4,
+        kind in 0u8..4,
+        dtype_code in 0u8..3,
+        layout in 0u8..3,
+        nan_at in prop::option::weighted(0.2, any::<prop::sample::Index>()),
+        seed in any::<u64>(),
+    ) {
+        let dtype = [Float64, Float32, Int32][dtype_code as usize];
+        let r = shape.len();
+        let axis = (axis_code as usize) < r;
+        let axis = axis.then_some(axis_code as isize);
+        let x = tensor("x", dtype, vec![None; r]);
+        let out = match kind {
+            0 => x.cumsum(axis),
+            1 => (&x * 0.5).cumprod(axis),
+            2 => x.argmax(axis),
+            _ => x.argmin(axis),
+        };
+        prop_assume!(out.check().is_ok());
+        let mut rng = TestRng::new(seed);
+        let mut data = random_of_shape(Float64, &shape, (-3.0, 3.0), &mut rng)
+            .as_array::<f64>()
+            .unwrap()
+            .to_owned();
+        if let (Some(at), true) = (nan_at, dtype.is_float()) {
+            let flat = at.index(data.len());
+            if let Some(e) = data.iter_mut().nth(flat) {
+                *e = f64::NAN;
+            }
+        }
+        let arranged = match layout {
+            0 => data,
+            1 => data.t().as_standard_layout().into_owned().reversed_axes(),
+            _ => {
+                let mut flipped = data.clone();
+                flipped.invert_axis(ndarray::Axis(r - 1));
+                let mut view = flipped.into_shared();
+                view.invert_axis(ndarray::Axis(r - 1));
+                view.into_owned()
+            }
+        };
+        let value = tensorlift_runtime::scalar::cast(&arranged.into(), dtype);
+        if let Err(e) = compare_backends(&[&x], &[&out], &[value], Mode::Jit) {
+            prop_assert!(false, "{}", e);
+        }
+    }
+}
+
 // ---------------------------------------------------------------- random graphs
 
 /// A random graph (`tensorlift::testing::random_graph`) of kernel ops, views and

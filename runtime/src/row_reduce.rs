@@ -21,6 +21,10 @@ pub trait RowElement: Copy + PartialOrd {
     /// The product in the element's own arithmetic (float32: rounded to float32, as the
     /// reference rounds float32 results), widened.
     fn product(self, other: Self) -> f64;
+    /// `probe + self · 0` in the element's arithmetic: NaN from the first NaN or
+    /// infinite element on.
+    fn probe(self, probe: Self) -> Self;
+    const ZERO: Self;
 }
 
 impl RowElement for f64 {
@@ -36,6 +40,11 @@ impl RowElement for f64 {
     fn product(self, other: f64) -> f64 {
         self * other
     }
+    #[inline(always)]
+    fn probe(self, probe: f64) -> f64 {
+        probe + self * 0.0
+    }
+    const ZERO: f64 = 0.0;
 }
 
 impl RowElement for f32 {
@@ -51,6 +60,11 @@ impl RowElement for f32 {
     fn product(self, other: f32) -> f64 {
         (self * other) as f64
     }
+    #[inline(always)]
+    fn probe(self, probe: f32) -> f32 {
+        probe + self * 0.0
+    }
+    const ZERO: f32 = 0.0;
 }
 
 /// The values `value(a[k], b[k])` folded by `step` into `LANES` running f64 values from
@@ -90,7 +104,7 @@ fn fold_row<T: RowElement>(row: &[T], init: f64, step: impl Fn(f64, f64) -> f64)
 /// inlined: written next to the lane loop, it leads the vectoriser to 128-bit lanes there
 /// (measured: a third slower).
 #[inline(never)]
-fn combine_lanes(mut acc: [f64; LANES], step: &impl Fn(f64, f64) -> f64) -> f64 {
+fn combine_lanes<T: Copy>(mut acc: [T; LANES], step: &impl Fn(T, T) -> T) -> T {
     let mut width = LANES;
     while width > 1 {
         width /= 2;
@@ -102,35 +116,31 @@ fn combine_lanes(mut acc: [f64; LANES], step: &impl Fn(f64, f64) -> f64) -> f64 
 }
 
 /// `row` folded by `pick` (which ignores NaN) into `LANES` running values of its own
-/// type (exact for maxima and minima) from `init`, with a NaN flag per lane beside them:
-/// NaN if the row holds one, else the lanes combined pairwise and the tail folded in. (A
-/// NaN-propagating step in the lanes would chain a compare, an or and a blend per
-/// element: measured slower.)
+/// type (exact for maxima and minima) from `init`, with a probe per lane beside them (the
+/// sum of x · 0, NaN exactly when some x is NaN or infinite; only then are the elements
+/// looked at one by one): NaN if the row holds one, else the lanes combined pairwise and
+/// the tail folded in. (A NaN-propagating step in the lanes would chain a compare, an or
+/// and a blend per element, and a NaN flag per lane costs a conversion: measured slower.)
 #[inline(always)]
 fn fold_row_or_nan<T: RowElement>(row: &[T], init: T, pick: impl Fn(T, T) -> T) -> f64 {
     let mut acc = [init; LANES];
-    let mut nan = [false; LANES];
+    let mut probe = [T::ZERO; LANES];
     let mut chunks = row.chunks_exact(LANES);
     for chunk in &mut chunks {
         if let Ok(xs) = <&[T; LANES]>::try_from(chunk) {
             for k in 0..LANES {
                 acc[k] = pick(acc[k], xs[k]);
-                nan[k] |= xs[k].nan();
+                probe[k] = xs[k].probe(probe[k]);
             }
         }
     }
     let tail = chunks.remainder();
-    if nan.iter().any(|f| *f) || tail.iter().any(|x| x.nan()) {
+    let special = probe.iter().any(|p| p.nan()) || tail.iter().any(|x| x.nan());
+    if special && row.iter().any(|x| x.nan()) {
         return f64::NAN;
     }
-    let mut width = LANES;
-    while width > 1 {
-        width /= 2;
-        for k in 0..width {
-            acc[k] = pick(acc[k], acc[k + width]);
-        }
-    }
-    tail.iter().fold(acc[0], |a, x| pick(a, *x)).wide()
+    let total = combine_lanes(acc, &pick);
+    tail.iter().fold(total, |a, x| pick(a, *x)).wide()
 }
 
 #[inline(always)]

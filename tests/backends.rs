@@ -2432,6 +2432,23 @@ proptest! {
     }
 }
 
+/// `data` (rank ≥ 1) in memory layout `layout`: 0 as it is (row-major), 1 stored with its
+/// axes reversed, 2 read backwards along the last axis — the same logical values.
+fn arranged(data: ArrayD<f64>, layout: u8) -> ArrayD<f64> {
+    let last = ndarray::Axis(data.ndim() - 1);
+    match layout {
+        0 => data,
+        1 => data.t().as_standard_layout().into_owned().reversed_axes(),
+        _ => {
+            let mut flipped = data;
+            flipped.invert_axis(last);
+            let mut view = flipped.into_shared();
+            view.invert_axis(last);
+            view.into_owned()
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig {
         cases: 256,
@@ -2479,19 +2496,7 @@ proptest! {
                 *e = v;
             }
         }
-        let arranged = match layout {
-            0 => data,
-            // The same logical tensor stored with its axes reversed.
-            1 => data.t().as_standard_layout().into_owned().reversed_axes(),
-            // Read backwards along the last axis.
-            _ => {
-                let mut flipped = data.clone();
-                flipped.invert_axis(ndarray::Axis(r - 1));
-                let mut view = flipped.into_shared();
-                view.invert_axis(ndarray::Axis(r - 1));
-                view.into_owned()
-            }
-        };
+        let arranged = arranged(data, layout);
         let value = tensorlift_runtime::scalar::cast(&arranged.into(), dtype);
         if let Err(e) = compare_backends(&[&x], &[&out], &[value], Mode::Jit) {
             prop_assert!(false, "{}", e);
@@ -2541,17 +2546,7 @@ proptest! {
                 *e = f64::NAN;
             }
         }
-        let arranged = match layout {
-            0 => data,
-            1 => data.t().as_standard_layout().into_owned().reversed_axes(),
-            _ => {
-                let mut flipped = data.clone();
-                flipped.invert_axis(ndarray::Axis(r - 1));
-                let mut view = flipped.into_shared();
-                view.invert_axis(ndarray::Axis(r - 1));
-                view.into_owned()
-            }
-        };
+        let arranged = arranged(data, layout);
         let value = tensorlift_runtime::scalar::cast(&arranged.into(), dtype);
         if let Err(e) = compare_backends(&[&x], &[&out], &[value], Mode::Jit) {
             prop_assert!(false, "{}", e);

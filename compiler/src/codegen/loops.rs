@@ -4,7 +4,7 @@
 //! fills.
 
 use super::logsumexp::{one_pass_position, LSE_SLOTS};
-use super::rows::{row_accumulation, row_reduction};
+use super::rows::row_plan;
 use super::*;
 
 /// A counted loop being emitted (see `Gen::open_loop`).
@@ -631,13 +631,9 @@ impl<'a> Gen<'a> {
         if let Some(position) = one_pass_position(body, var) {
             return self.one_pass_lse_loop(var, n, body, position);
         }
-        if let Some(plan) = row_reduction(body, var, &self.bufs) {
+        if let Some(plan) = row_plan(body, var, &self.bufs) {
             let own = |g: &mut Self| g.own_inner_loop(var, n, body);
             return self.row_call_or_loop(var, n, body, plan, own);
-        }
-        if let Some(plan) = row_accumulation(body, var, &self.bufs) {
-            let own = |g: &mut Self| g.own_inner_loop(var, n, body);
-            return self.accumulate_call_or_loop(var, n, body, plan, own);
         }
         self.own_inner_loop(var, n, body)
     }

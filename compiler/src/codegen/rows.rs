@@ -213,7 +213,7 @@ pub(super) fn direct_row(
 /// one accumulation into an element the loop does not walk (a sum, product, maximum or
 /// minimum of one row, or a sum of products of two, into a float output) and what it
 /// reduces.
-pub(super) fn row_reduction(
+fn row_reduction(
     body: &[Stmt],
     var: LoopVar,
     bufs: &[BufVals],
@@ -258,7 +258,7 @@ pub(super) fn row_reduction(
 /// a sum, product, maximum or minimum of one float64 buffer's values into a float64 output
 /// the loop walks too (a reduction over an outer axis, `out[j] += x[i, j]`): the position
 /// of the accumulation and the row it reads.
-pub(super) fn row_accumulation(
+fn row_accumulation(
     body: &[Stmt],
     var: LoopVar,
     bufs: &[BufVals],
@@ -279,41 +279,23 @@ pub(super) fn row_accumulation(
     (bufs[row.0].dtype == DType::Float64).then_some((position, row))
 }
 
-impl Gen<'_> {
-    /// `for var in 0..n { body }` where `body` accumulates a row into a row
-    /// (`row_accumulation`): one runtime call where both have stride 1, the kernel's own
-    /// loop (`own_loop`) where not. Element by element in order either way, so both give
-    /// the same bits.
-    pub(super) fn accumulate_call_or_loop(
-        &mut self,
-        var: LoopVar,
-        n: Value,
-        body: &[Stmt],
-        (position, (buf, row)): (usize, Row),
-        own_loop: impl FnOnce(&mut Self),
-    ) {
-        let (
-            Some(fns),
-            Stmt::Accumulate {
-                buf: out,
-                index,
-                kind,
-                ..
-            },
-        ) = (self.rows.as_ref(), &body[position])
-        else {
-            return own_loop(self);
-        };
-        let f = fns.into[into_index(*kind)];
-        let rows = [(*out, index.clone()), (buf, row)];
-        let whole = |g: &mut Self| {
-            let target = g.address(rows[0].0, &rows[0].1, Lanes::One);
-            let source = g.address(rows[1].0, &rows[1].1, Lanes::One);
-            g.b.ins().call(f, &[target, source, n]);
-        };
-        self.whole_rows_or(var, &rows, whole, own_loop);
-    }
+/// What an innermost loop hands to the runtime: a whole-row reduction
+/// (`row_reduction`) or a row accumulated into an output row (`row_accumulation`).
+pub(super) enum RowPlan {
+    Reduce(RowOperand),
+    Into(Row),
+}
 
+/// The runtime call an innermost loop's `body` over `var` can be, with the position of
+/// its accumulation.
+pub(super) fn row_plan(body: &[Stmt], var: LoopVar, bufs: &[BufVals]) -> Option<(usize, RowPlan)> {
+    if let Some((position, operand)) = row_reduction(body, var, bufs) {
+        return Some((position, RowPlan::Reduce(operand)));
+    }
+    row_accumulation(body, var, bufs).map(|(position, row)| (position, RowPlan::Into(row)))
+}
+
+impl Gen<'_> {
     /// `whole` (with `var` at 0) where every row of `rows` has stride 1 along `var` at run
     /// time, `own` where not.
     fn whole_rows_or(
@@ -350,15 +332,16 @@ impl Gen<'_> {
         self.b.seal_block(done);
     }
 
-    /// `for var in 0..n { body }` where `body` is a whole-row reduction (`row_reduction`):
-    /// one runtime call where the row has stride 1, folded into the output element; the
-    /// kernel's own loop (`own_loop`) where it has not.
+    /// `for var in 0..n { body }` as the runtime call of `plan` (`row_plan`) where its rows
+    /// have stride 1 at run time, the kernel's own loop (`own_loop`) where not. A whole-row
+    /// reduction is folded into its output element; a row accumulated into an output row
+    /// goes element by element in order either way, so both give the same bits.
     pub(super) fn row_call_or_loop(
         &mut self,
         var: LoopVar,
         n: Value,
         body: &[Stmt],
-        (position, operand): (usize, RowOperand),
+        (position, plan): (usize, RowPlan),
         own_loop: impl FnOnce(&mut Self),
     ) {
         let (
@@ -372,6 +355,20 @@ impl Gen<'_> {
         ) = (self.rows.as_ref(), &body[position])
         else {
             return own_loop(self);
+        };
+        let (out, index, kind) = (*out, index.clone(), *kind);
+        let operand = match plan {
+            RowPlan::Reduce(operand) => operand,
+            RowPlan::Into(row) => {
+                let f = fns.into[into_index(kind)];
+                let rows = [(out, index), row];
+                let whole = |g: &mut Self| {
+                    let target = g.address(rows[0].0, &rows[0].1, Lanes::One);
+                    let source = g.address(rows[1].0, &rows[1].1, Lanes::One);
+                    g.b.ins().call(f, &[target, source, n]);
+                };
+                return self.whole_rows_or(var, &rows, whole, own_loop);
+            }
         };
         let first = match &operand {
             RowOperand::Row(r) | RowOperand::Products(r, _) => r.0,
@@ -387,7 +384,6 @@ impl Gen<'_> {
             (RowOperand::Row(r), ReduceKind::Max) => (set.max, vec![r.clone()]),
             (RowOperand::Row(r), _) => (set.min, vec![r.clone()]),
         };
-        let (out, index, kind) = (*out, index.clone(), *kind);
         let whole = |g: &mut Self| {
             let mut args: Vec<Value> = rows
                 .iter()

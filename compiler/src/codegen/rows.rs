@@ -213,11 +213,7 @@ pub(super) fn direct_row(
 /// one accumulation into an element the loop does not walk (a sum, product, maximum or
 /// minimum of one row, or a sum of products of two, into a float output) and what it
 /// reduces.
-fn row_reduction(
-    body: &[Stmt],
-    var: LoopVar,
-    bufs: &[BufVals],
-) -> Option<(usize, RowOperand)> {
+fn row_reduction(body: &[Stmt], var: LoopVar, bufs: &[BufVals]) -> Option<(usize, RowOperand)> {
     let reg = Gen::register_accumulations(body, var);
     let [(position, kind, out, _)] = reg.as_slice() else {
         return None;
@@ -258,11 +254,7 @@ fn row_reduction(
 /// a sum, product, maximum or minimum of one float64 buffer's values into a float64 output
 /// the loop walks too (a reduction over an outer axis, `out[j] += x[i, j]`): the position
 /// of the accumulation and the row it reads.
-fn row_accumulation(
-    body: &[Stmt],
-    var: LoopVar,
-    bufs: &[BufVals],
-) -> Option<(usize, Row)> {
+fn row_accumulation(body: &[Stmt], var: LoopVar, bufs: &[BufVals]) -> Option<(usize, Row)> {
     let mut accumulations = body.iter().enumerate().filter_map(|(k, s)| match s {
         Stmt::Accumulate {
             buf, index, kind, ..

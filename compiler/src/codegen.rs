@@ -777,20 +777,7 @@ impl<'a> Gen<'a> {
                 otherwise,
             } => {
                 let c = self.expr(cond, Lanes::One);
-                let (yes, no, join) = (
-                    self.b.create_block(),
-                    self.b.create_block(),
-                    self.b.create_block(),
-                );
-                self.b.ins().brif(c, yes, &[], no, &[]);
-                for (block, body) in [(yes, then), (no, otherwise)] {
-                    self.b.switch_to_block(block);
-                    self.b.seal_block(block);
-                    self.stmts(body);
-                    self.b.ins().jump(join, &[]);
-                }
-                self.b.switch_to_block(join);
-                self.b.seal_block(join);
+                self.if_else(c, |g| g.stmts(then), |g| g.stmts(otherwise));
             }
             Stmt::While { cond, body } => {
                 let (header, looped, exit) = (

@@ -101,6 +101,32 @@ impl<'a> Gen<'a> {
         self.b.def_var(count, n);
     }
 
+    /// Emits `then` where `cond` (an integer flag) is non-zero and `otherwise` where it is
+    /// zero; emission continues after both.
+    pub(super) fn if_else(
+        &mut self,
+        cond: Value,
+        then: impl FnOnce(&mut Self),
+        otherwise: impl FnOnce(&mut Self),
+    ) {
+        let (yes, no, join) = (
+            self.b.create_block(),
+            self.b.create_block(),
+            self.b.create_block(),
+        );
+        self.b.ins().brif(cond, yes, &[], no, &[]);
+        self.b.switch_to_block(yes);
+        self.b.seal_block(yes);
+        then(self);
+        self.b.ins().jump(join, &[]);
+        self.b.switch_to_block(no);
+        self.b.seal_block(no);
+        otherwise(self);
+        self.b.ins().jump(join, &[]);
+        self.b.switch_to_block(join);
+        self.b.seal_block(join);
+    }
+
     /// Fails with `error` when `cond` (an integer) is non-zero; emission continues on the
     /// path where it is zero.
     pub(super) fn fail_if(&mut self, cond: Value, error: usize) {

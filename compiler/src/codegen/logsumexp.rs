@@ -104,30 +104,44 @@ impl Gen<'_> {
         };
         let state = self.slot_ptr(STATE_SLOT);
         self.b.ins().call(begin, &[state]);
-        let done = self.b.create_block();
-        if let Some((buf, row)) = direct_row(body, position, var, &self.bufs) {
-            let add_row = match self.bufs[buf].dtype {
-                DType::Float32 => add_f32,
-                _ => add,
-            };
+        let strips = |g: &mut Self| g.lse_strips(var, n, body, position, reduced, add);
+        match direct_row(body, position, var, &self.bufs) {
             // The whole row in one call where it is contiguous.
-            let dim = row.iter().position(|i| *i == Index::Var(var)).unwrap_or(0);
-            let unit = self
-                .b
-                .ins()
-                .icmp_imm_s(IntCC::Equal, self.bufs[buf].stride[dim], 1);
-            let (whole, strips) = (self.b.create_block(), self.b.create_block());
-            self.b.ins().brif(unit, whole, &[], strips, &[]);
-            self.b.switch_to_block(whole);
-            self.b.seal_block(whole);
-            let zero = self.b.ins().iconst(types::I64, 0);
-            self.vars.insert(var, zero);
-            let first = self.address(buf, &row, Lanes::One);
-            self.b.ins().call(add_row, &[first, n, state]);
-            self.b.ins().jump(done, &[]);
-            self.b.switch_to_block(strips);
-            self.b.seal_block(strips);
+            Some(row) => {
+                let add_row = match self.bufs[row.0].dtype {
+                    DType::Float32 => add_f32,
+                    _ => add,
+                };
+                let rows = [row];
+                let whole = |g: &mut Self| {
+                    let first = g.address(rows[0].0, &rows[0].1, Lanes::One);
+                    let state = g.slot_ptr(STATE_SLOT);
+                    g.b.ins().call(add_row, &[first, n, state]);
+                };
+                self.whole_rows_or(var, &rows, whole, strips);
+            }
+            None => strips(self),
         }
+        let state = self.slot_ptr(STATE_SLOT);
+        let call = self.b.ins().call(value, &[state]);
+        let total = self.b.inst_results(call)[0];
+        let old = self.load(*buf, index, Lanes::One);
+        let new = self.log_add_exp(old, total);
+        self.store(*buf, index, new, Lanes::One);
+    }
+
+    /// The strips of a one-pass logsumexp loop: each strip's values into the value slot
+    /// (two at a time where every walked buffer has stride 1), folded into the state by
+    /// `add`; other statements as usual.
+    fn lse_strips(
+        &mut self,
+        var: LoopVar,
+        n: Value,
+        body: &[Stmt],
+        position: usize,
+        reduced: &Expr,
+        add: FuncRef,
+    ) {
         self.inner = Some(var);
         let (strip, len) = self.open_strips(n);
         let s0 = strip.at;
@@ -162,15 +176,6 @@ impl Gen<'_> {
         self.b.ins().call(add, &[values, len, state]);
         self.close_loop(strip);
         self.inner = None;
-        self.b.ins().jump(done, &[]);
-        self.b.switch_to_block(done);
-        self.b.seal_block(done);
-        let state = self.slot_ptr(STATE_SLOT);
-        let call = self.b.ins().call(value, &[state]);
-        let total = self.b.inst_results(call)[0];
-        let old = self.load(*buf, index, Lanes::One);
-        let new = self.log_add_exp(old, total);
-        self.store(*buf, index, new, Lanes::One);
     }
 
     /// The body at element `s0 + j` of a strip: the logsumexp's value into the value

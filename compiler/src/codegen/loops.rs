@@ -597,32 +597,20 @@ impl<'a> Gen<'a> {
                 cond = self.b.ins().band(cond, same);
             }
         }
-        let (flat, nested, done) = (
-            self.b.create_block(),
-            self.b.create_block(),
-            self.b.create_block(),
-        );
-        self.b.ins().brif(cond, flat, &[], nested, &[]);
-        self.b.switch_to_block(flat);
-        self.b.seal_block(flat);
-        let mut n = self.b.ins().iconst(types::I64, 1);
-        for (_, buf, dim) in loops {
-            let size = self.buf_dim(*buf, *dim);
-            n = self.b.ins().imul(n, size);
-        }
-        let zero = self.b.ins().iconst(types::I64, 0);
-        let (outer, last) = loops.split_at(loops.len() - 1);
-        for (var, _, _) in outer {
-            self.vars.insert(*var, zero);
-        }
-        self.inner_loop(last[0].0, n, body);
-        self.b.ins().jump(done, &[]);
-        self.b.switch_to_block(nested);
-        self.b.seal_block(nested);
-        self.nested_loops(nest);
-        self.b.ins().jump(done, &[]);
-        self.b.switch_to_block(done);
-        self.b.seal_block(done);
+        let flat = |g: &mut Self| {
+            let mut n = g.b.ins().iconst(types::I64, 1);
+            for (_, buf, dim) in loops {
+                let size = g.buf_dim(*buf, *dim);
+                n = g.b.ins().imul(n, size);
+            }
+            let zero = g.b.ins().iconst(types::I64, 0);
+            let (outer, last) = loops.split_at(loops.len() - 1);
+            for (var, _, _) in outer {
+                g.vars.insert(*var, zero);
+            }
+            g.inner_loop(last[0].0, n, body);
+        };
+        self.if_else(cond, flat, |g| g.nested_loops(nest));
     }
 
     /// The innermost loop: register accumulators for reductions along `var`, and a
@@ -656,22 +644,11 @@ impl<'a> Gen<'a> {
         plan: StripPlan,
     ) {
         let cond = self.unit_strides(body, var);
-        let (strips, scalar, join) = (
-            self.b.create_block(),
-            self.b.create_block(),
-            self.b.create_block(),
+        self.if_else(
+            cond,
+            |g| g.strip_loop(var, n, body, plan),
+            |g| g.register_loop(var, n, body, false),
         );
-        self.b.ins().brif(cond, strips, &[], scalar, &[]);
-        self.b.switch_to_block(strips);
-        self.b.seal_block(strips);
-        self.strip_loop(var, n, body, plan);
-        self.b.ins().jump(join, &[]);
-        self.b.switch_to_block(scalar);
-        self.b.seal_block(scalar);
-        self.register_loop(var, n, body, false);
-        self.b.ins().jump(join, &[]);
-        self.b.switch_to_block(join);
-        self.b.seal_block(join);
     }
 
     /// `for var in 0..n` by strips of `STRIP` elements: each segment of the body runs over

@@ -290,7 +290,7 @@ pub(super) fn row_plan(body: &[Stmt], var: LoopVar, bufs: &[BufVals]) -> Option<
 impl Gen<'_> {
     /// `whole` (with `var` at 0) where every row of `rows` has stride 1 along `var` at run
     /// time, `own` where not.
-    fn whole_rows_or(
+    pub(super) fn whole_rows_or(
         &mut self,
         var: LoopVar,
         rows: &[Row],
@@ -304,24 +304,12 @@ impl Gen<'_> {
             let one = self.b.ins().icmp_imm_s(IntCC::Equal, stride, 1);
             unit = self.b.ins().band(unit, one);
         }
-        let (whole_block, own_block, done) = (
-            self.b.create_block(),
-            self.b.create_block(),
-            self.b.create_block(),
-        );
-        self.b.ins().brif(unit, whole_block, &[], own_block, &[]);
-        self.b.switch_to_block(whole_block);
-        self.b.seal_block(whole_block);
-        let zero = self.b.ins().iconst(types::I64, 0);
-        self.vars.insert(var, zero);
-        whole(self);
-        self.b.ins().jump(done, &[]);
-        self.b.switch_to_block(own_block);
-        self.b.seal_block(own_block);
-        own(self);
-        self.b.ins().jump(done, &[]);
-        self.b.switch_to_block(done);
-        self.b.seal_block(done);
+        let whole = |g: &mut Self| {
+            let zero = g.b.ins().iconst(types::I64, 0);
+            g.vars.insert(var, zero);
+            whole(g);
+        };
+        self.if_else(unit, whole, own);
     }
 
     /// `for var in 0..n { body }` as the runtime call of `plan` (`row_plan`) where its rows

@@ -93,8 +93,8 @@ macro_rules! array_support {
 
 array_support! {
     tl_exp_array = crate::vector_math::exp_array;
-    tl_sin_array = |s: &[f64], d: &mut [f64]| crate::vector_math::sin_cos_array(s, d, false);
-    tl_cos_array = |s: &[f64], d: &mut [f64]| crate::vector_math::sin_cos_array(s, d, true);
+    tl_sin_array = crate::vector_math::sin_array;
+    tl_cos_array = crate::vector_math::cos_array;
     tl_log_array = crate::vector_math::log_array;
     tl_sigmoid_array = crate::vector_math::sigmoid_array;
     tl_log1p_array = crate::vector_math::log1p_array;

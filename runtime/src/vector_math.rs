@@ -740,15 +740,6 @@ array_function!(
     })
 );
 
-/// sin (or cos) of every element of `src` into `dst` (the same length).
-pub fn sin_cos_array(src: &[f64], dst: &mut [f64], cos: bool) {
-    if cos {
-        cos_array(src, dst)
-    } else {
-        sin_array(src, dst)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -961,7 +952,7 @@ mod tests {
         exp_array(&[f64::NAN], &mut nan);
         assert!(nan[0].is_nan());
         let (s, c) = sin_cos_coefficients();
-        sin_cos_array(&xs, &mut out, false);
+        sin_array(&xs, &mut out);
         for (x, o) in xs.iter().zip(&out) {
             let want = if x.abs() > TRIG_FAST_LIMIT {
                 x.sin()

@@ -173,7 +173,32 @@ fn kernels(c: &mut Criterion) {
         let arg: Vec<TensorData> = vec![data.into()];
         group.bench_function(name, |b| b.iter(|| black_box(rows.call(&arg).unwrap())));
     }
+    // Float32 rows (whole-row calls, the one-pass logsumexp and softmax from float32
+    // rows) and sums over the outer axis (row accumulations), 1000 rows of 1000.
+    let square32 = tensorlift_runtime::cast(&square_data(), Float32);
+    let m32 = matrix("m32", Float32);
+    let float32_rows = [
+        ("row_sums_f32", m32.sum(Some(&[1]))),
+        ("row_max_f32", m32.max(Some(&[1]))),
+        ("logsumexp_rows_f32", m32.logsumexp(Some(&[1]))),
+        ("softmax_rows_f32", m32.softmax(1)),
+    ];
+    let arg32 = vec![square32];
+    for (name, out) in float32_rows {
+        let f = function(&[&m32], &[&out]).compile().unwrap();
+        group.bench_function(name, |b| b.iter(|| black_box(f.call(&arg32).unwrap())));
+    }
+    let columns = function(&[&m], &[&m.sum(Some(&[0]))]).compile().unwrap();
+    let arg64: Vec<TensorData> = vec![square_data()];
+    group.bench_function("column_sums", |b| {
+        b.iter(|| black_box(columns.call(&arg64).unwrap()))
+    });
     group.finish();
+}
+
+/// A 1000 × 1000 float64 matrix of small values.
+fn square_data() -> TensorData {
+    ndarray::Array2::from_shape_fn((1000, 1000), |(i, j)| ((i * 7 + j) % 13) as f64 * 0.1).into()
 }
 
 /// Matrix products through the runtime's gemm (matrixmultiply, threaded for large ones).

@@ -31,6 +31,7 @@ pub use tensorlift_ir::{
     ones, scalar, split, split_by, stack, switch, tensor, to_dot, vector, zeros, DType, GraphError,
     Idx, Literal, TensorData, TensorType, Var,
 };
+pub use tensorlift_runtime::memory::{output_limit, set_output_limit};
 pub use tensorlift_runtime::RuntimeError;
 
 /// Any error tensorlift returns: from building, compiling or calling.

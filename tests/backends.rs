@@ -4,6 +4,8 @@
 //! inputs (both backends must fail), and random graphs (proptest). The NumPy cases
 //! (`numpy_cases.rs`) also run every op of the foundation in `Mode::Jit`.
 
+mod common;
+
 use ndarray::{array, ArrayD, IxDyn};
 use proptest::prelude::*;
 use tensorlift::ir::{constant, elemwise, Idx, ScalarOp};
@@ -2379,11 +2381,7 @@ fn random_advanced_index(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: 256,
-        rng_seed: proptest::test_runner::RngSeed::Fixed(0x1d_e7e5),
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(common::proptest_config(256, 0x1d_e7e5))]
     /// Random advanced indices — every arrangement of full and partial slices, scalar
     /// indices, integer arrays and a mask on float64, float32, int32 and bool tensors of
     /// rank 1 to 4 — read, set and incremented: the JIT gives the reference's results, and
@@ -2450,11 +2448,7 @@ fn arranged(data: ArrayD<f64>, layout: u8) -> ArrayD<f64> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: 256,
-        rng_seed: proptest::test_runner::RngSeed::Fixed(0x0e_d0c5),
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(common::proptest_config(256, 0x0e_d0c5))]
     /// Random reductions (sum, product, maximum, minimum, sum of squares) over random axes
     /// of float64 and float32 tensors of rank 1 to 4, contiguous, with reversed axes or
     /// read backwards, with NaN and infinities now and then: whole-row calls, row
@@ -2505,11 +2499,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: 128,
-        rng_seed: proptest::test_runner::RngSeed::Fixed(0x5ca_2a55),
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(common::proptest_config(128, 0x5ca_2a55))]
     /// Random running sums/products and arg-reductions along a random axis (or of the
     /// flattened tensor) of float64, float32 and int32 tensors of rank 1 to 3, contiguous,
     /// with reversed axes or read backwards, NaN now and then: the reference's values.
@@ -2617,11 +2607,7 @@ fn random_graph(steps: &[(u8, usize, usize)]) -> (Vec<Var>, Vec<Var>) {
 proptest! {
     // A fixed seed: float comparisons with tolerances must not flake in CI; change the
     // seed (or set PROPTEST_RNG_SEED) to explore other graphs.
-    #![proptest_config(ProptestConfig {
-        cases: 64,
-        rng_seed: proptest::test_runner::RngSeed::Fixed(0x7e57_11f7),
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(common::proptest_config(64, 0x7e57_11f7))]
     #[test]
     fn random_graphs_agree(steps in prop::collection::vec((any::<u8>(), 0usize..64, 0usize..64), 1..12), seed in any::<u64>()) {
         let (inputs, outputs) = random_graph(&steps);
@@ -2664,11 +2650,7 @@ fn random_shape_keeping_graph(steps: &[(u8, usize, usize)]) -> (Vec<Var>, Vec<Va
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: 24,
-        rng_seed: proptest::test_runner::RngSeed::Fixed(0x1a_46e5),
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(common::proptest_config(24, 0x1a_46e5))]
     /// Random graphs on 37 × 70 arrays (rows longer than a vector body, strips of math,
     /// whole-row reductions and accumulations), every value checked against the
     /// reference.

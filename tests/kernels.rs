@@ -3,6 +3,8 @@
 //! expected, before touching memory; and the loop IR's control flow (`while`, `if`,
 //! `fail`) and gathered indices compile to code that computes what plain Rust computes.
 
+mod common;
+
 use ndarray::{ArrayD, IxDyn};
 use tensorlift::ir::ops::ReduceKind;
 use tensorlift::ir::ScalarOp;
@@ -1184,11 +1186,7 @@ fn random_kernel(code: &[(u8, u8, u8)]) -> Kernel {
 const OUTER_TEMP: usize = 100;
 
 proptest::proptest! {
-    #![proptest_config(proptest::prelude::ProptestConfig {
-        cases: 128,
-        rng_seed: proptest::test_runner::RngSeed::Fixed(0x6b65_726e),
-        ..proptest::prelude::ProptestConfig::default()
-    })]
+    #![proptest_config(common::proptest_config(128, 0x6b65_726e))]
     /// Whatever kernel the safe API is given, and whatever shapes it is called with, it
     /// compiles or refuses, runs or returns an error: it never panics, and never touches
     /// memory outside the buffers (the test would crash).

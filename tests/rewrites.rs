@@ -1072,72 +1072,90 @@ fn sum_of_scaled() {
 
 #[test]
 fn logsumexp_across_rows() {
-    let x = matrix("x", Float64);
+    // Written out where the axis is known not to be empty; moved last where it may be
+    // (the written-out maximum would fail on an empty axis, whose logsumexp is -inf).
+    let x = tensor("x", Float64, [Some(3), None]);
+    let y = matrix("y", Float64);
     check(
-        &[&x.logsumexp(Some(&[0])), &x.logsumexp(Some(&[1]))],
+        &[
+            &x.logsumexp(Some(&[0])),
+            &x.logsumexp(Some(&[1])),
+            &y.logsumexp(Some(&[0])),
+        ],
         &["logsumexp_across_rows"],
         expect![[r#"
             LogSumExp{axes=[0]} [id A] <Vector(float64, shape=(?,))>
-             └─ x [id B] <Matrix(float64, shape=(?, ?))>
-            LogSumExp{axes=[1]} [id C] <Vector(float64, shape=(?,))>
-             └─ x [id B] <Matrix(float64, shape=(?, ?))>
+             └─ x [id B] <Matrix(float64, shape=(3, ?))>
+            LogSumExp{axes=[1]} [id C] <Vector(float64, shape=(3,))>
+             └─ x [id B] <Matrix(float64, shape=(3, ?))>
+            LogSumExp{axes=[0]} [id D] <Vector(float64, shape=(?,))>
+             └─ y [id E] <Matrix(float64, shape=(?, ?))>
             =>
             Add [id A] <Vector(float64, shape=(?,))>
              ├─ Log [id B] <Vector(float64, shape=(?,))>
              │  └─ Sum{axes=[0]} [id C] <Vector(float64, shape=(?,))>
-             │     └─ Exp [id D] <Matrix(float64, shape=(?, ?))>
-             │        └─ Sub [id E] <Matrix(float64, shape=(?, ?))>
-             │           ├─ x [id F] <Matrix(float64, shape=(?, ?))>
+             │     └─ Exp [id D] <Matrix(float64, shape=(3, ?))>
+             │        └─ Sub [id E] <Matrix(float64, shape=(3, ?))>
+             │           ├─ x [id F] <Matrix(float64, shape=(3, ?))>
              │           └─ ExpandDims{axis=0} [id G] <Matrix(float64, shape=(1, ?))>
              │              └─ Switch [id H] <Vector(float64, shape=(?,))>
              │                 ├─ IsInf [id I] <Vector(bool, shape=(?,))>
              │                 │  └─ Max{axes=[0]} [id J] <Vector(float64, shape=(?,))>
-             │                 │     └─ x [id F] <Matrix(float64, shape=(?, ?))>
+             │                 │     └─ x [id F] <Matrix(float64, shape=(3, ?))>
              │                 ├─ [0.0] [id K] <Vector(float64, shape=(1,))>
              │                 └─ Max{axes=[0]} [id L] <Vector(float64, shape=(?,))>
-             │                    └─ x [id F] <Matrix(float64, shape=(?, ?))>
+             │                    └─ x [id F] <Matrix(float64, shape=(3, ?))>
              └─ Switch [id M] <Vector(float64, shape=(?,))>
                 ├─ IsInf [id N] <Vector(bool, shape=(?,))>
                 │  └─ Max{axes=[0]} [id O] <Vector(float64, shape=(?,))>
-                │     └─ x [id F] <Matrix(float64, shape=(?, ?))>
+                │     └─ x [id F] <Matrix(float64, shape=(3, ?))>
                 ├─ [0.0] [id P] <Vector(float64, shape=(1,))>
                 └─ Max{axes=[0]} [id Q] <Vector(float64, shape=(?,))>
-                   └─ x [id F] <Matrix(float64, shape=(?, ?))>
-            LogSumExp{axes=[1]} [id R] <Vector(float64, shape=(?,))>
-             └─ x [id F] <Matrix(float64, shape=(?, ?))>
+                   └─ x [id F] <Matrix(float64, shape=(3, ?))>
+            LogSumExp{axes=[1]} [id R] <Vector(float64, shape=(3,))>
+             └─ x [id F] <Matrix(float64, shape=(3, ?))>
+            LogSumExp{axes=[0]} [id S] <Vector(float64, shape=(?,))>
+             └─ y [id T] <Matrix(float64, shape=(?, ?))>
         "#]],
     );
 }
 
 #[test]
 fn softmax_across_rows() {
-    let x = matrix("x", Float64);
+    let x = tensor("x", Float64, [Some(3), None]);
+    let y = matrix("y", Float64);
     check(
-        &[&x.softmax(0), &x.softmax(1)],
+        &[&x.softmax(0), &x.softmax(1), &y.softmax(0)],
         &["softmax_across_rows"],
         expect![[r#"
-            Softmax{axis=0} [id A] <Matrix(float64, shape=(?, ?))>
-             └─ x [id B] <Matrix(float64, shape=(?, ?))>
-            Softmax{axis=1} [id C] <Matrix(float64, shape=(?, ?))>
-             └─ x [id B] <Matrix(float64, shape=(?, ?))>
+            Softmax{axis=0} [id A] <Matrix(float64, shape=(3, ?))>
+             └─ x [id B] <Matrix(float64, shape=(3, ?))>
+            Softmax{axis=1} [id C] <Matrix(float64, shape=(3, ?))>
+             └─ x [id B] <Matrix(float64, shape=(3, ?))>
+            Softmax{axis=0} [id D] <Matrix(float64, shape=(?, ?))>
+             └─ y [id E] <Matrix(float64, shape=(?, ?))>
             =>
-            TrueDiv [id A] <Matrix(float64, shape=(?, ?))>
-             ├─ Exp [id B] <Matrix(float64, shape=(?, ?))>
-             │  └─ Sub [id C] <Matrix(float64, shape=(?, ?))>
-             │     ├─ x [id D] <Matrix(float64, shape=(?, ?))>
+            TrueDiv [id A] <Matrix(float64, shape=(3, ?))>
+             ├─ Exp [id B] <Matrix(float64, shape=(3, ?))>
+             │  └─ Sub [id C] <Matrix(float64, shape=(3, ?))>
+             │     ├─ x [id D] <Matrix(float64, shape=(3, ?))>
              │     └─ ExpandDims{axis=0} [id E] <Matrix(float64, shape=(1, ?))>
              │        └─ Max{axes=[0]} [id F] <Vector(float64, shape=(?,))>
-             │           └─ x [id D] <Matrix(float64, shape=(?, ?))>
+             │           └─ x [id D] <Matrix(float64, shape=(3, ?))>
              └─ ExpandDims{axis=0} [id G] <Matrix(float64, shape=(1, ?))>
                 └─ Sum{axes=[0]} [id H] <Vector(float64, shape=(?,))>
-                   └─ Exp [id I] <Matrix(float64, shape=(?, ?))>
-                      └─ Sub [id J] <Matrix(float64, shape=(?, ?))>
-                         ├─ x [id D] <Matrix(float64, shape=(?, ?))>
+                   └─ Exp [id I] <Matrix(float64, shape=(3, ?))>
+                      └─ Sub [id J] <Matrix(float64, shape=(3, ?))>
+                         ├─ x [id D] <Matrix(float64, shape=(3, ?))>
                          └─ ExpandDims{axis=0} [id K] <Matrix(float64, shape=(1, ?))>
                             └─ Max{axes=[0]} [id L] <Vector(float64, shape=(?,))>
-                               └─ x [id D] <Matrix(float64, shape=(?, ?))>
-            Softmax{axis=1} [id M] <Matrix(float64, shape=(?, ?))>
-             └─ x [id D] <Matrix(float64, shape=(?, ?))>
+                               └─ x [id D] <Matrix(float64, shape=(3, ?))>
+            Softmax{axis=1} [id M] <Matrix(float64, shape=(3, ?))>
+             └─ x [id D] <Matrix(float64, shape=(3, ?))>
+            Transpose{axes=[1, 0]} [id N] <Matrix(float64, shape=(?, ?))>
+             └─ Softmax{axis=1} [id O] <Matrix(float64, shape=(?, ?))>
+                └─ Transpose{axes=[1, 0]} [id P] <Matrix(float64, shape=(?, ?))>
+                   └─ y [id Q] <Matrix(float64, shape=(?, ?))>
         "#]],
     );
 }

@@ -5,6 +5,8 @@
 //! and exact special values. Each array is long enough that the vector body and the
 //! scalar tail both run.
 
+mod common;
+
 use ndarray::Array1;
 use tensorlift::ir::{elemwise, ScalarOp};
 use tensorlift::prelude::*;
@@ -404,11 +406,7 @@ fn random_expression(steps: &[(u8, usize, usize)], x: &Var, y: &Var) -> Var {
 }
 
 proptest::proptest! {
-    #![proptest_config(proptest::prelude::ProptestConfig {
-        cases: 96,
-        rng_seed: proptest::test_runner::RngSeed::Fixed(0xf32_1a70),
-        ..proptest::prelude::ProptestConfig::default()
-    })]
+    #![proptest_config(common::proptest_config(96, 0xf32_1a70))]
     /// Random float32 and float64 expressions of arithmetic and math functions give the
     /// same bits whether their inputs are contiguous (strips through the array functions,
     /// float32 results rounded in the strip) or read backwards (the IR path, rounded where

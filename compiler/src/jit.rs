@@ -286,7 +286,7 @@ fn in_place_inputs(
 ) -> Vec<Option<(usize, *const u8)>> {
     let mut plan = vec![None; k.out_dtypes.len()];
     // Small outputs are cheap to allocate: keep small calls lean.
-    let elements: usize = space.full.iter().product();
+    let elements = elements_of(&space.full);
     let element_wise = k.reduce.is_none() && k.shapes == ShapeRule::Broadcast;
     if !k.in_place || !element_wise || elements * 4 < POOL_MIN_BYTES {
         return plan;
@@ -314,6 +314,15 @@ fn read_ptr(i: usize, ptr: *const u8, aliases: &[Option<(usize, *const u8)>]) ->
         .flatten()
         .find(|(index, _)| *index == i)
         .map_or(ptr, |(_, p)| *p)
+}
+
+/// The element count of `shape`, saturating (sizes that overflow are refused when their
+/// output is allocated; here they only choose between paths).
+fn elements_of(shape: &[usize]) -> usize {
+    if shape.contains(&0) {
+        return 0;
+    }
+    shape.iter().fold(1usize, |acc, d| acc.saturating_mul(*d))
 }
 
 /// Row-major strides (in elements) of a freshly allocated output of `shape`.
@@ -429,7 +438,7 @@ fn combine_partials(kind: ReduceKind, parts: Vec<TensorData>) -> Result<TensorDa
 /// reads one contiguous block of a row-major input: a sum over axis 0 runs 1.5× faster
 /// than split along its kept axis here), else the outermost kept one, else a reduced one.
 fn split_dim(space: &Space, threads: usize, reduced_ok: bool) -> Option<(usize, bool)> {
-    let total: usize = space.full.iter().product();
+    let total = elements_of(&space.full);
     if threads < 2 || total < PARALLEL_MIN_ELEMENTS {
         return None;
     }
@@ -437,7 +446,7 @@ fn split_dim(space: &Space, threads: usize, reduced_ok: bool) -> Option<(usize, 
     let reduced = reduced_ok
         .then(|| space.reduced.iter().copied().find(big).map(|d| (d, true)))
         .flatten();
-    let out: usize = space.out.iter().product();
+    let out = elements_of(&space.out);
     let small_partials = out.saturating_mul(16) <= total;
     if reduced.is_some_and(|(d, _)| d == 0) && small_partials {
         return reduced;
@@ -462,7 +471,7 @@ fn outputs_for(
                 ptr: *ptr,
                 index: *index,
             }),
-            None => Output::new(*d, space.output_shape(*full), pool),
+            None => Output::new(&k.name, *d, space.output_shape(*full), pool),
         })
         .collect()
 }
@@ -535,6 +544,60 @@ fn run_whole(
         .collect())
 }
 
+/// A call whose iteration space has no element: it costs the size of its outputs, not of
+/// the largest dimension. Empty outputs need no kernel (the shapes were checked by
+/// `space`); a reduction of an empty input runs its kernel on inputs whose reduced sizes
+/// are 0 (the same empty data), so its loops visit nothing and it only fills its outputs.
+fn run_empty(
+    k: &KernelNode,
+    space: &Space,
+    args: &mut [TensorData],
+    pool: &BufferPool,
+) -> Result<Vec<TensorData>, RuntimeError> {
+    let empty_outputs = k
+        .out_full
+        .iter()
+        .all(|f| elements_of(space.output_shape(*f)) == 0);
+    if empty_outputs {
+        let aliases = vec![None; k.out_dtypes.len()];
+        let outputs = outputs_for(k, space, &aliases, pool)?;
+        // SAFETY: every output has zero elements, so there is nothing to initialise.
+        return Ok(outputs
+            .into_iter()
+            .map(|o| unsafe { o.assume_init(args) })
+            .collect());
+    }
+    if !matches!(k.shapes, ShapeRule::Broadcast | ShapeRule::Rows { .. }) {
+        return run_whole(k, space, args, pool);
+    }
+    let zeroed = |shape: &[usize], bcast: &[bool]| -> Vec<usize> {
+        (0..shape.len())
+            .map(|d| {
+                let reduced = space.reduced.contains(&d) && !bcast.get(d).copied().unwrap_or(false);
+                if reduced {
+                    0
+                } else {
+                    shape[d]
+                }
+            })
+            .collect()
+    };
+    let mut empty_args: Vec<TensorData> = args
+        .iter()
+        .zip(&k.broadcastable)
+        .map(|(a, bcast)| {
+            let shape = zeroed(a.shape(), bcast);
+            TensorData::full(&shape, tensorlift_ir::Literal::Int(0), a.dtype())
+        })
+        .collect();
+    let small = Space {
+        full: zeroed(&space.full, &[]),
+        reduced: space.reduced.clone(),
+        out: space.out.clone(),
+    };
+    run_whole(k, &small, &mut empty_args, pool)
+}
+
 /// `Reshape(x, shape)`: contiguous x is reshaped as a view by the runtime's stride
 /// arithmetic (no copy); other x is first copied row-major by the node's kernel.
 fn run_reshape(
@@ -549,7 +612,7 @@ fn run_reshape(
         )));
     };
     let contiguous = tensorlift_ir::with_tensor_data!(x, a => a.is_standard_layout());
-    if contiguous || x.ndim() != k.static_shapes[0].len() {
+    if contiguous || x.is_empty() || x.ndim() != k.static_shapes[0].len() {
         return Ok(vec![eval_reshape(&k.name, x, shape)?]);
     }
     let space = Space::whole(x.shape().to_vec());
@@ -618,6 +681,9 @@ fn run_kernel(
     let Some(space) = space(k, args)? else {
         return eval_node(fg, node, args);
     };
+    if elements_of(&space.full) == 0 {
+        return run_empty(k, &space, args, pool);
+    }
     let (kernel, compiled) = (&k.kernel, &k.compiled);
     // Only reductions split a reduced dimension (partial results combined), and not when
     // they keep values (written whole). Row-wise ops split only across rows.

@@ -82,7 +82,7 @@ impl TensorType {
     pub fn static_size(&self) -> Option<usize> {
         self.shape
             .iter()
-            .try_fold(1usize, |acc, s| s.map(|n| acc * n))
+            .try_fold(1usize, |acc, s| s.and_then(|n| acc.checked_mul(n)))
     }
 
     /// True when a value of type `self` is always a valid value of type `other`: same

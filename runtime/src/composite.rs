@@ -49,6 +49,7 @@ pub fn eval_composite(
         })
         .collect();
     let out_shape = broadcast_shape(name, ndim, &operands, None)?;
+    crate::memory::check_output(name, tensorlift_ir::DType::Float64, &out_shape)?;
     let mut nodes: Vec<Slot> = Vec::with_capacity(c.nodes.len());
     let resolve = |r: ScalarRef, nodes: &[Slot]| -> Result<Slot> {
         match r {

@@ -45,6 +45,7 @@ pub fn eval_elemwise(
         .collect();
     let ndim = inputs.first().map_or(0, |x| x.ndim());
     let shape = broadcast_shape(name, ndim, &operands, None)?;
+    crate::memory::check_output(name, out_dtype, &shape)?;
     let cast_inputs: Vec<TensorData> = inputs
         .iter()
         .zip(&casts)
@@ -320,20 +321,22 @@ fn check_int_pow_exponent(name: &str, exponent: &TensorData) -> Result<()> {
     Ok(())
 }
 
-/// Python's floor division; division by zero gives 0 as in NumPy.
+/// Python's floor division; division by zero gives 0 and the one overflowing quotient,
+/// `MIN // -1`, wraps to `MIN` (both NumPy's values, without its warnings).
 pub fn int_floor_div(a: i64, b: i64) -> i64 {
     if b == 0 {
         return 0;
     }
     let q = a.wrapping_div(b);
-    if (a % b != 0) && ((a < 0) != (b < 0)) {
-        q - 1
+    if (a.wrapping_rem(b) != 0) && ((a < 0) != (b < 0)) {
+        q.wrapping_sub(1)
     } else {
         q
     }
 }
 
-/// Python's remainder (the divisor's sign); by zero gives 0 as in NumPy.
+/// Python's remainder (the divisor's sign); by zero gives 0 and `MIN % -1` gives 0, as in
+/// NumPy.
 pub fn int_mod(a: i64, b: i64) -> i64 {
     if b == 0 {
         return 0;
@@ -435,6 +438,10 @@ mod tests {
         assert_eq!((int_floor_div(7, -2), int_mod(7, -2)), (-4, -1));
         assert_eq!((int_floor_div(-7, 2), int_mod(-7, 2)), (-4, 1));
         assert_eq!((int_floor_div(5, 0), int_mod(5, 0)), (0, 0));
+        let min = i64::MIN;
+        assert_eq!((int_floor_div(min, -1), int_mod(min, -1)), (min, 0));
+        assert_eq!((int_floor_div(min, 1), int_mod(min, 1)), (min, 0));
+        assert_eq!((int_floor_div(min, 3), int_mod(min, 3)), (min / 3 - 1, 1));
         assert_eq!(float_floor_div(7.0, -2.0), -4.0);
         assert_eq!(float_mod(7.0, -2.0), -1.0);
         assert_eq!(float_mod(-7.5, 2.0), 0.5);

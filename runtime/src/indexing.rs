@@ -527,6 +527,7 @@ pub fn eval_advanced_subtensor(
     value_static: &[&[Option<usize>]],
 ) -> Result<TensorData> {
     let plan = plan_advanced(name, slots, x.shape(), values, value_static, 1)?;
+    crate::memory::check_output(name, x.dtype(), &plan.out_shape)?;
     with_scalar_type!(x.dtype(), T => {
         let xv = typed::<T>(name, x)?;
         let mut src = Vec::with_capacity(x.ndim());

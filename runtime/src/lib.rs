@@ -16,6 +16,7 @@ pub mod indexing;
 pub mod interpreter;
 pub mod linalg;
 pub mod logsumexp;
+pub mod memory;
 pub mod reduce;
 pub mod row_reduce;
 pub mod scalar;

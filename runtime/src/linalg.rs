@@ -27,6 +27,11 @@ pub fn check_dot_shapes(name: &str, a: &[usize], b: &[usize]) -> Result<()> {
 pub fn eval_dot(name: &str, a: &TensorData, b: &TensorData) -> Result<TensorData> {
     check_dot_shapes(name, a.shape(), b.shape())?;
     let dtype = tensorlift_ir::promote(a.dtype(), b.dtype());
+    let mut out_shape = a.shape()[..a.ndim().saturating_sub(1)].to_vec();
+    if b.ndim() == 2 {
+        out_shape.push(b.shape()[1]);
+    }
+    crate::memory::check_output(name, dtype, &out_shape)?;
     match dtype {
         DType::Float64 => float_dot::<f64>(name, &cast(a, dtype), &cast(b, dtype)),
         DType::Float32 => float_dot::<f32>(name, &cast(a, dtype), &cast(b, dtype)),

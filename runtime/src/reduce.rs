@@ -23,18 +23,28 @@ fn typed<'a, T: tensorlift_ir::Element>(
     })
 }
 
-/// Folds `a` over `axes` (removing them), starting every lane from `init`.
-fn fold_axes<T: Copy>(
+/// Folds `a` over `axes` (removing them), starting every lane from `init`. An empty `a`
+/// costs the size of the result, however large its dimensions.
+fn fold_axes<T: tensorlift_ir::Element>(
+    name: &str,
     a: ArrayViewD<T>,
     axes: &[usize],
     init: T,
     f: impl Fn(T, T) -> T,
-) -> ArrayD<T> {
+) -> Result<ArrayD<T>> {
+    let out_shape: Vec<usize> = (0..a.ndim())
+        .filter(|d| !axes.contains(d))
+        .map(|d| a.shape()[d])
+        .collect();
+    crate::memory::check_output(name, T::DTYPE, &out_shape)?;
+    if a.is_empty() {
+        return Ok(ArrayD::from_elem(ndarray::IxDyn(&out_shape), init));
+    }
     let mut out = a.to_owned();
     for axis in axes.iter().rev() {
         out = out.fold_axis(Axis(*axis), init, |acc, x| f(*acc, *x));
     }
-    out
+    Ok(out)
 }
 
 fn check_not_empty(name: &str, x: &TensorData, axes: &[usize]) -> Result<()> {
@@ -70,8 +80,11 @@ fn nan_min(a: f64, b: f64) -> f64 {
 /// logsumexp of `v` over `axes`: m = max (NaN-propagating), shift = m (0 where m is
 /// infinite), then log(Σ exp(v − shift)) + shift: never overflows, all −inf (or empty)
 /// gives −inf, any +inf gives +inf.
-fn log_sum_exp(v: ArrayViewD<f64>, axes: &[usize]) -> ArrayD<f64> {
-    let shift = fold_axes(v.view(), axes, f64::NEG_INFINITY, nan_max).mapv(|m| {
+fn log_sum_exp(name: &str, v: ArrayViewD<f64>, axes: &[usize]) -> Result<ArrayD<f64>> {
+    if v.is_empty() {
+        return fold_axes(name, v, axes, f64::NEG_INFINITY, nan_max);
+    }
+    let shift = fold_axes(name, v.view(), axes, f64::NEG_INFINITY, nan_max)?.mapv(|m| {
         if m.is_infinite() {
             0.0
         } else {
@@ -83,8 +96,8 @@ fn log_sum_exp(v: ArrayViewD<f64>, axes: &[usize]) -> ArrayD<f64> {
         kept.insert_axis_inplace(Axis(*a));
     }
     let shifted = &v - &kept;
-    let summed = fold_axes(shifted.mapv(f64::exp).view(), axes, 0.0, |a, b| a + b);
-    summed.mapv(f64::ln) + &shift
+    let summed = fold_axes(name, shifted.mapv(f64::exp).view(), axes, 0.0, |a, b| a + b)?;
+    Ok(summed.mapv(f64::ln) + &shift)
 }
 
 /// Finishes a reduction computed in parts (as the JIT splits one over threads): folds
@@ -174,15 +187,15 @@ pub fn eval_reduce(
     let result = match kind {
         ReduceKind::LogSumExp => {
             let f = cast(x, DType::Float64);
-            TensorData::from_array(log_sum_exp(typed::<f64>(name, &f)?, axes))
+            TensorData::from_array(log_sum_exp(name, typed::<f64>(name, &f)?, axes)?)
         }
         ReduceKind::All | ReduceKind::Any => {
             let b = cast(x, DType::Bool);
             let v = typed::<bool>(name, &b)?;
             let out = if kind == ReduceKind::All {
-                fold_axes(v, axes, true, |a, b| a & b)
+                fold_axes(name, v, axes, true, |a, b| a & b)?
             } else {
-                fold_axes(v, axes, false, |a, b| a | b)
+                fold_axes(name, v, axes, false, |a, b| a | b)?
             };
             TensorData::from_array(out)
         }
@@ -190,20 +203,20 @@ pub fn eval_reduce(
             let f = cast(x, DType::Float64);
             let v = typed::<f64>(name, &f)?;
             TensorData::from_array(match kind {
-                ReduceKind::Sum => fold_axes(v, axes, 0.0, |a, b| a + b),
-                ReduceKind::Prod => fold_axes(v, axes, 1.0, |a, b| a * b),
-                ReduceKind::Max => fold_axes(v, axes, f64::NEG_INFINITY, nan_max),
-                _ => fold_axes(v, axes, f64::INFINITY, nan_min),
+                ReduceKind::Sum => fold_axes(name, v, axes, 0.0, |a, b| a + b)?,
+                ReduceKind::Prod => fold_axes(name, v, axes, 1.0, |a, b| a * b)?,
+                ReduceKind::Max => fold_axes(name, v, axes, f64::NEG_INFINITY, nan_max)?,
+                _ => fold_axes(name, v, axes, f64::INFINITY, nan_min)?,
             })
         }
         _ => {
             let i = cast(x, DType::Int64);
             let v = typed::<i64>(name, &i)?;
             TensorData::from_array(match kind {
-                ReduceKind::Sum => fold_axes(v, axes, 0, i64::wrapping_add),
-                ReduceKind::Prod => fold_axes(v, axes, 1, i64::wrapping_mul),
-                ReduceKind::Max => fold_axes(v, axes, i64::MIN, i64::max),
-                _ => fold_axes(v, axes, i64::MAX, i64::min),
+                ReduceKind::Sum => fold_axes(name, v, axes, 0, i64::wrapping_add)?,
+                ReduceKind::Prod => fold_axes(name, v, axes, 1, i64::wrapping_mul)?,
+                ReduceKind::Max => fold_axes(name, v, axes, i64::MIN, i64::max)?,
+                _ => fold_axes(name, v, axes, i64::MAX, i64::min)?,
             })
         }
     };
@@ -219,11 +232,14 @@ pub fn eval_softmax(name: &str, axis: usize, x: &TensorData) -> Result<TensorDat
             x.shape()
         )));
     }
+    if x.is_empty() {
+        return Ok(cast(x, x.dtype().upgrade_to_float()));
+    }
     let f = cast(x, DType::Float64);
     let v = typed::<f64>(name, &f)?;
-    let m = fold_axes(v.view(), &[axis], f64::NEG_INFINITY, nan_max).insert_axis(Axis(axis));
+    let m = fold_axes(name, v.view(), &[axis], f64::NEG_INFINITY, nan_max)?.insert_axis(Axis(axis));
     let e = (&v - &m).mapv(f64::exp);
-    let s = fold_axes(e.view(), &[axis], 0.0, |a, b| a + b).insert_axis(Axis(axis));
+    let s = fold_axes(name, e.view(), &[axis], 0.0, |a, b| a + b)?.insert_axis(Axis(axis));
     let out = TensorData::from_array(&e / &s);
     Ok(cast(&out, x.dtype().upgrade_to_float()))
 }

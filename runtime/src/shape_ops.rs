@@ -6,7 +6,7 @@
 //! of contiguous data are views of the shared input, not copies.
 
 use ndarray::{ArcArray, ArrayD, Axis, IxDyn, Slice};
-use tensorlift_ir::ops::shape::arange_len;
+use tensorlift_ir::ops::shape::{arange_len, arange_len_int};
 use tensorlift_ir::ops::DimShuffle;
 use tensorlift_ir::{with_tensor_data, DType, Element, TensorData};
 
@@ -102,15 +102,18 @@ pub fn eval_reshape(name: &str, x: &TensorData, shape: &TensorData) -> Result<Te
             }
         }
     }
-    let known: usize = target.iter().product();
     let total = x.len();
-    let fits = match unknown {
-        Some(i) if known > 0 && total.is_multiple_of(known) => {
-            target[i] = total / known;
-            true
-        }
-        Some(_) => false,
-        None => known == total,
+    let known = target.iter().try_fold(1usize, |acc, d| acc.checked_mul(*d));
+    let fits = match (unknown, known) {
+        (_, None) => false,
+        (u, Some(known)) => match u {
+            Some(i) if known > 0 && total.is_multiple_of(known) => {
+                target[i] = total / known;
+                true
+            }
+            Some(_) => false,
+            None => known == total,
+        },
     };
     if !fits {
         return Err(RuntimeError::op(
@@ -155,6 +158,7 @@ pub fn eval_alloc(
         &[operand],
         Some(("the requested shape", &target)),
     )?;
+    crate::memory::check_output(name, value.dtype(), &target)?;
     with_tensor_data!(value, a => {
         let b = a.broadcast(IxDyn(&target)).ok_or_else(|| {
             RuntimeError::Internal(format!("{name}: cannot broadcast {:?} to {target:?}", a.shape()))
@@ -241,18 +245,26 @@ pub fn arange_length(
                 format!("step must be finite and non-zero (start {a}, step {s})"),
             ));
         }
-        return Ok(arange_len(a, b, s));
+        let n = arange_len(a, b, s).ok_or_else(|| {
+            RuntimeError::op(
+                name,
+                format!(
+                    "the range from {a} to {b} by {s} has more elements than any array can hold"
+                ),
+            )
+        })?;
+        crate::memory::output_bytes(name, dtype, &[n])?;
+        return Ok(n);
     }
     let (a, b, s) = (
         scalar_int(name, "start", start)?,
         scalar_int(name, "stop", stop)?,
         scalar_int(name, "step", step)?,
     );
-    if s == 0 {
-        return Err(RuntimeError::op(name, "step (input 2) must not be zero"));
-    }
-    let span = b as i128 - a as i128;
-    Ok(((span + s as i128 - s.signum() as i128) / s as i128).max(0) as usize)
+    let n = arange_len_int(a, b, s)
+        .ok_or_else(|| RuntimeError::op(name, "step (input 2) must not be zero"))?;
+    crate::memory::output_bytes(name, dtype, &[n])?;
+    Ok(n)
 }
 
 pub fn eval_arange(
@@ -263,6 +275,7 @@ pub fn eval_arange(
     step: &TensorData,
 ) -> Result<TensorData> {
     let n = arange_length(name, dtype, start, stop, step)?;
+    crate::memory::check_output(name, dtype, &[n])?;
     if dtype.is_float() {
         let get = |x: &TensorData| {
             cast(x, DType::Float64)
@@ -317,7 +330,8 @@ pub fn eval_split(
         .to_i64_vec()
         .ok_or_else(|| RuntimeError::Internal(format!("{name}: sizes are not integers")))?;
     let dim = x.shape()[axis];
-    if sizes.iter().any(|s| *s < 0) || sizes.iter().sum::<i64>() != dim as i64 {
+    let sum: i128 = sizes.iter().map(|s| *s as i128).sum();
+    if sizes.iter().any(|s| *s < 0) || sum != dim as i128 {
         return Err(RuntimeError::op(
             name,
             format!("the sizes {sizes:?} must be non-negative and add up to {dim}, the size of axis {axis} of input 0"),

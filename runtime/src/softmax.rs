@@ -169,6 +169,10 @@ unsafe fn softmax_rows<T: RowElement>(
     let copies = !(direct && std::mem::size_of::<T>() == 8);
     let (mut row_in, mut row_out) = (Vec::new(), Vec::new());
     if copies {
+        // Fallible: a refused allocation is a status, never an abort in jitted code.
+        if row_in.try_reserve_exact(n).is_err() || row_out.try_reserve_exact(n).is_err() {
+            return 2;
+        }
         row_in.resize(n, 0.0);
         row_out.resize(n, 0.0);
     }
@@ -220,7 +224,8 @@ macro_rules! softmax_support {
         #[doc = concat!(
                     "Softmax along the last axis of a ", stringify!($t), " buffer into another of ",
                     "the same shape, given by their argument words (any rank ≥ 1, any strides). ",
-                    "Returns 0, or 1 when the shapes differ (nothing is written)."
+                    "Returns 0, or 1 when the shapes differ (nothing is written), or 2 when memory ",
+                    "for a row copy is refused."
                 )]
         ///
         /// # Safety

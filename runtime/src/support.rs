@@ -74,18 +74,27 @@ macro_rules! array_support {
             /// the same buffer), `n` ≥ 0.
             pub unsafe extern "C" fn $name(src: *const f64, dst: *mut f64, n: i64) {
                 let n = n.max(0) as usize;
-                let input: Vec<f64>;
-                // SAFETY: the caller passes buffers valid for `n` elements. When they
-                // overlap, the input is copied first so no `&` and `&mut` alias.
-                let (src, dst) = unsafe {
-                    if std::ptr::eq(src, dst) {
-                        input = std::slice::from_raw_parts(src, n).to_vec();
-                        (&input[..], std::slice::from_raw_parts_mut(dst, n))
-                    } else {
+                if n == 0 || src.is_null() || dst.is_null() {
+                    return;
+                }
+                if !std::ptr::eq(src, dst) {
+                    // SAFETY: the caller passes distinct buffers valid for `n` elements.
+                    let (src, dst) = unsafe {
                         (std::slice::from_raw_parts(src, n), std::slice::from_raw_parts_mut(dst, n))
-                    }
-                };
-                $f(src, dst);
+                    };
+                    $f(src, dst);
+                    return;
+                }
+                // In place: through a copy on the stack, a chunk at a time (no allocation,
+                // which could abort, and no `&` and `&mut` to the same memory).
+                let mut copy = [0f64; 256];
+                for start in (0..n).step_by(copy.len()) {
+                    let len = copy.len().min(n - start);
+                    // SAFETY: `start + len <= n` elements of the caller's buffer.
+                    let chunk = unsafe { std::slice::from_raw_parts_mut(dst.add(start), len) };
+                    copy[..len].copy_from_slice(chunk);
+                    $f(&copy[..len], chunk);
+                }
             }
         )*
     };

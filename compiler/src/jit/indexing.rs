@@ -84,7 +84,7 @@ pub(super) fn run_take(
     let arrays = index_arrays(k, layout, x.shape(), values, 1)?;
     let out_shape = advanced_shape(k, layout, x.shape(), &arrays)?;
     check_unvisited(k, layout, x.shape(), &arrays, &out_shape, 1)?;
-    let mut out = Output::new(x.dtype(), &out_shape, pool)?;
+    let mut out = Output::new(&k.name, x.dtype(), &out_shape, pool)?;
     let mut packed = Vec::new();
     for a in std::iter::once(x).chain(&arrays) {
         let (ptr, shape, strides) = data_ptr(a);

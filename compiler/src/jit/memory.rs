@@ -4,6 +4,7 @@
 //! faulted in again).
 
 use super::*;
+use tensorlift_runtime::memory::{output_bytes, try_uninit};
 
 /// Memory of large intermediate values, kept for the next call's kernel outputs: fresh
 /// large allocations are new pages, and faulting them in costs as much as a pass over
@@ -87,12 +88,16 @@ pub(super) enum Output {
 }
 
 impl Output {
+    /// Memory for output `shape` of `dtype` of node `name`: recycled when the pool has a
+    /// buffer of that size, else fresh; an error (not an abort) when it cannot be had.
     pub(super) fn new(
+        name: &str,
         dtype: DType,
         shape: &[usize],
         pool: &BufferPool,
     ) -> Result<Output, RuntimeError> {
-        let len: usize = shape.iter().product();
+        let bytes = output_bytes(name, dtype, shape)?;
+        let len = bytes / dtype.size_bytes();
         if len * 4 >= POOL_MIN_BYTES {
             let reused = match pool.take(dtype, len) {
                 Some(Recycled::F64(v)) => ArrayD::from_shape_vec(IxDyn(shape), v)
@@ -107,18 +112,25 @@ impl Output {
                 return Ok(out);
             }
         }
-        let dim = IxDyn(shape);
+        fn fresh<T>(
+            name: &str,
+            dtype: DType,
+            shape: &[usize],
+        ) -> Result<ArrayD<MaybeUninit<T>>, RuntimeError> {
+            let memory = try_uninit::<T>(name, dtype, shape)?;
+            ArrayD::from_shape_vec(IxDyn(shape), memory)
+                .map_err(|e| RuntimeError::Internal(format!("{name}: output memory: {e}")))
+        }
         let mut out = match dtype {
-            DType::Float64 => Output::F64(ArrayD::uninit(dim)),
-            DType::Float32 => Output::F32(ArrayD::uninit(dim)),
-            DType::Bool => Output::Bool(ArrayD::uninit(dim)),
-            DType::Int8 => Output::I8(ArrayD::uninit(dim)),
-            DType::Int16 => Output::I16(ArrayD::uninit(dim)),
-            DType::Int32 => Output::I32(ArrayD::uninit(dim)),
-            DType::Int64 => Output::I64(ArrayD::uninit(dim)),
-            DType::UInt8 => Output::U8(ArrayD::uninit(dim)),
+            DType::Float64 => Output::F64(fresh(name, dtype, shape)?),
+            DType::Float32 => Output::F32(fresh(name, dtype, shape)?),
+            DType::Bool => Output::Bool(fresh(name, dtype, shape)?),
+            DType::Int8 => Output::I8(fresh(name, dtype, shape)?),
+            DType::Int16 => Output::I16(fresh(name, dtype, shape)?),
+            DType::Int32 => Output::I32(fresh(name, dtype, shape)?),
+            DType::Int64 => Output::I64(fresh(name, dtype, shape)?),
+            DType::UInt8 => Output::U8(fresh(name, dtype, shape)?),
         };
-        let bytes = len * dtype.size_bytes();
         advise_huge_pages(out.ptr(), bytes);
         Ok(out)
     }

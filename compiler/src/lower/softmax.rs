@@ -35,7 +35,7 @@ pub(super) fn softmax_kernel(axis: usize, x: &TensorType, out: &TensorType) -> O
         bufs: vec![0, out_buf],
         error: errors.len(),
     });
-    errors.push("the softmax rows do not match".into());
+    errors.push("the softmax rows do not match, or memory for a row copy was refused".into());
     Some(Kernel {
         name: "softmax".into(),
         buffers,

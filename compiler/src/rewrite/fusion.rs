@@ -168,10 +168,95 @@ pub fn fuse_elemwise(fg: &mut FunctionGraph) -> Result<usize, GraphError> {
             groups.push(members);
         }
     }
+    dissolve_cyclic_groups(fg, &order, &mut groups);
     for members in &groups {
         fuse_group(fg, members)?;
     }
     Ok(groups.len())
+}
+
+/// Drops groups until contracting each remaining group into one node leaves the graph
+/// acyclic. Each group is convex on its own, but two groups can still depend on each
+/// other through outside nodes (A feeds a softmax that feeds B, and B one that feeds A).
+/// The group formed last among those left on a cycle is dissolved (its nodes stay
+/// unfused), and the check repeats.
+fn dissolve_cyclic_groups(fg: &FunctionGraph, order: &[NodeId], groups: &mut Vec<Vec<NodeId>>) {
+    loop {
+        let unit: HashMap<NodeId, usize> = groups
+            .iter()
+            .enumerate()
+            .flat_map(|(g, members)| members.iter().map(move |m| (*m, g)))
+            .chain(
+                order
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| (*n, groups.len() + i)),
+            )
+            .fold(HashMap::new(), |mut map, (n, u)| {
+                map.entry(n).or_insert(u);
+                map
+            });
+        let units = groups.len() + order.len();
+        let mut edges: Vec<HashSet<usize>> = vec![HashSet::new(); units];
+        for n in order {
+            for p in producer_nodes(fg, *n) {
+                let (from, to) = (unit[&p], unit[n]);
+                if from != to {
+                    edges[from].insert(to);
+                }
+            }
+        }
+        let on_cycles = units_on_cycles(&edges);
+        match (0..groups.len()).rev().find(|g| on_cycles[*g]) {
+            Some(g) => {
+                groups.remove(g);
+            }
+            None => return,
+        }
+    }
+}
+
+/// Units that lie on a cycle or between two cycles of the graph `edges` (what remains
+/// after repeatedly removing units without predecessors, then units without successors).
+fn units_on_cycles(edges: &[HashSet<usize>]) -> Vec<bool> {
+    let n = edges.len();
+    let mut indegree = vec![0usize; n];
+    for targets in edges {
+        for t in targets {
+            indegree[*t] += 1;
+        }
+    }
+    let mut left = vec![true; n];
+    let mut ready: Vec<usize> = (0..n).filter(|u| indegree[*u] == 0).collect();
+    while let Some(u) = ready.pop() {
+        left[u] = false;
+        for t in &edges[u] {
+            indegree[*t] -= 1;
+            if indegree[*t] == 0 {
+                ready.push(*t);
+            }
+        }
+    }
+    let mut outdegree: Vec<usize> = (0..n)
+        .map(|u| edges[u].iter().filter(|t| left[**t]).count())
+        .collect();
+    let mut sources: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for u in (0..n).filter(|u| left[*u]) {
+        for t in edges[u].iter().filter(|t| left[**t]) {
+            sources[*t].push(u);
+        }
+    }
+    let mut done: Vec<usize> = (0..n).filter(|u| left[*u] && outdegree[*u] == 0).collect();
+    while let Some(u) = done.pop() {
+        left[u] = false;
+        for s in &sources[u] {
+            outdegree[*s] -= 1;
+            if outdegree[*s] == 0 && left[*s] {
+                done.push(*s);
+            }
+        }
+    }
+    left
 }
 
 /// A constant of one element used inside a composite becomes a literal.

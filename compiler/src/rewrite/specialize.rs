@@ -237,7 +237,39 @@ fn logsumexp_across_rows(fg: &FunctionGraph, node: NodeId) -> Option<Vec<Expr>> 
     if ndim == 0 || axes.contains(&(ndim - 1)) {
         return None;
     }
+    if !axes_known_non_empty(fg, x, axes) {
+        // The written-out maximum would fail on an empty axis, where logsumexp is -inf:
+        // the kernel folds such a logsumexp element by element instead.
+        return None;
+    }
     Some(vec![max_shifted_logsumexp(x, axes.clone(), fg)])
+}
+
+/// True when every one of `axes` of x has a static size of at least 1.
+fn axes_known_non_empty(fg: &FunctionGraph, x: VarId, axes: &[usize]) -> bool {
+    let shape = &fg.var(x).ty.shape;
+    axes.iter()
+        .all(|a| matches!(shape.get(*a), Some(Some(n)) if *n > 0))
+}
+
+/// x with `axes` moved to the end (in order), and the order that moves them back.
+fn axes_moved_last(x: VarId, axes: &[usize], ndim: usize) -> (Expr, Vec<Option<usize>>) {
+    let order: Vec<usize> = (0..ndim)
+        .filter(|d| !axes.contains(d))
+        .chain(axes.iter().copied())
+        .collect();
+    let mut back = vec![None; ndim];
+    for (pos, d) in order.iter().enumerate() {
+        back[*d] = Some(pos);
+    }
+    let shuffle = DimShuffle {
+        input_ndim: ndim,
+        new_order: order.into_iter().map(Some).collect(),
+    };
+    (
+        Expr::apply(Op::DimShuffle(shuffle), vec![Expr::Var(x)]),
+        back,
+    )
 }
 
 /// logsumexp(x) over `axes` written out: m + log(sum(exp(x - m))) with m = max(x) (0
@@ -287,6 +319,18 @@ fn softmax_across_rows(fg: &FunctionGraph, node: NodeId) -> Option<Vec<Expr>> {
     let ty = &fg.var(x).ty;
     if axis + 1 == ty.ndim() || !ty.dtype.is_float() {
         return None;
+    }
+    let ndim = ty.ndim();
+    if !axes_known_non_empty(fg, x, &[axis]) {
+        // The written-out maximum would fail on an empty axis (whose softmax is empty):
+        // a softmax along the last axis of x with the axis moved there, moved back.
+        let (moved, back) = axes_moved_last(x, &[axis], ndim);
+        let softmax = Expr::apply(Op::Softmax { axis: ndim - 1 }, vec![moved]);
+        let shuffle = DimShuffle {
+            input_ndim: ndim,
+            new_order: back,
+        };
+        return Some(vec![Expr::apply(Op::DimShuffle(shuffle), vec![softmax])]);
     }
     let keep = |reduced| {
         Expr::apply(

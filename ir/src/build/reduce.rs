@@ -136,7 +136,8 @@ impl Var {
         var_or_invalid((|| {
             let centered = self - self.mean_keep(axes, true);
             let total = centered.sqr().sum(axes);
-            let n = self.count(axes)? - ddof as i64;
+            // NumPy divides by max(n - ddof, 0): inf or NaN when ddof >= n.
+            let n = (self.count(axes)? - ddof as i64).maximum(0);
             Ok(&total / n.cast(total.dtype()))
         })())
     }

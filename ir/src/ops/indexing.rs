@@ -90,7 +90,7 @@ pub fn resolve_slice(
     let len = if step > 0 && start < stop {
         (stop - start - 1) / step + 1
     } else if step < 0 && stop < start {
-        (start - stop - 1) / (-step) + 1
+        ((start - stop - 1) as u64 / step.unsigned_abs()) as i64 + 1
     } else {
         0
     };

@@ -165,6 +165,30 @@ fn require_int_vector(name: &str, i: usize, input: &InputInfo, what: &str) -> Re
     }
 }
 
+/// `shape` (static sizes, `None` unknown) if an array of `dtype` could have it: the
+/// known sizes' byte count fits in `isize::MAX`. Types no array can have are not built.
+pub(crate) fn possible(name: &str, dtype: DType, shape: Vec<Option<usize>>) -> Result<TensorType> {
+    let bytes = if shape.contains(&Some(0)) {
+        Some(0)
+    } else {
+        shape
+            .iter()
+            .flatten()
+            .try_fold(dtype.size_bytes(), |acc, d| acc.checked_mul(*d))
+    };
+    match bytes {
+        Some(b) if b <= isize::MAX as usize => Ok(TensorType::new(dtype, shape)),
+        _ => Err(GraphError::op(
+            name,
+            format!(
+                "the static shape {} of {dtype} needs more than 2^63 bytes: no array can be \
+                 that large",
+                crate::types::format_shape(&shape)
+            ),
+        )),
+    }
+}
+
 fn nonnegative(name: &str, what: &str, v: i64) -> Result<usize> {
     usize::try_from(v)
         .map_err(|_| GraphError::op(name, format!("{what} must be non-negative, got {v}")))
@@ -214,7 +238,7 @@ pub(crate) fn infer_alloc(name: &str, inputs: &[InputInfo]) -> Result<TensorType
             (None, v) => v,
         });
     }
-    Ok(TensorType::new(value.ty.dtype, shape))
+    possible(name, value.ty.dtype, shape)
 }
 
 pub(crate) fn infer_reshape(name: &str, ndim: usize, inputs: &[InputInfo]) -> Result<TensorType> {
@@ -243,7 +267,16 @@ pub(crate) fn infer_reshape(name: &str, ndim: usize, inputs: &[InputInfo]) -> Re
             v => out.push(Some(nonnegative(name, &format!("shape entry {i}"), v)?)),
         }
     }
-    let known: usize = out.iter().flatten().product();
+    let Some(known) = out
+        .iter()
+        .flatten()
+        .try_fold(1usize, |acc, d| acc.checked_mul(*d))
+    else {
+        return Err(GraphError::op(
+            name,
+            format!("the element count of shape {values:?} overflows"),
+        ));
+    };
     if let Some(total) = x.ty.static_size() {
         match unknown_at {
             Some(i) if known > 0 && total % known == 0 => out[i] = Some(total / known),
@@ -259,7 +292,7 @@ pub(crate) fn infer_reshape(name: &str, ndim: usize, inputs: &[InputInfo]) -> Re
             }
         }
     }
-    Ok(TensorType::new(x.ty.dtype, out))
+    possible(name, x.ty.dtype, out)
 }
 
 pub(crate) fn infer_specify_shape(
@@ -334,13 +367,28 @@ pub(crate) fn infer_arange(name: &str, dtype: DType, inputs: &[InputInfo]) -> Re
             ));
         }
     }
-    let lit = |x: &InputInfo| x.constant.and_then(|c| c.item()).map(literal_f64);
+    let lit = |x: &InputInfo| x.constant.and_then(|c| c.item());
     let len = match (lit(start), lit(stop), lit(step)) {
-        (_, _, Some(0.0)) => return Err(GraphError::op(name, "step (input 2) must not be zero")),
-        (Some(a), Some(b), Some(s)) => Some(arange_len(a, b, s)),
+        (_, _, Some(s)) if literal_f64(s) == 0.0 => {
+            return Err(GraphError::op(name, "step (input 2) must not be zero"))
+        }
+        (Some(a), Some(b), Some(s)) if dtype.is_float() => {
+            arange_len(literal_f64(a), literal_f64(b), literal_f64(s))
+        }
+        (Some(a), Some(b), Some(s)) => {
+            let int = |l| match l {
+                crate::dtype::Literal::Int(i) => Some(i),
+                crate::dtype::Literal::Bool(b) => Some(b as i64),
+                crate::dtype::Literal::Float(_) => None,
+            };
+            match (int(a), int(b), int(s)) {
+                (Some(a), Some(b), Some(s)) => arange_len_int(a, b, s),
+                _ => None,
+            }
+        }
         _ => None,
     };
-    Ok(TensorType::new(dtype, vec![len]))
+    possible(name, dtype, vec![len])
 }
 
 fn literal_f64(l: crate::dtype::Literal) -> f64 {
@@ -351,14 +399,28 @@ fn literal_f64(l: crate::dtype::Literal) -> f64 {
     }
 }
 
-/// NumPy's arange length: `max(0, ceil((stop - start) / step))`.
-pub fn arange_len(start: f64, stop: f64, step: f64) -> usize {
+/// NumPy's arange length of floats: `max(0, ceil((stop - start) / step))`; `None` when
+/// it is not finite or not below 2^64 (no array is that long).
+pub fn arange_len(start: f64, stop: f64, step: f64) -> Option<usize> {
     let n = ((stop - start) / step).ceil();
-    if n.is_finite() && n > 0.0 {
-        n as usize
+    if !n.is_finite() || n >= 18446744073709551616.0 {
+        None
+    } else if n > 0.0 {
+        Some(n as usize)
     } else {
-        0
+        Some(0)
     }
+}
+
+/// NumPy's arange length of integers, measured in integers: `max(0, ceil((stop - start) /
+/// step))` for a non-zero step (`None` for a zero step).
+pub fn arange_len_int(start: i64, stop: i64, step: i64) -> Option<usize> {
+    if step == 0 {
+        return None;
+    }
+    let (span, s) = (stop as i128 - start as i128, step as i128);
+    let n = (span + s - s.signum()) / s;
+    Some(n.max(0) as usize)
 }
 
 pub(crate) fn infer_join(name: &str, axis: usize, inputs: &[InputInfo]) -> Result<TensorType> {

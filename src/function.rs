@@ -80,6 +80,7 @@ impl FunctionBuilder {
             executable: compiled.executable,
             fgraph: compiled.fgraph,
             report: compiled.report,
+            interpreted: compiled.interpreted.into_iter().map(|u| u.node).collect(),
         })
     }
 }
@@ -91,6 +92,7 @@ pub struct Function {
     executable: Box<dyn Executable>,
     fgraph: FunctionGraph,
     report: RewriteReport,
+    interpreted: Vec<String>,
 }
 
 impl std::fmt::Debug for Function {
@@ -125,6 +127,13 @@ impl Function {
     /// What the rewrite pipeline did while compiling.
     pub fn rewrite_report(&self) -> &RewriteReport {
         &self.report
+    }
+
+    /// The nodes (their dprint lines) the backend runs in the reference interpreter
+    /// instead of its own code; empty for the reference backend and for graphs the JIT
+    /// compiles whole. `Mode::strict` turns any of them into a compile error.
+    pub fn interpreted_nodes(&self) -> &[String] {
+        &self.interpreted
     }
 
     /// The declared input types.

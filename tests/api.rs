@@ -214,3 +214,46 @@ fn deep_graphs_do_not_overflow_the_stack() {
     drop(f);
     drop(y);
 }
+
+#[test]
+fn a_strict_jit_refuses_nodes_it_would_interpret() {
+    let x = matrix("x", Float64);
+    let y = x.softmax(0) + 1.0;
+    // As built, a softmax along the first axis has no kernel (the rewrites move or write
+    // it out along rows); the JIT names the node it runs in the interpreter.
+    let loose = function(&[&x], &[&y])
+        .mode(Mode::Jit.without_rewrites())
+        .compile()
+        .unwrap();
+    assert_eq!(
+        loose.interpreted_nodes().len(),
+        1,
+        "{:?}",
+        loose.interpreted_nodes()
+    );
+    assert!(loose.interpreted_nodes()[0].contains("Softmax{axis=0}"));
+    let err = function(&[&x], &[&y])
+        .mode(Mode::Jit.without_rewrites().strict())
+        .compile()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("Softmax{axis=0}") && err.contains("jit"),
+        "{err}"
+    );
+    // With the rewrites every node has a kernel or is a view.
+    let whole = function(&[&x], &[&y])
+        .mode(Mode::Jit.strict())
+        .compile()
+        .unwrap();
+    assert!(
+        whole.interpreted_nodes().is_empty(),
+        "{:?}",
+        whole.interpreted_nodes()
+    );
+    let reference = function(&[&x], &[&y])
+        .mode(Mode::Reference.strict())
+        .compile()
+        .unwrap();
+    assert!(reference.interpreted_nodes().is_empty());
+}

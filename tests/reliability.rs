@@ -753,3 +753,112 @@ fn special_values_and_strided_inputs_follow_the_closed_forms() {
         ],
     );
 }
+
+// --- 6. products whose partial products leave the float range --------------------------
+
+#[test]
+fn products_have_the_class_of_the_exact_product() {
+    // Interleaved factors: lanes that each take every other element overflow in one and
+    // underflow in the other, where the exact product (a power of two) is finite, or
+    // overflows or underflows as a whole. Expected: that exact product.
+    let big = 2f64.powi(900);
+    let interleave = |a: f64, b: f64, n: usize| -> Vec<f64> {
+        (0..n).map(|i| if i % 2 == 0 { a } else { b }).collect()
+    };
+    let cases = [
+        ("pairs that cancel", interleave(big, 1.0 / big, 64), 1.0),
+        (
+            "an exact product past the range",
+            interleave(big, 2f64.powi(-100), 64),
+            f64::INFINITY,
+        ),
+        (
+            "an exact product below the range",
+            interleave(1.0 / big, 2f64.powi(100), 64),
+            0.0,
+        ),
+        (
+            "negative pairs that cancel",
+            interleave(-big, 1.0 / big, 64),
+            1.0,
+        ),
+        (
+            "a zero and an infinity",
+            vec![0.0, 3.0, f64::INFINITY],
+            f64::NAN,
+        ),
+        ("a zero among huge factors", vec![big, big, 0.0, big], 0.0),
+        (
+            "an infinity among tiny factors",
+            vec![1.0 / big, f64::INFINITY, 1.0 / big],
+            f64::INFINITY,
+        ),
+    ];
+    for (label, values, want) in cases {
+        let n = values.len();
+        // As a row, as a column of a matrix (the reduction over the outer axis), and as
+        // the flattened product of a matrix.
+        let as_matrix = f64s(&[n / 2, 2], &values[..n / 2 * 2]);
+        let matrix_want = product_unbounded_closed_form(&values[..n / 2 * 2]);
+        expect_values(
+            label,
+            || {
+                let x = vector("x", Float64);
+                (vec![x.clone()], vec![x.prod(None)])
+            },
+            vec![f64s(&[n], &values)],
+            vec![f64s(&[], &[want])],
+        );
+        expect_values(
+            &format!("{label}, of a matrix"),
+            || {
+                let m = matrix("m", Float64);
+                (vec![m.clone()], vec![m.prod(None)])
+            },
+            vec![as_matrix],
+            vec![f64s(&[], &[matrix_want])],
+        );
+    }
+    // The case, fused: prod(exp(0.25 x)) with exponents that cancel in pairs.
+    let x: Vec<f64> = interleave(2800.0, -2800.0, 64);
+    let build = || {
+        let x = vector("x", Float64);
+        (vec![x.clone()], vec![(x * 0.25).exp().prod(None)])
+    };
+    for (name, mode) in modes() {
+        let got = run(&build, &[f64s(&[64], &x)], mode).unwrap();
+        let v = tensorlift::testing::as_f64s(&got[0])[0];
+        assert!(
+            (v - 1.0).abs() < 1e-9,
+            "fused product [{name}]: {v}, expected 1"
+        );
+    }
+}
+
+/// The exact product of factors that are powers of two, zeros, infinities (closed form:
+/// the sum of exponents decides).
+fn product_unbounded_closed_form(values: &[f64]) -> f64 {
+    let zero = values.contains(&0.0);
+    let inf = values.iter().any(|v| v.is_infinite());
+    let negative = values.iter().filter(|v| v.is_sign_negative()).count() % 2 == 1;
+    let magnitude = match (zero, inf) {
+        (true, true) => return f64::NAN,
+        (true, false) => 0.0,
+        (false, true) => f64::INFINITY,
+        (false, false) => {
+            let exponent: i64 = values.iter().map(|v| v.abs().log2().round() as i64).sum();
+            if exponent > 1023 {
+                f64::INFINITY
+            } else if exponent < -1074 {
+                0.0
+            } else {
+                2f64.powi(exponent as i32)
+            }
+        }
+    };
+    if negative {
+        -magnitude
+    } else {
+        magnitude
+    }
+}

@@ -24,6 +24,12 @@ pub trait Backend: Send + Sync {
     /// compile all of it.
     fn unsupported(&self, fgraph: &FunctionGraph) -> Vec<Unsupported>;
 
+    /// Nodes of `fgraph` this backend runs through the reference interpreter rather than
+    /// its own code (listed in the compile result; a strict mode refuses them instead).
+    fn interpreted(&self, _fgraph: &FunctionGraph) -> Vec<Unsupported> {
+        Vec::new()
+    }
+
     /// Compiles a graph for which `unsupported` returned nothing.
     fn compile(&self, fgraph: FunctionGraph) -> Result<Box<dyn Executable>, CompileError>;
 }

@@ -57,12 +57,57 @@ pub struct JitBackend {
     /// Whether a kernel may write its output over an intermediate input it is the last
     /// user of (off with `Mode::excluding("inplace")`).
     pub in_place: bool,
+    /// Whether a node without a kernel (other than a view) refuses the compile instead
+    /// of running in the interpreter (`Mode::strict`).
+    pub strict: bool,
 }
 
 impl Default for JitBackend {
     fn default() -> JitBackend {
-        JitBackend { in_place: true }
+        JitBackend {
+            in_place: true,
+            strict: false,
+        }
     }
+}
+
+/// Whether the JIT runs `op` as a view: stride arithmetic on the input's memory, no code.
+fn is_view(op: &Op) -> bool {
+    match op {
+        Op::DimShuffle(_) | Op::Subtensor(_) | Op::Split { .. } => true,
+        Op::Elemwise(_)
+        | Op::Composite(_)
+        | Op::FusedReduce { .. }
+        | Op::Reduce { .. }
+        | Op::ArgReduce { .. }
+        | Op::Cumulative { .. }
+        | Op::Softmax { .. }
+        | Op::Alloc
+        | Op::Reshape { .. }
+        | Op::SpecifyShape(_)
+        | Op::Shape
+        | Op::MakeVector(_)
+        | Op::Arange(_)
+        | Op::Join { .. }
+        | Op::IncSubtensor { .. }
+        | Op::AdvancedSubtensor(_)
+        | Op::AdvancedIncSubtensor { .. }
+        | Op::Dot
+        | Op::CheckAndRaise { .. } => false,
+    }
+}
+
+/// The nodes of `fg` that the JIT neither compiles to a kernel nor runs as a view: each
+/// runs in the reference interpreter (named by `JitBackend::interpreted`; refused by a
+/// strict JIT).
+pub fn interpreted_nodes(fg: &FunctionGraph) -> Vec<NodeId> {
+    fg.toposort()
+        .into_iter()
+        .filter(|n| {
+            fg.node(*n)
+                .is_some_and(|e| !is_view(&e.op) && lower_node(fg, *n).is_none())
+        })
+        .collect()
 }
 
 /// The kernels of a graph, by node, with their loop-nest IR.
@@ -78,8 +123,24 @@ impl Backend for JitBackend {
         "jit"
     }
 
-    fn unsupported(&self, _fgraph: &FunctionGraph) -> Vec<Unsupported> {
-        Vec::new()
+    fn unsupported(&self, fgraph: &FunctionGraph) -> Vec<Unsupported> {
+        if self.strict {
+            self.interpreted(fgraph)
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn interpreted(&self, fgraph: &FunctionGraph) -> Vec<Unsupported> {
+        interpreted_nodes(fgraph)
+            .into_iter()
+            .map(|n| Unsupported {
+                node: tensorlift_ir::print::node_summary(fgraph, n),
+                hint: "the JIT has no kernel for this node: it runs in the reference \
+                       interpreter unless the mode is strict"
+                    .into(),
+            })
+            .collect()
     }
 
     fn compile(&self, fgraph: FunctionGraph) -> Result<Box<dyn Executable>, CompileError> {
@@ -181,11 +242,36 @@ impl Executable for Jitted {
         self.program.run_with(
             inputs,
             |fg, node, args| match self.kernels.get(&node) {
-                Some(k) => run_kernel(fg, node, k, args, &self.pool),
+                Some(k) => run_kernel(fg, node, k, args, &self.pool)
+                    .and_then(|outputs| with_products_repaired(fg, node, k, args, outputs)),
                 None => eval_node(fg, node, args),
             },
             |value| self.pool.recycle(value),
         )
+    }
+}
+
+/// The outputs of a float product, unless one is NaN, infinite or zero: then the
+/// reference's, which recomputes those with an unbounded exponent
+/// (`runtime::reduce::product_unbounded`). The kernel's lanes and threads group the
+/// factors differently, so one partial product may overflow where another underflows.
+fn with_products_repaired(
+    fg: &FunctionGraph,
+    node: NodeId,
+    k: &KernelNode,
+    args: &mut [TensorData],
+    outputs: Vec<TensorData>,
+) -> Result<Vec<TensorData>, RuntimeError> {
+    let product = matches!(k.reduce, Some((ReduceKind::Prod, _)));
+    let special = |d: &TensorData| match d {
+        TensorData::Float64(a) => a.iter().any(|v| !v.is_finite() || *v == 0.0),
+        TensorData::Float32(a) => a.iter().any(|v| !v.is_finite() || *v == 0.0),
+        _ => false,
+    };
+    if product && outputs.first().is_some_and(special) {
+        eval_node(fg, node, args)
+    } else {
+        Ok(outputs)
     }
 }
 
@@ -871,7 +957,12 @@ mod tests {
         for in_place in [true, false] {
             let fg =
                 FunctionGraph::new(std::slice::from_ref(&x), std::slice::from_ref(&y)).unwrap();
-            let jitted = JitBackend { in_place }.build(fg).unwrap();
+            let jitted = JitBackend {
+                in_place,
+                strict: false,
+            }
+            .build(fg)
+            .unwrap();
             assert_eq!(jitted.kernels.len(), 2, "two kernels (no fusion here)");
             let out = jitted.run(std::slice::from_ref(&value)).unwrap();
             let expected = 0.5f64.exp().sin();

@@ -23,6 +23,8 @@ pub struct Mode {
     pub backend: BackendKind,
     pub rewrites: bool,
     pub filter: RuleFilter,
+    /// A node the backend would run in the interpreter is a compile error (`strict`).
+    pub strict: bool,
 }
 
 impl Mode {
@@ -35,6 +37,7 @@ impl Mode {
             included: Vec::new(),
             excluded: Vec::new(),
         },
+        strict: false,
     };
 
     /// The Cranelift JIT with the default rewrite pipeline.
@@ -46,7 +49,16 @@ impl Mode {
             included: Vec::new(),
             excluded: Vec::new(),
         },
+        strict: false,
     };
+
+    /// The same mode refusing to compile a graph with a node its backend would run in the
+    /// reference interpreter: one error lists every such node (its dprint line). Without
+    /// it such nodes run in the interpreter and `Function::interpreted_nodes` names them.
+    pub fn strict(mut self) -> Mode {
+        self.strict = true;
+        self
+    }
 
     /// The same mode with no rewrites at all: the graph runs as built.
     pub fn without_rewrites(mut self) -> Mode {
@@ -75,6 +87,7 @@ impl Mode {
             BackendKind::Reference => Box::new(ReferenceBackend),
             BackendKind::Jit => Box::new(JitBackend {
                 in_place: !self.filter.excluded.iter().any(|e| e == "inplace"),
+                strict: self.strict,
             }),
         }
     }

@@ -16,6 +16,8 @@ pub struct Compiled {
     pub executable: Box<dyn Executable>,
     pub fgraph: FunctionGraph,
     pub report: RewriteReport,
+    /// The nodes the backend runs in the reference interpreter.
+    pub interpreted: Vec<crate::backend::Unsupported>,
 }
 
 /// Rewrites `fgraph` as `mode` says and compiles it for `mode`'s backend.
@@ -35,10 +37,12 @@ pub fn compile(mut fgraph: FunctionGraph, mode: &Mode) -> Result<Compiled, Compi
             nodes: unsupported,
         });
     }
+    let interpreted = backend.interpreted(&fgraph);
     let executable = backend.compile(fgraph.clone())?;
     Ok(Compiled {
         executable,
         fgraph,
         report,
+        interpreted,
     })
 }

@@ -77,6 +77,60 @@ fn nan_min(a: f64, b: f64) -> f64 {
     }
 }
 
+/// The product of `xs` with an unbounded exponent: NaN when an element is NaN or the
+/// elements hold both a zero and an infinity; else ±0 or ±inf when an element is; else the
+/// exact product's magnitude decides overflow to ±inf and underflow to ±0, whatever the
+/// order of the factors. Products whose computed value is NaN, infinite or zero are
+/// recomputed with it (`repair_products`), so every backend and grouping agrees on them.
+pub fn product_unbounded(xs: impl Iterator<Item = f64>) -> f64 {
+    let (mut mantissa, mut exponent) = (1.0f64, 0i64);
+    let (mut zero, mut inf, mut negative) = (false, false, false);
+    for x in xs {
+        if x.is_nan() {
+            return f64::NAN;
+        }
+        negative ^= x.is_sign_negative();
+        if x == 0.0 {
+            zero = true;
+        } else if x.is_infinite() {
+            inf = true;
+        } else {
+            let (xm, xe) = libm::frexp(x.abs());
+            let (m, e) = libm::frexp(mantissa * xm);
+            mantissa = m;
+            exponent += e as i64 + xe as i64;
+        }
+    }
+    let magnitude = match (zero, inf) {
+        (true, true) => return f64::NAN,
+        (true, false) => 0.0,
+        (false, true) => f64::INFINITY,
+        (false, false) => libm::ldexp(mantissa, exponent.clamp(-1 << 20, 1 << 20) as i32),
+    };
+    if negative {
+        -magnitude
+    } else {
+        magnitude
+    }
+}
+
+/// Replaces each element of `out` (the product of `v` over `axes`) that is NaN, infinite
+/// or zero by `product_unbounded` of its lane: its value no longer depends on where
+/// partial products overflowed or underflowed.
+fn repair_products(v: &ArrayViewD<f64>, axes: &[usize], out: &mut ArrayD<f64>) {
+    let kept: Vec<usize> = (0..v.ndim()).filter(|d| !axes.contains(d)).collect();
+    for (index, o) in out.indexed_iter_mut() {
+        if o.is_finite() && *o != 0.0 {
+            continue;
+        }
+        let mut lane = v.view();
+        for (k, d) in kept.iter().enumerate().rev() {
+            lane = lane.index_axis_move(Axis(*d), index[k]);
+        }
+        *o = product_unbounded(lane.iter().copied());
+    }
+}
+
 /// logsumexp of `v` over `axes`: m = max (NaN-propagating), shift = m (0 where m is
 /// infinite), then log(Σ exp(v − shift)) + shift: never overflows, all −inf (or empty)
 /// gives −inf, any +inf gives +inf.
@@ -204,7 +258,11 @@ pub fn eval_reduce(
             let v = typed::<f64>(name, &f)?;
             TensorData::from_array(match kind {
                 ReduceKind::Sum => fold_axes(name, v, axes, 0.0, |a, b| a + b)?,
-                ReduceKind::Prod => fold_axes(name, v, axes, 1.0, |a, b| a * b)?,
+                ReduceKind::Prod => {
+                    let mut out = fold_axes(name, v.view(), axes, 1.0, |a, b| a * b)?;
+                    repair_products(&v, axes, &mut out);
+                    out
+                }
                 ReduceKind::Max => fold_axes(name, v, axes, f64::NEG_INFINITY, nan_max)?,
                 _ => fold_axes(name, v, axes, f64::INFINITY, nan_min)?,
             })

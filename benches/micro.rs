@@ -56,6 +56,18 @@ fn call_overhead(c: &mut Criterion) {
         let f = function(&[&x], &[&y]).mode(mode).compile().unwrap();
         group.bench_function(name, |b| b.iter(|| black_box(f.call(&args).unwrap())));
     }
+    // A 10-node graph of one-element inputs: per-call overhead of several steps
+    // (kernels, reductions, a view, a running sum).
+    let (p, q) = (vector("p", Float64), vector("q", Float64));
+    let n3 = (&p + &q).exp().sum(None);
+    let n5 = (&p * &n3).max(None);
+    let n10 = ((q.get(idx![..;-1]) + &n5).cumsum(None).sin()) * 2.0;
+    let ten = function(&[&p, &q], &[&n10]).compile().unwrap();
+    let one: TensorData = ndarray::array![0.5].into();
+    let pair = vec![one.clone(), one];
+    group.bench_function("ten_nodes_jit", |b| {
+        b.iter(|| black_box(ten.call(&pair).unwrap()))
+    });
     let (a, b2, c2) = (
         vector("a", Float64),
         vector("b", Float64),

@@ -114,6 +114,13 @@ impl Function {
         Ok(outputs)
     }
 
+    /// How the backend runs the compiled graph, one step per node: for the JIT, whether
+    /// each node runs as a kernel, a view or in the interpreter, and which inputs a step
+    /// may write its output over.
+    pub fn plan(&self) -> String {
+        self.executable.describe()
+    }
+
     /// The dprint of the compiled graph (after rewrites).
     pub fn dprint(&self) -> String {
         self.fgraph.to_string()

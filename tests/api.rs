@@ -257,3 +257,39 @@ fn a_strict_jit_refuses_nodes_it_would_interpret() {
         .unwrap();
     assert!(reference.interpreted_nodes().is_empty());
 }
+
+#[test]
+fn a_function_prints_its_plan() {
+    let x = matrix("x", Float64);
+    let y = x.t().exp() + 1.0;
+    let z = y.sum(Some(&[1]));
+    let f = function(&[&x], &[&y, &z]).compile().unwrap();
+    expect_test::expect![[r#"
+        plan: 2 steps, 4 value slots
+          0. Transpose{axes=[1, 0]}(x) -> Matrix(float64, shape=(?, ?))
+             runs as view (stride arithmetic, no copy); last use of input 0
+          1. Sum{axes=[1]} of Composite{add(exp(i0), 1.0)} keeping values(Transpose{axes=[1, 0]}) -> Vector(float64, shape=(?,)), Matrix(float64, shape=(?, ?))
+             runs as kernel sum_reduce; last use of input 0
+    "#]]
+    .assert_eq(&f.plan());
+}
+
+#[test]
+fn element_wise_plans_name_the_inputs_they_may_write_over() {
+    let x = vector("x", Float64);
+    let y = (x.exp() * 2.0).sin() + x.get(idx![..;-1]);
+    let f = function(&[&x], &[&y]).compile().unwrap();
+    expect_test::expect![[r#"
+        plan: 2 steps, 3 value slots
+          0. Subtensor{::step}(x, constant -1) -> Vector(float64, shape=(?,))
+             runs as view (stride arithmetic, no copy)
+          1. Composite{add(sin(mul(exp(i0), 2.0)), i1)}(x, Subtensor{::step}) -> Vector(float64, shape=(?,))
+             runs as kernel elemwise; may write its output over input 0, input 1 (last use)
+    "#]]
+    .assert_eq(&f.plan());
+    let strict = function(&[&x], &[&y])
+        .mode(Mode::Jit.strict())
+        .compile()
+        .unwrap();
+    assert_eq!(strict.plan(), f.plan());
+}

@@ -37,4 +37,8 @@ pub trait Backend: Send + Sync {
 /// A compiled graph. Inputs have been checked against the signature before `run`.
 pub trait Executable: Send + Sync {
     fn run(&self, inputs: &[TensorData]) -> Result<Vec<TensorData>, RuntimeError>;
+
+    /// How the executable runs the graph, for people (the JIT's plan: each node as a
+    /// kernel, a view or the interpreter).
+    fn describe(&self) -> String;
 }

@@ -8,8 +8,8 @@
 //! reshapes and checks take their own paths) and checks the inputs with
 //! the same rules and error text as the reference, allocates contiguous outputs, and packs
 //! data pointers, sizes and strides in the kernel ABI (`codegen`); the kernel checks again
-//! itself, and a failure it reports is read from its error slot. Scheduling and freeing of
-//! intermediate values are the interpreter's (`Program::run_with`); the memory of outputs
+//! itself, and a failure it reports is read from its error slot. The order of steps, value
+//! slots and freeing are the compiled plan's (`plan`); the memory of outputs
 //! (uninitialised or recycled, huge pages) is `memory`'s, output shapes `shapes`'.
 //!
 //! Kernels cover Elemwise, Composite, reductions and FusedReduce of every dtype, Dot,
@@ -28,14 +28,14 @@ use std::mem::MaybeUninit;
 
 use ndarray::{ArrayD, IxDyn};
 use tensorlift_ir::ops::ReduceKind;
-use tensorlift_ir::{DType, FunctionGraph, NodeId, Op, TensorData, TensorType};
+use tensorlift_ir::{DType, FunctionGraph, NodeId, Op, Origin, TensorData, TensorType, VarId};
 use tensorlift_runtime::broadcast::{broadcast_shape, Operand};
 use tensorlift_runtime::buffer_support::ErrorSlot;
 use tensorlift_runtime::indexing::check_value_shape;
 use tensorlift_runtime::interpreter::eval_node;
 use tensorlift_runtime::reduce;
 use tensorlift_runtime::shape_ops::{arange_length, eval_reshape};
-use tensorlift_runtime::{Program, RuntimeError};
+use tensorlift_runtime::RuntimeError;
 
 use crate::backend::{Backend, Executable, Unsupported};
 use crate::codegen::{compile_kernels, CompiledKernel, WeakKernel};
@@ -46,9 +46,11 @@ use crate::lower::{advanced_layout, lower_node, AdvancedLayout};
 
 mod indexing;
 mod memory;
+mod plan;
 mod shapes;
 
 use memory::{BufferPool, Output, POOL_MIN_BYTES};
+use plan::Plan;
 use shapes::{space, ShapeRule, Space};
 
 /// The Cranelift JIT backend.
@@ -162,10 +164,8 @@ impl JitBackend {
                     .ok_or_else(|| CompileError::Internal("a lowered node vanished".into()))
             })
             .collect::<Result<_, _>>()?;
-        let program = Program::new(fgraph).map_err(|e| CompileError::Internal(e.to_string()))?;
         Ok(Jitted {
-            program,
-            kernels,
+            plan: Plan::new(fgraph, kernels)?,
             pool: BufferPool::default(),
         })
     }
@@ -232,22 +232,17 @@ fn cached_compile(kernels: &[Kernel]) -> Result<Vec<CompiledKernel>, CompileErro
 }
 
 struct Jitted {
-    program: Program,
-    kernels: HashMap<NodeId, KernelNode>,
+    plan: Plan,
     pool: BufferPool,
 }
 
 impl Executable for Jitted {
     fn run(&self, inputs: &[TensorData]) -> Result<Vec<TensorData>, RuntimeError> {
-        self.program.run_with(
-            inputs,
-            |fg, node, args| match self.kernels.get(&node) {
-                Some(k) => run_kernel(fg, node, k, args, &self.pool)
-                    .and_then(|outputs| with_products_repaired(fg, node, k, args, outputs)),
-                None => eval_node(fg, node, args),
-            },
-            |value| self.pool.recycle(value),
-        )
+        self.plan.run(inputs, &self.pool)
+    }
+
+    fn describe(&self) -> String {
+        self.plan.to_string()
     }
 }
 
@@ -300,6 +295,12 @@ struct KernelNode {
 }
 
 impl KernelNode {
+    /// Whether a call may write an output over an input it owns (element-wise kernels,
+    /// when `in_place` allows it and the input is large, contiguous and uniquely owned).
+    fn may_write_in_place(&self) -> bool {
+        self.in_place && self.reduce.is_none() && self.shapes == ShapeRule::Broadcast
+    }
+
     fn new(
         fg: &FunctionGraph,
         node: NodeId,
@@ -963,7 +964,11 @@ mod tests {
             }
             .build(fg)
             .unwrap();
-            assert_eq!(jitted.kernels.len(), 2, "two kernels (no fusion here)");
+            assert_eq!(
+                jitted.plan.kernel_count(),
+                2,
+                "two kernels (no fusion here)"
+            );
             let out = jitted.run(std::slice::from_ref(&value)).unwrap();
             let expected = 0.5f64.exp().sin();
             let got = out[0].as_array::<f64>().unwrap();

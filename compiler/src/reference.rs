@@ -17,6 +17,21 @@ impl Executable for Interpreted {
     fn run(&self, inputs: &[TensorData]) -> Result<Vec<TensorData>, RuntimeError> {
         self.0.run(inputs)
     }
+
+    fn describe(&self) -> String {
+        let fg = self.0.fgraph();
+        let steps: Vec<String> = fg
+            .toposort()
+            .into_iter()
+            .enumerate()
+            .map(|(i, n)| format!("{i:>3}. {}", tensorlift_ir::print::node_summary(fg, n)))
+            .collect();
+        format!(
+            "reference interpreter: {} nodes, op by op\n{}\n",
+            steps.len(),
+            steps.join("\n")
+        )
+    }
 }
 
 impl Backend for ReferenceBackend {

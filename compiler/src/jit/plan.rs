@@ -1,0 +1,261 @@
+//! The execution plan of a JIT function, built once at compile time: an ordered list of
+//! steps, each a kernel call, a view (the runtime's stride arithmetic, no code) or a node
+//! the JIT has no kernel for (the reference's implementation, named by
+//! `JitBackend::interpreted` and refused by a strict mode).
+//!
+//! Owns: the value slots a call fills (graph inputs, node results), which argument of a
+//! step is moved in at its last use (so a kernel may write its result over it) rather
+//! than shared, which slots are freed after each step, constants taken straight from
+//! the step, and the plan's text form (`Function::plan`). A call walks the steps with
+//! no graph lookups.
+
+use std::fmt;
+
+use super::*;
+
+/// Where a step's argument comes from.
+enum Arg {
+    /// A value slot; `last`: this step is its last use (the value is moved in).
+    Slot { slot: usize, last: bool },
+    /// A constant of the graph.
+    Const(TensorData),
+}
+
+/// How a step runs.
+enum Action {
+    Kernel(Box<KernelNode>),
+    View,
+    Interpreted,
+}
+
+struct Step {
+    node: NodeId,
+    action: Action,
+    args: Vec<Arg>,
+    outputs: Vec<usize>,
+    /// Slots whose last use this step is and that were not moved in (used twice by it).
+    free: Vec<usize>,
+}
+
+/// What a call returns for one graph output.
+enum Out {
+    Slot(usize),
+    Const(TensorData),
+}
+
+pub(super) struct Plan {
+    fgraph: FunctionGraph,
+    steps: Vec<Step>,
+    slots: usize,
+    inputs: Vec<usize>,
+    outputs: Vec<Out>,
+    /// The most arguments of any step (the argument buffer is allocated once per call).
+    widest: usize,
+}
+
+impl Plan {
+    /// The plan of `fgraph`, with `kernels` the compiled kernel nodes by node.
+    pub(super) fn new(
+        fgraph: FunctionGraph,
+        mut kernels: HashMap<NodeId, KernelNode>,
+    ) -> Result<Plan, CompileError> {
+        let order = fgraph.toposort();
+        let mut slot_of: HashMap<VarId, usize> = HashMap::new();
+        let slot = |v: VarId, slot_of: &mut HashMap<VarId, usize>| {
+            let next = slot_of.len();
+            *slot_of.entry(v).or_insert(next)
+        };
+        let inputs: Vec<usize> = fgraph
+            .inputs()
+            .iter()
+            .map(|v| slot(*v, &mut slot_of))
+            .collect();
+        let graph_outputs: std::collections::HashSet<VarId> =
+            fgraph.outputs().iter().copied().collect();
+        let mut last_use: HashMap<VarId, usize> = HashMap::new();
+        for (i, node) in order.iter().enumerate() {
+            let e = fgraph
+                .node(*node)
+                .ok_or_else(|| CompileError::Internal("a scheduled node was removed".into()))?;
+            for x in &e.inputs {
+                last_use.insert(*x, i);
+            }
+        }
+        let mut steps = Vec::with_capacity(order.len());
+        for (i, node) in order.iter().enumerate() {
+            let e = fgraph
+                .node(*node)
+                .ok_or_else(|| CompileError::Internal("a scheduled node was removed".into()))?;
+            let mut args = Vec::with_capacity(e.inputs.len());
+            let mut free = Vec::new();
+            for x in &e.inputs {
+                if let Origin::Constant(d) = &fgraph.var(*x).origin {
+                    args.push(Arg::Const(d.clone()));
+                    continue;
+                }
+                let s = slot(*x, &mut slot_of);
+                let ends_here = last_use.get(x) == Some(&i) && !graph_outputs.contains(x);
+                let once = e.inputs.iter().filter(|y| *y == x).count() == 1;
+                if ends_here && !once && !free.contains(&s) {
+                    free.push(s);
+                }
+                args.push(Arg::Slot {
+                    slot: s,
+                    last: ends_here && once,
+                });
+            }
+            let outputs = e.outputs.iter().map(|o| slot(*o, &mut slot_of)).collect();
+            let action = match kernels.remove(node) {
+                Some(k) => Action::Kernel(Box::new(k)),
+                None if is_view(&e.op) => Action::View,
+                None => Action::Interpreted,
+            };
+            steps.push(Step {
+                node: *node,
+                action,
+                args,
+                outputs,
+                free,
+            });
+        }
+        let outputs = fgraph
+            .outputs()
+            .iter()
+            .map(|o| match &fgraph.var(*o).origin {
+                Origin::Constant(d) => Out::Const(d.clone()),
+                _ => Out::Slot(slot(*o, &mut slot_of)),
+            })
+            .collect();
+        let widest = steps.iter().map(|s| s.args.len()).max().unwrap_or(0);
+        Ok(Plan {
+            fgraph,
+            steps,
+            slots: slot_of.len(),
+            inputs,
+            outputs,
+            widest,
+        })
+    }
+
+    /// How many steps run a kernel.
+    #[cfg(test)]
+    pub(super) fn kernel_count(&self) -> usize {
+        self.steps
+            .iter()
+            .filter(|s| matches!(s.action, Action::Kernel(_)))
+            .count()
+    }
+
+    /// Runs the plan on inputs that passed the signature check.
+    pub(super) fn run(
+        &self,
+        inputs: &[TensorData],
+        pool: &BufferPool,
+    ) -> Result<Vec<TensorData>, RuntimeError> {
+        if inputs.len() != self.inputs.len() {
+            return Err(RuntimeError::Internal(format!(
+                "the plan got {} inputs for {}",
+                inputs.len(),
+                self.inputs.len()
+            )));
+        }
+        let mut values: Vec<Option<TensorData>> = vec![None; self.slots];
+        for (slot, value) in self.inputs.iter().zip(inputs) {
+            values[*slot] = Some(value.clone());
+        }
+        let mut args: Vec<TensorData> = Vec::with_capacity(self.widest);
+        let missing = || RuntimeError::Internal("a value the plan needs is missing".into());
+        for step in &self.steps {
+            args.clear();
+            for a in &step.args {
+                args.push(match a {
+                    Arg::Slot { slot, last: true } => values[*slot].take().ok_or_else(missing)?,
+                    Arg::Slot { slot, last: false } => values[*slot].clone().ok_or_else(missing)?,
+                    Arg::Const(d) => d.clone(),
+                });
+            }
+            let fg = &self.fgraph;
+            let result = match &step.action {
+                Action::Kernel(k) => run_kernel(fg, step.node, k, &mut args, pool)
+                    .and_then(|outs| with_products_repaired(fg, step.node, k, &mut args, outs)),
+                Action::View | Action::Interpreted => eval_node(fg, step.node, &args),
+            };
+            let outs = result.map_err(|e| RuntimeError::InNode {
+                node: tensorlift_ir::print::node_summary(fg, step.node),
+                source: Box::new(e),
+            })?;
+            if outs.len() != step.outputs.len() {
+                return Err(RuntimeError::Internal(format!(
+                    "step {} returned {} outputs, expected {}",
+                    tensorlift_ir::print::node_summary(fg, step.node),
+                    outs.len(),
+                    step.outputs.len()
+                )));
+            }
+            for (a, value) in step.args.iter().zip(args.drain(..)) {
+                if matches!(a, Arg::Slot { last: true, .. }) {
+                    pool.recycle(value);
+                }
+            }
+            for (slot, value) in step.outputs.iter().zip(outs) {
+                values[*slot] = Some(value);
+            }
+            for slot in &step.free {
+                if let Some(value) = values[*slot].take() {
+                    pool.recycle(value);
+                }
+            }
+        }
+        self.outputs
+            .iter()
+            .map(|o| match o {
+                Out::Slot(slot) => values[*slot].clone().ok_or_else(missing),
+                Out::Const(d) => Ok(d.clone()),
+            })
+            .collect()
+    }
+}
+
+impl fmt::Display for Plan {
+    /// One line per step: the node, how it runs, and which arguments it may write over.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "plan: {} steps, {} value slots",
+            self.steps.len(),
+            self.slots
+        )?;
+        for (i, step) in self.steps.iter().enumerate() {
+            let how = match &step.action {
+                Action::Kernel(k) => format!("kernel {}", k.kernel.name),
+                Action::View => "view (stride arithmetic, no copy)".into(),
+                Action::Interpreted => "reference interpreter (no kernel)".into(),
+            };
+            let node = tensorlift_ir::print::node_summary(&self.fgraph, step.node);
+            writeln!(f, "{i:>3}. {node}")?;
+            write!(f, "     runs as {how}")?;
+            let moved: Vec<String> = step
+                .args
+                .iter()
+                .enumerate()
+                .filter(|(_, a)| matches!(a, Arg::Slot { last: true, .. }))
+                .map(|(k, _)| format!("input {k}"))
+                .collect();
+            let writes_over = match &step.action {
+                Action::Kernel(k) => k.may_write_in_place(),
+                Action::View | Action::Interpreted => false,
+            };
+            if !moved.is_empty() && writes_over {
+                write!(
+                    f,
+                    "; may write its output over {} (last use)",
+                    moved.join(", ")
+                )?;
+            } else if !moved.is_empty() {
+                write!(f, "; last use of {}", moved.join(", "))?;
+            }
+            writeln!(f)?;
+        }
+        Ok(())
+    }
+}

@@ -244,7 +244,7 @@ fn w4(b: &mut Bench) {
         "4000x2500",
         work,
         &[&x],
-        &[&x.sum(Some(&[0]))],
+        &[&x.sum([0])],
         &[xv.clone().into()],
     );
     b.run("W4b", "4000x2500", "native", work, || {
@@ -256,7 +256,7 @@ fn w4(b: &mut Bench) {
         "4000x2500",
         work,
         &[&x],
-        &[&x.sum(Some(&[1]))],
+        &[&x.sum([1])],
         &[xv.clone().into()],
     );
 }

@@ -175,7 +175,7 @@ fn kernels(c: &mut Criterion) {
         .unwrap();
     let pair = vec![v[0].clone(), v[0].clone()];
     group.bench_function("dot", |b| b.iter(|| black_box(dot.call(&pair).unwrap())));
-    let rows = function(&[&m], &[&m.sum(Some(&[1]))]).compile().unwrap();
+    let rows = function(&[&m], &[&m.sum([1])]).compile().unwrap();
     let square: ndarray::Array2<f64> =
         ndarray::Array2::from_shape_fn((1000, 1000), |(i, j)| (i * j) as f64);
     for (name, data) in [
@@ -190,9 +190,9 @@ fn kernels(c: &mut Criterion) {
     let square32 = tensorlift_runtime::cast(&square_data(), Float32);
     let m32 = matrix("m32", Float32);
     let float32_rows = [
-        ("row_sums_f32", m32.sum(Some(&[1]))),
-        ("row_max_f32", m32.max(Some(&[1]))),
-        ("logsumexp_rows_f32", m32.logsumexp(Some(&[1]))),
+        ("row_sums_f32", m32.sum([1])),
+        ("row_max_f32", m32.max([1])),
+        ("logsumexp_rows_f32", m32.logsumexp([1])),
         ("softmax_rows_f32", m32.softmax(1)),
     ];
     let arg32 = vec![square32];
@@ -200,7 +200,7 @@ fn kernels(c: &mut Criterion) {
         let f = function(&[&m32], &[&out]).compile().unwrap();
         group.bench_function(name, |b| b.iter(|| black_box(f.call(&arg32).unwrap())));
     }
-    let columns = function(&[&m], &[&m.sum(Some(&[0]))]).compile().unwrap();
+    let columns = function(&[&m], &[&m.sum([0])]).compile().unwrap();
     let arg64: Vec<TensorData> = vec![square_data()];
     group.bench_function("column_sums", |b| {
         b.iter(|| black_box(columns.call(&arg64).unwrap()))

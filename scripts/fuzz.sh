@@ -10,7 +10,7 @@ export PROPTEST_CASES="${1:-100000}"
 if [ -n "${2:-}" ]; then
     export TL_PROPTEST_SEED="$2"
 fi
-cargo test --release --test backends --test kernels --test rewrite_pipeline \
+cargo test --release --no-fail-fast --test backends --test kernels --test rewrite_pipeline \
     --test vmath_accuracy --test properties -- \
     random_ rewrites_keep_values the_safe_kernel_api basic_slices
 TL_SOAK_CYCLES=20000 cargo test --release --test soak --test reliability --test allocation_limit

@@ -11,6 +11,15 @@ use tensorlift_runtime::{RuntimeError, Signature};
 use crate::Error;
 
 /// Starts compiling a function of `inputs` computing `outputs`.
+///
+/// ```
+/// use tensorlift::prelude::*;
+/// let x = vector("x", Float64);
+/// let f = function(&[&x], &[&(x.exp() + 1.0).sum(All)]).compile()?;
+/// let out = f.call(&[ndarray::array![0.0, 0.0].into()])?;
+/// assert_eq!(out[0].item_f64()?, 4.0);
+/// # Ok::<(), tensorlift::Error>(())
+/// ```
 pub fn function(inputs: &[&Var], outputs: &[&Var]) -> FunctionBuilder {
     FunctionBuilder {
         inputs: inputs.iter().map(|v| (*v).clone()).collect(),

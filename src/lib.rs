@@ -27,9 +27,10 @@ pub use function::{function, Function, FunctionBuilder};
 pub use tensorlift_compiler::{CompileError, Mode, RewriteReport};
 pub use tensorlift_ir as ir;
 pub use tensorlift_ir::{
-    alloc, arange, clone_replace, concatenate, constant, dprint, full, idx, make_vector, matrix,
-    ones, scalar, split, split_by, stack, switch, tensor, to_dot, vector, zeros, DType, GraphError,
-    Idx, Literal, TensorData, TensorType, Var,
+    alloc, arange, arange_dtype, clone_replace, concatenate, constant, dprint, full, idx,
+    make_vector, matrix, ones, scalar, split, split_by, stack, switch, tensor, to_dot, vector,
+    zeros, All, Axes, AxisOrAll, DType, GraphError, Idx, Literal, RangeBounds, TensorData,
+    TensorType, Var,
 };
 pub use tensorlift_runtime::memory::{output_limit, set_output_limit};
 pub use tensorlift_runtime::RuntimeError;
@@ -45,25 +46,61 @@ pub enum Error {
     Runtime(#[from] RuntimeError),
 }
 
-/// Convenience accessors on values returned by a call.
+/// Reading values returned by a call without knowing their dtype first.
 pub trait TensorDataExt {
-    /// The single element of a one-element float64 value.
+    /// The single element of a one-element value of any dtype, as f64 (bools 0 or 1).
+    ///
+    /// ```
+    /// use tensorlift::prelude::*;
+    /// let x = vector("x", Int32);
+    /// let f = function(&[&x], &[&x.sum(All)]).compile()?;
+    /// let out = f.call(&[ndarray::array![1i32, 2, 3].into()])?;
+    /// assert_eq!(out[0].item_f64()?, 6.0);
+    /// # Ok::<(), tensorlift::Error>(())
+    /// ```
     fn item_f64(&self) -> Result<f64, Error>;
+
+    /// Every element as f64 (bools 0 or 1, integers converted), in row-major order.
+    fn to_f64_vec(&self) -> Vec<f64>;
+
+    /// The value converted to element type `T` with NumPy's casting (`astype`): floats to
+    /// integers truncate and saturate, NaN giving 0.
+    ///
+    /// ```
+    /// use tensorlift::prelude::*;
+    /// let data: TensorData = ndarray::array![1.5f32, -2.0].into();
+    /// assert_eq!(data.to_array::<i64>().into_raw_vec_and_offset().0, vec![1, -2]);
+    /// assert_eq!(data.to_array::<f64>().shape(), &[2]);
+    /// ```
+    fn to_array<T: tensorlift_ir::Element>(&self) -> ndarray::ArrayD<T>;
 }
 
 impl TensorDataExt for TensorData {
     fn item_f64(&self) -> Result<f64, Error> {
-        match (self.as_array::<f64>(), self.len()) {
-            (Some(a), 1) => Ok(a.iter().copied().next().unwrap_or(f64::NAN)),
+        match self.len() {
+            1 => Ok(self.to_f64_vec()[0]),
             _ => Err(Error::Runtime(RuntimeError::op(
                 "item_f64",
                 format!(
-                    "expected one float64 element, got {} of shape {:?}",
+                    "expected one element, got {} of shape {:?}",
                     self.dtype(),
                     self.shape()
                 ),
             ))),
         }
+    }
+
+    fn to_f64_vec(&self) -> Vec<f64> {
+        testing::as_f64s(self)
+    }
+
+    fn to_array<T: tensorlift_ir::Element>(&self) -> ndarray::ArrayD<T> {
+        let cast = tensorlift_runtime::cast(self, T::DTYPE);
+        cast.as_array::<T>()
+            .map(|a| a.to_owned())
+            .unwrap_or_else(|| {
+                ndarray::ArrayD::from_elem(ndarray::IxDyn(self.shape()), T::default())
+            })
     }
 }
 
@@ -72,8 +109,8 @@ pub mod prelude {
     pub use crate::{function, Error, Function, Mode, TensorDataExt};
     pub use tensorlift_ir::DType::{self, *};
     pub use tensorlift_ir::{
-        alloc, arange, clone_replace, concatenate, constant, dprint, full, idx, make_vector,
-        matrix, ones, scalar, split, stack, switch, tensor, to_dot, vector, zeros, Idx, TensorData,
-        TensorType, Var,
+        alloc, arange, arange_dtype, clone_replace, concatenate, constant, dprint, full, idx,
+        make_vector, matrix, ones, scalar, split, stack, switch, tensor, to_dot, vector, zeros,
+        All, Idx, Literal, TensorData, TensorType, Var,
     };
 }

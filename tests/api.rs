@@ -133,7 +133,7 @@ fn data_dependent_errors_are_errors_not_panics() {
         .to_string();
     assert!(err.contains("negative integer powers"), "{err}");
     let m = tensor("m", Float64, [None, None]);
-    let g = function(&[&m], &[&m.max(Some(&[0]))]).compile().unwrap();
+    let g = function(&[&m], &[&m.max([0])]).compile().unwrap();
     let err = g
         .call(&[ndarray::Array2::<f64>::zeros((0, 2)).into()])
         .unwrap_err()
@@ -262,7 +262,7 @@ fn a_strict_jit_refuses_nodes_it_would_interpret() {
 fn a_function_prints_its_plan() {
     let x = matrix("x", Float64);
     let y = x.t().exp() + 1.0;
-    let z = y.sum(Some(&[1]));
+    let z = y.sum([1]);
     let f = function(&[&x], &[&y, &z]).compile().unwrap();
     expect_test::expect![[r#"
         plan: 2 steps, 4 value slots
@@ -292,4 +292,75 @@ fn element_wise_plans_name_the_inputs_they_may_write_over() {
         .compile()
         .unwrap();
     assert_eq!(strict.plan(), f.plan());
+}
+
+#[test]
+fn axes_keepdims_ranges_and_literal_indices_read_like_numpy() {
+    let x = matrix("x", Float64);
+    let data: TensorData = array![[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]].into();
+    // Every axis style names the same reduction; keepdims keeps size-1 axes.
+    let outs = [
+        x.sum(1),
+        x.sum([1]),
+        x.sum(-1),
+        x.sum(Some(&[1isize][..])),
+        x.sum_keepdims(1),
+        x.mean(All),
+        x.var(1),
+        x.var_ddof(1, 1),
+        x.std_keepdims(0, 0),
+        x.max_keepdims(All),
+        x.argmax(1).cast(Float64),
+        x.cumsum(All),
+        x.get(idx![[1, 0, -1], 0]),
+        concatenate(&[&x, &x], 0).sum(All),
+        stack(&[x.clone(), x.clone()], 0).sum(All),
+        arange(3).cast(Float64),
+    ];
+    let refs: Vec<&Var> = outs.iter().collect();
+    let f = function(&[&x], &refs).compile().unwrap();
+    let got = f.call(&[data]).unwrap();
+    let row_sums = vec![6.0, 15.0];
+    for (k, sums) in got[..4].iter().enumerate() {
+        assert_eq!(sums.to_f64_vec(), row_sums, "axis style {k}");
+    }
+    assert_eq!(got[4].shape(), &[2, 1]);
+    assert_eq!(got[5].item_f64().unwrap(), 3.5);
+    assert_eq!(got[6].to_f64_vec(), vec![2.0 / 3.0, 2.0 / 3.0]);
+    assert_eq!(got[7].to_f64_vec(), vec![1.0, 1.0]);
+    assert_eq!(
+        (got[8].shape(), got[8].to_f64_vec()),
+        (&[1usize, 3][..], vec![1.5; 3])
+    );
+    assert_eq!(
+        (got[9].shape(), got[9].to_f64_vec()),
+        (&[1usize, 1][..], vec![6.0])
+    );
+    assert_eq!(got[10].to_f64_vec(), vec![2.0, 2.0]);
+    assert_eq!(got[11].to_f64_vec(), vec![1.0, 3.0, 6.0, 10.0, 15.0, 21.0]);
+    assert_eq!(got[12].to_f64_vec(), vec![4.0, 1.0, 4.0]);
+    assert_eq!(got[13].item_f64().unwrap(), 42.0);
+    assert_eq!(got[14].item_f64().unwrap(), 42.0);
+    assert_eq!(
+        got[15].to_array::<i64>().into_raw_vec_and_offset().0,
+        vec![0, 1, 2]
+    );
+    // arange infers NumPy's dtype and a static length from literal bounds.
+    assert_eq!(
+        arange((1, 10, 3)).ty().to_string(),
+        "Vector(int64, shape=(3,))"
+    );
+    assert_eq!(
+        arange((0, 1.0, 0.25)).ty().to_string(),
+        "Vector(float64, shape=(4,))"
+    );
+    // Integer outputs read as f64 or any other element type.
+    let i = vector("i", Int32);
+    let g = function(&[&i], &[&(&i * 2)]).compile().unwrap();
+    let out = g.call(&[array![1i32, -3].into()]).unwrap();
+    assert_eq!(out[0].to_f64_vec(), vec![2.0, -6.0]);
+    assert_eq!(
+        out[0].to_array::<f32>().into_raw_vec_and_offset().0,
+        vec![2.0f32, -6.0]
+    );
 }

@@ -106,7 +106,7 @@ fn a_broadcast_dimension_must_have_size_one() {
 #[test]
 fn a_reduction_checks_its_output_against_its_input() {
     let x = matrix("x", Float64);
-    let call = only_kernel(&[&x], &[&x.sum(Some(&[1]))]);
+    let call = only_kernel(&[&x], &[&x.sum([1])]);
     let a = f64s(&[3, 4], 0.0);
     let err = call.run(&[&a], &mut [zeros(&[4])]).unwrap_err().to_string();
     assert!(

@@ -55,7 +55,7 @@ fn reduction_over_the_inner_axis() {
     let x = matrix("x", Float32);
     check(
         &[&x],
-        &[&x.sum(Some(&[1]))],
+        &[&x.sum([1])],
         expect![[r#"
             kernel sum_reduce(in in0: float32[2d], out out: float32[1d]):
               if neq(out.shape[0], in0.shape[0]):
@@ -75,7 +75,7 @@ fn reduction_over_the_outer_axis() {
     let x = matrix("x", Float64);
     check(
         &[&x],
-        &[&x.max(Some(&[0]))],
+        &[&x.max([0])],
         expect![[r#"
             kernel max_reduce(in in0: float64[2d], out out: float64[1d]):
               if neq(out.shape[0], in0.shape[1]):
@@ -197,7 +197,7 @@ fn integer_and_bool_reductions() {
     let (i, b) = (matrix("i", Int8), matrix("b", Bool));
     check(
         &[&i, &b],
-        &[&i.sum(Some(&[1])), &b.any(Some(&[0]))],
+        &[&i.sum([1]), &b.any([0])],
         expect![[r#"
             kernel sum_reduce(in in0: int8[2d], out out: int64[1d]):
               if neq(out.shape[0], in0.shape[0]):
@@ -391,7 +391,7 @@ fn logsumexp_along_rows_is_one_accumulation() {
     let x = matrix("x", Float64);
     check(
         &[&x],
-        &[&(&x * 2.0).logsumexp(Some(&[1]))],
+        &[&(&x * 2.0).logsumexp([1])],
         expect![[r#"
         kernel logsumexp_reduce(in in0: float64[2d], in in1: float64[2d], out out: float64[1d]):
           if neq(in1.shape[0], 1:int64):

@@ -216,8 +216,8 @@ fn build(op: &str, p: &Value, x: &[Var]) -> Result<Vec<Var>, GraphError> {
         "cumsum" => x[0].cumsum(axis(p)),
         "cumprod" => x[0].cumprod(axis(p)),
         "mean" => x[0].mean(axes(p).as_deref()),
-        "var" => x[0].var(axes(p).as_deref(), p["ddof"].as_u64().unwrap() as usize),
-        "std" => x[0].std(axes(p).as_deref(), p["ddof"].as_u64().unwrap() as usize),
+        "var" => x[0].var_ddof(axes(p).as_deref(), p["ddof"].as_u64().unwrap() as usize),
+        "std" => x[0].std_ddof(axes(p).as_deref(), p["ddof"].as_u64().unwrap() as usize),
         "logsumexp" => x[0].logsumexp(axes(p).as_deref()),
         "softmax" => x[0].softmax(axis(p).unwrap()),
         "log_softmax" => x[0].log_softmax(axis(p).unwrap()),
@@ -230,7 +230,7 @@ fn build(op: &str, p: &Value, x: &[Var]) -> Result<Vec<Var>, GraphError> {
         }
         "arange" => {
             let dtype = parse_dtype(&p["dtype"]);
-            arange(
+            arange_dtype(
                 lit(&p["start"], dtype),
                 lit(&p["stop"], dtype),
                 lit(&p["step"], dtype),

@@ -818,7 +818,7 @@ fn log1mexp_from_log() {
 fn log_softmax_from_log() {
     let x = matrix("x", Float64);
     let e = x.exp();
-    let sm = &e / e.sum(Some(&[1])).expand_dims(1);
+    let sm = &e / e.sum([1]).expand_dims(1);
     check(
         &[&sm.log()],
         &["log_softmax_from_log"],
@@ -846,7 +846,7 @@ fn log_softmax_from_log() {
 fn logsumexp_from_log() {
     let x = matrix("x", Float64);
     check(
-        &[&x.exp().sum(Some(&[1])).log()],
+        &[&x.exp().sum([1]).log()],
         &["logsumexp_from_log"],
         expect![[r#"
             Log [id A] <Vector(float64, shape=(?,))>
@@ -885,7 +885,7 @@ fn softmax_from_div() {
     let x = matrix("x", Float64);
     let e = x.exp();
     check(
-        &[&(&e / e.sum(Some(&[1])).expand_dims(1))],
+        &[&(&e / e.sum([1]).expand_dims(1))],
         &["softmax_from_div"],
         expect![[r#"
             TrueDiv [id A] <Matrix(float64, shape=(?, ?))>
@@ -902,10 +902,7 @@ fn softmax_from_div() {
     // A sum put back on another axis is not a softmax.
     let s = tensor("s", Float64, [Some(3), Some(3)]);
     let e = s.exp();
-    check_unchanged(
-        &[&(&e / e.sum(Some(&[1])).expand_dims(0))],
-        &["softmax_from_div"],
-    );
+    check_unchanged(&[&(&e / e.sum([1]).expand_dims(0))], &["softmax_from_div"]);
 }
 
 // ---------------------------------------------------------------- specialize
@@ -1032,9 +1029,7 @@ fn mul_self_to_sqr() {
 #[test]
 fn reduce_of_dimshuffle() {
     let x = tensor("x", Float64, [None, None, None]);
-    let y = x
-        .dimshuffle(&[Some(2), None, Some(0), Some(1)])
-        .sum(Some(&[0, 1]));
+    let y = x.dimshuffle(&[Some(2), None, Some(0), Some(1)]).sum([0, 1]);
     check(
         &[&y],
         &["reduce_of_dimshuffle"],
@@ -1053,7 +1048,7 @@ fn reduce_of_dimshuffle() {
 fn sum_of_scaled() {
     let x = matrix("x", Float64);
     check(
-        &[&(&x * 3.0).sum(Some(&[0]))],
+        &[&(&x * 3.0).sum([0])],
         &["sum_of_scaled"],
         expect![[r#"
         Sum{axes=[0]} [id A] <Vector(float64, shape=(?,))>
@@ -1077,11 +1072,7 @@ fn logsumexp_across_rows() {
     let x = tensor("x", Float64, [Some(3), None]);
     let y = matrix("y", Float64);
     check(
-        &[
-            &x.logsumexp(Some(&[0])),
-            &x.logsumexp(Some(&[1])),
-            &y.logsumexp(Some(&[0])),
-        ],
+        &[&x.logsumexp([0]), &x.logsumexp([1]), &y.logsumexp([0])],
         &["logsumexp_across_rows"],
         expect![[r#"
             LogSumExp{axes=[0]} [id A] <Vector(float64, shape=(?,))>
@@ -1192,7 +1183,7 @@ fn float32_scan_in_float64() {
 fn float32_sum_in_float64() {
     let x = tensor("x", Float32, [None, None, None]);
     check(
-        &[&x.sum(Some(&[0])), &x.prod(None)],
+        &[&x.sum([0]), &x.prod(None)],
         &["float32_sum_in_float64"],
         expect![[r#"
             Sum{axes=[0]} [id A] <Matrix(float32, shape=(?, ?))>
@@ -1213,9 +1204,9 @@ fn float32_sum_in_float64() {
     // Along the last axis alone, in float64, and maxima: unchanged.
     check_unchanged(
         &[
-            &x.sum(Some(&[2])),
-            &tensor("y", Float64, [None, None]).sum(Some(&[0])),
-            &x.max(Some(&[0])),
+            &x.sum([2]),
+            &tensor("y", Float64, [None, None]).sum([0]),
+            &x.max([0]),
         ],
         &["float32_sum_in_float64"],
     );
@@ -1265,7 +1256,7 @@ fn elemwise_fusion_keeps_the_graph_acyclic() {
     // softmax: exp(x) feeds both a reduction and the division that needs the reduction.
     let x = matrix("x", Float64);
     let e = (&x - 1.0).exp();
-    let y = &e / e.sum(Some(&[1])).expand_dims(1);
+    let y = &e / e.sum([1]).expand_dims(1);
     check(
         &[&y],
         &["elemwise_fusion"],
@@ -1296,7 +1287,7 @@ fn elemwise_fusion_keeps_the_graph_acyclic() {
 fn reduction_fusion() {
     let (x, y) = (matrix("x", Float64), matrix("y", Float64));
     check(
-        &[&(x.exp() * &y).sum(Some(&[1]))],
+        &[&(x.exp() * &y).sum([1])],
         &["elemwise_fusion", "reduction_fusion"],
         expect![[r#"
             Sum{axes=[1]} [id A] <Vector(float64, shape=(?,))>
@@ -1318,7 +1309,7 @@ fn reduction_fusion_keeps_values_used_elsewhere() {
     // them as a second output, and sums them.
     let x = matrix("x", Float64);
     let e = (&x - 1.0).exp();
-    let y = &e * e.sum(Some(&[1])).expand_dims(1);
+    let y = &e * e.sum([1]).expand_dims(1);
     check(
         &[&y],
         &["elemwise_fusion", "reduction_fusion"],
@@ -1341,6 +1332,65 @@ fn reduction_fusion_keeps_values_used_elsewhere() {
          └─ ExpandDims{axis=1} [id F] <Matrix(float64, shape=(?, 1))>
             └─ Sum{axes=[1]} of Composite{exp(sub(i0, i1))} keeping values.0 [id B] <Vector(float64, shape=(?,))>
     "#]],
+    );
+}
+
+// ---------------------------------------------------------------- inline
+
+#[test]
+fn inline_op_from_graph() {
+    // An OpFromGraph marked inline (the default) becomes its inner graph on the node's
+    // inputs; a kept one stays.
+    let (x, y) = (fvec("x"), fvec("y"));
+    let g = tensorlift::ir::op_from_graph(&[&x, &y], &[&(x.exp() * &y)])
+        .unwrap()
+        .named("g");
+    let (a, b) = (fvec("a"), fvec("b"));
+    let inlined = g.apply(&[&a, &b]).unwrap();
+    let kept = g.inline(false).apply(&[&b, &a]).unwrap();
+    check(
+        &[&(&inlined[0] + &kept[0])],
+        &["inline_op_from_graph"],
+        expect![[r#"
+            Add [id A] <Vector(float64, shape=(?,))>
+             ├─ OpFromGraph{g} [id B] <Vector(float64, shape=(?,))>
+             │  ├─ a [id C] <Vector(float64, shape=(?,))>
+             │  └─ b [id D] <Vector(float64, shape=(?,))>
+             └─ OpFromGraph{g, kept} [id E] <Vector(float64, shape=(?,))>
+                ├─ b [id D] <Vector(float64, shape=(?,))>
+                └─ a [id C] <Vector(float64, shape=(?,))>
+
+            Inner graphs:
+
+            OpFromGraph{g} [id B]
+             ← Mul [id F] <Vector(float64, shape=(?,))>
+                ├─ Exp [id G] <Vector(float64, shape=(?,))>
+                │  └─ *0-<Vector(float64, shape=(?,))> [id H]
+                └─ *1-<Vector(float64, shape=(?,))> [id I]
+
+            OpFromGraph{g, kept} [id E]
+             ← Mul [id J] <Vector(float64, shape=(?,))>
+                ├─ Exp [id K] <Vector(float64, shape=(?,))>
+                │  └─ *0-<Vector(float64, shape=(?,))> [id L]
+                └─ *1-<Vector(float64, shape=(?,))> [id M]
+            =>
+            Add [id A] <Vector(float64, shape=(?,))>
+             ├─ Mul [id B] <Vector(float64, shape=(?,))>
+             │  ├─ Exp [id C] <Vector(float64, shape=(?,))>
+             │  │  └─ a [id D] <Vector(float64, shape=(?,))>
+             │  └─ b [id E] <Vector(float64, shape=(?,))>
+             └─ OpFromGraph{g, kept} [id F] <Vector(float64, shape=(?,))>
+                ├─ b [id E] <Vector(float64, shape=(?,))>
+                └─ a [id D] <Vector(float64, shape=(?,))>
+
+            Inner graphs:
+
+            OpFromGraph{g, kept} [id F]
+             ← Mul [id G] <Vector(float64, shape=(?,))>
+                ├─ Exp [id H] <Vector(float64, shape=(?,))>
+                │  └─ *0-<Vector(float64, shape=(?,))> [id I]
+                └─ *1-<Vector(float64, shape=(?,))> [id J]
+        "#]],
     );
 }
 

@@ -231,7 +231,7 @@ fn static_shapes_of_shape_ops() {
         x.get(idx![2]).check().is_err(),
         "constant index out of range"
     );
-    assert_eq!(x.sum_axis(&[0, -1]).static_shape(), &[Some(3)]);
+    assert_eq!(x.sum([0, -1]).static_shape(), &[Some(3)]);
     assert_eq!(x.argmax(None).static_shape(), &[] as &[Option<usize>]);
     assert_eq!(x.cumsum(None).static_shape(), &[Some(24)]);
     let v = tensor("v", Float64, [None]);
@@ -239,7 +239,10 @@ fn static_shapes_of_shape_ops() {
         concatenate(&[x.reshape(&[-1]), v.clone()], 0).static_shape(),
         &[None]
     );
-    assert_eq!(arange(0i64, 10i64, 3i64, Int64).static_shape(), &[Some(4)]);
+    assert_eq!(
+        arange_dtype(0i64, 10i64, 3i64, Int64).static_shape(),
+        &[Some(4)]
+    );
     let b = tensor("b", Float64, [Some(1), Some(3)]).broadcast_to(&[5.into(), 3.into()]);
     assert_eq!(b.static_shape(), &[Some(5), Some(3)]);
     let bad = tensor("c", Float64, [Some(2)]).broadcast_to(&[3.into()]);
@@ -277,9 +280,9 @@ impl OpName for Var {
 #[test]
 fn invalid_axes_and_indices_are_graph_errors_naming_the_op() {
     let x = tensor("x", Float64, [None, None]);
-    let err = x.sum_axis(&[2]).check().unwrap_err().to_string();
+    let err = x.sum([2]).check().unwrap_err().to_string();
     assert!(err.starts_with("Sum: axis 2 is out of range"), "{err}");
-    let err = x.sum_axis(&[0, -2]).check().unwrap_err().to_string();
+    let err = x.sum([0, -2]).check().unwrap_err().to_string();
     assert!(err.contains("repeated axis"), "{err}");
     let f = tensor("f", Float64, [None]);
     let err = x.get(vec![Idx::from(&f)]).check().unwrap_err().to_string();

@@ -32,7 +32,7 @@ use tensorlift_ir::{DType, FunctionGraph, NodeId, Op, Origin, TensorData, Tensor
 use tensorlift_runtime::broadcast::{broadcast_shape, Operand};
 use tensorlift_runtime::buffer_support::ErrorSlot;
 use tensorlift_runtime::indexing::check_value_shape;
-use tensorlift_runtime::interpreter::eval_node;
+use tensorlift_runtime::interpreter::{eval_node, eval_node_named};
 use tensorlift_runtime::reduce;
 use tensorlift_runtime::shape_ops::{arange_length, eval_reshape};
 use tensorlift_runtime::RuntimeError;
@@ -95,21 +95,54 @@ fn is_view(op: &Op) -> bool {
         | Op::AdvancedSubtensor(_)
         | Op::AdvancedIncSubtensor { .. }
         | Op::Dot
-        | Op::CheckAndRaise { .. } => false,
+        | Op::CheckAndRaise { .. }
+        | Op::OpFromGraph(_) => false,
     }
 }
 
-/// The nodes of `fg` that the JIT neither compiles to a kernel nor runs as a view: each
-/// runs in the reference interpreter (named by `JitBackend::interpreted`; refused by a
-/// strict JIT).
+/// The nodes of `fg` that the JIT neither compiles to a kernel, runs as a view nor calls
+/// as a compiled sub-plan (a kept OpFromGraph): each runs in the reference interpreter
+/// (named by `JitBackend::interpreted`; refused by a strict JIT).
 pub fn interpreted_nodes(fg: &FunctionGraph) -> Vec<NodeId> {
     fg.toposort()
         .into_iter()
         .filter(|n| {
-            fg.node(*n)
-                .is_some_and(|e| !is_view(&e.op) && lower_node(fg, *n).is_none())
+            fg.node(*n).is_some_and(|e| {
+                !is_view(&e.op) && !is_sub_plan(&e.op) && lower_node(fg, *n).is_none()
+            })
         })
         .collect()
+}
+
+/// Whether the JIT runs `op` as a compiled function of its own (a sub-plan).
+fn is_sub_plan(op: &Op) -> bool {
+    matches!(op, Op::OpFromGraph(_))
+}
+
+/// The interpreted nodes of `fg` and, recursively, of the inner graphs it calls as
+/// sub-plans, as dprint lines (inner ones prefixed by their caller's op).
+fn interpreted_lines(fg: &FunctionGraph, within: &str) -> Vec<Unsupported> {
+    let mut found: Vec<Unsupported> = interpreted_nodes(fg)
+        .into_iter()
+        .map(|n| Unsupported {
+            node: format!("{within}{}", tensorlift_ir::print::node_summary(fg, n)),
+            hint: "the JIT has no kernel for this node: it runs in the reference \
+                   interpreter unless the mode is strict"
+                .into(),
+        })
+        .collect();
+    for n in fg.toposort() {
+        let Some(e) = fg.node(n) else { continue };
+        if is_sub_plan(&e.op) {
+            for g in e.op.inner_graphs() {
+                found.extend(interpreted_lines(
+                    g.graph(),
+                    &format!("{within}{} > ", e.op),
+                ));
+            }
+        }
+    }
+    found
 }
 
 /// The kernels of a graph, by node, with their loop-nest IR.
@@ -134,15 +167,7 @@ impl Backend for JitBackend {
     }
 
     fn interpreted(&self, fgraph: &FunctionGraph) -> Vec<Unsupported> {
-        interpreted_nodes(fgraph)
-            .into_iter()
-            .map(|n| Unsupported {
-                node: tensorlift_ir::print::node_summary(fgraph, n),
-                hint: "the JIT has no kernel for this node: it runs in the reference \
-                       interpreter unless the mode is strict"
-                    .into(),
-            })
-            .collect()
+        interpreted_lines(fgraph, "")
     }
 
     fn compile(&self, fgraph: FunctionGraph) -> Result<Box<dyn Executable>, CompileError> {
@@ -164,8 +189,16 @@ impl JitBackend {
                     .ok_or_else(|| CompileError::Internal("a lowered node vanished".into()))
             })
             .collect::<Result<_, _>>()?;
+        let mut sub_plans = HashMap::new();
+        for n in fgraph.toposort() {
+            let Some(e) = fgraph.node(n) else { continue };
+            if let Op::OpFromGraph(g) = &e.op {
+                let inner = self.build(g.graph.graph().clone())?;
+                sub_plans.insert(n, inner.plan);
+            }
+        }
         Ok(Jitted {
-            plan: Plan::new(fgraph, kernels)?,
+            plan: Plan::new(fgraph, kernels, sub_plans)?,
             pool: BufferPool::default(),
         })
     }
@@ -310,6 +343,55 @@ impl KernelNode {
     ) -> Option<KernelNode> {
         let e = fg.node(node)?;
         let types: Vec<&TensorType> = e.inputs.iter().map(|x| &fg.var(*x).ty).collect();
+        let whole = vec![true; e.outputs.len()];
+        // Per op: which outputs have the whole iteration shape, the reduction, the shape
+        // rule, and an advanced index's layout. Views have no kernel.
+        let (out_full, reduce, shapes, advanced) = match &e.op {
+            Op::Elemwise(_) | Op::Composite(_) => (whole, None, ShapeRule::Broadcast, None),
+            Op::Reduce { kind, axes } => (
+                vec![false],
+                Some((*kind, axes.clone())),
+                ShapeRule::Broadcast,
+                None,
+            ),
+            Op::FusedReduce {
+                kind, axes, keep, ..
+            } => (
+                [false, true][..1 + *keep as usize].to_vec(),
+                Some((*kind, axes.clone())),
+                ShapeRule::Broadcast,
+                None,
+            ),
+            Op::Dot => (whole, None, ShapeRule::Dot, None),
+            Op::AdvancedSubtensor(slots) => {
+                let layout = advanced_layout(slots, &types[1..], types[0].ndim())?;
+                (whole, None, ShapeRule::Advanced, Some(layout))
+            }
+            Op::AdvancedIncSubtensor { slots, .. } => {
+                let layout = advanced_layout(slots, types.get(2..)?, types[0].ndim())?;
+                (whole, None, ShapeRule::Advanced, Some(layout))
+            }
+            Op::Cumulative { axis, .. } => {
+                let flat = axis.is_none();
+                (whole, None, ShapeRule::Cumulative { flat }, None)
+            }
+            Op::ArgReduce { axis, .. } => (whole, None, ShapeRule::Arg { axis: *axis }, None),
+            Op::Join { axis } => (whole, None, ShapeRule::Join { axis: *axis }, None),
+            Op::Alloc => (whole, None, ShapeRule::Alloc, None),
+            Op::Arange(dtype) => (whole, None, ShapeRule::Arange(*dtype), None),
+            Op::Softmax { axis } => (whole, None, ShapeRule::Rows { axis: *axis }, None),
+            Op::IncSubtensor { .. } => (whole, None, ShapeRule::Region, None),
+            Op::Reshape { .. } => (whole, None, ShapeRule::Reshape, None),
+            Op::Shape => (whole, None, ShapeRule::Vector(types[0].ndim()), None),
+            Op::MakeVector(_) => (whole, None, ShapeRule::Vector(types.len()), None),
+            Op::SpecifyShape(_) | Op::CheckAndRaise { .. } => {
+                (whole, None, ShapeRule::Forward, None)
+            }
+            // Views and sub-plans have no kernel.
+            Op::DimShuffle(_) | Op::Subtensor(_) | Op::Split { .. } | Op::OpFromGraph(_) => {
+                return None
+            }
+        };
         Some(KernelNode {
             kernel,
             compiled,
@@ -318,44 +400,10 @@ impl KernelNode {
             static_shapes: types.iter().map(|t| t.shape.clone()).collect(),
             broadcastable: types.iter().map(|t| t.broadcastable()).collect(),
             out_dtypes: e.outputs.iter().map(|o| fg.var(*o).ty.dtype).collect(),
-            out_full: match &e.op {
-                Op::Reduce { .. } => vec![false],
-                Op::FusedReduce { keep, .. } => [false, true][..1 + *keep as usize].to_vec(),
-                _ => vec![true; e.outputs.len()],
-            },
-            reduce: match &e.op {
-                Op::Reduce { kind, axes } | Op::FusedReduce { kind, axes, .. } => {
-                    Some((*kind, axes.clone()))
-                }
-                _ => None,
-            },
-            shapes: match &e.op {
-                Op::Dot => ShapeRule::Dot,
-                Op::AdvancedSubtensor(_) | Op::AdvancedIncSubtensor { .. } => ShapeRule::Advanced,
-                Op::Cumulative { axis, .. } => ShapeRule::Cumulative {
-                    flat: axis.is_none(),
-                },
-                Op::ArgReduce { axis, .. } => ShapeRule::Arg { axis: *axis },
-                Op::Join { axis } => ShapeRule::Join { axis: *axis },
-                Op::Alloc => ShapeRule::Alloc,
-                Op::Arange(dtype) => ShapeRule::Arange(*dtype),
-                Op::Softmax { axis } => ShapeRule::Rows { axis: *axis },
-                Op::IncSubtensor { .. } => ShapeRule::Region,
-                Op::Reshape { .. } => ShapeRule::Reshape,
-                Op::Shape => ShapeRule::Vector(types[0].ndim()),
-                Op::MakeVector(_) => ShapeRule::Vector(types.len()),
-                Op::SpecifyShape(_) | Op::CheckAndRaise { .. } => ShapeRule::Forward,
-                _ => ShapeRule::Broadcast,
-            },
-            advanced: match &e.op {
-                Op::AdvancedSubtensor(slots) => {
-                    Some(advanced_layout(slots, &types[1..], types[0].ndim())?)
-                }
-                Op::AdvancedIncSubtensor { slots, .. } => {
-                    Some(advanced_layout(slots, types.get(2..)?, types[0].ndim())?)
-                }
-                _ => None,
-            },
+            out_full,
+            reduce,
+            shapes,
+            advanced,
             in_place,
         })
     }
@@ -595,31 +643,31 @@ fn run_whole(
         .map(|b| 1 + 2 * b.rank)
         .sum::<usize>()
         + 2;
-    let mut scratch = vec![0f64; k.compiled.scratch_words];
     let mut slot = ErrorSlot::default();
-    let mut packed: Vec<i64> = Vec::with_capacity(words);
-    for (i, a) in args.iter().enumerate() {
-        let (ptr, shape, strides) = data_ptr(a);
-        push_view(&mut packed, read_ptr(i, ptr, &aliases), shape, strides);
-    }
-    for (o, full) in outputs.iter_mut().zip(&k.out_full) {
-        push_row_major(&mut packed, o.ptr(), space.output_shape(*full));
-    }
-    push_trailer(&mut packed, scratch.as_mut_ptr(), &mut slot);
-    if packed.len() != words {
-        return Err(RuntimeError::Internal(format!(
-            "JIT kernel {}: {} argument words, expected {words}",
-            k.kernel.name,
-            packed.len()
-        )));
-    }
-    // SAFETY: as in `run_kernel` for a single call: inputs have the kernel's dtypes
-    // (checked above), ranks and shapes checked by `space`; each output is fresh memory of
-    // its shape or an input this call owns uniquely (`in_place_inputs`: same shape and
-    // dtype, read element by element before being written); the argument words match the
-    // kernel's buffer layout; the scratch memory has the `scratch_words` the kernel uses
-    // and lives past the call, as does the error slot.
-    let status = unsafe { k.compiled.call(&packed) };
+    let status = with_call_memory(k.compiled.scratch_words, |packed, scratch| {
+        for (i, a) in args.iter().enumerate() {
+            let (ptr, shape, strides) = data_ptr(a);
+            push_view(packed, read_ptr(i, ptr, &aliases), shape, strides);
+        }
+        for (o, full) in outputs.iter_mut().zip(&k.out_full) {
+            push_row_major(packed, o.ptr(), space.output_shape(*full));
+        }
+        push_trailer(packed, scratch, &mut slot);
+        if packed.len() != words {
+            return Err(RuntimeError::Internal(format!(
+                "JIT kernel {}: {} argument words, expected {words}",
+                k.kernel.name,
+                packed.len()
+            )));
+        }
+        // SAFETY: as in `run_kernel` for a single call: inputs have the kernel's dtypes
+        // (checked above), ranks and shapes checked by `space`; each output is fresh
+        // memory of its shape or an input this call owns uniquely (`in_place_inputs`:
+        // same shape and dtype, read element by element before being written); the
+        // argument words match the kernel's buffer layout; the scratch memory has the
+        // `scratch_words` the kernel uses and lives past the call, as does the error slot.
+        Ok(unsafe { k.compiled.call(packed) })
+    })?;
     if status != 0 {
         return Err(kernel_failure(k, status, &slot));
     }
@@ -629,6 +677,50 @@ fn run_whole(
         .into_iter()
         .map(|o| unsafe { o.assume_init(args) })
         .collect())
+}
+
+/// Argument words and scratch memory of single-thread calls, kept per thread between
+/// calls (a fresh zeroed scratch area cost a memset of kilobytes per call). Kernels write
+/// their scratch memory before they read it.
+struct CallMemory {
+    packed: Vec<i64>,
+    scratch: Vec<f64>,
+}
+
+thread_local! {
+    static CALL_MEMORY: std::cell::RefCell<CallMemory> = const {
+        std::cell::RefCell::new(CallMemory {
+            packed: Vec::new(),
+            scratch: Vec::new(),
+        })
+    };
+}
+
+/// Runs `f` with an empty argument word buffer and `scratch_words` of scratch memory:
+/// this thread's (or fresh ones when a call on this thread already holds them).
+fn with_call_memory<T>(
+    scratch_words: usize,
+    f: impl FnOnce(&mut Vec<i64>, *mut f64) -> Result<T, RuntimeError>,
+) -> Result<T, RuntimeError> {
+    let mut f = Some(f);
+    let reused = CALL_MEMORY.with(|cell| {
+        let mut memory = cell.try_borrow_mut().ok()?;
+        let CallMemory { packed, scratch } = &mut *memory;
+        if scratch.len() < scratch_words {
+            scratch.resize(scratch_words, 0.0);
+        }
+        packed.clear();
+        let f = f.take()?;
+        Some(f(packed, scratch.as_mut_ptr()))
+    });
+    match (reused, f) {
+        (Some(result), _) => result,
+        (None, Some(f)) => {
+            let mut scratch = vec![0f64; scratch_words];
+            f(&mut Vec::new(), scratch.as_mut_ptr())
+        }
+        (None, None) => Err(RuntimeError::Internal("call memory was lost".into())),
+    }
 }
 
 /// A call whose iteration space has no element: it costs the size of its outputs, not of

@@ -46,17 +46,21 @@ fn kernel_op(op: ScalarOp, args: &[DType], dtype: DType) -> bool {
         Eq | Neq | Lt | Le | Gt | Ge => true,
         IsNan | IsInf => any_float,
         Switch => args[0] == DType::Bool,
+        Cast(_) | Identity => true,
         // Logic on bools: bit operations (`+`/`maximum` are or, `*`/`minimum` and).
         And | Or | Xor | Not | Add | Mul | Maximum | Minimum if dtype == DType::Bool => all_bool,
         // Of a bool: the bool itself.
         Abs | Floor | Ceil | Round if dtype == DType::Bool => all_bool,
-        Cast(_) | Identity => true,
-        _ if dtype.is_float() => true,
-        // Integer results: wrapping arithmetic and logic as the reference computes them
-        // (integer powers check their exponents in the kernel: negative ones fail).
-        Neg | Abs | Sign | Sqr | Floor | Ceil | Round | Not | Add | Sub | Mul | Maximum
-        | Minimum | And | Or | Xor | Clip | IntDiv | Mod | Pow => dtype != DType::Bool,
-        _ => false,
+        // Float results in f64; integer results in wrapping arithmetic and logic as the
+        // reference computes them (integer powers check their exponents in the kernel:
+        // negative ones fail); other bool results are errors of the op.
+        Neg | Abs | Sign | Sqr | Floor | Ceil | Round | Add | Sub | Mul | Maximum | Minimum
+        | Clip | IntDiv | Mod | Pow => dtype != DType::Bool,
+        // Logic of integers is bitwise; of floats it is not defined.
+        Not | And | Or | Xor => dtype.is_int(),
+        // Functions of floats only.
+        Reciprocal | Exp | Exp2 | Expm1 | Log | Log2 | Log1p | Log1mexp | Sqrt | Sin | Cos
+        | Tan | Tanh | Sigmoid | Softplus | Erf | Erfc | Gammaln | TrueDiv => dtype.is_float(),
     }
 }
 
@@ -162,7 +166,11 @@ fn lower_unchecked(fg: &FunctionGraph, node: NodeId) -> Option<Kernel> {
         Op::IncSubtensor { slots, mode } => {
             region_write_kernel(slots, *mode, in_types[0], in_types[1])
         }
-        _ => None,
+        // A fused reduction whose body or result no kernel computes.
+        Op::FusedReduce { .. } => None,
+        // Views: the runtime's stride arithmetic, no code; a kept OpFromGraph is a
+        // compiled function of its own (the JIT's sub-plan).
+        Op::DimShuffle(_) | Op::Subtensor(_) | Op::Split { .. } | Op::OpFromGraph(_) => None,
     }
 }
 

@@ -3,7 +3,10 @@
 //! Owns: the order of compile stages and the checks between them (`check_integrity` after
 //! every rewrite group in debug builds, inside the rewrite driver).
 
-use tensorlift_ir::FunctionGraph;
+use std::sync::Arc;
+
+use tensorlift_ir::ops::{InnerGraph, OpFromGraph};
+use tensorlift_ir::{FunctionGraph, Op};
 
 use crate::backend::Executable;
 use crate::error::CompileError;
@@ -28,6 +31,7 @@ pub fn compile(mut fgraph: FunctionGraph, mode: &Mode) -> Result<Compiled, Compi
     let mut report = RewriteReport::default();
     if mode.rewrites {
         run_pipeline(&mut fgraph, &mode.filter, &mut report)?;
+        rewrite_inner_graphs(&mut fgraph, mode, &mut report)?;
     }
     let backend = mode.backend();
     let unsupported = backend.unsupported(&fgraph);
@@ -45,4 +49,35 @@ pub fn compile(mut fgraph: FunctionGraph, mode: &Mode) -> Result<Compiled, Compi
         report,
         interpreted,
     })
+}
+
+/// Runs the rewrite pipeline on the inner graph of every kept OpFromGraph (inlined ones
+/// were rewritten as part of the outer graph), innermost first, and puts the rewritten
+/// graph in place of the old.
+fn rewrite_inner_graphs(
+    fgraph: &mut FunctionGraph,
+    mode: &Mode,
+    report: &mut RewriteReport,
+) -> Result<(), CompileError> {
+    for node in fgraph.toposort() {
+        let Some(e) = fgraph.node(node) else { continue };
+        let Op::OpFromGraph(g) = &e.op else { continue };
+        let mut inner = g.graph.graph().clone();
+        run_pipeline(&mut inner, &mode.filter, report)?;
+        rewrite_inner_graphs(&mut inner, mode, report)?;
+        let rewritten = OpFromGraph {
+            name: g.name.clone(),
+            graph: InnerGraph::new(inner),
+            inline: g.inline,
+        };
+        if rewritten == **g {
+            continue;
+        }
+        let (inputs, outputs) = (e.inputs.clone(), e.outputs.clone());
+        let new = fgraph.add_node(Op::OpFromGraph(Arc::new(rewritten)), inputs)?;
+        for (old, new) in outputs.into_iter().zip(new) {
+            fgraph.replace(old, new)?;
+        }
+    }
+    Ok(())
 }

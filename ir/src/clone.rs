@@ -13,6 +13,17 @@ use crate::ops::Op;
 use crate::var::{postorder, Var};
 
 /// Returns `outputs` rebuilt with each `(old, new)` pair of `replace` substituted.
+///
+/// ```
+/// use tensorlift_ir::{clone_replace, tensor, vector, DType};
+/// let x = vector("x", DType::Float64);
+/// let y = &x + 5.0;
+/// // A more specific replacement: the output's type follows (DESIGN §3).
+/// let one = tensor("one", DType::Float64, [Some(1)]);
+/// let out = clone_replace(&[&y], &[(&x, &one)], false)?;
+/// assert_eq!(out[0].ty().to_string(), "Vector(float64, shape=(1,))");
+/// # Ok::<(), tensorlift_ir::GraphError>(())
+/// ```
 pub fn clone_replace(outputs: &[&Var], replace: &[(&Var, &Var)], strict: bool) -> Result<Vec<Var>> {
     let outputs: Vec<Var> = outputs.iter().map(|v| (*v).clone()).collect();
     let mut memo: HashMap<usize, Var> = HashMap::new();

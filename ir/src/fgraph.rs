@@ -490,6 +490,9 @@ impl FunctionGraph {
                     entry.op
                 ));
             }
+            for inner in entry.op.inner_graphs() {
+                inner.graph().check_integrity()?;
+            }
         }
         for (id, v) in self.vars.iter().enumerate() {
             for c in &v.clients {

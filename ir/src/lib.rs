@@ -19,10 +19,13 @@ pub mod print;
 pub mod types;
 pub mod var;
 
+pub use build::axes::{All, Axes, AxisOrAll};
 pub use build::elemwise::{elemwise, switch, try_elemwise};
+pub use build::graph::{op_from_graph, GraphOp};
 pub use build::index::Idx;
 pub use build::shape::{
-    alloc, arange, concatenate, full, make_vector, ones, split, split_by, stack, zeros,
+    alloc, arange, arange_dtype, concatenate, full, make_vector, ones, split, split_by, stack,
+    zeros, RangeBounds,
 };
 pub use build::{constant, matrix, scalar, tensor, vector, Operand};
 pub use clone::clone_replace;

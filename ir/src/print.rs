@@ -25,40 +25,98 @@ fn letter_id(mut n: usize) -> String {
 }
 
 /// Prints the graph computing `outputs` (its inputs are found automatically).
+///
+/// ```
+/// use tensorlift_ir::{dprint, vector, DType};
+/// let x = vector("x", DType::Float64);
+/// let text = dprint(&[&x.exp()])?;
+/// assert!(text.starts_with("Exp [id A] <Vector(float64, shape=(?,))>"));
+/// # Ok::<(), tensorlift_ir::GraphError>(())
+/// ```
 pub fn dprint(outputs: &[&Var]) -> Result<String> {
     let outs: Vec<Var> = outputs.iter().map(|v| (*v).clone()).collect();
     Ok(dprint_fgraph(&FunctionGraph::from_outputs(&outs)?))
 }
 
-/// Prints a function graph, one tree per output.
+/// Prints a function graph, one tree per output; then, as PyTensor prints Scan and
+/// OpFromGraph, the inner graphs of its nodes below "Inner graphs:", each output marked
+/// `←` and the inner inputs as `*k-<type>`.
 pub fn dprint_fgraph(fg: &FunctionGraph) -> String {
-    let mut printer = Printer {
-        fg,
-        ids: HashMap::new(),
-        expanded: std::collections::HashSet::new(),
-        out: String::new(),
-    };
+    let mut printer = Printer::new(fg, 0, false);
     for out in fg.outputs() {
-        printer.tree(*out);
+        printer.tree(*out, String::new(), " ".to_string());
     }
-    printer.out
+    let mut out = std::mem::take(&mut printer.out);
+    let mut next_id = printer.ids.len();
+    let mut pending: Vec<(String, &FunctionGraph)> = printer.inner_graphs();
+    pending.reverse();
+    if !pending.is_empty() {
+        out.push_str("\nInner graphs:\n");
+    }
+    while let Some((header, inner)) = pending.pop() {
+        writeln!(out, "\n{header}").ok();
+        let mut printer = Printer::new(inner, next_id, true);
+        for o in inner.outputs() {
+            printer.tree(*o, " ← ".to_string(), "    ".to_string());
+        }
+        out.push_str(&printer.out);
+        next_id += printer.ids.len();
+        let mut nested = printer.inner_graphs();
+        nested.reverse();
+        pending.extend(nested);
+    }
+    out
 }
 
 struct Printer<'a> {
     fg: &'a FunctionGraph,
     ids: HashMap<VarId, String>,
+    /// The letter id of this printer's first variable (inner graphs continue the outer
+    /// graph's ids).
+    first_id: usize,
+    /// Whether inputs print as `*k-<type>` (an inner graph's).
+    inner: bool,
     expanded: std::collections::HashSet<crate::fgraph::NodeId>,
+    /// Nodes in the order they were expanded.
+    order: Vec<crate::fgraph::NodeId>,
     out: String,
 }
 
-impl Printer<'_> {
+impl<'a> Printer<'a> {
+    fn new(fg: &'a FunctionGraph, first_id: usize, inner: bool) -> Printer<'a> {
+        Printer {
+            fg,
+            ids: HashMap::new(),
+            first_id,
+            inner,
+            expanded: std::collections::HashSet::new(),
+            order: Vec::new(),
+            out: String::new(),
+        }
+    }
+
+    /// The inner graphs of the printed nodes, each with its header line (the node's op
+    /// and id), in the order the nodes were printed.
+    fn inner_graphs(&mut self) -> Vec<(String, &'a FunctionGraph)> {
+        let fg = self.fg;
+        let mut found = Vec::new();
+        for node in self.order.clone() {
+            let Some(e) = fg.node(node) else { continue };
+            for g in e.op.inner_graphs() {
+                let header = format!("{} [id {}]", e.op, self.id(e.outputs[0]));
+                found.push((header, g.graph()));
+            }
+        }
+        found
+    }
+
     fn id(&mut self, var: VarId) -> String {
         // Outputs of one node share the node's id, as in PyTensor.
         let key = match self.fg.owner(var) {
             Some((node, _)) => self.fg.node(node).map_or(var, |e| e.outputs[0]),
             None => var,
         };
-        let next = self.ids.len();
+        let next = self.first_id + self.ids.len();
         self.ids
             .entry(key)
             .or_insert_with(|| letter_id(next))
@@ -68,6 +126,10 @@ impl Printer<'_> {
     fn line(&mut self, var: VarId) -> String {
         let v = self.fg.var(var);
         let label = match &v.origin {
+            Origin::Input if self.inner => {
+                let k = self.fg.inputs().iter().position(|x| *x == var).unwrap_or(0);
+                format!("*{k}-<{}>", v.ty)
+            }
             Origin::Input => v.name.clone().unwrap_or_else(|| "<input>".into()),
             Origin::Constant(d) => d.to_string(),
             Origin::Node { node, index } => {
@@ -81,14 +143,18 @@ impl Printer<'_> {
                 s
             }
         };
-        let ty = v.ty.to_string();
-        format!("{label} [id {}] <{ty}>", self.id(var))
+        let id = self.id(var);
+        if self.inner && matches!(v.origin, Origin::Input) {
+            return format!("{label} [id {id}]");
+        }
+        format!("{label} [id {id}] <{}>", v.ty)
     }
 
-    /// Prints `root` and its inputs, depth first, with an explicit stack.
-    fn tree(&mut self, root: VarId) {
+    /// Prints `root` (its line prefixed by `own`) and its inputs (by `children`), depth
+    /// first, with an explicit stack.
+    fn tree(&mut self, root: VarId, own: String, children: String) {
         // (variable, prefix for its own line, prefix for its children)
-        let mut stack = vec![(root, String::new(), " ".to_string())];
+        let mut stack = vec![(root, own, children)];
         while let Some((var, own, child_prefix)) = stack.pop() {
             let line = self.line(var);
             writeln!(self.out, "{own}{line}").ok();
@@ -98,6 +164,7 @@ impl Printer<'_> {
             if !self.expanded.insert(node) {
                 continue;
             }
+            self.order.push(node);
             let Some(entry) = self.fg.node(node) else {
                 continue;
             };
@@ -114,22 +181,42 @@ impl Printer<'_> {
 
 /// Graphviz DOT of the graph computing `outputs`: variables are ellipses (inputs green,
 /// constants grey), ops are boxes.
+///
+/// ```
+/// use tensorlift_ir::{to_dot, vector, DType};
+/// let x = vector("x", DType::Float64);
+/// assert!(to_dot(&[&x.exp()])?.starts_with("digraph"));
+/// # Ok::<(), tensorlift_ir::GraphError>(())
+/// ```
 pub fn to_dot(outputs: &[&Var]) -> Result<String> {
     let outs: Vec<Var> = outputs.iter().map(|v| (*v).clone()).collect();
     let fg = FunctionGraph::from_outputs(&outs)?;
     let mut s = String::from("digraph tensorlift {\n  rankdir=BT;\n");
+    dot_graph(&mut s, &fg, "");
+    s.push_str("}\n");
+    Ok(s)
+}
+
+/// Writes the nodes and variables of `fg` with ids prefixed by `prefix`; each inner graph
+/// becomes a cluster below its node (ids prefixed by the node's), linked by dotted edges
+/// from the node to the inner outputs.
+fn dot_graph(s: &mut String, fg: &FunctionGraph, prefix: &str) {
     let mut vars = std::collections::BTreeSet::new();
+    let mut inner = Vec::new();
     for node in fg.toposort() {
         let Some(e) = fg.node(node) else { continue };
         let op = e.op.to_string().replace('"', "\\\"");
-        writeln!(s, "  n{} [shape=box, label=\"{op}\"];", node.0).ok();
+        writeln!(s, "  {prefix}n{} [shape=box, label=\"{op}\"];", node.0).ok();
         for x in &e.inputs {
             vars.insert(*x);
-            writeln!(s, "  v{} -> n{};", x.0, node.0).ok();
+            writeln!(s, "  {prefix}v{} -> {prefix}n{};", x.0, node.0).ok();
         }
         for o in &e.outputs {
             vars.insert(*o);
-            writeln!(s, "  n{} -> v{};", node.0, o.0).ok();
+            writeln!(s, "  {prefix}n{} -> {prefix}v{};", node.0, o.0).ok();
+        }
+        for (k, g) in e.op.inner_graphs().into_iter().enumerate() {
+            inner.push((format!("{prefix}n{}g{k}_", node.0), node, op.clone(), g));
         }
     }
     vars.extend(fg.outputs().iter().copied());
@@ -141,10 +228,26 @@ pub fn to_dot(outputs: &[&Var]) -> Result<String> {
             Origin::Node { .. } => (String::new(), ""),
         };
         let label = format!("{label}\\n{}", entry.ty).replace('"', "\\\"");
-        writeln!(s, "  v{} [shape=ellipse, label=\"{label}\"{style}];", v.0).ok();
+        writeln!(
+            s,
+            "  {prefix}v{} [shape=ellipse, label=\"{label}\"{style}];",
+            v.0
+        )
+        .ok();
     }
-    s.push_str("}\n");
-    Ok(s)
+    for (inner_prefix, node, op, g) in inner {
+        writeln!(s, "  subgraph cluster_{inner_prefix} {{\n  label=\"{op}\";").ok();
+        dot_graph(s, g.graph(), &inner_prefix);
+        s.push_str("  }\n");
+        for o in g.graph().outputs() {
+            writeln!(
+                s,
+                "  {prefix}n{} -> {inner_prefix}v{} [style=dotted];",
+                node.0, o.0
+            )
+            .ok();
+        }
+    }
 }
 
 /// One line describing a node for error messages: `Add(x, ExpandDims{axis=0}) ->

@@ -170,8 +170,20 @@ pub fn eval_node(fg: &FunctionGraph, node: NodeId, args: &[TensorData]) -> Resul
     let entry = fg
         .node(node)
         .ok_or_else(|| RuntimeError::Internal("evaluating a removed node".into()))?;
-    let name = entry.op.to_string();
-    let name = name.as_str();
+    eval_node_named(fg, node, &entry.op.to_string(), args)
+}
+
+/// `eval_node` with the op's name (its `Display`, used in errors) given, for callers that
+/// evaluate the same node many times.
+pub fn eval_node_named(
+    fg: &FunctionGraph,
+    node: NodeId,
+    name: &str,
+    args: &[TensorData],
+) -> Result<Vec<TensorData>> {
+    let entry = fg
+        .node(node)
+        .ok_or_else(|| RuntimeError::Internal("evaluating a removed node".into()))?;
     let static_shape = |k: usize| fg.var(entry.inputs[k]).ty.shape.as_slice();
     let refs: Vec<&TensorData> = args.iter().collect();
     let one = |r: Result<TensorData>| r.map(|v| vec![v]);
@@ -303,6 +315,7 @@ pub fn eval_node(fg: &FunctionGraph, node: NodeId, args: &[TensorData]) -> Resul
             need(2)?;
             one(linalg::eval_dot(name, &args[0], &args[1]))
         }
+        Op::OpFromGraph(g) => Program::new(g.graph.graph().clone())?.run(args),
         Op::CheckAndRaise { message } => {
             need(1)?;
             for cond in &args[1..] {

@@ -578,21 +578,45 @@ impl<'a> Gen<'a> {
             Sigmoid => self.vmath(lanes).sigmoid(f[0]),
             // Polynomials that fall back to the op's own libm function lane by lane
             // (softplus to log1p's).
-            Log | Log2 | Log1p | Softplus | Expm1 | Exp2 | Tanh | Sin | Cos => {
-                let libm = self.support[if op == Softplus { &Log1p } else { &op }];
-                let (x, mut vm) = (f[0], self.vmath(lanes));
-                match op {
-                    Log => vm.log(x, libm),
-                    Log2 => vm.log2(x, libm),
-                    Log1p => vm.log1p(x, libm),
-                    Softplus => vm.softplus(x, libm),
-                    Expm1 => vm.expm1(x, libm),
-                    Exp2 => vm.exp2(x, libm),
-                    Tanh => vm.tanh(x, libm),
-                    _ => vm.sin_cos(x, op == Cos, libm),
-                }
+            Log => {
+                let libm = self.support[&Log];
+                self.vmath(lanes).log(f[0], libm)
             }
-            _ => self.call_support(op, &f, lanes),
+            Log2 => {
+                let libm = self.support[&Log2];
+                self.vmath(lanes).log2(f[0], libm)
+            }
+            Log1p => {
+                let libm = self.support[&Log1p];
+                self.vmath(lanes).log1p(f[0], libm)
+            }
+            Softplus => {
+                let libm = self.support[&Log1p];
+                self.vmath(lanes).softplus(f[0], libm)
+            }
+            Expm1 => {
+                let libm = self.support[&Expm1];
+                self.vmath(lanes).expm1(f[0], libm)
+            }
+            Exp2 => {
+                let libm = self.support[&Exp2];
+                self.vmath(lanes).exp2(f[0], libm)
+            }
+            Tanh => {
+                let libm = self.support[&Tanh];
+                self.vmath(lanes).tanh(f[0], libm)
+            }
+            Sin | Cos => {
+                let libm = self.support[&op];
+                self.vmath(lanes).sin_cos(f[0], op == Cos, libm)
+            }
+            // The runtime's own scalar functions (the reference's).
+            Log1mexp | Tan | Erf | Erfc | Gammaln | IntDiv | Mod | Pow => {
+                self.call_support(op, &f, lanes)
+            }
+            // Returned above (identity, casts), or never in the float domain (logic:
+            // `lower::kernel_op` gives it bool or integer results only).
+            Identity | Cast(_) | Not | And | Or | Xor => f[0],
         }
     }
 
@@ -661,8 +685,13 @@ impl<'a> Gen<'a> {
                 let call = self.b.ins().call(f, &[i[0], i[1]]);
                 self.b.inst_results(call)[0]
             }
-            // Floor, Ceil, Round of integers, and any op lowering never selects here.
-            _ => i[0],
+            // Floor, Ceil and Round of integers are the integers; a cast or identity is
+            // the value wrapped below.
+            Identity | Floor | Ceil | Round | Cast(_) => i[0],
+            // Float-only ops: `lower::kernel_op` never gives them integer results.
+            IsNan | IsInf | Reciprocal | Exp | Exp2 | Expm1 | Log | Log2 | Log1p | Log1mexp
+            | Sqrt | Sin | Cos | Tan | Tanh | Sigmoid | Softplus | Erf | Erfc | Gammaln
+            | TrueDiv => i[0],
         };
         self.wrap_int(r, out)
     }

@@ -24,8 +24,11 @@ enum Arg {
 /// How a step runs.
 enum Action {
     Kernel(Box<KernelNode>),
-    View,
-    Interpreted,
+    /// A kept OpFromGraph: its inner graph's own plan.
+    Call(Box<Plan>),
+    /// A view or the interpreter: the reference's implementation, with the op's name.
+    View(String),
+    Interpreted(String),
 }
 
 struct Step {
@@ -58,6 +61,7 @@ impl Plan {
     pub(super) fn new(
         fgraph: FunctionGraph,
         mut kernels: HashMap<NodeId, KernelNode>,
+        mut sub_plans: HashMap<NodeId, Plan>,
     ) -> Result<Plan, CompileError> {
         let order = fgraph.toposort();
         let mut slot_of: HashMap<VarId, usize> = HashMap::new();
@@ -105,10 +109,11 @@ impl Plan {
                 });
             }
             let outputs = e.outputs.iter().map(|o| slot(*o, &mut slot_of)).collect();
-            let action = match kernels.remove(node) {
-                Some(k) => Action::Kernel(Box::new(k)),
-                None if is_view(&e.op) => Action::View,
-                None => Action::Interpreted,
+            let action = match (kernels.remove(node), sub_plans.remove(node)) {
+                (Some(k), _) => Action::Kernel(Box::new(k)),
+                (None, Some(plan)) => Action::Call(Box::new(plan)),
+                (None, None) if is_view(&e.op) => Action::View(e.op.to_string()),
+                (None, None) => Action::Interpreted(e.op.to_string()),
             };
             steps.push(Step {
                 node: *node,
@@ -178,7 +183,10 @@ impl Plan {
             let result = match &step.action {
                 Action::Kernel(k) => run_kernel(fg, step.node, k, &mut args, pool)
                     .and_then(|outs| with_products_repaired(fg, step.node, k, &mut args, outs)),
-                Action::View | Action::Interpreted => eval_node(fg, step.node, &args),
+                Action::Call(plan) => plan.run(&args, pool),
+                Action::View(name) | Action::Interpreted(name) => {
+                    eval_node_named(fg, step.node, name, &args)
+                }
             };
             let outs = result.map_err(|e| RuntimeError::InNode {
                 node: tensorlift_ir::print::node_summary(fg, step.node),
@@ -228,8 +236,11 @@ impl fmt::Display for Plan {
         for (i, step) in self.steps.iter().enumerate() {
             let how = match &step.action {
                 Action::Kernel(k) => format!("kernel {}", k.kernel.name),
-                Action::View => "view (stride arithmetic, no copy)".into(),
-                Action::Interpreted => "reference interpreter (no kernel)".into(),
+                Action::Call(plan) => {
+                    format!("its own compiled function, {} steps", plan.steps.len())
+                }
+                Action::View(_) => "view (stride arithmetic, no copy)".into(),
+                Action::Interpreted(_) => "reference interpreter (no kernel)".into(),
             };
             let node = tensorlift_ir::print::node_summary(&self.fgraph, step.node);
             writeln!(f, "{i:>3}. {node}")?;
@@ -243,7 +254,7 @@ impl fmt::Display for Plan {
                 .collect();
             let writes_over = match &step.action {
                 Action::Kernel(k) => k.may_write_in_place(),
-                Action::View | Action::Interpreted => false,
+                Action::Call(_) | Action::View(_) | Action::Interpreted(_) => false,
             };
             if !moved.is_empty() && writes_over {
                 write!(
@@ -255,6 +266,11 @@ impl fmt::Display for Plan {
                 write!(f, "; last use of {}", moved.join(", "))?;
             }
             writeln!(f)?;
+            if let Action::Call(plan) = &step.action {
+                for line in plan.to_string().lines() {
+                    writeln!(f, "       | {line}")?;
+                }
+            }
         }
         Ok(())
     }

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use tensorlift_ir::{FunctionGraph, GraphError, Origin, VarId};
+use tensorlift_ir::{FunctionGraph, GraphError, Op, Origin, VarId};
 
 use super::{Rule, RuleKind};
 
@@ -16,22 +16,26 @@ pub const RULES: [Rule; 1] = [Rule {
 /// Merges equal constants and equal nodes; returns how many variables were replaced.
 pub fn merge(fg: &mut FunctionGraph) -> Result<usize, GraphError> {
     let mut merged = merge_constants(fg)?;
-    let mut seen: HashMap<String, Vec<VarId>> = HashMap::new();
+    // Nodes bucketed by their op's text and inputs; within a bucket, ops compared for
+    // equality (inner graphs are equal only when their structure is).
+    let mut seen: HashMap<String, Vec<(Op, Vec<VarId>)>> = HashMap::new();
     for node in fg.toposort() {
         let Some(entry) = fg.node(node) else { continue };
         let key = format!("{:?}|{:?}", entry.op, entry.inputs);
         let outputs = entry.outputs.clone();
-        match seen.get(&key) {
-            Some(existing) if existing.len() == outputs.len() => {
-                let existing = existing.clone();
+        let bucket = seen.entry(key).or_default();
+        let same = bucket
+            .iter()
+            .find(|(op, outs)| *op == entry.op && outs.len() == outputs.len())
+            .map(|(_, outs)| outs.clone());
+        match same {
+            Some(existing) => {
                 for (old, new) in outputs.iter().zip(existing) {
                     fg.replace(*old, new)?;
                     merged += 1;
                 }
             }
-            _ => {
-                seen.insert(key, outputs);
-            }
+            None => bucket.push((entry.op.clone(), outputs)),
         }
     }
     Ok(merged)

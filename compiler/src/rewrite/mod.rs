@@ -20,6 +20,7 @@ macro_rules! rules {
 
 pub mod canonicalize;
 pub mod fusion;
+pub mod inline;
 pub mod merge;
 pub mod pattern;
 pub mod report;
@@ -102,6 +103,7 @@ pub struct Rule {
 pub fn all_rules() -> Vec<Rule> {
     let mut rules = Vec::new();
     rules.extend(merge::RULES);
+    rules.extend(inline::RULES);
     rules.extend(canonicalize::RULES);
     rules.extend(stabilize::RULES);
     rules.extend(specialize::RULES);

@@ -44,6 +44,13 @@ pub(crate) fn pad_left(v: Var, ndim: usize) -> Result<Var> {
 }
 
 /// `switch(cond, a, b)`: `a` where `cond` is true, else `b` (NumPy's `where`).
+///
+/// ```
+/// use tensorlift_ir::{switch, vector, DType};
+/// let x = vector("x", DType::Float64);
+/// let relu = switch(x.gt(0.0), &x, 0.0);
+/// assert_eq!(relu.ty(), x.ty());
+/// ```
 pub fn switch(cond: impl Into<Operand>, a: impl Into<Operand>, b: impl Into<Operand>) -> Var {
     let cond = match cond.into() {
         Operand::Var(v) if v.dtype() != DType::Bool => v.cast(DType::Bool),

@@ -59,7 +59,16 @@ impl Idx {
     }
 }
 
-/// Builds a `Vec<Idx>` with NumPy slice meaning: `idx![1, 2..;-1, .., i]`.
+/// Builds a `Vec<Idx>` with NumPy slice meaning: `idx![1, 2..;-1, .., i]`; a literal
+/// array is an advanced index (`idx![[0, 2, -1], ..]` is `x[[0, 2, -1], :]`).
+///
+/// ```
+/// use tensorlift_ir::{idx, matrix, DType};
+/// let x = matrix("x", DType::Float64);
+/// assert_eq!(x.get(idx![1.., ..;-1]).ndim(), 2);
+/// assert_eq!(x.get(idx![0]).ndim(), 1);
+/// assert_eq!(x.get(idx![[0, 2, -1], 1]).ndim(), 1);
+/// ```
 #[macro_export]
 macro_rules! idx {
     (@entry $r:expr ; $s:expr) => {{
@@ -101,6 +110,48 @@ macro_rules! idx_from_int {
     )*};
 }
 idx_from_int!(i32, i64, isize, usize);
+
+/// A literal integer array index: `idx![[0, 2, -1]]` is NumPy's `x[[0, 2, -1]]`.
+macro_rules! idx_from_int_array {
+    ($($t:ty),*) => {$(
+        impl<const N: usize> From<[$t; N]> for Idx {
+            fn from(positions: [$t; N]) -> Idx {
+                Idx::positions(positions.iter().map(|p| *p as i64).collect())
+            }
+        }
+        impl From<Vec<$t>> for Idx {
+            fn from(positions: Vec<$t>) -> Idx {
+                Idx::positions(positions.iter().map(|p| *p as i64).collect())
+            }
+        }
+        impl From<&[$t]> for Idx {
+            fn from(positions: &[$t]) -> Idx {
+                Idx::positions(positions.iter().map(|p| *p as i64).collect())
+            }
+        }
+    )*};
+}
+idx_from_int_array!(i32, i64, isize, usize);
+
+/// A literal boolean mask: `idx![[true, false, true]]`.
+impl<const N: usize> From<[bool; N]> for Idx {
+    fn from(mask: [bool; N]) -> Idx {
+        match crate::TensorData::from_vec(&[N], mask.to_vec()) {
+            Ok(d) => Idx::Array(Var::constant(d)),
+            Err(e) => Idx::Invalid(e.to_string()),
+        }
+    }
+}
+
+impl Idx {
+    /// An integer array index of constant positions.
+    fn positions(positions: Vec<i64>) -> Idx {
+        match crate::TensorData::from_vec(&[positions.len()], positions) {
+            Ok(d) => Idx::Array(Var::constant(d)),
+            Err(e) => Idx::Invalid(e.to_string()),
+        }
+    }
+}
 
 impl From<RangeFull> for Idx {
     fn from(_: RangeFull) -> Idx {

@@ -5,8 +5,10 @@
 //! axis normalisation, and the submodules that add methods to `Var` per op family. Every
 //! builder returns a `Var`; a type error gives an invalid `Var` (see `var`), never a panic.
 
+pub mod axes;
 pub mod checks;
 pub mod elemwise;
+pub mod graph;
 pub mod index;
 pub mod linalg;
 pub mod reduce;
@@ -31,21 +33,42 @@ pub fn tensor(name: &str, dtype: DType, shape: impl Into<Vec<Option<usize>>>) ->
 }
 
 /// A 0-d graph input.
+///
+/// ```
+/// use tensorlift_ir::{scalar, DType};
+/// assert_eq!(scalar("a", DType::Float32).ty().to_string(), "Scalar(float32, shape=())");
+/// ```
 pub fn scalar(name: &str, dtype: DType) -> Var {
     tensor(name, dtype, vec![])
 }
 
 /// A 1-d graph input of unknown length.
+///
+/// ```
+/// use tensorlift_ir::{vector, DType};
+/// assert_eq!(vector("v", DType::Int64).ty().to_string(), "Vector(int64, shape=(?,))");
+/// ```
 pub fn vector(name: &str, dtype: DType) -> Var {
     tensor(name, dtype, vec![None])
 }
 
 /// A 2-d graph input of unknown shape.
+///
+/// ```
+/// use tensorlift_ir::{matrix, DType};
+/// assert_eq!(matrix("m", DType::Bool).ndim(), 2);
+/// ```
 pub fn matrix(name: &str, dtype: DType) -> Var {
     tensor(name, dtype, vec![None, None])
 }
 
 /// A constant from any ndarray array or `TensorData`.
+///
+/// ```
+/// use tensorlift_ir::{constant, DType};
+/// let c = constant(ndarray::array![1.0f32, 2.0]);
+/// assert_eq!(c.ty().to_string(), "Vector(float32, shape=(2,))");
+/// ```
 pub fn constant(value: impl Into<TensorData>) -> Var {
     Var::constant(value)
 }

@@ -2,6 +2,7 @@
 //! cumprod, and the graph helpers mean, var, std, logsumexp, softmax and log_softmax
 //! (compositions, not ops; written in their numerically stable forms).
 
+use super::axes::{Axes, AxisOrAll};
 use super::{normalize_axes, normalize_axis, var_or_invalid};
 use crate::dtype::DType;
 use crate::error::Result;
@@ -10,8 +11,13 @@ use crate::ops::{ArgKind, CumKind, Op, ReduceKind};
 use crate::var::Var;
 
 impl Var {
-    /// Reduces over `axes` (`None` = all); `keepdims` keeps them as size-1 dimensions.
-    pub fn reduce(&self, kind: ReduceKind, axes: Option<&[isize]>, keepdims: bool) -> Var {
+    /// Reduces over `axes` (`None` or `All` = every axis; one axis; several, see
+    /// `Axes`); `keepdims` keeps them as size-1 dimensions.
+    pub fn reduce(&self, kind: ReduceKind, axes: impl Axes, keepdims: bool) -> Var {
+        self.reduce_over(kind, axes.into_axes().as_deref(), keepdims)
+    }
+
+    fn reduce_over(&self, kind: ReduceKind, axes: Option<&[isize]>, keepdims: bool) -> Var {
         let name = format!("{kind:?}");
         var_or_invalid((|| {
             self.check()?;
@@ -30,46 +36,71 @@ impl Var {
             })
         })())
     }
+}
 
-    /// Sum over `axes` (`None` = all).
-    pub fn sum(&self, axes: Option<&[isize]>) -> Var {
-        self.reduce(ReduceKind::Sum, axes, false)
+macro_rules! reductions {
+    ($($(#[$doc:meta])* $name:ident, $keep:ident => $kind:expr;)*) => {
+        impl Var {$(
+            $(#[$doc])*
+            pub fn $name(&self, axes: impl Axes) -> Var {
+                self.reduce($kind, axes, false)
+            }
+
+            #[doc = concat!("`", stringify!($name), "` keeping the reduced axes as size-1 dimensions (NumPy's `keepdims=True`).")]
+            pub fn $keep(&self, axes: impl Axes) -> Var {
+                self.reduce($kind, axes, true)
+            }
+        )*}
+    };
+}
+
+reductions! {
+    /// Sum over `axes`: `None` or `All` for every axis, one axis (`1`, `-1`) or several
+    /// (`[0, 2]`). Bools and integers sum in int64.
+    ///
+    /// ```
+    /// use tensorlift_ir::{matrix, All, DType};
+    /// let x = matrix("x", DType::Float64);
+    /// assert_eq!(x.sum(All).ndim(), 0);
+    /// assert_eq!(x.sum(1).ndim(), 1);
+    /// assert_eq!(x.sum([0, 1]).ndim(), 0);
+    /// assert_eq!(x.sum_keepdims(-1).ty().to_string(), "Matrix(float64, shape=(?, 1))");
+    /// ```
+    sum, sum_keepdims => ReduceKind::Sum;
+    /// Product over `axes` (see `sum`).
+    prod, prod_keepdims => ReduceKind::Prod;
+    /// Maximum over `axes` (see `sum`); NaN propagates; an empty axis is an error.
+    max, max_keepdims => ReduceKind::Max;
+    /// Minimum over `axes` (see `sum`); NaN propagates; an empty axis is an error.
+    min, min_keepdims => ReduceKind::Min;
+    /// Whether every element over `axes` is true (numbers: non-zero; see `sum`).
+    all, all_keepdims => ReduceKind::All;
+    /// Whether any element over `axes` is true (numbers: non-zero; see `sum`).
+    any, any_keepdims => ReduceKind::Any;
+    /// log(sum(exp(x))) over `axes` (see `sum`), as one reduction that neither overflows
+    /// nor underflows (the maximum is shifted out); all `-inf` or an empty axis gives
+    /// `-inf`. Integers give the float dtype `exp` would.
+    logsumexp, logsumexp_keepdims => ReduceKind::LogSumExp;
+}
+
+impl Var {
+    /// Index of the first maximum along `axis` (`None` or `All`: of the flattened
+    /// tensor).
+    ///
+    /// ```
+    /// use tensorlift_ir::{matrix, All, DType};
+    /// let x = matrix("x", DType::Float64);
+    /// assert_eq!(x.argmax(0).ndim(), 1);
+    /// assert_eq!(x.argmax(All).ndim(), 0);
+    /// ```
+    pub fn argmax(&self, axis: impl AxisOrAll) -> Var {
+        self.arg_reduce(ArgKind::Argmax, axis.into_axis())
     }
 
-    /// Sum over the given axes.
-    pub fn sum_axis(&self, axes: &[isize]) -> Var {
-        self.sum(Some(axes))
-    }
-
-    pub fn prod(&self, axes: Option<&[isize]>) -> Var {
-        self.reduce(ReduceKind::Prod, axes, false)
-    }
-
-    /// Maximum; NaN propagates; an empty axis is an error.
-    pub fn max(&self, axes: Option<&[isize]>) -> Var {
-        self.reduce(ReduceKind::Max, axes, false)
-    }
-
-    pub fn min(&self, axes: Option<&[isize]>) -> Var {
-        self.reduce(ReduceKind::Min, axes, false)
-    }
-
-    pub fn all(&self, axes: Option<&[isize]>) -> Var {
-        self.reduce(ReduceKind::All, axes, false)
-    }
-
-    pub fn any(&self, axes: Option<&[isize]>) -> Var {
-        self.reduce(ReduceKind::Any, axes, false)
-    }
-
-    /// Index of the first maximum along `axis` (`None` = of the flattened tensor).
-    pub fn argmax(&self, axis: Option<isize>) -> Var {
-        self.arg_reduce(ArgKind::Argmax, axis)
-    }
-
-    /// Index of the first minimum along `axis` (`None` = of the flattened tensor).
-    pub fn argmin(&self, axis: Option<isize>) -> Var {
-        self.arg_reduce(ArgKind::Argmin, axis)
+    /// Index of the first minimum along `axis` (`None` or `All`: of the flattened
+    /// tensor).
+    pub fn argmin(&self, axis: impl AxisOrAll) -> Var {
+        self.arg_reduce(ArgKind::Argmin, axis.into_axis())
     }
 
     fn arg_reduce(&self, kind: ArgKind, axis: Option<isize>) -> Var {
@@ -81,14 +112,14 @@ impl Var {
         )
     }
 
-    /// Running sum along `axis` (`None` = of the flattened tensor).
-    pub fn cumsum(&self, axis: Option<isize>) -> Var {
-        self.cumulative(CumKind::CumSum, axis)
+    /// Running sum along `axis` (`None` or `All`: of the flattened tensor).
+    pub fn cumsum(&self, axis: impl AxisOrAll) -> Var {
+        self.cumulative(CumKind::CumSum, axis.into_axis())
     }
 
-    /// Running product along `axis` (`None` = of the flattened tensor).
-    pub fn cumprod(&self, axis: Option<isize>) -> Var {
-        self.cumulative(CumKind::CumProd, axis)
+    /// Running product along `axis` (`None` or `All`: of the flattened tensor).
+    pub fn cumprod(&self, axis: impl AxisOrAll) -> Var {
+        self.cumulative(CumKind::CumProd, axis.into_axis())
     }
 
     fn cumulative(&self, kind: CumKind, axis: Option<isize>) -> Var {
@@ -100,14 +131,20 @@ impl Var {
         )
     }
 
-    /// Arithmetic mean over `axes`; integers give float64, floats keep their dtype.
-    pub fn mean(&self, axes: Option<&[isize]>) -> Var {
-        self.mean_keep(axes, false)
+    /// Arithmetic mean over `axes` (see `sum`); integers give float64, floats keep their
+    /// dtype.
+    pub fn mean(&self, axes: impl Axes) -> Var {
+        self.mean_keep(axes.into_axes().as_deref(), false)
+    }
+
+    /// `mean` keeping the reduced axes as size-1 dimensions.
+    pub fn mean_keepdims(&self, axes: impl Axes) -> Var {
+        self.mean_keep(axes.into_axes().as_deref(), true)
     }
 
     fn mean_keep(&self, axes: Option<&[isize]>, keepdims: bool) -> Var {
         var_or_invalid((|| {
-            let total = self.reduce(ReduceKind::Sum, axes, keepdims);
+            let total = self.reduce_over(ReduceKind::Sum, axes, keepdims);
             let count = self.count(axes)?;
             let count = if total.dtype().is_float() {
                 count.cast(total.dtype())
@@ -131,27 +168,51 @@ impl Var {
         })
     }
 
-    /// Variance over `axes` with `ddof` delta degrees of freedom (NumPy's `var`).
-    pub fn var(&self, axes: Option<&[isize]>, ddof: usize) -> Var {
+    /// Variance over `axes` (see `sum`), dividing by n (NumPy's `var`, `ddof=0`).
+    ///
+    /// ```
+    /// use tensorlift_ir::{matrix, DType};
+    /// let x = matrix("x", DType::Float64);
+    /// let (population, sample) = (x.var(1), x.var_ddof(1, 1));
+    /// assert_eq!(population.ndim(), sample.ndim());
+    /// ```
+    pub fn var(&self, axes: impl Axes) -> Var {
+        self.variance(axes.into_axes().as_deref(), 0, false)
+    }
+
+    /// Variance dividing by `max(n − ddof, 0)` (inf or NaN when `ddof ≥ n`, as NumPy).
+    pub fn var_ddof(&self, axes: impl Axes, ddof: usize) -> Var {
+        self.variance(axes.into_axes().as_deref(), ddof, false)
+    }
+
+    /// `var_ddof` keeping the reduced axes as size-1 dimensions.
+    pub fn var_keepdims(&self, axes: impl Axes, ddof: usize) -> Var {
+        self.variance(axes.into_axes().as_deref(), ddof, true)
+    }
+
+    /// Standard deviation: `sqrt(var)` (`ddof=0`).
+    pub fn std(&self, axes: impl Axes) -> Var {
+        self.var(axes).sqrt()
+    }
+
+    /// Standard deviation with `ddof` delta degrees of freedom: `sqrt(var_ddof)`.
+    pub fn std_ddof(&self, axes: impl Axes, ddof: usize) -> Var {
+        self.var_ddof(axes, ddof).sqrt()
+    }
+
+    /// `std_ddof` keeping the reduced axes as size-1 dimensions.
+    pub fn std_keepdims(&self, axes: impl Axes, ddof: usize) -> Var {
+        self.var_keepdims(axes, ddof).sqrt()
+    }
+
+    fn variance(&self, axes: Option<&[isize]>, ddof: usize, keepdims: bool) -> Var {
         var_or_invalid((|| {
             let centered = self - self.mean_keep(axes, true);
-            let total = centered.sqr().sum(axes);
+            let total = centered.sqr().reduce_over(ReduceKind::Sum, axes, keepdims);
             // NumPy divides by max(n - ddof, 0): inf or NaN when ddof >= n.
             let n = (self.count(axes)? - ddof as i64).maximum(0);
             Ok(&total / n.cast(total.dtype()))
         })())
-    }
-
-    /// Standard deviation: `sqrt(var)`.
-    pub fn std(&self, axes: Option<&[isize]>, ddof: usize) -> Var {
-        self.var(axes, ddof).sqrt()
-    }
-
-    /// log(sum(exp(x))) over `axes` (`None` = all), as one reduction that neither
-    /// overflows nor underflows (the maximum is shifted out); all `-inf` or an empty axis
-    /// gives `-inf`. Integers give the float dtype `exp` would.
-    pub fn logsumexp(&self, axes: Option<&[isize]>) -> Var {
-        self.reduce(ReduceKind::LogSumExp, axes, false)
     }
 
     /// exp(x) / sum(exp(x)) along `axis`, as one op computed in the max-shifted stable
@@ -171,7 +232,7 @@ impl Var {
         } else {
             self.cast(self.dtype().upgrade_to_float())
         };
-        &x - x.reduce(ReduceKind::LogSumExp, Some(&[axis]), true)
+        &x - x.reduce(ReduceKind::LogSumExp, axis, true)
     }
 }
 

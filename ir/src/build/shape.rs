@@ -2,7 +2,7 @@
 //! Alloc (`broadcast_to`, `zeros`, `full`), MakeVector, Arange, Join and Split.
 
 use super::{normalize_axis, var_or_invalid, Operand};
-use crate::dtype::{promote_all, DType};
+use crate::dtype::{promote_all, DType, Literal};
 use crate::error::{GraphError, Result};
 use crate::ops::{DimShuffle, Op};
 use crate::var::Var;
@@ -138,6 +138,14 @@ impl Var {
 }
 
 /// `Alloc`: `value` broadcast into `shape` (literal or symbolic integer sizes).
+///
+/// ```
+/// use tensorlift_ir::{alloc, scalar, vector, DType};
+/// let (x, n) = (vector("x", DType::Float64), scalar("n", DType::Int64));
+/// // x of shape (k,) repeated in n rows: (n, k); a size of x must equal the target's.
+/// assert_eq!(alloc(&x.get(tensorlift_ir::idx![..1]), &[(&n).into(), 3.into()]).ndim(), 2);
+/// assert_eq!(alloc(0.5, &[2.into(), 3.into()]).ty().to_string(), "Matrix(float64, shape=(2, 3))");
+/// ```
 pub fn alloc(value: impl Into<Operand>, shape: &[Operand]) -> Var {
     let mut inputs = vec![value.into().into_var()];
     inputs.extend(
@@ -149,21 +157,43 @@ pub fn alloc(value: impl Into<Operand>, shape: &[Operand]) -> Var {
 }
 
 /// A tensor of `shape` filled with `value` in `dtype`.
+///
+/// ```
+/// use tensorlift_ir::{full, DType};
+/// assert_eq!(full(&[2.into()], 7, DType::Int8).ty().to_string(), "Vector(int8, shape=(2,))");
+/// ```
 pub fn full(shape: &[Operand], value: impl Into<crate::Literal>, dtype: DType) -> Var {
     alloc(Var::literal(value.into(), dtype), shape)
 }
 
 /// A tensor of zeros.
+///
+/// ```
+/// use tensorlift_ir::{zeros, DType};
+/// assert_eq!(zeros(&[3.into(), 4.into()], DType::Float32).ndim(), 2);
+/// ```
 pub fn zeros(shape: &[Operand], dtype: DType) -> Var {
     full(shape, 0i64, dtype)
 }
 
 /// A tensor of ones.
+///
+/// ```
+/// use tensorlift_ir::{ones, scalar, DType};
+/// let n = scalar("n", DType::Int64);
+/// assert_eq!(ones(&[(&n).into()], DType::Float64).ty().to_string(), "Vector(float64, shape=(?,))");
+/// ```
 pub fn ones(shape: &[Operand], dtype: DType) -> Var {
     full(shape, 1i64, dtype)
 }
 
 /// A vector from scalars (promoted to a common dtype).
+///
+/// ```
+/// use tensorlift_ir::{make_vector, scalar, DType};
+/// let a = scalar("a", DType::Int32);
+/// assert_eq!(make_vector(&[(&a).into(), 2.into()]).ty().to_string(), "Vector(int32, shape=(2,))");
+/// ```
 pub fn make_vector(items: &[Operand]) -> Var {
     var_or_invalid((|| {
         let vars = Operand::resolve_all(items.to_vec())?;
@@ -173,8 +203,74 @@ pub fn make_vector(items: &[Operand]) -> Var {
     })())
 }
 
-/// NumPy's `arange(start, stop, step)` in `dtype`.
-pub fn arange(
+/// NumPy's `arange`: `arange(stop)`, `arange((start, stop))` or `arange((start, stop,
+/// step))`, each bound a Rust number or a scalar `Var`; the dtype is inferred as NumPy
+/// does (int64 for integer bounds, float64 when a bound is a float literal, else the
+/// promoted dtype of the variables).
+///
+/// ```
+/// use tensorlift_ir::{arange, scalar, DType};
+/// assert_eq!(arange(5).ty().to_string(), "Vector(int64, shape=(5,))");
+/// assert_eq!(arange((1, 10, 3)).ty().to_string(), "Vector(int64, shape=(3,))");
+/// assert_eq!(arange((0.0, 1.0, 0.25)).dtype(), DType::Float64);
+/// let n = scalar("n", DType::Int32);
+/// assert_eq!(arange(&n).dtype(), DType::Int32);
+/// ```
+pub fn arange(bounds: impl RangeBounds) -> Var {
+    let [start, stop, step] = bounds.into_bounds();
+    let parts = [&start, &stop, &step];
+    let vars = parts.iter().filter_map(|o| match o {
+        Operand::Var(v) => Some(v.dtype()),
+        Operand::Lit(_) => None,
+    });
+    let float_literal = parts
+        .iter()
+        .any(|o| matches!(o, Operand::Lit(Literal::Float(_))));
+    let dtype = match promote_all(vars) {
+        Some(d) if d.is_float() => d,
+        Some(_) | None if float_literal => DType::Float64,
+        Some(d) if d.is_int() => d,
+        Some(_) | None => DType::Int64,
+    };
+    arange_dtype(start, stop, step, dtype)
+}
+
+/// The bounds `arange` takes: a stop, `(start, stop)` or `(start, stop, step)`.
+pub trait RangeBounds {
+    /// `[start, stop, step]`.
+    fn into_bounds(self) -> [Operand; 3];
+}
+
+macro_rules! stop_only {
+    ($($t:ty),*) => {$(
+        impl RangeBounds for $t {
+            fn into_bounds(self) -> [Operand; 3] {
+                [Operand::Lit(Literal::Int(0)), self.into(), Operand::Lit(Literal::Int(1))]
+            }
+        }
+    )*};
+}
+stop_only!(i32, i64, f64, &Var, Var);
+
+impl<A: Into<Operand>, B: Into<Operand>> RangeBounds for (A, B) {
+    fn into_bounds(self) -> [Operand; 3] {
+        [self.0.into(), self.1.into(), Operand::Lit(Literal::Int(1))]
+    }
+}
+
+impl<A: Into<Operand>, B: Into<Operand>, C: Into<Operand>> RangeBounds for (A, B, C) {
+    fn into_bounds(self) -> [Operand; 3] {
+        [self.0.into(), self.1.into(), self.2.into()]
+    }
+}
+
+/// NumPy's `arange(start, stop, step, dtype=dtype)`.
+///
+/// ```
+/// use tensorlift_ir::{arange_dtype, DType};
+/// assert_eq!(arange_dtype(0, 4, 2, DType::Float32).ty().to_string(), "Vector(float32, shape=(2,))");
+/// ```
+pub fn arange_dtype(
     start: impl Into<Operand>,
     stop: impl Into<Operand>,
     step: impl Into<Operand>,
@@ -190,8 +286,17 @@ pub fn arange(
     one(Op::Arange(dtype), parts)
 }
 
-/// Concatenates along `axis` (dtypes promoted like NumPy).
-pub fn concatenate(items: &[Var], axis: isize) -> Var {
+/// Concatenates along `axis` (dtypes promoted like NumPy); `items` as `&[&a, &b]` or
+/// `&[a, b]`.
+///
+/// ```
+/// use tensorlift_ir::{concatenate, matrix, DType};
+/// let (a, b) = (matrix("a", DType::Float64), matrix("b", DType::Float32));
+/// let ab = concatenate(&[&a, &b], 0);
+/// assert_eq!(ab.ty().to_string(), "Matrix(float64, shape=(?, ?))");
+/// ```
+pub fn concatenate<V: std::borrow::Borrow<Var>>(items: &[V], axis: isize) -> Var {
+    let items: Vec<&Var> = items.iter().map(|v| v.borrow()).collect();
     var_or_invalid((|| {
         let first = items
             .first()
@@ -203,8 +308,15 @@ pub fn concatenate(items: &[Var], axis: isize) -> Var {
     })())
 }
 
-/// Stacks along a new axis.
-pub fn stack(items: &[Var], axis: isize) -> Var {
+/// Stacks along a new axis; `items` as `&[&a, &b]` or `&[a, b]`.
+///
+/// ```
+/// use tensorlift_ir::{stack, vector, DType};
+/// let (a, b) = (vector("a", DType::Float64), vector("b", DType::Float64));
+/// assert_eq!(stack(&[&a, &b], 0).ndim(), 2);
+/// ```
+pub fn stack<V: std::borrow::Borrow<Var>>(items: &[V], axis: isize) -> Var {
+    let items: Vec<&Var> = items.iter().map(|v| v.borrow()).collect();
     let ndim = items.first().map_or(0, |v| v.ndim());
     var_or_invalid(normalize_axis("Join", axis, ndim + 1).map(|a| {
         let expanded: Vec<Var> = items.iter().map(|v| v.expand_dims(a as isize)).collect();
@@ -219,6 +331,14 @@ pub fn split(x: &Var, sizes: &[i64], axis: isize) -> Result<Vec<Var>> {
 }
 
 /// Splits along `axis` by a symbolic integer vector of sizes (of static length).
+///
+/// ```
+/// use tensorlift_ir::{split_by, vector, DType};
+/// let (x, sizes) = (vector("x", DType::Float64), vector("sizes", DType::Int64));
+/// let parts = split_by(&x, &sizes.specify_shape(&[Some(2)]), 0)?;
+/// assert_eq!(parts.len(), 2);
+/// # Ok::<(), tensorlift_ir::GraphError>(())
+/// ```
 pub fn split_by(x: &Var, sizes: &Var, axis: isize) -> Result<Vec<Var>> {
     x.check()?;
     let axis = normalize_axis("Split", axis, x.ndim())?;

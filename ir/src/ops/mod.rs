@@ -6,6 +6,7 @@
 //! that must learn about it. Must not: compute values.
 
 pub mod composite;
+pub mod graph;
 pub mod indexing;
 pub mod linalg;
 pub mod reduce;
@@ -20,6 +21,7 @@ use crate::error::{GraphError, Result};
 use crate::types::{elemwise_shape, TensorType};
 
 pub use composite::{Composite, ScalarNode, ScalarRef};
+pub use graph::{InnerGraph, OpFromGraph};
 pub use indexing::{AdvancedSlot, IncMode, IndexSlot};
 pub use reduce::{ArgKind, CumKind, ReduceKind};
 pub use scalar::{Arity, ScalarOp};
@@ -91,6 +93,8 @@ pub enum Op {
     /// `CheckAndRaise(x, c0, c1, ...)`: x, after checking every condition is all true;
     /// otherwise the call fails with `message`.
     CheckAndRaise { message: String },
+    /// A graph applied as one op to the node's inputs (its outputs are the node's).
+    OpFromGraph(Arc<OpFromGraph>),
 }
 
 /// What type inference knows about one input: its type and, for constants, its value.
@@ -184,6 +188,36 @@ impl Op {
             )?),
             Op::Dot => one(linalg::infer_dot(&name, inputs)?),
             Op::CheckAndRaise { .. } => one(infer_check_and_raise(&name, inputs)?),
+            Op::OpFromGraph(g) => g.infer(&name, inputs),
+        }
+    }
+
+    /// The graphs this op holds (each closed: it reads only its own inputs).
+    pub fn inner_graphs(&self) -> Vec<&InnerGraph> {
+        match self {
+            Op::OpFromGraph(g) => vec![&g.graph],
+            Op::Elemwise(_)
+            | Op::Composite(_)
+            | Op::FusedReduce { .. }
+            | Op::DimShuffle(_)
+            | Op::Reduce { .. }
+            | Op::ArgReduce { .. }
+            | Op::Cumulative { .. }
+            | Op::Softmax { .. }
+            | Op::Alloc
+            | Op::Reshape { .. }
+            | Op::SpecifyShape(_)
+            | Op::Shape
+            | Op::MakeVector(_)
+            | Op::Arange(_)
+            | Op::Join { .. }
+            | Op::Split { .. }
+            | Op::Subtensor(_)
+            | Op::IncSubtensor { .. }
+            | Op::AdvancedSubtensor(_)
+            | Op::AdvancedIncSubtensor { .. }
+            | Op::Dot
+            | Op::CheckAndRaise { .. } => Vec::new(),
         }
     }
 }
@@ -288,6 +322,10 @@ impl fmt::Display for Op {
             ),
             Op::Dot => f.write_str("Dot"),
             Op::CheckAndRaise { message } => write!(f, "CheckAndRaise{{{message:?}}}"),
+            Op::OpFromGraph(g) => {
+                let kept = if g.inline { "" } else { ", kept" };
+                write!(f, "OpFromGraph{{{}{kept}}}", g.name)
+            }
         }
     }
 }

@@ -9,7 +9,7 @@
 //! as the reference rounds them), integers in wrapping i64 (wrapped to their dtype), bools
 //! as 0/1 (logic on bools as bit operations); integer powers check their exponents.
 //! The other kernels live by kind: `linalg` (Dot), `indexing` (gathers and scatters),
-//! `scans` (running sums/products, arg-reductions), `shapes` (concatenation, Alloc,
+//! `along_axis` (running sums/products, arg-reductions), `shapes` (concatenation, Alloc,
 //! Arange, Shape, MakeVector, checks, Reshape's copy of strided data), `softmax` (row by
 //! row in cache). Every kernel starts with its shape checks. Views (DimShuffle, basic
 //! Subtensor, Split) have no kernel: no code is needed to make them.
@@ -21,16 +21,16 @@ use tensorlift_ir::{DType, FunctionGraph, NodeId, Op, ScalarOp, TensorType};
 
 use crate::loopir::{Buffer, Expr, Index, Kernel, Role, Stmt, SupportCall};
 
+mod along_axis;
 mod indexing;
 mod linalg;
-mod scans;
 mod shapes;
 mod softmax;
 
+use along_axis::{arg_kernel, cumulative_kernel};
 pub(crate) use indexing::{advanced_layout, AdvancedLayout, ArraySource};
 use indexing::{region_write_kernel, scatter_kernel, take_kernel};
 use linalg::dot_kernel;
-use scans::{arg_kernel, cumulative_kernel};
 use shapes::{
     alloc_kernel, arange_kernel, check_kernel, join_kernel, make_vector_kernel,
     reshape_copy_kernel, shape_kernel, specify_shape_kernel,

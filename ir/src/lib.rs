@@ -2,13 +2,13 @@
 //!
 //! Owns dtypes and types (`dtype`, `types`), tensor data containers (`data`), symbolic
 //! variables and nodes (`var`), the closed op set with each op's type inference (`ops`),
-//! the graph-building API (`build`), the mutable `FunctionGraph` (`fgraph`), graph
+//! the graph-building API (`api`), the mutable `FunctionGraph` (`fgraph`), graph
 //! transforms (`clone`) and printing (`print`).
 //!
 //! Architecture invariant: no numerics and no code generation here; this crate depends on
 //! nothing else in tensorlift.
 
-pub mod build;
+pub mod api;
 pub mod clone;
 pub mod data;
 pub mod dtype;
@@ -19,15 +19,15 @@ pub mod print;
 pub mod types;
 pub mod var;
 
-pub use build::axes::{All, Axes, AxisOrAll};
-pub use build::elemwise::{elemwise, switch, try_elemwise};
-pub use build::graph::{op_from_graph, GraphOp};
-pub use build::index::Idx;
-pub use build::shape::{
+pub use api::axes::{All, Axes, AxisOrAll};
+pub use api::elemwise::{elemwise, switch, try_elemwise};
+pub use api::graph::{op_from_graph, GraphOp};
+pub use api::index::Idx;
+pub use api::shape::{
     alloc, arange, arange_dtype, concatenate, full, make_vector, ones, split, split_by, stack,
     zeros, RangeBounds,
 };
-pub use build::{constant, matrix, scalar, tensor, vector, Operand};
+pub use api::{constant, matrix, scalar, tensor, vector, Operand};
 pub use clone::clone_replace;
 pub use data::{Element, TensorData};
 pub use dtype::{promote, DType, Literal};

@@ -1,32 +1,26 @@
-//! tensorlift-runtime: values, numerics and the reference interpreter.
+//! tensorlift-runtime: the reference interpreter and the kernels' support library.
 //!
-//! Owns the numeric behaviour of every op (`elemwise`, `composite`, `reduce`, `shape_ops`,
-//! `indexing`, `linalg`), NumPy casting (`scalar`), the no-runtime-broadcasting rule (`broadcast`),
-//! input checking (`signature`) and the op-by-op interpreter (`interpreter`).
+//! Two folders: `reference` (the op-by-op interpreter, the oracle every backend is
+//! compared with, and the numeric behaviour of every op it runs) and `support` (what
+//! jitted code calls: scalar and array math, whole-row reductions, softmax and logsumexp
+//! rows, gemm, error slots and growing buffers). Shared by both: NumPy casting
+//! (`scalar`), the no-runtime-broadcasting rule (`broadcast`), output allocation
+//! (`memory`), input checking (`signature`) and errors.
 //!
 //! Architecture invariant: depends only on `tensorlift-ir`; never rewrites graphs; every
 //! user-controlled index and size is checked and reported as `RuntimeError`, never a panic.
 
 pub mod broadcast;
-pub mod buffer_support;
-pub mod composite;
-pub mod elemwise;
 pub mod error;
-pub mod indexing;
-pub mod interpreter;
-pub mod linalg;
-pub mod logsumexp;
 pub mod memory;
-pub mod reduce;
-pub mod row_reduce;
+pub mod reference;
 pub mod scalar;
-pub mod shape_ops;
 pub mod signature;
-pub mod softmax;
 pub mod support;
-pub mod vector_math;
 
 pub use error::{Result, RuntimeError};
-pub use interpreter::Program;
+pub use reference::interpreter::Program;
+pub use reference::{composite, elemwise, indexing, interpreter, linalg, reduce, shape_ops};
 pub use scalar::{cast, Scalar};
 pub use signature::Signature;
+pub use support::{buffers as buffer_support, logsumexp, row_reduce, softmax, vector_math};

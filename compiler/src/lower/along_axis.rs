@@ -1,5 +1,6 @@
-//! Lowering of scans along an axis: running sums and products (reading back the previous
-//! output) and arg-reductions (reading back the best value by the index they keep).
+//! Lowering of ops that carry a value along one axis: running sums and products
+//! (reading back the previous output) and arg-reductions (reading back the best value
+//! by the index they keep).
 
 use super::*;
 

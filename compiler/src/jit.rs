@@ -10,7 +10,9 @@
 //! data pointers, sizes and strides in the kernel ABI (`codegen`); the kernel checks again
 //! itself, and a failure it reports is read from its error slot. The order of steps, value
 //! slots and freeing are the compiled plan's (`plan`); the memory of outputs
-//! (uninitialised or recycled, huge pages) is `memory`'s, output shapes `shapes`'.
+//! (uninitialised or recycled, huge pages) is `memory`'s, output shapes `shapes`', the
+//! code cache `cache`'s, argument words `packing`'s and calls split across threads
+//! `parallel`'s.
 //!
 //! Kernels cover Elemwise, Composite, reductions and FusedReduce of every dtype, Dot,
 //! gathers/scatters by advanced indices and writes by basic ones (`indexing`), running
@@ -44,12 +46,19 @@ use crate::kernel_call::{data_ptr, unique_mut_ptr};
 use crate::loopir::Kernel;
 use crate::lower::{advanced_layout, lower_node, AdvancedLayout};
 
+mod cache;
 mod indexing;
 mod memory;
+mod packing;
+mod parallel;
 mod plan;
 mod shapes;
 
+use cache::cached_compile;
+pub use cache::is_cached;
 use memory::{BufferPool, Output, POOL_MIN_BYTES};
+use packing::*;
+use parallel::{run_split, split_dim};
 use plan::Plan;
 use shapes::{space, ShapeRule, Space};
 
@@ -204,66 +213,6 @@ impl JitBackend {
     }
 }
 
-/// Compiled code by kernel IR: functions whose rewritten graphs lower to the same kernels
-/// share their machine code. Entries hold no code alive: when the last function using a
-/// module is dropped its memory is freed and the entry is recompiled on next use.
-struct Cache {
-    entries: HashMap<u64, (Vec<Kernel>, Vec<WeakKernel>)>,
-}
-
-static CACHE: Mutex<Option<Cache>> = Mutex::new(None);
-
-/// Whether live machine code for the kernels of `fg` is in the cache (some compiled
-/// function using it has not been dropped).
-pub fn is_cached(fg: &FunctionGraph) -> bool {
-    let kernels: Vec<Kernel> = kernels_of(fg).into_iter().map(|(_, k)| k).collect();
-    let guard = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-    guard
-        .as_ref()
-        .and_then(|c| c.entries.get(&kernels_hash(&kernels)))
-        .is_some_and(|(ir, weak)| ir == &kernels && weak.iter().all(|k| k.upgrade().is_some()))
-}
-
-fn kernels_hash(kernels: &[Kernel]) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    format!("{kernels:?}").hash(&mut h);
-    h.finish()
-}
-
-fn cached_compile(kernels: &[Kernel]) -> Result<Vec<CompiledKernel>, CompileError> {
-    if kernels.is_empty() {
-        return Ok(Vec::new());
-    }
-    let key = kernels_hash(kernels);
-    let mut guard = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-    let cache = guard.get_or_insert_with(|| Cache {
-        entries: HashMap::new(),
-    });
-    if let Some((ir, weak)) = cache.entries.get(&key) {
-        if ir.as_slice() == kernels {
-            if let Some(alive) = weak
-                .iter()
-                .map(WeakKernel::upgrade)
-                .collect::<Option<Vec<_>>>()
-            {
-                return Ok(alive);
-            }
-        }
-    }
-    let compiled = compile_kernels(kernels)?;
-    cache
-        .entries
-        .retain(|_, (_, w)| w.iter().all(|k| k.upgrade().is_some()));
-    cache.entries.insert(
-        key,
-        (
-            kernels.to_vec(),
-            compiled.iter().map(CompiledKernel::downgrade).collect(),
-        ),
-    );
-    Ok(compiled)
-}
-
 struct Jitted {
     plan: Plan,
     pool: BufferPool,
@@ -409,17 +358,18 @@ impl KernelNode {
     }
 }
 
+/// Per output, the input it is written over (index and writable pointer), if any.
+type Aliases = smallvec::SmallVec<[Option<(usize, *const u8)>; 2]>;
+/// The outputs of one call (most kernels have one or two).
+type Outputs = smallvec::SmallVec<[Output; 2]>;
+
 /// For each output of an element-wise kernel, an input it may be written over: uniquely
 /// owned (moved in by the interpreter at its last use), contiguous, with the output's dtype
 /// and shape. An element-wise kernel reads each input element only at the position it
 /// writes, and before writing it, so computing in place is exact. Returns, per output, the
 /// input index and its writable data pointer.
-fn in_place_inputs(
-    k: &KernelNode,
-    space: &Space,
-    args: &mut [TensorData],
-) -> Vec<Option<(usize, *const u8)>> {
-    let mut plan = vec![None; k.out_dtypes.len()];
+fn in_place_inputs(k: &KernelNode, space: &Space, args: &mut [TensorData]) -> Aliases {
+    let mut plan: Aliases = smallvec::smallvec![None; k.out_dtypes.len()];
     // Small outputs are cheap to allocate: keep small calls lean.
     let elements = elements_of(&space.full);
     let element_wise = k.reduce.is_none() && k.shapes == ShapeRule::Broadcast;
@@ -460,91 +410,6 @@ fn elements_of(shape: &[usize]) -> usize {
     shape.iter().fold(1usize, |acc, d| acc.saturating_mul(*d))
 }
 
-/// Row-major strides (in elements) of a freshly allocated output of `shape`.
-fn standard_strides(shape: &[usize]) -> impl Iterator<Item = i64> + '_ {
-    (0..shape.len()).map(move |d| shape[d + 1..].iter().product::<usize>() as i64)
-}
-
-/// One buffer argument of a kernel call, and which iteration dimension walks which of
-/// its dimensions (for splitting the call across threads).
-struct BufArg {
-    ptr: i64,
-    shape: Vec<i64>,
-    strides: Vec<i64>,
-    elem: i64,
-    /// `walk[d]`: the buffer dimension iteration dimension d walks, if any.
-    walk: Vec<Option<usize>>,
-}
-
-/// Elements below which a call runs on one thread.
-const PARALLEL_MIN_ELEMENTS: usize = 1 << 16;
-
-/// The packed arguments for iterations `lo..hi` of dimension `dim` (all of them if `None`).
-fn pack(
-    bufs: &[BufArg],
-    range: Option<(usize, usize, usize)>,
-    scratch: *mut f64,
-    slot: *mut ErrorSlot,
-) -> Vec<i64> {
-    let mut packed = Vec::with_capacity(bufs.len() * 8);
-    for b in bufs {
-        let cut = range.and_then(|(dim, lo, hi)| b.walk[dim].map(|bd| (bd, lo, hi)));
-        let (shape, strides) = (b.shape.iter().copied(), b.strides.iter().copied());
-        push_words(&mut packed, b.ptr, shape, strides, b.elem, cut);
-    }
-    push_trailer(&mut packed, scratch, slot);
-    packed
-}
-
-/// Appends one buffer's argument words (the `codegen` ABI): data pointer, sizes,
-/// strides; with `cut = Some((d, lo, hi))` only elements `lo..hi` of its dimension d.
-fn push_words(
-    packed: &mut Vec<i64>,
-    ptr: i64,
-    shape: impl Iterator<Item = i64>,
-    strides: impl Iterator<Item = i64>,
-    elem: i64,
-    cut: Option<(usize, usize, usize)>,
-) {
-    let at = packed.len();
-    packed.push(ptr);
-    packed.extend(shape.enumerate().map(|(k, size)| match cut {
-        Some((d, lo, hi)) if k == d => (hi - lo) as i64,
-        _ => size,
-    }));
-    let first_stride = packed.len();
-    packed.extend(strides);
-    if let Some((d, lo, _)) = cut {
-        packed[at] += lo as i64 * packed[first_stride + d] * elem;
-    }
-}
-
-/// Appends the argument words of a whole buffer at `ptr` with `shape` and `strides` (in
-/// elements).
-fn push_view(packed: &mut Vec<i64>, ptr: *const u8, shape: &[usize], strides: &[isize]) {
-    let sizes = shape.iter().map(|v| *v as i64);
-    push_words(
-        packed,
-        ptr as i64,
-        sizes,
-        strides.iter().map(|v| *v as i64),
-        0,
-        None,
-    );
-}
-
-/// Appends the argument words of a fresh row-major buffer at `ptr` of `shape`.
-fn push_row_major(packed: &mut Vec<i64>, ptr: *const u8, shape: &[usize]) {
-    let sizes = shape.iter().map(|v| *v as i64);
-    push_words(packed, ptr as i64, sizes, standard_strides(shape), 0, None);
-}
-
-/// Appends the scratch and error slot pointers that end a call's argument words.
-fn push_trailer(packed: &mut Vec<i64>, scratch: *mut f64, slot: *mut ErrorSlot) {
-    packed.push(scratch as i64);
-    packed.push(slot as i64);
-}
-
 /// The error a kernel reported through its status and error slot.
 fn kernel_failure(k: &KernelNode, status: i32, slot: &ErrorSlot) -> RuntimeError {
     match k.compiled.error_message(status, &slot.values) {
@@ -556,47 +421,13 @@ fn kernel_failure(k: &KernelNode, status: i32, slot: &ErrorSlot) -> RuntimeError
     }
 }
 
-/// Combines per-thread partial reductions into the first (the runtime's rules).
-fn combine_partials(kind: ReduceKind, parts: Vec<TensorData>) -> Result<TensorData, RuntimeError> {
-    let mut parts = parts.into_iter();
-    let mut acc = parts
-        .next()
-        .ok_or_else(|| RuntimeError::Internal("no partial results".into()))?;
-    for part in parts {
-        reduce::combine_partials(kind, &mut acc, &part)?;
-    }
-    Ok(acc)
-}
-
-/// The dimension to split a call across threads, and whether it is reduced: the
-/// outermost one when it is reduced and the partial results are small (each thread then
-/// reads one contiguous block of a row-major input: a sum over axis 0 runs 1.5× faster
-/// than split along its kept axis here), else the outermost kept one, else a reduced one.
-fn split_dim(space: &Space, threads: usize, reduced_ok: bool) -> Option<(usize, bool)> {
-    let total = elements_of(&space.full);
-    if threads < 2 || total < PARALLEL_MIN_ELEMENTS {
-        return None;
-    }
-    let big = |d: &usize| space.full[*d] >= 2 * threads;
-    let reduced = reduced_ok
-        .then(|| space.reduced.iter().copied().find(big).map(|d| (d, true)))
-        .flatten();
-    let out = elements_of(&space.out);
-    let small_partials = out.saturating_mul(16) <= total;
-    if reduced.is_some_and(|(d, _)| d == 0) && small_partials {
-        return reduced;
-    }
-    let kept = (0..space.full.len()).find(|d| !space.reduced.contains(d) && big(d));
-    kept.map(|d| (d, false)).or(reduced)
-}
-
 /// The outputs of a call: aliased inputs, or fresh (or recycled) memory.
 fn outputs_for(
     k: &KernelNode,
     space: &Space,
     aliases: &[Option<(usize, *const u8)>],
     pool: &BufferPool,
-) -> Result<Vec<Output>, RuntimeError> {
+) -> Result<Outputs, RuntimeError> {
     k.out_dtypes
         .iter()
         .zip(&k.out_full)
@@ -679,50 +510,6 @@ fn run_whole(
         .collect())
 }
 
-/// Argument words and scratch memory of single-thread calls, kept per thread between
-/// calls (a fresh zeroed scratch area cost a memset of kilobytes per call). Kernels write
-/// their scratch memory before they read it.
-struct CallMemory {
-    packed: Vec<i64>,
-    scratch: Vec<f64>,
-}
-
-thread_local! {
-    static CALL_MEMORY: std::cell::RefCell<CallMemory> = const {
-        std::cell::RefCell::new(CallMemory {
-            packed: Vec::new(),
-            scratch: Vec::new(),
-        })
-    };
-}
-
-/// Runs `f` with an empty argument word buffer and `scratch_words` of scratch memory:
-/// this thread's (or fresh ones when a call on this thread already holds them).
-fn with_call_memory<T>(
-    scratch_words: usize,
-    f: impl FnOnce(&mut Vec<i64>, *mut f64) -> Result<T, RuntimeError>,
-) -> Result<T, RuntimeError> {
-    let mut f = Some(f);
-    let reused = CALL_MEMORY.with(|cell| {
-        let mut memory = cell.try_borrow_mut().ok()?;
-        let CallMemory { packed, scratch } = &mut *memory;
-        if scratch.len() < scratch_words {
-            scratch.resize(scratch_words, 0.0);
-        }
-        packed.clear();
-        let f = f.take()?;
-        Some(f(packed, scratch.as_mut_ptr()))
-    });
-    match (reused, f) {
-        (Some(result), _) => result,
-        (None, Some(f)) => {
-            let mut scratch = vec![0f64; scratch_words];
-            f(&mut Vec::new(), scratch.as_mut_ptr())
-        }
-        (None, None) => Err(RuntimeError::Internal("call memory was lost".into())),
-    }
-}
-
 /// A call whose iteration space has no element: it costs the size of its outputs, not of
 /// the largest dimension. Empty outputs need no kernel (the shapes were checked by
 /// `space`); a reduction of an empty input runs its kernel on inputs whose reduced sizes
@@ -772,7 +559,7 @@ fn run_empty(
     let small = Space {
         full: zeroed(&space.full, &[]),
         reduced: space.reduced.clone(),
-        out: space.out.clone(),
+        out: space.output_shape(false).to_vec(),
     };
     run_whole(k, &small, &mut empty_args, pool)
 }
@@ -863,7 +650,6 @@ fn run_kernel(
     if elements_of(&space.full) == 0 {
         return run_empty(k, &space, args, pool);
     }
-    let (kernel, compiled) = (&k.kernel, &k.compiled);
     // Only reductions split a reduced dimension (partial results combined), and not when
     // they keep values (written whole). Row-wise ops split only across rows.
     let keeps = k.out_full.iter().any(|f| *f);
@@ -873,165 +659,7 @@ fn run_kernel(
     if split.is_none() {
         return run_whole(k, &space, args, pool);
     }
-    let rank = space.full.len();
-    let aliases = in_place_inputs(k, &space, args);
-    let mut inputs = Vec::with_capacity(args.len());
-    for (i, a) in args.iter().enumerate() {
-        let (ptr, s, st) = data_ptr(a);
-        if a.dtype() != kernel.buffers[i].dtype {
-            return Err(RuntimeError::Internal(format!(
-                "JIT kernel input {i} is {}, the kernel takes {}",
-                a.dtype(),
-                kernel.buffers[i].dtype
-            )));
-        }
-        let bcast = &k.broadcastable[i];
-        inputs.push(BufArg {
-            ptr: read_ptr(i, ptr, &aliases) as i64,
-            shape: s.iter().map(|v| *v as i64).collect(),
-            strides: st.iter().map(|v| *v as i64).collect(),
-            elem: a.dtype().size_bytes() as i64,
-            walk: (0..rank).map(|d| (!bcast[d]).then_some(d)).collect(),
-        });
-    }
-    let out_walk: Vec<Option<usize>> = {
-        let mut next = 0;
-        (0..rank)
-            .map(|d| {
-                (!space.reduced.contains(&d)).then(|| {
-                    next += 1;
-                    next - 1
-                })
-            })
-            .collect()
-    };
-    let chunks = match split {
-        Some(_) => rayon::current_num_threads(),
-        None => 1,
-    };
-    // Per-thread outputs when the split dimension is reduced; shared ones otherwise.
-    let sets = if matches!(split, Some((_, true))) {
-        chunks
-    } else {
-        1
-    };
-    let mut output_sets: Vec<Vec<Output>> = (0..sets)
-        .map(|_| outputs_for(k, &space, &aliases, pool))
-        .collect::<Result<_, _>>()?;
-    let mut buffer_sets = Vec::with_capacity(sets);
-    for outputs in output_sets.iter_mut() {
-        let mut bufs: Vec<BufArg> = inputs
-            .iter()
-            .map(|b| BufArg {
-                ptr: b.ptr,
-                shape: b.shape.clone(),
-                strides: b.strides.clone(),
-                elem: b.elem,
-                walk: b.walk.clone(),
-            })
-            .collect();
-        for (j, o) in outputs.iter_mut().enumerate() {
-            let full = k.out_full[j];
-            let shape = space.output_shape(full);
-            bufs.push(BufArg {
-                ptr: o.ptr() as i64,
-                shape: shape.iter().map(|v| *v as i64).collect(),
-                strides: standard_strides(shape).collect(),
-                elem: k.out_dtypes[j].size_bytes() as i64,
-                walk: if full {
-                    (0..rank).map(Some).collect()
-                } else {
-                    out_walk.clone()
-                },
-            });
-        }
-        buffer_sets.push(bufs);
-    }
-    // One scratch area per call (calls may run at the same time).
-    let mut scratch: Vec<Vec<f64>> = (0..chunks)
-        .map(|_| vec![0f64; compiled.scratch_words])
-        .collect();
-    let mut slots = vec![ErrorSlot::default(); chunks];
-    let calls: Vec<Vec<i64>> = match split {
-        None => vec![pack(
-            &buffer_sets[0],
-            None,
-            scratch[0].as_mut_ptr(),
-            &mut slots[0],
-        )],
-        Some((dim, reduced)) => {
-            let n = space.full[dim];
-            scratch
-                .iter_mut()
-                .zip(slots.iter_mut())
-                .enumerate()
-                .map(|(c, (area, slot))| {
-                    let (lo, hi) = (n * c / chunks, n * (c + 1) / chunks);
-                    let set = if reduced {
-                        &buffer_sets[c]
-                    } else {
-                        &buffer_sets[0]
-                    };
-                    pack(set, Some((dim, lo, hi)), area.as_mut_ptr(), slot)
-                })
-                .collect()
-        }
-    };
-    // SAFETY: every input has the kernel's dtype and rank and a shape checked by `space`
-    // against the static types (dimensions the kernel reads at index 0 have static size
-    // 1); each output was just allocated with the shape the loops walk, or is an input
-    // this call owns uniquely (`in_place_inputs`: same shape and dtype, each element read
-    // before it is written at the same position, by the same call). Each call covers a
-    // disjoint range `lo..hi` of one iteration dimension: pointers are offset to `lo` and
-    // sizes cut to `hi - lo` only for buffers that dimension walks, so every address stays
-    // inside the original buffers; calls that share outputs write disjoint elements (the
-    // split dimension is kept in the output), and calls over a reduced dimension each
-    // write their own outputs. Each call has its own scratch area of `scratch_words`. The
-    // kernel only reads and writes inside its buffers (`codegen` ABI) and is plain code,
-    // callable from several threads at once.
-    let statuses: Vec<i32> = if calls.len() == 1 {
-        vec![unsafe { compiled.call(&calls[0]) }]
-    } else {
-        use rayon::prelude::*;
-        calls
-            .par_iter()
-            .map(|c| unsafe { compiled.call(c) })
-            .collect()
-    };
-    if let Some(c) = statuses.iter().position(|s| *s != 0) {
-        return Err(kernel_failure(k, statuses[c], &slots[c]));
-    }
-    drop(buffer_sets);
-    // SAFETY: every call ran to completion, and each writes all elements of the outputs
-    // it was given (see `Output::assume_init`); shared outputs are covered by the union of
-    // the disjoint ranges, which is the whole output.
-    let mut output_sets: Vec<Vec<TensorData>> = output_sets
-        .into_iter()
-        .map(|set| {
-            set.into_iter()
-                .map(|o| unsafe { o.assume_init(args) })
-                .collect()
-        })
-        .collect();
-    if output_sets.len() == 1 {
-        return Ok(output_sets.remove(0));
-    }
-    let Some((kind, _)) = k.reduce else {
-        return Err(RuntimeError::Internal(
-            "partial outputs of a non-reduction".into(),
-        ));
-    };
-    let n_out = output_sets[0].len();
-    let mut per_output: Vec<Vec<TensorData>> = (0..n_out).map(|_| Vec::new()).collect();
-    for set in output_sets {
-        for (k, o) in set.into_iter().enumerate() {
-            per_output[k].push(o);
-        }
-    }
-    per_output
-        .into_iter()
-        .map(|parts| combine_partials(kind, parts))
-        .collect()
+    run_split(k, &space, split, args, pool)
 }
 
 #[cfg(test)]

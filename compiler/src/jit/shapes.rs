@@ -59,18 +59,19 @@ pub(super) struct Space {
 }
 
 impl Space {
-    /// The space of a call with no reduction: its output's shape throughout.
-    pub(super) fn whole(out: Vec<usize>) -> Space {
+    /// The space of a call with no reduction: its output's shape throughout (`out` is
+    /// left empty: `output_shape` gives `full`).
+    pub(super) fn whole(full: Vec<usize>) -> Space {
         Space {
-            full: out.clone(),
+            full,
             reduced: Vec::new(),
-            out,
+            out: Vec::new(),
         }
     }
 
     /// The shape of an output: the whole iteration space, or the reduced one.
     pub(super) fn output_shape(&self, full: bool) -> &[usize] {
-        if full {
+        if full || self.reduced.is_empty() {
             &self.full
         } else {
             &self.out
@@ -215,7 +216,7 @@ pub(super) fn space(k: &KernelNode, args: &[TensorData]) -> Result<Option<Space>
     if args.len() != k.static_shapes.len() || args.iter().any(|a| a.ndim() != ndim) {
         return Ok(None);
     }
-    let operands: Vec<Operand> = args
+    let operands: smallvec::SmallVec<[Operand; 4]> = args
         .iter()
         .enumerate()
         .map(|(i, v)| Operand {

@@ -269,7 +269,26 @@ fn w7(b: &mut Bench) {
         let out: Vec<f64> = s.iter().map(|v| v + 1.0).collect();
         black_box(out);
     });
-    b.graph("W7", "1", (1.0, 16.0), &[&x], &[&(&x + 1.0)], &[one.into()]);
+    b.graph(
+        "W7",
+        "1",
+        (1.0, 16.0),
+        &[&x],
+        &[&(&x + 1.0)],
+        &[one.clone().into()],
+    );
+    // W7b: ten operations on one-element vectors (per-call overhead of several steps).
+    let (p, q) = (vector("p", Float64), vector("q", Float64));
+    let n5 = (&p * (&p + &q).exp().sum(All)).max(All);
+    let ten = ((q.get(idx![..;-1]) + &n5).cumsum(All).sin()) * 2.0;
+    b.graph(
+        "W7b",
+        "1",
+        (10.0, 160.0),
+        &[&p, &q],
+        &[&ten],
+        &[one.clone().into(), one.into()],
+    );
 }
 
 fn w8(b: &mut Bench) {
@@ -435,7 +454,7 @@ fn main() {
     if b.wants("W4a") || b.wants("W4b") {
         w4(&mut b);
     }
-    if b.wants("W7") {
+    if b.wants("W7") || b.wants("W7b") {
         w7(&mut b);
     }
     if b.wants("W8a") || b.wants("W8b") {

@@ -1,6 +1,6 @@
 """Peer timings for `cargo bench --bench compare -- --peers`.
 
-Runs the harness's workloads (W1, W2, W3, W4a, W4b, W7, W8a, W8b; same sizes, float64)
+Runs the harness's workloads (W1, W2, W3, W4a, W4b, W7, W7b, W8a, W8b; same sizes, float64)
 in NumPy, PyTensor (C backend: mode "CVM"; NUMBA backend: mode "NUMBA") and JAX (x64),
 each peer skipped with a message when it cannot be imported, and writes the records to
 the file named by PEERS_JSON as a JSON array in the harness's schema.
@@ -78,6 +78,13 @@ def numpy_peer():
     record("W4a", "4000x2500", "numpy", lambda: a4000.sum(axis=0))
     record("W4b", "4000x2500", "numpy", lambda: a4000.sum(axis=1))
     record("W7", "1", "numpy", lambda: one + 1)
+    record("W7b", "1", "numpy", lambda: ten_nodes(np, one, one))
+
+
+def ten_nodes(xp, p, q):
+    """W7b: ten operations on one-element vectors (per-call overhead of several steps)."""
+    n5 = xp.max(p * xp.sum(xp.exp(p + q)))
+    return xp.sin(xp.cumsum(q[::-1] + n5)) * 2
 
 
 def pytensor_peer(mode, name):
@@ -107,6 +114,9 @@ def pytensor_peer(mode, name):
     record("W4b", "4000x2500", name, lambda: f4b(a4000))
     f7 = pytensor.function([v], v + 1, mode=mode)
     record("W7", "1", name, lambda: f7(one))
+    w = pt.dvector("w")
+    f7b = pytensor.function([v, w], ten_nodes(pt, v, w), mode=mode)
+    record("W7b", "1", name, lambda: f7b(one, one))
     # Compile times: PyTensor caches compiled modules on disk, so later builds are warm.
     record_compile("W8a", name, w1)
     record_compile("W8b", name, w3)
@@ -139,6 +149,8 @@ def jax_peer():
     f7 = jax.jit(lambda v: v + 1)
     jone = jnp.ones(1)
     record("W7", "1", "jax", lambda: f7(jone).block_until_ready())
+    f7b = jax.jit(lambda p, q: ten_nodes(jnp, p, q))
+    record("W7b", "1", "jax", lambda: f7b(jone, jone).block_until_ready())
 
     def cold(fn, *args):
         # A fresh function object each time: tracing and XLA compilation, no jit cache hit.

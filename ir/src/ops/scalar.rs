@@ -96,27 +96,6 @@ impl Arity {
 }
 
 impl ScalarOp {
-    /// Every scalar op without data (Cast is listed once per dtype elsewhere).
-    pub const UNARY_MATH: [ScalarOp; 17] = [
-        ScalarOp::Reciprocal,
-        ScalarOp::Exp,
-        ScalarOp::Exp2,
-        ScalarOp::Expm1,
-        ScalarOp::Log,
-        ScalarOp::Log2,
-        ScalarOp::Log1p,
-        ScalarOp::Log1mexp,
-        ScalarOp::Sqrt,
-        ScalarOp::Sin,
-        ScalarOp::Cos,
-        ScalarOp::Tan,
-        ScalarOp::Tanh,
-        ScalarOp::Sigmoid,
-        ScalarOp::Softplus,
-        ScalarOp::Erf,
-        ScalarOp::Erfc,
-    ];
-
     pub fn arity(self) -> Arity {
         use ScalarOp::*;
         match self {
@@ -124,39 +103,12 @@ impl ScalarOp {
             Sub | TrueDiv | IntDiv | Mod | Pow | Maximum | Minimum | Eq | Neq | Lt | Le | Gt
             | Ge | And | Or | Xor => Arity::Exactly(2),
             Switch | Clip => Arity::Exactly(3),
-            _ => Arity::Exactly(1),
+            Identity | Neg | Abs | Sign | Sqr | Floor | Ceil | Round | Not | IsNan | IsInf
+            | Cast(_) | Reciprocal | Exp | Exp2 | Expm1 | Log | Log2 | Log1p | Log1mexp | Sqrt
+            | Sin | Cos | Tan | Tanh | Sigmoid | Softplus | Erf | Erfc | Gammaln => {
+                Arity::Exactly(1)
+            }
         }
-    }
-
-    /// True for math functions whose output is a float of the input's width class.
-    pub fn is_float_math(self) -> bool {
-        use ScalarOp::*;
-        matches!(
-            self,
-            Reciprocal
-                | Exp
-                | Exp2
-                | Expm1
-                | Log
-                | Log2
-                | Log1p
-                | Log1mexp
-                | Sqrt
-                | Sin
-                | Cos
-                | Tan
-                | Tanh
-                | Sigmoid
-                | Softplus
-                | Erf
-                | Erfc
-                | Gammaln
-        )
-    }
-
-    pub fn is_comparison(self) -> bool {
-        use ScalarOp::*;
-        matches!(self, Eq | Neq | Lt | Le | Gt | Ge)
     }
 
     /// The dtype each input is cast to before the op computes, and the output dtype.

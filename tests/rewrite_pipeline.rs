@@ -395,11 +395,13 @@ fn random_graph(steps: &[(u8, usize, usize)]) -> (Vec<Var>, Vec<Var>) {
             16 => a.t(),
             17 => a.sum([1]).expand_dims(1),
             18 => a.max([0]).expand_dims(0),
-            19 => (a.tanh() * 30.0).exp().log(),
+            19 => (a.tanh() * 3.0).exp().log(),
             20 => (&a * 3.0).sum([0]).expand_dims(0),
             21 => a.abs().sqrt(),
             22 => a.logsumexp([1]).expand_dims(1),
-            _ => a.sin() * b.cos(),
+            // sin and cos of bounded arguments: cos(exp(30) - 1) is ill-conditioned (found
+            // at 10,767 of 100k cases).
+            _ => (a.tanh() * 3.0).sin() * (b.tanh() * 3.0).cos(),
         }
     })
 }

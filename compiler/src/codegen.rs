@@ -6,10 +6,10 @@
 //! the emitters live in `loops` (loops, vector bodies, strips), `values` (loads, stores,
 //! constants, casts, scalar ops) and `control` (fail, invoke, grow).
 //!
-//! ABI: `extern "C" fn(args: *const i64) -> i32`, `args` holding for each buffer in order
-//! its data pointer, its `rank` sizes and its `rank` strides (in elements), then a pointer
-//! to `scratch_words` f64s of scratch memory (unused, may be null, when 0), then a pointer
-//! to an `ErrorSlot`. A kernel first checks the shapes it is given (the checks are loop-IR
+//! ABI (`crate::calling`, which callers use to pack the words): `extern "C" fn(args:
+//! *const i64) -> i32`, `args` holding for each buffer in order its data pointer, its
+//! `rank` sizes and its `rank` strides (in elements), then a pointer to `scratch_words`
+//! f64s of scratch memory (unused, may be null, when 0), then a pointer to an `ErrorSlot`. A kernel first checks the shapes it is given (the checks are loop-IR
 //! statements, `Kernel::with_shape_checks`, plus those lowering adds for gathered indices
 //! and support calls) and returns 0, or `e + 1` for error `e` of `Kernel::errors` after
 //! writing the values its message refers to into the slot, before touching memory it
@@ -655,6 +655,7 @@ impl<'a> Gen<'a> {
         }
         let scratch = load(&mut b);
         let error_slot = load(&mut b);
+        debug_assert_eq!(slot.get() as usize, crate::calling::call_words(kernel));
         Gen {
             b,
             error_slot,

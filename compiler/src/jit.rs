@@ -40,6 +40,8 @@ use tensorlift_runtime::shape_ops::{arange_length, eval_reshape};
 use tensorlift_runtime::RuntimeError;
 
 use crate::backend::{Backend, Executable, Unsupported};
+use crate::calling::standard_strides;
+use crate::calling::{call_words, push_row_major, push_trailer, push_view, push_words};
 use crate::codegen::{compile_kernels, CompiledKernel, WeakKernel};
 use crate::error::CompileError;
 use crate::kernel_call::{data_ptr, unique_mut_ptr};
@@ -467,13 +469,7 @@ fn run_whole(
     check_dtypes(k, args)?;
     let aliases = in_place_inputs(k, space, args);
     let mut outputs = outputs_for(k, space, &aliases, pool)?;
-    let words: usize = k
-        .kernel
-        .buffers
-        .iter()
-        .map(|b| 1 + 2 * b.rank)
-        .sum::<usize>()
-        + 2;
+    let words = call_words(&k.kernel);
     let mut slot = ErrorSlot::default();
     let status = with_call_memory(k.compiled.scratch_words, |packed, scratch| {
         for (i, a) in args.iter().enumerate() {

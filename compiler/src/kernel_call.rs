@@ -14,6 +14,7 @@ use tensorlift_ir::TensorData;
 use tensorlift_runtime::buffer_support::{ErrorSlot, GrowBuffer};
 use tensorlift_runtime::RuntimeError;
 
+use crate::calling::{call_words, push_trailer, push_view};
 use crate::codegen::{compile_kernels, CompiledKernel};
 use crate::error::CompileError;
 use crate::loopir::{Kernel, Role};
@@ -116,11 +117,9 @@ impl KernelCall {
                 ),
             ));
         }
-        let mut words = Vec::new();
+        let mut words = Vec::with_capacity(call_words(&self.kernel));
         let mut push = |ptr: *const u8, shape: &[usize], strides: &[isize]| {
-            words.push(ptr as i64);
-            words.extend(shape.iter().map(|s| *s as i64));
-            words.extend(strides.iter().map(|s| *s as i64));
+            push_view(&mut words, ptr, shape, strides);
         };
         let mut ins = inputs.iter();
         let mut outs = outputs.iter_mut();
@@ -189,8 +188,7 @@ impl KernelCall {
         }
         let mut scratch = vec![0f64; self.compiled.scratch_words];
         let mut slot = ErrorSlot::default();
-        words.push(scratch.as_mut_ptr() as i64);
-        words.push(&mut slot as *mut ErrorSlot as i64);
+        push_trailer(&mut words, scratch.as_mut_ptr(), &mut slot);
         // SAFETY: the words describe, in the kernel's buffer order, live values of the
         // kernel's dtypes and ranks (checked above) with their true shapes and strides, so
         // every element those shapes address lies inside its allocation; the kernel

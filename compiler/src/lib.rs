@@ -10,6 +10,7 @@
 //! reports every unsupported node at once (no silent fallback).
 
 pub mod backend;
+pub mod calling;
 pub mod codegen;
 pub mod error;
 pub mod jit;

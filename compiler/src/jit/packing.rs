@@ -1,13 +1,8 @@
-//! Argument packing in the kernel ABI (`codegen`): each buffer as its data pointer, sizes
-//! and strides, cut to a range of one dimension for split calls, then the scratch and
-//! error-slot pointers; and the per-thread argument and scratch memory of single calls.
+//! The executor's argument words (in the calling convention of `crate::calling`): buffers
+//! cut to a range of one dimension for split calls, and the per-thread argument and
+//! scratch memory of single calls.
 
 use super::*;
-
-/// Row-major strides (in elements) of a freshly allocated output of `shape`.
-pub(super) fn standard_strides(shape: &[usize]) -> impl Iterator<Item = i64> + '_ {
-    (0..shape.len()).map(move |d| shape[d + 1..].iter().product::<usize>() as i64)
-}
 
 /// One buffer argument of a kernel call, and which iteration dimension walks which of
 /// its dimensions (for splitting the call across threads).
@@ -35,55 +30,6 @@ pub(super) fn pack(
     }
     push_trailer(&mut packed, scratch, slot);
     packed
-}
-
-/// Appends one buffer's argument words (the `codegen` ABI): data pointer, sizes,
-/// strides; with `cut = Some((d, lo, hi))` only elements `lo..hi` of its dimension d.
-pub(super) fn push_words(
-    packed: &mut Vec<i64>,
-    ptr: i64,
-    shape: impl Iterator<Item = i64>,
-    strides: impl Iterator<Item = i64>,
-    elem: i64,
-    cut: Option<(usize, usize, usize)>,
-) {
-    let at = packed.len();
-    packed.push(ptr);
-    packed.extend(shape.enumerate().map(|(k, size)| match cut {
-        Some((d, lo, hi)) if k == d => (hi - lo) as i64,
-        _ => size,
-    }));
-    let first_stride = packed.len();
-    packed.extend(strides);
-    if let Some((d, lo, _)) = cut {
-        packed[at] += lo as i64 * packed[first_stride + d] * elem;
-    }
-}
-
-/// Appends the argument words of a whole buffer at `ptr` with `shape` and `strides` (in
-/// elements).
-pub(super) fn push_view(packed: &mut Vec<i64>, ptr: *const u8, shape: &[usize], strides: &[isize]) {
-    let sizes = shape.iter().map(|v| *v as i64);
-    push_words(
-        packed,
-        ptr as i64,
-        sizes,
-        strides.iter().map(|v| *v as i64),
-        0,
-        None,
-    );
-}
-
-/// Appends the argument words of a fresh row-major buffer at `ptr` of `shape`.
-pub(super) fn push_row_major(packed: &mut Vec<i64>, ptr: *const u8, shape: &[usize]) {
-    let sizes = shape.iter().map(|v| *v as i64);
-    push_words(packed, ptr as i64, sizes, standard_strides(shape), 0, None);
-}
-
-/// Appends the scratch and error slot pointers that end a call's argument words.
-pub(super) fn push_trailer(packed: &mut Vec<i64>, scratch: *mut f64, slot: *mut ErrorSlot) {
-    packed.push(scratch as i64);
-    packed.push(slot as i64);
 }
 
 /// Argument words and scratch memory of single-thread calls, kept per thread between

@@ -1,0 +1,83 @@
+//! The kernel calling convention, in one place for everything that calls jitted code
+//! (the JIT's executor, `KernelCall`) and for code generation, which reads the words in
+//! this order. A kernel is `extern "C" fn(args: *const i64) -> i32`; `args` holds, for each
+//! buffer in the kernel's order, its data pointer, its `rank` sizes and its `rank` strides
+//! (in elements), then a pointer to the kernel's scratch memory and a pointer to an
+//! `ErrorSlot`. The status is 0, or `e + 1` for the kernel's error `e` (its values in the
+//! slot).
+
+use tensorlift_runtime::buffer_support::ErrorSlot;
+
+use crate::loopir::Kernel;
+
+/// The argument words of one buffer of `rank` dimensions.
+pub fn buffer_words(rank: usize) -> usize {
+    1 + 2 * rank
+}
+
+/// The argument words of a call of `kernel`: its buffers, then scratch and error slot.
+pub fn call_words(kernel: &Kernel) -> usize {
+    kernel
+        .buffers
+        .iter()
+        .map(|b| buffer_words(b.rank))
+        .sum::<usize>()
+        + TRAILER_WORDS
+}
+
+/// Words after the buffers: the scratch pointer, then the error slot pointer.
+pub const TRAILER_WORDS: usize = 2;
+
+/// Row-major strides (in elements) of a freshly allocated output of `shape`.
+pub fn standard_strides(shape: &[usize]) -> impl Iterator<Item = i64> + '_ {
+    (0..shape.len()).map(move |d| shape[d + 1..].iter().product::<usize>() as i64)
+}
+
+/// Appends one buffer's argument words (the `codegen` ABI): data pointer, sizes,
+/// strides; with `cut = Some((d, lo, hi))` only elements `lo..hi` of its dimension d.
+pub fn push_words(
+    packed: &mut Vec<i64>,
+    ptr: i64,
+    shape: impl Iterator<Item = i64>,
+    strides: impl Iterator<Item = i64>,
+    elem: i64,
+    cut: Option<(usize, usize, usize)>,
+) {
+    let at = packed.len();
+    packed.push(ptr);
+    packed.extend(shape.enumerate().map(|(k, size)| match cut {
+        Some((d, lo, hi)) if k == d => (hi - lo) as i64,
+        _ => size,
+    }));
+    let first_stride = packed.len();
+    packed.extend(strides);
+    if let Some((d, lo, _)) = cut {
+        packed[at] += lo as i64 * packed[first_stride + d] * elem;
+    }
+}
+
+/// Appends the argument words of a whole buffer at `ptr` with `shape` and `strides` (in
+/// elements).
+pub fn push_view(packed: &mut Vec<i64>, ptr: *const u8, shape: &[usize], strides: &[isize]) {
+    let sizes = shape.iter().map(|v| *v as i64);
+    push_words(
+        packed,
+        ptr as i64,
+        sizes,
+        strides.iter().map(|v| *v as i64),
+        0,
+        None,
+    );
+}
+
+/// Appends the argument words of a fresh row-major buffer at `ptr` of `shape`.
+pub fn push_row_major(packed: &mut Vec<i64>, ptr: *const u8, shape: &[usize]) {
+    let sizes = shape.iter().map(|v| *v as i64);
+    push_words(packed, ptr as i64, sizes, standard_strides(shape), 0, None);
+}
+
+/// Appends the scratch and error slot pointers that end a call's argument words.
+pub fn push_trailer(packed: &mut Vec<i64>, scratch: *mut f64, slot: *mut ErrorSlot) {
+    packed.push(scratch as i64);
+    packed.push(slot as i64);
+}

@@ -230,27 +230,40 @@ impl Executable for Jitted {
     }
 }
 
-/// The outputs of a float product, unless one is NaN, infinite or zero: then the
-/// reference's, which recomputes those with an unbounded exponent
-/// (`runtime::reduce::product_unbounded`). The kernel's lanes and threads group the
-/// factors differently, so one partial product may overflow where another underflows.
+/// The outputs of a float product, with each element that is NaN, infinite or zero
+/// recomputed as the reference does (`runtime::reduce::repair_product_output`, from the
+/// factors: the input, or the values a fused product keeps): the kernel's lanes and
+/// threads group the factors differently, so one partial product may overflow where
+/// another underflows. A fused product that keeps no values runs in the reference then.
 fn with_products_repaired(
     fg: &FunctionGraph,
     node: NodeId,
     k: &KernelNode,
     args: &mut [TensorData],
-    outputs: Vec<TensorData>,
+    mut outputs: Vec<TensorData>,
 ) -> Result<Vec<TensorData>, RuntimeError> {
-    let product = matches!(k.reduce, Some((ReduceKind::Prod, _)));
+    let Some((ReduceKind::Prod, axes)) = &k.reduce else {
+        return Ok(outputs);
+    };
     let special = |d: &TensorData| match d {
         TensorData::Float64(a) => a.iter().any(|v| !v.is_finite() || *v == 0.0),
         TensorData::Float32(a) => a.iter().any(|v| !v.is_finite() || *v == 0.0),
         _ => false,
     };
-    if product && outputs.first().is_some_and(special) {
-        eval_node(fg, node, args)
-    } else {
-        Ok(outputs)
+    if !outputs.first().is_some_and(special) {
+        return Ok(outputs);
+    }
+    let factors = match fg.node(node).map(|e| &e.op) {
+        Some(Op::Reduce { .. }) => args.first(),
+        Some(Op::FusedReduce { keep: true, .. }) => outputs.get(1),
+        _ => None,
+    };
+    match factors {
+        Some(x) => {
+            outputs[0] = reduce::repair_product_output(&k.name, x, axes, &outputs[0])?;
+            Ok(outputs)
+        }
+        None => eval_node(fg, node, args),
     }
 }
 

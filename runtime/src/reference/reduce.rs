@@ -131,6 +131,30 @@ fn repair_products(v: &ArrayViewD<f64>, axes: &[usize], out: &mut ArrayD<f64>) {
     }
 }
 
+/// `out`, the product of `x` over `axes` computed elsewhere (a jitted kernel, whose lanes
+/// and threads group the factors their own way), with every element that is NaN, infinite
+/// or zero recomputed as the reference does (`repair_products`); `out`'s dtype is kept.
+pub fn repair_product_output(
+    name: &str,
+    x: &TensorData,
+    axes: &[usize],
+    out: &TensorData,
+) -> Result<TensorData> {
+    let values = cast(x, DType::Float64);
+    let v = typed::<f64>(name, &values)?;
+    let wide = cast(out, DType::Float64);
+    let mut o = typed::<f64>(name, &wide)?.to_owned();
+    if o.ndim() + axes.len() != v.ndim() {
+        return Err(RuntimeError::Internal(format!(
+            "{name}: a product of shape {:?} over axes {axes:?} of shape {:?}",
+            o.shape(),
+            v.shape()
+        )));
+    }
+    repair_products(&v, axes, &mut o);
+    Ok(cast(&TensorData::from_array(o), out.dtype()))
+}
+
 /// logsumexp of `v` over `axes`: m = max (NaN-propagating), shift = m (0 where m is
 /// infinite), then log(Σ exp(v − shift)) + shift: never overflows, all −inf (or empty)
 /// gives −inf, any +inf gives +inf.

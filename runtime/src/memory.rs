@@ -106,17 +106,6 @@ pub fn try_uninit<T>(node: &str, dtype: DType, shape: &[usize]) -> Result<Vec<Ma
     Ok(v)
 }
 
-/// `len` copies of `value` for an output of `dtype` and `shape`, or the error of `node`.
-pub fn try_filled<T: Clone>(node: &str, dtype: DType, shape: &[usize], value: T) -> Result<Vec<T>> {
-    let bytes = output_bytes(node, dtype, shape)?;
-    let len: usize = shape.iter().product();
-    let mut v: Vec<T> = Vec::new();
-    v.try_reserve_exact(len)
-        .map_err(|_| refused(node, dtype, shape, bytes))?;
-    v.resize(len, value);
-    Ok(v)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,10 +119,6 @@ mod tests {
         assert_eq!(
             output_bytes("Alloc", DType::Int32, &[3, 0, 1 << 62]).unwrap(),
             0
-        );
-        assert_eq!(
-            try_filled("Alloc", DType::Int64, &[2, 3], 7i64).unwrap(),
-            vec![7; 6]
         );
         assert_eq!(
             try_uninit::<f64>("Alloc", DType::Float64, &[4, 5])

@@ -182,20 +182,15 @@ pub fn fuse_elemwise(fg: &mut FunctionGraph) -> Result<usize, GraphError> {
 /// unfused), and the check repeats.
 fn dissolve_cyclic_groups(fg: &FunctionGraph, order: &[NodeId], groups: &mut Vec<Vec<NodeId>>) {
     loop {
-        let unit: HashMap<NodeId, usize> = groups
+        // One unit per group, and one per node outside every group.
+        let mut unit: HashMap<NodeId, usize> = order
             .iter()
             .enumerate()
-            .flat_map(|(g, members)| members.iter().map(move |m| (*m, g)))
-            .chain(
-                order
-                    .iter()
-                    .enumerate()
-                    .map(|(i, n)| (*n, groups.len() + i)),
-            )
-            .fold(HashMap::new(), |mut map, (n, u)| {
-                map.entry(n).or_insert(u);
-                map
-            });
+            .map(|(i, n)| (*n, groups.len() + i))
+            .collect();
+        for (g, members) in groups.iter().enumerate() {
+            unit.extend(members.iter().map(|m| (*m, g)));
+        }
         let units = groups.len() + order.len();
         let mut edges: Vec<HashSet<usize>> = vec![HashSet::new(); units];
         for n in order {

@@ -73,23 +73,9 @@ impl Program {
         &self.fgraph
     }
 
-    /// Runs the graph on inputs that already passed the signature check.
+    /// Runs the graph on inputs that already passed the signature check: each node on its
+    /// inputs' values, every intermediate value dropped after its last use.
     pub fn run(&self, inputs: &[TensorData]) -> Result<Vec<TensorData>> {
-        self.run_with(inputs, |fg, node, args| eval_node(fg, node, args), drop)
-    }
-
-    /// Runs the graph with `eval` computing each node (another backend's kernels, falling
-    /// back to `eval_node` where it has none) and `recycle` receiving every intermediate
-    /// value after its last use (to reuse its memory); scheduling, freeing and error
-    /// context are the interpreter's. An argument whose last use is the node being run is
-    /// moved, not cloned, into `eval`'s arguments, so `eval` may own it uniquely (and write
-    /// its result there).
-    pub fn run_with(
-        &self,
-        inputs: &[TensorData],
-        eval: impl Fn(&FunctionGraph, NodeId, &mut [TensorData]) -> Result<Vec<TensorData>>,
-        recycle: impl Fn(TensorData),
-    ) -> Result<Vec<TensorData>> {
         let fg = &self.fgraph;
         if inputs.len() != fg.inputs().len() {
             return Err(RuntimeError::Internal(format!(
@@ -106,32 +92,15 @@ impl Program {
             let entry = fg
                 .node(step.node)
                 .ok_or_else(|| RuntimeError::Internal("a scheduled node was removed".into()))?;
-            let mut moved = Vec::new();
-            let mut args = Vec::with_capacity(entry.inputs.len());
-            for (k, x) in entry.inputs.iter().enumerate() {
-                let last = !step.free_after.is_empty()
-                    && step.free_after.contains(x)
-                    && entry.inputs.iter().filter(|y| *y == x).count() == 1;
-                match values[x.0 as usize].take() {
-                    Some(v) if last => {
-                        moved.push(k);
-                        args.push(v);
-                    }
-                    taken => {
-                        values[x.0 as usize] = taken;
-                        args.push(fetch(fg, &values, *x)?);
-                    }
-                }
-            }
-            let outs = eval(fg, step.node, &mut args).map_err(|e| RuntimeError::InNode {
+            let args = entry
+                .inputs
+                .iter()
+                .map(|x| fetch(fg, &values, *x))
+                .collect::<Result<Vec<_>>>()?;
+            let outs = eval_node(fg, step.node, &args).map_err(|e| RuntimeError::InNode {
                 node: tensorlift_ir::print::node_summary(fg, step.node),
                 source: Box::new(e),
             })?;
-            for (k, arg) in args.into_iter().enumerate() {
-                if moved.contains(&k) {
-                    recycle(arg);
-                }
-            }
             if outs.len() != entry.outputs.len() {
                 return Err(RuntimeError::Internal(format!(
                     "{} returned {} outputs",
@@ -143,9 +112,7 @@ impl Program {
                 values[o.0 as usize] = Some(v);
             }
             for v in &step.free_after {
-                if let Some(value) = values[v.0 as usize].take() {
-                    recycle(value);
-                }
+                values[v.0 as usize] = None;
             }
         }
         fg.outputs()

@@ -11,7 +11,9 @@ use tensorlift::ir::ScalarOp;
 use tensorlift::prelude::*;
 use tensorlift_compiler::jit::kernels_of;
 use tensorlift_compiler::kernel_call::KernelCall;
-use tensorlift_compiler::loopir::{Buffer, Expr, Index, Kernel, Role, Stmt, SupportCall};
+use tensorlift_compiler::loopir::{
+    Buffer, Expr, Extent, Index, Kernel, Role, Stmt, SupportCall, View,
+};
 
 /// The single kernel of a compiled graph, compiled on its own.
 fn only_kernel(inputs: &[&Var], outputs: &[&Var]) -> KernelCall {
@@ -419,7 +421,7 @@ fn a_kernel_invokes_only_the_branch_it_takes() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("choose: the branch not taken ran (x has 5 elements)"),
+        err.contains("choose: raises: the branch not taken ran (x has 5 elements)"),
         "{err}"
     );
 
@@ -445,11 +447,220 @@ fn invoking_a_later_kernel_or_mismatched_buffers_is_refused() {
     // A callee taking float64 given the bool buffer.
     let mut wrong = chooser;
     if let Stmt::If { otherwise, .. } = &mut wrong.body[0] {
-        if let Stmt::Invoke { bufs, .. } = &mut otherwise[0] {
-            bufs[0] = 0;
+        if let Stmt::Invoke { args, .. } = &mut otherwise[0] {
+            args[0] = View::whole(0);
         }
     }
     assert!(KernelCall::compile_all(vec![squared, failing, wrong]).is_err());
+}
+
+/// `c = a + b` (`add_rows`) or `c = a` (`copy_row`) over vectors: the body kernels a
+/// driver invokes on rows.
+fn row_kernel(name: &str, add: bool) -> Kernel {
+    let load = |buf| Expr::Load {
+        buf,
+        index: vec![Index::Var(0)],
+    };
+    let mut buffers = vec![buffer("a", Float64, Role::Input)];
+    let value = if add {
+        buffers.push(buffer("b", Float64, Role::Input));
+        apply(ScalarOp::Add, vec![load(0), load(1)], Float64)
+    } else {
+        load(0)
+    };
+    buffers.push(buffer("c", Float64, Role::Output));
+    let c = buffers.len() - 1;
+    Kernel {
+        name: name.into(),
+        buffers,
+        body: vec![Stmt::For {
+            var: 0,
+            buf: c,
+            dim: 0,
+            parallel: false,
+            body: vec![Stmt::Store {
+                buf: c,
+                index: vec![Index::Var(0)],
+                value,
+            }],
+        }],
+        errors: vec![],
+    }
+}
+
+/// The running sums of x's rows, one row per step, as a driver kernel: a state
+/// double-buffered in a local buffer (`acc[t % 2]` → `acc[(t + 1) % 2]`), the body kernels
+/// invoked on rows of x, of the state and of a trace grown by one row per step.
+/// `ahead` reads x[t + 1] instead of x[t], so the last step's view is out of range.
+fn running_rows_driver(add_rows: &Kernel, copy_row: &Kernel, ahead: bool) -> Kernel {
+    let matrix_buffer = |name: &str, role| Buffer {
+        name: name.into(),
+        dtype: Float64,
+        rank: 2,
+        role,
+    };
+    let (x, trace, acc) = (0, 1, 2);
+    let mut k = Kernel {
+        name: "running_rows".into(),
+        buffers: vec![
+            matrix_buffer("x", Role::Input),
+            matrix_buffer("trace", Role::Growing),
+            matrix_buffer(
+                "acc",
+                Role::Local(vec![Extent::Fixed(2), Extent::Of { buf: x, dim: 1 }]),
+            ),
+        ],
+        body: vec![],
+        errors: vec!["no memory for the trace".into()],
+    };
+    let t = || Expr::Var(0);
+    let next = || apply(ScalarOp::Add, vec![t(), int(1)], Int64);
+    let parity = |e: Expr| apply(ScalarOp::Mod, vec![e, int(2)], Int64);
+    let row = if ahead { next() } else { t() };
+    let step = k.invoke_views(
+        0,
+        add_rows,
+        vec![
+            View::at(acc, vec![parity(t())]),
+            View::at(x, vec![row]),
+            View::at(acc, vec![parity(next())]),
+        ],
+    );
+    let keep = k.invoke_views(
+        1,
+        copy_row,
+        vec![
+            View::at(acc, vec![parity(next())]),
+            View::at(trace, vec![t()]),
+        ],
+    );
+    k.body = vec![Stmt::For {
+        var: 0,
+        buf: x,
+        dim: 0,
+        parallel: false,
+        body: vec![
+            Stmt::Grow {
+                buf: trace,
+                rows: next(),
+                error: 0,
+            },
+            step,
+            keep,
+        ],
+    }];
+    k
+}
+
+#[test]
+fn a_driver_invokes_body_kernels_on_slices_and_grows_its_trace() {
+    let (add_rows, copy_row) = (row_kernel("add_rows", true), row_kernel("copy_row", false));
+    let driver = running_rows_driver(&add_rows, &copy_row, false);
+    let golden = "\
+kernel running_rows(in x: float64[2d], growing trace: float64[2d], local acc: float64[2d] = [2, x.shape[1]]):
+  for i0 in 0..x.shape[0]:
+    grow trace to add(i0, 1:int64) rows or fail \"no memory for the trace\"
+    invoke add_rows(acc[mod(i0, 2:int64)], x[i0], acc[mod(add(i0, 1:int64), 2:int64)])
+    invoke copy_row(acc[mod(add(i0, 1:int64), 2:int64)], trace[i0])
+";
+    assert_eq!(driver.to_string(), golden);
+    let calls = KernelCall::compile_all(vec![add_rows, copy_row, driver]).unwrap();
+    let run = &calls[2];
+    for (rows, cols) in [(5, 3), (1, 4), (0, 2), (7, 1)] {
+        let x = f64s(&[rows, cols], -2.0);
+        let mut outs = vec![zeros(&[0, cols])];
+        run.run(&[&x], &mut outs).unwrap();
+        // Closed form: row t of the trace is the sum of x's rows 0..=t.
+        let xs = values(&x);
+        let mut expected = vec![0.0; rows * cols];
+        for t in 0..rows {
+            for j in 0..cols {
+                let before = if t == 0 {
+                    0.0
+                } else {
+                    expected[(t - 1) * cols + j]
+                };
+                expected[t * cols + j] = before + xs[t * cols + j];
+            }
+        }
+        assert_eq!(outs[0].shape(), &[rows, cols], "exactly sized");
+        assert_eq!(values(&outs[0]), expected, "{rows}×{cols}");
+    }
+    // The row view's checks: a body given the wrong row length fails in the body.
+    let err = run
+        .run(&[&f64s(&[3, 2], 0.0)], &mut [zeros(&[0, 3])])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("running_rows: copy_row: input 0 has 2 elements along axis 0, expected 3"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_view_index_out_of_range_fails_before_the_body_runs() {
+    let (add_rows, copy_row) = (row_kernel("add_rows", true), row_kernel("copy_row", false));
+    let driver = running_rows_driver(&add_rows, &copy_row, true);
+    let calls = KernelCall::compile_all(vec![add_rows, copy_row, driver]).unwrap();
+    let err = calls[2]
+        .run(&[&f64s(&[3, 2], 0.0)], &mut [zeros(&[0, 2])])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("add_rows: a view index 3 is out of range for a dimension of size 3"),
+        "{err}"
+    );
+}
+
+#[test]
+fn malformed_views_and_locals_are_refused() {
+    let (add_rows, copy_row) = (row_kernel("add_rows", true), row_kernel("copy_row", false));
+    let good = running_rows_driver(&add_rows, &copy_row, false);
+    let compile = |driver: Kernel| {
+        KernelCall::compile_all(vec![add_rows.clone(), copy_row.clone(), driver]).map(|_| ())
+    };
+    compile(good.clone()).unwrap();
+    let body = |k: &mut Kernel| match &mut k.body[0] {
+        Stmt::For { body, .. } => body.clone(),
+        _ => unreachable!("the driver is one loop"),
+    };
+    let set_body = |k: &mut Kernel, b: Vec<Stmt>| {
+        if let Stmt::For { body, .. } = &mut k.body[0] {
+            *body = b;
+        }
+    };
+    // A view of the wrong rank: x whole (2-d) where a row (1-d) is expected.
+    let mut wrong_rank = good.clone();
+    let mut b = body(&mut wrong_rank);
+    if let Stmt::Invoke { args, .. } = &mut b[1] {
+        args[1] = View::whole(0);
+    }
+    set_body(&mut wrong_rank, b);
+    assert!(compile(wrong_rank).is_err());
+    // A callee writing into an input of the caller.
+    let mut writes_input = good.clone();
+    let mut b = body(&mut writes_input);
+    if let Stmt::Invoke { args, .. } = &mut b[2] {
+        args[1] = View::at(0, vec![Expr::Var(0)]);
+    }
+    set_body(&mut writes_input, b);
+    assert!(compile(writes_input).is_err());
+    // Views without an error for indices out of range.
+    let mut no_error = good.clone();
+    let mut b = body(&mut no_error);
+    if let Stmt::Invoke { error, .. } = &mut b[1] {
+        *error = None;
+    }
+    set_body(&mut no_error, b);
+    assert!(compile(no_error).is_err());
+    // A local buffer before an output, and one sized by a dimension of a non-input.
+    let mut local_first = good.clone();
+    local_first.buffers.swap(1, 2);
+    assert!(local_first.validate().is_err());
+    let mut sized_by_output = good.clone();
+    sized_by_output.buffers[2].role =
+        Role::Local(vec![Extent::Fixed(2), Extent::Of { buf: 1, dim: 1 }]);
+    assert!(sized_by_output.validate().is_err());
 }
 
 fn scalar(name: &str, dtype: DType, role: Role) -> Buffer {

@@ -4,11 +4,13 @@
 //! buffer in the kernel's order, its data pointer, its `rank` sizes and its `rank` strides
 //! (in elements), then a pointer to the kernel's scratch memory and a pointer to an
 //! `ErrorSlot`. The status is 0, or `e + 1` for the kernel's error `e` (its values in the
-//! slot).
+//! slot). Local buffers (`Role::Local`) come last among the buffers; whoever calls a
+//! kernel from Rust allocates them (`LocalBuffers`), zeroed, once per call.
 
 use tensorlift_runtime::buffer_support::ErrorSlot;
+use tensorlift_runtime::RuntimeError;
 
-use crate::loopir::Kernel;
+use crate::loopir::{Extent, Kernel};
 
 /// The argument words of one buffer of `rank` dimensions.
 pub fn buffer_words(rank: usize) -> usize {
@@ -80,4 +82,57 @@ pub fn push_row_major(packed: &mut Vec<i64>, ptr: *const u8, shape: &[usize]) {
 pub fn push_trailer(packed: &mut Vec<i64>, scratch: *mut f64, slot: *mut ErrorSlot) {
     packed.push(scratch as i64);
     packed.push(slot as i64);
+}
+
+/// The zeroed memory of a kernel's local buffers for one call, in buffer order.
+pub struct LocalBuffers {
+    /// Per local buffer: its memory (8-byte words, so every dtype is aligned) and shape.
+    memory: Vec<(Vec<u64>, Vec<usize>)>,
+}
+
+impl LocalBuffers {
+    /// The locals of `kernel`, their extents read from `input_shape(buf)` (the shape of
+    /// input buffer `buf`); sizes the memory limit or the allocator refuse are errors
+    /// naming the kernel.
+    pub fn new<'s>(
+        kernel: &Kernel,
+        input_shape: impl Fn(usize) -> Option<&'s [usize]>,
+    ) -> Result<LocalBuffers, RuntimeError> {
+        let mut memory = Vec::new();
+        for (k, extents) in kernel.locals() {
+            let shape = extents
+                .iter()
+                .map(|e| match e {
+                    Extent::Fixed(n) => Some(*n),
+                    Extent::Of { buf, dim } => input_shape(*buf).and_then(|s| s.get(*dim)).copied(),
+                })
+                .collect::<Option<Vec<usize>>>()
+                .ok_or_else(|| {
+                    RuntimeError::Internal(format!(
+                        "{}: the extents of {} name a missing input dimension",
+                        kernel.name,
+                        kernel.label(k)
+                    ))
+                })?;
+            let dtype = kernel.buffers[k].dtype;
+            let bytes = tensorlift_runtime::memory::output_bytes(&kernel.name, dtype, &shape)?;
+            let mut words: Vec<u64> = Vec::new();
+            words.try_reserve_exact(bytes.div_ceil(8)).map_err(|_| {
+                RuntimeError::op(
+                    &kernel.name,
+                    format!("the allocator refused {bytes} bytes for its working memory"),
+                )
+            })?;
+            words.resize(bytes.div_ceil(8), 0);
+            memory.push((words, shape));
+        }
+        Ok(LocalBuffers { memory })
+    }
+
+    /// Appends the argument words of every local buffer (row-major).
+    pub fn push_words(&mut self, packed: &mut Vec<i64>) {
+        for (words, shape) in &mut self.memory {
+            push_row_major(packed, words.as_mut_ptr().cast::<u8>().cast_const(), shape);
+        }
+    }
 }

@@ -59,7 +59,7 @@ use tensorlift_runtime::support::{
 use crate::error::CompileError;
 use crate::loopir::{
     fill_message, identity, visit_stmts, Expr, Index, Kernel, LoopVar, Role, Stmt, SupportCall,
-    Temp, MAX_ERROR_VALUES,
+    Temp, View, MAX_ERROR_VALUES,
 };
 use crate::vmath::VMath;
 
@@ -452,8 +452,8 @@ pub fn compile_kernels(kernels: &[Kernel]) -> Result<Vec<CompiledKernel>, Compil
         .collect())
 }
 
-/// Per kernel: its error table — its own messages, then each callee's table in the order
-/// of first call — and where each callee's starts. A kernel's status `e + 1` names entry
+/// Per kernel: its error table — its own messages, then each callee's table (its messages
+/// prefixed by its name) in the order of first call — and where each callee's starts. A kernel's status `e + 1` names entry
 /// `e` of its table, whichever kernel of the call tree failed.
 fn error_tables(kernels: &[Kernel]) -> Vec<(Vec<String>, HashMap<usize, usize>)> {
     let mut tables: Vec<(Vec<String>, HashMap<usize, usize>)> = Vec::with_capacity(kernels.len());
@@ -462,7 +462,8 @@ fn error_tables(kernels: &[Kernel]) -> Vec<(Vec<String>, HashMap<usize, usize>)>
         let mut offsets = HashMap::new();
         for c in kernel.callees() {
             offsets.insert(c, errors.len());
-            errors.extend(tables[c].0.iter().cloned());
+            let callee = &kernels[c].name;
+            errors.extend(tables[c].0.iter().map(|m| format!("{callee}: {m}")));
         }
         tables.push((errors, offsets));
     }
@@ -475,11 +476,17 @@ fn check_invokes(kernels: &[Kernel]) -> Result<(), CompileError> {
     for (k, caller) in kernels.iter().enumerate() {
         let mut invokes = Vec::new();
         visit_stmts(&caller.body, &mut |s| {
-            if let Stmt::Invoke { callee, bufs, .. } = s {
-                invokes.push((*callee, bufs));
+            if let Stmt::Invoke {
+                callee,
+                args,
+                error,
+                ..
+            } = s
+            {
+                invokes.push((*callee, args, error));
             }
         });
-        for (callee, bufs) in invokes {
+        for (callee, args, error) in invokes {
             let invalid = |message: String| CompileError::InvalidKernel {
                 kernel: caller.name.clone(),
                 message,
@@ -489,12 +496,27 @@ fn check_invokes(kernels: &[Kernel]) -> Result<(), CompileError> {
                     "invokes kernel {callee}, which does not come before it"
                 )));
             };
-            let fits = bufs.len() == target.buffers.len()
-                && bufs.iter().zip(&target.buffers).all(|(b, t)| {
-                    caller.buffers.get(*b).is_some_and(|c| {
-                        c.dtype == t.dtype
-                            && c.rank == t.rank
-                            && (t.role == Role::Input || c.role == t.role)
+            if error.is_none() && args.iter().any(|v| !v.at.is_empty()) {
+                return Err(invalid(format!(
+                    "invokes {} on views without an error for indices out of range",
+                    target.name
+                )));
+            }
+            // A callee writes only what the caller may write; a growing buffer grows only
+            // in the kernel that holds it (its row count lives in that kernel's variables).
+            let fits = args.len() == target.buffers.len()
+                && args.iter().zip(&target.buffers).all(|(v, t)| {
+                    caller.buffers.get(v.buf).is_some_and(|c| {
+                        let role_fits = match (&t.role, &c.role) {
+                            (Role::Growing, _) => false,
+                            (Role::Input, _) => true,
+                            (Role::Output | Role::Local(_), Role::Input) => false,
+                            (
+                                Role::Output | Role::Local(_),
+                                Role::Output | Role::Growing | Role::Local(_),
+                            ) => true,
+                        };
+                        c.dtype == t.dtype && c.rank == t.rank + v.at.len() && role_fits
                     })
                 });
             if !fits {
@@ -799,35 +821,26 @@ impl<'a> Gen<'a> {
                 self.b.seal_block(exit);
             }
             Stmt::Fail { error, values } => {
-                let vals: Vec<Value> = values
-                    .iter()
-                    .map(|v| {
-                        let x = self.expr(v, Lanes::One);
-                        let d = self.dtype_of(v);
-                        if d.is_float() {
-                            self.b.ins().fcvt_to_sint_sat(types::I64, x)
-                        } else {
-                            self.widen_to_int(x, d)
-                        }
-                    })
-                    .collect();
-                for (k, v) in vals.iter().take(MAX_ERROR_VALUES).enumerate() {
-                    self.b
-                        .ins()
-                        .store(flags(), *v, self.error_slot, 8 * k as i32);
-                }
+                let vals: Vec<Value> = values.iter().map(|v| self.int_value(v)).collect();
+                self.store_error_values(&vals);
                 self.fail(*error);
             }
-            Stmt::Invoke { callee, bufs, .. } => {
+            Stmt::Invoke {
+                callee,
+                args,
+                error,
+                ..
+            } => {
                 let offset = self.error_offsets[callee];
-                self.invoke(*callee, bufs, offset)
+                self.invoke(*callee, args, *error, offset)
             }
             Stmt::Grow { buf, rows, error } => self.grow(*buf, rows, *error),
             Stmt::Call { func, bufs, error } => {
                 // (Validated: the buffers share a float dtype.)
                 let dtype = self.bufs[bufs[0]].dtype;
                 let f = self.buffer_calls[&(*func, dtype)];
-                let (slot, offsets) = self.words_on_stack(bufs, false);
+                let whole: Vec<View> = bufs.iter().map(|b| View::whole(*b)).collect();
+                let (slot, offsets) = self.words_on_stack(&whole, None, false);
                 let mut call_args = Vec::new();
                 for (b, at) in bufs.iter().zip(offsets) {
                     let words = self.b.ins().stack_addr(types::I64, slot, at);

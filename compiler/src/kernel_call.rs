@@ -14,7 +14,7 @@ use tensorlift_ir::TensorData;
 use tensorlift_runtime::buffer_support::{ErrorSlot, GrowBuffer};
 use tensorlift_runtime::RuntimeError;
 
-use crate::calling::{call_words, push_trailer, push_view};
+use crate::calling::{call_words, push_trailer, push_view, LocalBuffers};
 use crate::codegen::{compile_kernels, CompiledKernel};
 use crate::error::CompileError;
 use crate::loopir::{Kernel, Role};
@@ -104,14 +104,15 @@ impl KernelCall {
         outputs: &mut [TensorData],
     ) -> Result<(), RuntimeError> {
         let name = &self.kernel.name;
-        let roles: Vec<Role> = self.kernel.buffers.iter().map(|b| b.role).collect();
-        let n_in = roles.iter().filter(|r| **r == Role::Input).count();
-        if inputs.len() != n_in || outputs.len() != roles.len() - n_in {
+        let count =
+            |f: fn(&Role) -> bool| self.kernel.buffers.iter().filter(|b| f(&b.role)).count();
+        let n_in = count(|r| *r == Role::Input);
+        let n_out = count(|r| matches!(r, Role::Output | Role::Growing));
+        if inputs.len() != n_in || outputs.len() != n_out {
             return Err(RuntimeError::op(
                 name,
                 format!(
-                    "expected {n_in} inputs and {} outputs, got {} and {}",
-                    roles.len() - n_in,
+                    "expected {n_in} inputs and {n_out} outputs, got {} and {}",
                     inputs.len(),
                     outputs.len()
                 ),
@@ -129,6 +130,8 @@ impl KernelCall {
         for (k, buf) in self.kernel.buffers.iter().enumerate() {
             let label = self.kernel.label(k);
             let (ptr, value) = match buf.role {
+                // After every other buffer: allocated below, once the inputs are checked.
+                Role::Local(_) => break,
                 Role::Input => {
                     let v: &TensorData = ins
                         .next()
@@ -186,6 +189,14 @@ impl KernelCall {
             let (_, shape, strides) = data_ptr(value);
             push(ptr, shape, strides);
         }
+        let input_buffers: Vec<usize> = (0..self.kernel.buffers.len())
+            .filter(|k| self.kernel.buffers[*k].role == Role::Input)
+            .collect();
+        let mut locals = LocalBuffers::new(&self.kernel, |buf| {
+            let k = input_buffers.iter().position(|b| *b == buf)?;
+            Some(inputs[k].shape())
+        })?;
+        locals.push_words(&mut words);
         let mut scratch = vec![0f64; self.compiled.scratch_words];
         let mut slot = ErrorSlot::default();
         push_trailer(&mut words, scratch.as_mut_ptr(), &mut slot);
@@ -197,7 +208,9 @@ impl KernelCall {
         // the kernel's `scratch_words`; scratch and slot live past the call. A growing
         // buffer's pointer word is its boxed `GrowBuffer`, alive until after the call and
         // touched by nothing else meanwhile; the kernel addresses its data only through
-        // the pointer and row count `tl_grow` gave it.
+        // the pointer and row count `tl_grow` gave it. Local buffers are fresh zeroed
+        // memory of their shapes (row-major), alive until after the call. A view a kernel
+        // passes to another is checked against its dimensions in the jitted code.
         let status = unsafe { self.compiled.call(&words) };
         for (k, g) in growing {
             outputs[k] = g.into_value()?;

@@ -1,16 +1,24 @@
 //! Control flow and calls in kernels: failing with an error (`fail`, `fail_if`), calls of
-//! other kernels of the module (`invoke`, argument words built on the stack), growing
+//! other kernels of the module (`invoke`, argument words of views built on the stack,
+//! each view index checked), growing
 //! buffers (`grow`; their data pointer and row count live in variables, read through
 //! `buf_ptr` and `buf_dim`).
 
 use super::*;
 
 impl<'a> Gen<'a> {
-    /// Calls kernel `callee` with this kernel's buffers `bufs` (their words copied into an
-    /// argument array on the stack, then the scratch and error slot pointers); a failing
-    /// callee's status, shifted by `error_offset`, is returned.
-    pub(super) fn invoke(&mut self, callee: usize, bufs: &[usize], error_offset: usize) {
-        let (slot, _) = self.words_on_stack(bufs, true);
+    /// Calls kernel `callee` with views of this kernel's buffers (their words copied into
+    /// an argument array on the stack, then the scratch and error slot pointers); a
+    /// view index out of range fails with `error`, a failing callee's status, shifted by
+    /// `error_offset`, is returned.
+    pub(super) fn invoke(
+        &mut self,
+        callee: usize,
+        args: &[View],
+        error: Option<usize>,
+        error_offset: usize,
+    ) {
+        let (slot, _) = self.words_on_stack(args, error, true);
         let args = self.b.ins().stack_addr(types::I64, slot, 0);
         let f = self.callees[&callee];
         let call = self.b.ins().call(f, &[args]);
@@ -25,17 +33,20 @@ impl<'a> Gen<'a> {
         self.b.seal_block(ok);
     }
 
-    /// The argument words of buffers `bufs` (data pointer, sizes, strides; current values
-    /// for growing buffers) in a stack slot, followed by the scratch and error slot
-    /// pointers when `trailer`; returns the slot and each buffer's byte offset in it.
+    /// The argument words of `views` (data pointer, sizes, strides; current values for
+    /// growing buffers; a view's pointer moved to its indices, each checked against its
+    /// dimension first, failing with `error`) in a stack slot, followed by the scratch and
+    /// error slot pointers when `trailer`; returns the slot and each view's byte offset
+    /// in it.
     pub(super) fn words_on_stack(
         &mut self,
-        bufs: &[usize],
+        views: &[View],
+        error: Option<usize>,
         trailer: bool,
     ) -> (StackSlot, Vec<i32>) {
-        let words: usize = bufs
+        let words: usize = views
             .iter()
-            .map(|b| 1 + 2 * self.bufs[*b].shape.len())
+            .map(|v| 1 + 2 * (self.bufs[v.buf].shape.len() - v.at.len()))
             .sum::<usize>()
             + 2 * trailer as usize;
         let slot = self.b.create_sized_stack_slot(StackSlotData::new(
@@ -44,21 +55,35 @@ impl<'a> Gen<'a> {
             3,
         ));
         let at = std::cell::Cell::new(0i32);
-        let mut offsets = Vec::with_capacity(bufs.len());
+        let mut offsets = Vec::with_capacity(views.len());
         let put = |g: &mut Self, v: Value| {
             g.b.ins().stack_store(types::I64, v, slot, at.get());
             at.set(at.get() + 8);
         };
-        for b in bufs {
+        for view in views {
+            let b = view.buf;
             offsets.push(at.get());
-            let ptr = self.buf_ptr(*b);
+            let mut ptr = self.buf_ptr(b);
+            for (d, e) in view.at.iter().enumerate() {
+                let index = self.int_value(e);
+                let size = self.buf_dim(b, d);
+                let outside = self
+                    .b
+                    .ins()
+                    .icmp(IntCC::UnsignedGreaterThanOrEqual, index, size);
+                // (Codegen refuses views without an error: `check_invokes`.)
+                self.fail_with_values_if(outside, error.unwrap_or(0), &[index, size]);
+                let step = self.b.ins().imul(index, self.bufs[b].stride[d]);
+                let bytes = self.b.ins().imul_imm_s(step, elem_size(self.bufs[b].dtype));
+                ptr = self.b.ins().iadd(ptr, bytes);
+            }
             put(self, ptr);
-            for d in 0..self.bufs[*b].shape.len() {
-                let size = self.buf_dim(*b, d);
+            for d in view.at.len()..self.bufs[b].shape.len() {
+                let size = self.buf_dim(b, d);
                 put(self, size);
             }
-            for d in 0..self.bufs[*b].stride.len() {
-                put(self, self.bufs[*b].stride[d]);
+            for d in view.at.len()..self.bufs[b].stride.len() {
+                put(self, self.bufs[b].stride[d]);
             }
         }
         if trailer {
@@ -66,6 +91,17 @@ impl<'a> Gen<'a> {
             put(self, self.error_slot);
         }
         (slot, offsets)
+    }
+
+    /// An integer expression as an i64 (floats truncated, saturating).
+    pub(super) fn int_value(&mut self, e: &Expr) -> Value {
+        let x = self.expr(e, Lanes::One);
+        let d = self.dtype_of(e);
+        if d.is_float() {
+            self.b.ins().fcvt_to_sint_sat(types::I64, x)
+        } else {
+            self.widen_to_int(x, d)
+        }
     }
 
     /// A buffer's current data pointer.
@@ -138,6 +174,29 @@ impl<'a> Gen<'a> {
         self.b.ins().jump(ok, &[]);
         self.b.switch_to_block(ok);
         self.b.seal_block(ok);
+    }
+
+    /// Fails with `error`, its message's values `values` (i64), when `cond` is non-zero;
+    /// emission continues on the path where it is zero.
+    pub(super) fn fail_with_values_if(&mut self, cond: Value, error: usize, values: &[Value]) {
+        let (failed, ok) = (self.b.create_block(), self.b.create_block());
+        self.b.ins().brif(cond, failed, &[], ok, &[]);
+        self.b.switch_to_block(failed);
+        self.b.seal_block(failed);
+        self.store_error_values(values);
+        self.fail(error);
+        self.b.ins().jump(ok, &[]);
+        self.b.switch_to_block(ok);
+        self.b.seal_block(ok);
+    }
+
+    /// Writes `values` (i64) into the error slot, for the message of a failure.
+    pub(super) fn store_error_values(&mut self, values: &[Value]) {
+        for (k, v) in values.iter().take(MAX_ERROR_VALUES).enumerate() {
+            self.b
+                .ins()
+                .store(flags(), *v, self.error_slot, 8 * k as i32);
+        }
     }
 
     /// Returns status `error + 1`; emission continues in a fresh (unreachable) block.

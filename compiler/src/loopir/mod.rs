@@ -22,13 +22,52 @@ use tensorlift_ir::ops::ReduceKind;
 use tensorlift_ir::{DType, Literal, ScalarOp};
 
 /// Whether a kernel reads or writes a buffer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Role {
     Input,
     Output,
     /// An output the kernel allocates and grows along axis 0 (`Stmt::Grow`); it starts
     /// with no rows, row-major, and is returned exactly sized.
     Growing,
+    /// Working memory of one call (a body's intermediates, double-buffered states) with
+    /// the shape given by its extents: allocated zeroed by whoever calls the kernel from
+    /// Rust, once per call, and never returned. Local buffers come after all others.
+    Local(Vec<Extent>),
+}
+
+/// The size of one dimension of a local buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Extent {
+    Fixed(usize),
+    /// The size of dimension `dim` of input buffer `buf`.
+    Of {
+        buf: usize,
+        dim: usize,
+    },
+}
+
+/// An argument of `invoke`: buffer `buf` whole, or the sub-buffer at `at` (its first
+/// `at.len()` dimensions fixed at those int64 indices, each checked against its size
+/// before the call): `x[t]` of a sequence, `trace[t + 1]` of a trace.
+#[derive(Clone, Debug, PartialEq)]
+pub struct View {
+    pub buf: usize,
+    pub at: Vec<Expr>,
+}
+
+impl View {
+    /// The whole of buffer `buf`.
+    pub fn whole(buf: usize) -> View {
+        View {
+            buf,
+            at: Vec::new(),
+        }
+    }
+
+    /// Buffer `buf` at `at` along its leading dimensions.
+    pub fn at(buf: usize, at: Vec<Expr>) -> View {
+        View { buf, at }
+    }
 }
 
 /// A buffer parameter.
@@ -158,13 +197,15 @@ pub enum Stmt {
         error: usize,
     },
     /// A call of another jitted kernel of the same module (`callee`, its index there,
-    /// which must be lower than this kernel's) on buffers of this one, in the callee's
-    /// buffer order; a failing callee fails this kernel with its error (the compiled
-    /// kernel's error table holds its callees' after its own).
+    /// which must be lower than this kernel's) on buffers or sub-buffers of this one, in
+    /// the callee's buffer order; a failing callee fails this kernel with its error (the
+    /// compiled kernel's error table holds its callees' after its own). A view index out
+    /// of its dimension fails with `error` (index, size), which views require.
     Invoke {
         callee: usize,
         name: String,
-        bufs: Vec<usize>,
+        args: Vec<View>,
+        error: Option<usize>,
     },
 }
 
@@ -236,7 +277,8 @@ pub fn visit_exprs<'k>(body: &'k [Stmt], f: &mut impl FnMut(&'k Expr)) {
         Stmt::If { cond, .. } | Stmt::While { cond, .. } => walk(cond, f),
         Stmt::Fail { values, .. } => values.iter().for_each(|v| walk(v, f)),
         Stmt::Grow { rows, .. } => walk(rows, f),
-        Stmt::For { .. } | Stmt::Fill { .. } | Stmt::Call { .. } | Stmt::Invoke { .. } => {}
+        Stmt::Invoke { args, .. } => args.iter().flat_map(|v| &v.at).for_each(|e| walk(e, f)),
+        Stmt::For { .. } | Stmt::Fill { .. } | Stmt::Call { .. } => {}
     });
 }
 
@@ -283,14 +325,43 @@ impl Kernel {
         found
     }
 
-    /// The statement calling kernel `callee` (index `index` in the module) on buffers
-    /// `bufs` of this kernel.
+    /// The statement calling kernel `callee` (index `index` in the module) on whole
+    /// buffers `bufs` of this kernel.
     pub fn invoke(index: usize, callee: &Kernel, bufs: Vec<usize>) -> Stmt {
         Stmt::Invoke {
             callee: index,
             name: callee.name.clone(),
-            bufs,
+            args: bufs.into_iter().map(View::whole).collect(),
+            error: None,
         }
+    }
+
+    /// The statement calling kernel `callee` (index `index` in the module) on views of
+    /// this kernel's buffers; an index out of range fails with a message naming the
+    /// callee, added to this kernel's errors.
+    pub fn invoke_views(&mut self, index: usize, callee: &Kernel, args: Vec<View>) -> Stmt {
+        let error = self.errors.len();
+        self.errors.push(format!(
+            "{}: a view index {{0}} is out of range for a dimension of size {{1}}",
+            callee.name
+        ));
+        Stmt::Invoke {
+            callee: index,
+            name: callee.name.clone(),
+            args,
+            error: Some(error),
+        }
+    }
+
+    /// The buffers the caller allocates for a call (`Role::Local`), with their extents.
+    pub fn locals(&self) -> impl Iterator<Item = (usize, &[Extent])> {
+        self.buffers
+            .iter()
+            .enumerate()
+            .filter_map(|(k, b)| match &b.role {
+                Role::Local(extents) => Some((k, extents.as_slice())),
+                Role::Input | Role::Output | Role::Growing => None,
+            })
     }
 
     /// The kernels this one invokes (module indices).
@@ -324,18 +395,19 @@ impl Kernel {
         found
     }
 
-    /// How a buffer is named in error messages: "input k" or "output k".
+    /// How a buffer is named in error messages: "input k", "output k" or "local k".
     pub fn label(&self, buf: usize) -> String {
-        let input = self.buffers[buf].role == Role::Input;
+        let kind = |r: &Role| match r {
+            Role::Input => "input",
+            Role::Output | Role::Growing => "output",
+            Role::Local(_) => "local",
+        };
+        let own = kind(&self.buffers[buf].role);
         let k = self.buffers[..buf]
             .iter()
-            .filter(|b| (b.role == Role::Input) == input)
+            .filter(|b| kind(&b.role) == own)
             .count();
-        if input {
-            format!("input {k}")
-        } else {
-            format!("output {k}")
-        }
+        format!("{own} {k}")
     }
 }
 

@@ -134,13 +134,23 @@ impl Printer<'_> {
                     let message = self.kernel.errors.get(*error).map_or("?", |m| m.as_str());
                     writeln!(f, " rows or fail {message:?}")?;
                 }
-                Stmt::Invoke { name, bufs, .. } => {
+                Stmt::Invoke { name, args, .. } => {
                     write!(f, "invoke {name}(")?;
-                    for (k, b) in bufs.iter().enumerate() {
+                    for (k, view) in args.iter().enumerate() {
                         if k > 0 {
                             f.write_str(", ")?;
                         }
-                        f.write_str(&self.kernel.buffers[*b].name)?;
+                        f.write_str(&self.kernel.buffers[view.buf].name)?;
+                        if !view.at.is_empty() {
+                            f.write_str("[")?;
+                            for (d, e) in view.at.iter().enumerate() {
+                                if d > 0 {
+                                    f.write_str(", ")?;
+                                }
+                                self.expr(f, e)?;
+                            }
+                            f.write_str("]")?;
+                        }
                     }
                     writeln!(f, ")")?;
                 }
@@ -157,12 +167,26 @@ impl fmt::Display for Kernel {
             if k > 0 {
                 f.write_str(", ")?;
             }
-            let role = match b.role {
+            let role = match &b.role {
                 Role::Input => "in",
                 Role::Output => "out",
                 Role::Growing => "growing",
+                Role::Local(_) => "local",
             };
             write!(f, "{role} {}: {}[{}d]", b.name, b.dtype, b.rank)?;
+            if let Role::Local(extents) = &b.role {
+                let sizes: Vec<String> = extents
+                    .iter()
+                    .map(|e| match e {
+                        Extent::Fixed(n) => n.to_string(),
+                        Extent::Of { buf, dim } => {
+                            let name = self.buffers.get(*buf).map_or("?", |b| b.name.as_str());
+                            format!("{name}.shape[{dim}]")
+                        }
+                    })
+                    .collect();
+                write!(f, " = [{}]", sizes.join(", "))?;
+            }
         }
         writeln!(f, "):")?;
         Printer { kernel: self }.stmts(f, &self.body, 1)

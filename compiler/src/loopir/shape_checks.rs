@@ -1,7 +1,7 @@
 //! The shape-check pass (`Kernel::with_shape_checks`): checks in front of a kernel's body
 //! that every buffer dimension a loop walks has that loop's size and every dimension read
-//! at index 0 has size 1, so no access indexed by loop variables leaves its buffer,
-//! whatever shapes the caller passes.
+//! at index 0 has size 1 and every local buffer has its extents, so no access indexed
+//! by loop variables leaves its buffer, whatever shapes the caller passes.
 
 use super::*;
 
@@ -84,7 +84,12 @@ impl Kernel {
                     }
                     Stmt::Fail { values, .. } => values.iter().for_each(|v| loads(v, &mut reads)),
                     Stmt::Grow { rows, .. } => loads(rows, &mut reads),
-                    Stmt::Fill { .. } | Stmt::Call { .. } | Stmt::Invoke { .. } => {}
+                    Stmt::Invoke { args, .. } => {
+                        args.iter()
+                            .flat_map(|v| &v.at)
+                            .for_each(|e| loads(e, &mut reads));
+                    }
+                    Stmt::Fill { .. } | Stmt::Call { .. } => {}
                 }
                 for (buf, index) in reads {
                     access(buf, &index, extents, needs);
@@ -94,6 +99,25 @@ impl Kernel {
         let mut needs = Vec::new();
         walk(&self.body, &mut Vec::new(), &mut needs);
         let mut checks = Vec::with_capacity(needs.len());
+        let locals: Vec<(usize, Vec<Extent>)> =
+            self.locals().map(|(k, e)| (k, e.to_vec())).collect();
+        for (buf, extents) in locals {
+            for (dim, extent) in extents.into_iter().enumerate() {
+                let error = self.errors.len();
+                let (expected, source) = match extent {
+                    Extent::Fixed(n) => (Expr::int(n as i64), String::new()),
+                    Extent::Of { buf: b, dim: d } => (
+                        Expr::Dim { buf: b, dim: d },
+                        format!(" (the size of {}'s axis {d})", self.label(b)),
+                    ),
+                };
+                self.errors.push(format!(
+                    "{} has {{0}} elements along axis {dim}, expected {{1}}{source}",
+                    self.label(buf)
+                ));
+                checks.push(Stmt::require_equal(Expr::Dim { buf, dim }, expected, error));
+            }
+        }
         for ((buf, dim), extent) in needs {
             let error = self.errors.len();
             let size = Expr::Dim { buf, dim };

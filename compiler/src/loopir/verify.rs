@@ -26,7 +26,7 @@ impl Kernel {
             fn writable(&self, buf: usize) -> Result<(), String> {
                 match self.buffer(buf)?.role {
                     Role::Input => Err(format!("input buffer {buf} is written")),
-                    Role::Output | Role::Growing => Ok(()),
+                    Role::Output | Role::Growing | Role::Local(_) => Ok(()),
                 }
             }
             fn error(&self, error: usize) -> Result<(), String> {
@@ -187,20 +187,82 @@ impl Kernel {
                             }
                             self.expr(rows)?;
                         }
-                        Stmt::Invoke { bufs, .. } => {
+                        Stmt::Invoke { args, error, .. } => {
                             // Parameters are matched against the callee by `codegen`.
-                            bufs.iter().try_for_each(|b| self.buffer(*b).map(|_| ()))?;
+                            for view in args {
+                                let rank = self.buffer(view.buf)?.rank;
+                                if view.at.len() > rank {
+                                    return Err(format!(
+                                        "buffer {} of rank {rank} viewed at {} indices",
+                                        view.buf,
+                                        view.at.len()
+                                    ));
+                                }
+                                view.at.iter().try_for_each(|e| self.expr(e))?;
+                            }
+                            match error {
+                                Some(e) => self.error(*e)?,
+                                None if args.iter().any(|v| !v.at.is_empty()) => {
+                                    return Err("an invoke of views has no error for an \
+                                                index out of range"
+                                        .into())
+                                }
+                                None => {}
+                            }
                         }
                     }
                 }
                 Ok(())
             }
         }
+        self.validate_locals()?;
         let mut scope = Scope {
             kernel: self,
             vars: Vec::new(),
             temps: Vec::new(),
         };
         scope.body(&self.body)
+    }
+}
+
+impl Kernel {
+    /// Local buffers come after every other buffer, and their extents name dimensions
+    /// of inputs.
+    fn validate_locals(&self) -> Result<(), String> {
+        let first_local = self
+            .buffers
+            .iter()
+            .position(|b| matches!(b.role, Role::Local(_)))
+            .unwrap_or(self.buffers.len());
+        for (k, b) in self.buffers.iter().enumerate() {
+            let Role::Local(extents) = &b.role else {
+                if k > first_local {
+                    return Err(format!("buffer {k} comes after a local buffer"));
+                }
+                continue;
+            };
+            if extents.len() != b.rank {
+                return Err(format!(
+                    "local buffer {k} of rank {} has {} extents",
+                    b.rank,
+                    extents.len()
+                ));
+            }
+            for e in extents {
+                if let Extent::Of { buf, dim } = e {
+                    let ok = self
+                        .buffers
+                        .get(*buf)
+                        .is_some_and(|i| i.role == Role::Input && *dim < i.rank);
+                    if !ok {
+                        return Err(format!(
+                            "local buffer {k} takes a size from {buf}.shape[{dim}], \
+                             which is not an input dimension"
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 }

@@ -92,14 +92,26 @@ fn whole_buffer_calls() -> [(SupportCall, [(&'static str, *const u8); 2]); 2] {
     ]
 }
 
-/// The runtime's scalar function a kernel may call for the float `op`: none for the ops
-/// `vmath` computes entirely as IR (exp, sigmoid, softplus — whose log1p fallback is
-/// log1p's own); the others' polynomials fall back to it lane by lane, or it is the op.
-fn scalar_support(op: ScalarOp) -> Option<tensorlift_runtime::support::SupportFn> {
+/// The runtime function the float code of `op` calls, if any: its own (the reference's)
+/// function, or the one its polynomial falls back to lane by lane (softplus: log1p's).
+/// Exp and sigmoid are IR only. Exhaustive, so a new op decides here.
+fn float_support_need(op: ScalarOp) -> Option<ScalarOp> {
+    use ScalarOp::*;
     match op {
-        ScalarOp::Exp | ScalarOp::Sigmoid | ScalarOp::Softplus => None,
-        _ => float_support(op),
+        Log | Log2 | Log1p | Expm1 | Exp2 | Tanh | Sin | Cos | Log1mexp | Tan | Erf | Erfc
+        | Gammaln | IntDiv | Mod | Pow => Some(op),
+        Softplus => Some(Log1p),
+        Exp | Sigmoid | Identity | Cast(_) | Neg | Abs | Sign | Sqr | Floor | Ceil | Round
+        | Reciprocal | Sqrt | Not | IsNan | IsInf | Add | Sub | Mul | TrueDiv | Maximum
+        | Minimum | Eq | Neq | Lt | Le | Gt | Ge | And | Or | Xor | Clip | Switch => None,
     }
+}
+
+/// The runtime's scalar function a kernel imports under `op`, if its float code calls it.
+fn scalar_support(op: ScalarOp) -> Option<tensorlift_runtime::support::SupportFn> {
+    float_support_need(op)
+        .filter(|need| *need == op)
+        .and_then(float_support)
 }
 
 /// Declares the runtime function `symbol` taking `params` and returning `returns` as an
@@ -230,11 +242,17 @@ pub fn compile_kernels(kernels: &[Kernel]) -> Result<Vec<CompiledKernel>, Compil
         .iter()
         .flat_map(|k| k.scalar_ops())
         .map(|(op, _)| op)
-        .filter(|op| float_support(*op).is_some() || int_support(*op).is_some())
         .collect();
-    // Softplus's polynomial form falls back to libm's log1p lane by lane.
-    if needed.contains(&ScalarOp::Softplus) {
-        needed.push(ScalarOp::Log1p);
+    // Every runtime function float code calls exists (else the kernel cannot be made).
+    for op in needed.clone() {
+        if let Some(need) = float_support_need(op) {
+            if float_support(need).is_none() {
+                return Err(CompileError::Internal(format!(
+                    "the runtime has no support function for {need}, which {op} calls"
+                )));
+            }
+            needed.push(need);
+        }
     }
     needed.sort_by_key(|op| op.to_string());
     needed.dedup();

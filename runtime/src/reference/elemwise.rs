@@ -205,9 +205,62 @@ fn unsupported<T>(name: &str, op: ScalarOp, domain: &str) -> Result<ScalarFn<T>>
     )))
 }
 
+/// Calls `$then!` with the float scalar ops computed by a library function rather than by
+/// instructions, as `Op symbol function;` lines per arity: the one list both backends read.
+/// The interpreter calls the functions (`library_fn`); `support::calls` makes each an
+/// `extern "C"` entry point named by its symbol, which jitted code calls, so the two
+/// backends agree bit for bit.
+macro_rules! float_library {
+    ($then:ident) => {
+        $then! {
+            unary {
+                Exp tl_exp f64::exp;
+                Exp2 tl_exp2 f64::exp2;
+                Expm1 tl_expm1 f64::exp_m1;
+                Log tl_log f64::ln;
+                Log2 tl_log2 f64::log2;
+                Log1p tl_log1p f64::ln_1p;
+                Log1mexp tl_log1mexp $crate::elemwise::log1mexp;
+                Sin tl_sin f64::sin;
+                Cos tl_cos f64::cos;
+                Tan tl_tan f64::tan;
+                Tanh tl_tanh f64::tanh;
+                Sigmoid tl_sigmoid $crate::elemwise::sigmoid;
+                Softplus tl_softplus $crate::elemwise::softplus;
+                Erf tl_erf libm::erf;
+                Erfc tl_erfc libm::erfc;
+                Gammaln tl_gammaln libm::lgamma;
+            }
+            binary {
+                Pow tl_pow f64::powf;
+                IntDiv tl_floor_div $crate::elemwise::float_floor_div;
+                Mod tl_mod $crate::elemwise::float_mod;
+            }
+        }
+    };
+}
+pub(crate) use float_library;
+
+macro_rules! library_fn {
+    (unary { $($u:ident $us:ident $uf:path;)* } binary { $($b:ident $bs:ident $bf:path;)* }) => {
+        /// The library function computing float `op`, if one does (`float_library!`).
+        fn library_fn(op: ScalarOp) -> Option<ScalarFn<f64>> {
+            match op {
+                $(ScalarOp::$u => Some(ScalarFn::Unary($uf)),)*
+                $(ScalarOp::$b => Some(ScalarFn::Binary($bf)),)*
+                _ => None,
+            }
+        }
+    };
+}
+float_library!(library_fn);
+
 fn float_fn(name: &str, op: ScalarOp) -> Result<ScalarFn<f64>> {
     use ScalarFn::*;
     use ScalarOp::*;
+    if let Some(f) = library_fn(op) {
+        return Ok(f);
+    }
     Ok(match op {
         Neg => Unary(|x| -x),
         Abs => Unary(f64::abs),
@@ -227,30 +280,11 @@ fn float_fn(name: &str, op: ScalarOp) -> Result<ScalarFn<f64>> {
         Ceil => Unary(f64::ceil),
         Round => Unary(f64::round_ties_even),
         Reciprocal => Unary(|x| 1.0 / x),
-        Exp => Unary(f64::exp),
-        Exp2 => Unary(f64::exp2),
-        Expm1 => Unary(f64::exp_m1),
-        Log => Unary(f64::ln),
-        Log2 => Unary(f64::log2),
-        Log1p => Unary(f64::ln_1p),
-        Log1mexp => Unary(log1mexp),
         Sqrt => Unary(f64::sqrt),
-        Sin => Unary(f64::sin),
-        Cos => Unary(f64::cos),
-        Tan => Unary(f64::tan),
-        Tanh => Unary(f64::tanh),
-        Sigmoid => Unary(sigmoid),
-        Softplus => Unary(softplus),
-        Erf => Unary(libm::erf),
-        Erfc => Unary(libm::erfc),
-        Gammaln => Unary(libm::lgamma),
         Add => Binary(|x, y| x + y),
         Sub => Binary(|x, y| x - y),
         Mul => Binary(|x, y| x * y),
         TrueDiv => Binary(|x, y| x / y),
-        IntDiv => Binary(float_floor_div),
-        Mod => Binary(float_mod),
-        Pow => Binary(f64::powf),
         Maximum => Binary(|x, y| if x.is_nan() || x > y { x } else { y }),
         Minimum => Binary(|x, y| if x.is_nan() || x < y { x } else { y }),
         Clip => Ternary(|x, lo, hi| {

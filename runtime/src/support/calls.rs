@@ -2,8 +2,8 @@
 //! stable ABI, registered by name with the JIT.
 //!
 //! Owns: the scalar math jitted kernels do not emit as instructions, each calling exactly
-//! the function the reference interpreter uses for the same `ScalarOp`
-//! (`elemwise::float_fn`), so a jitted kernel and the reference agree bit for bit; and the
+//! the function the reference interpreter uses for the same `ScalarOp` (one list for both:
+//! `elemwise::float_library!`), so a jitted kernel and the reference agree bit for bit; and the
 //! array versions jitted strips call: `vector_math`'s polynomials for exp, exp2, expm1,
 //! log, log2, log1p, sin, cos, tanh, sigmoid and softplus (as the JIT's inline IR computes
 //! them, within a few ulp of the reference). None of them can panic (no unwinding may
@@ -13,56 +13,44 @@
 
 use tensorlift_ir::ScalarOp;
 
-use crate::elemwise::{float_floor_div, float_mod, log1mexp, sigmoid, softplus};
 use crate::logsumexp::{log_add_exp, LogSumExpState};
 use crate::row_reduce::{self, ROW_LEVEL};
 
-macro_rules! unary_support {
-    ($($name:ident = $f:expr;)*) => {
+macro_rules! support_fns {
+    (unary { $($u:ident $us:ident $uf:path;)* } binary { $($b:ident $bs:ident $bf:path;)* }) => {
         $(
-            #[doc = concat!("`", stringify!($f), "` for jitted code.")]
-            pub extern "C" fn $name(x: f64) -> f64 {
-                $f(x)
+            #[doc = concat!("`", stringify!($uf), "` for jitted code.")]
+            pub extern "C" fn $us(x: f64) -> f64 {
+                $uf(x)
             }
         )*
-    };
-}
-
-macro_rules! binary_support {
-    ($($name:ident = $f:expr;)*) => {
         $(
-            #[doc = concat!("`", stringify!($f), "` for jitted code.")]
-            pub extern "C" fn $name(x: f64, y: f64) -> f64 {
-                $f(x, y)
+            #[doc = concat!("`", stringify!($bf), "` for jitted code.")]
+            pub extern "C" fn $bs(x: f64, y: f64) -> f64 {
+                $bf(x, y)
             }
         )*
+
+        /// The support function computing the float `op`, if jitted code calls one for
+        /// it: the interpreter's own function for it (`elemwise::float_library!`).
+        pub fn float_support(op: ScalarOp) -> Option<SupportFn> {
+            match op {
+                $(ScalarOp::$u => Some(SupportFn {
+                    symbol: stringify!($us),
+                    address: $us as *const u8,
+                    arity: 1,
+                }),)*
+                $(ScalarOp::$b => Some(SupportFn {
+                    symbol: stringify!($bs),
+                    address: $bs as *const u8,
+                    arity: 2,
+                }),)*
+                _ => None,
+            }
+        }
     };
 }
-
-unary_support! {
-    tl_exp = f64::exp;
-    tl_exp2 = f64::exp2;
-    tl_expm1 = f64::exp_m1;
-    tl_log = f64::ln;
-    tl_log2 = f64::log2;
-    tl_log1p = f64::ln_1p;
-    tl_log1mexp = log1mexp;
-    tl_sin = f64::sin;
-    tl_cos = f64::cos;
-    tl_tan = f64::tan;
-    tl_tanh = f64::tanh;
-    tl_sigmoid = sigmoid;
-    tl_softplus = softplus;
-    tl_erf = libm::erf;
-    tl_erfc = libm::erfc;
-    tl_gammaln = libm::lgamma;
-}
-
-binary_support! {
-    tl_pow = f64::powf;
-    tl_floor_div = float_floor_div;
-    tl_mod = float_mod;
-}
+crate::reference::elemwise::float_library!(support_fns);
 
 macro_rules! array_support {
     ($($name:ident = $f:expr;)*) => {
@@ -337,41 +325,4 @@ pub struct SupportFn {
     pub symbol: &'static str,
     pub address: *const u8,
     pub arity: usize,
-}
-
-/// The support function computing the float `op`, if jitted code calls one for it.
-pub fn float_support(op: ScalarOp) -> Option<SupportFn> {
-    use ScalarOp::*;
-    let unary = |symbol, f: extern "C" fn(f64) -> f64| SupportFn {
-        symbol,
-        address: f as *const u8,
-        arity: 1,
-    };
-    let binary = |symbol, f: extern "C" fn(f64, f64) -> f64| SupportFn {
-        symbol,
-        address: f as *const u8,
-        arity: 2,
-    };
-    Some(match op {
-        Exp => unary("tl_exp", tl_exp),
-        Exp2 => unary("tl_exp2", tl_exp2),
-        Expm1 => unary("tl_expm1", tl_expm1),
-        Log => unary("tl_log", tl_log),
-        Log2 => unary("tl_log2", tl_log2),
-        Log1p => unary("tl_log1p", tl_log1p),
-        Log1mexp => unary("tl_log1mexp", tl_log1mexp),
-        Sin => unary("tl_sin", tl_sin),
-        Cos => unary("tl_cos", tl_cos),
-        Tan => unary("tl_tan", tl_tan),
-        Tanh => unary("tl_tanh", tl_tanh),
-        Sigmoid => unary("tl_sigmoid", tl_sigmoid),
-        Softplus => unary("tl_softplus", tl_softplus),
-        Erf => unary("tl_erf", tl_erf),
-        Erfc => unary("tl_erfc", tl_erfc),
-        Gammaln => unary("tl_gammaln", tl_gammaln),
-        Pow => binary("tl_pow", tl_pow),
-        IntDiv => binary("tl_floor_div", tl_floor_div),
-        Mod => binary("tl_mod", tl_mod),
-        _ => return None,
-    })
 }

@@ -36,7 +36,7 @@ use tensorlift_runtime::buffer_support::ErrorSlot;
 use tensorlift_runtime::indexing::check_value_shape;
 use tensorlift_runtime::interpreter::{eval_node, eval_node_named};
 use tensorlift_runtime::reduce;
-use tensorlift_runtime::shape_ops::{arange_length, eval_reshape};
+use tensorlift_runtime::shape_ops::eval_reshape;
 use tensorlift_runtime::RuntimeError;
 
 use crate::backend::{Backend, Executable, Unsupported};
@@ -336,8 +336,7 @@ impl KernelNode {
                 (whole, None, ShapeRule::Advanced, Some(layout))
             }
             Op::Cumulative { axis, .. } => {
-                let flat = axis.is_none();
-                (whole, None, ShapeRule::Cumulative { flat }, None)
+                (whole, None, ShapeRule::Cumulative { axis: *axis }, None)
             }
             Op::ArgReduce { axis, .. } => (whole, None, ShapeRule::Arg { axis: *axis }, None),
             Op::Join { axis } => (whole, None, ShapeRule::Join { axis: *axis }, None),

@@ -20,7 +20,9 @@ pub mod support;
 
 pub use error::{Result, RuntimeError};
 pub use reference::interpreter::Program;
-pub use reference::{composite, elemwise, indexing, interpreter, linalg, reduce, shape_ops};
+pub use reference::{
+    composite, elemwise, indexing, interpreter, linalg, output_shape, reduce, shape_ops,
+};
 pub use scalar::{cast, Scalar};
 pub use signature::Signature;
 pub use support::{buffers as buffer_support, logsumexp, row_reduce, softmax, vector_math};

@@ -1,37 +1,34 @@
-//! Output shapes of kernel calls: how each kernel node's output shape follows from its
-//! inputs (`ShapeRule`), and the iteration space of a call (`space`), checked with the
-//! reference's rules and errors — or left to the reference when it must report them.
+//! Output shapes of kernel calls: which of the runtime's output-shape rules
+//! (`tensorlift_runtime::output_shape`, the ones the interpreter shapes its results by)
+//! each kernel node follows (`ShapeRule`), and the iteration space of a call (`space`),
+//! with the reference's errors.
 
 use super::*;
-use tensorlift_runtime::linalg::check_dot_shapes;
+use tensorlift_runtime::output_shape;
 
 /// How a kernel node's output shape follows from its inputs' shapes.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum ShapeRule {
-    /// Element-wise and reductions: the inputs' common shape (checked like the reference).
+    /// Element-wise and reductions: the inputs' common shape (`broadcast_shape`), reduced
+    /// by `output_shape::reduce`.
     Broadcast,
-    /// `Dot`: the operands' outer sizes, the contracted ones checked by the reference's
-    /// rule (and again by the kernel).
+    /// `Dot`: `output_shape::dot` (the contracted sizes are checked again by the kernel).
     Dot,
     /// An advanced index, gathered or scattered into: the call takes its own path
     /// (`indexing::run_take`, `indexing::run_scatter`), which resolves the index with the
     /// reference's rules and errors first.
     Advanced,
-    /// A running sum or product: the input's shape, or its element count when flattened;
-    /// never split (each element needs the one before it).
-    Cumulative { flat: bool },
-    /// An arg-reduction along `axis` (the input's shape without it) or of the flattened
-    /// input (a scalar); never split; an empty axis or input is the reference's (its
-    /// error).
+    /// A running sum or product (`output_shape::cumulative`); never split (each element
+    /// needs the one before it).
+    Cumulative { axis: Option<usize> },
+    /// An arg-reduction along `axis` or of the flattened input
+    /// (`output_shape::arg_reduce`); never split.
     Arg { axis: Option<usize> },
-    /// A concatenation along `axis`: the inputs' common shape with their sizes along the
-    /// axis summed; never split; inputs that disagree elsewhere are the reference's (its
-    /// error).
+    /// A concatenation along `axis` (`output_shape::join`); never split.
     Join { axis: usize },
-    /// `Alloc(value, sizes…)`: the sizes' values, checked with the value by the
-    /// reference's rule and errors.
+    /// `Alloc(value, sizes…)` (`output_shape::alloc`).
     Alloc,
-    /// `Arange(start, stop, step)`: the reference's length (and its errors).
+    /// `Arange(start, stop, step)` (`output_shape::arange`).
     Arange(DType),
     /// A row-wise op along `axis` (softmax): the input's shape; never split along the
     /// axis (a row is computed whole).
@@ -79,9 +76,9 @@ impl Space {
     }
 }
 
-/// The iteration space of a kernel node, checked like the reference checks it; `None`
-/// when the reference must handle the call (it reports the error, e.g. max of an empty
-/// axis).
+/// The iteration space of a kernel node by the runtime's output-shape rules, with their
+/// errors; `None` when the reference must handle the call (inputs of ranks the node
+/// does not have, or an op whose call takes its own path).
 pub(super) fn space(k: &KernelNode, args: &[TensorData]) -> Result<Option<Space>, RuntimeError> {
     if k.shapes == ShapeRule::Region {
         return Ok(None);
@@ -98,69 +95,27 @@ pub(super) fn space(k: &KernelNode, args: &[TensorData]) -> Result<Option<Space>
         let [start, stop, step] = args else {
             return Ok(None);
         };
-        let n = arange_length(&k.name, dtype, start, stop, step)?;
-        return Ok(Some(Space::whole(vec![n])));
+        let out = output_shape::arange(&k.name, dtype, start, stop, step)?;
+        return Ok(Some(Space::whole(out)));
     }
     if k.shapes == ShapeRule::Alloc {
         let Some((value, sizes)) = args.split_first() else {
             return Ok(None);
         };
-        let mut target = Vec::with_capacity(sizes.len());
-        for s in sizes {
-            match s.to_i64_vec().as_deref() {
-                Some([v]) if s.ndim() == 0 && *v >= 0 => target.push(*v as usize),
-                // The reference reports it.
-                _ => return Ok(None),
-            }
-        }
-        let operand = Operand {
-            label: "the value (input 0)",
-            static_shape: &k.static_shapes[0],
-            shape: value.shape(),
-        };
-        broadcast_shape(
-            &k.name,
-            target.len(),
-            &[operand],
-            Some(("the requested shape", &target)),
-        )?;
-        return Ok(Some(Space::whole(target)));
+        let sizes: smallvec::SmallVec<[&TensorData; 4]> = sizes.iter().collect();
+        let out = output_shape::alloc(&k.name, value.shape(), &k.static_shapes[0], &sizes)?;
+        return Ok(Some(Space::whole(out)));
     }
     if let ShapeRule::Join { axis } = k.shapes {
-        let Some(first) = args.first() else {
-            return Ok(None);
-        };
-        let rank = first.ndim();
-        let agree = args.len() == k.static_shapes.len()
-            && args.iter().all(|a| {
-                a.ndim() == rank && (0..rank).all(|d| d == axis || a.shape()[d] == first.shape()[d])
-            });
-        if !agree || axis >= rank {
-            return Ok(None);
-        }
-        let mut out = first.shape().to_vec();
-        out[axis] = args.iter().map(|a| a.shape()[axis]).sum();
+        let shapes: smallvec::SmallVec<[&[usize]; 4]> = args.iter().map(|a| a.shape()).collect();
+        let out = output_shape::join(&k.name, axis, &shapes)?;
         return Ok(Some(Space::whole(out)));
     }
     if let ShapeRule::Arg { axis } = k.shapes {
         let [x] = args else {
             return Ok(None);
         };
-        let shape = x.shape();
-        let empty = match axis {
-            Some(a) => shape.get(a).is_none_or(|n| *n == 0),
-            None => x.shape().contains(&0),
-        };
-        if shape.len() != k.static_shapes[0].len() || empty {
-            return Ok(None);
-        }
-        let out: Vec<usize> = match axis {
-            Some(a) => (0..shape.len())
-                .filter(|d| *d != a)
-                .map(|d| shape[d])
-                .collect(),
-            None => Vec::new(),
-        };
+        let out = output_shape::arg_reduce(&k.name, x.shape(), axis)?;
         return Ok(Some(Space::whole(out)));
     }
     if let ShapeRule::Rows { axis } = k.shapes {
@@ -177,40 +132,22 @@ pub(super) fn space(k: &KernelNode, args: &[TensorData]) -> Result<Option<Space>
             reduced: vec![axis],
         }));
     }
-    if let ShapeRule::Cumulative { flat } = k.shapes {
+    if let ShapeRule::Cumulative { axis } = k.shapes {
         let [x] = args else {
             return Ok(None);
         };
-        if x.ndim() != k.static_shapes[0].len() {
-            return Ok(None);
-        }
-        let out = if flat {
-            vec![x.len()]
-        } else {
-            x.shape().to_vec()
-        };
+        let out = output_shape::cumulative(&k.name, x.shape(), axis)?;
         return Ok(Some(Space::whole(out)));
     }
-    if k.shapes != ShapeRule::Broadcast {
+    if k.shapes == ShapeRule::Dot {
         let [a, b] = args else {
             return Ok(None);
         };
-        let (sa, sb) = (a.shape(), b.shape());
-        if sa.len() != k.static_shapes[0].len() || sb.len() != k.static_shapes[1].len() {
-            return Ok(None);
-        }
-        let out: Vec<usize> = if k.shapes == ShapeRule::Dot {
-            check_dot_shapes(&k.name, sa, sb)?;
-            let outer = &sa[..sa.len().saturating_sub(1)];
-            outer
-                .iter()
-                .chain(sb.get(1..).unwrap_or(&[]))
-                .copied()
-                .collect()
-        } else {
-            return Ok(None);
-        };
+        let out = output_shape::dot(&k.name, a.shape(), b.shape())?;
         return Ok(Some(Space::whole(out)));
+    }
+    if k.shapes != ShapeRule::Broadcast {
+        return Ok(None);
     }
     let ndim = k.static_shapes.first().map_or(0, |s| s.len());
     if args.len() != k.static_shapes.len() || args.iter().any(|a| a.ndim() != ndim) {
@@ -229,14 +166,7 @@ pub(super) fn space(k: &KernelNode, args: &[TensorData]) -> Result<Option<Space>
     let Some((kind, axes)) = &k.reduce else {
         return Ok(Some(Space::whole(full)));
     };
-    let empty_axis = axes.iter().any(|a| full[*a] == 0);
-    if empty_axis && matches!(kind, ReduceKind::Max | ReduceKind::Min) {
-        return Ok(None);
-    }
-    let out = (0..ndim)
-        .filter(|d| !axes.contains(d))
-        .map(|d| full[d])
-        .collect();
+    let out = output_shape::reduce(&k.name, *kind, &full, axes)?;
     Ok(Some(Space {
         full,
         reduced: axes.clone(),

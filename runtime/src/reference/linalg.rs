@@ -12,25 +12,9 @@ use crate::scalar::cast;
 
 /// Checks that `dot`'s contracted sizes agree (a's last, b's first); the JIT runs the same
 /// check before its kernels.
-pub fn check_dot_shapes(name: &str, a: &[usize], b: &[usize]) -> Result<()> {
-    if a.last().unwrap_or(&0) != b.first().unwrap_or(&0) {
-        return Err(RuntimeError::op(
-            name,
-            format!(
-                "the contracted dimensions differ: input 0 has shape {a:?}, input 1 has shape {b:?}"
-            ),
-        ));
-    }
-    Ok(())
-}
-
 pub fn eval_dot(name: &str, a: &TensorData, b: &TensorData) -> Result<TensorData> {
-    check_dot_shapes(name, a.shape(), b.shape())?;
+    let out_shape = crate::output_shape::dot(name, a.shape(), b.shape())?;
     let dtype = tensorlift_ir::promote(a.dtype(), b.dtype());
-    let mut out_shape = a.shape()[..a.ndim().saturating_sub(1)].to_vec();
-    if b.ndim() == 2 {
-        out_shape.push(b.shape()[1]);
-    }
     crate::memory::check_output(name, dtype, &out_shape)?;
     match dtype {
         DType::Float64 => float_dot::<f64>(name, &cast(a, dtype), &cast(b, dtype)),

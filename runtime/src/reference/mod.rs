@@ -1,12 +1,14 @@
 //! The reference backend's interpreter and kernels: `interpreter` (evaluation order,
 //! freeing, op dispatch) and the numeric behaviour of every op it runs — `elemwise`,
 //! `composite`, `reduce`, `shape_ops`, `indexing`, `linalg` — written for clarity and
-//! checks over speed: it is the oracle every other backend is compared with.
+//! checks over speed: it is the oracle every other backend is compared with. Result shapes
+//! follow `output_shape`, the rule the JIT allocates by.
 
 pub mod composite;
 pub mod elemwise;
 pub mod indexing;
 pub mod interpreter;
 pub mod linalg;
+pub mod output_shape;
 pub mod reduce;
 pub mod shape_ops;

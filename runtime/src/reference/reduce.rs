@@ -47,20 +47,6 @@ fn fold_axes<T: tensorlift_ir::Element>(
     Ok(out)
 }
 
-fn check_not_empty(name: &str, x: &TensorData, axes: &[usize]) -> Result<()> {
-    if let Some(a) = axes.iter().find(|a| x.shape()[**a] == 0) {
-        return Err(RuntimeError::op(
-            name,
-            format!(
-                "axis {a} of input 0 (shape {:?}) is empty; an empty axis has no maximum, \
-                 minimum or arg-index",
-                x.shape()
-            ),
-        ));
-    }
-    Ok(())
-}
-
 fn nan_max(a: f64, b: f64) -> f64 {
     if a.is_nan() || a > b {
         a
@@ -251,16 +237,8 @@ pub fn eval_reduce(
     axes: &[usize],
     x: &TensorData,
 ) -> Result<TensorData> {
-    if axes.iter().any(|a| *a >= x.ndim()) {
-        return Err(RuntimeError::Internal(format!(
-            "{name}: axes {axes:?} for shape {:?}",
-            x.shape()
-        )));
-    }
+    crate::output_shape::reduce(name, kind, x.shape(), axes)?;
     let out_dtype = kind.output_dtype(x.dtype());
-    if matches!(kind, ReduceKind::Max | ReduceKind::Min) {
-        check_not_empty(name, x, axes)?;
-    }
     let float = x.dtype().is_float();
     let result = match kind {
         ReduceKind::LogSumExp => {
@@ -349,6 +327,7 @@ pub fn eval_arg_reduce(
     axis: Option<usize>,
     x: &TensorData,
 ) -> Result<TensorData> {
+    crate::output_shape::arg_reduce(name, x.shape(), axis)?;
     let better: fn(f64, f64) -> bool = match kind {
         ArgKind::Argmax => |v, best| v > best,
         ArgKind::Argmin => |v, best| v < best,
@@ -388,14 +367,9 @@ fn arg_lanes<T: Copy>(
     v: ArrayViewD<T>,
     pick: impl Fn(ndarray::ArrayView1<T>) -> i64,
 ) -> Result<TensorData> {
+    // (Empty inputs and axes are refused by `output_shape::arg_reduce` first.)
     match axis {
         None => {
-            if v.is_empty() {
-                return Err(RuntimeError::op(
-                    name,
-                    format!("input 0 (shape {shape:?}) is empty; it has no arg-index"),
-                ));
-            }
             let flat: Vec<T> = v.iter().copied().collect();
             Ok(TensorData::scalar(pick(ndarray::ArrayView1::from(&flat))))
         }
@@ -404,12 +378,6 @@ fn arg_lanes<T: Copy>(
                 return Err(RuntimeError::Internal(format!(
                     "{name}: axis {a} for shape {shape:?}"
                 )));
-            }
-            if shape[a] == 0 {
-                return Err(RuntimeError::op(
-                    name,
-                    format!("axis {a} of input 0 (shape {shape:?}) is empty; it has no arg-index"),
-                ));
             }
             Ok(TensorData::from_array(v.map_axis(Axis(a), pick)))
         }
@@ -423,17 +391,9 @@ pub fn eval_cumulative(
     axis: Option<usize>,
     x: &TensorData,
 ) -> Result<TensorData> {
+    crate::output_shape::cumulative(name, x.shape(), axis)?;
     let out_dtype = kind.output_dtype(x.dtype());
-    let (flat, axis) = match axis {
-        Some(a) if a < x.ndim() => (false, a),
-        Some(a) => {
-            return Err(RuntimeError::Internal(format!(
-                "{name}: axis {a} for shape {:?}",
-                x.shape()
-            )))
-        }
-        None => (true, 0),
-    };
+    let (flat, axis) = (axis.is_none(), axis.unwrap_or(0));
     let result = if out_dtype.is_float() {
         let f = cast(x, DType::Float64);
         let mut a = flatten_if(typed::<f64>(name, &f)?, flat);

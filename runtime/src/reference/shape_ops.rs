@@ -10,7 +10,6 @@ use tensorlift_ir::ops::shape::{arange_len, arange_len_int};
 use tensorlift_ir::ops::DimShuffle;
 use tensorlift_ir::{with_tensor_data, DType, Element, TensorData};
 
-use crate::broadcast::{broadcast_shape, Operand};
 use crate::error::{Result, RuntimeError};
 use crate::scalar::cast;
 use crate::with_scalar_type;
@@ -133,31 +132,7 @@ pub fn eval_alloc(
     value_static: &[Option<usize>],
     dims: &[&TensorData],
 ) -> Result<TensorData> {
-    let mut target = Vec::with_capacity(dims.len());
-    for (i, d) in dims.iter().enumerate() {
-        let v = scalar_int(name, "a size", d)?;
-        if v < 0 {
-            return Err(RuntimeError::op(
-                name,
-                format!(
-                    "size {i} (input {}) is {v}; sizes must be non-negative",
-                    i + 1
-                ),
-            ));
-        }
-        target.push(v as usize);
-    }
-    let operand = Operand {
-        label: "the value (input 0)",
-        static_shape: value_static,
-        shape: value.shape(),
-    };
-    broadcast_shape(
-        name,
-        target.len(),
-        &[operand],
-        Some(("the requested shape", &target)),
-    )?;
+    let target = crate::output_shape::alloc(name, value.shape(), value_static, dims)?;
     crate::memory::check_output(name, value.dtype(), &target)?;
     with_tensor_data!(value, a => {
         let b = a.broadcast(IxDyn(&target)).ok_or_else(|| {
@@ -296,19 +271,11 @@ pub fn eval_arange(
 }
 
 pub fn eval_join(name: &str, axis: usize, items: &[&TensorData]) -> Result<TensorData> {
+    let shapes: Vec<&[usize]> = items.iter().map(|x| x.shape()).collect();
+    crate::output_shape::join(name, axis, &shapes)?;
     let Some(first) = items.first() else {
         return Err(RuntimeError::Internal(format!("{name}: no inputs")));
     };
-    for (i, x) in items.iter().enumerate().skip(1) {
-        for (d, (a, b)) in first.shape().iter().zip(x.shape()).enumerate() {
-            if d != axis && a != b {
-                return Err(RuntimeError::op(
-                    name,
-                    format!("input {i} has size {b} in dimension {d} where input 0 has {a}; only axis {axis} may differ"),
-                ));
-            }
-        }
-    }
     with_scalar_type!(first.dtype(), T => {
         let views = items
             .iter()

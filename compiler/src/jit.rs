@@ -107,12 +107,13 @@ fn is_view(op: &Op) -> bool {
         | Op::AdvancedIncSubtensor { .. }
         | Op::Dot
         | Op::CheckAndRaise { .. }
-        | Op::OpFromGraph(_) => false,
+        | Op::OpFromGraph(_)
+        | Op::Scan(_) => false,
     }
 }
 
 /// The nodes of `fg` that the JIT neither compiles to a kernel, runs as a view nor calls
-/// as a compiled sub-plan (a kept OpFromGraph): each runs in the reference interpreter
+/// as a compiled sub-plan (a kept OpFromGraph, a scan's body): each runs in the reference interpreter
 /// (named by `JitBackend::interpreted`; refused by a strict JIT).
 pub fn interpreted_nodes(fg: &FunctionGraph) -> Vec<NodeId> {
     fg.toposort()
@@ -125,9 +126,10 @@ pub fn interpreted_nodes(fg: &FunctionGraph) -> Vec<NodeId> {
         .collect()
 }
 
-/// Whether the JIT runs `op` as a compiled function of its own (a sub-plan).
+/// Whether the JIT runs `op` through a compiled function of its own (a sub-plan): a kept
+/// OpFromGraph, a scan's body.
 fn is_sub_plan(op: &Op) -> bool {
-    matches!(op, Op::OpFromGraph(_))
+    matches!(op, Op::OpFromGraph(_) | Op::Scan(_))
 }
 
 /// The interpreted nodes of `fg` and, recursively, of the inner graphs it calls as
@@ -203,8 +205,8 @@ impl JitBackend {
         let mut sub_plans = HashMap::new();
         for n in fgraph.toposort() {
             let Some(e) = fgraph.node(n) else { continue };
-            if let Op::OpFromGraph(g) = &e.op {
-                let inner = self.build(g.graph.graph().clone())?;
+            if let [inner] = e.op.inner_graphs().as_slice() {
+                let inner = self.build(inner.graph().clone())?;
                 sub_plans.insert(n, inner.plan);
             }
         }
@@ -351,9 +353,11 @@ impl KernelNode {
                 (whole, None, ShapeRule::Forward, None)
             }
             // Views and sub-plans have no kernel.
-            Op::DimShuffle(_) | Op::Subtensor(_) | Op::Split { .. } | Op::OpFromGraph(_) => {
-                return None
-            }
+            Op::DimShuffle(_)
+            | Op::Subtensor(_)
+            | Op::Split { .. }
+            | Op::OpFromGraph(_)
+            | Op::Scan(_) => return None,
         };
         Some(KernelNode {
             kernel,

@@ -168,9 +168,13 @@ fn lower_unchecked(fg: &FunctionGraph, node: NodeId) -> Option<Kernel> {
         }
         // A fused reduction whose body or result no kernel computes.
         Op::FusedReduce { .. } => None,
-        // Views: the runtime's stride arithmetic, no code; a kept OpFromGraph is a
-        // compiled function of its own (the JIT's sub-plan).
-        Op::DimShuffle(_) | Op::Subtensor(_) | Op::Split { .. } | Op::OpFromGraph(_) => None,
+        // Views: the runtime's stride arithmetic, no code; a kept OpFromGraph and a scan's
+        // body are compiled functions of their own (the JIT's sub-plans).
+        Op::DimShuffle(_)
+        | Op::Subtensor(_)
+        | Op::Split { .. }
+        | Op::OpFromGraph(_)
+        | Op::Scan(_) => None,
     }
 }
 

@@ -3,10 +3,8 @@
 //! Owns: the order of compile stages and the checks between them (`check_integrity` after
 //! every rewrite group in debug builds, inside the rewrite driver).
 
-use std::sync::Arc;
-
-use tensorlift_ir::ops::{InnerGraph, OpFromGraph};
-use tensorlift_ir::{FunctionGraph, Op};
+use tensorlift_ir::ops::InnerGraph;
+use tensorlift_ir::FunctionGraph;
 
 use crate::backend::Executable;
 use crate::error::CompileError;
@@ -51,9 +49,9 @@ pub fn compile(mut fgraph: FunctionGraph, mode: &Mode) -> Result<Compiled, Compi
     })
 }
 
-/// Runs the rewrite pipeline on the inner graph of every kept OpFromGraph (inlined ones
-/// were rewritten as part of the outer graph), innermost first, and puts the rewritten
-/// graph in place of the old.
+/// Runs the rewrite pipeline on every inner graph left in `fgraph` (kept OpFromGraphs,
+/// scan bodies; inlined graphs were rewritten as part of the outer graph), innermost
+/// first, and puts the rewritten graphs in place of the old.
 fn rewrite_inner_graphs(
     fgraph: &mut FunctionGraph,
     mode: &Mode,
@@ -61,20 +59,27 @@ fn rewrite_inner_graphs(
 ) -> Result<(), CompileError> {
     for node in fgraph.toposort() {
         let Some(e) = fgraph.node(node) else { continue };
-        let Op::OpFromGraph(g) = &e.op else { continue };
-        let mut inner = g.graph.graph().clone();
-        run_pipeline(&mut inner, &mode.filter, report)?;
-        rewrite_inner_graphs(&mut inner, mode, report)?;
-        let rewritten = OpFromGraph {
-            name: g.name.clone(),
-            graph: InnerGraph::new(inner),
-            inline: g.inline,
+        let inner = e.op.inner_graphs();
+        if inner.is_empty() {
+            continue;
+        }
+        let mut rewritten_graphs = Vec::with_capacity(inner.len());
+        for g in inner {
+            let mut inner = g.graph().clone();
+            run_pipeline(&mut inner, &mode.filter, report)?;
+            rewrite_inner_graphs(&mut inner, mode, report)?;
+            rewritten_graphs.push(InnerGraph::new(inner));
+        }
+        let Some(rewritten) = e.op.with_inner_graphs(rewritten_graphs) else {
+            return Err(CompileError::Internal(
+                "an op lost an inner graph while it was rewritten".into(),
+            ));
         };
-        if rewritten == **g {
+        if rewritten == e.op {
             continue;
         }
         let (inputs, outputs) = (e.inputs.clone(), e.outputs.clone());
-        let new = fgraph.add_node(Op::OpFromGraph(Arc::new(rewritten)), inputs)?;
+        let new = fgraph.add_node(rewritten, inputs)?;
         for (old, new) in outputs.into_iter().zip(new) {
             fgraph.replace(old, new)?;
         }

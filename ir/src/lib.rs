@@ -23,6 +23,7 @@ pub use api::axes::{All, Axes, AxisOrAll};
 pub use api::elemwise::{elemwise, switch, try_elemwise};
 pub use api::graph::{op_from_graph, GraphOp};
 pub use api::index::Idx;
+pub use api::scan::{scan, ScanBuilder, ScanOutputs, Step};
 pub use api::shape::{
     alloc, arange, arange_dtype, concatenate, full, make_vector, ones, split, split_by, stack,
     zeros, RangeBounds,

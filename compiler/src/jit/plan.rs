@@ -10,6 +10,10 @@
 //! no graph lookups.
 
 use std::fmt;
+use std::sync::Arc;
+
+use tensorlift_ir::ops::Scan;
+use tensorlift_runtime::reference::scan::run_scan;
 
 use super::*;
 
@@ -26,6 +30,9 @@ enum Action {
     Kernel(Box<KernelNode>),
     /// A kept OpFromGraph: its inner graph's own plan.
     Call(Box<Plan>),
+    /// A scan: its driver loop (the runtime's `run_scan`) calling its body's plan once per
+    /// step.
+    Scan(Arc<Scan>, Box<Plan>),
     /// A view or the interpreter: the reference's implementation, with the op's name.
     View(String),
     Interpreted(String),
@@ -111,7 +118,10 @@ impl Plan {
             let outputs = e.outputs.iter().map(|o| slot(*o, &mut slot_of)).collect();
             let action = match (kernels.remove(node), sub_plans.remove(node)) {
                 (Some(k), _) => Action::Kernel(Box::new(k)),
-                (None, Some(plan)) => Action::Call(Box::new(plan)),
+                (None, Some(plan)) => match &e.op {
+                    Op::Scan(scan) => Action::Scan(scan.clone(), Box::new(plan)),
+                    _ => Action::Call(Box::new(plan)),
+                },
                 (None, None) if is_view(&e.op) => Action::View(e.op.to_string()),
                 (None, None) => Action::Interpreted(e.op.to_string()),
             };
@@ -184,6 +194,11 @@ impl Plan {
                 Action::Kernel(k) => run_kernel(fg, step.node, k, &mut args, pool)
                     .and_then(|outs| with_products_repaired(fg, step.node, k, &mut args, outs)),
                 Action::Call(plan) => plan.run(&args, pool),
+                Action::Scan(scan, body) => {
+                    let name = fg.node(step.node).map(|e| e.op.to_string());
+                    let name = name.as_deref().unwrap_or("Scan");
+                    run_scan(name, scan, &args, |inputs| body.run(inputs, pool))
+                }
                 Action::View(name) | Action::Interpreted(name) => {
                     eval_node_named(fg, step.node, name, &args)
                 }
@@ -239,6 +254,10 @@ impl fmt::Display for Plan {
                 Action::Call(plan) => {
                     format!("its own compiled function, {} steps", plan.steps.len())
                 }
+                Action::Scan(_, body) => format!(
+                    "a loop calling its body's compiled function ({} steps) once per step",
+                    body.steps.len()
+                ),
                 Action::View(_) => "view (stride arithmetic, no copy)".into(),
                 Action::Interpreted(_) => "reference interpreter (no kernel)".into(),
             };
@@ -254,7 +273,9 @@ impl fmt::Display for Plan {
                 .collect();
             let writes_over = match &step.action {
                 Action::Kernel(k) => k.may_write_in_place(),
-                Action::Call(_) | Action::View(_) | Action::Interpreted(_) => false,
+                Action::Call(_) | Action::Scan(..) | Action::View(_) | Action::Interpreted(_) => {
+                    false
+                }
             };
             if !moved.is_empty() && writes_over {
                 write!(
@@ -266,7 +287,7 @@ impl fmt::Display for Plan {
                 write!(f, "; last use of {}", moved.join(", "))?;
             }
             writeln!(f)?;
-            if let Action::Call(plan) = &step.action {
+            if let Action::Call(plan) | Action::Scan(_, plan) = &step.action {
                 for line in plan.to_string().lines() {
                     writeln!(f, "       | {line}")?;
                 }

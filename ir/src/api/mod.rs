@@ -12,6 +12,7 @@ pub mod graph;
 pub mod index;
 pub mod linalg;
 pub mod reduce;
+pub mod scan;
 pub mod shape;
 
 use crate::data::TensorData;

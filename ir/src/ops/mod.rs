@@ -11,6 +11,7 @@ pub mod indexing;
 pub mod linalg;
 pub mod reduce;
 pub mod scalar;
+pub mod scan;
 pub mod shape;
 
 use std::fmt;
@@ -25,6 +26,7 @@ pub use graph::{InnerGraph, OpFromGraph};
 pub use indexing::{AdvancedSlot, IncMode, IndexSlot};
 pub use reduce::{ArgKind, CumKind, ReduceKind};
 pub use scalar::{Arity, ScalarOp};
+pub use scan::Scan;
 pub use shape::DimShuffle;
 
 /// A graph operation. Ops are values: two nodes with equal ops and equal inputs compute the
@@ -95,6 +97,8 @@ pub enum Op {
     CheckAndRaise { message: String },
     /// A graph applied as one op to the node's inputs (its outputs are the node's).
     OpFromGraph(Arc<OpFromGraph>),
+    /// A loop over an inner graph (`scan`): per state, its last value and its trace.
+    Scan(Arc<Scan>),
 }
 
 /// What type inference knows about one input: its type and, for constants, its value.
@@ -189,6 +193,7 @@ impl Op {
             Op::Dot => one(linalg::infer_dot(&name, inputs)?),
             Op::CheckAndRaise { .. } => one(infer_check_and_raise(&name, inputs)?),
             Op::OpFromGraph(g) => g.infer(&name, inputs),
+            Op::Scan(scan) => scan.infer(&name, inputs),
         }
     }
 
@@ -196,6 +201,7 @@ impl Op {
     pub fn inner_graphs(&self) -> Vec<&InnerGraph> {
         match self {
             Op::OpFromGraph(g) => vec![&g.graph],
+            Op::Scan(scan) => vec![&scan.body],
             Op::Elemwise(_)
             | Op::Composite(_)
             | Op::FusedReduce { .. }
@@ -219,6 +225,48 @@ impl Op {
             | Op::Dot
             | Op::CheckAndRaise { .. } => Vec::new(),
         }
+    }
+
+    /// The op with its inner graphs replaced by `graphs` (in `inner_graphs` order), e.g.
+    /// after rewriting them; `None` when the count differs.
+    pub fn with_inner_graphs(&self, mut graphs: Vec<InnerGraph>) -> Option<Op> {
+        if graphs.len() != self.inner_graphs().len() {
+            return None;
+        }
+        Some(match self {
+            Op::OpFromGraph(g) => {
+                let mut op = (**g).clone();
+                op.graph = graphs.pop()?;
+                Op::OpFromGraph(Arc::new(op))
+            }
+            Op::Scan(scan) => {
+                let mut op = (**scan).clone();
+                op.body = graphs.pop()?;
+                Op::Scan(Arc::new(op))
+            }
+            Op::Elemwise(_)
+            | Op::Composite(_)
+            | Op::FusedReduce { .. }
+            | Op::DimShuffle(_)
+            | Op::Reduce { .. }
+            | Op::ArgReduce { .. }
+            | Op::Cumulative { .. }
+            | Op::Softmax { .. }
+            | Op::Alloc
+            | Op::Reshape { .. }
+            | Op::SpecifyShape(_)
+            | Op::Shape
+            | Op::MakeVector(_)
+            | Op::Arange(_)
+            | Op::Join { .. }
+            | Op::Split { .. }
+            | Op::Subtensor(_)
+            | Op::IncSubtensor { .. }
+            | Op::AdvancedSubtensor(_)
+            | Op::AdvancedIncSubtensor { .. }
+            | Op::Dot
+            | Op::CheckAndRaise { .. } => self.clone(),
+        })
     }
 }
 
@@ -325,6 +373,25 @@ impl fmt::Display for Op {
             Op::OpFromGraph(g) => {
                 let kept = if g.inline { "" } else { ", kept" };
                 write!(f, "OpFromGraph{{{}{kept}}}", g.name)
+            }
+            Op::Scan(scan) => {
+                write!(
+                    f,
+                    "Scan{{sequences={:?}, states={:?}, non_sequences={}",
+                    scan.sequence_taps, scan.state_taps, scan.n_non_sequences
+                )?;
+                if scan.until {
+                    f.write_str(", until")?;
+                }
+                if scan.reverse {
+                    f.write_str(", reverse")?;
+                }
+                for (k, kept) in scan.keep_trace.iter().enumerate() {
+                    if !kept {
+                        write!(f, ", no trace {k}")?;
+                    }
+                }
+                f.write_str("}")
             }
         }
     }

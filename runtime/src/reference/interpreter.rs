@@ -283,6 +283,7 @@ pub fn eval_node_named(
             one(linalg::eval_dot(name, &args[0], &args[1]))
         }
         Op::OpFromGraph(g) => Program::new(g.graph.graph().clone())?.run(args),
+        Op::Scan(scan) => crate::reference::scan::eval_scan(name, scan, args),
         Op::CheckAndRaise { message } => {
             need(1)?;
             for cond in &args[1..] {

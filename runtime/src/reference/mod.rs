@@ -11,4 +11,5 @@ pub mod interpreter;
 pub mod linalg;
 pub mod output_shape;
 pub mod reduce;
+pub mod scan;
 pub mod shape_ops;

@@ -1,0 +1,377 @@
+//! `scan`: loops in the graph (DESIGN §8), built PyTensor's way from a closure that
+//! computes one step from symbolic per-step values.
+//!
+//! Owns: the builder (`scan(step).sequences(..).states(..).n_steps(..)`), the per-step
+//! values the closure sees (`Step`), turning the closure's graph into the scan's body (outer
+//! variables it reads become non-sequences of their own), and `ScanOutputs`.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::error::{GraphError, Result};
+use crate::fgraph::FunctionGraph;
+use crate::ops::scan::{has_initial_block, Scan};
+use crate::ops::{InnerGraph, Op};
+use crate::types::TensorType;
+use crate::var::{postorder, Var, VarKind};
+use crate::DType;
+
+/// The symbolic values of one step, given to the closure of `scan`.
+pub struct Step {
+    /// Per sequence, per tap: (tap, slice).
+    sequences: Vec<Vec<(i64, Var)>>,
+    /// Per state, per tap: (tap, value).
+    states: Vec<Vec<(i64, Var)>>,
+    non_sequences: Vec<Var>,
+    until: RefCell<Option<Var>>,
+}
+
+fn missing(what: String) -> Var {
+    Var::invalid(GraphError::op("Scan", what))
+}
+
+impl Step {
+    /// Sequence `k` at this step (its first tap, `x[t]` unless given others).
+    pub fn sequence(&self, k: usize) -> Var {
+        match self.sequences.get(k).and_then(|taps| taps.first()) {
+            Some((_, v)) => v.clone(),
+            None => missing(format!(
+                "the step reads sequence {k}, which it does not have"
+            )),
+        }
+    }
+
+    /// Sequence `k` at offset `tap` from this step (`x[t + tap]`; the tap must be one the
+    /// sequence was given with).
+    pub fn sequence_at(&self, k: usize, tap: i64) -> Var {
+        let found = self
+            .sequences
+            .get(k)
+            .and_then(|taps| taps.iter().find(|(t, _)| *t == tap));
+        match found {
+            Some((_, v)) => v.clone(),
+            None => missing(format!(
+                "the step reads sequence {k} at tap {tap}, which it was not given"
+            )),
+        }
+    }
+
+    /// State `k` as of the step before (`x[t-1]`).
+    pub fn state(&self, k: usize) -> Var {
+        self.state_at(k, -1)
+    }
+
+    /// State `k` as of `-tap` steps before (`x[t-2]` is tap -2; the tap must be one the
+    /// state was given with).
+    pub fn state_at(&self, k: usize, tap: i64) -> Var {
+        let found = self
+            .states
+            .get(k)
+            .and_then(|taps| taps.iter().find(|(t, _)| *t == tap));
+        match found {
+            Some((_, v)) => v.clone(),
+            None => missing(format!(
+                "the step reads state {k} at tap {tap}, which it was not given"
+            )),
+        }
+    }
+
+    /// Non-sequence `k` (the same value at every step). Outer variables the step reads
+    /// directly become non-sequences too; declaring them is optional.
+    pub fn non_sequence(&self, k: usize) -> Var {
+        match self.non_sequences.get(k) {
+            Some(v) => v.clone(),
+            None => missing(format!(
+                "the step reads non-sequence {k}, which it does not have"
+            )),
+        }
+    }
+
+    /// Makes the scan a while loop: it stops after the step for which `cond` (a scalar,
+    /// computed by the step) is true.
+    pub fn until(&self, cond: &Var) {
+        *self.until.borrow_mut() = Some(cond.clone());
+    }
+}
+
+/// A scan being described (see `scan`).
+pub struct ScanBuilder<F> {
+    step: F,
+    sequences: Vec<(Var, Vec<i64>)>,
+    states: Vec<(Var, Vec<i64>)>,
+    non_sequences: Vec<Var>,
+    n_steps: Option<Var>,
+    reverse: bool,
+}
+
+/// A loop (DESIGN §8): `step` computes the new value of every state from the values of
+/// one step (`Step`: sequences at this step, earlier states, non-sequences), and may call
+/// `Step::until` to stop after the step whose condition is true. The number of steps is
+/// the sequences' length, `n_steps`, or (with `until` alone) however many it takes.
+/// Each state gives its last value and its trace (the value after every step).
+///
+/// ```
+/// use tensorlift_ir::{scan, scalar, vector, DType};
+/// // s ← 0.99·s + sin(t) over a sequence t.
+/// let (ts, s0) = (vector("ts", DType::Float64), scalar("s0", DType::Float64));
+/// let out = scan(|s| vec![s.state(0) * 0.99 + s.sequence(0).sin()])
+///     .sequences(&[&ts])
+///     .states(&[&s0])
+///     .build();
+/// assert_eq!(out.last(0).ty(), s0.ty());
+/// assert_eq!(out.trace(0).ty().ndim(), 1);
+/// ```
+pub fn scan<F: FnOnce(&Step) -> Vec<Var>>(step: F) -> ScanBuilder<F> {
+    ScanBuilder {
+        step,
+        sequences: Vec::new(),
+        states: Vec::new(),
+        non_sequences: Vec::new(),
+        n_steps: None,
+        reverse: false,
+    }
+}
+
+impl<F: FnOnce(&Step) -> Vec<Var>> ScanBuilder<F> {
+    /// Sequences walked along their first axis, read as `x[t]`.
+    pub fn sequences(mut self, xs: &[&Var]) -> Self {
+        self.sequences
+            .extend(xs.iter().map(|x| ((*x).clone(), vec![0])));
+        self
+    }
+
+    /// A sequence read at several offsets per step (`&[0, 1]`: x[t] and x[t+1]); the
+    /// scan takes `len − (max − min)` steps over it.
+    pub fn sequence_taps(mut self, x: &Var, taps: &[i64]) -> Self {
+        self.sequences.push((x.clone(), taps.to_vec()));
+        self
+    }
+
+    /// States starting from these values, read as the value of the step before.
+    pub fn states(mut self, x0: &[&Var]) -> Self {
+        self.states
+            .extend(x0.iter().map(|x| ((*x).clone(), vec![-1])));
+        self
+    }
+
+    /// A state read at several earlier steps (`&[-2, -1]`), starting from a block of
+    /// `-taps[0]` values along a new first axis (the last one is the step before the
+    /// first).
+    pub fn state_taps(mut self, x0: &Var, taps: &[i64]) -> Self {
+        self.states.push((x0.clone(), taps.to_vec()));
+        self
+    }
+
+    /// Values every step reads unchanged.
+    pub fn non_sequences(mut self, xs: &[&Var]) -> Self {
+        self.non_sequences.extend(xs.iter().map(|x| (*x).clone()));
+        self
+    }
+
+    /// The number of steps (an integer scalar); with sequences it must agree with them,
+    /// with `until` it is a bound.
+    pub fn n_steps(mut self, n: &Var) -> Self {
+        self.n_steps = Some(n.clone());
+        self
+    }
+
+    /// Walks the sequences from their end (traces stay in the order the steps ran).
+    pub fn reverse(mut self) -> Self {
+        self.reverse = true;
+        self
+    }
+
+    /// The scan's outputs. Never panics: a scan that cannot be built gives outputs that
+    /// carry the error (`Var::check`).
+    pub fn build(self) -> ScanOutputs {
+        let n_states = self.states.len();
+        match self.try_build() {
+            Ok(outputs) => ScanOutputs { outputs },
+            Err(e) => ScanOutputs {
+                outputs: vec![Var::invalid(e); 2 * n_states.max(1)],
+            },
+        }
+    }
+
+    fn try_build(self) -> Result<Vec<Var>> {
+        let placeholder = |name: String, ty: &TensorType| Var::input(&name, ty.clone());
+        for (x, _) in self.sequences.iter().chain(&self.states) {
+            x.check()?;
+        }
+        for x in self.non_sequences.iter().chain(&self.n_steps) {
+            x.check()?;
+        }
+        let mut body_inputs = Vec::new();
+        let mut sequences = Vec::with_capacity(self.sequences.len());
+        for (s, (x, taps)) in self.sequences.iter().enumerate() {
+            let ty = x.ty();
+            if ty.ndim() == 0 {
+                return Err(GraphError::op(
+                    "Scan",
+                    format!("sequence {s} is a scalar; it must have a first axis"),
+                ));
+            }
+            let slice = TensorType::new(ty.dtype, ty.shape[1..].to_vec());
+            let mut per_tap = Vec::new();
+            for tap in taps {
+                let v = placeholder(format!("{}[t{:+}]", x.label(), tap), &slice);
+                body_inputs.push(v.clone());
+                per_tap.push((*tap, v));
+            }
+            sequences.push(per_tap);
+        }
+        let mut states = Vec::with_capacity(self.states.len());
+        for (x, taps) in &self.states {
+            let ty = x.ty();
+            let state_ty = if has_initial_block(taps) && ty.ndim() > 0 {
+                TensorType::new(ty.dtype, ty.shape[1..].to_vec())
+            } else {
+                ty.clone()
+            };
+            let mut per_tap = Vec::new();
+            for tap in taps {
+                let v = placeholder(format!("{}[t{tap}]", x.label()), &state_ty);
+                body_inputs.push(v.clone());
+                per_tap.push((*tap, v));
+            }
+            states.push(per_tap);
+        }
+        let non_sequences: Vec<Var> = self
+            .non_sequences
+            .iter()
+            .map(|x| placeholder(x.label(), x.ty()))
+            .collect();
+        body_inputs.extend(non_sequences.iter().cloned());
+        let step = Step {
+            sequences,
+            states,
+            non_sequences,
+            until: RefCell::new(None),
+        };
+        let mut outputs = (self.step)(&step);
+        if outputs.len() != self.states.len() {
+            return Err(GraphError::op(
+                "Scan",
+                format!(
+                    "the step returns {} values for {} states",
+                    outputs.len(),
+                    self.states.len()
+                ),
+            ));
+        }
+        let until = step.until.borrow_mut().take();
+        if let Some(cond) = &until {
+            outputs.push(cond.clone());
+        }
+        for o in &outputs {
+            o.check()?;
+        }
+        // Outer values the step reads: each becomes a non-sequence of its own.
+        let free = free_values(&outputs, &body_inputs);
+        let mut replace = Vec::new();
+        let mut implicit = Vec::new();
+        for x in &free {
+            let p = placeholder(x.label(), x.ty());
+            replace.push((x.clone(), p.clone()));
+            body_inputs.push(p);
+            implicit.push(x.clone());
+        }
+        let pairs: Vec<(&Var, &Var)> = replace.iter().map(|(a, b)| (a, b)).collect();
+        let refs: Vec<&Var> = outputs.iter().collect();
+        let outputs = if pairs.is_empty() {
+            outputs
+        } else {
+            crate::clone::clone_replace(&refs, &pairs, false)?
+        };
+        let body = FunctionGraph::new(&body_inputs, &outputs)?;
+        let op = Scan {
+            body: InnerGraph::new(body),
+            sequence_taps: self.sequences.iter().map(|(_, t)| t.clone()).collect(),
+            state_taps: self.states.iter().map(|(_, t)| t.clone()).collect(),
+            n_non_sequences: self.non_sequences.len() + implicit.len(),
+            bounded: self.n_steps.is_some(),
+            until: until.is_some(),
+            reverse: self.reverse,
+            keep_trace: vec![true; self.states.len()],
+        };
+        let mut inputs: Vec<Var> = self.n_steps.iter().cloned().collect();
+        if let Some(n) = inputs.first_mut() {
+            if n.ty().dtype != DType::Int64 && n.ty().dtype.is_int() {
+                *n = n.cast(DType::Int64);
+            }
+        }
+        inputs.extend(self.sequences.into_iter().map(|(x, _)| x));
+        inputs.extend(self.states.into_iter().map(|(x, _)| x));
+        inputs.extend(self.non_sequences);
+        inputs.extend(implicit);
+        Var::apply(Op::Scan(Arc::new(op)), inputs)
+    }
+}
+
+/// The outer values a step's `outputs` read that are neither its own inputs nor
+/// constants nor computed from its inputs: the largest such values (an outer `w.T` is
+/// one value, not `w`).
+fn free_values(outputs: &[Var], body_inputs: &[Var]) -> Vec<Var> {
+    let own: std::collections::HashSet<usize> = body_inputs.iter().map(Var::key).collect();
+    // Whether each variable depends on one of the step's own inputs (postorder: operands
+    // first).
+    let mut inner: HashMap<usize, bool> = HashMap::new();
+    let order = postorder(outputs);
+    for v in &order {
+        let depends = own.contains(&v.key())
+            || v.owner()
+                .is_some_and(|(node, _)| node.inputs.iter().any(|x| inner[&x.key()]));
+        inner.insert(v.key(), depends);
+    }
+    let mut free = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut consider = |x: &Var, free: &mut Vec<Var>| {
+        let constant = matches!(x.kind(), VarKind::Constant(_));
+        if !inner[&x.key()] && !constant && seen.insert(x.key()) {
+            free.push(x.clone());
+        }
+    };
+    for v in &order {
+        if !inner[&v.key()] {
+            continue;
+        }
+        if let Some((node, _)) = v.owner() {
+            for x in &node.inputs {
+                consider(x, &mut free);
+            }
+        }
+    }
+    for o in outputs {
+        consider(o, &mut free);
+    }
+    free
+}
+
+/// The outputs of a scan: per state, its last value and its trace.
+pub struct ScanOutputs {
+    outputs: Vec<Var>,
+}
+
+impl ScanOutputs {
+    /// State `k` after the last step (its initial value when no step runs).
+    pub fn last(&self, k: usize) -> Var {
+        self.outputs
+            .get(2 * k)
+            .cloned()
+            .unwrap_or_else(|| missing(format!("the scan has no state {k}")))
+    }
+
+    /// State `k` after every step, steps along the first axis.
+    pub fn trace(&self, k: usize) -> Var {
+        self.outputs
+            .get(2 * k + 1)
+            .cloned()
+            .unwrap_or_else(|| missing(format!("the scan has no state {k}")))
+    }
+
+    /// The error the scan could not be built with, if any.
+    pub fn check(&self) -> Result<()> {
+        self.outputs.iter().try_for_each(|v| v.check().map(|_| ()))
+    }
+}

@@ -1,0 +1,505 @@
+//! Scan (issue 18, DESIGN §8): loops built from a closure, with sequences (and taps),
+//! states of any dtype and rank (and taps into earlier steps), non-sequences (declared or
+//! read directly), a symbolic step count, reverse order, while-loops whose traces have a
+//! length known only at run time; in both backends, against closed forms and plain Rust
+//! loops, and against each other; errors name the scan and what disagrees.
+
+use ndarray::{array, Array1, ArrayD, IxDyn};
+use tensorlift::prelude::*;
+use tensorlift::testing::compare_backends;
+
+const MODES: [Mode; 2] = [Mode::Reference, Mode::Jit];
+
+fn data(v: ArrayD<f64>) -> TensorData {
+    TensorData::from_array(v)
+}
+
+fn vec1(v: Vec<f64>) -> TensorData {
+    data(Array1::from(v).into_dyn())
+}
+
+fn f64_scalar(v: f64) -> TensorData {
+    TensorData::scalar(v)
+}
+
+fn i64_scalar(v: i64) -> TensorData {
+    TensorData::scalar(v)
+}
+
+#[test]
+fn a_recurrence_over_a_sequence_gives_its_last_state_and_trace() {
+    // s ← 0.99·s + sin(t): the plain Rust loop is the expected value.
+    let (ts, s0) = (vector("ts", Float64), scalar("s0", Float64));
+    let out = scan(|s| vec![s.state(0) * 0.99 + s.sequence(0).sin()])
+        .sequences(&[&ts])
+        .states(&[&s0])
+        .build();
+    let t: Vec<f64> = (0..1000).map(|i| i as f64 * 0.01).collect();
+    let mut expected = Vec::new();
+    let mut s = 0.5;
+    for x in &t {
+        s = 0.99 * s + x.sin();
+        expected.push(s);
+    }
+    for mode in MODES {
+        let f = function(&[&ts, &s0], &[&out.last(0), &out.trace(0)])
+            .mode(mode.clone())
+            .compile()
+            .unwrap();
+        let r = f.call(&[vec1(t.clone()), f64_scalar(0.5)]).unwrap();
+        let last = r[0].to_f64_vec()[0];
+        assert!(
+            (last - s).abs() <= 1e-12 * s.abs().max(1.0),
+            "{mode:?}: {last} vs {s}"
+        );
+        let trace = r[1].to_f64_vec();
+        assert_eq!(trace.len(), t.len());
+        for (k, (g, w)) in trace.iter().zip(&expected).enumerate() {
+            assert!(
+                (g - w).abs() <= 1e-12 * w.abs().max(1.0),
+                "{mode:?} step {k}: {g} vs {w}"
+            );
+        }
+    }
+}
+
+#[test]
+fn states_of_several_ranks_and_dtypes_with_non_sequences() {
+    // x ← tanh(W·x + b) (b read directly from outside), k ← k + 1, m ← m·x[0] (a matrix
+    // state scaled by a scalar of another state).
+    let (w, b) = (matrix("w", Float64), vector("b", Float64));
+    let (x0, k0, m0) = (
+        vector("x0", Float64),
+        scalar("k0", Int64),
+        matrix("m0", Float64),
+    );
+    let n = scalar("n", Int64);
+    let out = scan(|s| {
+        let x = s.state(0);
+        let w = s.non_sequence(0);
+        let new_x = (w.dot(&x) + &b).tanh();
+        vec![
+            new_x.clone(),
+            s.state(1) + 1,
+            s.state(2) * new_x.get(idx![0]),
+        ]
+    })
+    .states(&[&x0, &k0, &m0])
+    .non_sequences(&[&w])
+    .n_steps(&n)
+    .build();
+    assert_eq!(out.last(1).ty().dtype, Int64);
+    assert_eq!(out.trace(2).ty().ndim(), 3);
+    let outputs: Vec<Var> = (0..3).flat_map(|k| [out.last(k), out.trace(k)]).collect();
+    let refs: Vec<&Var> = outputs.iter().collect();
+    let values = vec![
+        data(array![[0.5, -0.2, 0.1], [0.3, 0.8, -0.4], [-0.6, 0.2, 0.9]].into_dyn()),
+        vec1(vec![0.1, -0.1, 0.2]),
+        vec1(vec![1.0, 0.5, -0.5]),
+        i64_scalar(3),
+        data(array![[1.0, 2.0], [3.0, 4.0]].into_dyn()),
+        i64_scalar(7),
+    ];
+    compare_backends(&[&w, &b, &x0, &k0, &m0, &n], &refs, &values, Mode::Jit).unwrap();
+    let f = function(&[&w, &b, &x0, &k0, &m0, &n], &refs)
+        .compile()
+        .unwrap();
+    let r = f.call(&values).unwrap();
+    assert_eq!(r[2].to_f64_vec(), vec![10.0], "k counts the steps");
+    assert_eq!(
+        r[3].to_f64_vec(),
+        (4..=10).map(f64::from).collect::<Vec<_>>()
+    );
+    assert_eq!(r[5].shape(), &[7, 2, 2]);
+}
+
+#[test]
+fn sequence_taps_read_neighbouring_elements() {
+    // d[t] = x[t+1] − x[t]: one step fewer than x has elements.
+    let (x, d0) = (vector("x", Float64), scalar("d0", Float64));
+    let out = scan(|s| vec![s.sequence_at(0, 1) - s.sequence_at(0, 0)])
+        .sequence_taps(&x, &[0, 1])
+        .states(&[&d0])
+        .build();
+    let xs = vec![1.0, 4.0, 9.0, 16.0, 25.0];
+    for mode in MODES {
+        let f = function(&[&x, &d0], &[&out.trace(0)])
+            .mode(mode)
+            .compile()
+            .unwrap();
+        let r = f.call(&[vec1(xs.clone()), f64_scalar(0.0)]).unwrap();
+        assert_eq!(r[0].to_f64_vec(), vec![3.0, 5.0, 7.0, 9.0]);
+    }
+}
+
+#[test]
+fn state_taps_read_earlier_steps_from_an_initial_block() {
+    // Fibonacci: f[t] = f[t-1] + f[t-2], from the block [0, 1].
+    let (f0, n) = (vector("f0", Int64), scalar("n", Int64));
+    let out = scan(|s| vec![s.state_at(0, -1) + s.state_at(0, -2)])
+        .state_taps(&f0, &[-2, -1])
+        .n_steps(&n)
+        .build();
+    assert_eq!(out.last(0).ty().ndim(), 0);
+    for mode in MODES {
+        let f = function(&[&f0, &n], &[&out.last(0), &out.trace(0)])
+            .mode(mode)
+            .compile()
+            .unwrap();
+        let init = TensorData::from_array(Array1::from(vec![0i64, 1]).into_dyn());
+        let r = f.call(&[init.clone(), i64_scalar(10)]).unwrap();
+        assert_eq!(
+            r[1].to_array::<i64>().iter().copied().collect::<Vec<_>>(),
+            vec![1, 2, 3, 5, 8, 13, 21, 34, 55, 89]
+        );
+        assert_eq!(r[0].to_f64_vec(), vec![89.0]);
+        // Zero steps: an empty trace, the last state is the block's last row.
+        let r = f.call(&[init.clone(), i64_scalar(0)]).unwrap();
+        assert_eq!(r[1].shape(), &[0]);
+        assert_eq!(r[0].to_f64_vec(), vec![1.0]);
+        // A block of the wrong depth is an error naming the state.
+        let short = TensorData::from_array(Array1::from(vec![1i64]).into_dyn());
+        let err = f.call(&[short, i64_scalar(3)]).unwrap_err().to_string();
+        assert!(
+            err.contains("state 0's initial block has shape [1]"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn zero_steps_give_an_empty_trace_and_the_initial_state() {
+    let (x0, n) = (vector("x0", Float64), scalar("n", Int64));
+    let out = scan(|s| vec![s.state(0) * 2.0])
+        .states(&[&x0])
+        .n_steps(&n)
+        .build();
+    for mode in MODES {
+        let f = function(&[&x0, &n], &[&out.last(0), &out.trace(0)])
+            .mode(mode)
+            .compile()
+            .unwrap();
+        let r = f.call(&[vec1(vec![1.0, 2.0, 3.0]), i64_scalar(0)]).unwrap();
+        assert_eq!(r[0].to_f64_vec(), vec![1.0, 2.0, 3.0]);
+        assert_eq!(r[1].shape(), &[0, 3]);
+        let r = f.call(&[vec1(vec![1.0, 2.0, 3.0]), i64_scalar(2)]).unwrap();
+        assert_eq!(r[0].to_f64_vec(), vec![4.0, 8.0, 12.0]);
+        let err = f
+            .call(&[vec1(vec![1.0]), i64_scalar(-1)])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("the step count is -1"), "{err}");
+    }
+}
+
+#[test]
+fn reverse_walks_the_sequences_from_their_end() {
+    // Running sums from the end: the trace is in the order the steps ran.
+    let (x, s0) = (vector("x", Float64), scalar("s0", Float64));
+    let out = scan(|s| vec![s.state(0) + s.sequence(0)])
+        .sequences(&[&x])
+        .states(&[&s0])
+        .reverse()
+        .build();
+    for mode in MODES {
+        let f = function(&[&x, &s0], &[&out.trace(0)])
+            .mode(mode)
+            .compile()
+            .unwrap();
+        let r = f
+            .call(&[vec1(vec![1.0, 2.0, 3.0, 4.0]), f64_scalar(0.0)])
+            .unwrap();
+        assert_eq!(r[0].to_f64_vec(), vec![4.0, 7.0, 9.0, 10.0]);
+    }
+}
+
+#[test]
+fn a_while_scan_stops_after_the_step_whose_condition_holds() {
+    // Newton's iteration for √2 until |Δ| < 1e-12, with no step bound.
+    let x0 = scalar("x0", Float64);
+    let out = scan(|s| {
+        let x = s.state(0);
+        let next = (&x + 2.0 / &x) * 0.5;
+        s.until(&(&next - &x).abs().lt(1e-12));
+        vec![next]
+    })
+    .states(&[&x0])
+    .build();
+    assert_eq!(
+        out.trace(0).ty().shape,
+        vec![None],
+        "a while-scan's length is unknown"
+    );
+    // The plain loop: the same steps.
+    let mut x = 1e6f64;
+    let mut steps = 0;
+    loop {
+        let next = (x + 2.0 / x) * 0.5;
+        steps += 1;
+        let done = (next - x).abs() < 1e-12;
+        x = next;
+        if done {
+            break;
+        }
+    }
+    for mode in MODES {
+        let f = function(&[&x0], &[&out.last(0), &out.trace(0)])
+            .mode(mode.clone())
+            .compile()
+            .unwrap();
+        let r = f.call(&[f64_scalar(1e6)]).unwrap();
+        assert_eq!(r[0].to_f64_vec(), vec![x], "{mode:?}");
+        assert_eq!(r[1].shape(), &[steps], "{mode:?}: exactly sized");
+        assert!((x - 2f64.sqrt()).abs() < 1e-15);
+    }
+}
+
+#[test]
+fn a_while_scan_with_a_bound_stops_at_the_bound() {
+    // Partial harmonic sums until s > limit, at most n steps.
+    let (s0, limit, n) = (
+        scalar("s0", Float64),
+        scalar("limit", Float64),
+        scalar("n", Int64),
+    );
+    let k0 = scalar("k0", Int64);
+    let out = scan(|s| {
+        let (sum, k) = (s.state(0), s.state(1));
+        let next = &sum + 1.0 / (k.cast(Float64) + 1.0);
+        s.until(&next.gt(&limit));
+        vec![next, k + 1]
+    })
+    .states(&[&s0, &k0])
+    .n_steps(&n)
+    .build();
+    let harmonic_steps = |limit: f64| {
+        let (mut s, mut k) = (0.0f64, 0);
+        loop {
+            s += 1.0 / (k as f64 + 1.0);
+            k += 1;
+            if s > limit {
+                return k;
+            }
+        }
+    };
+    for mode in MODES {
+        let f = function(&[&s0, &k0, &limit, &n], &[&out.trace(0), &out.last(1)])
+            .mode(mode.clone())
+            .compile()
+            .unwrap();
+        let r = f
+            .call(&[
+                f64_scalar(0.0),
+                i64_scalar(0),
+                f64_scalar(5.0),
+                i64_scalar(1_000_000),
+            ])
+            .unwrap();
+        assert_eq!(r[0].shape(), &[harmonic_steps(5.0)], "{mode:?}");
+        let r = f
+            .call(&[
+                f64_scalar(0.0),
+                i64_scalar(0),
+                f64_scalar(5.0),
+                i64_scalar(10),
+            ])
+            .unwrap();
+        assert_eq!(r[0].shape(), &[10], "{mode:?}: the bound");
+        assert_eq!(r[1].to_f64_vec(), vec![10.0]);
+    }
+}
+
+#[test]
+fn static_types_are_exact() {
+    let ts = tensor("ts", Float64, [Some(100), Some(3)]);
+    let x0 = tensor("x0", Float64, [Some(3)]);
+    let out = scan(|s| vec![s.state(0) + s.sequence(0)])
+        .sequences(&[&ts])
+        .states(&[&x0])
+        .build();
+    assert_eq!(out.trace(0).ty().shape, vec![Some(100), Some(3)]);
+    let taps = scan(|s| vec![s.state(0) + s.sequence_at(0, 2)])
+        .sequence_taps(&ts, &[0, 2])
+        .states(&[&x0])
+        .build();
+    assert_eq!(taps.trace(0).ty().shape, vec![Some(98), Some(3)]);
+    let n = constant(TensorData::scalar(5i64));
+    let bounded = scan(|s| vec![s.state(0) * 2.0])
+        .states(&[&x0])
+        .n_steps(&n)
+        .build();
+    assert_eq!(bounded.trace(0).ty().shape, vec![Some(5), Some(3)]);
+}
+
+#[test]
+fn errors_name_the_scan_and_what_disagrees() {
+    // A step count that disagrees with a sequence's length.
+    let (ts, s0, n) = (
+        vector("ts", Float64),
+        scalar("s0", Float64),
+        scalar("n", Int64),
+    );
+    let out = scan(|s| vec![s.state(0) + s.sequence(0)])
+        .sequences(&[&ts])
+        .states(&[&s0])
+        .n_steps(&n)
+        .build();
+    for mode in MODES {
+        let f = function(&[&ts, &s0, &n], &[&out.last(0)])
+            .mode(mode)
+            .compile()
+            .unwrap();
+        let err = f
+            .call(&[vec1(vec![1.0, 2.0, 3.0]), f64_scalar(0.0), i64_scalar(5)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("Scan")
+                && err.contains("the step count gives 5 steps, but sequence 0 (3 elements"),
+            "{err}"
+        );
+    }
+    // Statically: the step changes a state's type.
+    let x0 = vector("x0", Float64);
+    let bad = scan(|s| vec![s.state(0).sum(All)])
+        .states(&[&x0])
+        .n_steps(&n)
+        .build();
+    let err = bad.check().unwrap_err().to_string();
+    assert!(
+        err.contains("state 0 is") && err.contains("a state keeps its type"),
+        "{err}"
+    );
+    // At run time: a step that changes a state's shape.
+    let grows = scan(|s| vec![concatenate(&[&s.state(0), &s.state(0)], 0)])
+        .states(&[&x0])
+        .n_steps(&n)
+        .build();
+    for mode in MODES {
+        let f = function(&[&x0, &n], &[&grows.last(0)])
+            .mode(mode)
+            .compile()
+            .unwrap();
+        let err = f
+            .call(&[vec1(vec![1.0]), i64_scalar(2)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("step 0 computes state 0 as float64 of shape [2]"),
+            "{err}"
+        );
+    }
+    // No step count, no sequence, no condition.
+    let endless = scan(|s| vec![s.state(0) + 1.0]).states(&[&x0]).build();
+    let err = endless.check().unwrap_err().to_string();
+    assert!(
+        err.contains("no step count, no sequence and no stop condition"),
+        "{err}"
+    );
+    // The closure reads what the scan does not have.
+    let wrong = scan(|s| vec![s.state(0) + s.sequence(0)])
+        .states(&[&x0])
+        .n_steps(&n)
+        .build();
+    let err = wrong.check().unwrap_err().to_string();
+    assert!(err.contains("sequence 0, which it does not have"), "{err}");
+}
+
+#[test]
+fn a_scan_prints_its_body_below_and_runs_as_a_loop_in_the_plan() {
+    let (ts, s0) = (vector("ts", Float64), scalar("s0", Float64));
+    let out = scan(|s| vec![s.state(0) * 0.5 + s.sequence(0)])
+        .sequences(&[&ts])
+        .states(&[&s0])
+        .build();
+    let text = dprint(&[&out.last(0)]).unwrap();
+    assert!(
+        text.contains("Scan{sequences=[[0]], states=[[-1]], non_sequences=0}"),
+        "{text}"
+    );
+    assert!(text.contains("Inner graphs:"), "{text}");
+    let f = function(&[&ts, &s0], &[&out.last(0)])
+        .mode(Mode::Jit.strict())
+        .compile()
+        .unwrap();
+    let plan = f.plan();
+    assert!(
+        plan.contains("a loop calling its body's compiled function"),
+        "{plan}"
+    );
+    assert!(f.interpreted_nodes().is_empty());
+}
+
+#[test]
+fn a_scan_inside_a_scan() {
+    // Outer: for each row r of m, the inner scan's running sum of r, added to the state.
+    let (m, acc0) = (matrix("m", Float64), scalar("acc0", Float64));
+    let out = scan(|s| {
+        let row = s.sequence(0);
+        let inner = scan(|u| vec![u.state(0) + u.sequence(0)])
+            .sequences(&[&row])
+            .states(&[&constant(TensorData::scalar(0.0))])
+            .build();
+        vec![s.state(0) + inner.last(0)]
+    })
+    .sequences(&[&m])
+    .states(&[&acc0])
+    .build();
+    let values = [
+        data(array![[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]].into_dyn()),
+        f64_scalar(0.5),
+    ];
+    for mode in MODES {
+        let f = function(&[&m, &acc0], &[&out.last(0), &out.trace(0)])
+            .mode(mode)
+            .compile()
+            .unwrap();
+        let r = f.call(&values).unwrap();
+        assert_eq!(r[0].to_f64_vec(), vec![21.5]);
+        assert_eq!(r[1].to_f64_vec(), vec![3.5, 10.5, 21.5]);
+    }
+}
+
+#[test]
+fn random_recurrences_agree_between_the_backends() {
+    let mut rng = tensorlift::testing::TestRng::new(7);
+    for case in 0..20 {
+        let len = (rng.next_f64() * 6.0) as usize;
+        let width = 1 + (rng.next_f64() * 4.0) as usize;
+        let (xs, h0, w) = (
+            matrix("xs", Float64),
+            vector("h0", Float64),
+            matrix("w", Float64),
+        );
+        let out = scan(|s| {
+            let h = s.state(0);
+            vec![(s.non_sequence(0).dot(&h) + s.sequence(0)).tanh() * 0.9 + h.exp().sum(All) * 0.01]
+        })
+        .sequences(&[&xs])
+        .states(&[&h0])
+        .non_sequences(&[&w])
+        .build();
+        let random = |shape: &[usize], rng: &mut tensorlift::testing::TestRng| {
+            let n: usize = shape.iter().product();
+            data(
+                ArrayD::from_shape_vec(
+                    IxDyn(shape),
+                    (0..n).map(|_| rng.next_f64() * 2.0 - 1.0).collect(),
+                )
+                .unwrap(),
+            )
+        };
+        let values = [
+            random(&[len, width], &mut rng),
+            random(&[width], &mut rng),
+            random(&[width, width], &mut rng),
+        ];
+        compare_backends(
+            &[&xs, &h0, &w],
+            &[&out.last(0), &out.trace(0)],
+            &values,
+            Mode::Jit,
+        )
+        .unwrap_or_else(|e| panic!("case {case}: {e}"));
+    }
+}

@@ -406,7 +406,7 @@ fn errors_name_the_scan_and_what_disagrees() {
 }
 
 #[test]
-fn a_scan_prints_its_body_below_and_runs_as_a_loop_in_the_plan() {
+fn a_scan_prints_its_body_below_and_runs_as_one_native_call() {
     let (ts, s0) = (vector("ts", Float64), scalar("s0", Float64));
     let out = scan(|s| vec![s.state(0) * 0.5 + s.sequence(0)])
         .sequences(&[&ts])
@@ -424,10 +424,122 @@ fn a_scan_prints_its_body_below_and_runs_as_a_loop_in_the_plan() {
         .unwrap();
     let plan = f.plan();
     assert!(
-        plan.contains("a loop calling its body's compiled function"),
+        plan.contains(
+            "runs as one native call: a driver loop invoking its body's kernels on views"
+        ),
         "{plan}"
     );
     assert!(f.interpreted_nodes().is_empty());
+    // A body with a node the driver cannot run (a running sum) loops in Rust over its
+    // compiled body; a transpose (a view elsewhere) is a copy in the native driver.
+    let (m0, k) = (matrix("m0", Float64), matrix("k", Float64));
+    let out = scan(|s| vec![s.state(0).transpose(&[1, 0]) + s.non_sequence(0).cumsum(1)])
+        .states(&[&m0])
+        .non_sequences(&[&k])
+        .n_steps(&constant(TensorData::scalar(3i64)))
+        .build();
+    let f = function(&[&m0, &k], &[&out.last(0)])
+        .mode(Mode::Jit.strict())
+        .compile()
+        .unwrap();
+    let plan = f.plan();
+    assert!(
+        plan.contains("a loop calling its body's compiled function"),
+        "{plan}"
+    );
+    let values = [
+        data(array![[1.0, 2.0], [3.0, 4.0]].into_dyn()),
+        data(array![[0.0, 1.0], [0.0, 0.0]].into_dyn()),
+    ];
+    compare_backends(
+        &[&m0, &k],
+        &[&out.last(0), &out.trace(0)],
+        &values,
+        Mode::Jit,
+    )
+    .unwrap();
+    let out = scan(|s| vec![s.state(0).transpose(&[1, 0]) + s.non_sequence(0)])
+        .states(&[&m0])
+        .non_sequences(&[&k])
+        .n_steps(&constant(TensorData::scalar(3i64)))
+        .build();
+    let f = function(&[&m0, &k], &[&out.last(0)])
+        .mode(Mode::Jit.strict())
+        .compile()
+        .unwrap();
+    assert!(f.plan().contains("one native call"), "{}", f.plan());
+    compare_backends(
+        &[&m0, &k],
+        &[&out.last(0), &out.trace(0)],
+        &values,
+        Mode::Jit,
+    )
+    .unwrap();
+}
+
+#[test]
+fn the_driver_of_a_while_scan_invokes_its_body_on_views_and_grows_its_trace() {
+    use tensorlift::ir::Op;
+    let (ts, s0) = (vector("ts", Float64), scalar("s0", Float64));
+    let out = scan(|s| {
+        let next = s.state(0) * 0.99 + s.sequence(0).sin();
+        s.until(&next.gt(10.0));
+        vec![next]
+    })
+    .sequences(&[&ts])
+    .states(&[&s0])
+    .build();
+    let f = function(&[&ts, &s0], &[&out.trace(0)]).compile().unwrap();
+    let fg = f.fgraph();
+    let node = fg
+        .toposort()
+        .into_iter()
+        .find(|n| matches!(fg.node(*n).map(|e| &e.op), Some(Op::Scan(_))))
+        .unwrap();
+    let e = fg.node(node).unwrap();
+    let Op::Scan(op) = &e.op else { unreachable!() };
+    let types: Vec<&TensorType> = e.inputs.iter().map(|x| &fg.var(*x).ty).collect();
+    let lowered = tensorlift_compiler::lower::scan::lower_scan(op, &types).unwrap();
+    expect_test::expect![[r#"
+        kernel scan_driver(in steps: int64[0d], in seq0: float64[1d], in init0: float64[0d], out last0: float64[0d], growing trace0: float64[1d], local t: int64[0d] = [], local done: bool[0d] = [], local ring0: float64[1d] = [2], local v9: bool[0d] = []):
+          if neq(ring0.shape[0], 2:int64):
+            fail "local 2 has {0} elements along axis 0, expected {1}", ring0.shape[0], 2:int64
+          invoke copy(init0, ring0[0:int64])
+          while and(lt(t[], steps[]), not(done[])):
+            invoke elemwise(ring0[mod(t[], 2:int64)], seq0[t[]], ring0[mod(add(t[], 1:int64), 2:int64)], v9)
+            grow trace0 to add(t[], 1:int64) rows or fail "no memory for a trace"
+            invoke copy(ring0[mod(add(t[], 1:int64), 2:int64)], trace0[t[]])
+            done[] = neq(v9[], 0:bool)
+            t[] = add(t[], 1:int64)
+          invoke copy(ring0[mod(t[], 2:int64)], last0)
+    "#]]
+    .assert_eq(&lowered.kernels.last().unwrap().to_string());
+    // End to end: the trace stops after the first value above 10, exactly sized.
+    let t: Vec<f64> = (0..5000).map(|i| i as f64 * 0.01).collect();
+    let mut expected = Vec::new();
+    let mut s = 0.0f64;
+    for x in &t {
+        s = 0.99 * s + x.sin();
+        expected.push(s);
+        if s > 10.0 {
+            break;
+        }
+    }
+    for mode in MODES {
+        let g = function(&[&ts, &s0], &[&out.trace(0)])
+            .mode(mode.clone())
+            .compile()
+            .unwrap();
+        let r = g.call(&[vec1(t.clone()), f64_scalar(0.0)]).unwrap();
+        let got = r[0].to_f64_vec();
+        assert_eq!(got.len(), expected.len(), "{mode:?}");
+        for (g, w) in got.iter().zip(&expected) {
+            assert!(
+                (g - w).abs() <= 1e-12 * w.abs().max(1.0),
+                "{mode:?}: {g} vs {w}"
+            );
+        }
+    }
 }
 
 #[test]

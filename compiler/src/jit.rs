@@ -54,6 +54,7 @@ mod memory;
 mod packing;
 mod parallel;
 mod plan;
+mod scan;
 mod shapes;
 
 use cache::cached_compile;
@@ -203,15 +204,22 @@ impl JitBackend {
             })
             .collect::<Result<_, _>>()?;
         let mut sub_plans = HashMap::new();
+        let mut native_scans = HashMap::new();
         for n in fgraph.toposort() {
             let Some(e) = fgraph.node(n) else { continue };
+            if let Op::Scan(scan) = &e.op {
+                if let Some(native) = scan::NativeScan::new(&fgraph, n, scan)? {
+                    native_scans.insert(n, native);
+                    continue;
+                }
+            }
             if let [inner] = e.op.inner_graphs().as_slice() {
                 let inner = self.build(inner.graph().clone())?;
                 sub_plans.insert(n, inner.plan);
             }
         }
         Ok(Jitted {
-            plan: Plan::new(fgraph, kernels, sub_plans)?,
+            plan: Plan::new(fgraph, kernels, sub_plans, native_scans)?,
             pool: BufferPool::default(),
         })
     }

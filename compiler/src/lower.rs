@@ -24,6 +24,7 @@ use crate::loopir::{Buffer, Expr, Index, Kernel, Role, Stmt, SupportCall};
 mod along_axis;
 mod indexing;
 mod linalg;
+pub mod scan;
 mod shapes;
 mod softmax;
 

@@ -30,9 +30,11 @@ enum Action {
     Kernel(Box<KernelNode>),
     /// A kept OpFromGraph: its inner graph's own plan.
     Call(Box<Plan>),
-    /// A scan: its driver loop (the runtime's `run_scan`) calling its body's plan once per
-    /// step.
+    /// A scan whose driver loop (the runtime's `run_scan`) calls its body's plan once per
+    /// step (a body the native driver cannot run).
     Scan(Arc<Scan>, Box<Plan>),
+    /// A scan as one native call (`jit::scan`).
+    NativeScan(Box<super::scan::NativeScan>),
     /// A view or the interpreter: the reference's implementation, with the op's name.
     View(String),
     Interpreted(String),
@@ -69,6 +71,7 @@ impl Plan {
         fgraph: FunctionGraph,
         mut kernels: HashMap<NodeId, KernelNode>,
         mut sub_plans: HashMap<NodeId, Plan>,
+        mut native_scans: HashMap<NodeId, super::scan::NativeScan>,
     ) -> Result<Plan, CompileError> {
         let order = fgraph.toposort();
         let mut slot_of: HashMap<VarId, usize> = HashMap::new();
@@ -117,6 +120,10 @@ impl Plan {
             }
             let outputs = e.outputs.iter().map(|o| slot(*o, &mut slot_of)).collect();
             let action = match (kernels.remove(node), sub_plans.remove(node)) {
+                _ if native_scans.contains_key(node) => match native_scans.remove(node) {
+                    Some(native) => Action::NativeScan(Box::new(native)),
+                    None => Action::Interpreted(e.op.to_string()),
+                },
                 (Some(k), _) => Action::Kernel(Box::new(k)),
                 (None, Some(plan)) => match &e.op {
                     Op::Scan(scan) => Action::Scan(scan.clone(), Box::new(plan)),
@@ -194,6 +201,7 @@ impl Plan {
                 Action::Kernel(k) => run_kernel(fg, step.node, k, &mut args, pool)
                     .and_then(|outs| with_products_repaired(fg, step.node, k, &mut args, outs)),
                 Action::Call(plan) => plan.run(&args, pool),
+                Action::NativeScan(native) => native.run(&args, pool),
                 Action::Scan(scan, body) => {
                     let name = fg.node(step.node).map(|e| e.op.to_string());
                     let name = name.as_deref().unwrap_or("Scan");
@@ -254,6 +262,7 @@ impl fmt::Display for Plan {
                 Action::Call(plan) => {
                     format!("its own compiled function, {} steps", plan.steps.len())
                 }
+                Action::NativeScan(native) => native.describe(),
                 Action::Scan(_, body) => format!(
                     "a loop calling its body's compiled function ({} steps) once per step",
                     body.steps.len()
@@ -273,9 +282,11 @@ impl fmt::Display for Plan {
                 .collect();
             let writes_over = match &step.action {
                 Action::Kernel(k) => k.may_write_in_place(),
-                Action::Call(_) | Action::Scan(..) | Action::View(_) | Action::Interpreted(_) => {
-                    false
-                }
+                Action::Call(_)
+                | Action::Scan(..)
+                | Action::NativeScan(_)
+                | Action::View(_)
+                | Action::Interpreted(_) => false,
             };
             if !moved.is_empty() && writes_over {
                 write!(

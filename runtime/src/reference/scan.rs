@@ -100,19 +100,12 @@ pub fn is_true(cond: &TensorData) -> bool {
     with_tensor_data!(cond, a => a.iter().next().is_some_and(|v| *v != Default::default()))
 }
 
-/// The earlier values of state `k` before the first step, oldest first, from its initial
-/// value (or block); `shape` is the state's.
-pub fn initial_history(
-    name: &str,
-    scan: &Scan,
-    k: usize,
-    init: &TensorData,
-) -> Result<VecDeque<TensorData>> {
-    if !tensorlift_ir::ops::scan::has_initial_block(&scan.state_taps[k]) {
-        return Ok(VecDeque::from([init.clone()]));
-    }
+/// Checks that state `k`'s initial value is a block of the depth its taps need (a state
+/// read only one step back starts from a value of its own shape: nothing to check).
+pub fn check_initial_block(name: &str, scan: &Scan, k: usize, init: &TensorData) -> Result<()> {
     let depth = scan.depth(k);
-    if init.ndim() == 0 || init.shape()[0] != depth {
+    let block = tensorlift_ir::ops::scan::has_initial_block(&scan.state_taps[k]);
+    if block && (init.ndim() == 0 || init.shape()[0] != depth) {
         return Err(RuntimeError::op(
             name,
             format!(
@@ -122,7 +115,22 @@ pub fn initial_history(
             ),
         ));
     }
-    Ok((0..depth).map(|i| row(init, i)).collect())
+    Ok(())
+}
+
+/// The earlier values of state `k` before the first step, oldest first, from its initial
+/// value (or block).
+pub fn initial_history(
+    name: &str,
+    scan: &Scan,
+    k: usize,
+    init: &TensorData,
+) -> Result<VecDeque<TensorData>> {
+    check_initial_block(name, scan, k, init)?;
+    if !tensorlift_ir::ops::scan::has_initial_block(&scan.state_taps[k]) {
+        return Ok(VecDeque::from([init.clone()]));
+    }
+    Ok((0..scan.depth(k)).map(|i| row(init, i)).collect())
 }
 
 /// Checks that a step's new value of state `k` has the state's dtype and shape.

@@ -227,7 +227,7 @@ impl GrowBuffer {
 
     /// Sets the length to `rows` rows (new ones zero; capacity doubling, so n single-row
     /// growths cost O(n)); the data pointer, or `None` when the size overflows or the
-    /// memory cannot be had.
+    /// memory cannot be had (or would pass the output limit, `memory::output_limit`).
     pub fn grow(&mut self, rows: usize) -> Option<*mut u8> {
         let row: usize = self
             .row_shape
@@ -235,7 +235,7 @@ impl GrowBuffer {
             .try_fold(1usize, |a, d| a.checked_mul(*d))?;
         let elems = rows.checked_mul(row)?;
         let bytes = elems.checked_mul(8)?;
-        if bytes > isize::MAX as usize {
+        if bytes > isize::MAX as usize || bytes > crate::memory::output_limit() {
             return None;
         }
         let ptr = with_storage!(&mut self.storage, v => {

@@ -1,0 +1,210 @@
+//! Native scans in the executor: one call of the driver kernel (`lower::scan`) runs the
+//! whole loop. Rust computes the step count (the runtime's `step_count`, so errors read as
+//! the reference's), checks initial blocks, allocates the last values, the fixed traces (or
+//! growing ones for a while-scan) and the driver's local buffers once, and packs them.
+
+use std::sync::Arc;
+
+use tensorlift_ir::ops::Scan;
+use tensorlift_runtime::buffer_support::GrowBuffer;
+use tensorlift_runtime::reference::scan::{check_initial_block, stack, step_count};
+
+use super::*;
+use crate::calling::LocalBuffers;
+use crate::loopir::Role;
+use crate::lower::scan::lower_scan;
+
+/// A scan compiled to one driver kernel (and the body kernels it invokes).
+pub(super) struct NativeScan {
+    scan: Arc<Scan>,
+    name: String,
+    driver: Kernel,
+    compiled: CompiledKernel,
+    constants: Vec<TensorData>,
+}
+
+impl NativeScan {
+    /// The native form of scan node `node`, or `None` when its body has a node the driver
+    /// cannot run.
+    pub(super) fn new(
+        fg: &FunctionGraph,
+        node: NodeId,
+        scan: &Arc<Scan>,
+    ) -> Result<Option<NativeScan>, CompileError> {
+        let Some(e) = fg.node(node) else {
+            return Ok(None);
+        };
+        let in_types: Vec<&TensorType> = e.inputs.iter().map(|x| &fg.var(*x).ty).collect();
+        let Some(lowered) = lower_scan(scan, &in_types) else {
+            return Ok(None);
+        };
+        let mut compiled = cached_compile(&lowered.kernels)?;
+        let (Some(driver), Some(compiled)) = (lowered.kernels.last(), compiled.pop()) else {
+            return Ok(None);
+        };
+        Ok(Some(NativeScan {
+            scan: scan.clone(),
+            name: e.op.to_string(),
+            driver: driver.clone(),
+            compiled,
+            constants: lowered.constants,
+        }))
+    }
+
+    /// How many kernels the driver invokes (for the plan's text).
+    pub(super) fn describe(&self) -> String {
+        let growing = self.driver.buffers.iter().any(|b| b.role == Role::Growing);
+        format!(
+            "one native call: a driver loop invoking its body's kernels on views{}",
+            if growing {
+                ", traces grown in place"
+            } else {
+                ""
+            }
+        )
+    }
+
+    pub(super) fn run(
+        &self,
+        args: &[TensorData],
+        pool: &BufferPool,
+    ) -> Result<Vec<TensorData>, RuntimeError> {
+        let (scan, name) = (&*self.scan, self.name.as_str());
+        if args.len() != scan.first_non_sequence() + scan.n_non_sequences {
+            return Err(RuntimeError::Internal(format!(
+                "{name}: {} inputs",
+                args.len()
+            )));
+        }
+        let sequences = &args[scan.first_sequence()..scan.first_state()];
+        let shapes: Vec<&[usize]> = sequences.iter().map(|s| s.shape()).collect();
+        let steps = step_count(name, scan, scan.bounded.then(|| &args[0]), &shapes)?;
+        let inits = &args[scan.first_state()..scan.first_non_sequence()];
+        for (k, init) in inits.iter().enumerate() {
+            check_initial_block(name, scan, k, init)?;
+        }
+        let steps_value = TensorData::scalar(steps.map_or(i64::MAX, |n| n as i64));
+        let mut inputs: Vec<&TensorData> = vec![&steps_value];
+        inputs.extend(&args[scan.first_sequence()..]);
+        inputs.extend(&self.constants);
+        // The driver's inputs must be what it was compiled for.
+        let input_buffers = self.driver.buffers.iter().filter(|b| b.role == Role::Input);
+        if input_buffers.clone().count() != inputs.len() {
+            return Err(RuntimeError::Internal(format!(
+                "{name}: the driver's inputs differ"
+            )));
+        }
+        for (i, (x, b)) in inputs.iter().zip(input_buffers).enumerate() {
+            if x.dtype() != b.dtype || x.ndim() != b.rank {
+                return Err(RuntimeError::Internal(format!(
+                    "{name}: driver input {i} is {}-d {}, expected {}-d {}",
+                    x.ndim(),
+                    x.dtype(),
+                    b.rank,
+                    b.dtype
+                )));
+            }
+        }
+        // Outputs, per state in the driver's order: its last value, then its trace when
+        // kept (fixed, or growing for a while-scan).
+        let mut states = Vec::with_capacity(scan.n_states());
+        for (k, init) in inits.iter().enumerate() {
+            let block = tensorlift_ir::ops::scan::has_initial_block(&scan.state_taps[k]);
+            let shape = if block {
+                &init.shape()[1..]
+            } else {
+                init.shape()
+            }
+            .to_vec();
+            let dtype = init.dtype();
+            let last = Output::new(name, dtype, &shape, pool)?;
+            let trace = match (scan.keep_trace[k], scan.until, steps) {
+                (false, _, _) => Trace::Dropped,
+                (true, true, _) => Trace::Growing(Box::new(GrowBuffer::new(dtype, &shape))),
+                (true, false, Some(n)) => {
+                    let mut full = vec![n];
+                    full.extend(&shape);
+                    Trace::Fixed(Output::new(name, dtype, &full, pool)?, full)
+                }
+                (true, false, None) => {
+                    return Err(RuntimeError::Internal(format!(
+                        "{name}: a fixed trace without a step count"
+                    )))
+                }
+            };
+            states.push((last, shape, trace));
+        }
+        let input_shape = |buf: usize| inputs.get(buf).map(|x| x.shape());
+        let mut locals = LocalBuffers::new(&self.driver, input_shape)?;
+        let mut slot = ErrorSlot::default();
+        let status = with_call_memory(self.compiled.scratch_words, |packed, scratch| {
+            for x in &inputs {
+                let (ptr, shape, strides) = data_ptr(x);
+                push_view(packed, ptr, shape, strides);
+            }
+            for (last, shape, trace) in &mut states {
+                push_row_major(packed, last.ptr(), shape);
+                match trace {
+                    Trace::Dropped => {}
+                    Trace::Fixed(t, full) => push_row_major(packed, t.ptr(), full),
+                    Trace::Growing(g) => {
+                        // The buffer's handle, with the row shape (rows: none yet).
+                        let handle: *mut GrowBuffer = &mut **g;
+                        let mut empty = vec![0];
+                        empty.extend(shape.iter());
+                        push_row_major(packed, handle as *const u8, &empty);
+                    }
+                }
+            }
+            locals.push_words(packed);
+            push_trailer(packed, scratch, &mut slot);
+            if packed.len() != call_words(&self.driver) {
+                return Err(RuntimeError::Internal(format!(
+                    "{name}: {} argument words, expected {}",
+                    packed.len(),
+                    call_words(&self.driver)
+                )));
+            }
+            // SAFETY: the words describe, in the driver's buffer order, its inputs (the
+            // step count, the node's inputs and the body's constants: dtypes and ranks
+            // checked above, true shapes and strides), fresh contiguous outputs of the
+            // shapes the driver writes (last values of the states' shapes, fixed traces of
+            // `steps` rows, every element written by the loop's copies), growing traces as
+            // boxed `GrowBuffer`s alive past the call and touched by nothing else, and
+            // zeroed local buffers of their extents. Every kernel checks the shapes and
+            // view indices it is given before touching memory; scratch and slot live past
+            // the call.
+            Ok(unsafe { self.compiled.call(packed) })
+        })?;
+        if status != 0 {
+            let message = self
+                .compiled
+                .error_message(status, &slot.values)
+                .unwrap_or_else(|| format!("the driver returned status {status}"));
+            return Err(RuntimeError::op(name, message));
+        }
+        let mut result = Vec::with_capacity(2 * scan.n_states());
+        for (last, shape, trace) in states {
+            // SAFETY: the driver's epilogue copies every element of every last value.
+            let last = unsafe { last.assume_init(args) };
+            let trace = match trace {
+                Trace::Dropped => stack(name, last.dtype(), &shape, &[])?,
+                Trace::Growing(g) => g.into_value()?,
+                // SAFETY: a fixed-length loop runs every step, each copying its state into
+                // its row of the trace.
+                Trace::Fixed(t, _) => unsafe { t.assume_init(args) },
+            };
+            result.push(last);
+            result.push(trace);
+        }
+        Ok(result)
+    }
+}
+
+/// The memory of one state's trace during a call.
+enum Trace {
+    /// Not kept: an empty placeholder is returned.
+    Dropped,
+    Fixed(Output, Vec<usize>),
+    Growing(Box<GrowBuffer>),
+}

@@ -1,0 +1,634 @@
+//! A scan as native code (DESIGN §8, §11): a driver kernel whose loop invokes the body's
+//! kernels on views, step after step, without returning to Rust and without allocating.
+//!
+//! Owns: which scans lower natively (a body whose every node is a kernel with a shape
+//! rule the driver can state: element-wise, fused, reductions other than products and
+//! over axes that may be empty, dot, DimShuffle as a copy), the driver's buffers (the step count, the node's
+//! inputs, the body's constants; per state its last value and, when kept, its trace —
+//! growing for a while-scan; local buffers: the step counter, the stop flag, a ring of
+//! `depth + 1` slots per state and one buffer per intermediate, all allocated once per
+//! call), and the module: body kernels, copies, driver last.
+//!
+//! State k's value after step i (and its initial rows, at i = −depth…−1) lives in slot
+//! `(i + depth) mod (depth + 1)` of its ring: the slots a step reads and the one it writes
+//! are distinct, so a body kernel writes the new state straight into its slot.
+
+use std::collections::HashMap;
+
+use tensorlift_ir::ops::scan::has_initial_block;
+use tensorlift_ir::ops::{DimShuffle, ReduceKind, Scan};
+use tensorlift_ir::{
+    DType, FunctionGraph, Literal, Op, Origin, ScalarOp, TensorData, TensorType, VarId,
+};
+
+use super::{lower_node, shapes::reshape_copy_kernel};
+use crate::loopir::{Buffer, Expr, Extent, Index, Kernel, Role, Stmt, View};
+
+/// A scan lowered to native code.
+pub struct ScanKernels {
+    /// Body kernels, copy kernels, then the driver (last).
+    pub kernels: Vec<Kernel>,
+    /// The body's constants, passed to the driver after the node's inputs.
+    pub constants: Vec<TensorData>,
+}
+
+/// Where a body variable lives during a step.
+#[derive(Clone)]
+enum Place {
+    /// Row `t + tap - taps[0]` (or from the end, reversed) of sequence buffer `buf`.
+    Sequence { buf: usize, tap: i64, first: i64 },
+    /// State `k` at `tap` (−depth…−1 before this step; 0: the slot this step writes).
+    State { k: usize, tap: i64 },
+    /// A whole driver buffer (non-sequence, constant, intermediate).
+    Whole(usize),
+}
+
+struct Builder<'a> {
+    scan: &'a Scan,
+    buffers: Vec<Buffer>,
+    errors: Vec<String>,
+    /// Per state: its ring buffer and depth.
+    rings: Vec<(usize, usize)>,
+    /// The step counter (int64 scalar local) and the step count (int64 scalar input).
+    counter: usize,
+    steps: usize,
+}
+
+impl Builder<'_> {
+    fn add(&mut self, name: String, ty: &TensorType, role: Role) -> usize {
+        self.buffers.push(Buffer {
+            name,
+            dtype: ty.dtype,
+            rank: ty.ndim(),
+            role,
+        });
+        self.buffers.len() - 1
+    }
+
+    /// The step index `t` of the current step, an int64 expression.
+    fn t(&self) -> Expr {
+        Expr::Load {
+            buf: self.counter,
+            index: vec![],
+        }
+    }
+
+    fn int_op(op: ScalarOp, a: Expr, b: Expr) -> Expr {
+        Expr::apply(op, vec![a, b], DType::Int64)
+    }
+
+    /// `e + k` (just `e` for k = 0).
+    fn plus(e: Expr, k: i64) -> Expr {
+        match k {
+            0 => e,
+            _ => Self::int_op(ScalarOp::Add, e, Expr::int(k)),
+        }
+    }
+
+    /// The view of `place` at the current step.
+    fn view(&self, place: &Place) -> View {
+        match place {
+            Place::Sequence { buf, tap, first } => {
+                let t = if self.scan.reverse {
+                    // steps − 1 − t
+                    let last = Self::int_op(
+                        ScalarOp::Sub,
+                        Expr::Load {
+                            buf: self.steps,
+                            index: vec![],
+                        },
+                        Expr::int(1),
+                    );
+                    Self::int_op(ScalarOp::Sub, last, self.t())
+                } else {
+                    self.t()
+                };
+                View::at(*buf, vec![Self::plus(t, tap - first)])
+            }
+            Place::State { k, tap } => self.ring_view(*k, *tap, self.t()),
+            Place::Whole(buf) => View::whole(*buf),
+        }
+    }
+
+    /// State `k` at `tap` relative to step `t`: slot `(t + tap + depth) mod (depth + 1)`.
+    fn ring_view(&self, k: usize, tap: i64, t: Expr) -> View {
+        let (ring, depth) = self.rings[k];
+        let j = Self::plus(t, tap + depth as i64);
+        let slot = Self::int_op(ScalarOp::Mod, j, Expr::int(depth as i64 + 1));
+        View::at(ring, vec![slot])
+    }
+}
+
+/// Whether the driver can run `op` as a body kernel: its output shape follows from its
+/// inputs' (so intermediates have extents), and the kernel alone computes what the
+/// reference does (no product repair, no error for an empty axis).
+fn native_op(op: &Op, in_types: &[&TensorType]) -> bool {
+    let axes_non_empty = |axes: &[usize]| {
+        axes.iter().all(|a| {
+            in_types
+                .iter()
+                .any(|t| t.shape.get(*a).copied().flatten().is_some_and(|n| n > 0))
+        })
+    };
+    let reduction_ok = |kind: ReduceKind, axes: &[usize]| match kind {
+        ReduceKind::Sum | ReduceKind::All | ReduceKind::Any => true,
+        ReduceKind::Max | ReduceKind::Min | ReduceKind::LogSumExp => axes_non_empty(axes),
+        ReduceKind::Prod => false,
+    };
+    match op {
+        // A DimShuffle, a view elsewhere, is a copy in a body (`dimshuffle_copy_kernel`).
+        Op::Elemwise(_) | Op::Composite(_) | Op::Dot | Op::DimShuffle(_) => true,
+        Op::Reduce { kind, axes } => reduction_ok(*kind, axes),
+        Op::FusedReduce { kind, axes, .. } => reduction_ok(*kind, axes),
+        Op::ArgReduce { .. }
+        | Op::Cumulative { .. }
+        | Op::Softmax { .. }
+        | Op::Alloc
+        | Op::Reshape { .. }
+        | Op::SpecifyShape(_)
+        | Op::Shape
+        | Op::MakeVector(_)
+        | Op::Arange(_)
+        | Op::Join { .. }
+        | Op::Split { .. }
+        | Op::Subtensor(_)
+        | Op::IncSubtensor { .. }
+        | Op::AdvancedSubtensor(_)
+        | Op::AdvancedIncSubtensor { .. }
+        | Op::CheckAndRaise { .. }
+        | Op::OpFromGraph(_)
+        | Op::Scan(_) => false,
+    }
+}
+
+/// `out = x` rearranged by `ds` (dimensions reordered, size-1 ones dropped or inserted):
+/// in a body, where views cannot be invoked, a DimShuffle is this copy.
+fn dimshuffle_copy_kernel(ds: &DimShuffle, x: &TensorType, out: &TensorType) -> Kernel {
+    let index: Vec<Index> = (0..x.ndim())
+        .map(|d| match ds.new_order.iter().position(|o| *o == Some(d)) {
+            Some(p) => Index::Var(p),
+            None => Index::Zero,
+        })
+        .collect();
+    let all: Vec<Index> = (0..out.ndim()).map(Index::Var).collect();
+    let store = Stmt::Store {
+        buf: 1,
+        index: all,
+        value: Expr::Load { buf: 0, index },
+    };
+    let mut body = vec![store];
+    for d in (0..out.ndim()).rev() {
+        body = vec![Stmt::For {
+            var: d,
+            buf: 1,
+            dim: d,
+            parallel: false,
+            body,
+        }];
+    }
+    let buffer = |name: &str, ty: &TensorType, role| Buffer {
+        name: name.into(),
+        dtype: ty.dtype,
+        rank: ty.ndim(),
+        role,
+    };
+    Kernel {
+        name: "dimshuffle".into(),
+        buffers: vec![
+            buffer("x", x, Role::Input),
+            buffer("out", out, Role::Output),
+        ],
+        body,
+        errors: Vec::new(),
+    }
+    .with_shape_checks()
+}
+
+/// The extents of the outputs of a body node, from its inputs' (`None`: not stated).
+fn output_extents(
+    op: &Op,
+    ins: &[(&TensorType, &[Extent])],
+    out_types: &[&TensorType],
+) -> Option<Vec<Vec<Extent>>> {
+    // The common shape of element-wise inputs: per dimension, an input not broadcast along
+    // it (runtime sizes of such inputs agree: the kernel checks them), else 1.
+    let common = |rank: usize| -> Vec<Extent> {
+        (0..rank)
+            .map(|d| {
+                ins.iter()
+                    .find(|(t, _)| t.shape.get(d).copied() != Some(Some(1)))
+                    .and_then(|(_, e)| e.get(d).copied())
+                    .unwrap_or(Extent::Fixed(1))
+            })
+            .collect()
+    };
+    let full = common(ins.first().map_or(0, |(t, _)| t.ndim()));
+    let reduced = |axes: &[usize]| -> Vec<Extent> {
+        (0..full.len())
+            .filter(|d| !axes.contains(d))
+            .map(|d| full[d])
+            .collect()
+    };
+    let mut extents = match op {
+        Op::Elemwise(_) | Op::Composite(_) => vec![full.clone(); out_types.len()],
+        Op::Reduce { axes, .. } => vec![reduced(axes)],
+        Op::FusedReduce { axes, keep, .. } => {
+            let mut v = vec![reduced(axes)];
+            if *keep {
+                v.push(full.clone());
+            }
+            v
+        }
+        Op::DimShuffle(ds) => {
+            let x = ins.first()?.1;
+            vec![ds
+                .new_order
+                .iter()
+                .map(|d| {
+                    d.and_then(|d| x.get(d).copied())
+                        .unwrap_or(Extent::Fixed(1))
+                })
+                .collect()]
+        }
+        Op::Dot => {
+            let (a, b) = (ins.first()?.1, ins.get(1)?.1);
+            let mut e = a[..a.len().saturating_sub(1)].to_vec();
+            e.extend(b.get(1..).unwrap_or(&[]));
+            vec![e]
+        }
+        _ => return None,
+    };
+    // A size the output's type knows is used as it is.
+    for (e, ty) in extents.iter_mut().zip(out_types) {
+        if e.len() != ty.ndim() {
+            return None;
+        }
+        for (x, s) in e.iter_mut().zip(&ty.shape) {
+            if let Some(n) = s {
+                *x = Extent::Fixed(*n);
+            }
+        }
+    }
+    Some(extents)
+}
+
+/// The native form of `scan` applied to inputs of `in_types`, or `None` when its body
+/// has a node the driver cannot run (the scan then loops in Rust over its body's plan).
+pub fn lower_scan(scan: &Scan, in_types: &[&TensorType]) -> Option<ScanKernels> {
+    let body: &FunctionGraph = scan.body.graph();
+    let order = body.toposort();
+    for n in &order {
+        let e = body.node(*n)?;
+        let types: Vec<&TensorType> = e.inputs.iter().map(|x| &body.var(*x).ty).collect();
+        if !native_op(&e.op, &types) {
+            return None;
+        }
+    }
+    let mut b = Builder {
+        scan,
+        buffers: Vec::new(),
+        errors: vec!["no memory for a trace".into()],
+        rings: Vec::new(),
+        counter: 0,
+        steps: 0,
+    };
+    let int_scalar = TensorType::new(DType::Int64, vec![]);
+    b.steps = b.add("steps".into(), &int_scalar, Role::Input);
+    // The node's inputs (but the bound, which `steps` replaces).
+    let mut node_inputs = Vec::new();
+    for (i, ty) in in_types.iter().enumerate().skip(scan.first_sequence()) {
+        let name = if i < scan.first_state() {
+            format!("seq{}", i - scan.first_sequence())
+        } else if i < scan.first_non_sequence() {
+            format!("init{}", i - scan.first_state())
+        } else {
+            format!("nonseq{}", i - scan.first_non_sequence())
+        };
+        node_inputs.push(b.add(name, ty, Role::Input));
+    }
+    let seq_buf = |s: usize| node_inputs[s];
+    let init_buf = |k: usize| node_inputs[scan.n_sequences() + k];
+    let ns_buf = |j: usize| node_inputs[scan.n_sequences() + scan.n_states() + j];
+    // Body variables: where they live and their extents.
+    let mut place: HashMap<VarId, Place> = HashMap::new();
+    let mut extents: HashMap<VarId, Vec<Extent>> = HashMap::new();
+    let mut body_in = body.inputs().iter();
+    for (s, taps) in scan.sequence_taps.iter().enumerate() {
+        let ty = in_types[scan.first_sequence() + s];
+        for tap in taps {
+            let v = *body_in.next()?;
+            place.insert(
+                v,
+                Place::Sequence {
+                    buf: seq_buf(s),
+                    tap: *tap,
+                    first: taps[0],
+                },
+            );
+            extents.insert(
+                v,
+                (1..ty.ndim())
+                    .map(|d| Extent::Of {
+                        buf: seq_buf(s),
+                        dim: d,
+                    })
+                    .collect(),
+            );
+        }
+    }
+    let mut state_types = Vec::new();
+    for (k, taps) in scan.state_taps.iter().enumerate() {
+        let init = in_types[scan.first_state() + k];
+        let shift = has_initial_block(taps) as usize;
+        let ty = scan.state_type(k, init);
+        let state_extents: Vec<Extent> = (0..ty.ndim())
+            .map(|d| Extent::Of {
+                buf: init_buf(k),
+                dim: d + shift,
+            })
+            .collect();
+        for tap in taps {
+            let v = *body_in.next()?;
+            place.insert(v, Place::State { k, tap: *tap });
+            extents.insert(v, state_extents.clone());
+        }
+        state_types.push((ty, state_extents));
+    }
+    for j in 0..scan.n_non_sequences {
+        let v = *body_in.next()?;
+        let ty = in_types[scan.first_non_sequence() + j];
+        place.insert(v, Place::Whole(ns_buf(j)));
+        extents.insert(
+            v,
+            (0..ty.ndim())
+                .map(|d| Extent::Of {
+                    buf: ns_buf(j),
+                    dim: d,
+                })
+                .collect(),
+        );
+    }
+    // The body's constants, as inputs after the node's.
+    let mut constants = Vec::new();
+    for n in &order {
+        for x in &body.node(*n)?.inputs {
+            if let Origin::Constant(d) = &body.var(*x).origin {
+                if !place.contains_key(x) {
+                    let buf = b.add(
+                        format!("c{}", constants.len()),
+                        &body.var(*x).ty,
+                        Role::Input,
+                    );
+                    place.insert(*x, Place::Whole(buf));
+                    extents.insert(*x, d.shape().iter().map(|n| Extent::Fixed(*n)).collect());
+                    constants.push(d.clone());
+                }
+            }
+        }
+    }
+    for o in body.outputs() {
+        if let Origin::Constant(d) = &body.var(*o).origin {
+            if !place.contains_key(o) {
+                let buf = b.add(
+                    format!("c{}", constants.len()),
+                    &body.var(*o).ty,
+                    Role::Input,
+                );
+                place.insert(*o, Place::Whole(buf));
+                constants.push(d.clone());
+            }
+        }
+    }
+    // Outputs: per state, its last value and (when kept) its trace.
+    let mut outs = Vec::new();
+    for (k, (ty, _)) in state_types.iter().enumerate() {
+        let last = b.add(format!("last{k}"), ty, Role::Output);
+        let trace = scan.keep_trace[k].then(|| {
+            let mut shape = vec![None];
+            shape.extend(ty.shape.iter().copied());
+            let role = if scan.until {
+                Role::Growing
+            } else {
+                Role::Output
+            };
+            b.add(format!("trace{k}"), &TensorType::new(ty.dtype, shape), role)
+        });
+        outs.push((last, trace));
+    }
+    // Locals: the counter, the stop flag, the rings, then the intermediates.
+    b.counter = b.add("t".into(), &int_scalar, Role::Local(vec![]));
+    let done = scan.until.then(|| {
+        b.add(
+            "done".into(),
+            &TensorType::new(DType::Bool, vec![]),
+            Role::Local(vec![]),
+        )
+    });
+    for (k, (ty, state_extents)) in state_types.iter().enumerate() {
+        let depth = scan.depth(k);
+        let mut ring_extents = vec![Extent::Fixed(depth + 1)];
+        ring_extents.extend(state_extents.iter().copied());
+        let mut shape = vec![Some(depth + 1)];
+        shape.extend(ty.shape.iter().copied());
+        let ring = b.add(
+            format!("ring{k}"),
+            &TensorType::new(ty.dtype, shape),
+            Role::Local(ring_extents),
+        );
+        b.rings.push((ring, depth));
+    }
+    // The module: body kernels, then copies, then the driver.
+    let mut kernels: Vec<Kernel> = Vec::new();
+    let mut step_body: Vec<Stmt> = Vec::new();
+    // Which state each body output writes, claimed by the kernel computing it.
+    let mut claims: HashMap<VarId, usize> = HashMap::new();
+    for (k, o) in body.outputs().iter().take(scan.n_states()).enumerate() {
+        let computed = matches!(body.var(*o).origin, Origin::Node { .. });
+        if computed && !claims.contains_key(o) {
+            claims.insert(*o, k);
+        }
+    }
+    let mut driver = Kernel {
+        name: "scan_driver".into(),
+        buffers: Vec::new(),
+        body: Vec::new(),
+        errors: Vec::new(),
+    };
+    for n in &order {
+        let e = body.node(*n)?;
+        let kernel = match &e.op {
+            Op::DimShuffle(ds) => {
+                dimshuffle_copy_kernel(ds, &body.var(e.inputs[0]).ty, &body.var(e.outputs[0]).ty)
+            }
+            _ => lower_node(body, *n)?,
+        };
+        if kernel.buffers.len() != e.inputs.len() + e.outputs.len() {
+            return None;
+        }
+        let ins: Vec<(&TensorType, &[Extent])> = e
+            .inputs
+            .iter()
+            .map(|x| Some((&body.var(*x).ty, extents.get(x)?.as_slice())))
+            .collect::<Option<_>>()?;
+        let out_types: Vec<&TensorType> = e.outputs.iter().map(|o| &body.var(*o).ty).collect();
+        let out_extents = output_extents(&e.op, &ins, &out_types)?;
+        for (o, ext) in e.outputs.iter().zip(out_extents) {
+            let p = match claims.get(o) {
+                Some(k) => Place::State { k: *k, tap: 0 },
+                None => {
+                    let ty = body.var(*o).ty.clone();
+                    let buf = b.add(format!("v{}", o.0), &ty, Role::Local(ext.clone()));
+                    Place::Whole(buf)
+                }
+            };
+            place.insert(*o, p);
+            extents.insert(*o, ext);
+        }
+        let views: Vec<View> = e
+            .inputs
+            .iter()
+            .chain(&e.outputs)
+            .map(|v| place.get(v).map(|p| b.view(p)))
+            .collect::<Option<_>>()?;
+        driver.buffers = b.buffers.clone();
+        driver.errors = b.errors.clone();
+        let call = driver.invoke_views(kernels.len(), &kernel, views);
+        b.errors = driver.errors.clone();
+        step_body.push(call);
+        kernels.push(kernel);
+    }
+    // One copy kernel per state: new values not written by a kernel, traces, last values.
+    let copies: Vec<usize> = state_types
+        .iter()
+        .map(|(ty, _)| {
+            let mut copy = reshape_copy_kernel(ty).with_shape_checks();
+            copy.name = "copy".into();
+            kernels.push(copy);
+            kernels.len() - 1
+        })
+        .collect();
+    let mut invoke_copy = |b: &mut Builder, k: usize, from: View, to: View| {
+        driver.buffers = b.buffers.clone();
+        driver.errors = b.errors.clone();
+        let s = driver.invoke_views(copies[k], &kernels[copies[k]], vec![from, to]);
+        b.errors = driver.errors.clone();
+        s
+    };
+    for (k, o) in body.outputs().iter().take(scan.n_states()).enumerate() {
+        if claims.get(o) == Some(&k) {
+            continue;
+        }
+        let from = b.view(place.get(o)?);
+        let to = b.ring_view(k, 0, b.t());
+        let s = invoke_copy(&mut b, k, from, to);
+        step_body.push(s);
+    }
+    for (k, (_, trace)) in outs.iter().enumerate() {
+        if let Some(trace) = trace {
+            if scan.until {
+                step_body.push(Stmt::Grow {
+                    buf: *trace,
+                    rows: Builder::int_op(ScalarOp::Add, b.t(), Expr::int(1)),
+                    error: 0,
+                });
+            }
+            let from = b.ring_view(k, 0, b.t());
+            let to = View::at(*trace, vec![b.t()]);
+            let s = invoke_copy(&mut b, k, from, to);
+            step_body.push(s);
+        }
+    }
+    if let (Some(done), Some(cond)) = (done, body.outputs().get(scan.n_states())) {
+        let cond_view = b.view(place.get(cond)?);
+        if !cond_view.at.is_empty() {
+            return None;
+        }
+        let cond_ty = &body.var(*cond).ty;
+        let truth = Expr::apply(
+            ScalarOp::Neq,
+            vec![
+                Expr::Load {
+                    buf: cond_view.buf,
+                    index: vec![],
+                },
+                Expr::Const(Literal::Int(0), cond_ty.dtype),
+            ],
+            DType::Bool,
+        );
+        step_body.push(Stmt::Store {
+            buf: done,
+            index: vec![],
+            value: truth,
+        });
+    }
+    step_body.push(Stmt::Store {
+        buf: b.counter,
+        index: vec![],
+        value: Builder::int_op(ScalarOp::Add, b.t(), Expr::int(1)),
+    });
+    // Before the loop: the initial rows into their ring slots.
+    let mut prologue = Vec::new();
+    for (k, taps) in scan.state_taps.iter().enumerate() {
+        let depth = scan.depth(k) as i64;
+        let (ring, _) = b.rings[k];
+        if has_initial_block(taps) {
+            for r in 0..depth {
+                let s = invoke_copy(
+                    &mut b,
+                    k,
+                    View::at(init_buf(k), vec![Expr::int(r)]),
+                    View::at(ring, vec![Expr::int(r)]),
+                );
+                prologue.push(s);
+            }
+        } else {
+            let s = invoke_copy(
+                &mut b,
+                k,
+                View::whole(init_buf(k)),
+                View::at(ring, vec![Expr::int(0)]),
+            );
+            prologue.push(s);
+        }
+    }
+    // After it: the last values (slot of step n − 1, the initial value's for n = 0).
+    let mut epilogue = Vec::new();
+    for (k, (last, _)) in outs.iter().enumerate() {
+        // State after step t − 1: tap −1 of step t.
+        let from = b.ring_view(k, -1, b.t());
+        let s = invoke_copy(&mut b, k, from, View::whole(*last));
+        epilogue.push(s);
+    }
+    let mut cond = Builder::int_op(
+        ScalarOp::Lt,
+        b.t(),
+        Expr::Load {
+            buf: b.steps,
+            index: vec![],
+        },
+    );
+    if let Expr::Apply { dtype, .. } = &mut cond {
+        *dtype = DType::Bool;
+    }
+    if let Some(done) = done {
+        let not_done = Expr::apply(
+            ScalarOp::Not,
+            vec![Expr::Load {
+                buf: done,
+                index: vec![],
+            }],
+            DType::Bool,
+        );
+        cond = Expr::apply(ScalarOp::And, vec![cond, not_done], DType::Bool);
+    }
+    driver.buffers = b.buffers.clone();
+    driver.errors = b.errors.clone();
+    driver.body = prologue;
+    driver.body.push(Stmt::While {
+        cond,
+        body: step_body,
+    });
+    driver.body.extend(epilogue);
+    kernels.push(driver.with_shape_checks());
+    Some(ScanKernels { kernels, constants })
+}

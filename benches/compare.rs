@@ -291,6 +291,137 @@ fn w7(b: &mut Bench) {
     );
 }
 
+/// W5/W5t/W5c: `s ← 0.99·s + sin(t)` over t = 0..1e5 (last state, whole trace, t carried
+/// in the state); W6: Newton's iteration for √2 from 1e6 until |Δ| < 1e-12 (a while-scan,
+/// about 25 steps: the cost of a whole call); W10: harmonic sums `s += 1/(t+1)` until
+/// `s > L` (L = 12: 91,380 steps), the trace, whose length only the run knows.
+fn w5_w6_w10(b: &mut Bench) {
+    const N: usize = 100_000;
+    let s0 = scalar("s0", Float64);
+    let zero: TensorData = TensorData::scalar(0.0f64);
+    let ts = arange_dtype(0, N as i64, 1, Float64);
+    let w5 = scan(|s| vec![s.state(0) * 0.99 + s.sequence(0).sin()])
+        .sequences(&[&ts])
+        .states(&[&s0])
+        .build();
+    let plain = |trace: bool| {
+        let mut out = Vec::with_capacity(if trace { N } else { 0 });
+        let mut s = 0.0f64;
+        for t in 0..N {
+            s = 0.99 * s + (t as f64).sin();
+            if trace {
+                out.push(s);
+            }
+        }
+        (s, out)
+    };
+    if b.wants("W5") {
+        b.run("W5", "1e5", "native", (N as f64, 0.0), || {
+            black_box(plain(false));
+        });
+        b.graph(
+            "W5",
+            "1e5",
+            (N as f64, 0.0),
+            &[&s0],
+            &[&w5.last(0)],
+            std::slice::from_ref(&zero),
+        );
+    }
+    if b.wants("W5t") {
+        b.run("W5t", "1e5", "native", (N as f64, 8.0 * N as f64), || {
+            black_box(plain(true));
+        });
+        let work = (N as f64, 8.0 * N as f64);
+        b.graph(
+            "W5t",
+            "1e5",
+            work,
+            &[&s0],
+            &[&w5.trace(0)],
+            std::slice::from_ref(&zero),
+        );
+    }
+    if b.wants("W5c") {
+        // t carried in the state: nothing to move out of the loop.
+        let t0 = scalar("t0", Float64);
+        let w5c = scan(|s| vec![s.state(0) * 0.99 + s.state(1).sin(), s.state(1) + 1.0])
+            .states(&[&s0, &t0])
+            .n_steps(&constant(TensorData::scalar(N as i64)))
+            .build();
+        b.run("W5c", "1e5", "native", (N as f64, 0.0), || {
+            black_box(plain(false));
+        });
+        let values = [zero.clone(), zero.clone()];
+        b.graph(
+            "W5c",
+            "1e5",
+            (N as f64, 0.0),
+            &[&s0, &t0],
+            &[&w5c.last(0)],
+            &values,
+        );
+    }
+    if b.wants("W6") {
+        let x0 = scalar("x0", Float64);
+        let w6 = scan(|s| {
+            let x = s.state(0);
+            let next = &x / 2.0 + 1.0 / &x;
+            s.until(&(&next - &x).abs().lt(1e-12));
+            vec![next]
+        })
+        .states(&[&x0])
+        .n_steps(&constant(TensorData::scalar(10_000i64)))
+        .build();
+        b.run("W6", "while", "native", (1.0, 0.0), || {
+            let mut x = black_box(1e6f64);
+            loop {
+                let next = x / 2.0 + 1.0 / x;
+                let done = (next - x).abs() < 1e-12;
+                x = next;
+                if done {
+                    break;
+                }
+            }
+            black_box(x);
+        });
+        let start: TensorData = TensorData::scalar(1e6f64);
+        b.graph("W6", "while", (1.0, 0.0), &[&x0], &[&w6.last(0)], &[start]);
+    }
+    if b.wants("W10") {
+        let (limit, t0) = (scalar("limit", Float64), scalar("t0", Float64));
+        let w10 = scan(|s| {
+            let (sum, t) = (s.state(0), s.state(1));
+            let next = &sum + 1.0 / (&t + 1.0);
+            s.until(&next.gt(&limit));
+            vec![next, t + 1.0]
+        })
+        .states(&[&s0, &t0])
+        .build();
+        b.run("W10", "L=12", "native", (91_380.0, 8.0 * 91_380.0), || {
+            let (mut out, mut s, mut t) = (Vec::new(), 0.0f64, 0.0f64);
+            loop {
+                s += 1.0 / (t + 1.0);
+                t += 1.0;
+                out.push(s);
+                if s > black_box(12.0) {
+                    break;
+                }
+            }
+            black_box(out);
+        });
+        let values = [zero.clone(), TensorData::scalar(12.0f64), zero.clone()];
+        b.graph(
+            "W10",
+            "L=12",
+            (91_380.0, 8.0 * 91_380.0),
+            &[&s0, &limit, &t0],
+            &[&w10.trace(0)],
+            &values,
+        );
+    }
+}
+
 fn w8(b: &mut Bench) {
     for (workload, backend, mode) in [
         ("W8a", "jit", Mode::Jit),
@@ -459,6 +590,9 @@ fn main() {
     }
     if b.wants("W8a") || b.wants("W8b") {
         w8(&mut b);
+    }
+    if ["W5", "W5t", "W5c", "W6", "W10"].iter().any(|w| b.wants(w)) {
+        w5_w6_w10(&mut b);
     }
     if args.iter().any(|a| a == "--peers") {
         peers(&mut b);

@@ -1,6 +1,7 @@
 """Peer timings for `cargo bench --bench compare -- --peers`.
 
-Runs the harness's workloads (W1, W2, W3, W4a, W4b, W7, W7b, W8a, W8b; same sizes, float64)
+Runs the harness's workloads (W1, W2, W3, W4a, W4b, W7, W7b, W8a, W8b, and the scans W5,
+W5t, W5c, W6, W10 as `../shared/peers/workloads*.py` define them; same sizes, float64)
 in NumPy, PyTensor (C backend: mode "CVM"; NUMBA backend: mode "NUMBA") and JAX (x64),
 each peer skipped with a message when it cannot be imported, and writes the records to
 the file named by PEERS_JSON as a JSON array in the harness's schema.
@@ -60,6 +61,36 @@ x3, y3, z3 = (v[:1000].copy() for v in (x, y, z))
 m2000 = rng.uniform(-3, 3, (2000, 2000))
 a4000 = rng.uniform(-3, 3, (4000, 2500))
 one = np.ones(1)
+N5 = 100_000
+L10, BOUND10 = 12.0, 200_000
+
+
+def w5_loop(trace):
+    """W5 in a Python loop (NumPy's scalar sin); the trace as an array when asked."""
+    out, s = [], 0.0
+    for t in range(N5):
+        s = 0.99 * s + np.sin(t)
+        if trace:
+            out.append(s)
+    return np.array(out) if trace else s
+
+
+def w6_loop(x):
+    while True:
+        new = x / 2 + 1 / x
+        if abs(new - x) < 1e-12:
+            return new
+        x = new
+
+
+def w10_loop(limit):
+    out, s, t = [], 0.0, 0
+    while True:
+        s += 1.0 / (t + 1)
+        t += 1
+        out.append(s)
+        if s > limit:
+            return np.array(out)
 
 
 def numpy_peer():
@@ -79,6 +110,11 @@ def numpy_peer():
     record("W4b", "4000x2500", "numpy", lambda: a4000.sum(axis=1))
     record("W7", "1", "numpy", lambda: one + 1)
     record("W7b", "1", "numpy", lambda: ten_nodes(np, one, one))
+    record("W5", "1e5", "numpy", lambda: w5_loop(False))
+    record("W5t", "1e5", "numpy", lambda: w5_loop(True))
+    record("W5c", "1e5", "numpy", lambda: w5_loop(False))
+    record("W6", "while", "numpy", lambda: w6_loop(1e6))
+    record("W10", "L=12", "numpy", lambda: w10_loop(L10))
 
 
 def ten_nodes(xp, p, q):
@@ -117,6 +153,39 @@ def pytensor_peer(mode, name):
     w = pt.dvector("w")
     f7b = pytensor.function([v, w], ten_nodes(pt, v, w), mode=mode)
     record("W7b", "1", name, lambda: f7b(one, one))
+    from pytensor import scan
+    from pytensor.scan.utils import until
+
+    x0 = pt.dscalar("x0")
+    ts = pt.arange(N5, dtype="float64")
+    outs, _ = scan(lambda t, s: 0.99 * s + pt.sin(t), sequences=[ts], outputs_info=[x0])
+    f5 = pytensor.function([x0], outs[-1], mode=mode)
+    f5t = pytensor.function([x0], outs, mode=mode)
+    record("W5", "1e5", name, lambda: f5(0.0))
+    record("W5t", "1e5", name, lambda: f5t(0.0))
+    t0 = pt.dscalar("t0")
+    (carried, _), _ = scan(lambda s, t: (0.99 * s + pt.sin(t), t + 1.0),
+                           outputs_info=[x0, t0], n_steps=N5)
+    f5c = pytensor.function([x0, t0], carried[-1], mode=mode)
+    record("W5c", "1e5", name, lambda: f5c(0.0, 0.0))
+
+    def newton(s):
+        new = s / 2 + 1 / s
+        return new, until(pt.abs(new - s) < 1e-12)
+
+    w6, _ = scan(newton, outputs_info=[x0], n_steps=10_000)
+    f6 = pytensor.function([x0], w6[-1], mode=mode)
+    record("W6", "while", name, lambda: f6(1e6))
+    lim = pt.dscalar("l")
+
+    def harmonic(t, s, limit):
+        new = s + 1.0 / (t + 1.0)
+        return new, until(new > limit)
+
+    tr, _ = scan(harmonic, sequences=[pt.arange(BOUND10, dtype="float64")],
+                 outputs_info=[pt.constant(0.0, dtype="float64")], non_sequences=[lim])
+    f10 = pytensor.function([lim], tr, mode=mode)
+    record("W10", "L=12", name, lambda: f10(L10))
     # Compile times: PyTensor caches compiled modules on disk, so later builds are warm.
     record_compile("W8a", name, w1)
     record_compile("W8b", name, w3)
@@ -151,6 +220,53 @@ def jax_peer():
     record("W7", "1", "jax", lambda: f7(jone).block_until_ready())
     f7b = jax.jit(lambda p, q: ten_nodes(jnp, p, q))
     record("W7b", "1", "jax", lambda: f7b(jone, jone).block_until_ready())
+
+    def w5(x0):
+        def body(s, t):
+            n = 0.99 * s + jnp.sin(t)
+            return n, n
+        return jax.lax.scan(body, x0, jnp.arange(N5, dtype=jnp.float64))
+
+    f5 = jax.jit(lambda s: w5(s)[0])
+    f5t = jax.jit(lambda s: w5(s)[1])
+    f5c = jax.jit(lambda s: jax.lax.fori_loop(
+        0, N5, lambda t, v: 0.99 * v + jnp.sin(t.astype(jnp.float64)), s))
+    record("W5", "1e5", "jax", lambda: f5(0.0).block_until_ready())
+    record("W5t", "1e5", "jax", lambda: f5t(0.0).block_until_ready())
+    record("W5c", "1e5", "jax", lambda: f5c(0.0).block_until_ready())
+
+    def w6(x0):
+        def cond(c):
+            return jnp.abs(c[1] - c[0]) >= 1e-12
+
+        def body(c):
+            return (c[1], c[1] / 2 + 1 / c[1])
+
+        return jax.lax.while_loop(cond, body, (x0, x0 / 2 + 1 / x0))[1]
+
+    f6 = jax.jit(w6)
+    record("W6", "while", "jax", lambda: f6(1e6).block_until_ready())
+
+    def w10(limit):
+        # JAX needs a preallocated maximum and a slice after the call.
+        def cond(c):
+            return (c[1] <= limit) & (c[0] < BOUND10)
+
+        def body(c):
+            t, s, b = c
+            s = s + 1.0 / (t + 1.0)
+            return t + 1, s, b.at[t].set(s)
+
+        t, _, b = jax.lax.while_loop(cond, body, (0, 0.0, jnp.zeros(BOUND10)))
+        return t, b
+
+    f10 = jax.jit(w10)
+
+    def w10_call():
+        t, b = f10(L10)
+        return np.asarray(b[:int(t)])
+
+    record("W10", "L=12", "jax", w10_call)
 
     def cold(fn, *args):
         # A fresh function object each time: tracing and XLA compilation, no jit cache hit.

@@ -433,7 +433,7 @@ fn a_scan_prints_its_body_below_and_runs_as_one_native_call() {
     // A body with a node the driver cannot run (a running sum) loops in Rust over its
     // compiled body; a transpose (a view elsewhere) is a copy in the native driver.
     let (m0, k) = (matrix("m0", Float64), matrix("k", Float64));
-    let out = scan(|s| vec![s.state(0).transpose(&[1, 0]) + s.non_sequence(0).cumsum(1)])
+    let out = scan(|s| vec![s.state(0).transpose(&[1, 0]).cumsum(1) + s.non_sequence(0)])
         .states(&[&m0])
         .non_sequences(&[&k])
         .n_steps(&constant(TensorData::scalar(3i64)))
@@ -501,17 +501,18 @@ fn the_driver_of_a_while_scan_invokes_its_body_on_views_and_grows_its_trace() {
     let types: Vec<&TensorType> = e.inputs.iter().map(|x| &fg.var(*x).ty).collect();
     let lowered = tensorlift_compiler::lower::scan::lower_scan(op, &types).unwrap();
     expect_test::expect![[r#"
-        kernel scan_driver(in steps: int64[0d], in seq0: float64[1d], in init0: float64[0d], out last0: float64[0d], growing trace0: float64[1d], local t: int64[0d] = [], local done: bool[0d] = [], local ring0: float64[1d] = [2], local v9: bool[0d] = []):
+        kernel scan_driver(in steps: int64[0d], in seq0: float64[1d], in init0: float64[0d], out last0: float64[0d], growing trace0: float64[1d], local t: int64[0d] = [], local done: bool[0d] = [], local ring0: float64[1d] = [2], local phase0: int64[0d] = [], local v9: bool[0d] = []):
           if neq(ring0.shape[0], 2:int64):
             fail "local 2 has {0} elements along axis 0, expected {1}", ring0.shape[0], 2:int64
           invoke copy(init0, ring0[0:int64])
           while and(lt(t[], steps[]), not(done[])):
-            invoke elemwise(ring0[mod(t[], 2:int64)], seq0[t[]], ring0[mod(add(t[], 1:int64), 2:int64)], v9)
+            invoke elemwise(ring0[phase0[]], seq0[t[]], ring0[switch(ge(add(phase0[], 1:int64), 2:int64), add(add(phase0[], 1:int64), -2:int64), add(phase0[], 1:int64))], v9)
             grow trace0 to add(t[], 1:int64) rows or fail "no memory for a trace"
-            invoke copy(ring0[mod(add(t[], 1:int64), 2:int64)], trace0[t[]])
+            invoke copy(ring0[switch(ge(add(phase0[], 1:int64), 2:int64), add(add(phase0[], 1:int64), -2:int64), add(phase0[], 1:int64))], trace0[t[]])
             done[] = neq(v9[], 0:bool)
+            phase0[] = switch(eq(add(phase0[], 1:int64), 2:int64), 0:int64, add(phase0[], 1:int64))
             t[] = add(t[], 1:int64)
-          invoke copy(ring0[mod(t[], 2:int64)], last0)
+          invoke copy(ring0[phase0[]], last0)
     "#]]
     .assert_eq(&lowered.kernels.last().unwrap().to_string());
     // End to end: the trace stops after the first value above 10, exactly sized.
@@ -613,5 +614,167 @@ fn random_recurrences_agree_between_the_backends() {
             Mode::Jit,
         )
         .unwrap_or_else(|e| panic!("case {case}: {e}"));
+    }
+}
+
+/// The body of a compiled function's scan, printed.
+fn body_text(f: &Function) -> String {
+    let fg = f.fgraph();
+    fg.toposort()
+        .into_iter()
+        .find_map(|n| match &fg.node(n)?.op {
+            tensorlift::ir::Op::Scan(scan) => {
+                Some(tensorlift::ir::print::dprint_fgraph(scan.body.graph()))
+            }
+            _ => None,
+        })
+        .expect("a scan")
+}
+
+#[test]
+fn a_trace_nobody_reads_is_not_stored() {
+    let (ts, s0) = (vector("ts", Float64), scalar("s0", Float64));
+    let out = scan(|s| vec![s.state(0) * 0.5 + s.sequence(0)])
+        .sequences(&[&ts])
+        .states(&[&s0])
+        .build();
+    let last_only = function(&[&ts, &s0], &[&out.last(0)]).compile().unwrap();
+    assert_eq!(
+        last_only.rewrite_report().fired("scan_drop_unused_traces"),
+        1
+    );
+    assert!(
+        last_only.dprint().contains("no trace 0"),
+        "{}",
+        last_only.dprint()
+    );
+    // The driver has no trace buffer: O(1) memory in the number of steps.
+    assert!(!last_only.plan().contains("grown"), "{}", last_only.plan());
+    let both = function(&[&ts, &s0], &[&out.last(0), &out.trace(0)])
+        .compile()
+        .unwrap();
+    assert_eq!(both.rewrite_report().fired("scan_drop_unused_traces"), 0);
+    let values = [vec1(vec![1.0, 2.0, 3.0]), f64_scalar(0.0)];
+    let r = last_only.call(&values).unwrap();
+    assert_eq!(r[0].to_f64_vec(), vec![4.25]);
+    assert_eq!(
+        both.call(&values).unwrap()[1].to_f64_vec(),
+        vec![1.0, 2.5, 4.25]
+    );
+}
+
+#[test]
+fn invariant_computations_leave_the_loop() {
+    // exp(w) · 2 reads only a non-sequence: computed once, before the loop.
+    let (x0, w, n) = (
+        vector("x0", Float64),
+        vector("w", Float64),
+        scalar("n", Int64),
+    );
+    let out = scan(|s| vec![s.state(0) * (s.non_sequence(0).exp() * 2.0)])
+        .states(&[&x0])
+        .non_sequences(&[&w])
+        .n_steps(&n)
+        .build();
+    let f = function(&[&x0, &w, &n], &[&out.last(0)]).compile().unwrap();
+    assert_eq!(f.rewrite_report().fired("scan_hoist_invariants"), 1);
+    let body = body_text(&f);
+    assert!(!body.contains("Exp") && !body.contains("exp("), "{body}");
+    assert!(f.dprint().contains("exp"), "{}", f.dprint());
+    let values = [vec1(vec![1.0, -1.0]), vec1(vec![0.0, 1.0]), i64_scalar(3)];
+    compare_backends(&[&x0, &w, &n], &[&out.last(0)], &values, Mode::Jit).unwrap();
+    let r = f.call(&values).unwrap().remove(0).to_f64_vec();
+    let e = 1f64.exp() * 2.0;
+    assert!(
+        (r[0] - 8.0).abs() < 1e-12 && (r[1] + e * e * e).abs() < 1e-9,
+        "{r:?}"
+    );
+    // Also read directly from outside (an implicit non-sequence).
+    let direct = scan(|s| vec![s.state(0) * (w.exp() * 2.0)])
+        .states(&[&x0])
+        .n_steps(&n)
+        .build();
+    let g = function(&[&x0, &w, &n], &[&direct.last(0)])
+        .compile()
+        .unwrap();
+    assert_eq!(g.call(&values).unwrap()[0].to_f64_vec(), r);
+}
+
+#[test]
+fn element_wise_work_on_a_sequence_runs_before_the_loop_as_one_pass() {
+    // sin(t) reads only the sequence: one vectorised pass over ts, then a loop of
+    // multiply-adds; over a constant sequence it is folded at compile time.
+    let (ts, s0) = (vector("ts", Float64), scalar("s0", Float64));
+    let out = scan(|s| vec![s.state(0) * 0.99 + s.sequence(0).sin()])
+        .sequences(&[&ts])
+        .states(&[&s0])
+        .build();
+    let f = function(&[&ts, &s0], &[&out.last(0)]).compile().unwrap();
+    assert_eq!(f.rewrite_report().fired("scan_push_out_sequences"), 1);
+    let body = body_text(&f);
+    assert!(!body.to_lowercase().contains("sin"), "{body}");
+    let t: Vec<f64> = (0..50).map(|i| i as f64 * 0.3).collect();
+    compare_backends(
+        &[&ts, &s0],
+        &[&out.last(0), &out.trace(0)],
+        &[vec1(t), f64_scalar(1.0)],
+        Mode::Jit,
+    )
+    .unwrap();
+    // Over arange, sin(arange) becomes a constant.
+    let ts = arange_dtype(0, 1000, 1, Float64);
+    let folded = scan(|s| vec![s.state(0) * 0.99 + s.sequence(0).sin()])
+        .sequences(&[&ts])
+        .states(&[&s0])
+        .build();
+    let g = function(&[&s0], &[&folded.last(0)]).compile().unwrap();
+    assert!(!g.dprint().to_lowercase().contains("sin"), "{}", g.dprint());
+    let mut s = 0.25f64;
+    for t in 0..1000 {
+        s = 0.99 * s + (t as f64).sin();
+    }
+    let got = g.call(&[f64_scalar(0.25)]).unwrap()[0].to_f64_vec()[0];
+    assert!((got - s).abs() < 1e-12, "{got} vs {s}");
+    // A while-scan keeps its work in the loop (it may stop long before the end).
+    let w = scan(|s| {
+        let next = s.state(0) + s.sequence(0).sin();
+        s.until(&next.gt(3.0));
+        vec![next]
+    })
+    .sequences(&[&ts])
+    .states(&[&s0])
+    .build();
+    let h = function(&[&s0], &[&w.last(0)]).compile().unwrap();
+    assert_eq!(h.rewrite_report().fired("scan_push_out_sequences"), 0);
+}
+
+#[test]
+fn scans_agree_with_rewrites_off() {
+    let (ts, s0, w) = (
+        vector("ts", Float64),
+        scalar("s0", Float64),
+        scalar("w", Float64),
+    );
+    let out = scan(|s| vec![s.state(0) * w.exp() + s.sequence(0).cos() * 0.5])
+        .sequences(&[&ts])
+        .states(&[&s0])
+        .build();
+    let values = [
+        vec1(vec![0.1, 0.2, 0.3, 0.4]),
+        f64_scalar(1.0),
+        f64_scalar(-0.5),
+    ];
+    for mode in [
+        Mode::Jit.without_rewrites(),
+        Mode::Reference.without_rewrites(),
+        Mode::Jit,
+    ] {
+        compare_backends(
+            &[&ts, &s0, &w],
+            &[&out.last(0), &out.trace(0)],
+            &values,
+            mode,
+        )
+        .unwrap();
     }
 }

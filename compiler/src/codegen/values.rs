@@ -680,7 +680,38 @@ impl<'a> Gen<'a> {
             }
             // The condition stays a bool; the branches are integers.
             Switch => self.b.ins().select(vals[0], i[1], i[2]),
-            IntDiv | Mod | Pow => {
+            // Python's floor division and remainder, inline (a call per element costs
+            // more than the arithmetic): by 0 and by −1 through a divisor of 1 (no trap),
+            // then NumPy's values for them (0; −a wrapping, remainder 0).
+            IntDiv | Mod => {
+                let (a, b) = (i[0], i[1]);
+                let by_zero = self.b.ins().icmp_imm_s(IntCC::Equal, b, 0);
+                let by_minus_one = self.b.ins().icmp_imm_s(IntCC::Equal, b, -1);
+                let special = self.b.ins().bor(by_zero, by_minus_one);
+                let one = self.b.ins().iconst(types::I64, 1);
+                let d = self.b.ins().select(special, one, b);
+                let q = self.b.ins().sdiv(a, d);
+                let r = self.b.ins().srem(a, d);
+                let inexact = self.b.ins().icmp_imm_s(IntCC::NotEqual, r, 0);
+                if op == Mod {
+                    let signs = self.b.ins().bxor(r, d);
+                    let differ = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, signs, 0);
+                    let adjust = self.b.ins().band(inexact, differ);
+                    let shifted = self.b.ins().iadd(r, d);
+                    self.b.ins().select(adjust, shifted, r)
+                } else {
+                    let signs = self.b.ins().bxor(a, d);
+                    let differ = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, signs, 0);
+                    let adjust = self.b.ins().band(inexact, differ);
+                    let lower = self.b.ins().iadd_imm_s(q, -1);
+                    let floor = self.b.ins().select(adjust, lower, q);
+                    let negated = self.b.ins().ineg(a);
+                    let zero = self.b.ins().iconst(types::I64, 0);
+                    let by_one = self.b.ins().select(by_minus_one, negated, floor);
+                    self.b.ins().select(by_zero, zero, by_one)
+                }
+            }
+            Pow => {
                 let f = self.int_support[&op];
                 let call = self.b.ins().call(f, &[i[0], i[1]]);
                 self.b.inst_results(call)[0]

@@ -11,7 +11,9 @@
 //!
 //! State k's value after step i (and its initial rows, at i = −depth…−1) lives in slot
 //! `(i + depth) mod (depth + 1)` of its ring: the slots a step reads and the one it writes
-//! are distinct, so a body kernel writes the new state straight into its slot.
+//! are distinct, so a body kernel writes the new state straight into its slot. The driver
+//! keeps `t mod (depth + 1)` in a local of its own, so slots cost a comparison, not a
+//! division.
 
 use std::collections::HashMap;
 
@@ -47,8 +49,9 @@ struct Builder<'a> {
     scan: &'a Scan,
     buffers: Vec<Buffer>,
     errors: Vec<String>,
-    /// Per state: its ring buffer and depth.
-    rings: Vec<(usize, usize)>,
+    /// Per state: its ring buffer, depth, and the int64 scalar local holding
+    /// `t mod (depth + 1)` (kept by additions, so no division runs per step).
+    rings: Vec<(usize, usize, usize)>,
     /// The step counter (int64 scalar local) and the step count (int64 scalar input).
     counter: usize,
     steps: usize,
@@ -105,17 +108,62 @@ impl Builder<'_> {
                 };
                 View::at(*buf, vec![Self::plus(t, tap - first)])
             }
-            Place::State { k, tap } => self.ring_view(*k, *tap, self.t()),
+            Place::State { k, tap } => self.ring_view(*k, *tap),
             Place::Whole(buf) => View::whole(*buf),
         }
     }
 
-    /// State `k` at `tap` relative to step `t`: slot `(t + tap + depth) mod (depth + 1)`.
-    fn ring_view(&self, k: usize, tap: i64, t: Expr) -> View {
-        let (ring, depth) = self.rings[k];
-        let j = Self::plus(t, tap + depth as i64);
-        let slot = Self::int_op(ScalarOp::Mod, j, Expr::int(depth as i64 + 1));
+    /// State `k` at `tap` relative to the current step t: slot `(t + tap + depth) mod
+    /// (depth + 1)`, from the phase `t mod (depth + 1)` by one comparison.
+    fn ring_view(&self, k: usize, tap: i64) -> View {
+        let (ring, depth, phase) = self.rings[k];
+        let m = depth as i64 + 1;
+        let phase = || Expr::Load {
+            buf: phase,
+            index: vec![],
+        };
+        let j = || Self::plus(phase(), tap + depth as i64);
+        let slot = if tap + depth as i64 == 0 {
+            phase()
+        } else {
+            let wraps = Expr::apply(ScalarOp::Ge, vec![j(), Expr::int(m)], DType::Bool);
+            Expr::apply(
+                ScalarOp::Switch,
+                vec![wraps, Self::plus(j(), -m), j()],
+                DType::Int64,
+            )
+        };
         View::at(ring, vec![slot])
+    }
+
+    /// `phase ← (phase + 1) mod (depth + 1)` for every state, by one comparison each.
+    fn advance_phases(&self) -> Vec<Stmt> {
+        self.rings
+            .iter()
+            .map(|(_, depth, phase)| {
+                let next = Self::plus(
+                    Expr::Load {
+                        buf: *phase,
+                        index: vec![],
+                    },
+                    1,
+                );
+                let wraps = Expr::apply(
+                    ScalarOp::Eq,
+                    vec![next.clone(), Expr::int(*depth as i64 + 1)],
+                    DType::Bool,
+                );
+                Stmt::Store {
+                    buf: *phase,
+                    index: vec![],
+                    value: Expr::apply(
+                        ScalarOp::Switch,
+                        vec![wraps, Expr::int(0), next],
+                        DType::Int64,
+                    ),
+                }
+            })
+            .collect()
     }
 }
 
@@ -435,7 +483,8 @@ pub fn lower_scan(scan: &Scan, in_types: &[&TensorType]) -> Option<ScanKernels> 
             &TensorType::new(ty.dtype, shape),
             Role::Local(ring_extents),
         );
-        b.rings.push((ring, depth));
+        let phase = b.add(format!("phase{k}"), &int_scalar, Role::Local(vec![]));
+        b.rings.push((ring, depth, phase));
     }
     // The module: body kernels, then copies, then the driver.
     let mut kernels: Vec<Kernel> = Vec::new();
@@ -519,7 +568,7 @@ pub fn lower_scan(scan: &Scan, in_types: &[&TensorType]) -> Option<ScanKernels> 
             continue;
         }
         let from = b.view(place.get(o)?);
-        let to = b.ring_view(k, 0, b.t());
+        let to = b.ring_view(k, 0);
         let s = invoke_copy(&mut b, k, from, to);
         step_body.push(s);
     }
@@ -532,7 +581,7 @@ pub fn lower_scan(scan: &Scan, in_types: &[&TensorType]) -> Option<ScanKernels> 
                     error: 0,
                 });
             }
-            let from = b.ring_view(k, 0, b.t());
+            let from = b.ring_view(k, 0);
             let to = View::at(*trace, vec![b.t()]);
             let s = invoke_copy(&mut b, k, from, to);
             step_body.push(s);
@@ -561,6 +610,7 @@ pub fn lower_scan(scan: &Scan, in_types: &[&TensorType]) -> Option<ScanKernels> 
             value: truth,
         });
     }
+    step_body.extend(b.advance_phases());
     step_body.push(Stmt::Store {
         buf: b.counter,
         index: vec![],
@@ -570,7 +620,7 @@ pub fn lower_scan(scan: &Scan, in_types: &[&TensorType]) -> Option<ScanKernels> 
     let mut prologue = Vec::new();
     for (k, taps) in scan.state_taps.iter().enumerate() {
         let depth = scan.depth(k) as i64;
-        let (ring, _) = b.rings[k];
+        let (ring, _, _) = b.rings[k];
         if has_initial_block(taps) {
             for r in 0..depth {
                 let s = invoke_copy(
@@ -595,7 +645,7 @@ pub fn lower_scan(scan: &Scan, in_types: &[&TensorType]) -> Option<ScanKernels> 
     let mut epilogue = Vec::new();
     for (k, (last, _)) in outs.iter().enumerate() {
         // State after step t − 1: tap −1 of step t.
-        let from = b.ring_view(k, -1, b.t());
+        let from = b.ring_view(k, -1);
         let s = invoke_copy(&mut b, k, from, View::whole(*last));
         epilogue.push(s);
     }

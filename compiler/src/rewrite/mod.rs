@@ -5,7 +5,8 @@
 //! the whole graph), `Expr` (a replacement, materialised into nodes by the driver, so a
 //! rule that declines leaves nothing behind), the rule table (`RULES`), the equilibrium
 //! driver with its budget and stop reasons, and the `RewriteReport`. Each rule group lives
-//! in its own module: `canonicalize`, `stabilize`, `specialize`, `fusion`, `merge`.
+//! in its own module: `canonicalize`, `stabilize`, `specialize`, `fusion`, `merge`,
+//! `inline`, `scan`.
 
 /// A rule table: `rules!("group"; rule_fn, ...)` names each local rule after its function.
 macro_rules! rules {
@@ -24,6 +25,7 @@ pub mod inline;
 pub mod merge;
 pub mod pattern;
 pub mod report;
+pub mod scan;
 pub mod specialize;
 pub mod stabilize;
 
@@ -104,6 +106,7 @@ pub fn all_rules() -> Vec<Rule> {
     let mut rules = Vec::new();
     rules.extend(merge::RULES);
     rules.extend(inline::RULES);
+    rules.extend(scan::RULES);
     rules.extend(canonicalize::RULES);
     rules.extend(stabilize::RULES);
     rules.extend(specialize::RULES);

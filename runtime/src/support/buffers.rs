@@ -239,9 +239,10 @@ impl GrowBuffer {
             return None;
         }
         let ptr = with_storage!(&mut self.storage, v => {
-            if elems > v.len() {
+            // Capacity doubles only when it runs out: n single-row growths cost O(n).
+            if elems > v.capacity() {
                 let wanted = elems.max(2 * v.capacity()) - v.len();
-                if v.try_reserve(wanted).is_err() {
+                if v.try_reserve_exact(wanted).is_err() {
                     v.try_reserve_exact(elems - v.len()).ok()?;
                 }
             }

@@ -291,16 +291,6 @@ row_accumulation!(tl_max_into, row_reduce::max_into_at);
 row_accumulation!(tl_min_into, row_reduce::min_into_at);
 row_dot!(tl_row_dot_f32, f32, row_reduce::dot_f32_at);
 
-/// Python-style floor division of integers (division by zero gives 0), for jitted code.
-pub extern "C" fn tl_int_floor_div(x: i64, y: i64) -> i64 {
-    crate::elemwise::int_floor_div(x, y)
-}
-
-/// Python-style remainder of integers (by zero gives 0), for jitted code.
-pub extern "C" fn tl_int_mod(x: i64, y: i64) -> i64 {
-    crate::elemwise::int_mod(x, y)
-}
-
 /// Integer power by squaring in wrapping int64, for jitted code (which checks first that
 /// the exponent is not negative; a negative one gives 1 here).
 pub extern "C" fn tl_int_pow(base: i64, exponent: i64) -> i64 {
@@ -312,8 +302,6 @@ pub extern "C" fn tl_int_pow(base: i64, exponent: i64) -> i64 {
 pub fn int_support(op: ScalarOp) -> Option<(&'static str, *const u8)> {
     let f = |symbol, f: extern "C" fn(i64, i64) -> i64| Some((symbol, f as *const u8));
     match op {
-        ScalarOp::IntDiv => f("tl_int_floor_div", tl_int_floor_div),
-        ScalarOp::Mod => f("tl_int_mod", tl_int_mod),
         ScalarOp::Pow => f("tl_int_pow", tl_int_pow),
         _ => None,
     }

@@ -110,7 +110,7 @@ pub mod prelude {
     pub use tensorlift_ir::DType::{self, *};
     pub use tensorlift_ir::{
         alloc, arange, arange_dtype, clone_replace, concatenate, constant, dprint, full, idx,
-        make_vector, matrix, ones, scalar, scan, split, stack, switch, tensor, to_dot, vector,
-        zeros, All, Idx, Literal, TensorData, TensorType, Var,
+        ifelse, make_vector, matrix, ones, scalar, scan, split, stack, switch, tensor, to_dot,
+        vector, zeros, All, Idx, Literal, TensorData, TensorType, Var,
     };
 }

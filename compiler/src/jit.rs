@@ -109,7 +109,8 @@ fn is_view(op: &Op) -> bool {
         | Op::Dot
         | Op::CheckAndRaise { .. }
         | Op::OpFromGraph(_)
-        | Op::Scan(_) => false,
+        | Op::Scan(_)
+        | Op::IfElse(_) => false,
     }
 }
 
@@ -127,10 +128,10 @@ pub fn interpreted_nodes(fg: &FunctionGraph) -> Vec<NodeId> {
         .collect()
 }
 
-/// Whether the JIT runs `op` through a compiled function of its own (a sub-plan): a kept
-/// OpFromGraph, a scan's body.
+/// Whether the JIT runs `op` through compiled functions of its own (sub-plans): a kept
+/// OpFromGraph, a scan's body, an IfElse's branches.
 fn is_sub_plan(op: &Op) -> bool {
-    matches!(op, Op::OpFromGraph(_) | Op::Scan(_))
+    matches!(op, Op::OpFromGraph(_) | Op::Scan(_) | Op::IfElse(_))
 }
 
 /// The interpreted nodes of `fg` and, recursively, of the inner graphs it calls as
@@ -213,9 +214,13 @@ impl JitBackend {
                     continue;
                 }
             }
-            if let [inner] = e.op.inner_graphs().as_slice() {
-                let inner = self.build(inner.graph().clone())?;
-                sub_plans.insert(n, inner.plan);
+            let inner = e.op.inner_graphs();
+            if !inner.is_empty() {
+                let plans = inner
+                    .iter()
+                    .map(|g| self.build(g.graph().clone()).map(|j| j.plan))
+                    .collect::<Result<Vec<_>, _>>()?;
+                sub_plans.insert(n, plans);
             }
         }
         Ok(Jitted {
@@ -365,7 +370,8 @@ impl KernelNode {
             | Op::Subtensor(_)
             | Op::Split { .. }
             | Op::OpFromGraph(_)
-            | Op::Scan(_) => return None,
+            | Op::Scan(_)
+            | Op::IfElse(_) => return None,
         };
         Some(KernelNode {
             kernel,

@@ -169,13 +169,15 @@ fn lower_unchecked(fg: &FunctionGraph, node: NodeId) -> Option<Kernel> {
         }
         // A fused reduction whose body or result no kernel computes.
         Op::FusedReduce { .. } => None,
-        // Views: the runtime's stride arithmetic, no code; a kept OpFromGraph and a scan's
-        // body are compiled functions of their own (the JIT's sub-plans).
+        // Views: the runtime's stride arithmetic, no code; a kept OpFromGraph, a scan's
+        // body and an IfElse's branches are compiled functions of their own (the JIT's
+        // sub-plans).
         Op::DimShuffle(_)
         | Op::Subtensor(_)
         | Op::Split { .. }
         | Op::OpFromGraph(_)
-        | Op::Scan(_) => None,
+        | Op::Scan(_)
+        | Op::IfElse(_) => None,
     }
 }
 

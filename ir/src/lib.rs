@@ -22,6 +22,7 @@ pub mod var;
 pub use api::axes::{All, Axes, AxisOrAll};
 pub use api::elemwise::{elemwise, switch, try_elemwise};
 pub use api::graph::{op_from_graph, GraphOp};
+pub use api::ifelse::ifelse;
 pub use api::index::Idx;
 pub use api::scan::{scan, ScanBuilder, ScanOutputs, Step};
 pub use api::shape::{

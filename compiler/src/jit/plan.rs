@@ -35,6 +35,8 @@ enum Action {
     Scan(Arc<Scan>, Box<Plan>),
     /// A scan as one native call (`jit::scan`).
     NativeScan(Box<super::scan::NativeScan>),
+    /// An IfElse: the condition read, then only the taken branch's plan runs.
+    IfElse(Box<Plan>, Box<Plan>),
     /// A view or the interpreter: the reference's implementation, with the op's name.
     View(String),
     Interpreted(String),
@@ -70,7 +72,7 @@ impl Plan {
     pub(super) fn new(
         fgraph: FunctionGraph,
         mut kernels: HashMap<NodeId, KernelNode>,
-        mut sub_plans: HashMap<NodeId, Plan>,
+        mut sub_plans: HashMap<NodeId, Vec<Plan>>,
         mut native_scans: HashMap<NodeId, super::scan::NativeScan>,
     ) -> Result<Plan, CompileError> {
         let order = fgraph.toposort();
@@ -125,10 +127,22 @@ impl Plan {
                     None => Action::Interpreted(e.op.to_string()),
                 },
                 (Some(k), _) => Action::Kernel(Box::new(k)),
-                (None, Some(plan)) => match &e.op {
-                    Op::Scan(scan) => Action::Scan(scan.clone(), Box::new(plan)),
-                    _ => Action::Call(Box::new(plan)),
-                },
+                (None, Some(plans)) => {
+                    let mut plans = plans.into_iter().map(Box::new);
+                    match (&e.op, plans.next(), plans.next()) {
+                        (Op::Scan(scan), Some(body), None) => Action::Scan(scan.clone(), body),
+                        (Op::IfElse(_), Some(then), Some(otherwise)) => {
+                            Action::IfElse(then, otherwise)
+                        }
+                        (_, Some(plan), None) => Action::Call(plan),
+                        _ => {
+                            return Err(CompileError::Internal(format!(
+                                "{}: its sub-plans do not match it",
+                                e.op
+                            )))
+                        }
+                    }
+                }
                 (None, None) if is_view(&e.op) => Action::View(e.op.to_string()),
                 (None, None) => Action::Interpreted(e.op.to_string()),
             };
@@ -202,6 +216,13 @@ impl Plan {
                     .and_then(|outs| with_products_repaired(fg, step.node, k, &mut args, outs)),
                 Action::Call(plan) => plan.run(&args, pool),
                 Action::NativeScan(native) => native.run(&args, pool),
+                Action::IfElse(then, otherwise) => match args.split_first() {
+                    Some((cond, values)) if tensorlift_runtime::scalar::is_true(cond) => {
+                        then.run(values, pool)
+                    }
+                    Some((_, values)) => otherwise.run(values, pool),
+                    None => Err(RuntimeError::Internal("IfElse without a condition".into())),
+                },
                 Action::Scan(scan, body) => {
                     let name = fg.node(step.node).map(|e| e.op.to_string());
                     let name = name.as_deref().unwrap_or("Scan");
@@ -263,6 +284,11 @@ impl fmt::Display for Plan {
                     format!("its own compiled function, {} steps", plan.steps.len())
                 }
                 Action::NativeScan(native) => native.describe(),
+                Action::IfElse(then, otherwise) => format!(
+                    "a choice: only the taken branch's compiled function runs ({} / {} steps)",
+                    then.steps.len(),
+                    otherwise.steps.len()
+                ),
                 Action::Scan(_, body) => format!(
                     "a loop calling its body's compiled function ({} steps) once per step",
                     body.steps.len()
@@ -285,6 +311,7 @@ impl fmt::Display for Plan {
                 Action::Call(_)
                 | Action::Scan(..)
                 | Action::NativeScan(_)
+                | Action::IfElse(..)
                 | Action::View(_)
                 | Action::Interpreted(_) => false,
             };
@@ -298,9 +325,17 @@ impl fmt::Display for Plan {
                 write!(f, "; last use of {}", moved.join(", "))?;
             }
             writeln!(f)?;
-            if let Action::Call(plan) | Action::Scan(_, plan) = &step.action {
+            let inner: Vec<(&str, &Plan)> = match &step.action {
+                Action::Call(plan) | Action::Scan(_, plan) => vec![("", plan)],
+                Action::IfElse(then, otherwise) => vec![("then ", then), ("else ", otherwise)],
+                Action::Kernel(_)
+                | Action::NativeScan(_)
+                | Action::View(_)
+                | Action::Interpreted(_) => Vec::new(),
+            };
+            for (label, plan) in inner {
                 for line in plan.to_string().lines() {
-                    writeln!(f, "       | {line}")?;
+                    writeln!(f, "       | {label}{line}")?;
                 }
             }
         }

@@ -205,7 +205,8 @@ fn native_op(op: &Op, in_types: &[&TensorType]) -> bool {
         | Op::AdvancedIncSubtensor { .. }
         | Op::CheckAndRaise { .. }
         | Op::OpFromGraph(_)
-        | Op::Scan(_) => false,
+        | Op::Scan(_)
+        | Op::IfElse(_) => false,
     }
 }
 

@@ -37,30 +37,43 @@ pub fn inline_graphs(fg: &mut FunctionGraph) -> Result<usize, GraphError> {
             ));
         };
         let g = Arc::clone(g);
-        let inner = g.graph.graph();
-        let mut map: HashMap<VarId, VarId> = inner
-            .inputs()
-            .iter()
-            .copied()
-            .zip(e.inputs.iter().copied())
-            .collect();
-        for n in inner.toposort() {
-            let Some(ie) = inner.node(n) else { continue };
-            let mut args = Vec::with_capacity(ie.inputs.len());
-            for x in &ie.inputs {
-                args.push(copy_var(fg, inner, *x, &mut map)?);
-            }
-            let outs = fg.add_node(ie.op.clone(), args)?;
-            for (o, new) in ie.outputs.iter().zip(outs) {
-                map.insert(*o, new);
-            }
-        }
-        for (old, inner_out) in e.outputs.iter().zip(inner.outputs()) {
-            let new = copy_var(fg, inner, *inner_out, &mut map)?;
+        let outs = copy_graph(fg, g.graph.graph(), &e.inputs)?;
+        for (old, new) in e.outputs.iter().zip(outs) {
             fg.replace(*old, new)?;
         }
         count += 1;
     }
+}
+
+/// Copies the nodes of `inner` into `fg`, its inputs read from `inputs`; returns the
+/// outer variables of its outputs.
+pub fn copy_graph(
+    fg: &mut FunctionGraph,
+    inner: &FunctionGraph,
+    inputs: &[VarId],
+) -> Result<Vec<VarId>, GraphError> {
+    let mut map: HashMap<VarId, VarId> = inner
+        .inputs()
+        .iter()
+        .copied()
+        .zip(inputs.iter().copied())
+        .collect();
+    for n in inner.toposort() {
+        let Some(ie) = inner.node(n) else { continue };
+        let mut args = Vec::with_capacity(ie.inputs.len());
+        for x in &ie.inputs {
+            args.push(copy_var(fg, inner, *x, &mut map)?);
+        }
+        let outs = fg.add_node(ie.op.clone(), args)?;
+        for (o, new) in ie.outputs.iter().zip(outs) {
+            map.insert(*o, new);
+        }
+    }
+    inner
+        .outputs()
+        .iter()
+        .map(|o| copy_var(fg, inner, *o, &mut map))
+        .collect()
 }
 
 /// The outer variable standing for `x` of `inner`: mapped already, or a constant copied.

@@ -6,7 +6,7 @@
 //! rule that declines leaves nothing behind), the rule table (`RULES`), the equilibrium
 //! driver with its budget and stop reasons, and the `RewriteReport`. Each rule group lives
 //! in its own module: `canonicalize`, `stabilize`, `specialize`, `fusion`, `merge`,
-//! `inline`, `scan`.
+//! `inline`, `scan`, `ifelse`.
 
 /// A rule table: `rules!("group"; rule_fn, ...)` names each local rule after its function.
 macro_rules! rules {
@@ -21,6 +21,7 @@ macro_rules! rules {
 
 pub mod canonicalize;
 pub mod fusion;
+pub mod ifelse;
 pub mod inline;
 pub mod merge;
 pub mod pattern;
@@ -107,6 +108,7 @@ pub fn all_rules() -> Vec<Rule> {
     rules.extend(merge::RULES);
     rules.extend(inline::RULES);
     rules.extend(scan::RULES);
+    rules.extend(ifelse::RULES);
     rules.extend(canonicalize::RULES);
     rules.extend(stabilize::RULES);
     rules.extend(specialize::RULES);

@@ -9,6 +9,7 @@ pub mod axes;
 pub mod checks;
 pub mod elemwise;
 pub mod graph;
+pub mod ifelse;
 pub mod index;
 pub mod linalg;
 pub mod reduce;

@@ -7,6 +7,7 @@
 
 pub mod composite;
 pub mod graph;
+pub mod ifelse;
 pub mod indexing;
 pub mod linalg;
 pub mod reduce;
@@ -23,6 +24,7 @@ use crate::types::{elemwise_shape, TensorType};
 
 pub use composite::{Composite, ScalarNode, ScalarRef};
 pub use graph::{InnerGraph, OpFromGraph};
+pub use ifelse::IfElse;
 pub use indexing::{AdvancedSlot, IncMode, IndexSlot};
 pub use reduce::{ArgKind, CumKind, ReduceKind};
 pub use scalar::{Arity, ScalarOp};
@@ -99,6 +101,9 @@ pub enum Op {
     OpFromGraph(Arc<OpFromGraph>),
     /// A loop over an inner graph (`scan`): per state, its last value and its trace.
     Scan(Arc<Scan>),
+    /// A lazy choice (`ifelse`): input 0 the condition, the rest the values the branches
+    /// read; only the taken branch runs.
+    IfElse(Arc<IfElse>),
 }
 
 /// What type inference knows about one input: its type and, for constants, its value.
@@ -194,6 +199,7 @@ impl Op {
             Op::CheckAndRaise { .. } => one(infer_check_and_raise(&name, inputs)?),
             Op::OpFromGraph(g) => g.infer(&name, inputs),
             Op::Scan(scan) => scan.infer(&name, inputs),
+            Op::IfElse(ifelse) => ifelse.infer(&name, inputs),
         }
     }
 
@@ -202,6 +208,7 @@ impl Op {
         match self {
             Op::OpFromGraph(g) => vec![&g.graph],
             Op::Scan(scan) => vec![&scan.body],
+            Op::IfElse(ifelse) => vec![&ifelse.then_branch, &ifelse.else_branch],
             Op::Elemwise(_)
             | Op::Composite(_)
             | Op::FusedReduce { .. }
@@ -243,6 +250,12 @@ impl Op {
                 let mut op = (**scan).clone();
                 op.body = graphs.pop()?;
                 Op::Scan(Arc::new(op))
+            }
+            Op::IfElse(ifelse) => {
+                let mut op = (**ifelse).clone();
+                op.else_branch = graphs.pop()?;
+                op.then_branch = graphs.pop()?;
+                Op::IfElse(Arc::new(op))
             }
             Op::Elemwise(_)
             | Op::Composite(_)
@@ -393,6 +406,7 @@ impl fmt::Display for Op {
                 }
                 f.write_str("}")
             }
+            Op::IfElse(_) => f.write_str("IfElse"),
         }
     }
 }

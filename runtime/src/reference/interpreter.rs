@@ -284,6 +284,16 @@ pub fn eval_node_named(
         }
         Op::OpFromGraph(g) => Program::new(g.graph.graph().clone())?.run(args),
         Op::Scan(scan) => crate::reference::scan::eval_scan(name, scan, args),
+        // Only the taken branch runs: its own nodes are inside it.
+        Op::IfElse(ifelse) => {
+            need(1)?;
+            let branch = if crate::scalar::is_true(&args[0]) {
+                &ifelse.then_branch
+            } else {
+                &ifelse.else_branch
+            };
+            Program::new(branch.graph().clone())?.run(&args[1..])
+        }
         Op::CheckAndRaise { message } => {
             need(1)?;
             for cond in &args[1..] {

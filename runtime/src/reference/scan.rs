@@ -95,11 +95,6 @@ pub fn stack(name: &str, dtype: DType, shape: &[usize], rows: &[TensorData]) -> 
     })
 }
 
-/// Whether a stop condition's value is true (non-zero).
-pub fn is_true(cond: &TensorData) -> bool {
-    with_tensor_data!(cond, a => a.iter().next().is_some_and(|v| *v != Default::default()))
-}
-
 /// Checks that state `k`'s initial value is a block of the depth its taps need (a state
 /// read only one step back starts from a value of its own shape: nothing to check).
 pub fn check_initial_block(name: &str, scan: &Scan, k: usize, init: &TensorData) -> Result<()> {
@@ -218,7 +213,7 @@ pub fn run_scan(
             }
         }
         i += 1;
-        if scan.until && is_true(&outputs[scan.n_states()]) {
+        if scan.until && crate::scalar::is_true(&outputs[scan.n_states()]) {
             break;
         }
     }

@@ -1394,6 +1394,225 @@ fn inline_op_from_graph() {
     );
 }
 
+// ---------------------------------------------------------------- scan
+
+#[test]
+fn scan_drop_unused_traces() {
+    // Only the last state is read: the trace is not stored.
+    let (ts, s0) = (fvec("ts"), scalar("s0", Float64));
+    let out = scan(|s| vec![s.state(0) * 0.5 + s.sequence(0)])
+        .sequences(&[&ts])
+        .states(&[&s0])
+        .build();
+    check(
+        &[&out.last(0)],
+        &["scan_drop_unused_traces"],
+        expect![[r#"
+        Scan{sequences=[[0]], states=[[-1]], non_sequences=0}.0 [id A] <Scalar(float64, shape=())>
+         ├─ ts [id B] <Vector(float64, shape=(?,))>
+         └─ s0 [id C] <Scalar(float64, shape=())>
+
+        Inner graphs:
+
+        Scan{sequences=[[0]], states=[[-1]], non_sequences=0} [id A]
+         ← Add [id D] <Scalar(float64, shape=())>
+            ├─ Mul [id E] <Scalar(float64, shape=())>
+            │  ├─ *1-<Scalar(float64, shape=())> [id F]
+            │  └─ 0.5 [id G] <Scalar(float64, shape=())>
+            └─ *0-<Scalar(float64, shape=())> [id H]
+        =>
+        Scan{sequences=[[0]], states=[[-1]], non_sequences=0, no trace 0}.0 [id A] <Scalar(float64, shape=())>
+         ├─ ts [id B] <Vector(float64, shape=(?,))>
+         └─ s0 [id C] <Scalar(float64, shape=())>
+
+        Inner graphs:
+
+        Scan{sequences=[[0]], states=[[-1]], non_sequences=0, no trace 0} [id A]
+         ← Add [id D] <Scalar(float64, shape=())>
+            ├─ Mul [id E] <Scalar(float64, shape=())>
+            │  ├─ *1-<Scalar(float64, shape=())> [id F]
+            │  └─ 0.5 [id G] <Scalar(float64, shape=())>
+            └─ *0-<Scalar(float64, shape=())> [id H]
+    "#]],
+    );
+    check_unchanged(&[&out.last(0), &out.trace(0)], &["scan_drop_unused_traces"]);
+}
+
+#[test]
+fn scan_hoist_invariants() {
+    // exp(w) reads only a non-sequence: computed once, before the loop.
+    let (x0, w, n) = (fvec("x0"), fvec("w"), scalar("n", Int64));
+    let out = scan(|s| vec![s.state(0) * s.non_sequence(0).exp()])
+        .states(&[&x0])
+        .non_sequences(&[&w])
+        .n_steps(&n)
+        .build();
+    check(
+        &[&out.last(0)],
+        &["scan_hoist_invariants"],
+        expect![[r#"
+        Scan{sequences=[], states=[[-1]], non_sequences=1}.0 [id A] <Vector(float64, shape=(?,))>
+         ├─ n [id B] <Scalar(int64, shape=())>
+         ├─ x0 [id C] <Vector(float64, shape=(?,))>
+         └─ w [id D] <Vector(float64, shape=(?,))>
+
+        Inner graphs:
+
+        Scan{sequences=[], states=[[-1]], non_sequences=1} [id A]
+         ← Mul [id E] <Vector(float64, shape=(?,))>
+            ├─ *0-<Vector(float64, shape=(?,))> [id F]
+            └─ Exp [id G] <Vector(float64, shape=(?,))>
+               └─ *1-<Vector(float64, shape=(?,))> [id H]
+        =>
+        Scan{sequences=[], states=[[-1]], non_sequences=2}.0 [id A] <Vector(float64, shape=(?,))>
+         ├─ n [id B] <Scalar(int64, shape=())>
+         ├─ x0 [id C] <Vector(float64, shape=(?,))>
+         ├─ w [id D] <Vector(float64, shape=(?,))>
+         └─ Exp [id E] <Vector(float64, shape=(?,))>
+            └─ w [id D] <Vector(float64, shape=(?,))>
+
+        Inner graphs:
+
+        Scan{sequences=[], states=[[-1]], non_sequences=2} [id A]
+         ← Mul [id F] <Vector(float64, shape=(?,))>
+            ├─ *0-<Vector(float64, shape=(?,))> [id G]
+            └─ *2-<Vector(float64, shape=(?,))> [id H]
+    "#]],
+    );
+    let plain = scan(|s| vec![s.state(0) * s.non_sequence(0)])
+        .states(&[&x0])
+        .non_sequences(&[&w])
+        .n_steps(&n)
+        .build();
+    check_unchanged(&[&plain.last(0)], &["scan_hoist_invariants"]);
+}
+
+#[test]
+fn scan_push_out_sequences() {
+    // sin(t) reads only the sequence's current element: one pass over ts before the loop.
+    let (ts, s0) = (fvec("ts"), scalar("s0", Float64));
+    let out = scan(|s| vec![s.state(0) * 0.5 + s.sequence(0).sin()])
+        .sequences(&[&ts])
+        .states(&[&s0])
+        .build();
+    check(
+        &[&out.last(0)],
+        &["scan_push_out_sequences"],
+        expect![[r#"
+        Scan{sequences=[[0]], states=[[-1]], non_sequences=0}.0 [id A] <Scalar(float64, shape=())>
+         ├─ ts [id B] <Vector(float64, shape=(?,))>
+         └─ s0 [id C] <Scalar(float64, shape=())>
+
+        Inner graphs:
+
+        Scan{sequences=[[0]], states=[[-1]], non_sequences=0} [id A]
+         ← Add [id D] <Scalar(float64, shape=())>
+            ├─ Mul [id E] <Scalar(float64, shape=())>
+            │  ├─ *1-<Scalar(float64, shape=())> [id F]
+            │  └─ 0.5 [id G] <Scalar(float64, shape=())>
+            └─ Sin [id H] <Scalar(float64, shape=())>
+               └─ *0-<Scalar(float64, shape=())> [id I]
+        =>
+        Scan{sequences=[[0], [0]], states=[[-1]], non_sequences=0}.0 [id A] <Scalar(float64, shape=())>
+         ├─ ts [id B] <Vector(float64, shape=(?,))>
+         ├─ Sin [id C] <Vector(float64, shape=(?,))>
+         │  └─ ts [id B] <Vector(float64, shape=(?,))>
+         └─ s0 [id D] <Scalar(float64, shape=())>
+
+        Inner graphs:
+
+        Scan{sequences=[[0], [0]], states=[[-1]], non_sequences=0} [id A]
+         ← Add [id E] <Scalar(float64, shape=())>
+            ├─ Mul [id F] <Scalar(float64, shape=())>
+            │  ├─ *2-<Scalar(float64, shape=())> [id G]
+            │  └─ 0.5 [id H] <Scalar(float64, shape=())>
+            └─ *1-<Scalar(float64, shape=())> [id I]
+    "#]],
+    );
+    let until = scan(|s| {
+        let next = s.state(0) + s.sequence(0).sin();
+        s.until(&next.gt(100.0));
+        vec![next]
+    })
+    .sequences(&[&ts])
+    .states(&[&s0])
+    .build();
+    check_unchanged(&[&until.last(0)], &["scan_push_out_sequences"]);
+}
+
+// ---------------------------------------------------------------- ifelse
+
+#[test]
+fn ifelse_constant_condition() {
+    let x = fvec("x");
+    let yes = constant(TensorData::scalar(true));
+    let out = ifelse(&yes, &[&x.exp()], &[&x.sin()]);
+    check(
+        &[&out[0]],
+        &["ifelse_constant_condition"],
+        expect![[r#"
+        IfElse [id A] <Vector(float64, shape=(?,))>
+         ├─ true [id B] <Scalar(bool, shape=())>
+         └─ x [id C] <Vector(float64, shape=(?,))>
+
+        Inner graphs:
+
+        IfElse [id A]
+         ← Exp [id D] <Vector(float64, shape=(?,))>
+            └─ *0-<Vector(float64, shape=(?,))> [id E]
+
+        IfElse [id A]
+         ← Sin [id F] <Vector(float64, shape=(?,))>
+            └─ *0-<Vector(float64, shape=(?,))> [id G]
+        =>
+        Exp [id A] <Vector(float64, shape=(?,))>
+         └─ x [id B] <Vector(float64, shape=(?,))>
+    "#]],
+    );
+    let c = scalar("c", Bool);
+    let open = ifelse(&c, &[&x.exp()], &[&x.sin()]);
+    check_unchanged(&[&open[0]], &["ifelse_constant_condition"]);
+}
+
+#[test]
+fn ifelse_same_branches() {
+    let (c, x) = (scalar("c", Bool), fvec("x"));
+    let out = ifelse(&c, &[&(x.exp() * 2.0)], &[&(x.exp() * 2.0)]);
+    check(
+        &[&out[0]],
+        &["ifelse_same_branches"],
+        expect![[r#"
+        IfElse [id A] <Vector(float64, shape=(?,))>
+         ├─ c [id B] <Scalar(bool, shape=())>
+         └─ x [id C] <Vector(float64, shape=(?,))>
+
+        Inner graphs:
+
+        IfElse [id A]
+         ← Mul [id D] <Vector(float64, shape=(?,))>
+            ├─ Exp [id E] <Vector(float64, shape=(?,))>
+            │  └─ *0-<Vector(float64, shape=(?,))> [id F]
+            └─ ExpandDims{axis=0} [id G] <Vector(float64, shape=(1,))>
+               └─ 2.0 [id H] <Scalar(float64, shape=())>
+
+        IfElse [id A]
+         ← Mul [id I] <Vector(float64, shape=(?,))>
+            ├─ Exp [id J] <Vector(float64, shape=(?,))>
+            │  └─ *0-<Vector(float64, shape=(?,))> [id K]
+            └─ ExpandDims{axis=0} [id L] <Vector(float64, shape=(1,))>
+               └─ 2.0 [id M] <Scalar(float64, shape=())>
+        =>
+        Mul [id A] <Vector(float64, shape=(?,))>
+         ├─ Exp [id B] <Vector(float64, shape=(?,))>
+         │  └─ x [id C] <Vector(float64, shape=(?,))>
+         └─ ExpandDims{axis=0} [id D] <Vector(float64, shape=(1,))>
+            └─ 2.0 [id E] <Scalar(float64, shape=())>
+    "#]],
+    );
+    let differ = ifelse(&c, &[&(x.exp() * 2.0)], &[&(x.exp() * 3.0)]);
+    check_unchanged(&[&differ[0]], &["ifelse_same_branches"]);
+}
+
 #[test]
 fn every_rule_has_a_golden_test_here() {
     let source = include_str!("rewrites.rs");

@@ -5,6 +5,7 @@
 //! `buf_ptr` and `buf_dim`).
 
 use super::*;
+use tensorlift_runtime::buffer_support::GrowBuffer;
 
 impl<'a> Gen<'a> {
     /// Calls kernel `callee` with views of this kernel's buffers (their words copied into
@@ -129,11 +130,30 @@ impl<'a> Gen<'a> {
         };
         let n = self.expr(rows, Lanes::One);
         let n = self.widen_to_int(n, self.dtype_of(rows));
-        let call = self.b.ins().call(grow_fn, &[handle, n]);
-        let p = self.b.inst_results(call)[0];
-        let null = self.b.ins().icmp_imm_s(IntCC::Equal, p, 0);
-        self.fail_if(null, error);
-        self.b.def_var(data, p);
+        // Buffers never shrink under a running kernel (its loops may have read the length).
+        let current = self.b.use_var(count);
+        let shrinks = self.b.ins().icmp(IntCC::SignedLessThan, n, current);
+        self.fail_if(shrinks, error);
+        // Rows within the capacity: only the row count changes (in the buffer's header,
+        // read back when the kernel is done); beyond it the runtime makes room.
+        let capacity = self
+            .b
+            .ins()
+            .load(types::I64, flags(), handle, GrowBuffer::CAPACITY_OFFSET);
+        let fits = self.b.ins().icmp(IntCC::SignedLessThanOrEqual, n, capacity);
+        self.if_else(
+            fits,
+            |g| {
+                g.b.ins().store(flags(), n, handle, GrowBuffer::ROWS_OFFSET);
+            },
+            |g| {
+                let call = g.b.ins().call(grow_fn, &[handle, n]);
+                let p = g.b.inst_results(call)[0];
+                let null = g.b.ins().icmp_imm_s(IntCC::Equal, p, 0);
+                g.fail_if(null, error);
+                g.b.def_var(data, p);
+            },
+        );
         self.b.def_var(count, n);
     }
 

@@ -191,16 +191,26 @@ macro_rules! with_storage {
 
 /// A row-major buffer a kernel grows along axis 0 while it runs (a Scan's trace whose
 /// length is known only at the end). New rows are zero until written. The kernel holds
-/// a pointer to it and calls `tl_grow` for room; the caller takes the value after.
+/// a pointer to it: it reads `capacity_rows` and, while the rows fit, only writes `rows`
+/// (the first two words, `repr(C)`); beyond, it calls `tl_grow` for room. The caller
+/// takes the value after.
 #[derive(Debug)]
+#[repr(C)]
 pub struct GrowBuffer {
+    /// Rows the storage holds (zero-filled beyond `rows`), read by jitted code at offset 0.
+    capacity_rows: i64,
+    /// Rows in use, written by jitted code at offset 8.
+    rows: i64,
     storage: Storage,
     /// Sizes of axes 1.. (fixed).
     row_shape: Vec<usize>,
-    rows: usize,
 }
 
 impl GrowBuffer {
+    /// Byte offsets of the capacity and the row count, for jitted code.
+    pub const CAPACITY_OFFSET: i32 = 0;
+    pub const ROWS_OFFSET: i32 = 8;
+
     /// An empty buffer of `dtype` whose rows have shape `row_shape`.
     pub fn new(dtype: DType, row_shape: &[usize]) -> GrowBuffer {
         let storage = match dtype {
@@ -214,53 +224,68 @@ impl GrowBuffer {
             DType::Float64 => Storage::Float64(Vec::new()),
         };
         GrowBuffer {
+            capacity_rows: 0,
+            rows: 0,
             storage,
             row_shape: row_shape.to_vec(),
-            rows: 0,
         }
     }
 
     /// The rows written so far.
     pub fn rows(&self) -> usize {
-        self.rows
+        self.rows.max(0) as usize
     }
 
-    /// Sets the length to `rows` rows (new ones zero; capacity doubling, so n single-row
-    /// growths cost O(n)); the data pointer, or `None` when the size overflows or the
-    /// memory cannot be had (or would pass the output limit, `memory::output_limit`).
+    /// Sets the length to `rows` rows (new ones zero); when they do not fit, the storage
+    /// grows to twice its rows (or to `rows`), zero-filled, so n single-row growths cost
+    /// O(n) and memory stays under twice the final size. The data pointer, or `None` when
+    /// the size overflows or the memory cannot be had (or would pass the output limit,
+    /// `memory::output_limit`).
     pub fn grow(&mut self, rows: usize) -> Option<*mut u8> {
         let row: usize = self
             .row_shape
             .iter()
             .try_fold(1usize, |a, d| a.checked_mul(*d))?;
         let elems = rows.checked_mul(row)?;
-        let bytes = elems.checked_mul(8)?;
-        if bytes > isize::MAX as usize || bytes > crate::memory::output_limit() {
+        let limit = (crate::memory::output_limit() / 8).min(isize::MAX as usize / 8);
+        if elems > limit {
             return None;
         }
-        let ptr = with_storage!(&mut self.storage, v => {
-            // Capacity doubles only when it runs out: n single-row growths cost O(n).
-            if elems > v.capacity() {
-                let wanted = elems.max(2 * v.capacity()) - v.len();
-                if v.try_reserve_exact(wanted).is_err() {
+        let (ptr, len) = with_storage!(&mut self.storage, v => {
+            if elems > v.len() {
+                let doubled = elems.max(2 * v.len()).min(limit);
+                if v.try_reserve_exact(doubled - v.len()).is_ok() {
+                    v.resize(doubled, Default::default());
+                } else {
                     v.try_reserve_exact(elems - v.len()).ok()?;
+                    v.resize(elems, Default::default());
                 }
             }
-            v.resize(elems, Default::default());
-            v.as_mut_ptr().cast::<u8>()
+            (v.as_mut_ptr().cast::<u8>(), v.len())
         });
-        self.rows = rows;
+        self.rows = rows as i64;
+        self.capacity_rows = if row == 0 {
+            i64::MAX
+        } else {
+            (len / row) as i64
+        };
         Some(ptr)
     }
 
     /// The value: `rows` rows of the row shape, exactly sized.
     pub fn into_value(self) -> crate::Result<TensorData> {
-        let mut shape = vec![self.rows];
+        let rows = self.rows();
+        let mut shape = vec![rows];
         shape.extend(&self.row_shape);
+        let elems: usize = shape.iter().product();
         let shape = IxDyn(&shape);
-        with_storage!(self.storage, v => ArrayD::from_shape_vec(shape, v)
-            .map(TensorData::from_array)
-            .map_err(|e| crate::RuntimeError::Internal(format!("grown buffer: {e}"))))
+        with_storage!(self.storage, v => {
+            let mut v = v;
+            v.truncate(elems);
+            ArrayD::from_shape_vec(shape, v)
+                .map(TensorData::from_array)
+                .map_err(|e| crate::RuntimeError::Internal(format!("grown buffer: {e}")))
+        })
     }
 }
 

@@ -264,11 +264,7 @@ impl GrowBuffer {
             (v.as_mut_ptr().cast::<u8>(), v.len())
         });
         self.rows = rows as i64;
-        self.capacity_rows = if row == 0 {
-            i64::MAX
-        } else {
-            (len / row) as i64
-        };
+        self.capacity_rows = len.checked_div(row).map_or(i64::MAX, |r| r as i64);
         Some(ptr)
     }
 

@@ -422,6 +422,35 @@ fn w5_w6_w10(b: &mut Bench) {
     }
 }
 
+/// W11: `ifelse(c, Σ exp(sin x)·cos²x, x[0] + 1)` with c false over 1e6 elements: a lazy
+/// choice costs the cheap branch; `switch` (both computed) and the cheap branch alone are
+/// measured beside it.
+fn w11(b: &mut Bench) {
+    const N: usize = 1_000_000;
+    let (c, x) = (scalar("c", Int8), vector("x", Float64));
+    let expensive = ((x.sin().exp()) * x.cos().sqr()).sum(All);
+    let cheap = x.get(idx![0]) + 1.0;
+    let lazy = ifelse(&c, &[&expensive], &[&cheap]);
+    let both = switch(&c.cast(Bool), &expensive, &cheap);
+    let xv: TensorData = vec_f64(N, 11).into();
+    let no: TensorData = TensorData::scalar(0i8);
+    let first = xv.to_f64_vec()[0];
+    b.run("W11", "1e6", "native", (1.0, 8.0), || {
+        black_box(black_box(first) + 1.0);
+    });
+    let values = [no.clone(), xv.clone()];
+    b.graph("W11", "1e6", (1.0, 8.0), &[&c, &x], &[&lazy[0]], &values);
+    let f = function(&[&c, &x], &[&both]).compile().expect("compile");
+    b.run("W11", "1e6", "jit_switch", (1.0, 8.0), || {
+        black_box(f.call(&values).expect("call"));
+    });
+    let g = function(&[&x], &[&cheap]).compile().expect("compile");
+    let only = [xv];
+    b.run("W11", "1e6", "jit_cheap_alone", (1.0, 8.0), || {
+        black_box(g.call(&only).expect("call"));
+    });
+}
+
 fn w8(b: &mut Bench) {
     for (workload, backend, mode) in [
         ("W8a", "jit", Mode::Jit),
@@ -593,6 +622,9 @@ fn main() {
     }
     if ["W5", "W5t", "W5c", "W6", "W10"].iter().any(|w| b.wants(w)) {
         w5_w6_w10(&mut b);
+    }
+    if b.wants("W11") {
+        w11(&mut b);
     }
     if args.iter().any(|a| a == "--peers") {
         peers(&mut b);

@@ -1,7 +1,8 @@
 """Peer timings for `cargo bench --bench compare -- --peers`.
 
 Runs the harness's workloads (W1, W2, W3, W4a, W4b, W7, W7b, W8a, W8b, and the scans W5,
-W5t, W5c, W6, W10 as `../shared/peers/workloads*.py` define them; same sizes, float64)
+W5t, W5c, W6, W10 and the choice W11 as `../shared/peers/workloads*.py` define them;
+same sizes, float64)
 in NumPy, PyTensor (C backend: mode "CVM"; NUMBA backend: mode "NUMBA") and JAX (x64),
 each peer skipped with a message when it cannot be imported, and writes the records to
 the file named by PEERS_JSON as a JSON array in the harness's schema.
@@ -63,6 +64,7 @@ a4000 = rng.uniform(-3, 3, (4000, 2500))
 one = np.ones(1)
 N5 = 100_000
 L10, BOUND10 = 12.0, 200_000
+x11 = rng.uniform(-3, 3, 1_000_000)
 
 
 def w5_loop(trace):
@@ -115,6 +117,7 @@ def numpy_peer():
     record("W5c", "1e5", "numpy", lambda: w5_loop(False))
     record("W6", "while", "numpy", lambda: w6_loop(1e6))
     record("W10", "L=12", "numpy", lambda: w10_loop(L10))
+    record("W11", "1e6", "numpy", lambda: x11[0] + 1.0)
 
 
 def ten_nodes(xp, p, q):
@@ -186,6 +189,15 @@ def pytensor_peer(mode, name):
                  outputs_info=[pt.constant(0.0, dtype="float64")], non_sequences=[lim])
     f10 = pytensor.function([lim], tr, mode=mode)
     record("W10", "L=12", name, lambda: f10(L10))
+    from pytensor.ifelse import ifelse
+
+    c = pt.bscalar("c")
+    expensive = pt.sum(pt.exp(pt.sin(v)) * pt.cos(v) ** 2)
+    cheap = v[0] + 1.0
+    f11 = pytensor.function([c, v], ifelse(c, expensive, cheap), mode=mode)
+    f11s = pytensor.function([c, v], pt.switch(c, expensive, cheap), mode=mode)
+    record("W11", "1e6", name, lambda: f11(0, x11))
+    record("W11", "1e6", name + "_switch", lambda: f11s(0, x11))
     # Compile times: PyTensor caches compiled modules on disk, so later builds are warm.
     record_compile("W8a", name, w1)
     record_compile("W8b", name, w3)
@@ -267,6 +279,10 @@ def jax_peer():
         return np.asarray(b[:int(t)])
 
     record("W10", "L=12", "jax", w10_call)
+    jx11 = jnp.asarray(x11)
+    f11 = jax.jit(lambda c, u: jax.lax.cond(
+        c, lambda w: jnp.sum(jnp.exp(jnp.sin(w)) * jnp.cos(w) ** 2), lambda w: w[0] + 1.0, u))
+    record("W11", "1e6", "jax", lambda: f11(False, jx11).block_until_ready())
 
     def cold(fn, *args):
         # A fresh function object each time: tracing and XLA compilation, no jit cache hit.

@@ -431,7 +431,7 @@ fn w11(b: &mut Bench) {
     let expensive = ((x.sin().exp()) * x.cos().sqr()).sum(All);
     let cheap = x.get(idx![0]) + 1.0;
     let lazy = ifelse(&c, &[&expensive], &[&cheap]);
-    let both = switch(&c.cast(Bool), &expensive, &cheap);
+    let both = switch(c.cast(Bool), &expensive, &cheap);
     let xv: TensorData = vec_f64(N, 11).into();
     let no: TensorData = TensorData::scalar(0i8);
     let first = xv.to_f64_vec()[0];

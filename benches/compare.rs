@@ -457,10 +457,22 @@ fn w8(b: &mut Bench) {
         ("W8a", "reference", Mode::Reference),
         ("W8b", "jit", Mode::Jit),
         ("W8b", "reference", Mode::Reference),
+        ("W8c", "jit", Mode::Jit),
+        ("W8c", "reference", Mode::Reference),
     ] {
         b.run(workload, "compile", backend, (1.0, 0.0), || {
             // Graph construction, rewrites, lowering and code generation, nothing cached.
-            let f = if workload == "W8a" {
+            let f = if workload == "W8c" {
+                // W5c's scan: t carried in the state, 1e5 steps.
+                let (s0, t0) = (scalar("s0", Float64), scalar("t0", Float64));
+                let w5c = scan(|s| vec![s.state(0) * 0.99 + s.state(1).sin(), s.state(1) + 1.0])
+                    .states(&[&s0, &t0])
+                    .n_steps(&constant(TensorData::scalar(100_000i64)))
+                    .build();
+                function(&[&s0, &t0], &[&w5c.last(0)])
+                    .mode(mode.clone())
+                    .compile()
+            } else if workload == "W8a" {
                 let (x, y, z) = (
                     vector("x", Float64),
                     vector("y", Float64),
@@ -617,7 +629,7 @@ fn main() {
     if b.wants("W7") || b.wants("W7b") {
         w7(&mut b);
     }
-    if b.wants("W8a") || b.wants("W8b") {
+    if b.wants("W8a") || b.wants("W8b") || b.wants("W8c") {
         w8(&mut b);
     }
     if ["W5", "W5t", "W5c", "W6", "W10"].iter().any(|w| b.wants(w)) {

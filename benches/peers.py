@@ -1,6 +1,6 @@
 """Peer timings for `cargo bench --bench compare -- --peers`.
 
-Runs the harness's workloads (W1, W2, W3, W4a, W4b, W7, W7b, W8a, W8b, and the scans W5,
+Runs the harness's workloads (W1, W2, W3, W4a, W4b, W7, W7b, W8a–W8c, and the scans W5,
 W5t, W5c, W6, W10 and the choice W11 as `../shared/peers/workloads*.py` define them;
 same sizes, float64)
 in NumPy, PyTensor (C backend: mode "CVM"; NUMBA backend: mode "NUMBA") and JAX (x64),
@@ -171,6 +171,7 @@ def pytensor_peer(mode, name):
                            outputs_info=[x0, t0], n_steps=N5)
     f5c = pytensor.function([x0, t0], carried[-1], mode=mode)
     record("W5c", "1e5", name, lambda: f5c(0.0, 0.0))
+    record_compile("W8c", name, lambda: pytensor.function([x0, t0], carried[-1], mode=mode))
 
     def newton(s):
         new = s / 2 + 1 / s
@@ -246,6 +247,8 @@ def jax_peer():
     record("W5", "1e5", "jax", lambda: f5(0.0).block_until_ready())
     record("W5t", "1e5", "jax", lambda: f5t(0.0).block_until_ready())
     record("W5c", "1e5", "jax", lambda: f5c(0.0).block_until_ready())
+    record_compile("W8c", "jax", lambda: jax.jit(lambda v: jax.lax.fori_loop(
+        0, N5, lambda t, u: 0.99 * u + jnp.sin(t.astype(jnp.float64)), v)).lower(0.0).compile())
 
     def w6(x0):
         def cond(c):

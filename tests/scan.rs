@@ -478,7 +478,7 @@ fn a_scan_prints_its_body_below_and_runs_as_one_native_call() {
 }
 
 #[test]
-fn the_driver_of_a_while_scan_invokes_its_body_on_views_and_grows_its_trace() {
+fn the_driver_of_a_scalar_while_scan_runs_its_body_inline_and_grows_its_trace() {
     use tensorlift::ir::Op;
     let (ts, s0) = (vector("ts", Float64), scalar("s0", Float64));
     let out = scan(|s| {
@@ -504,15 +504,43 @@ fn the_driver_of_a_while_scan_invokes_its_body_on_views_and_grows_its_trace() {
         kernel scan_driver(in steps: int64[0d], in seq0: float64[1d], in init0: float64[0d], out last0: float64[0d], growing trace0: float64[1d], local t: int64[0d] = [], local done: bool[0d] = [], local ring0: float64[1d] = [2], local phase0: int64[0d] = [], local v9: bool[0d] = []):
           if neq(ring0.shape[0], 2:int64):
             fail "local 2 has {0} elements along axis 0, expected {1}", ring0.shape[0], 2:int64
-          invoke copy(init0, ring0[0:int64])
+          t11: int64 = 0:int64
+          if or(lt(t11, 0:int64), ge(t11, ring0.shape[0])):
+            fail "copy: a view index {0} is out of range for a dimension of size {1}", t11, ring0.shape[0]
+          ring0[t11] = init0[]
           while and(lt(t[], steps[]), not(done[])):
-            invoke elemwise(ring0[phase0[]], seq0[t[]], ring0[switch(ge(add(phase0[], 1:int64), 2:int64), add(add(phase0[], 1:int64), -2:int64), add(phase0[], 1:int64))], v9)
+            t0: int64 = phase0[]
+            if or(lt(t0, 0:int64), ge(t0, ring0.shape[0])):
+              fail "elemwise: a view index {0} is out of range for a dimension of size {1}", t0, ring0.shape[0]
+            t1: int64 = t[]
+            if or(lt(t1, 0:int64), ge(t1, seq0.shape[0])):
+              fail "elemwise: a view index {0} is out of range for a dimension of size {1}", t1, seq0.shape[0]
+            t2: int64 = switch(ge(add(phase0[], 1:int64), 2:int64), add(add(phase0[], 1:int64), -2:int64), add(phase0[], 1:int64))
+            if or(lt(t2, 0:int64), ge(t2, ring0.shape[0])):
+              fail "elemwise: a view index {0} is out of range for a dimension of size {1}", t2, ring0.shape[0]
+            t3: float64 = ring0[t0]
+            t5: float64 = mul(t3, 0.99:float64)
+            t4: float64 = seq0[t1]
+            t6: float64 = sin(t4)
+            t7: float64 = add(t5, t6)
+            t8: bool = gt(t7, 10.0:float64)
+            ring0[t2] = t7
+            v9[] = t8
             grow trace0 to add(t[], 1:int64) rows or fail "no memory for a trace"
-            invoke copy(ring0[switch(ge(add(phase0[], 1:int64), 2:int64), add(add(phase0[], 1:int64), -2:int64), add(phase0[], 1:int64))], trace0[t[]])
+            t9: int64 = switch(ge(add(phase0[], 1:int64), 2:int64), add(add(phase0[], 1:int64), -2:int64), add(phase0[], 1:int64))
+            if or(lt(t9, 0:int64), ge(t9, ring0.shape[0])):
+              fail "copy: a view index {0} is out of range for a dimension of size {1}", t9, ring0.shape[0]
+            t10: int64 = t[]
+            if or(lt(t10, 0:int64), ge(t10, trace0.shape[0])):
+              fail "copy: a view index {0} is out of range for a dimension of size {1}", t10, trace0.shape[0]
+            trace0[t10] = ring0[t9]
             done[] = neq(v9[], 0:bool)
             phase0[] = switch(eq(add(phase0[], 1:int64), 2:int64), 0:int64, add(phase0[], 1:int64))
             t[] = add(t[], 1:int64)
-          invoke copy(ring0[phase0[]], last0)
+          t12: int64 = phase0[]
+          if or(lt(t12, 0:int64), ge(t12, ring0.shape[0])):
+            fail "copy: a view index {0} is out of range for a dimension of size {1}", t12, ring0.shape[0]
+          last0[] = ring0[t12]
     "#]]
     .assert_eq(&lowered.kernels.last().unwrap().to_string());
     // End to end: the trace stops after the first value above 10, exactly sized.
@@ -777,4 +805,93 @@ fn scans_agree_with_rewrites_off() {
         )
         .unwrap();
     }
+}
+
+#[test]
+fn while_scans_stop_at_the_first_step_or_after_a_hundred_thousand() {
+    // The condition holds after the first step.
+    let x0 = scalar("x0", Float64);
+    let once = scan(|s| {
+        let next = s.state(0) + 1.0;
+        s.until(&next.gt(0.0));
+        vec![next]
+    })
+    .states(&[&x0])
+    .build();
+    // Counting to 100,001: the trace grows in place to a length only the run knows.
+    let k0 = scalar("k0", Int64);
+    let many = scan(|s| {
+        let next = s.state(0) + 1;
+        s.until(&next.ge(100_001));
+        vec![next]
+    })
+    .states(&[&k0])
+    .build();
+    for mode in MODES {
+        let f = function(&[&x0], &[&once.last(0), &once.trace(0)])
+            .mode(mode.clone())
+            .compile()
+            .unwrap();
+        let r = f.call(&[f64_scalar(5.0)]).unwrap();
+        assert_eq!(
+            (r[0].to_f64_vec(), r[1].to_f64_vec()),
+            (vec![6.0], vec![6.0]),
+            "{mode:?}"
+        );
+        let g = function(&[&k0], &[&many.last(0), &many.trace(0)])
+            .mode(mode.clone())
+            .compile()
+            .unwrap();
+        let r = g.call(&[i64_scalar(0)]).unwrap();
+        assert_eq!(r[0].to_f64_vec(), vec![100_001.0], "{mode:?}");
+        let trace = r[1].to_array::<i64>();
+        assert_eq!(trace.shape(), &[100_001], "{mode:?}");
+        assert!(
+            trace.iter().enumerate().all(|(i, v)| *v == i as i64 + 1),
+            "{mode:?}"
+        );
+    }
+}
+
+#[test]
+fn the_driver_invokes_a_body_of_arrays_on_views() {
+    use tensorlift::ir::Op;
+    // x ← 0.5·x + xs[t] over rows: the body kernel is invoked on a row of the sequence and
+    // slots of the state's ring (views), the trace row copied by an invoked kernel.
+    let (xs, x0) = (matrix("xs", Float64), vector("x0", Float64));
+    let out = scan(|s| vec![s.state(0) * 0.5 + s.sequence(0)])
+        .sequences(&[&xs])
+        .states(&[&x0])
+        .build();
+    let f = function(&[&xs, &x0], &[&out.trace(0)]).compile().unwrap();
+    let fg = f.fgraph();
+    let node = fg
+        .toposort()
+        .into_iter()
+        .find(|n| matches!(fg.node(*n).map(|e| &e.op), Some(Op::Scan(_))))
+        .unwrap();
+    let e = fg.node(node).unwrap();
+    let Op::Scan(op) = &e.op else { unreachable!() };
+    let types: Vec<&TensorType> = e.inputs.iter().map(|x| &fg.var(*x).ty).collect();
+    let lowered = tensorlift_compiler::lower::scan::lower_scan(op, &types).unwrap();
+    expect_test::expect![[r#"
+        kernel scan_driver(in steps: int64[0d], in seq0: float64[2d], in init0: float64[1d], in nonseq0: float64[1d], out last0: float64[1d], out trace0: float64[2d], local t: int64[0d] = [], local ring0: float64[2d] = [2, init0.shape[0]], local phase0: int64[0d] = []):
+          if neq(ring0.shape[0], 2:int64):
+            fail "local 1 has {0} elements along axis 0, expected {1}", ring0.shape[0], 2:int64
+          if neq(ring0.shape[1], init0.shape[0]):
+            fail "local 1 has {0} elements along axis 1, expected {1} (the size of input 2's axis 0)", ring0.shape[1], init0.shape[0]
+          invoke copy(init0, ring0[0:int64])
+          while lt(t[], steps[]):
+            invoke elemwise(ring0[phase0[]], nonseq0, seq0[t[]], ring0[switch(ge(add(phase0[], 1:int64), 2:int64), add(add(phase0[], 1:int64), -2:int64), add(phase0[], 1:int64))])
+            invoke copy(ring0[switch(ge(add(phase0[], 1:int64), 2:int64), add(add(phase0[], 1:int64), -2:int64), add(phase0[], 1:int64))], trace0[t[]])
+            phase0[] = switch(eq(add(phase0[], 1:int64), 2:int64), 0:int64, add(phase0[], 1:int64))
+            t[] = add(t[], 1:int64)
+          invoke copy(ring0[phase0[]], last0)
+    "#]].assert_eq(&lowered.kernels.last().unwrap().to_string());
+    let values = [
+        data(ndarray::array![[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]].into_dyn()),
+        vec1(vec![0.0, 8.0]),
+    ];
+    let r = f.call(&values).unwrap();
+    assert_eq!(r[0].to_f64_vec(), vec![1.0, 6.0, 3.5, 7.0, 6.75, 9.5]);
 }

@@ -562,7 +562,10 @@ impl VMath<'_, '_> {
             |g| {
                 // Lane by lane: libm where |x| is large (or NaN), the polynomial elsewhere
                 // (so a value does not depend on its neighbour, and equals the array
-                // version's).
+                // version's). A single lane on this path is libm's alone.
+                if g.ty != types::F64X2 {
+                    return g.per_lane(libm, x);
+                }
                 let poly = g.sin_cos_reduced(x, cos);
                 let lib = g.per_lane(libm, x);
                 g.select(ok, poly, lib)

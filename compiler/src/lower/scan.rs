@@ -167,6 +167,156 @@ impl Builder<'_> {
     }
 }
 
+/// The statements of `callee`, a kernel of scalars only (every buffer 0-d; lets, stores,
+/// conditions and failures), inlined into `driver` on `views`: each view index a checked
+/// temporary, the callee's temporaries and errors renumbered after the driver's. Saves a
+/// call per step where the body is a few scalar operations. `None`: invoke it instead.
+fn inline_scalar(
+    driver: &mut Kernel,
+    next_temp: &mut usize,
+    callee: &Kernel,
+    views: &[View],
+) -> Option<Vec<Stmt>> {
+    let scalars = callee
+        .buffers
+        .iter()
+        .all(|b| b.rank == 0 && matches!(b.role, Role::Input | Role::Output));
+    fn simple(body: &[Stmt]) -> bool {
+        body.iter().all(|s| match s {
+            Stmt::Let { .. } | Stmt::Store { .. } | Stmt::Fail { .. } => true,
+            Stmt::If {
+                then, otherwise, ..
+            } => simple(then) && simple(otherwise),
+            Stmt::For { .. }
+            | Stmt::While { .. }
+            | Stmt::Accumulate { .. }
+            | Stmt::Fill { .. }
+            | Stmt::Call { .. }
+            | Stmt::Grow { .. }
+            | Stmt::Invoke { .. } => false,
+        })
+    }
+    let fits = views.len() == callee.buffers.len()
+        && views.iter().all(|v| {
+            driver
+                .buffers
+                .get(v.buf)
+                .is_some_and(|b| b.rank == v.at.len())
+        });
+    if !scalars || !fits || !simple(&callee.body) {
+        return None;
+    }
+    let mut out = Vec::new();
+    let view_error = driver.errors.len();
+    driver.errors.push(format!(
+        "{}: a view index {{0}} is out of range for a dimension of size {{1}}",
+        callee.name
+    ));
+    let mut indices: Vec<Vec<Index>> = Vec::with_capacity(views.len());
+    for v in views {
+        let mut index = Vec::with_capacity(v.at.len());
+        for (d, e) in v.at.iter().enumerate() {
+            let t = *next_temp;
+            *next_temp += 1;
+            out.push(Stmt::Let {
+                temp: t,
+                dtype: DType::Int64,
+                value: e.clone(),
+            });
+            let size = Expr::Dim { buf: v.buf, dim: d };
+            let below = Expr::apply(ScalarOp::Lt, vec![Expr::Temp(t), Expr::int(0)], DType::Bool);
+            let above = Expr::apply(ScalarOp::Ge, vec![Expr::Temp(t), size.clone()], DType::Bool);
+            out.push(Stmt::If {
+                cond: Expr::apply(ScalarOp::Or, vec![below, above], DType::Bool),
+                then: vec![Stmt::Fail {
+                    error: view_error,
+                    values: vec![Expr::Temp(t), size],
+                }],
+                otherwise: Vec::new(),
+            });
+            index.push(Index::Temp(t));
+        }
+        indices.push(index);
+    }
+    let error_base = driver.errors.len();
+    driver.errors.extend(
+        callee
+            .errors
+            .iter()
+            .map(|m| format!("{}: {m}", callee.name)),
+    );
+    let mut most = 0;
+    crate::loopir::visit_stmts(&callee.body, &mut |s| {
+        if let Stmt::Let { temp, .. } = s {
+            most = most.max(*temp + 1);
+        }
+    });
+    let base = *next_temp;
+    *next_temp += most;
+    struct Remap<'a> {
+        views: &'a [View],
+        indices: &'a [Vec<Index>],
+        base: usize,
+        error_base: usize,
+    }
+    impl Remap<'_> {
+        fn expr(&self, e: &Expr) -> Expr {
+            match e {
+                Expr::Load { buf, .. } => Expr::Load {
+                    buf: self.views[*buf].buf,
+                    index: self.indices[*buf].clone(),
+                },
+                Expr::Temp(t) => Expr::Temp(t + self.base),
+                Expr::Apply { op, args, dtype } => Expr::Apply {
+                    op: *op,
+                    args: args.iter().map(|a| self.expr(a)).collect(),
+                    dtype: *dtype,
+                },
+                Expr::Const(..) | Expr::Dim { .. } | Expr::Var(_) => e.clone(),
+            }
+        }
+        fn stmts(&self, body: &[Stmt]) -> Vec<Stmt> {
+            body.iter()
+                .map(|s| match s {
+                    Stmt::Let { temp, dtype, value } => Stmt::Let {
+                        temp: temp + self.base,
+                        dtype: *dtype,
+                        value: self.expr(value),
+                    },
+                    Stmt::Store { buf, value, .. } => Stmt::Store {
+                        buf: self.views[*buf].buf,
+                        index: self.indices[*buf].clone(),
+                        value: self.expr(value),
+                    },
+                    Stmt::If {
+                        cond,
+                        then,
+                        otherwise,
+                    } => Stmt::If {
+                        cond: self.expr(cond),
+                        then: self.stmts(then),
+                        otherwise: self.stmts(otherwise),
+                    },
+                    Stmt::Fail { error, values } => Stmt::Fail {
+                        error: error + self.error_base,
+                        values: values.iter().map(|v| self.expr(v)).collect(),
+                    },
+                    // (Refused above.)
+                    other => other.clone(),
+                })
+                .collect()
+        }
+    }
+    let remap = Remap {
+        views,
+        indices: &indices,
+        base,
+        error_base,
+    };
+    out.extend(remap.stmts(&callee.body));
+    Some(out)
+}
+
 /// Whether the driver can run `op` as a body kernel: its output shape follows from its
 /// inputs' (so intermediates have extents), and the kernel alone computes what the
 /// reference does (no product repair, no error for an empty axis).
@@ -498,6 +648,8 @@ pub fn lower_scan(scan: &Scan, in_types: &[&TensorType]) -> Option<ScanKernels> 
             claims.insert(*o, k);
         }
     }
+    // Temporaries of the scalar kernels inlined into the driver.
+    let mut next_temp = 0;
     let mut driver = Kernel {
         name: "scan_driver".into(),
         buffers: Vec::new(),
@@ -542,9 +694,10 @@ pub fn lower_scan(scan: &Scan, in_types: &[&TensorType]) -> Option<ScanKernels> 
             .collect::<Option<_>>()?;
         driver.buffers = b.buffers.clone();
         driver.errors = b.errors.clone();
-        let call = driver.invoke_views(kernels.len(), &kernel, views);
+        let call = inline_scalar(&mut driver, &mut next_temp, &kernel, &views)
+            .unwrap_or_else(|| vec![driver.invoke_views(kernels.len(), &kernel, views)]);
         b.errors = driver.errors.clone();
-        step_body.push(call);
+        step_body.extend(call);
         kernels.push(kernel);
     }
     // One copy kernel per state: new values not written by a kernel, traces, last values.
@@ -560,7 +713,10 @@ pub fn lower_scan(scan: &Scan, in_types: &[&TensorType]) -> Option<ScanKernels> 
     let mut invoke_copy = |b: &mut Builder, k: usize, from: View, to: View| {
         driver.buffers = b.buffers.clone();
         driver.errors = b.errors.clone();
-        let s = driver.invoke_views(copies[k], &kernels[copies[k]], vec![from, to]);
+        let views = vec![from, to];
+        let copy = &kernels[copies[k]];
+        let s = inline_scalar(&mut driver, &mut next_temp, copy, &views)
+            .unwrap_or_else(|| vec![driver.invoke_views(copies[k], copy, views)]);
         b.errors = driver.errors.clone();
         s
     };
@@ -571,7 +727,7 @@ pub fn lower_scan(scan: &Scan, in_types: &[&TensorType]) -> Option<ScanKernels> 
         let from = b.view(place.get(o)?);
         let to = b.ring_view(k, 0);
         let s = invoke_copy(&mut b, k, from, to);
-        step_body.push(s);
+        step_body.extend(s);
     }
     for (k, (_, trace)) in outs.iter().enumerate() {
         if let Some(trace) = trace {
@@ -585,7 +741,7 @@ pub fn lower_scan(scan: &Scan, in_types: &[&TensorType]) -> Option<ScanKernels> 
             let from = b.ring_view(k, 0);
             let to = View::at(*trace, vec![b.t()]);
             let s = invoke_copy(&mut b, k, from, to);
-            step_body.push(s);
+            step_body.extend(s);
         }
     }
     if let (Some(done), Some(cond)) = (done, body.outputs().get(scan.n_states())) {
@@ -630,7 +786,7 @@ pub fn lower_scan(scan: &Scan, in_types: &[&TensorType]) -> Option<ScanKernels> 
                     View::at(init_buf(k), vec![Expr::int(r)]),
                     View::at(ring, vec![Expr::int(r)]),
                 );
-                prologue.push(s);
+                prologue.extend(s);
             }
         } else {
             let s = invoke_copy(
@@ -639,7 +795,7 @@ pub fn lower_scan(scan: &Scan, in_types: &[&TensorType]) -> Option<ScanKernels> 
                 View::whole(init_buf(k)),
                 View::at(ring, vec![Expr::int(0)]),
             );
-            prologue.push(s);
+            prologue.extend(s);
         }
     }
     // After it: the last values (slot of step n − 1, the initial value's for n = 0).
@@ -648,7 +804,7 @@ pub fn lower_scan(scan: &Scan, in_types: &[&TensorType]) -> Option<ScanKernels> 
         // State after step t − 1: tap −1 of step t.
         let from = b.ring_view(k, -1);
         let s = invoke_copy(&mut b, k, from, View::whole(*last));
-        epilogue.push(s);
+        epilogue.extend(s);
     }
     let mut cond = Builder::int_op(
         ScalarOp::Lt,

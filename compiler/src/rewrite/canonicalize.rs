@@ -48,7 +48,7 @@ pub const RULES: [Rule; 23] = rules!["canonicalize";
 const MAX_FLAT_ARITY: usize = 32;
 
 /// Largest constant (in elements) that folding may create.
-const MAX_FOLDED_ELEMENTS: usize = 1 << 16;
+const MAX_FOLDED_ELEMENTS: usize = 1 << 20;
 
 /// The single output of `node`.
 fn output(fg: &FunctionGraph, node: NodeId) -> Option<VarId> {

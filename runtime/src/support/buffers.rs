@@ -348,6 +348,12 @@ mod tests {
             "overflowing sizes are refused"
         );
         assert_eq!(g.rows(), 100);
+        // Capacity doubles only when rows run out: under twice the rows in use.
+        assert!(
+            g.capacity_rows >= 100 && g.capacity_rows < 200,
+            "{}",
+            g.capacity_rows
+        );
         let v = g.into_value().unwrap();
         assert_eq!(v.shape(), &[100, 2]);
         let a = v.as_array::<i64>().unwrap();

@@ -161,14 +161,15 @@ def pytensor_peer(mode, name):
 
     x0 = pt.dscalar("x0")
     ts = pt.arange(N5, dtype="float64")
-    outs, _ = scan(lambda t, s: 0.99 * s + pt.sin(t), sequences=[ts], outputs_info=[x0])
+    outs = scan(lambda t, s: 0.99 * s + pt.sin(t), sequences=[ts], outputs_info=[x0],
+                return_updates=False)
     f5 = pytensor.function([x0], outs[-1], mode=mode)
     f5t = pytensor.function([x0], outs, mode=mode)
     record("W5", "1e5", name, lambda: f5(0.0))
     record("W5t", "1e5", name, lambda: f5t(0.0))
     t0 = pt.dscalar("t0")
-    (carried, _), _ = scan(lambda s, t: (0.99 * s + pt.sin(t), t + 1.0),
-                           outputs_info=[x0, t0], n_steps=N5)
+    carried, _ = scan(lambda s, t: (0.99 * s + pt.sin(t), t + 1.0),
+                      outputs_info=[x0, t0], n_steps=N5, return_updates=False)
     f5c = pytensor.function([x0, t0], carried[-1], mode=mode)
     record("W5c", "1e5", name, lambda: f5c(0.0, 0.0))
     record_compile("W8c", name, lambda: pytensor.function([x0, t0], carried[-1], mode=mode))
@@ -177,7 +178,7 @@ def pytensor_peer(mode, name):
         new = s / 2 + 1 / s
         return new, until(pt.abs(new - s) < 1e-12)
 
-    w6, _ = scan(newton, outputs_info=[x0], n_steps=10_000)
+    w6 = scan(newton, outputs_info=[x0], n_steps=10_000, return_updates=False)
     f6 = pytensor.function([x0], w6[-1], mode=mode)
     record("W6", "while", name, lambda: f6(1e6))
     lim = pt.dscalar("l")
@@ -186,8 +187,9 @@ def pytensor_peer(mode, name):
         new = s + 1.0 / (t + 1.0)
         return new, until(new > limit)
 
-    tr, _ = scan(harmonic, sequences=[pt.arange(BOUND10, dtype="float64")],
-                 outputs_info=[pt.constant(0.0, dtype="float64")], non_sequences=[lim])
+    tr = scan(harmonic, sequences=[pt.arange(BOUND10, dtype="float64")],
+              outputs_info=[pt.constant(0.0, dtype="float64")], non_sequences=[lim],
+              return_updates=False)
     f10 = pytensor.function([lim], tr, mode=mode)
     record("W10", "L=12", name, lambda: f10(L10))
     from pytensor.ifelse import ifelse

@@ -4,7 +4,10 @@
 //! length known only at run time; in both backends, against closed forms and plain Rust
 //! loops, and against each other; errors name the scan and what disagrees.
 
+mod common;
+
 use ndarray::{array, Array1, ArrayD, IxDyn};
+use proptest::prelude::*;
 use tensorlift::prelude::*;
 use tensorlift::testing::compare_backends;
 
@@ -894,4 +897,112 @@ fn the_driver_invokes_a_body_of_arrays_on_views() {
     ];
     let r = f.call(&values).unwrap();
     assert_eq!(r[0].to_f64_vec(), vec![1.0, 6.0, 3.5, 7.0, 6.75, 9.5]);
+}
+
+/// Sequence taps the random scans choose from.
+const SEQUENCE_TAPS: [&[i64]; 5] = [&[0], &[0, 1], &[-1, 0], &[0, 2], &[-2, 0, 1]];
+/// State taps the random scans choose from.
+const STATE_TAPS: [&[i64]; 4] = [&[-1], &[-2, -1], &[-3, -1], &[-2]];
+
+proptest! {
+    #![proptest_config(common::proptest_config(48, 0x5ca_11ed))]
+    /// Random scans — scalar or vector states and sequences, several taps of each, forward
+    /// or reversed, fixed length or stopped by a condition under a bound, with reductions
+    /// broadcast back now and then — give the reference's last values and traces in the
+    /// JIT (native driver or loop over the body's plan), with and without rewrites.
+    #[test]
+    fn random_scans_agree_between_the_backends(
+        width in 0usize..4,
+        seq_taps in prop::collection::vec(0usize..SEQUENCE_TAPS.len(), 0..3),
+        state_taps in prop::collection::vec(0usize..STATE_TAPS.len(), 1..3),
+        steps in 0usize..7,
+        reverse in any::<bool>(),
+        until in any::<bool>(),
+        reduce in any::<bool>(),
+        seed in any::<u64>(),
+    ) {
+        let mut rng = tensorlift::testing::TestRng::new(seed);
+        let shape: Vec<usize> = if width == 0 { vec![] } else { vec![width] };
+        let static_shape: Vec<Option<usize>> = shape.iter().map(|_| None).collect();
+        let random = |dims: &[usize], rng: &mut tensorlift::testing::TestRng| {
+            let n: usize = dims.iter().product();
+            data(ArrayD::from_shape_vec(IxDyn(dims), (0..n).map(|_| rng.next_f64() * 2.0 - 1.0).collect()).unwrap())
+        };
+        let mut inputs = Vec::new();
+        let mut values = Vec::new();
+        let mut builder_seqs = Vec::new();
+        for (j, t) in seq_taps.iter().enumerate() {
+            let taps = SEQUENCE_TAPS[*t];
+            let span = (taps[taps.len() - 1] - taps[0]) as usize;
+            let mut st = vec![None];
+            st.extend(static_shape.iter().copied());
+            let x = tensor(&format!("xs{j}"), Float64, st);
+            let mut dims = vec![steps + span];
+            dims.extend(&shape);
+            values.push(random(&dims, &mut rng));
+            inputs.push(x.clone());
+            builder_seqs.push((x, taps));
+        }
+        let mut builder_states = Vec::new();
+        for (k, t) in state_taps.iter().enumerate() {
+            let taps = STATE_TAPS[*t];
+            let block = taps != [-1];
+            let mut st: Vec<Option<usize>> = if block { vec![None] } else { vec![] };
+            st.extend(static_shape.iter().copied());
+            let x0 = tensor(&format!("x0_{k}"), Float64, st);
+            let mut dims: Vec<usize> = if block { vec![taps[0].unsigned_abs() as usize] } else { vec![] };
+            dims.extend(&shape);
+            values.push(random(&dims, &mut rng));
+            inputs.push(x0.clone());
+            builder_states.push((x0, taps));
+        }
+        let n = scalar("n", Int64);
+        inputs.push(n.clone());
+        values.push(TensorData::scalar(steps as i64));
+        let coefficients: Vec<f64> = (0..16).map(|_| rng.next_f64() * 1.6 - 0.8).collect();
+        let (seqs_for_body, states_for_body) = (builder_seqs.clone(), builder_states.clone());
+        let mut b = scan(move |s| {
+            let mut outs = Vec::new();
+            for (k, (_, taps)) in states_for_body.iter().enumerate() {
+                let mut acc = s.state_at(k, taps[0]) * coefficients[k];
+                for (i, tap) in taps.iter().enumerate().skip(1) {
+                    acc = acc + s.state_at(k, *tap) * coefficients[4 + i];
+                }
+                for (j, (_, taps)) in seqs_for_body.iter().enumerate() {
+                    for tap in taps.iter() {
+                        acc = acc + s.sequence_at(j, *tap) * coefficients[8 + j];
+                    }
+                }
+                let o = (k + 1) % states_for_body.len();
+                let other = s.state_at(o, states_for_body[o].1[0]);
+                acc = acc + other.sin() * coefficients[12];
+                if reduce {
+                    acc = acc + other.sum(All) * 0.1;
+                }
+                outs.push(acc.tanh());
+            }
+            if until {
+                s.until(&outs[0].sum(All).gt(coefficients[13]));
+            }
+            outs
+        });
+        for (x, taps) in &builder_seqs {
+            b = b.sequence_taps(x, taps);
+        }
+        for (x0, taps) in &builder_states {
+            b = b.state_taps(x0, taps);
+        }
+        b = b.n_steps(&n);
+        if reverse {
+            b = b.reverse();
+        }
+        let out = b.build();
+        out.check().map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let outputs: Vec<Var> = (0..builder_states.len()).flat_map(|k| [out.last(k), out.trace(k)]).collect();
+        let refs: Vec<&Var> = outputs.iter().collect();
+        let ins: Vec<&Var> = inputs.iter().collect();
+        for mode in [Mode::Jit, Mode::Jit.without_rewrites()] {
+            compare_backends(&ins, &refs, &values, mode).map_err(TestCaseError::fail)?;
+        }
+    }
 }

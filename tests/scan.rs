@@ -482,7 +482,6 @@ fn a_scan_prints_its_body_below_and_runs_as_one_native_call() {
 
 #[test]
 fn the_driver_of_a_scalar_while_scan_runs_its_body_inline_and_grows_its_trace() {
-    use tensorlift::ir::Op;
     let (ts, s0) = (vector("ts", Float64), scalar("s0", Float64));
     let out = scan(|s| {
         let next = s.state(0) * 0.99 + s.sequence(0).sin();
@@ -493,16 +492,7 @@ fn the_driver_of_a_scalar_while_scan_runs_its_body_inline_and_grows_its_trace() 
     .states(&[&s0])
     .build();
     let f = function(&[&ts, &s0], &[&out.trace(0)]).compile().unwrap();
-    let fg = f.fgraph();
-    let node = fg
-        .toposort()
-        .into_iter()
-        .find(|n| matches!(fg.node(*n).map(|e| &e.op), Some(Op::Scan(_))))
-        .unwrap();
-    let e = fg.node(node).unwrap();
-    let Op::Scan(op) = &e.op else { unreachable!() };
-    let types: Vec<&TensorType> = e.inputs.iter().map(|x| &fg.var(*x).ty).collect();
-    let lowered = tensorlift_compiler::lower::scan::lower_scan(op, &types).unwrap();
+    let driver = driver_text(&f);
     expect_test::expect![[r#"
         kernel scan_driver(in steps: int64[0d], in seq0: float64[1d], in init0: float64[0d], out last0: float64[0d], growing trace0: float64[1d], local t: int64[0d] = [], local done: bool[0d] = [], local ring0: float64[1d] = [2], local phase0: int64[0d] = [], local v9: bool[0d] = []):
           if neq(ring0.shape[0], 2:int64):
@@ -545,7 +535,7 @@ fn the_driver_of_a_scalar_while_scan_runs_its_body_inline_and_grows_its_trace() 
             fail "copy: a view index {0} is out of range for a dimension of size {1}", t12, ring0.shape[0]
           last0[] = ring0[t12]
     "#]]
-    .assert_eq(&lowered.kernels.last().unwrap().to_string());
+    .assert_eq(&driver);
     // End to end: the trace stops after the first value above 10, exactly sized.
     let t: Vec<f64> = (0..5000).map(|i| i as f64 * 0.01).collect();
     let mut expected = Vec::new();
@@ -646,6 +636,23 @@ fn random_recurrences_agree_between_the_backends() {
         )
         .unwrap_or_else(|e| panic!("case {case}: {e}"));
     }
+}
+
+/// The loop IR of the driver of a compiled function's (first) scan.
+fn driver_text(f: &Function) -> String {
+    let fg = f.fgraph();
+    fg.toposort()
+        .into_iter()
+        .find_map(|n| {
+            let e = fg.node(n)?;
+            let tensorlift::ir::Op::Scan(op) = &e.op else {
+                return None;
+            };
+            let types: Vec<&TensorType> = e.inputs.iter().map(|x| &fg.var(*x).ty).collect();
+            let lowered = tensorlift_compiler::lower::scan::lower_scan(op, &types)?;
+            Some(lowered.kernels.last()?.to_string())
+        })
+        .expect("a natively lowered scan")
 }
 
 /// The body of a compiled function's scan, printed.
@@ -858,7 +865,6 @@ fn while_scans_stop_at_the_first_step_or_after_a_hundred_thousand() {
 
 #[test]
 fn the_driver_invokes_a_body_of_arrays_on_views() {
-    use tensorlift::ir::Op;
     // x ← 0.5·x + xs[t] over rows: the body kernel is invoked on a row of the sequence and
     // slots of the state's ring (views), the trace row copied by an invoked kernel.
     let (xs, x0) = (matrix("xs", Float64), vector("x0", Float64));
@@ -867,16 +873,7 @@ fn the_driver_invokes_a_body_of_arrays_on_views() {
         .states(&[&x0])
         .build();
     let f = function(&[&xs, &x0], &[&out.trace(0)]).compile().unwrap();
-    let fg = f.fgraph();
-    let node = fg
-        .toposort()
-        .into_iter()
-        .find(|n| matches!(fg.node(*n).map(|e| &e.op), Some(Op::Scan(_))))
-        .unwrap();
-    let e = fg.node(node).unwrap();
-    let Op::Scan(op) = &e.op else { unreachable!() };
-    let types: Vec<&TensorType> = e.inputs.iter().map(|x| &fg.var(*x).ty).collect();
-    let lowered = tensorlift_compiler::lower::scan::lower_scan(op, &types).unwrap();
+    let driver = driver_text(&f);
     expect_test::expect![[r#"
         kernel scan_driver(in steps: int64[0d], in seq0: float64[2d], in init0: float64[1d], in nonseq0: float64[1d], out last0: float64[1d], out trace0: float64[2d], local t: int64[0d] = [], local ring0: float64[2d] = [2, init0.shape[0]], local phase0: int64[0d] = []):
           if neq(ring0.shape[0], 2:int64):
@@ -890,7 +887,7 @@ fn the_driver_invokes_a_body_of_arrays_on_views() {
             phase0[] = switch(eq(add(phase0[], 1:int64), 2:int64), 0:int64, add(phase0[], 1:int64))
             t[] = add(t[], 1:int64)
           invoke copy(ring0[phase0[]], last0)
-    "#]].assert_eq(&lowered.kernels.last().unwrap().to_string());
+    "#]].assert_eq(&driver);
     let values = [
         data(ndarray::array![[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]].into_dyn()),
         vec1(vec![0.0, 8.0]),

@@ -494,46 +494,33 @@ fn the_driver_of_a_scalar_while_scan_runs_its_body_inline_and_grows_its_trace() 
     let f = function(&[&ts, &s0], &[&out.trace(0)]).compile().unwrap();
     let driver = driver_text(&f);
     expect_test::expect![[r#"
-        kernel scan_driver(in steps: int64[0d], in seq0: float64[1d], in init0: float64[0d], out last0: float64[0d], growing trace0: float64[1d], local t: int64[0d] = [], local done: bool[0d] = [], local ring0: float64[1d] = [2], local phase0: int64[0d] = [], local v9: bool[0d] = []):
-          if neq(ring0.shape[0], 2:int64):
-            fail "local 2 has {0} elements along axis 0, expected {1}", ring0.shape[0], 2:int64
-          t11: int64 = 0:int64
-          if or(lt(t11, 0:int64), ge(t11, ring0.shape[0])):
-            fail "copy: a view index {0} is out of range for a dimension of size {1}", t11, ring0.shape[0]
-          ring0[t11] = init0[]
-          while and(lt(t[], steps[]), not(done[])):
-            t0: int64 = phase0[]
-            if or(lt(t0, 0:int64), ge(t0, ring0.shape[0])):
-              fail "elemwise: a view index {0} is out of range for a dimension of size {1}", t0, ring0.shape[0]
-            t1: int64 = t[]
-            if or(lt(t1, 0:int64), ge(t1, seq0.shape[0])):
-              fail "elemwise: a view index {0} is out of range for a dimension of size {1}", t1, seq0.shape[0]
-            t2: int64 = switch(ge(add(phase0[], 1:int64), 2:int64), add(add(phase0[], 1:int64), -2:int64), add(phase0[], 1:int64))
-            if or(lt(t2, 0:int64), ge(t2, ring0.shape[0])):
-              fail "elemwise: a view index {0} is out of range for a dimension of size {1}", t2, ring0.shape[0]
-            t3: float64 = ring0[t0]
-            t5: float64 = mul(t3, 0.99:float64)
-            t4: float64 = seq0[t1]
-            t6: float64 = sin(t4)
-            t7: float64 = add(t5, t6)
-            t8: bool = gt(t7, 10.0:float64)
-            ring0[t2] = t7
-            v9[] = t8
-            grow trace0 to add(t[], 1:int64) rows or fail "no memory for a trace"
-            t9: int64 = switch(ge(add(phase0[], 1:int64), 2:int64), add(add(phase0[], 1:int64), -2:int64), add(phase0[], 1:int64))
-            if or(lt(t9, 0:int64), ge(t9, ring0.shape[0])):
-              fail "copy: a view index {0} is out of range for a dimension of size {1}", t9, ring0.shape[0]
-            t10: int64 = t[]
-            if or(lt(t10, 0:int64), ge(t10, trace0.shape[0])):
-              fail "copy: a view index {0} is out of range for a dimension of size {1}", t10, trace0.shape[0]
-            trace0[t10] = ring0[t9]
-            done[] = neq(v9[], 0:bool)
-            phase0[] = switch(eq(add(phase0[], 1:int64), 2:int64), 0:int64, add(phase0[], 1:int64))
-            t[] = add(t[], 1:int64)
-          t12: int64 = phase0[]
-          if or(lt(t12, 0:int64), ge(t12, ring0.shape[0])):
-            fail "copy: a view index {0} is out of range for a dimension of size {1}", t12, ring0.shape[0]
-          last0[] = ring0[t12]
+        kernel scan_driver(in steps: int64[0d], in seq0: float64[1d], in init0: float64[0d], out last0: float64[0d], growing trace0: float64[1d]):
+          reg r0: int64 = 0:int64
+          reg r1: bool = false:bool
+          reg r2: float64 = init0[]
+          while and(lt(r0, steps[]), not(r1)):
+            t0: int64 = add(r0, 0:int64)
+            if or(lt(t0, 0:int64), ge(t0, seq0.shape[0])):
+              fail "scan: an index {0} is out of range for a dimension of size {1}", t0, seq0.shape[0]
+            t1: float64 = seq0[t0]
+            t2: float64 = r2
+            t4: float64 = mul(t2, 0.99:float64)
+            t3: float64 = t1
+            t5: float64 = sin(t3)
+            t6: float64 = add(t4, t5)
+            t7: bool = gt(t6, 10.0:float64)
+            t8: float64 = t6
+            t9: bool = t7
+            t10: float64 = t8
+            grow trace0 to add(r0, 1:int64) rows or fail "no memory for a trace"
+            t11: int64 = r0
+            if or(lt(t11, 0:int64), ge(t11, trace0.shape[0])):
+              fail "scan: an index {0} is out of range for a dimension of size {1}", t11, trace0.shape[0]
+            trace0[t11] = t10
+            r1 := neq(t9, 0:bool)
+            r2 := t10
+            r0 := add(r0, 1:int64)
+          last0[] = r2
     "#]]
     .assert_eq(&driver);
     // End to end: the trace stops after the first value above 10, exactly sized.

@@ -604,6 +604,9 @@ struct Gen<'a> {
     bufs: Vec<BufVals>,
     vars: HashMap<LoopVar, Value>,
     temps: HashMap<usize, Value>,
+    /// Registers (`Stmt::Reg`): their variables and dtypes.
+    regs: HashMap<usize, Variable>,
+    reg_dtypes: HashMap<usize, DType>,
     support: HashMap<ScalarOp, FuncRef>,
     temp_dtypes: HashMap<usize, DType>,
     /// For values rounded to float32 (`round_to`): their float32 form, which a store to a
@@ -709,6 +712,8 @@ impl<'a> Gen<'a> {
             bufs,
             vars: HashMap::new(),
             temps: HashMap::new(),
+            regs: HashMap::new(),
+            reg_dtypes: HashMap::new(),
             support,
             temp_dtypes: HashMap::new(),
             narrowed: HashMap::new(),
@@ -775,6 +780,21 @@ impl<'a> Gen<'a> {
             Stmt::Store { buf, index, value } => {
                 let v = self.expr(value, lanes);
                 self.store(*buf, index, v, lanes);
+            }
+            Stmt::Reg { reg, dtype, init } => {
+                let v = self.expr(init, Lanes::One);
+                let v = self.round_to(v, *dtype, Lanes::One);
+                let ty = self.b.func.dfg.value_type(v);
+                let var = self.b.declare_var(ty);
+                self.b.def_var(var, v);
+                self.regs.insert(*reg, var);
+                self.reg_dtypes.insert(*reg, *dtype);
+            }
+            Stmt::Set { reg, value } => {
+                let v = self.expr(value, Lanes::One);
+                let dtype = self.reg_dtypes[reg];
+                let v = self.round_to(v, dtype, Lanes::One);
+                self.b.def_var(self.regs[reg], v);
             }
             Stmt::Accumulate {
                 buf,

@@ -44,7 +44,11 @@ pub(super) fn strip_plan(body: &[Stmt]) -> Option<StripPlan> {
         match e {
             Expr::Temp(t) => out.push(*t),
             Expr::Apply { args, .. } => args.iter().for_each(|a| temps_of(a, out)),
-            Expr::Load { .. } | Expr::Const(..) | Expr::Dim { .. } | Expr::Var(_) => {}
+            Expr::Load { .. }
+            | Expr::Const(..)
+            | Expr::Dim { .. }
+            | Expr::Var(_)
+            | Expr::Reg(_) => {}
         }
     }
     let mut segments = vec![Vec::new()];
@@ -212,7 +216,7 @@ pub(super) fn elementwise_nest(s: &Stmt) -> Option<(Vec<NestLoop>, &[Stmt])> {
     fn expr_ok(e: &Expr, full: &[Index]) -> bool {
         match e {
             Expr::Load { index, .. } => index == full,
-            Expr::Var(_) => false,
+            Expr::Var(_) | Expr::Reg(_) => false,
             Expr::Apply { args, .. } => args.iter().all(|a| expr_ok(a, full)),
             Expr::Const(..) | Expr::Temp(_) | Expr::Dim { .. } => true,
         }
@@ -439,7 +443,11 @@ impl<'a> Gen<'a> {
             match e {
                 Expr::Load { buf, index } => from_index(*buf, index, var, out),
                 Expr::Apply { args, .. } => args.iter().for_each(|a| from_expr(a, var, out)),
-                Expr::Const(..) | Expr::Temp(_) | Expr::Dim { .. } | Expr::Var(_) => {}
+                Expr::Const(..)
+                | Expr::Temp(_)
+                | Expr::Dim { .. }
+                | Expr::Var(_)
+                | Expr::Reg(_) => {}
             }
         }
         let mut out = Vec::new();
@@ -491,7 +499,7 @@ impl<'a> Gen<'a> {
         match e {
             Expr::Load { buf, .. } => self.bufs[*buf].dtype.is_float(),
             Expr::Temp(_) => true,
-            Expr::Dim { .. } | Expr::Var(_) => false,
+            Expr::Dim { .. } | Expr::Var(_) | Expr::Reg(_) => false,
             Expr::Const(_, d) => Self::vector_value_ok(*d),
             Expr::Apply { args, dtype, .. } => {
                 Self::vector_value_ok(*dtype) && args.iter().all(|a| self.vector_expr_ok(a))
@@ -537,7 +545,7 @@ impl<'a> Gen<'a> {
                 }
                 Expr::Temp(_) => true,
                 Expr::Const(_, d) => matches!(d, DType::Float32 | DType::Bool),
-                Expr::Dim { .. } | Expr::Var(_) => false,
+                Expr::Dim { .. } | Expr::Var(_) | Expr::Reg(_) => false,
                 Expr::Apply { op, args, dtype } => {
                     let rounds = matches!(op, Sqr | Sqrt | Reciprocal | Add | Sub | Mul | TrueDiv);
                     if rounds && (!top || args.len() > 2) {

@@ -273,6 +273,7 @@ impl<'a> Gen<'a> {
             Expr::Temp(t) => self.temp_dtypes.get(t).copied().unwrap_or(DType::Float64),
             Expr::Apply { dtype, .. } => *dtype,
             Expr::Dim { .. } | Expr::Var(_) => DType::Int64,
+            Expr::Reg(r) => self.reg_dtypes.get(r).copied().unwrap_or(DType::Float64),
         }
     }
 
@@ -286,6 +287,10 @@ impl<'a> Gen<'a> {
             Expr::Const(l, d) => self.constant(*l, *d, lanes),
             Expr::Dim { buf, dim } => self.buf_dim(*buf, *dim),
             Expr::Var(v) => self.vars[v],
+            Expr::Reg(r) => {
+                let v = self.b.use_var(self.regs[r]);
+                self.lanes_of_scalar(v, lanes)
+            }
             Expr::Apply { op, args, dtype } => {
                 let vals: Vec<Value> = args.iter().map(|a| self.expr(a, lanes)).collect();
                 let from: Vec<DType> = args.iter().map(|a| self.dtype_of(a)).collect();

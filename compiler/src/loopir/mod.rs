@@ -8,7 +8,7 @@
 //! `fill` of a whole buffer; `fail` with an error of the kernel's list; `call` of a runtime
 //! support function on whole buffers; `invoke` of another jitted kernel; `grow` of a buffer
 //! the kernel allocates), scalar expressions (loads, literals, scalar ops,
-//! temporaries, shape symbols) and visitors (`visit_stmts`, `visit_exprs`); the shape
+//! temporaries, registers carried across `while` iterations, shape symbols) and visitors (`visit_stmts`, `visit_exprs`); the shape
 //! checks every kernel starts with are `shape_checks`', well-formedness `verify`'s, and the
 //! text form golden tests compare `print`'s. Indices are
 //! per-dimension loop variables, `0` (a broadcast dimension, read with stride 0) or an
@@ -83,6 +83,9 @@ pub struct Buffer {
 pub type LoopVar = usize;
 /// A scalar temporary.
 pub type Temp = usize;
+/// A scalar register: a value carried from one `while` iteration to the next
+/// (`Stmt::Reg` declares it, `Stmt::Set` changes it).
+pub type Reg = usize;
 
 /// One index entry per buffer dimension: a loop variable, or the first (only) element.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -114,6 +117,8 @@ pub enum Expr {
     },
     /// The value of a loop variable, an int64.
     Var(LoopVar),
+    /// The current value of a register.
+    Reg(Reg),
 }
 
 impl Expr {
@@ -155,6 +160,11 @@ pub enum Stmt {
         dtype: DType,
         value: Expr,
     },
+    /// Declares register `reg` of `dtype` with the value `init` (before any loop that
+    /// changes it; machine code keeps it in a register where it can).
+    Reg { reg: Reg, dtype: DType, init: Expr },
+    /// `reg ← value` (the register's dtype).
+    Set { reg: Reg, value: Expr },
     /// `buf[index] = value`.
     Store {
         buf: usize,
@@ -271,9 +281,11 @@ pub fn visit_exprs<'k>(body: &'k [Stmt], f: &mut impl FnMut(&'k Expr)) {
         }
     }
     visit_stmts(body, &mut |s| match s {
-        Stmt::Let { value, .. } | Stmt::Store { value, .. } | Stmt::Accumulate { value, .. } => {
-            walk(value, f)
-        }
+        Stmt::Let { value, .. }
+        | Stmt::Store { value, .. }
+        | Stmt::Accumulate { value, .. }
+        | Stmt::Set { value, .. }
+        | Stmt::Reg { init: value, .. } => walk(value, f),
         Stmt::If { cond, .. } | Stmt::While { cond, .. } => walk(cond, f),
         Stmt::Fail { values, .. } => values.iter().for_each(|v| walk(v, f)),
         Stmt::Grow { rows, .. } => walk(rows, f),

@@ -32,6 +32,7 @@ impl Printer<'_> {
             Expr::Temp(t) => write!(f, "t{t}"),
             Expr::Dim { buf, dim } => write!(f, "{}.shape[{dim}]", self.kernel.buffers[*buf].name),
             Expr::Var(v) => write!(f, "i{v}"),
+            Expr::Reg(r) => write!(f, "r{r}"),
             Expr::Apply { op, args, .. } => {
                 write!(f, "{}(", op.to_string().to_lowercase())?;
                 for (k, a) in args.iter().enumerate() {
@@ -107,6 +108,16 @@ impl Printer<'_> {
                     self.expr(f, cond)?;
                     writeln!(f, ":")?;
                     self.stmts(f, body, depth + 1)?;
+                }
+                Stmt::Reg { reg, dtype, init } => {
+                    write!(f, "reg r{reg}: {dtype} = ")?;
+                    self.expr(f, init)?;
+                    writeln!(f)?;
+                }
+                Stmt::Set { reg, value } => {
+                    write!(f, "r{reg} := ")?;
+                    self.expr(f, value)?;
+                    writeln!(f)?;
                 }
                 Stmt::Fail { error, values } => {
                     let message = self.kernel.errors.get(*error).map_or("?", |m| m.as_str());

@@ -44,7 +44,11 @@ impl Kernel {
                 match e {
                     Expr::Load { buf, index } => out.push((*buf, index.clone())),
                     Expr::Apply { args, .. } => args.iter().for_each(|a| loads(a, out)),
-                    Expr::Const(..) | Expr::Temp(_) | Expr::Dim { .. } | Expr::Var(_) => {}
+                    Expr::Const(..)
+                    | Expr::Temp(_)
+                    | Expr::Dim { .. }
+                    | Expr::Var(_)
+                    | Expr::Reg(_) => {}
                 }
             }
             for s in body {
@@ -61,7 +65,9 @@ impl Kernel {
                         walk(body, extents, needs);
                         extents.pop();
                     }
-                    Stmt::Let { value, .. } => loads(value, &mut reads),
+                    Stmt::Let { value, .. }
+                    | Stmt::Set { value, .. }
+                    | Stmt::Reg { init: value, .. } => loads(value, &mut reads),
                     Stmt::Store { buf, index, value }
                     | Stmt::Accumulate {
                         buf, index, value, ..

@@ -15,6 +15,7 @@ impl Kernel {
             kernel: &'k Kernel,
             vars: Vec<LoopVar>,
             temps: Vec<Temp>,
+            regs: Vec<(Reg, DType)>,
         }
         impl Scope<'_> {
             fn buffer(&self, buf: usize) -> Result<&Buffer, String> {
@@ -70,6 +71,12 @@ impl Kernel {
                         .contains(v)
                         .then_some(())
                         .ok_or_else(|| format!("loop variable i{v} is not bound")),
+                    Expr::Reg(r) => self
+                        .regs
+                        .iter()
+                        .any(|(x, _)| x == r)
+                        .then_some(())
+                        .ok_or_else(|| format!("register r{r} is not declared")),
                     Expr::Dim { buf, dim } => {
                         let rank = self.buffer(*buf)?.rank;
                         (*dim < rank)
@@ -80,10 +87,11 @@ impl Kernel {
             }
             /// A nested body: its temporaries are not visible after it.
             fn nested(&mut self, body: &[Stmt]) -> Result<(), String> {
-                let (vars, temps) = (self.vars.len(), self.temps.len());
+                let (vars, temps, regs) = (self.vars.len(), self.temps.len(), self.regs.len());
                 let r = self.body(body);
                 self.vars.truncate(vars);
                 self.temps.truncate(temps);
+                self.regs.truncate(regs);
                 r
             }
             fn body(&mut self, body: &[Stmt]) -> Result<(), String> {
@@ -116,6 +124,22 @@ impl Kernel {
                         Stmt::Let { temp, value, .. } => {
                             self.expr(value)?;
                             self.temps.push(*temp);
+                        }
+                        Stmt::Reg { reg, dtype, init } => {
+                            self.expr(init)?;
+                            if self.regs.iter().any(|(r, _)| r == reg) {
+                                return Err(format!("register r{reg} is declared twice"));
+                            }
+                            if !matches!(dtype, DType::Float64 | DType::Int64 | DType::Bool) {
+                                return Err(format!("register r{reg} of {dtype}: registers hold float64, int64 or bool"));
+                            }
+                            self.regs.push((*reg, *dtype));
+                        }
+                        Stmt::Set { reg, value } => {
+                            if !self.regs.iter().any(|(r, _)| r == reg) {
+                                return Err(format!("register r{reg} is not declared"));
+                            }
+                            self.expr(value)?;
                         }
                         Stmt::Accumulate {
                             buf,
@@ -220,6 +244,7 @@ impl Kernel {
             kernel: self,
             vars: Vec::new(),
             temps: Vec::new(),
+            regs: Vec::new(),
         };
         scope.body(&self.body)
     }

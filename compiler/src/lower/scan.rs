@@ -24,7 +24,7 @@ use tensorlift_ir::{
 };
 
 use super::{lower_node, shapes::reshape_copy_kernel};
-use crate::loopir::{Buffer, Expr, Extent, Index, Kernel, Role, Stmt, View};
+use crate::loopir::{Buffer, Expr, Extent, Index, Kernel, Reg, Role, Stmt, Temp, View};
 
 /// A scan lowered to native code.
 pub struct ScanKernels {
@@ -184,6 +184,7 @@ fn inline_scalar(
     fn simple(body: &[Stmt]) -> bool {
         body.iter().all(|s| match s {
             Stmt::Let { .. } | Stmt::Store { .. } | Stmt::Fail { .. } => true,
+            Stmt::Reg { .. } | Stmt::Set { .. } => false,
             Stmt::If {
                 then, otherwise, ..
             } => simple(then) && simple(otherwise),
@@ -272,7 +273,7 @@ fn inline_scalar(
                     args: args.iter().map(|a| self.expr(a)).collect(),
                     dtype: *dtype,
                 },
-                Expr::Const(..) | Expr::Dim { .. } | Expr::Var(_) => e.clone(),
+                Expr::Const(..) | Expr::Dim { .. } | Expr::Var(_) | Expr::Reg(_) => e.clone(),
             }
         }
         fn stmts(&self, body: &[Stmt]) -> Vec<Stmt> {
@@ -482,6 +483,9 @@ pub fn lower_scan(scan: &Scan, in_types: &[&TensorType]) -> Option<ScanKernels> 
         if !native_op(&e.op, &types) {
             return None;
         }
+    }
+    if let Some(scalar) = lower_scalar_scan(scan, in_types) {
+        return Some(scalar);
     }
     let mut b = Builder {
         scan,
@@ -838,4 +842,433 @@ pub fn lower_scan(scan: &Scan, in_types: &[&TensorType]) -> Option<ScanKernels> 
     driver.body.extend(epilogue);
     kernels.push(driver.with_shape_checks());
     Some(ScanKernels { kernels, constants })
+}
+
+/// A scan of scalars only (every state and body value 0-d; states float64, int64 or bool)
+/// as one driver kernel with no callee: states live in registers across iterations (the
+/// `depth` latest values of each), the body's operations are inlined as expressions,
+/// sequence elements and trace rows are read and written through checked indices. The
+/// loop then runs at the speed of its arithmetic.
+fn lower_scalar_scan(scan: &Scan, in_types: &[&TensorType]) -> Option<ScanKernels> {
+    let body: &FunctionGraph = scan.body.graph();
+    let order = body.toposort();
+    let all_scalar = order.iter().all(|n| {
+        body.node(*n).is_some_and(|e| {
+            e.inputs
+                .iter()
+                .chain(&e.outputs)
+                .all(|v| body.var(*v).ty.ndim() == 0)
+        })
+    }) && body
+        .inputs()
+        .iter()
+        .chain(body.outputs())
+        .all(|v| body.var(*v).ty.ndim() == 0);
+    let states_fit = (0..scan.n_states()).all(|k| {
+        let ty = scan.state_type(k, in_types[scan.first_state() + k]);
+        matches!(ty.dtype, DType::Float64 | DType::Int64 | DType::Bool)
+    });
+    if !all_scalar || !states_fit {
+        return None;
+    }
+    let mut buffers = Vec::new();
+    let mut add = |name: String, ty: &TensorType, role: Role| {
+        buffers.push(Buffer {
+            name,
+            dtype: ty.dtype,
+            rank: ty.ndim(),
+            role,
+        });
+        buffers.len() - 1
+    };
+    let int_scalar = TensorType::new(DType::Int64, vec![]);
+    let steps_buf = add("steps".into(), &int_scalar, Role::Input);
+    let mut node_inputs = Vec::new();
+    for (i, ty) in in_types.iter().enumerate().skip(scan.first_sequence()) {
+        let name = if i < scan.first_state() {
+            format!("seq{}", i - scan.first_sequence())
+        } else if i < scan.first_non_sequence() {
+            format!("init{}", i - scan.first_state())
+        } else {
+            format!("nonseq{}", i - scan.first_non_sequence())
+        };
+        node_inputs.push(add(name, ty, Role::Input));
+    }
+    let mut constants: Vec<TensorData> = Vec::new();
+    let mut constant_bufs: HashMap<VarId, usize> = HashMap::new();
+    for n in &order {
+        for x in &body.node(*n)?.inputs {
+            if let Origin::Constant(d) = &body.var(*x).origin {
+                if !constant_bufs.contains_key(x) {
+                    let buf = add(
+                        format!("c{}", constants.len()),
+                        &body.var(*x).ty,
+                        Role::Input,
+                    );
+                    constant_bufs.insert(*x, buf);
+                    constants.push(d.clone());
+                }
+            }
+        }
+    }
+    for o in body.outputs() {
+        if let Origin::Constant(d) = &body.var(*o).origin {
+            if !constant_bufs.contains_key(o) {
+                let buf = add(
+                    format!("c{}", constants.len()),
+                    &body.var(*o).ty,
+                    Role::Input,
+                );
+                constant_bufs.insert(*o, buf);
+                constants.push(d.clone());
+            }
+        }
+    }
+    let mut outs = Vec::new();
+    for k in 0..scan.n_states() {
+        let ty = scan.state_type(k, in_types[scan.first_state() + k]);
+        let last = add(format!("last{k}"), &ty, Role::Output);
+        let trace = scan.keep_trace[k].then(|| {
+            let role = if scan.until {
+                Role::Growing
+            } else {
+                Role::Output
+            };
+            add(
+                format!("trace{k}"),
+                &TensorType::new(ty.dtype, vec![None]),
+                role,
+            )
+        });
+        outs.push((last, trace, ty.dtype));
+    }
+    let mut driver = Kernel {
+        name: "scan_driver".into(),
+        buffers,
+        body: Vec::new(),
+        errors: vec!["no memory for a trace".into()],
+    };
+    let index_error = driver.errors.len();
+    driver
+        .errors
+        .push("scan: an index {0} is out of range for a dimension of size {1}".into());
+    let next_temp = std::cell::Cell::new(0usize);
+    let mut next_reg = 0usize;
+    let temp = || {
+        let t = next_temp.get();
+        next_temp.set(t + 1);
+        t
+    };
+    let load = |buf: usize| Expr::Load { buf, index: vec![] };
+    // `buf[i]` for an int64 expression i, checked first.
+    let checked = |i: Expr, buf: usize, out: &mut Vec<Stmt>, t: usize| {
+        out.push(Stmt::Let {
+            temp: t,
+            dtype: DType::Int64,
+            value: i,
+        });
+        let size = Expr::Dim { buf, dim: 0 };
+        let below = Expr::apply(ScalarOp::Lt, vec![Expr::Temp(t), Expr::int(0)], DType::Bool);
+        let above = Expr::apply(ScalarOp::Ge, vec![Expr::Temp(t), size.clone()], DType::Bool);
+        out.push(Stmt::If {
+            cond: Expr::apply(ScalarOp::Or, vec![below, above], DType::Bool),
+            then: vec![Stmt::Fail {
+                error: index_error,
+                values: vec![Expr::Temp(t), size],
+            }],
+            otherwise: Vec::new(),
+        });
+        vec![Index::Temp(t)]
+    };
+    let mut prologue = Vec::new();
+    let t_reg = next_reg;
+    next_reg += 1;
+    prologue.push(Stmt::Reg {
+        reg: t_reg,
+        dtype: DType::Int64,
+        init: Expr::int(0),
+    });
+    let done_reg = scan.until.then(|| {
+        next_reg += 1;
+        next_reg - 1
+    });
+    if let Some(r) = done_reg {
+        prologue.push(Stmt::Reg {
+            reg: r,
+            dtype: DType::Bool,
+            init: Expr::Const(Literal::Bool(false), DType::Bool),
+        });
+    }
+    // Per state: registers of its `depth` latest values, oldest first.
+    let mut state_regs: Vec<Vec<Reg>> = Vec::new();
+    for (k, taps) in scan.state_taps.iter().enumerate() {
+        let depth = scan.depth(k);
+        let init = node_inputs[scan.n_sequences() + k];
+        let dtype = outs[k].2;
+        let mut regs = Vec::with_capacity(depth);
+        for j in 0..depth {
+            let value = if has_initial_block(taps) {
+                let t = temp();
+                let index = checked(Expr::int(j as i64), init, &mut prologue, t);
+                Expr::Load { buf: init, index }
+            } else {
+                load(init)
+            };
+            prologue.push(Stmt::Reg {
+                reg: next_reg,
+                dtype,
+                init: value,
+            });
+            regs.push(next_reg);
+            next_reg += 1;
+        }
+        state_regs.push(regs);
+    }
+    // The step: every body value as an expression.
+    let mut step = Vec::new();
+    let mut value: HashMap<VarId, Expr> = HashMap::new();
+    let t = || Expr::Reg(t_reg);
+    let mut body_in = body.inputs().iter();
+    for (s, taps) in scan.sequence_taps.iter().enumerate() {
+        let seq = node_inputs[s];
+        for tap in taps {
+            let v = *body_in.next()?;
+            let row = if scan.reverse {
+                let last = Expr::apply(
+                    ScalarOp::Sub,
+                    vec![load(steps_buf), Expr::int(1)],
+                    DType::Int64,
+                );
+                Expr::apply(ScalarOp::Sub, vec![last, t()], DType::Int64)
+            } else {
+                t()
+            };
+            let at = Expr::apply(
+                ScalarOp::Add,
+                vec![row, Expr::int(tap - taps[0])],
+                DType::Int64,
+            );
+            let (ti, tv) = (temp(), temp());
+            let index = checked(at, seq, &mut step, ti);
+            step.push(Stmt::Let {
+                temp: tv,
+                dtype: body.var(v).ty.dtype,
+                value: Expr::Load { buf: seq, index },
+            });
+            value.insert(v, Expr::Temp(tv));
+        }
+    }
+    for (k, taps) in scan.state_taps.iter().enumerate() {
+        let depth = scan.depth(k) as i64;
+        for tap in taps {
+            let v = *body_in.next()?;
+            value.insert(v, Expr::Reg(state_regs[k][(depth + tap) as usize]));
+        }
+    }
+    for j in 0..scan.n_non_sequences {
+        let v = *body_in.next()?;
+        value.insert(
+            v,
+            load(node_inputs[scan.n_sequences() + scan.n_states() + j]),
+        );
+    }
+    for (x, buf) in &constant_bufs {
+        value.insert(*x, load(*buf));
+    }
+    for n in &order {
+        let e = body.node(*n)?;
+        let kernel = lower_node(body, *n)?;
+        if kernel.buffers.len() != e.inputs.len() + e.outputs.len() {
+            return None;
+        }
+        let args: Vec<Expr> = e
+            .inputs
+            .iter()
+            .map(|x| value.get(x).cloned())
+            .collect::<Option<_>>()?;
+        let error_base = driver.errors.len();
+        driver.errors.extend(
+            kernel
+                .errors
+                .iter()
+                .map(|m| format!("{}: {m}", kernel.name)),
+        );
+        let mut most = 0;
+        crate::loopir::visit_stmts(&kernel.body, &mut |s| {
+            if let Stmt::Let { temp, .. } = s {
+                most = most.max(*temp + 1);
+            }
+        });
+        let base = next_temp.get();
+        next_temp.set(base + most);
+        let mut results: HashMap<usize, Temp> = HashMap::new();
+        let out_dtype = |j: usize| body.var(e.outputs[j]).ty.dtype;
+        let inlined = inline_values(
+            &kernel.body,
+            &args,
+            base,
+            error_base,
+            e.inputs.len(),
+            &mut || temp(),
+            &mut results,
+            &out_dtype,
+        )?;
+        step.extend(inlined);
+        for (j, o) in e.outputs.iter().enumerate() {
+            value.insert(*o, Expr::Temp(*results.get(&j)?));
+        }
+    }
+    // New states captured before the registers shift; traces; the stop flag.
+    let mut new_values = Vec::new();
+    for (k, o) in body.outputs().iter().take(scan.n_states()).enumerate() {
+        let tv = temp();
+        step.push(Stmt::Let {
+            temp: tv,
+            dtype: outs[k].2,
+            value: value.get(o)?.clone(),
+        });
+        new_values.push(tv);
+        if let Some(trace) = outs[k].1 {
+            if scan.until {
+                step.push(Stmt::Grow {
+                    buf: trace,
+                    rows: Expr::apply(ScalarOp::Add, vec![t(), Expr::int(1)], DType::Int64),
+                    error: 0,
+                });
+            }
+            let ti = temp();
+            let index = checked(t(), trace, &mut step, ti);
+            step.push(Stmt::Store {
+                buf: trace,
+                index,
+                value: Expr::Temp(tv),
+            });
+        }
+    }
+    if let (Some(done), Some(cond)) = (done_reg, body.outputs().get(scan.n_states())) {
+        let c = value.get(cond)?.clone();
+        let zero = Expr::Const(Literal::Int(0), body.var(*cond).ty.dtype);
+        step.push(Stmt::Set {
+            reg: done,
+            value: Expr::apply(ScalarOp::Neq, vec![c, zero], DType::Bool),
+        });
+    }
+    for (k, regs) in state_regs.iter().enumerate() {
+        for j in 0..regs.len() - 1 {
+            step.push(Stmt::Set {
+                reg: regs[j],
+                value: Expr::Reg(regs[j + 1]),
+            });
+        }
+        step.push(Stmt::Set {
+            reg: regs[regs.len() - 1],
+            value: Expr::Temp(new_values[k]),
+        });
+    }
+    step.push(Stmt::Set {
+        reg: t_reg,
+        value: Expr::apply(ScalarOp::Add, vec![t(), Expr::int(1)], DType::Int64),
+    });
+    let mut cond = Expr::apply(ScalarOp::Lt, vec![t(), load(steps_buf)], DType::Bool);
+    if let Some(done) = done_reg {
+        let not_done = Expr::apply(ScalarOp::Not, vec![Expr::Reg(done)], DType::Bool);
+        cond = Expr::apply(ScalarOp::And, vec![cond, not_done], DType::Bool);
+    }
+    driver.body = prologue;
+    driver.body.push(Stmt::While { cond, body: step });
+    for (k, (last, _, _)) in outs.iter().enumerate() {
+        let regs = &state_regs[k];
+        driver.body.push(Stmt::Store {
+            buf: *last,
+            index: vec![],
+            value: Expr::Reg(regs[regs.len() - 1]),
+        });
+    }
+    Some(ScanKernels {
+        kernels: vec![driver.with_shape_checks()],
+        constants,
+    })
+}
+
+/// The statements of a scalar kernel's `body` with its input loads replaced by `args`,
+/// its output stores by new temporaries (recorded in `results` by output index), its
+/// temporaries shifted by `base` and its errors by `error_base`; `None` for statements a
+/// value substitution cannot express.
+#[allow(clippy::too_many_arguments)]
+fn inline_values(
+    body: &[Stmt],
+    args: &[Expr],
+    base: usize,
+    error_base: usize,
+    n_inputs: usize,
+    fresh: &mut dyn FnMut() -> Temp,
+    results: &mut HashMap<usize, Temp>,
+    out_dtype: &dyn Fn(usize) -> DType,
+) -> Option<Vec<Stmt>> {
+    fn expr(e: &Expr, args: &[Expr], base: usize) -> Option<Expr> {
+        Some(match e {
+            Expr::Load { buf, .. } => args.get(*buf)?.clone(),
+            Expr::Temp(t) => Expr::Temp(t + base),
+            Expr::Apply { op, args: a, dtype } => Expr::Apply {
+                op: *op,
+                args: a
+                    .iter()
+                    .map(|x| expr(x, args, base))
+                    .collect::<Option<_>>()?,
+                dtype: *dtype,
+            },
+            Expr::Const(..) | Expr::Reg(_) => e.clone(),
+            Expr::Dim { .. } | Expr::Var(_) => return None,
+        })
+    }
+    let mut out = Vec::new();
+    for s in body {
+        out.push(match s {
+            Stmt::Let { temp, dtype, value } => Stmt::Let {
+                temp: temp + base,
+                dtype: *dtype,
+                value: expr(value, args, base)?,
+            },
+            Stmt::Store { buf, value, .. } => {
+                let j = buf.checked_sub(n_inputs)?;
+                let t = fresh();
+                results.insert(j, t);
+                Stmt::Let {
+                    temp: t,
+                    dtype: out_dtype(j),
+                    value: expr(value, args, base)?,
+                }
+            }
+            Stmt::If {
+                cond,
+                then,
+                otherwise,
+            } => Stmt::If {
+                cond: expr(cond, args, base)?,
+                then: inline_values(
+                    then, args, base, error_base, n_inputs, fresh, results, out_dtype,
+                )?,
+                otherwise: inline_values(
+                    otherwise, args, base, error_base, n_inputs, fresh, results, out_dtype,
+                )?,
+            },
+            Stmt::Fail { error, values } => Stmt::Fail {
+                error: error + error_base,
+                values: values
+                    .iter()
+                    .map(|v| expr(v, args, base))
+                    .collect::<Option<_>>()?,
+            },
+            Stmt::For { .. }
+            | Stmt::Reg { .. }
+            | Stmt::Set { .. }
+            | Stmt::Accumulate { .. }
+            | Stmt::Fill { .. }
+            | Stmt::While { .. }
+            | Stmt::Call { .. }
+            | Stmt::Grow { .. }
+            | Stmt::Invoke { .. } => return None,
+        });
+    }
+    Some(out)
 }

@@ -195,11 +195,14 @@ impl Plan {
                 self.inputs.len()
             )));
         }
-        let mut values: Vec<Option<TensorData>> = vec![None; self.slots];
+        // Small plans keep their value table and arguments on the stack (no allocation).
+        let mut values: smallvec::SmallVec<[Option<TensorData>; 8]> =
+            smallvec::smallvec![None; self.slots];
         for (slot, value) in self.inputs.iter().zip(inputs) {
             values[*slot] = Some(value.clone());
         }
-        let mut args: Vec<TensorData> = Vec::with_capacity(self.widest);
+        let mut args: smallvec::SmallVec<[TensorData; 4]> =
+            smallvec::SmallVec::with_capacity(self.widest);
         let missing = || RuntimeError::Internal("a value the plan needs is missing".into());
         for step in &self.steps {
             args.clear();

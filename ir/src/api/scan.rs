@@ -169,10 +169,13 @@ impl<F: FnOnce(&Step) -> Vec<Var>> ScanBuilder<F> {
         self
     }
 
-    /// The number of steps (an integer scalar); with sequences it must agree with them,
-    /// with `until` it is a bound.
-    pub fn n_steps(mut self, n: &Var) -> Self {
-        self.n_steps = Some(n.clone());
+    /// The number of steps: an integer scalar variable or a Rust integer (`.n_steps(100)`);
+    /// with sequences it must agree with them, with `until` it is a bound.
+    pub fn n_steps(mut self, n: impl Into<crate::api::Operand>) -> Self {
+        self.n_steps = Some(match n.into() {
+            crate::api::Operand::Var(v) => v,
+            crate::api::Operand::Lit(l) => Var::literal(l, DType::Int64),
+        });
         self
     }
 

@@ -347,7 +347,7 @@ fn w5_w6_w10(b: &mut Bench) {
         let t0 = scalar("t0", Float64);
         let w5c = scan(|s| vec![s.state(0) * 0.99 + s.state(1).sin(), s.state(1) + 1.0])
             .states(&[&s0, &t0])
-            .n_steps(&constant(TensorData::scalar(N as i64)))
+            .n_steps(N)
             .build();
         b.run("W5c", "1e5", "native", (N as f64, 0.0), || {
             black_box(plain(false));
@@ -371,7 +371,7 @@ fn w5_w6_w10(b: &mut Bench) {
             vec![next]
         })
         .states(&[&x0])
-        .n_steps(&constant(TensorData::scalar(10_000i64)))
+        .n_steps(10_000)
         .build();
         b.run("W6", "while", "native", (1.0, 0.0), || {
             let mut x = black_box(1e6f64);
@@ -467,7 +467,7 @@ fn w8(b: &mut Bench) {
                 let (s0, t0) = (scalar("s0", Float64), scalar("t0", Float64));
                 let w5c = scan(|s| vec![s.state(0) * 0.99 + s.state(1).sin(), s.state(1) + 1.0])
                     .states(&[&s0, &t0])
-                    .n_steps(&constant(TensorData::scalar(100_000i64)))
+                    .n_steps(100_000)
                     .build();
                 function(&[&s0, &t0], &[&w5c.last(0)])
                     .mode(mode.clone())

@@ -210,7 +210,7 @@ fn nested_choices_and_a_choice_inside_a_scan() {
         ifelse(&s.gt(0.0), &[&(&s - 1.0)], &[&checked])
     })
     .states(&[&s0])
-    .n_steps(&constant(TensorData::scalar(5i64)))
+    .n_steps(5)
     .build();
     for mode in modes() {
         let f = function(&[&s0], &[&out.trace(0)])

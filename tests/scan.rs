@@ -439,7 +439,7 @@ fn a_scan_prints_its_body_below_and_runs_as_one_native_call() {
     let out = scan(|s| vec![s.state(0).transpose(&[1, 0]).cumsum(1) + s.non_sequence(0)])
         .states(&[&m0])
         .non_sequences(&[&k])
-        .n_steps(&constant(TensorData::scalar(3i64)))
+        .n_steps(3)
         .build();
     let f = function(&[&m0, &k], &[&out.last(0)])
         .mode(Mode::Jit.strict())
@@ -464,7 +464,7 @@ fn a_scan_prints_its_body_below_and_runs_as_one_native_call() {
     let out = scan(|s| vec![s.state(0).transpose(&[1, 0]) + s.non_sequence(0)])
         .states(&[&m0])
         .non_sequences(&[&k])
-        .n_steps(&constant(TensorData::scalar(3i64)))
+        .n_steps(3)
         .build();
     let f = function(&[&m0, &k], &[&out.last(0)])
         .mode(Mode::Jit.strict())

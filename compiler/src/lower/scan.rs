@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use tensorlift_ir::ops::scan::has_initial_block;
 use tensorlift_ir::ops::{DimShuffle, ReduceKind, Scan};
 use tensorlift_ir::{
-    DType, FunctionGraph, Literal, Op, Origin, ScalarOp, TensorData, TensorType, VarId,
+    DType, FunctionGraph, Literal, NodeId, Op, Origin, ScalarOp, TensorData, TensorType, VarId,
 };
 
 use super::{lower_node, shapes::reshape_copy_kernel};
@@ -318,6 +318,37 @@ fn inline_scalar(
     Some(out)
 }
 
+/// The driver's name for node input `i` (the bound has none): `seq`, `init` or `nonseq`
+/// with its index among its kind.
+fn input_name(scan: &Scan, i: usize) -> String {
+    if i < scan.first_state() {
+        format!("seq{}", i - scan.first_sequence())
+    } else if i < scan.first_non_sequence() {
+        format!("init{}", i - scan.first_state())
+    } else {
+        format!("nonseq{}", i - scan.first_non_sequence())
+    }
+}
+
+/// The body's constants, each once, in order of first use (node inputs, then outputs):
+/// the driver takes them as inputs after the node's.
+fn body_constants(body: &FunctionGraph, order: &[NodeId]) -> Vec<(VarId, TensorData)> {
+    let mut out: Vec<(VarId, TensorData)> = Vec::new();
+    let reads = order
+        .iter()
+        .filter_map(|n| body.node(*n))
+        .flat_map(|e| e.inputs.iter())
+        .chain(body.outputs());
+    for x in reads {
+        if let Origin::Constant(d) = &body.var(*x).origin {
+            if !out.iter().any(|(y, _)| y == x) {
+                out.push((*x, d.clone()));
+            }
+        }
+    }
+    out
+}
+
 /// Whether the driver can run `op` as a body kernel: its output shape follows from its
 /// inputs' (so intermediates have extents), and the kernel alone computes what the
 /// reference does (no product repair, no error for an empty axis).
@@ -500,13 +531,7 @@ pub fn lower_scan(scan: &Scan, in_types: &[&TensorType]) -> Option<ScanKernels> 
     // The node's inputs (but the bound, which `steps` replaces).
     let mut node_inputs = Vec::new();
     for (i, ty) in in_types.iter().enumerate().skip(scan.first_sequence()) {
-        let name = if i < scan.first_state() {
-            format!("seq{}", i - scan.first_sequence())
-        } else if i < scan.first_non_sequence() {
-            format!("init{}", i - scan.first_state())
-        } else {
-            format!("nonseq{}", i - scan.first_non_sequence())
-        };
+        let name = input_name(scan, i);
         node_inputs.push(b.add(name, ty, Role::Input));
     }
     let seq_buf = |s: usize| node_inputs[s];
@@ -573,34 +598,15 @@ pub fn lower_scan(scan: &Scan, in_types: &[&TensorType]) -> Option<ScanKernels> 
     }
     // The body's constants, as inputs after the node's.
     let mut constants = Vec::new();
-    for n in &order {
-        for x in &body.node(*n)?.inputs {
-            if let Origin::Constant(d) = &body.var(*x).origin {
-                if !place.contains_key(x) {
-                    let buf = b.add(
-                        format!("c{}", constants.len()),
-                        &body.var(*x).ty,
-                        Role::Input,
-                    );
-                    place.insert(*x, Place::Whole(buf));
-                    extents.insert(*x, d.shape().iter().map(|n| Extent::Fixed(*n)).collect());
-                    constants.push(d.clone());
-                }
-            }
-        }
-    }
-    for o in body.outputs() {
-        if let Origin::Constant(d) = &body.var(*o).origin {
-            if !place.contains_key(o) {
-                let buf = b.add(
-                    format!("c{}", constants.len()),
-                    &body.var(*o).ty,
-                    Role::Input,
-                );
-                place.insert(*o, Place::Whole(buf));
-                constants.push(d.clone());
-            }
-        }
+    for (x, d) in body_constants(body, &order) {
+        let buf = b.add(
+            format!("c{}", constants.len()),
+            &body.var(x).ty,
+            Role::Input,
+        );
+        place.insert(x, Place::Whole(buf));
+        extents.insert(x, d.shape().iter().map(|n| Extent::Fixed(*n)).collect());
+        constants.push(d);
     }
     // Outputs: per state, its last value and (when kept) its trace.
     let mut outs = Vec::new();
@@ -885,44 +891,19 @@ fn lower_scalar_scan(scan: &Scan, in_types: &[&TensorType]) -> Option<ScanKernel
     let steps_buf = add("steps".into(), &int_scalar, Role::Input);
     let mut node_inputs = Vec::new();
     for (i, ty) in in_types.iter().enumerate().skip(scan.first_sequence()) {
-        let name = if i < scan.first_state() {
-            format!("seq{}", i - scan.first_sequence())
-        } else if i < scan.first_non_sequence() {
-            format!("init{}", i - scan.first_state())
-        } else {
-            format!("nonseq{}", i - scan.first_non_sequence())
-        };
+        let name = input_name(scan, i);
         node_inputs.push(add(name, ty, Role::Input));
     }
     let mut constants: Vec<TensorData> = Vec::new();
     let mut constant_bufs: HashMap<VarId, usize> = HashMap::new();
-    for n in &order {
-        for x in &body.node(*n)?.inputs {
-            if let Origin::Constant(d) = &body.var(*x).origin {
-                if !constant_bufs.contains_key(x) {
-                    let buf = add(
-                        format!("c{}", constants.len()),
-                        &body.var(*x).ty,
-                        Role::Input,
-                    );
-                    constant_bufs.insert(*x, buf);
-                    constants.push(d.clone());
-                }
-            }
-        }
-    }
-    for o in body.outputs() {
-        if let Origin::Constant(d) = &body.var(*o).origin {
-            if !constant_bufs.contains_key(o) {
-                let buf = add(
-                    format!("c{}", constants.len()),
-                    &body.var(*o).ty,
-                    Role::Input,
-                );
-                constant_bufs.insert(*o, buf);
-                constants.push(d.clone());
-            }
-        }
+    for (x, d) in body_constants(body, &order) {
+        let buf = add(
+            format!("c{}", constants.len()),
+            &body.var(x).ty,
+            Role::Input,
+        );
+        constant_bufs.insert(x, buf);
+        constants.push(d);
     }
     let mut outs = Vec::new();
     for k in 0..scan.n_states() {

@@ -107,10 +107,24 @@ fn compile_call_drop_cycles_do_not_grow_memory() {
         let f = function(&[&x], &[&y]).compile().unwrap();
         f.call(&[Array1::from_elem(8, 0.5).into()]).unwrap();
     };
+    // A while-scan: a native driver growing its trace.
+    let scanned = || {
+        let a = scalar("a", Float64);
+        let w = scan(|s| {
+            let next = s.state(0) + 1.0 / (s.state(0) + 2.0);
+            s.until(&next.gt(30.0));
+            vec![next]
+        })
+        .states(&[&a])
+        .build();
+        let f = function(&[&a], &[&w.trace(0)]).compile().unwrap();
+        f.call(&[TensorData::scalar(0.0f64)]).unwrap();
+    };
     // Warm up allocator pools and one-time tables before measuring.
     for _ in 0..20 {
         cycle(false);
         cycle(true);
+        scanned();
     }
     let Some(before) = resident_bytes() else {
         return;
@@ -120,11 +134,12 @@ fn compile_call_drop_cycles_do_not_grow_memory() {
     }
     for _ in 0..fused {
         cycle(true);
+        scanned();
     }
     let after = resident_bytes().unwrap_or(before);
     let grown = after.saturating_sub(before);
     assert!(
         grown < 5 << 20,
-        "{small} small and {fused} fused compile/call/drop cycles grew resident memory by {grown} bytes"
+        "{small} small and {fused} fused and scan compile/call/drop cycles grew resident memory by {grown} bytes"
     );
 }

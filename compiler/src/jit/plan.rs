@@ -31,8 +31,8 @@ enum Action {
     /// A kept OpFromGraph: its inner graph's own plan.
     Call(Box<Plan>),
     /// A scan whose driver loop (the runtime's `run_scan`) calls its body's plan once per
-    /// step (a body the native driver cannot run).
-    Scan(Arc<Scan>, Box<Plan>),
+    /// step (a body the native driver cannot run); with the op's name for errors.
+    Scan(Arc<Scan>, Box<Plan>, String),
     /// A scan as one native call (`jit::scan`).
     NativeScan(Box<super::scan::NativeScan>),
     /// An IfElse: the condition read, then only the taken branch's plan runs.
@@ -130,7 +130,9 @@ impl Plan {
                 (None, Some(plans)) => {
                     let mut plans = plans.into_iter().map(Box::new);
                     match (&e.op, plans.next(), plans.next()) {
-                        (Op::Scan(scan), Some(body), None) => Action::Scan(scan.clone(), body),
+                        (Op::Scan(scan), Some(body), None) => {
+                            Action::Scan(scan.clone(), body, e.op.to_string())
+                        }
                         (Op::IfElse(_), Some(then), Some(otherwise)) => {
                             Action::IfElse(then, otherwise)
                         }
@@ -226,9 +228,7 @@ impl Plan {
                     Some((_, values)) => otherwise.run(values, pool),
                     None => Err(RuntimeError::Internal("IfElse without a condition".into())),
                 },
-                Action::Scan(scan, body) => {
-                    let name = fg.node(step.node).map(|e| e.op.to_string());
-                    let name = name.as_deref().unwrap_or("Scan");
+                Action::Scan(scan, body, name) => {
                     run_scan(name, scan, &args, |inputs| body.run(inputs, pool))
                 }
                 Action::View(name) | Action::Interpreted(name) => {
@@ -292,7 +292,7 @@ impl fmt::Display for Plan {
                     then.steps.len(),
                     otherwise.steps.len()
                 ),
-                Action::Scan(_, body) => format!(
+                Action::Scan(_, body, _) => format!(
                     "a loop calling its body's compiled function ({} steps) once per step",
                     body.steps.len()
                 ),
@@ -329,7 +329,7 @@ impl fmt::Display for Plan {
             }
             writeln!(f)?;
             let inner: Vec<(&str, &Plan)> = match &step.action {
-                Action::Call(plan) | Action::Scan(_, plan) => vec![("", plan)],
+                Action::Call(plan) | Action::Scan(_, plan, _) => vec![("", plan)],
                 Action::IfElse(then, otherwise) => vec![("then ", then), ("else ", otherwise)],
                 Action::Kernel(_)
                 | Action::NativeScan(_)

@@ -27,7 +27,9 @@ pub fn step_count(
     n_steps: Option<&TensorData>,
     sequence_shapes: &[&[usize]],
 ) -> Result<Option<usize>> {
-    let mut steps: Option<(usize, String)> = match n_steps {
+    // The step count and what set it (`None`: the bound; `Some(s)`: sequence s), the
+    // message formatted only when a later one disagrees.
+    let mut steps: Option<(usize, Option<usize>)> = match n_steps {
         Some(n) => {
             let v = scalar_int(name, "the step count", n)?;
             let v = usize::try_from(v).map_err(|_| {
@@ -36,9 +38,14 @@ pub fn step_count(
                     format!("the step count is {v}; it must be non-negative"),
                 )
             })?;
-            Some((v, "the step count".into()))
+            Some((v, None))
         }
         None => None,
+    };
+    let describe = |s: usize| {
+        let taps = &scan.sequence_taps[s];
+        let len = sequence_shapes[s].first().copied().unwrap_or(0);
+        format!("sequence {s} ({len} elements, taps {taps:?})")
     };
     for (s, (taps, shape)) in scan.sequence_taps.iter().zip(sequence_shapes).enumerate() {
         let span = (taps[taps.len() - 1] - taps[0]) as usize;
@@ -50,16 +57,16 @@ pub fn step_count(
             ));
         }
         let n = len - span;
-        let here = format!("sequence {s} ({len} elements, taps {taps:?})");
-        match &steps {
-            Some((m, what)) if *m != n => {
+        match steps {
+            Some((m, by)) if m != n => {
+                let what = by.map_or_else(|| "the step count".to_string(), describe);
                 return Err(RuntimeError::op(
                     name,
-                    format!("{what} gives {m} steps, but {here} gives {n}"),
-                ))
+                    format!("{what} gives {m} steps, but {} gives {n}", describe(s)),
+                ));
             }
             Some(_) => {}
-            None => steps = Some((n, here)),
+            None => steps = Some((n, Some(s))),
         }
     }
     Ok(steps.map(|(n, _)| n))

@@ -31,7 +31,7 @@ use std::mem::MaybeUninit;
 use ndarray::{ArrayD, IxDyn};
 use tensorlift_ir::ops::ReduceKind;
 use tensorlift_ir::{DType, FunctionGraph, NodeId, Op, Origin, TensorData, TensorType, VarId};
-use tensorlift_runtime::broadcast::{broadcast_shape, Operand};
+use tensorlift_runtime::broadcast::{broadcast_shape, Operand, Shape};
 use tensorlift_runtime::buffer_support::ErrorSlot;
 use tensorlift_runtime::indexing::check_value_shape;
 use tensorlift_runtime::interpreter::{eval_node, eval_node_named};
@@ -255,8 +255,8 @@ fn with_products_repaired(
     node: NodeId,
     k: &KernelNode,
     args: &mut [TensorData],
-    mut outputs: Vec<TensorData>,
-) -> Result<Vec<TensorData>, RuntimeError> {
+    mut outputs: Values,
+) -> Result<Values, RuntimeError> {
     let Some((ReduceKind::Prod, axes)) = &k.reduce else {
         return Ok(outputs);
     };
@@ -278,7 +278,7 @@ fn with_products_repaired(
             outputs[0] = reduce::repair_product_output(&k.name, x, axes, &outputs[0])?;
             Ok(outputs)
         }
-        None => eval_node(fg, node, args),
+        None => eval_node(fg, node, args).map(Values::from_vec),
     }
 }
 
@@ -395,6 +395,9 @@ type Aliases = smallvec::SmallVec<[Option<(usize, *const u8)>; 2]>;
 /// The outputs of one call (most kernels have one or two).
 type Outputs = smallvec::SmallVec<[Output; 2]>;
 
+/// The results of one step (most steps have one).
+type Values = smallvec::SmallVec<[TensorData; 1]>;
+
 /// For each output of an element-wise kernel, an input it may be written over: uniquely
 /// owned (moved in by the interpreter at its last use), contiguous, with the output's dtype
 /// and shape. An element-wise kernel reads each input element only at the position it
@@ -460,18 +463,17 @@ fn outputs_for(
     aliases: &[Option<(usize, *const u8)>],
     pool: &BufferPool,
 ) -> Result<Outputs, RuntimeError> {
-    k.out_dtypes
-        .iter()
-        .zip(&k.out_full)
-        .zip(aliases)
-        .map(|((d, full), alias)| match alias {
-            Some((index, ptr)) => Ok(Output::Alias {
+    let mut outputs = Outputs::new();
+    for ((d, full), alias) in k.out_dtypes.iter().zip(&k.out_full).zip(aliases) {
+        outputs.push(match alias {
+            Some((index, ptr)) => Output::Alias {
                 ptr: *ptr,
                 index: *index,
-            }),
-            None => Output::new(&k.name, *d, space.output_shape(*full), pool),
-        })
-        .collect()
+            },
+            None => Output::new(&k.name, *d, space.output_shape(*full), pool)?,
+        });
+    }
+    Ok(outputs)
 }
 
 /// Checks that every input has the kernel's dtype.
@@ -495,7 +497,7 @@ fn run_whole(
     space: &Space,
     args: &mut [TensorData],
     pool: &BufferPool,
-) -> Result<Vec<TensorData>, RuntimeError> {
+) -> Result<Values, RuntimeError> {
     check_dtypes(k, args)?;
     let aliases = in_place_inputs(k, space, args);
     let mut outputs = outputs_for(k, space, &aliases, pool)?;
@@ -545,7 +547,7 @@ fn run_empty(
     space: &Space,
     args: &mut [TensorData],
     pool: &BufferPool,
-) -> Result<Vec<TensorData>, RuntimeError> {
+) -> Result<Values, RuntimeError> {
     let empty_outputs = k
         .out_full
         .iter()
@@ -583,9 +585,9 @@ fn run_empty(
         })
         .collect();
     let small = Space {
-        full: zeroed(&space.full, &[]),
+        full: zeroed(&space.full, &[]).into(),
         reduced: space.reduced.clone(),
-        out: space.output_shape(false).to_vec(),
+        out: Shape::from_slice(space.output_shape(false)),
     };
     run_whole(k, &small, &mut empty_args, pool)
 }
@@ -596,7 +598,7 @@ fn run_reshape(
     k: &KernelNode,
     args: &[TensorData],
     pool: &BufferPool,
-) -> Result<Vec<TensorData>, RuntimeError> {
+) -> Result<Values, RuntimeError> {
     let [x, shape] = args else {
         return Err(RuntimeError::Internal(format!(
             "JIT kernel {}: expects x and the shape",
@@ -605,11 +607,11 @@ fn run_reshape(
     };
     let contiguous = tensorlift_ir::with_tensor_data!(x, a => a.is_standard_layout());
     if contiguous || x.is_empty() || x.ndim() != k.static_shapes[0].len() {
-        return Ok(vec![eval_reshape(&k.name, x, shape)?]);
+        return Ok(smallvec::smallvec![eval_reshape(&k.name, x, shape)?]);
     }
     let space = Space::whole(x.shape().to_vec());
     let copy = run_whole(k, &space, &mut [x.clone()], pool)?;
-    Ok(vec![eval_reshape(&k.name, &copy[0], shape)?])
+    Ok(smallvec::smallvec![eval_reshape(&k.name, &copy[0], shape)?])
 }
 
 /// A kernel that only checks its inputs (SpecifyShape, CheckAndRaise): the call passes
@@ -619,7 +621,7 @@ fn run_checks(
     k: &KernelNode,
     op: Option<&Op>,
     args: &[TensorData],
-) -> Result<Vec<TensorData>, RuntimeError> {
+) -> Result<Values, RuntimeError> {
     check_dtypes(k, args)?;
     let ranks_ok = args.len() == k.kernel.buffers.len()
         && args
@@ -642,7 +644,7 @@ fn run_checks(
     // buffers' own sizes.
     let checked = unsafe { indexing::call_with_words(k, packed) };
     match (checked, op) {
-        (Ok(()), _) => Ok(vec![x.clone()]),
+        (Ok(()), _) => Ok(smallvec::smallvec![x.clone()]),
         (Err(_), Some(Op::CheckAndRaise { message })) => Err(RuntimeError::Assert(message.clone())),
         (Err(e), _) => Err(e),
     }
@@ -654,7 +656,7 @@ fn run_kernel(
     k: &KernelNode,
     args: &mut [TensorData],
     pool: &BufferPool,
-) -> Result<Vec<TensorData>, RuntimeError> {
+) -> Result<Values, RuntimeError> {
     // The index-resolving paths (`indexing`).
     match (k.shapes, fg.node(node).map(|e| &e.op)) {
         (ShapeRule::Region, Some(Op::IncSubtensor { slots, .. })) => {
@@ -671,7 +673,7 @@ fn run_kernel(
         _ => {}
     }
     let Some(space) = space(k, args)? else {
-        return eval_node(fg, node, args);
+        return eval_node(fg, node, args).map(Values::from_vec);
     };
     if elements_of(&space.full) == 0 {
         return run_empty(k, &space, args, pool);
@@ -731,8 +733,8 @@ mod tests {
                 .filter(|d| !reduced.contains(d))
                 .map(|d| full[d])
                 .collect(),
-            full: full.to_vec(),
-            reduced: reduced.to_vec(),
+            full: Shape::from_slice(full),
+            reduced: Shape::from_slice(reduced),
         };
         // A sum over axis 0: each thread takes a block of rows (partial sums combined).
         assert_eq!(

@@ -16,6 +16,10 @@ pub struct Operand<'a> {
     pub shape: &'a [usize],
 }
 
+/// A shape as the runtime computes it per call (inline up to four dimensions: no
+/// allocation for the shapes of most calls).
+pub type Shape = smallvec::SmallVec<[usize; 4]>;
+
 /// The broadcast shape of `operands`, aligned on the right, of `ndim` dimensions, given
 /// that the result must equal `target` where it is `Some` (for Alloc and writes into a
 /// region). Errors on any run-time size mismatch that the static types do not allow.
@@ -24,8 +28,8 @@ pub fn broadcast_shape(
     ndim: usize,
     operands: &[Operand],
     target: Option<(&str, &[usize])>,
-) -> Result<Vec<usize>> {
-    let mut out = Vec::with_capacity(ndim);
+) -> Result<Shape> {
+    let mut out = Shape::with_capacity(ndim);
     for axis in 0..ndim {
         // (label, size) of the first operand that does not broadcast in this dimension.
         let mut fixed: Option<(&str, usize)> = target.map(|(label, t)| (label, t[axis]));
@@ -77,7 +81,12 @@ mod tests {
             static_shape: &[Some(1)],
             shape: &[1],
         };
-        assert_eq!(broadcast_shape("Add", 1, &[a, b1], None).unwrap(), vec![5]);
+        assert_eq!(
+            broadcast_shape("Add", 1, &[a, b1], None)
+                .unwrap()
+                .as_slice(),
+            &[5]
+        );
         let b = Operand {
             label: "input 1",
             static_shape: &[None],
@@ -110,8 +119,10 @@ mod tests {
             .to_string()
             .contains("the value has size 3 in dimension 0 where the target shape has size 4"));
         assert_eq!(
-            broadcast_shape("Alloc", 2, &[v], Some(("the target shape", &[2, 3]))).unwrap(),
-            vec![2, 3]
+            broadcast_shape("Alloc", 2, &[v], Some(("the target shape", &[2, 3])))
+                .unwrap()
+                .as_slice(),
+            &[2, 3]
         );
     }
 }

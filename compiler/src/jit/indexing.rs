@@ -22,7 +22,7 @@ pub(super) fn run_region_write(
     k: &KernelNode,
     slots: &[IndexSlot],
     args: &mut [TensorData],
-) -> Result<Vec<TensorData>, RuntimeError> {
+) -> Result<Values, RuntimeError> {
     let internal = |m: &str| RuntimeError::Internal(format!("JIT kernel {}: {m}", k.kernel.name));
     let [x, y, indices @ ..] = args else {
         return Err(internal("expects x, the value and the index values"));
@@ -58,7 +58,7 @@ pub(super) fn run_region_write(
     // share its memory), and `basic_region` addresses only elements inside such an array;
     // the kernel checks y's sizes against the region's before writing.
     unsafe { call_with_words(k, packed)? };
-    Ok(vec![out])
+    Ok(smallvec::smallvec![out])
 }
 
 /// `x[index]` for an advanced index: x's view through the index's slices, the index
@@ -68,7 +68,7 @@ pub(super) fn run_take(
     k: &KernelNode,
     args: &[TensorData],
     pool: &BufferPool,
-) -> Result<Vec<TensorData>, RuntimeError> {
+) -> Result<Values, RuntimeError> {
     let (Some(layout), [x, values @ ..]) = (&k.advanced, args) else {
         return Err(internal(k, "expects x and the index values"));
     };
@@ -97,7 +97,7 @@ pub(super) fn run_take(
     // every index against x's axis before using it.
     unsafe { call_with_words(k, packed)? };
     // SAFETY: the kernel ran to completion and wrote every output element.
-    Ok(vec![unsafe { out.assume_init(&[]) }])
+    Ok(smallvec::smallvec![unsafe { out.assume_init(&[]) }])
 }
 
 /// `x[index] = / += y` for an advanced index: the region of the index's slices in a
@@ -105,10 +105,7 @@ pub(super) fn run_take(
 /// and y against it, each with the reference's rules and errors; x copied into a fresh
 /// row-major output (or taken over when the call owns it), then the scatter kernel on y,
 /// the arrays and the view of the region, checking every index.
-pub(super) fn run_scatter(
-    k: &KernelNode,
-    args: &mut [TensorData],
-) -> Result<Vec<TensorData>, RuntimeError> {
+pub(super) fn run_scatter(k: &KernelNode, args: &mut [TensorData]) -> Result<Values, RuntimeError> {
     let (Some(layout), [x, y, values @ ..]) = (&k.advanced, args) else {
         return Err(internal(k, "expects x, the value and the index values"));
     };
@@ -144,7 +141,7 @@ pub(super) fn run_scatter(
     // such an array; the kernel checks the sizes it walks and every index against the
     // target's axis before writing.
     unsafe { call_with_words(k, packed)? };
-    Ok(vec![out])
+    Ok(smallvec::smallvec![out])
 }
 
 fn internal(k: &KernelNode, m: &str) -> RuntimeError {
@@ -184,7 +181,7 @@ fn index_arrays(
     x_shape: &[usize],
     values: &[TensorData],
     first_input: usize,
-) -> Result<Vec<TensorData>, RuntimeError> {
+) -> Result<Values, RuntimeError> {
     let mut arrays = Vec::with_capacity(layout.arrays.len());
     for a in &layout.arrays {
         let value = values
@@ -209,7 +206,7 @@ fn index_arrays(
     for (j, a) in arrays.iter().enumerate() {
         check_buffer(k, first_buffer + j, a)?;
     }
-    Ok(arrays)
+    Ok(Values::from_vec(arrays))
 }
 
 /// Checks every index when the selection is empty (`selected` has no element), with the

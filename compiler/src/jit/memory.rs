@@ -118,8 +118,9 @@ impl Output {
             shape: &[usize],
         ) -> Result<ArrayD<MaybeUninit<T>>, RuntimeError> {
             let memory = try_uninit::<T>(name, dtype, shape)?;
-            ArrayD::from_shape_vec(IxDyn(shape), memory)
-                .map_err(|e| RuntimeError::Internal(format!("{name}: output memory: {e}")))
+            // SAFETY: `try_uninit` returns exactly the product of `shape` elements, the
+            // length a row-major array of `shape` needs.
+            Ok(unsafe { ArrayD::from_shape_vec_unchecked(IxDyn(shape), memory) })
         }
         let mut out = match dtype {
             DType::Float64 => Output::F64(fresh(name, dtype, shape)?),

@@ -16,7 +16,7 @@ pub(super) fn run_split(
     split: Option<(usize, bool)>,
     args: &mut [TensorData],
     pool: &BufferPool,
-) -> Result<Vec<TensorData>, RuntimeError> {
+) -> Result<Values, RuntimeError> {
     let (kernel, compiled) = (&k.kernel, &k.compiled);
     let rank = space.full.len();
     let aliases = in_place_inputs(k, space, args);
@@ -150,7 +150,7 @@ pub(super) fn run_split(
     // SAFETY: every call ran to completion, and each writes all elements of the outputs
     // it was given (see `Output::assume_init`); shared outputs are covered by the union of
     // the disjoint ranges, which is the whole output.
-    let mut output_sets: Vec<Vec<TensorData>> = output_sets
+    let mut output_sets: Vec<Values> = output_sets
         .into_iter()
         .map(|set| {
             set.into_iter()

@@ -53,7 +53,11 @@ struct Step {
 
 /// What a call returns for one graph output.
 enum Out {
-    Slot(usize),
+    /// `last`: no later output reads the slot (the value is moved out).
+    Slot {
+        slot: usize,
+        last: bool,
+    },
     Const(TensorData),
 }
 
@@ -156,12 +160,16 @@ impl Plan {
                 free,
             });
         }
-        let outputs = fgraph
-            .outputs()
+        let graph_outputs = fgraph.outputs();
+        let outputs = graph_outputs
             .iter()
-            .map(|o| match &fgraph.var(*o).origin {
+            .enumerate()
+            .map(|(i, o)| match &fgraph.var(*o).origin {
                 Origin::Constant(d) => Out::Const(d.clone()),
-                _ => Out::Slot(slot(*o, &mut slot_of)),
+                _ => Out::Slot {
+                    slot: slot(*o, &mut slot_of),
+                    last: !graph_outputs[i + 1..].contains(o),
+                },
             })
             .collect();
         let widest = steps.iter().map(|s| s.args.len()).max().unwrap_or(0);
@@ -197,14 +205,11 @@ impl Plan {
                 self.inputs.len()
             )));
         }
-        // Small plans keep their value table and arguments on the stack (no allocation).
-        let mut values: smallvec::SmallVec<[Option<TensorData>; 8]> =
-            smallvec::smallvec![None; self.slots];
+        let mut frame = Frame::take(self.slots, self.widest);
+        let FrameMemory { values, args } = &mut frame.0;
         for (slot, value) in self.inputs.iter().zip(inputs) {
             values[*slot] = Some(value.clone());
         }
-        let mut args: smallvec::SmallVec<[TensorData; 4]> =
-            smallvec::SmallVec::with_capacity(self.widest);
         let missing = || RuntimeError::Internal("a value the plan needs is missing".into());
         for step in &self.steps {
             args.clear();
@@ -217,22 +222,23 @@ impl Plan {
             }
             let fg = &self.fgraph;
             let result = match &step.action {
-                Action::Kernel(k) => run_kernel(fg, step.node, k, &mut args, pool)
-                    .and_then(|outs| with_products_repaired(fg, step.node, k, &mut args, outs)),
-                Action::Call(plan) => plan.run(&args, pool),
-                Action::NativeScan(native) => native.run(&args, pool),
+                Action::Kernel(k) => run_kernel(fg, step.node, k, args, pool)
+                    .and_then(|outs| with_products_repaired(fg, step.node, k, args, outs)),
+                Action::Call(plan) => plan.run(args, pool).map(Values::from_vec),
+                Action::NativeScan(native) => native.run(args, pool).map(Values::from_vec),
                 Action::IfElse(then, otherwise) => match args.split_first() {
                     Some((cond, values)) if tensorlift_runtime::scalar::is_true(cond) => {
-                        then.run(values, pool)
+                        then.run(values, pool).map(Values::from_vec)
                     }
-                    Some((_, values)) => otherwise.run(values, pool),
+                    Some((_, values)) => otherwise.run(values, pool).map(Values::from_vec),
                     None => Err(RuntimeError::Internal("IfElse without a condition".into())),
                 },
                 Action::Scan(scan, body, name) => {
-                    run_scan(name, scan, &args, |inputs| body.run(inputs, pool))
+                    run_scan(name, scan, args, |inputs| body.run(inputs, pool))
+                        .map(Values::from_vec)
                 }
                 Action::View(name) | Action::Interpreted(name) => {
-                    eval_node_named(fg, step.node, name, &args)
+                    eval_node_named(fg, step.node, name, args).map(Values::from_vec)
                 }
             };
             let outs = result.map_err(|e| RuntimeError::InNode {
@@ -261,13 +267,53 @@ impl Plan {
                 }
             }
         }
-        self.outputs
-            .iter()
-            .map(|o| match o {
-                Out::Slot(slot) => values[*slot].clone().ok_or_else(missing),
-                Out::Const(d) => Ok(d.clone()),
-            })
-            .collect()
+        let mut results = Vec::with_capacity(self.outputs.len());
+        for o in &self.outputs {
+            results.push(match o {
+                Out::Slot { slot, last: true } => values[*slot].take().ok_or_else(missing)?,
+                Out::Slot { slot, last: false } => values[*slot].clone().ok_or_else(missing)?,
+                Out::Const(d) => d.clone(),
+            });
+        }
+        Ok(results)
+    }
+}
+
+/// The value table and argument list of one plan run, kept per thread between calls (a
+/// fresh table cost an allocation or a large copy per call). Runs of sub-plans take
+/// their own frames; a frame goes back emptied, holding no value.
+#[derive(Default)]
+struct FrameMemory {
+    values: Vec<Option<TensorData>>,
+    args: Vec<TensorData>,
+}
+
+thread_local! {
+    static FRAMES: std::cell::RefCell<Vec<FrameMemory>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A frame taken for one run; emptied and given back to this thread's frames on drop
+/// (also when the run fails).
+struct Frame(FrameMemory);
+
+impl Frame {
+    fn take(slots: usize, widest: usize) -> Frame {
+        let mut memory = FRAMES
+            .with(|f| f.try_borrow_mut().ok().and_then(|mut f| f.pop()))
+            .unwrap_or_default();
+        memory.values.resize(slots, None);
+        memory.args.reserve(widest);
+        Frame(memory)
+    }
+}
+
+impl Drop for Frame {
+    fn drop(&mut self) {
+        let mut memory = std::mem::take(&mut self.0);
+        memory.values.clear();
+        memory.args.clear();
+        // A thread keeps as many frames as its deepest nesting of plans.
+        let _ = FRAMES.with(|f| f.try_borrow_mut().map(|mut f| f.push(memory)));
     }
 }
 

@@ -50,19 +50,19 @@ pub(super) enum ShapeRule {
 /// axes (empty for element-wise kernels; a row-wise op's axis, which is not split) and
 /// the output shape.
 pub(super) struct Space {
-    pub(super) full: Vec<usize>,
-    pub(super) reduced: Vec<usize>,
-    pub(super) out: Vec<usize>,
+    pub(super) full: Shape,
+    pub(super) reduced: Shape,
+    pub(super) out: Shape,
 }
 
 impl Space {
     /// The space of a call with no reduction: its output's shape throughout (`out` is
     /// left empty: `output_shape` gives `full`).
-    pub(super) fn whole(full: Vec<usize>) -> Space {
+    pub(super) fn whole(full: impl Into<Shape>) -> Space {
         Space {
-            full,
-            reduced: Vec::new(),
-            out: Vec::new(),
+            full: full.into(),
+            reduced: Shape::new(),
+            out: Shape::new(),
         }
     }
 
@@ -125,11 +125,11 @@ pub(super) fn space(k: &KernelNode, args: &[TensorData]) -> Result<Option<Space>
         if x.ndim() != k.static_shapes[0].len() || axis >= x.ndim() {
             return Ok(None);
         }
-        let full = x.shape().to_vec();
+        let full = Shape::from_slice(x.shape());
         return Ok(Some(Space {
             out: full.clone(),
             full,
-            reduced: vec![axis],
+            reduced: smallvec::smallvec![axis],
         }));
     }
     if let ShapeRule::Cumulative { axis } = k.shapes {
@@ -169,7 +169,7 @@ pub(super) fn space(k: &KernelNode, args: &[TensorData]) -> Result<Option<Space>
     let out = output_shape::reduce(&k.name, *kind, &full, axes)?;
     Ok(Some(Space {
         full,
-        reduced: axes.clone(),
+        reduced: Shape::from_slice(axes),
         out,
     }))
 }

@@ -460,7 +460,7 @@ fn plan_advanced(
         })
         .collect();
     let index_ndim = operands.iter().map(|o| o.shape.len()).max().unwrap_or(0);
-    let index_shape = broadcast_shape(name, index_ndim, &operands, None)?;
+    let index_shape = broadcast_shape(name, index_ndim, &operands, None)?.to_vec();
     let slice_lens: Vec<usize> = entries
         .iter()
         .filter_map(|e| match e {

@@ -7,13 +7,13 @@
 use tensorlift_ir::ops::ReduceKind;
 use tensorlift_ir::{DType, TensorData};
 
-use crate::broadcast::{broadcast_shape, Operand};
+use crate::broadcast::{broadcast_shape, Operand, Shape};
 use crate::error::{Result, RuntimeError};
 use crate::shape_ops::{arange_length, scalar_int};
 
 /// A reduction of `shape` over `axes` (in range, distinct); max and min of an empty axis
 /// are errors.
-pub fn reduce(name: &str, kind: ReduceKind, shape: &[usize], axes: &[usize]) -> Result<Vec<usize>> {
+pub fn reduce(name: &str, kind: ReduceKind, shape: &[usize], axes: &[usize]) -> Result<Shape> {
     if let Some(a) = axes.iter().find(|a| **a >= shape.len()) {
         return Err(RuntimeError::Internal(format!(
             "{name}: axis {a} for shape {shape:?}"
@@ -185,8 +185,10 @@ mod tests {
     #[test]
     fn each_rule_gives_numpys_shape_or_names_the_wrong_input() {
         assert_eq!(
-            reduce("Sum", ReduceKind::Sum, &[2, 0, 3], &[1]).unwrap(),
-            vec![2, 3]
+            reduce("Sum", ReduceKind::Sum, &[2, 0, 3], &[1])
+                .unwrap()
+                .as_slice(),
+            &[2, 3]
         );
         let err = reduce("Max", ReduceKind::Max, &[2, 0, 3], &[1]).unwrap_err();
         assert!(err

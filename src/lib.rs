@@ -21,9 +21,11 @@
 //! `tensorlift-compiler` (pipeline, backends).
 
 mod function;
+pub mod gradcheck;
 pub mod testing;
 
 pub use function::{function, Function, FunctionBuilder};
+pub use gradcheck::{verify_grad, VerifyGrad};
 pub use tensorlift_compiler::{CompileError, Mode, RewriteReport};
 pub use tensorlift_ir as ir;
 pub use tensorlift_ir::{
@@ -32,6 +34,7 @@ pub use tensorlift_ir::{
     zeros, All, Axes, AxisOrAll, DType, GraphError, Idx, Literal, RangeBounds, TensorData,
     TensorType, Var,
 };
+pub use tensorlift_ir::{grad, grad_with, Disconnected, GradOptions};
 pub use tensorlift_runtime::memory::{output_limit, set_output_limit};
 pub use tensorlift_runtime::RuntimeError;
 
@@ -106,11 +109,11 @@ impl TensorDataExt for TensorData {
 
 /// Everything needed to build, compile and call graphs.
 pub mod prelude {
-    pub use crate::{function, Error, Function, Mode, TensorDataExt};
+    pub use crate::{function, verify_grad, Error, Function, Mode, TensorDataExt, VerifyGrad};
     pub use tensorlift_ir::DType::{self, *};
     pub use tensorlift_ir::{
-        alloc, arange, arange_dtype, clone_replace, concatenate, constant, dprint, full, idx,
-        ifelse, make_vector, matrix, ones, scalar, scan, split, stack, switch, tensor, to_dot,
-        vector, zeros, All, Idx, Literal, TensorData, TensorType, Var,
+        alloc, arange, arange_dtype, clone_replace, concatenate, constant, dprint, full, grad,
+        grad_with, idx, ifelse, make_vector, matrix, ones, scalar, scan, split, stack, switch,
+        tensor, to_dot, vector, zeros, All, Idx, Literal, TensorData, TensorType, Var,
     };
 }

@@ -402,7 +402,47 @@ impl FunctionGraph {
         }
         self.var_entry_mut(new)?.clients.extend(clients);
         self.prune(old);
+        if new_ty != old_ty {
+            self.refine_from(new);
+        }
         Ok(())
+    }
+
+    /// After `var` was given a more specific type, re-infers the outputs of the nodes
+    /// downstream of it, keeping each refinement (more static sizes) the op infers.
+    fn refine_from(&mut self, var: VarId) {
+        let mut work = vec![var];
+        while let Some(v) = work.pop() {
+            let users: Vec<NodeId> = self.vars[v.0 as usize]
+                .clients
+                .iter()
+                .filter_map(|c| match c {
+                    Client::Node { node, .. } => Some(*node),
+                    Client::Output(_) => None,
+                })
+                .collect();
+            for node in users {
+                let Ok(entry) = self.node_entry(node) else {
+                    continue;
+                };
+                let infos: Result<Vec<_>> =
+                    entry.inputs.iter().map(|x| self.input_info(*x)).collect();
+                let Ok(inferred) = infos.and_then(|i| entry.op.infer(&i)) else {
+                    continue;
+                };
+                let outputs = entry.outputs.clone();
+                if inferred.len() != outputs.len() {
+                    continue;
+                }
+                for (o, ty) in outputs.into_iter().zip(inferred) {
+                    let current = &mut self.vars[o.0 as usize].ty;
+                    if *current != ty && ty.is_subtype_of(current) {
+                        *current = ty;
+                        work.push(o);
+                    }
+                }
+            }
+        }
     }
 
     /// Removes the producer of `var` if none of its outputs has clients, recursively.

@@ -136,6 +136,21 @@ impl Var {
             .collect())
     }
 
+    /// Output `index` of an existing node (the same value as any other handle to it).
+    pub(crate) fn from_node_output(node: Arc<Node>, index: usize) -> Var {
+        let ty = node.output_types[index].clone();
+        Var::new(ty, None, VarKind::Output { node, index })
+    }
+
+    /// The value `self` stands for: equal for two handles of the same node output (which
+    /// `key` tells apart), else the variable's own key.
+    pub fn value_key(&self) -> (usize, usize) {
+        match &self.0.kind {
+            VarKind::Output { node, index } => (Arc::as_ptr(node) as usize, index + 1),
+            _ => (self.key(), 0),
+        }
+    }
+
     /// Applies a single-output op; a failure gives an invalid variable.
     pub fn apply1(op: Op, inputs: Vec<Var>) -> Var {
         match Var::apply(op, inputs) {

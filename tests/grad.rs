@@ -1,0 +1,459 @@
+//! Gradients (DESIGN §7): `verify_grad` (finite differences along random directions) on
+//! every differentiable op in both backends, in float64 and float32, with broadcasting;
+//! composite models; PyTensor's conventions at kinks and ties (closed-form values); the
+//! errors of undefined and disconnected gradients.
+
+use ndarray::{array, ArrayD, IxDyn};
+use tensorlift::gradcheck::{verify_grad, VerifyGrad};
+use tensorlift::prelude::*;
+use tensorlift::{Disconnected, GradOptions};
+
+/// A value of `shape` with entries spread over [lo, hi) (deterministic, distinct).
+fn spread(shape: &[usize], lo: f64, hi: f64) -> TensorData {
+    let n: usize = shape.iter().product();
+    let values: Vec<f64> = (0..n)
+        .map(|i| lo + (hi - lo) * ((i as f64 * 0.618_034 + 0.1) % 1.0))
+        .collect();
+    ArrayD::from_shape_vec(IxDyn(shape), values).unwrap().into()
+}
+
+fn f32_of(d: &TensorData) -> TensorData {
+    d.to_array::<f32>().into()
+}
+
+/// verify_grad in the reference backend and the JIT.
+fn check(f: impl Fn(&[Var]) -> Var + Copy, points: &[TensorData]) {
+    for mode in [Mode::Reference, Mode::Jit] {
+        let name = format!("{mode:?}");
+        verify_grad(f, points, &VerifyGrad::in_mode(mode))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
+
+/// `check` in float64 and again with every point in float32.
+fn check_both_dtypes(f: impl Fn(&[Var]) -> Var + Copy, points: &[TensorData]) {
+    check(f, points);
+    let narrow: Vec<TensorData> = points.iter().map(f32_of).collect();
+    check(f, &narrow);
+}
+
+#[test]
+fn unary_ops_match_finite_differences() {
+    type Unary = fn(&Var) -> Var;
+    let cases: Vec<(&str, Unary, f64, f64)> = vec![
+        ("neg", |x| -x, -2.0, 2.0),
+        ("abs", |x| x.abs(), 0.2, 2.0),
+        ("sqr", |x| x.sqr(), -2.0, 2.0),
+        ("reciprocal", |x| x.reciprocal(), 0.5, 2.0),
+        ("exp", |x| x.exp(), -2.0, 2.0),
+        ("exp2", |x| x.exp2(), -2.0, 2.0),
+        ("expm1", |x| x.expm1(), -2.0, 2.0),
+        ("log", |x| x.log(), 0.5, 3.0),
+        ("log2", |x| x.log2(), 0.5, 3.0),
+        ("log1p", |x| x.log1p(), -0.5, 3.0),
+        ("log1mexp", |x| x.log1mexp(), -3.0, -0.2),
+        ("sqrt", |x| x.sqrt(), 0.5, 3.0),
+        ("sin", |x| x.sin(), -3.0, 3.0),
+        ("cos", |x| x.cos(), -3.0, 3.0),
+        ("tan", |x| x.tan(), -1.2, 1.2),
+        ("tanh", |x| x.tanh(), -3.0, 3.0),
+        ("sigmoid", |x| x.sigmoid(), -5.0, 5.0),
+        ("softplus", |x| x.softplus(), -5.0, 5.0),
+        ("erf", |x| x.erf(), -2.0, 2.0),
+        ("erfc", |x| x.erfc(), -2.0, 2.0),
+        ("widening cast", |x| x.cast(Float64).sin(), -2.0, 2.0),
+    ];
+    for (name, f, lo, hi) in cases {
+        let point = spread(&[2, 3], lo, hi);
+        let run = |f32: bool| {
+            let p = if f32 { f32_of(&point) } else { point.clone() };
+            for mode in [Mode::Reference, Mode::Jit] {
+                let label = format!("{name} ({}, {mode:?})", p.dtype());
+                verify_grad(
+                    |v| f(&v[0]),
+                    std::slice::from_ref(&p),
+                    &VerifyGrad::in_mode(mode),
+                )
+                .unwrap_or_else(|e| panic!("{label}: {e}"));
+            }
+        };
+        run(false);
+        run(true);
+    }
+}
+
+#[test]
+fn binary_and_ternary_ops_match_finite_differences() {
+    let (a, b) = (spread(&[3, 4], 0.5, 2.0), spread(&[3, 4], -1.5, 1.5));
+    check_both_dtypes(|v| &v[0] + &v[1], &[a.clone(), b.clone()]);
+    check_both_dtypes(|v| &v[0] - &v[1], &[a.clone(), b.clone()]);
+    check_both_dtypes(|v| &v[0] * &v[1] * &v[0], &[a.clone(), b.clone()]);
+    check_both_dtypes(|v| &v[1] / &v[0], &[a.clone(), b.clone()]);
+    check_both_dtypes(|v| v[0].pow(&v[1]), &[a.clone(), b.clone()]);
+    check_both_dtypes(|v| &v[1] % &v[0], &[a.clone(), b.clone()]);
+    check_both_dtypes(|v| v[0].maximum(&v[1]), &[a.clone(), b.clone()]);
+    check_both_dtypes(|v| v[0].minimum(&v[1]), &[a.clone(), b.clone()]);
+    check_both_dtypes(
+        |v| switch(v[1].gt(0.0), v[0].exp(), &v[1] * 3.0),
+        &[a.clone(), b.clone()],
+    );
+    check_both_dtypes(|v| v[1].clip(-0.5, &v[0]), &[a.clone(), b.clone()]);
+    // Literals on either side, and an integer operand that takes no gradient.
+    check(
+        |v| (2.0 - &v[0]) / 3.0 + v[0].pow(3.0),
+        std::slice::from_ref(&a),
+    );
+    let n: TensorData = array![[1i64, 2, 3, 4]].into();
+    check(|v| &v[0] * &v[1], &[a.clone(), n]);
+}
+
+#[test]
+fn gradients_of_broadcast_operands_are_summed_back() {
+    // b has static size 1 in dimension 0 (its point has one row), c is 0-d.
+    let (a, b, c) = (
+        spread(&[3, 4], -1.0, 1.0),
+        spread(&[1, 4], -1.0, 1.0),
+        TensorData::scalar(0.7),
+    );
+    check_both_dtypes(
+        |v| (&v[0] * &v[1]).exp() + &v[2],
+        &[a.clone(), b.clone(), c],
+    );
+    // A vector against a matrix: padded on the left.
+    let row = spread(&[4], -1.0, 1.0);
+    check(|v| (&v[0] * &v[1]).sin(), &[a, row]);
+    // Closed form: d/db sum(a + b) = the number of rows.
+    let (x, y) = (matrix("x", Float64), tensor("y", Float64, [Some(1), None]));
+    let g = grad(&(&x + &y).sum(All), &[&y]).unwrap();
+    assert_eq!(g[0].ty(), y.ty());
+    let f = function(&[&x, &y], &[&g[0]]).compile().unwrap();
+    let out = f
+        .call(&[spread(&[5, 2], 0.0, 1.0), spread(&[1, 2], 0.0, 1.0)])
+        .unwrap();
+    assert_eq!(out[0].to_f64_vec(), vec![5.0, 5.0]);
+}
+
+#[test]
+fn reductions_match_finite_differences() {
+    let x = spread(&[3, 4], 0.3, 2.0);
+    check_both_dtypes(|v| v[0].sum(1), std::slice::from_ref(&x));
+    check_both_dtypes(|v| v[0].sum(All), std::slice::from_ref(&x));
+    check_both_dtypes(|v| v[0].prod(0), std::slice::from_ref(&x));
+    check_both_dtypes(|v| v[0].max(1), std::slice::from_ref(&x));
+    check_both_dtypes(|v| v[0].min(All), std::slice::from_ref(&x));
+    check_both_dtypes(|v| v[0].logsumexp(1), std::slice::from_ref(&x));
+    check_both_dtypes(|v| v[0].mean(0), std::slice::from_ref(&x));
+    check_both_dtypes(|v| v[0].var(1), std::slice::from_ref(&x));
+    check_both_dtypes(|v| v[0].std(All), std::slice::from_ref(&x));
+    check_both_dtypes(|v| v[0].softmax(1), std::slice::from_ref(&x));
+    check_both_dtypes(|v| v[0].log_softmax(0), std::slice::from_ref(&x));
+    check_both_dtypes(|v| v[0].cumsum(1), std::slice::from_ref(&x));
+    check_both_dtypes(|v| v[0].cumsum(None), std::slice::from_ref(&x));
+    check_both_dtypes(|v| v[0].cumprod(0), std::slice::from_ref(&x));
+    check_both_dtypes(|v| v[0].cumprod(None), std::slice::from_ref(&x));
+    check_both_dtypes(|v| v[0].sum_keepdims(0) * &v[0], std::slice::from_ref(&x));
+}
+
+#[test]
+fn products_with_zero_factors_have_exact_gradients() {
+    // d/dx_i prod(x) = product of the others, also where x has one or two zeros.
+    let x = vector("x", Float64);
+    let g = grad(&x.prod(All), &[&x]).unwrap();
+    for mode in [Mode::Reference, Mode::Jit] {
+        let f = function(&[&x], &[&g[0]]).mode(mode).compile().unwrap();
+        let one_zero = f.call(&[array![2.0, 0.0, 3.0].into()]).unwrap();
+        assert_eq!(one_zero[0].to_f64_vec(), vec![0.0, 6.0, 0.0]);
+        let two_zeros = f.call(&[array![0.0, 0.0, 3.0].into()]).unwrap();
+        assert_eq!(two_zeros[0].to_f64_vec(), vec![0.0, 0.0, 0.0]);
+        let none = f.call(&[array![2.0, 5.0, 3.0].into()]).unwrap();
+        assert_eq!(none[0].to_f64_vec(), vec![15.0, 6.0, 10.0]);
+    }
+}
+
+#[test]
+fn shape_ops_match_finite_differences() {
+    let x = spread(&[2, 3], -1.0, 1.0);
+    check_both_dtypes(|v| v[0].t().exp(), std::slice::from_ref(&x));
+    check(|v| v[0].expand_dims(1).sin(), std::slice::from_ref(&x));
+    check(
+        |v| v[0].reshape(&[3, 2]).sin() * 2.0,
+        std::slice::from_ref(&x),
+    );
+    check(|v| v[0].flatten().cumsum(0), std::slice::from_ref(&x));
+    check(
+        |v| v[0].specify_shape(&[Some(2), Some(3)]).exp(),
+        std::slice::from_ref(&x),
+    );
+    let row = spread(&[1, 3], -1.0, 1.0);
+    check(|v| v[0].squeeze(None).sin(), std::slice::from_ref(&row));
+    check(
+        |v| v[0].broadcast_to(&[4.into(), 3.into()]).sin(),
+        std::slice::from_ref(&row),
+    );
+    let y = spread(&[4, 3], -1.0, 1.0);
+    check(
+        |v| concatenate(&[v[0].sin(), v[1].clone()], 0),
+        &[x.clone(), y.clone()],
+    );
+    check(
+        |v| stack(&[&v[0], &v[0].exp()], 1),
+        std::slice::from_ref(&x),
+    );
+    check(
+        |v| {
+            let parts = split(&v[0], &[1, 3], 0).unwrap();
+            &parts[0] * 2.0 + parts[1].sum_keepdims(0)
+        },
+        std::slice::from_ref(&y),
+    );
+    // Only one part of a split used: the other gets zeros.
+    check(
+        |v| split(&v[0], &[2, 2], 0).unwrap()[1].exp(),
+        std::slice::from_ref(&y),
+    );
+    let s = spread(&[3], -1.0, 1.0);
+    check(
+        |v| make_vector(&[v[0].sum(All).into(), v[0].max(All).into()]),
+        std::slice::from_ref(&s),
+    );
+}
+
+#[test]
+fn indexing_matches_finite_differences() {
+    let x = spread(&[4, 3], -1.0, 1.0);
+    check(
+        |v| v[0].get(idx![1..3, ..;-1]).exp(),
+        std::slice::from_ref(&x),
+    );
+    check(|v| v[0].get(idx![2]).sin(), std::slice::from_ref(&x));
+    let y = spread(&[2, 3], -1.0, 1.0);
+    check(
+        |v| v[0].set(idx![1..3], v[1].exp()),
+        &[x.clone(), y.clone()],
+    );
+    check(
+        |v| v[0].inc(idx![..2], &v[1] * &v[1]),
+        &[x.clone(), y.clone()],
+    );
+    // A row broadcast into the region: its gradient is summed over the region's rows.
+    let r = spread(&[1, 3], -1.0, 1.0);
+    check(|v| v[0].inc(idx![1..3], &v[1]).sin(), &[x.clone(), r]);
+    let index = constant(TensorData::from(array![0i64, 2, 2, 3]));
+    check(
+        |v| v[0].get(vec![Idx::Array(index.clone())]).sin(),
+        std::slice::from_ref(&x),
+    );
+    let z = spread(&[4, 3], -1.0, 1.0);
+    check(
+        |v| v[0].inc(vec![Idx::Array(index.clone())], v[1].exp()),
+        &[x.clone(), z],
+    );
+    // With repeated indices a set keeps the last write, and (as in PyTensor) every
+    // written value still gets its position's gradient: checked with distinct indices.
+    let distinct = constant(TensorData::from(array![3i64, 0, 2]));
+    check(
+        |v| v[0].set(vec![Idx::Array(distinct.clone())], v[1].exp()),
+        &[x.clone(), spread(&[3, 3], -1.0, 1.0)],
+    );
+}
+
+#[test]
+fn repeated_advanced_indices_accumulate_their_gradients() {
+    // PyTensor: the gradient of x[[0, 2, 2]] adds up at 2.
+    let x = vector("x", Float64);
+    let index = constant(TensorData::from(array![0i64, 2, 2]));
+    let y = x.get(vec![Idx::Array(index)]).sum(All);
+    let g = grad(&y, &[&x]).unwrap();
+    for mode in [Mode::Reference, Mode::Jit] {
+        let f = function(&[&x], &[&g[0]]).mode(mode).compile().unwrap();
+        let out = f.call(&[array![1.0, 1.0, 1.0, 1.0].into()]).unwrap();
+        assert_eq!(out[0].to_f64_vec(), vec![1.0, 0.0, 2.0, 0.0]);
+    }
+}
+
+#[test]
+fn dot_of_every_rank_pair_matches_finite_differences() {
+    let (m, v3, n) = (
+        spread(&[2, 3], -1.0, 1.0),
+        spread(&[3], -1.0, 1.0),
+        spread(&[3, 4], -1.0, 1.0),
+    );
+    check_both_dtypes(|v| v[0].dot(&v[1]), &[m.clone(), n.clone()]);
+    check_both_dtypes(|v| v[0].dot(&v[1]), &[m.clone(), v3.clone()]);
+    check_both_dtypes(|v| v[0].dot(&v[1]), &[v3.clone(), n.clone()]);
+    check_both_dtypes(|v| v[0].dot(&v[1]), &[v3.clone(), v3.clone()]);
+    check(|v| v[0].matmul(&v[1]).tanh(), &[m, n]);
+}
+
+#[test]
+fn composite_models_match_finite_differences() {
+    // Logistic regression: mean binary cross-entropy of sigmoid(X w + b).
+    let (xs, w, b) = (
+        spread(&[6, 3], -1.0, 1.0),
+        spread(&[3], -0.5, 0.5),
+        TensorData::scalar(0.1),
+    );
+    let labels = constant(TensorData::from(array![1.0, 0.0, 1.0, 1.0, 0.0, 0.0]));
+    check(
+        |v| {
+            let p = (v[0].dot(&v[1]) + &v[2]).sigmoid();
+            -(&labels * p.log() + (1.0 - &labels) * (1.0 - &p).log()).mean(All)
+        },
+        &[xs.clone(), w, b],
+    );
+    // Softmax cross-entropy with one-hot targets.
+    let onehot = constant(TensorData::from(array![
+        [1.0, 0.0, 0.0],
+        [0.0, 0.0, 1.0],
+        [0.0, 1.0, 0.0],
+        [1.0, 0.0, 0.0],
+        [0.0, 1.0, 0.0],
+        [0.0, 0.0, 1.0]
+    ]));
+    let w2 = spread(&[3, 3], -0.5, 0.5);
+    check(
+        |v| -(&onehot * v[0].dot(&v[1]).log_softmax(1)).sum(1).mean(All),
+        &[xs.clone(), w2],
+    );
+    // A two-layer perceptron with tanh, squared error.
+    let (w1, b1, w3) = (
+        spread(&[3, 5], -0.5, 0.5),
+        spread(&[5], -0.1, 0.1),
+        spread(&[5], -0.5, 0.5),
+    );
+    let target = constant(spread(&[6], -1.0, 1.0));
+    check(
+        |v| {
+            let hidden = (v[0].dot(&v[1]) + &v[2]).tanh();
+            (hidden.dot(&v[3]) - &target).sqr().mean(All)
+        },
+        &[xs, w1, b1, w3],
+    );
+}
+
+#[test]
+fn ifelse_and_op_from_graph_differentiate_through_their_inner_graphs() {
+    let (x, y) = (spread(&[3], 0.5, 2.0), spread(&[3], -1.0, 1.0));
+    for cond in [true, false] {
+        check(
+            |v| {
+                let c = constant(TensorData::scalar(cond));
+                let out = ifelse(&c, &[&(v[0].exp() * &v[1])], &[&v[1].sin()]);
+                out[0].clone()
+            },
+            &[x.clone(), y.clone()],
+        );
+    }
+    let (a, b) = (vector("a", Float64), vector("b", Float64));
+    let inner = tensorlift::ir::op_from_graph(&[&a, &b], &[&(a.exp() * &b)]).unwrap();
+    for keep in [true, false] {
+        let op = inner.inline(!keep);
+        check(
+            |v| op.apply(&[&v[0], &v[1]]).unwrap()[0].sin(),
+            &[x.clone(), y.clone()],
+        );
+    }
+}
+
+#[test]
+fn kinks_and_ties_follow_pytensor() {
+    let x = vector("x", Float64);
+    let cases: Vec<(Var, Vec<f64>, Vec<f64>)> = vec![
+        // |x|' at 0 is 0.
+        (x.abs().sum(All), vec![0.0, -2.0, 3.0], vec![0.0, -1.0, 1.0]),
+        // sqrt'(0) is inf.
+        (x.sqrt().sum(All), vec![0.0, 4.0], vec![f64::INFINITY, 0.25]),
+        // Every tied maximum gets the whole gradient.
+        (x.max(All), vec![1.0, 3.0, 3.0], vec![0.0, 1.0, 1.0]),
+        // maximum(x, 1): a tie gives both sides the gradient.
+        (
+            x.maximum(1.0).sum(All),
+            vec![1.0, 2.0, 0.0],
+            vec![1.0, 1.0, 0.0],
+        ),
+        // Rounding is flat.
+        (x.round().sum(All), vec![0.4, 1.6], vec![0.0, 0.0]),
+    ];
+    for (cost, at, expected) in cases {
+        let g = grad(&cost, &[&x]).unwrap();
+        for mode in [Mode::Reference, Mode::Jit] {
+            let f = function(&[&x], &[&g[0]]).mode(mode).compile().unwrap();
+            let point: TensorData = ndarray::Array1::from(at.clone()).into();
+            let out = f.call(&[point]).unwrap();
+            assert_eq!(out[0].to_f64_vec(), expected, "{}", cost.label());
+        }
+    }
+}
+
+#[test]
+fn gradient_types_follow_the_variables() {
+    let x = tensor("x", Float32, [Some(3), None]);
+    let w = vector("w", Float64);
+    let cost = (x.cast(Float64).sum(0) * &w).sum(All);
+    let g = grad(&cost, &[&x, &w]).unwrap();
+    assert_eq!(g[0].ty(), x.ty());
+    assert_eq!(g[1].ty(), w.ty());
+    // A reshape loses static sizes; the gradient has them back.
+    let y = tensor("y", Float64, [Some(2), Some(3)]);
+    let g = grad(&y.reshape(&[-1]).sin().sum(All), &[&y]).unwrap();
+    assert_eq!(g[0].ty(), y.ty());
+}
+
+#[test]
+fn undefined_and_disconnected_gradients_are_errors_or_asked_for() {
+    let (x, n) = (vector("x", Float64), vector("n", Int64));
+    let e = grad(&(&x * &n).sum(All), &[&n]).unwrap_err();
+    assert!(e.to_string().contains("only float variables"), "{e}");
+    let e = grad(&x.exp(), &[&x]).unwrap_err();
+    assert!(e.to_string().contains("must be a scalar"), "{e}");
+    let e = grad(&x.gammaln().sum(All), &[&x]).unwrap_err();
+    assert!(
+        e.to_string().contains("Gammaln") || e.to_string().contains("gammaln"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("input 0"), "{e}");
+    // The cost does not depend on y.
+    let y = vector("y", Float64);
+    let cost = x.sum(All);
+    let e = grad(&cost, &[&x, &y]).unwrap_err();
+    assert!(e.to_string().contains("does not depend on y"), "{e}");
+    let zero = GradOptions {
+        disconnected: Disconnected::Zero,
+        ..GradOptions::default()
+    };
+    let g = tensorlift::grad_with(Some(&cost), &[&y], &zero).unwrap();
+    let f = function(&[&y], &[g[0].as_ref().unwrap()])
+        .compile()
+        .unwrap();
+    assert_eq!(
+        f.call(&[array![1.0, 2.0].into()]).unwrap()[0].to_f64_vec(),
+        vec![0.0, 0.0]
+    );
+    let none = GradOptions {
+        disconnected: Disconnected::Disconnected,
+        ..GradOptions::default()
+    };
+    assert!(tensorlift::grad_with(Some(&cost), &[&y], &none).unwrap()[0].is_none());
+    // Through an integer-valued path (argmax) nothing flows: disconnected.
+    let e = grad(&x.argmax(None).cast(Float64), &[&x]).unwrap_err();
+    assert!(e.to_string().contains("does not depend on x"), "{e}");
+}
+
+#[test]
+fn known_grads_replace_the_cost() {
+    // Given d cost / d y = [1, 2] for y = exp(x), d cost / dx = [1, 2] * exp(x).
+    let x = vector("x", Float64);
+    let y = x.exp();
+    let gy = constant(TensorData::from(array![1.0, 2.0]));
+    let options = GradOptions {
+        known_grads: vec![(y.clone(), gy)],
+        ..GradOptions::default()
+    };
+    let g = tensorlift::grad_with(None, &[&x], &options).unwrap();
+    let f = function(&[&x], &[g[0].as_ref().unwrap()])
+        .compile()
+        .unwrap();
+    let out = f.call(&[array![0.0, 1.0].into()]).unwrap()[0].to_f64_vec();
+    assert_eq!(out[0], 1.0);
+    assert!((out[1] - 2.0 * 1.0f64.exp()).abs() < 1e-15, "{out:?}");
+}

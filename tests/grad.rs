@@ -457,3 +457,106 @@ fn known_grads_replace_the_cost() {
     assert_eq!(out[0], 1.0);
     assert!((out[1] - 2.0 * 1.0f64.exp()).abs() < 1e-15, "{out:?}");
 }
+
+#[test]
+fn pushforward_matches_finite_differences() {
+    // J v of y = (sin(x) * w, sum(x * w)) along (vx, vw), against central differences.
+    let (x, w) = (vector("x", Float64), vector("w", Float64));
+    let (vx, vw) = (vector("vx", Float64), vector("vw", Float64));
+    let y1 = x.sin() * &w;
+    let y2 = (&x * &w).sum(All).exp();
+    let jv = pushforward(&[&y1, &y2], &[&x, &w], &[&vx, &vw]).unwrap();
+    assert_eq!(jv[0].ty(), y1.ty());
+    assert_eq!(jv[1].ty(), y2.ty());
+    let point = [
+        array![0.3, -0.7, 1.1],
+        array![0.5, 0.2, -0.4],
+        array![1.0, -0.5, 0.25],
+        array![-0.3, 0.8, 0.6],
+    ];
+    let args: Vec<TensorData> = point.iter().map(|a| a.clone().into()).collect();
+    let eps = 1e-6;
+    let at = |s: f64| -> Vec<f64> {
+        let xs = &point[0] + &(&point[2] * s);
+        let ws = &point[1] + &(&point[3] * s);
+        let mut v: Vec<f64> = (xs.mapv(f64::sin) * &ws).to_vec();
+        v.push((&xs * &ws).sum().exp());
+        v
+    };
+    let (plus, minus) = (at(eps), at(-eps));
+    let numeric: Vec<f64> = plus
+        .iter()
+        .zip(&minus)
+        .map(|(p, m)| (p - m) / (2.0 * eps))
+        .collect();
+    for mode in [Mode::Reference, Mode::Jit] {
+        let f = function(&[&x, &w, &vx, &vw], &[&jv[0], &jv[1]])
+            .mode(mode)
+            .compile()
+            .unwrap();
+        let out = f.call(&args).unwrap();
+        let mut got = out[0].to_f64_vec();
+        got.extend(out[1].to_f64_vec());
+        for (g, n) in got.iter().zip(&numeric) {
+            assert!(
+                (g - n).abs() < 1e-7 * n.abs().max(1.0),
+                "{got:?} vs {numeric:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn hessian_vector_products_have_the_closed_form() {
+    // cost = sum(x^3) + sum(x) * sum(x): H = diag(6x) + all-twos, H v = 6 x v + 2 sum(v).
+    let (x, v) = (vector("x", Float64), vector("v", Float64));
+    let cost = x.pow(3.0).sum(All) + x.sum(All) * x.sum(All);
+    let hv = hessian_vector_product(&cost, &[&x], &[&v]).unwrap();
+    let f = function(&[&x, &v], &[&hv[0]]).compile().unwrap();
+    let (xs, vs) = (array![1.0, -2.0, 0.5], array![0.5, 1.0, -1.0]);
+    let out = f.call(&[xs.clone().into(), vs.clone().into()]).unwrap();
+    let expected: Vec<f64> = (0..3)
+        .map(|i| 6.0 * xs[i] * vs[i] + 2.0 * vs.sum())
+        .collect();
+    let got = out[0].to_f64_vec();
+    for (g, e) in got.iter().zip(&expected) {
+        assert!((g - e).abs() < 1e-12, "{got:?} vs {expected:?}");
+    }
+}
+
+#[test]
+fn value_and_grad_runs_the_forward_computation_once() {
+    let (a, w) = (matrix("a", Float64), vector("w", Float64));
+    let cost = a.dot(&w).exp().log1p().sum(All);
+    let outputs = value_and_grad(&cost, &[&w]).unwrap();
+    let refs: Vec<&Var> = outputs.iter().collect();
+    let f = function(&[&a, &w], &refs)
+        .mode(Mode::Jit.excluding("fusion"))
+        .compile()
+        .unwrap();
+    let fg = f.fgraph();
+    let count = |wanted: &dyn Fn(&tensorlift::ir::Op) -> bool| {
+        fg.toposort()
+            .into_iter()
+            .filter(|n| fg.node(*n).is_some_and(|e| wanted(&e.op)))
+            .count()
+    };
+    use tensorlift::ir::{Op, ScalarOp};
+    // a·w once for both outputs, and the gradient's own aᵀ·g.
+    assert_eq!(count(&|op| matches!(op, Op::Dot)), 2, "{}", f.dprint());
+    assert_eq!(
+        count(&|op| matches!(op, Op::Elemwise(ScalarOp::Exp))),
+        1,
+        "{}",
+        f.dprint()
+    );
+    // And the values: cost and gradient against the separately compiled gradient.
+    let g_only = grad(&cost, &[&w]).unwrap();
+    let h = function(&[&a, &w], &[&g_only[0]]).compile().unwrap();
+    let args: Vec<TensorData> = vec![
+        array![[0.1, 0.2], [0.3, -0.4], [0.5, 0.6]].into(),
+        array![0.7, -0.8].into(),
+    ];
+    let both = f.call(&args).unwrap();
+    assert_eq!(both[1].to_f64_vec(), h.call(&args).unwrap()[0].to_f64_vec());
+}

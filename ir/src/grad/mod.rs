@@ -8,6 +8,7 @@
 //! rewritten, fused and compiled like any other.
 
 mod pullback;
+mod pushforward;
 mod scalar;
 
 use std::collections::{HashMap, HashSet};
@@ -19,6 +20,7 @@ use crate::error::{GraphError, Result};
 use crate::var::{postorder, Node, Var};
 
 pub use pullback::pullback;
+pub use pushforward::{hessian_vector_product, pushforward};
 
 /// What a pullback gives one input of a node.
 #[derive(Clone, Debug)]
@@ -68,6 +70,22 @@ pub fn grad(cost: &Var, wrt: &[&Var]) -> Result<Vec<Var>> {
         .into_iter()
         .map(|g| g.ok_or_else(|| GraphError::Graph("grad: a gradient is missing".into())))
         .collect()
+}
+
+/// The cost followed by its gradients with respect to `wrt`, to compile as one function
+/// (`function(&inputs, &outputs)`): the gradient reuses the forward computation, which
+/// the compiled function runs once.
+///
+/// ```
+/// use tensorlift_ir::{value_and_grad, vector, DType};
+/// let x = vector("x", DType::Float64);
+/// let outputs = value_and_grad(&x.exp().sum(None), &[&x]).unwrap();
+/// assert_eq!(outputs.len(), 2);
+/// ```
+pub fn value_and_grad(cost: &Var, wrt: &[&Var]) -> Result<Vec<Var>> {
+    let mut outputs = vec![cost.clone()];
+    outputs.extend(grad(cost, wrt)?);
+    Ok(outputs)
 }
 
 /// `grad` with options: an optional cost (`None` when `known_grads` give the output

@@ -560,3 +560,53 @@ fn value_and_grad_runs_the_forward_computation_once() {
     let both = f.call(&args).unwrap();
     assert_eq!(both[1].to_f64_vec(), h.call(&args).unwrap()[0].to_f64_vec());
 }
+
+#[test]
+fn lazy_gradients_are_taken_of_the_stabilized_cost() {
+    // log(sigmoid(x)) is stabilized to -softplus(-x) before it is differentiated: the
+    // gradient at -800 is sigmoid(800) = 1 exactly. Eagerly, the naive graph's gradient
+    // sigmoid(x) sigmoid(-x) / sigmoid(x) is 0/0 there.
+    let x = scalar("x", Float64);
+    let cost = x.sigmoid().log();
+    let lazy = grad(&cost, &[&x]).unwrap();
+    assert!(
+        lazy[0].label().contains("Grad"),
+        "grad gives a lazy Grad node: {}",
+        lazy[0].label()
+    );
+    let eager = tensorlift::grad_with(Some(&cost), &[&x], &GradOptions::default()).unwrap();
+    let at = [TensorData::scalar(-800.0)];
+    for mode in [Mode::Reference, Mode::Jit] {
+        let f = function(&[&x], &[&lazy[0]])
+            .mode(mode.clone())
+            .compile()
+            .unwrap();
+        assert_eq!(f.call(&at).unwrap()[0].item_f64().unwrap(), 1.0, "{mode:?}");
+        let e = function(&[&x], &[eager[0].as_ref().unwrap()])
+            .mode(mode.clone())
+            .compile()
+            .unwrap();
+        assert!(
+            e.call(&at).unwrap()[0].item_f64().unwrap().is_nan(),
+            "{mode:?}"
+        );
+        // Without rewrites the lazy gradient is still built (of the naive graph).
+        let plain = function(&[&x], &[&lazy[0]])
+            .mode(mode.without_rewrites())
+            .compile()
+            .unwrap();
+        let value = plain.call(&[TensorData::scalar(0.5)]).unwrap()[0]
+            .item_f64()
+            .unwrap();
+        let expected = 1.0 - 1.0 / (1.0 + (-0.5f64).exp());
+        assert!((value - expected).abs() < 1e-15, "{value} vs {expected}");
+    }
+    // Second derivatives through a lazy gradient: d²/dx² of x⁴ at 2 is 48.
+    let g = grad(&x.pow(4.0), &[&x]).unwrap();
+    let h = grad(&g[0], &[&x]).unwrap();
+    let f = function(&[&x], &[&h[0]]).compile().unwrap();
+    let value = f.call(&[TensorData::scalar(2.0)]).unwrap()[0]
+        .item_f64()
+        .unwrap();
+    assert!((value - 48.0).abs() < 1e-12, "{value}");
+}

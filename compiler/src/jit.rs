@@ -110,7 +110,8 @@ fn is_view(op: &Op) -> bool {
         | Op::CheckAndRaise { .. }
         | Op::OpFromGraph(_)
         | Op::Scan(_)
-        | Op::IfElse(_) => false,
+        | Op::IfElse(_)
+        | Op::Grad(_) => false,
     }
 }
 
@@ -371,7 +372,8 @@ impl KernelNode {
             | Op::Split { .. }
             | Op::OpFromGraph(_)
             | Op::Scan(_)
-            | Op::IfElse(_) => return None,
+            | Op::IfElse(_)
+            | Op::Grad(_) => return None,
         };
         Some(KernelNode {
             kernel,

@@ -178,6 +178,8 @@ fn lower_unchecked(fg: &FunctionGraph, node: NodeId) -> Option<Kernel> {
         | Op::OpFromGraph(_)
         | Op::Scan(_)
         | Op::IfElse(_) => None,
+        // Expanded by the compile pipeline before any backend sees it.
+        Op::Grad(_) => None,
     }
 }
 

@@ -30,6 +30,9 @@ pub fn compile(mut fgraph: FunctionGraph, mode: &Mode) -> Result<Compiled, Compi
     if mode.rewrites {
         run_pipeline(&mut fgraph, &mode.filter, &mut report)?;
         rewrite_inner_graphs(&mut fgraph, mode, &mut report)?;
+    } else {
+        // Lazy gradients are built even when nothing else is rewritten.
+        crate::rewrite::grad::expand_grads(&mut fgraph, &mode.filter, false, &mut report)?;
     }
     let backend = mode.backend();
     let unsupported = backend.unsupported(&fgraph);

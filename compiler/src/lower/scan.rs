@@ -388,7 +388,8 @@ fn native_op(op: &Op, in_types: &[&TensorType]) -> bool {
         | Op::CheckAndRaise { .. }
         | Op::OpFromGraph(_)
         | Op::Scan(_)
-        | Op::IfElse(_) => false,
+        | Op::IfElse(_)
+        | Op::Grad(_) => false,
     }
 }
 

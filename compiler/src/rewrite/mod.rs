@@ -21,6 +21,7 @@ macro_rules! rules {
 
 pub mod canonicalize;
 pub mod fusion;
+pub mod grad;
 pub mod ifelse;
 pub mod inline;
 pub mod merge;
@@ -180,13 +181,22 @@ pub fn run_pipeline(
     report: &mut RewriteReport,
 ) -> Result<(), CompileError> {
     let rules = all_rules();
-    for (group, driver) in PIPELINE {
-        let selected: Vec<Rule> = rules
+    let select = |group: &str| -> Vec<Rule> {
+        rules
             .iter()
             .filter(|r| r.tag == group && filter.allows(r))
             .copied()
-            .collect();
-        run_group(fg, group, &selected, driver, report)?;
+            .collect()
+    };
+    for (group, driver) in PIPELINE {
+        run_group(fg, group, &select(group), driver, report)?;
+        // Lazy gradients are taken of the stabilized cost graphs; the gradient graphs
+        // then go through canonicalize and stabilize themselves.
+        if group == "stabilize" && grad::expand_grads(fg, filter, true, report)? > 0 {
+            for group in ["merge", "canonicalize", "stabilize"] {
+                run_group(fg, group, &select(group), Driver::Equilibrium, report)?;
+            }
+        }
     }
     Ok(())
 }

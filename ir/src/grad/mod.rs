@@ -7,6 +7,7 @@
 //! the derivatives of the scalar ops in `scalar`. Gradients are ordinary graphs: they are
 //! rewritten, fused and compiled like any other.
 
+mod lazy;
 mod pullback;
 mod pushforward;
 mod scalar;
@@ -19,6 +20,7 @@ use crate::dtype::DType;
 use crate::error::{GraphError, Result};
 use crate::var::{postorder, Node, Var};
 
+pub use lazy::expand as expand_grad;
 pub use pullback::pullback;
 pub use pushforward::{hessian_vector_product, pushforward};
 
@@ -53,6 +55,10 @@ pub struct GradOptions {
     /// besides) a scalar cost: each is summed into that variable's gradient.
     pub known_grads: Vec<(Var, Var)>,
     pub disconnected: Disconnected,
+    /// Whether the gradient is a lazy `Grad` node, differentiated by the compile pipeline
+    /// after it has rewritten (stabilized) the cost graph; `grad` sets it. Only with a
+    /// cost and no `known_grads`; otherwise the gradient graph is built at once.
+    pub lazy: bool,
 }
 
 /// The gradient of a scalar float `cost` with respect to each of `wrt` (float
@@ -65,7 +71,11 @@ pub struct GradOptions {
 /// assert_eq!(g[0].ty(), x.ty());
 /// ```
 pub fn grad(cost: &Var, wrt: &[&Var]) -> Result<Vec<Var>> {
-    let grads = grad_with(Some(cost), wrt, &GradOptions::default())?;
+    let options = GradOptions {
+        lazy: true,
+        ..GradOptions::default()
+    };
+    let grads = grad_with(Some(cost), wrt, &options)?;
     grads
         .into_iter()
         .map(|g| g.ok_or_else(|| GraphError::Graph("grad: a gradient is missing".into())))
@@ -235,6 +245,17 @@ pub fn grad_with(
                 }
             }
         }
+    }
+    let distinct = wrt.iter().map(|x| x.key()).collect::<HashSet<_>>().len() == wrt.len();
+    let all_connected = wrt.iter().all(|x| grads.contains_key(&x.value_key()));
+    if let (true, Some(cost), true, true) = (
+        options.lazy && options.known_grads.is_empty(),
+        cost,
+        distinct,
+        all_connected,
+    ) {
+        // Checked above (types, undefined paths, connections); the pipeline builds it.
+        return Ok(lazy::lazy_grad(cost, wrt)?.into_iter().map(Some).collect());
     }
     wrt.iter()
         .map(|x| match grads.get(&x.value_key()) {

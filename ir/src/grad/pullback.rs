@@ -148,6 +148,32 @@ pub fn pullback(
         Op::Dot => dot_pullback(x, &inputs[1], &g()?),
         Op::OpFromGraph(ofg) => inner_pullback(&ofg.graph, inputs, output_grads)?,
         Op::IfElse(ifelse) => ifelse_pullback(ifelse, inputs, output_grads)?,
+        Op::Grad(lazy) => {
+            // Second derivatives: the pullback of the gradient graph itself.
+            let expanded = super::lazy::expand(lazy, inputs)?;
+            let known: Vec<(Var, Var)> = expanded
+                .into_iter()
+                .zip(output_grads)
+                .filter_map(|(o, g)| g.clone().map(|g| (o, g)))
+                .collect();
+            let wrt: Vec<&Var> = inputs.iter().filter(|x| x.dtype().is_float()).collect();
+            let options = GradOptions {
+                known_grads: known,
+                disconnected: Disconnected::Disconnected,
+                lazy: false,
+            };
+            let mut grads = grad_with(None, &wrt, &options)?.into_iter();
+            inputs
+                .iter()
+                .map(|x| match x.dtype().is_float() {
+                    true => grads
+                        .next()
+                        .flatten()
+                        .map_or(InputGrad::Disconnected, InputGrad::Grad),
+                    false => InputGrad::Disconnected,
+                })
+                .collect()
+        }
         Op::Scan(_) => vec![
             InputGrad::Undefined(
                 "the pullback of Scan (backpropagation through time) is not implemented yet".into()
@@ -358,6 +384,7 @@ fn inner_grads(
     let options = GradOptions {
         known_grads: known,
         disconnected: Disconnected::Disconnected,
+        lazy: false,
     };
     let mut grads = grad_with(None, &wrt, &options)?.into_iter();
     Ok(inputs

@@ -66,6 +66,7 @@ pub fn pushforward(outputs: &[&Var], wrt: &[&Var], tangents: &[&Var]) -> Result<
                 .map(|(y, u)| ((*y).clone(), u.clone()))
                 .collect(),
             disconnected: Disconnected::Disconnected,
+            lazy: false,
         },
     )?;
     let mut inner: Option<Var> = None;

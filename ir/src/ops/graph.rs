@@ -117,3 +117,41 @@ impl OpFromGraph {
         Ok(self.graph.output_types())
     }
 }
+
+/// A gradient not yet taken (DESIGN §7, the lazy `Grad`): the cost graph, whose first
+/// `n_wrt` inputs are the variables differentiated against and the rest the other values
+/// it reads. The compile pipeline rewrites the cost graph (canonicalize, stabilize) and
+/// only then differentiates it, so the gradient of a stabilized form is taken.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GradOp {
+    pub cost: InnerGraph,
+    pub n_wrt: usize,
+}
+
+impl GradOp {
+    /// One output per variable differentiated against, of its type.
+    pub(crate) fn infer(&self, name: &str, inputs: &[InputInfo]) -> Result<Vec<TensorType>> {
+        let expected = self.cost.input_types();
+        if inputs.len() != expected.len() || self.n_wrt > inputs.len() {
+            return Err(GraphError::op(
+                name,
+                format!("takes {} inputs, got {}", expected.len(), inputs.len()),
+            ));
+        }
+        for (k, (x, want)) in inputs.iter().zip(&expected).enumerate() {
+            if !x.ty.is_subtype_of(want) {
+                return Err(GraphError::op(
+                    name,
+                    format!(
+                        "input {k} is {}, but the cost graph's input {k} is {want}",
+                        x.ty
+                    ),
+                ));
+            }
+        }
+        Ok(expected[..self.n_wrt]
+            .iter()
+            .map(|t| (*t).clone())
+            .collect())
+    }
+}

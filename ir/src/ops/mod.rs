@@ -23,7 +23,7 @@ use crate::error::{GraphError, Result};
 use crate::types::{elemwise_shape, TensorType};
 
 pub use composite::{Composite, ScalarNode, ScalarRef};
-pub use graph::{InnerGraph, OpFromGraph};
+pub use graph::{GradOp, InnerGraph, OpFromGraph};
 pub use ifelse::IfElse;
 pub use indexing::{AdvancedSlot, IncMode, IndexSlot};
 pub use reduce::{ArgKind, CumKind, ReduceKind};
@@ -104,6 +104,8 @@ pub enum Op {
     /// A lazy choice (`ifelse`): input 0 the condition, the rest the values the branches
     /// read; only the taken branch runs.
     IfElse(Arc<IfElse>),
+    /// A gradient taken by the compile pipeline after its cost graph is rewritten (`grad`).
+    Grad(Arc<GradOp>),
 }
 
 /// What type inference knows about one input: its type and, for constants, its value.
@@ -200,6 +202,7 @@ impl Op {
             Op::OpFromGraph(g) => g.infer(&name, inputs),
             Op::Scan(scan) => scan.infer(&name, inputs),
             Op::IfElse(ifelse) => ifelse.infer(&name, inputs),
+            Op::Grad(g) => g.infer(&name, inputs),
         }
     }
 
@@ -209,6 +212,7 @@ impl Op {
             Op::OpFromGraph(g) => vec![&g.graph],
             Op::Scan(scan) => vec![&scan.body],
             Op::IfElse(ifelse) => vec![&ifelse.then_branch, &ifelse.else_branch],
+            Op::Grad(g) => vec![&g.cost],
             Op::Elemwise(_)
             | Op::Composite(_)
             | Op::FusedReduce { .. }
@@ -256,6 +260,11 @@ impl Op {
                 op.else_branch = graphs.pop()?;
                 op.then_branch = graphs.pop()?;
                 Op::IfElse(Arc::new(op))
+            }
+            Op::Grad(g) => {
+                let mut op = (**g).clone();
+                op.cost = graphs.pop()?;
+                Op::Grad(Arc::new(op))
             }
             Op::Elemwise(_)
             | Op::Composite(_)
@@ -387,6 +396,7 @@ impl fmt::Display for Op {
                 let kept = if g.inline { "" } else { ", kept" };
                 write!(f, "OpFromGraph{{{}{kept}}}", g.name)
             }
+            Op::Grad(g) => write!(f, "Grad{{wrt={}}}", g.n_wrt),
             Op::Scan(scan) => {
                 write!(
                     f,

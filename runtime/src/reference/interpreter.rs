@@ -284,6 +284,21 @@ pub fn eval_node_named(
         }
         Op::OpFromGraph(g) => Program::new(g.graph.graph().clone())?.run(args),
         Op::Scan(scan) => crate::reference::scan::eval_scan(name, scan, args),
+        // Normally expanded by the compile pipeline; run as given, it is differentiated here.
+        Op::Grad(g) => {
+            let inputs: Vec<tensorlift_ir::Var> = g
+                .cost
+                .input_types()
+                .iter()
+                .enumerate()
+                .map(|(k, t)| tensorlift_ir::Var::input(&format!("g{k}"), (*t).clone()))
+                .collect();
+            let grads = tensorlift_ir::expand_grad(g, &inputs)
+                .map_err(|e| RuntimeError::op(name, e.to_string()))?;
+            let graph = tensorlift_ir::FunctionGraph::new(&inputs, &grads)
+                .map_err(|e| RuntimeError::op(name, e.to_string()))?;
+            Program::new(graph)?.run(args)
+        }
         // Only the taken branch runs: its own nodes are inside it.
         Op::IfElse(ifelse) => {
             need(1)?;

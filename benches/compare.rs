@@ -493,6 +493,81 @@ fn w8(b: &mut Bench) {
     }
 }
 
+/// W9: the value and gradient of `sum(log1p(exp(A @ w)))`, A 2000×500 (a log-density and
+/// its gradient, as a sampler calls them), against the same computation by hand
+/// (matrixmultiply for both products); W8d: building and compiling it.
+fn w9(b: &mut Bench) {
+    const M: usize = 2000;
+    const K: usize = 500;
+    let a = mat_f64(M, K, 9);
+    let w = vec_f64(K, 10).mapv(|v| v * 0.003);
+    let work = (2.0 * (M * K) as f64, 16.0 * (M * K) as f64);
+    if b.wants("W9") {
+        b.run("W9", "2000x500", "native", work, || {
+            let (mut r, mut g) = (vec![0.0f64; M], vec![0.0f64; K]);
+            // SAFETY: A is a standard-layout M×K array (row stride K, column stride 1), w
+            // has K contiguous elements and r M: every pointer covers the elements the
+            // strides address. The second product reads A transposed (strides swapped) into
+            // g of K elements from s of M.
+            unsafe {
+                matrixmultiply::dgemm(
+                    M,
+                    K,
+                    1,
+                    1.0,
+                    a.as_ptr(),
+                    K as isize,
+                    1,
+                    w.as_ptr(),
+                    1,
+                    1,
+                    0.0,
+                    r.as_mut_ptr(),
+                    1,
+                    1,
+                );
+            }
+            let cost: f64 = r.iter().map(|v| v.exp().ln_1p()).sum();
+            let s: Vec<f64> = r.iter().map(|v| 1.0 / (1.0 + (-v).exp())).collect();
+            // SAFETY: as above.
+            unsafe {
+                matrixmultiply::dgemm(
+                    K,
+                    M,
+                    1,
+                    1.0,
+                    a.as_ptr(),
+                    1,
+                    K as isize,
+                    s.as_ptr(),
+                    1,
+                    1,
+                    0.0,
+                    g.as_mut_ptr(),
+                    1,
+                    1,
+                );
+            }
+            black_box((cost, g));
+        });
+        let (am, wv) = (matrix("A", Float64), vector("w", Float64));
+        let cost = am.dot(&wv).exp().log1p().sum(All);
+        let outputs = value_and_grad(&cost, &[&wv]).expect("grad");
+        let refs: Vec<&Var> = outputs.iter().collect();
+        let values: [TensorData; 2] = [a.clone().into(), w.clone().into()];
+        b.graph("W9", "2000x500", work, &[&am, &wv], &refs, &values);
+    }
+    if b.wants("W8d") {
+        b.run("W8d", "compile", "jit", (1.0, 0.0), || {
+            let (am, wv) = (matrix("A", Float64), vector("w", Float64));
+            let cost = am.dot(&wv).exp().log1p().sum(All);
+            let outputs = value_and_grad(&cost, &[&wv]).expect("grad");
+            let refs: Vec<&Var> = outputs.iter().collect();
+            black_box(function(&[&am, &wv], &refs).compile().expect("compile"));
+        });
+    }
+}
+
 fn peers(b: &mut Bench) {
     let root = env!("CARGO_MANIFEST_DIR");
     let python = format!("{root}/.venv-peers/bin/python");
@@ -501,10 +576,14 @@ fn peers(b: &mut Bench) {
         return;
     }
     let out = std::env::temp_dir().join(format!("tensorlift-peers-{}.json", std::process::id()));
-    let status = Command::new(&python)
+    let mut command = Command::new(&python);
+    command
         .arg(format!("{root}/benches/peers.py"))
-        .env("PEERS_JSON", &out)
-        .status();
+        .env("PEERS_JSON", &out);
+    if let Some(only) = &b.only {
+        command.env("PEERS_ONLY", only.join(","));
+    }
+    let status = command.status();
     match status {
         Ok(s) if s.success() => {}
         other => {
@@ -637,6 +716,9 @@ fn main() {
     }
     if b.wants("W11") {
         w11(&mut b);
+    }
+    if b.wants("W9") || b.wants("W8d") {
+        w9(&mut b);
     }
     if args.iter().any(|a| a == "--peers") {
         peers(&mut b);

@@ -1,7 +1,7 @@
 """Peer timings for `cargo bench --bench compare -- --peers`.
 
-Runs the harness's workloads (W1, W2, W3, W4a, W4b, W7, W7b, W8a–W8c, and the scans W5,
-W5t, W5c, W6, W10 and the choice W11 as `../shared/peers/workloads*.py` define them;
+Runs the harness's workloads (W1, W2, W3, W4a, W4b, W7, W7b, W8a–W8d, and the scans W5,
+W5t, W5c, W6, W10, the choice W11 and the value and gradient W9 as `../shared/peers/workloads*.py` define them;
 same sizes, float64)
 in NumPy, PyTensor (C backend: mode "CVM"; NUMBA backend: mode "NUMBA") and JAX (x64),
 each peer skipped with a message when it cannot be imported, and writes the records to
@@ -16,6 +16,8 @@ import time
 import numpy as np
 
 RECORDS = []
+# The workloads to time (comma-separated, as the harness's --only); all when unset.
+ONLY = set(filter(None, os.environ.get("PEERS_ONLY", "").split(",")))
 
 
 def timed(fn, runs=9):
@@ -40,12 +42,16 @@ def timed(fn, runs=9):
 
 
 def record(workload, size, backend, fn):
+    if ONLY and workload not in ONLY:
+        return
     median, runs = timed(fn)
     RECORDS.append(dict(workload=workload, size=size, backend=backend, median_s=median, runs=runs))
     print(f"  {workload:4} {size:>10} {backend:16} {median * 1e3:12.4f} ms", file=sys.stderr, flush=True)
 
 
 def record_compile(workload, backend, build):
+    if ONLY and workload not in ONLY:
+        return
     samples = []
     for _ in range(5):
         start = time.perf_counter()
@@ -65,6 +71,7 @@ one = np.ones(1)
 N5 = 100_000
 L10, BOUND10 = 12.0, 200_000
 x11 = rng.uniform(-3, 3, 1_000_000)
+a9, w9 = rng.standard_normal((2000, 500)), rng.standard_normal(500) * 0.01
 
 
 def w5_loop(trace):
@@ -118,6 +125,12 @@ def numpy_peer():
     record("W6", "while", "numpy", lambda: w6_loop(1e6))
     record("W10", "L=12", "numpy", lambda: w10_loop(L10))
     record("W11", "1e6", "numpy", lambda: x11[0] + 1.0)
+
+    def value_and_grad_by_hand():
+        r = a9 @ w9
+        return np.log1p(np.exp(r)).sum(), a9.T @ (1.0 / (1.0 + np.exp(-r)))
+
+    record("W9", "2000x500", "numpy", value_and_grad_by_hand)
 
 
 def ten_nodes(xp, p, q):
@@ -201,7 +214,13 @@ def pytensor_peer(mode, name):
     f11s = pytensor.function([c, v], pt.switch(c, expensive, cheap), mode=mode)
     record("W11", "1e6", name, lambda: f11(0, x11))
     record("W11", "1e6", name + "_switch", lambda: f11s(0, x11))
+    am, wv = pt.matrix("A", dtype="float64"), pt.vector("w", dtype="float64")
+    cost9 = pt.sum(pt.log1p(pt.exp(am @ wv)))
+    f9 = pytensor.function([am, wv], [cost9, pytensor.grad(cost9, wv)], mode=mode)
+    record("W9", "2000x500", name, lambda: f9(a9, w9))
     # Compile times: PyTensor caches compiled modules on disk, so later builds are warm.
+    record_compile("W8d", name, lambda: pytensor.function(
+        [am, wv], [cost9, pytensor.grad(cost9, wv)], mode=mode))
     record_compile("W8a", name, w1)
     record_compile("W8b", name, w3)
 
@@ -293,6 +312,12 @@ def jax_peer():
         # A fresh function object each time: tracing and XLA compilation, no jit cache hit.
         return lambda: jax.jit(lambda *a: fn(*a)).lower(*args).compile()
 
+    cost9 = lambda a, w: jnp.sum(jnp.log1p(jnp.exp(a @ w)))
+    ja9, jw9 = jnp.asarray(a9), jnp.asarray(w9)
+    f9 = jax.jit(jax.value_and_grad(cost9, argnums=1))
+    jax.block_until_ready(f9(ja9, jw9))
+    record("W9", "2000x500", "jax", lambda: jax.block_until_ready(f9(ja9, jw9)))
+    record_compile("W8d", "jax", cold(jax.value_and_grad(cost9, argnums=1), ja9, jw9))
     record_compile("W8a", "jax", cold(w1, jx3, jy3, jz3))
     record_compile("W8b", "jax", cold(lambda m: jax.nn.softmax(m, axis=1), jm[:2]))
 

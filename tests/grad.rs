@@ -544,8 +544,15 @@ fn value_and_grad_runs_the_forward_computation_once() {
     use tensorlift::ir::{Op, ScalarOp};
     // a·w once for both outputs, and the gradient's own aᵀ·g.
     assert_eq!(count(&|op| matches!(op, Op::Dot)), 2, "{}", f.dprint());
+    // log1p(exp(r)) is stabilized to softplus(r), computed once; its gradient is sigmoid.
     assert_eq!(
-        count(&|op| matches!(op, Op::Elemwise(ScalarOp::Exp))),
+        count(&|op| matches!(op, Op::Elemwise(ScalarOp::Softplus))),
+        1,
+        "{}",
+        f.dprint()
+    );
+    assert_eq!(
+        count(&|op| matches!(op, Op::Elemwise(ScalarOp::Sigmoid))),
         1,
         "{}",
         f.dprint()
@@ -609,4 +616,27 @@ fn lazy_gradients_are_taken_of_the_stabilized_cost() {
         .item_f64()
         .unwrap();
     assert!((value - 48.0).abs() < 1e-12, "{value}");
+}
+
+#[test]
+fn the_w9_gradient_is_stable_where_exp_overflows() {
+    // d/dw sum(log1p(exp(A w))) = Aᵀ sigmoid(A w): with A w = ±800 the stabilized cost
+    // (softplus) differentiates to sigmoid, exactly 1 and 0, where exp overflows.
+    let (a, w) = (matrix("a", Float64), vector("w", Float64));
+    let cost = a.dot(&w).exp().log1p().sum(All);
+    let outputs = value_and_grad(&cost, &[&w]).unwrap();
+    let args: Vec<TensorData> = vec![
+        array![[800.0, 0.0], [-800.0, 1.0]].into(),
+        array![1.0, 0.0].into(),
+    ];
+    for mode in [Mode::Reference, Mode::Jit] {
+        let f = function(&[&a, &w], &[&outputs[0], &outputs[1]])
+            .mode(mode.clone())
+            .compile()
+            .unwrap();
+        let out = f.call(&args).unwrap();
+        assert_eq!(out[0].item_f64().unwrap(), 800.0, "{mode:?}");
+        // Aᵀ [1, 0] = the first row of A.
+        assert_eq!(out[1].to_f64_vec(), vec![800.0, 0.0], "{mode:?}");
+    }
 }

@@ -76,6 +76,15 @@ fn one_minus_sigmoid_in_the_tail() {
 }
 
 #[test]
+fn log1p_of_exp_far_right() {
+    let x = vector("x", Float64);
+    let (stable, naive) = stable_and_naive(&x, &x.exp().log1p(), array![800.0].into());
+    assert_eq!(naive, [f64::INFINITY], "exp(800) overflows");
+    // log(1 + e^800) = 800 + log1p(e^-800) = 800 in float64.
+    assert_eq!(stable, [800.0]);
+}
+
+#[test]
 fn log_one_minus_exp_near_zero() {
     let x = vector("x", Float64);
     let (stable, naive) = stable_and_naive(&x, &(1.0 - x.exp()).log(), array![-1e-20].into());

@@ -792,6 +792,23 @@ fn log_one_minus_sigmoid() {
 }
 
 #[test]
+fn softplus_from_log1p() {
+    let x = fvec("x");
+    check(
+        &[&x.exp().log1p()],
+        &["softplus_from_log1p"],
+        expect![[r#"
+        Log1p [id A] <Vector(float64, shape=(?,))>
+         └─ Exp [id B] <Vector(float64, shape=(?,))>
+            └─ x [id C] <Vector(float64, shape=(?,))>
+        =>
+        Softplus [id A] <Vector(float64, shape=(?,))>
+         └─ x [id B] <Vector(float64, shape=(?,))>
+    "#]],
+    );
+}
+
+#[test]
 fn log1mexp_from_log() {
     let x = fvec("x");
     let neg = -&x;

@@ -9,8 +9,9 @@ use tensorlift_ir::{FunctionGraph, NodeId, Op, ScalarOp, VarId};
 use super::pattern::{elemwise, elemwise_args, is_uniform, producer, same_type};
 use super::{Expr, Rule};
 
-pub const RULES: [Rule; 10] = rules!["stabilize";
+pub const RULES: [Rule; 11] = rules!["stabilize";
     log1p_from_log,
+    softplus_from_log1p,
     expm1_from_exp,
     sigmoid_complement,
     log_sigmoid,
@@ -66,6 +67,16 @@ fn log1p_from_log(fg: &FunctionGraph, node: NodeId) -> Option<Vec<Expr>> {
         }
     };
     Some(vec![elemwise(ScalarOp::Log1p, vec![x])])
+}
+
+/// log1p(exp(x)) → softplus(x) (exp overflows from x ≈ 710 on; its gradient, exp(x) /
+/// (1 + exp(x)), is then NaN where softplus's, sigmoid(x), is 1).
+fn softplus_from_log1p(fg: &FunctionGraph, node: NodeId) -> Option<Vec<Expr>> {
+    let e = unary_arg(fg, node, ScalarOp::Log1p)?;
+    let [x] = elemwise_args(fg, e, ScalarOp::Exp)?[..] else {
+        return None;
+    };
+    same_type(fg, x, e).then(|| vec![elemwise(ScalarOp::Softplus, vec![Expr::Var(x)])])
 }
 
 /// exp(x) - 1 → expm1(x).

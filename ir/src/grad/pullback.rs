@@ -86,64 +86,34 @@ pub fn pullback(
             rest_disconnected(grad(concatenate(&parts, *axis as isize)))
         }
         Op::Subtensor(slots) => {
-            let mut ins = vec![zeros_like(x), g()?];
-            ins.extend(inputs[1..].iter().cloned());
-            let op = Op::IncSubtensor {
+            let inc = Op::IncSubtensor {
                 slots: slots.clone(),
                 mode: IncMode::Inc,
             };
-            rest_disconnected(grad(Var::apply1(op, ins)))
+            rest_disconnected(grad(scatter_into_zeros(inc, x, g()?, &inputs[1..])))
         }
         Op::AdvancedSubtensor(slots) => {
-            let mut ins = vec![zeros_like(x), g()?];
-            ins.extend(inputs[1..].iter().cloned());
-            let op = Op::AdvancedIncSubtensor {
+            let inc = Op::AdvancedIncSubtensor {
                 slots: slots.clone(),
                 mode: IncMode::Inc,
             };
-            rest_disconnected(grad(Var::apply1(op, ins)))
+            rest_disconnected(grad(scatter_into_zeros(inc, x, g()?, &inputs[1..])))
         }
         Op::IncSubtensor { slots, mode } => {
-            let (g, index) = (g()?, &inputs[2..]);
-            let mut read = vec![g.clone()];
-            read.extend(index.iter().cloned());
-            let gy = Var::apply1(Op::Subtensor(slots.clone()), read);
-            let gx = match mode {
-                IncMode::Inc => g,
-                IncMode::Set => {
-                    let mut ins = vec![g, Var::literal(0.0, x.dtype())];
-                    ins.extend(index.iter().cloned());
-                    let set = Op::IncSubtensor {
-                        slots: slots.clone(),
-                        mode: IncMode::Set,
-                    };
-                    Var::apply1(set, ins)
-                }
+            let read = Op::Subtensor(slots.clone());
+            let set = Op::IncSubtensor {
+                slots: slots.clone(),
+                mode: IncMode::Set,
             };
-            let mut v = vec![grad(gx), grad(gy)];
-            v.extend(index.iter().map(|_| InputGrad::Disconnected));
-            v
+            write_pullback(*mode, read, set, x, g()?, &inputs[2..])
         }
         Op::AdvancedIncSubtensor { slots, mode } => {
-            let (g, index) = (g()?, &inputs[2..]);
-            let mut read = vec![g.clone()];
-            read.extend(index.iter().cloned());
-            let gy = Var::apply1(Op::AdvancedSubtensor(slots.clone()), read);
-            let gx = match mode {
-                IncMode::Inc => g,
-                IncMode::Set => {
-                    let mut ins = vec![g, Var::literal(0.0, x.dtype())];
-                    ins.extend(index.iter().cloned());
-                    let set = Op::AdvancedIncSubtensor {
-                        slots: slots.clone(),
-                        mode: IncMode::Set,
-                    };
-                    Var::apply1(set, ins)
-                }
+            let read = Op::AdvancedSubtensor(slots.clone());
+            let set = Op::AdvancedIncSubtensor {
+                slots: slots.clone(),
+                mode: IncMode::Set,
             };
-            let mut v = vec![grad(gx), grad(gy)];
-            v.extend(index.iter().map(|_| InputGrad::Disconnected));
-            v
+            write_pullback(*mode, read, set, x, g()?, &inputs[2..])
         }
         Op::Dot => dot_pullback(x, &inputs[1], &g()?),
         Op::OpFromGraph(ofg) => inner_pullback(&ofg.graph, inputs, output_grads)?,
@@ -181,6 +151,40 @@ pub fn pullback(
             inputs.len()
         ],
     })
+}
+
+/// The gradient of a read `x[index]`: `g` added into zeros of x's shape at the index
+/// (`inc`, an increment by the read's own index; repeated indices accumulate).
+fn scatter_into_zeros(inc: Op, x: &Var, g: Var, index: &[Var]) -> Var {
+    let mut inputs = vec![zeros_like(x), g];
+    inputs.extend(index.iter().cloned());
+    Var::apply1(inc, inputs)
+}
+
+/// The gradients of a write of y into `x[index]`: y gets g read at the index (`read`), x
+/// gets g, with the region zeroed (`set`) when the write replaced it.
+fn write_pullback(
+    mode: IncMode,
+    read: Op,
+    set: Op,
+    x: &Var,
+    g: Var,
+    index: &[Var],
+) -> Vec<InputGrad> {
+    let mut read_inputs = vec![g.clone()];
+    read_inputs.extend(index.iter().cloned());
+    let gy = Var::apply1(read, read_inputs);
+    let gx = match mode {
+        IncMode::Inc => g,
+        IncMode::Set => {
+            let mut inputs = vec![g, Var::literal(0.0, x.dtype())];
+            inputs.extend(index.iter().cloned());
+            Var::apply1(set, inputs)
+        }
+    };
+    let mut grads = vec![InputGrad::Grad(gx), InputGrad::Grad(gy)];
+    grads.extend(index.iter().map(|_| InputGrad::Disconnected));
+    grads
 }
 
 /// Undoes a DimShuffle: the inserted dimensions are summed away (they have one element),

@@ -1,9 +1,9 @@
-//! Inner graphs: ops that hold a whole graph (OpFromGraph now; Scan and IfElse bodies
-//! next).
+//! Inner graphs: ops that hold a whole graph (OpFromGraph, the lazy Grad; Scan and IfElse
+//! have their own modules).
 //!
 //! Owns: `InnerGraph` (a shared, immutable `FunctionGraph` with structural equality, so
-//! merge tells two equal inner graphs from two different ones), `OpFromGraph` and its type
-//! rule. An inner graph is closed: it reads only its own inputs and constants, never a
+//! merge tells two equal inner graphs from two different ones), `OpFromGraph` and `GradOp`
+//! with their type rules. An inner graph is closed: it reads only its own inputs and constants, never a
 //! variable of the graph around it, so replacing outer variables (`clone_replace`) never
 //! reaches into it. `Op::inner_graphs` is the one accessor that printing, integrity checks
 //! and the rewrite driver recurse through.
@@ -99,21 +99,7 @@ impl OpFromGraph {
     /// The output types for `inputs`: each input must be of the inner input's dtype and
     /// rank, with no static size the inner input contradicts or lacks.
     pub(crate) fn infer(&self, name: &str, inputs: &[InputInfo]) -> Result<Vec<TensorType>> {
-        let expected = self.graph.input_types();
-        if inputs.len() != expected.len() {
-            return Err(GraphError::op(
-                name,
-                format!("takes {} inputs, got {}", expected.len(), inputs.len()),
-            ));
-        }
-        for (k, (x, want)) in inputs.iter().zip(&expected).enumerate() {
-            if !x.ty.is_subtype_of(want) {
-                return Err(GraphError::op(
-                    name,
-                    format!("input {k} is {}, but the graph's input {k} is {want}", x.ty),
-                ));
-            }
-        }
+        check_inputs(name, &self.graph, inputs)?;
         Ok(self.graph.output_types())
     }
 }
@@ -131,27 +117,38 @@ pub struct GradOp {
 impl GradOp {
     /// One output per variable differentiated against, of its type.
     pub(crate) fn infer(&self, name: &str, inputs: &[InputInfo]) -> Result<Vec<TensorType>> {
+        check_inputs(name, &self.cost, inputs)?;
         let expected = self.cost.input_types();
-        if inputs.len() != expected.len() || self.n_wrt > inputs.len() {
+        if self.n_wrt > expected.len() {
             return Err(GraphError::op(
                 name,
-                format!("takes {} inputs, got {}", expected.len(), inputs.len()),
+                format!("differentiates {} of {} inputs", self.n_wrt, expected.len()),
             ));
-        }
-        for (k, (x, want)) in inputs.iter().zip(&expected).enumerate() {
-            if !x.ty.is_subtype_of(want) {
-                return Err(GraphError::op(
-                    name,
-                    format!(
-                        "input {k} is {}, but the cost graph's input {k} is {want}",
-                        x.ty
-                    ),
-                ));
-            }
         }
         Ok(expected[..self.n_wrt]
             .iter()
             .map(|t| (*t).clone())
             .collect())
     }
+}
+
+/// Each input must be of the inner input's dtype and rank, with no static size the inner
+/// input contradicts or lacks.
+fn check_inputs(name: &str, graph: &InnerGraph, inputs: &[InputInfo]) -> Result<()> {
+    let expected = graph.input_types();
+    if inputs.len() != expected.len() {
+        return Err(GraphError::op(
+            name,
+            format!("takes {} inputs, got {}", expected.len(), inputs.len()),
+        ));
+    }
+    for (k, (x, want)) in inputs.iter().zip(&expected).enumerate() {
+        if !x.ty.is_subtype_of(want) {
+            return Err(GraphError::op(
+                name,
+                format!("input {k} is {}, but the graph's input {k} is {want}", x.ty),
+            ));
+        }
+    }
+    Ok(())
 }

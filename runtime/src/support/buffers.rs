@@ -127,6 +127,13 @@ macro_rules! dot_support {
             else {
                 return 1;
             };
+            // SAFETY: forwarded from the caller; the shapes agree (checked above).
+            let fast = AssertUnwindSafe(|| unsafe { matrix_vector::<$t>(ma, mb, mo) });
+            match catch_unwind(fast) {
+                Ok(true) => return 0,
+                Ok(false) => {}
+                Err(_) => return 2,
+            }
             let run = AssertUnwindSafe(|| {
                 // SAFETY: the shapes agree (checked above): gemm reads `rows × cols`
                 // elements of `a` and `b` and writes those of `out` at the given strides,
@@ -156,6 +163,155 @@ macro_rules! dot_support {
             }
         }
     };
+}
+
+/// Element types with wide-vector matrix-vector loops.
+trait MatrixVector: Copy + Send + Sync {
+    /// `out = Σ_k a[k]·b[k]`, from the first element on.
+    fn dot(a: &[Self], b: &[Self]) -> Self;
+    /// `out[k] += s·x[k]`.
+    fn axpy(out: &mut [Self], s: Self, x: &[Self]);
+    const ZERO: Self;
+}
+
+impl MatrixVector for f64 {
+    fn dot(a: &[f64], b: &[f64]) -> f64 {
+        super::row_reduce::dot_at(crate::vector_math::simd_level(), a, b)
+    }
+    fn axpy(out: &mut [f64], s: f64, x: &[f64]) {
+        super::row_reduce::axpy_at(crate::vector_math::simd_level(), out, s, x)
+    }
+    const ZERO: f64 = 0.0;
+}
+
+impl MatrixVector for f32 {
+    fn dot(a: &[f32], b: &[f32]) -> f32 {
+        // float32 products rounded as the reference rounds them, summed in f64.
+        super::row_reduce::dot_f32_at(crate::vector_math::simd_level(), a, b) as f32
+    }
+    fn axpy(out: &mut [f32], s: f32, x: &[f32]) {
+        for (o, v) in out.iter_mut().zip(x) {
+            *o += s * v;
+        }
+    }
+    const ZERO: f32 = 0.0;
+}
+
+/// A matrix times a vector, or a vector times a matrix, whose matrix is contiguous along
+/// its rows or its columns: dot products of contiguous rows, or scaled contiguous rows
+/// added into a contiguous result, at the CPU's widest vectors (gemm would first copy the
+/// whole matrix into its packing buffers: the call is memory-bound). Returns false (and
+/// writes nothing) for any other layout.
+///
+/// # Safety
+/// As `tl_dot_f64`: the matrices describe live buffers of `T` whose addressed elements lie
+/// inside their allocations, with shapes that agree (`dot_operands`), `out` writable and
+/// not overlapping the operands.
+unsafe fn matrix_vector<T: MatrixVector>(ma: Matrix, mb: Matrix, mo: Matrix) -> bool {
+    // The matrix is `m`, the vector `v` (with its element stride), and whether the result
+    // runs along m's rows (m · v) or its columns (v · m).
+    let (m, v, v_stride, along_rows) = if mb.cols == 1 && ma.rows > 1 {
+        (ma, mb, mb.row_stride, true)
+    } else if ma.rows == 1 && mb.cols > 1 {
+        (mb, ma, ma.col_stride, false)
+    } else {
+        return false;
+    };
+    let (n_out, n_in) = if along_rows {
+        (m.rows, m.cols)
+    } else {
+        (m.cols, m.rows)
+    };
+    let out_stride = if along_rows {
+        mo.row_stride
+    } else {
+        mo.col_stride
+    };
+    // The matrix's stride along the inner product and along the result.
+    let (inner, outer) = if along_rows {
+        (m.col_stride, m.row_stride)
+    } else {
+        (m.row_stride, m.col_stride)
+    };
+    // Pointers as integers, so the parts below can run on other threads.
+    let (mp, vp, op) = (m.ptr as usize, v.ptr as usize, mo.ptr as usize);
+    let parts = parts_for(n_out, n_in);
+    if inner == 1 && v_stride == 1 && n_in > 0 {
+        // Dot products of contiguous lines with the contiguous vector, the result's
+        // elements split into `parts` ranges.
+        let run = |range: std::ops::Range<usize>| {
+            let (mp, vp, op) = (mp as *const T, vp as *const T, op as *mut T);
+            // SAFETY: the vector's n_in elements are contiguous inside its buffer.
+            let vs = unsafe { std::slice::from_raw_parts(vp, n_in) };
+            for i in range {
+                // SAFETY: line i of the matrix starts at i·outer and holds n_in contiguous
+                // elements (inner stride 1), inside the buffer; out's element i is
+                // writable, and each i belongs to one range only.
+                unsafe {
+                    let line = std::slice::from_raw_parts(mp.offset(i as isize * outer), n_in);
+                    *op.offset(i as isize * out_stride) = T::dot(line, vs);
+                }
+            }
+        };
+        in_parts(n_out, parts, run);
+        return true;
+    }
+    if outer == 1 && out_stride == 1 && n_out > 0 {
+        // The result is contiguous, and so is each of the matrix's lines along it: add
+        // them up, each scaled by its vector element; each part owns a range of the
+        // result's elements.
+        let run = |range: std::ops::Range<usize>| {
+            let (mp, vp, op) = (mp as *const T, vp as *const T, op as *mut T);
+            let len = range.len();
+            // SAFETY: out's elements in `range` are contiguous and writable, not
+            // overlapping the operands, and belong to this part alone.
+            let out = unsafe { std::slice::from_raw_parts_mut(op.add(range.start), len) };
+            out.fill(T::ZERO);
+            for k in 0..n_in {
+                // SAFETY: line k along the result starts at k·inner and holds n_out
+                // contiguous elements, of which this part reads `range`; vector element
+                // k is at k·v_stride, inside its buffer.
+                unsafe {
+                    let line = std::slice::from_raw_parts(
+                        mp.offset(k as isize * inner).add(range.start),
+                        len,
+                    );
+                    T::axpy(out, *vp.offset(k as isize * v_stride), line);
+                }
+            }
+        };
+        in_parts(n_out, parts, run);
+        return true;
+    }
+    false
+}
+
+/// How many parts (threads) a product of `n_out` results over `n_in` terms is split
+/// into: one below about 2^17 multiply-adds, where a thread costs more than it saves.
+fn parts_for(n_out: usize, n_in: usize) -> usize {
+    let work = n_out.saturating_mul(n_in);
+    if work < 1 << 17 {
+        1
+    } else {
+        rayon::current_num_threads().min(n_out / 64).max(1)
+    }
+}
+
+/// Runs `f` on `parts` consecutive ranges covering `0..n`, in parallel when there are
+/// several.
+fn in_parts(n: usize, parts: usize, f: impl Fn(std::ops::Range<usize>) + Sync) {
+    if parts <= 1 {
+        f(0..n);
+        return;
+    }
+    let size = n.div_ceil(parts);
+    rayon::scope(|s| {
+        for p in 0..parts {
+            let range = (p * size).min(n)..((p + 1) * size).min(n);
+            let f = &f;
+            s.spawn(move |_| f(range));
+        }
+    });
 }
 
 dot_support!(tl_dot_f64, f64, matrixmultiply::dgemm);

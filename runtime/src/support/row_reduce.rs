@@ -240,6 +240,13 @@ simd_versions!(
 );
 
 simd_versions!(
+    /// `out[k] += s · row[k]` (a vector times a matrix, row by row).
+    pub fn axpy_at(out: &mut [f64], s: f64, row: &[f64]) {
+        accumulate_into(out, row, |a, x| a + s * x)
+    }
+);
+
+simd_versions!(
     /// `out[k] *= row[k]`.
     pub fn mul_into_at(out: &mut [f64], row: &[f64]) {
         accumulate_into(out, row, |a, x| a * x)

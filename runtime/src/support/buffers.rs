@@ -171,6 +171,12 @@ trait MatrixVector: Copy + Send + Sync {
     fn dot(a: &[Self], b: &[Self]) -> Self;
     /// `out[k] += s·x[k]`.
     fn axpy(out: &mut [Self], s: Self, x: &[Self]);
+    /// Four `axpy`s in order.
+    fn axpy4(out: &mut [Self], s: [Self; 4], x: [&[Self]; 4]) {
+        for (s, x) in s.into_iter().zip(x) {
+            Self::axpy(out, s, x);
+        }
+    }
     const ZERO: Self;
 }
 
@@ -180,6 +186,9 @@ impl MatrixVector for f64 {
     }
     fn axpy(out: &mut [f64], s: f64, x: &[f64]) {
         super::row_reduce::axpy_at(crate::vector_math::simd_level(), out, s, x)
+    }
+    fn axpy4(out: &mut [f64], s: [f64; 4], x: [&[f64]; 4]) {
+        super::row_reduce::axpy4_at(crate::vector_math::simd_level(), out, s, x)
     }
     const ZERO: f64 = 0.0;
 }
@@ -267,17 +276,21 @@ unsafe fn matrix_vector<T: MatrixVector>(ma: Matrix, mb: Matrix, mo: Matrix) -> 
             // overlapping the operands, and belong to this part alone.
             let out = unsafe { std::slice::from_raw_parts_mut(op.add(range.start), len) };
             out.fill(T::ZERO);
-            for k in 0..n_in {
-                // SAFETY: line k along the result starts at k·inner and holds n_out
-                // contiguous elements, of which this part reads `range`; vector element
-                // k is at k·v_stride, inside its buffer.
-                unsafe {
-                    let line = std::slice::from_raw_parts(
-                        mp.offset(k as isize * inner).add(range.start),
-                        len,
-                    );
-                    T::axpy(out, *vp.offset(k as isize * v_stride), line);
-                }
+            // SAFETY (both closures): line k along the result starts at k·inner and
+            // holds n_out contiguous elements, of which this part reads `range`; vector
+            // element k is at k·v_stride; both inside their buffers for k < n_in.
+            let line = |k: usize| unsafe {
+                std::slice::from_raw_parts(mp.offset(k as isize * inner).add(range.start), len)
+            };
+            let scale = |k: usize| unsafe { *vp.offset(k as isize * v_stride) };
+            let mut k = 0;
+            while k + 4 <= n_in {
+                let s = [scale(k), scale(k + 1), scale(k + 2), scale(k + 3)];
+                T::axpy4(out, s, [line(k), line(k + 1), line(k + 2), line(k + 3)]);
+                k += 4;
+            }
+            for k in k..n_in {
+                T::axpy(out, scale(k), line(k));
             }
         };
         in_parts(n_out, parts, run);

@@ -247,6 +247,20 @@ simd_versions!(
 );
 
 simd_versions!(
+    /// `out[k] += s[0]·rows[0][k] + … + s[3]·rows[3][k]`, added one row after the other
+    /// (the same result as four `axpy_at` calls, with a quarter of the stores to `out`).
+    pub fn axpy4_at(out: &mut [f64], s: [f64; 4], rows: [&[f64]; 4]) {
+        let n = out
+            .len()
+            .min(rows.iter().map(|r| r.len()).min().unwrap_or(0));
+        let [r0, r1, r2, r3] = rows.map(|r| &r[..n]);
+        for (k, o) in out[..n].iter_mut().enumerate() {
+            *o = (((*o + s[0] * r0[k]) + s[1] * r1[k]) + s[2] * r2[k]) + s[3] * r3[k];
+        }
+    }
+);
+
+simd_versions!(
     /// `out[k] *= row[k]`.
     pub fn mul_into_at(out: &mut [f64], row: &[f64]) {
         accumulate_into(out, row, |a, x| a * x)
@@ -274,6 +288,24 @@ pub const ROW_LEVEL: SimdLevel = SimdLevel::Avx2;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn four_scaled_rows_add_up_as_one_after_the_other() {
+        let rows = rows();
+        let long: Vec<&Vec<f64>> = rows.iter().filter(|r| r.len() >= 100).collect();
+        let n = long.iter().map(|r| r.len()).min().unwrap();
+        let parts: [&[f64]; 4] = [&long[0][..n], &long[1][..n], &long[0][..n], &long[1][..n]];
+        let s = [0.5, -1.25, 3.0, 1e-3];
+        for level in [SimdLevel::Baseline, SimdLevel::Avx2, SimdLevel::Avx512] {
+            let mut one_by_one = vec![0.25; n];
+            for (s, r) in s.iter().zip(parts) {
+                axpy_at(level, &mut one_by_one, *s, r);
+            }
+            let mut four = vec![0.25; n];
+            axpy4_at(level, &mut four, s, parts);
+            assert_eq!(four, one_by_one, "{level:?}");
+        }
+    }
 
     fn rows() -> Vec<Vec<f64>> {
         let mut state = 7u64;

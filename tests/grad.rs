@@ -640,3 +640,117 @@ fn the_w9_gradient_is_stable_where_exp_overflows() {
         assert_eq!(out[1].to_f64_vec(), vec![800.0, 0.0], "{mode:?}");
     }
 }
+
+#[test]
+fn scan_recurrences_backpropagate_through_time() {
+    // x_t = 0.9 x_{t-1} + sin(u_t) w: the last state and the whole trace, with respect to
+    // the initial state, the sequence and the non-sequence.
+    let (x0, u, w) = (
+        TensorData::scalar(0.3),
+        spread(&[6], -1.0, 1.0),
+        TensorData::scalar(0.7),
+    );
+    let recurrence = |v: &[Var], take_trace: bool| {
+        let out = scan(|s| vec![s.state(0) * 0.9 + s.sequence(0).sin() * &v[2]])
+            .sequences(&[&v[1]])
+            .states(&[&v[0]])
+            .build();
+        if take_trace {
+            out.trace(0).sqr()
+        } else {
+            out.last(0)
+        }
+    };
+    check(
+        |v| recurrence(v, false),
+        &[x0.clone(), u.clone(), w.clone()],
+    );
+    check(|v| recurrence(v, true), &[x0, u, w]);
+    // A vector state through a matrix (an RNN): h_t = tanh(W h_{t-1} + x_t).
+    let (h0, xs, wm) = (
+        spread(&[3], -0.5, 0.5),
+        spread(&[5, 3], -1.0, 1.0),
+        spread(&[3, 3], -0.6, 0.6),
+    );
+    check(
+        |v| {
+            let out = scan(|s| vec![(v[2].dot(&s.state(0)) + s.sequence(0)).tanh()])
+                .sequences(&[&v[1]])
+                .states(&[&v[0]])
+                .build();
+            out.trace(0).sum(1) + out.last(0).sum(All)
+        },
+        &[h0, xs, wm],
+    );
+    // Two states, one of them a float counter, a step count and no sequence (W5c).
+    check(
+        |v| {
+            let out = scan(|s| {
+                vec![
+                    s.state(0) * 0.99 + s.state(1).sin() * &v[1],
+                    s.state(1) + 1.0,
+                ]
+            })
+            .states(&[&v[0], &v[2]])
+            .n_steps(7)
+            .build();
+            out.last(0) * out.last(1)
+        },
+        &[
+            TensorData::scalar(0.1),
+            TensorData::scalar(1.3),
+            TensorData::scalar(0.2),
+        ],
+    );
+}
+
+#[test]
+fn scan_gradients_of_edge_cases() {
+    // No step: the last state is the initial one, whose gradient is the output's.
+    let x0 = scalar("x0", Float64);
+    let out = scan(|s| vec![s.state(0).sin()])
+        .states(&[&x0])
+        .n_steps(0)
+        .build();
+    let g = grad(&(out.last(0) * 3.0), &[&x0]).unwrap();
+    for mode in [Mode::Reference, Mode::Jit] {
+        let f = function(&[&x0], &[&g[0]]).mode(mode).compile().unwrap();
+        assert_eq!(
+            f.call(&[TensorData::scalar(0.5)]).unwrap()[0]
+                .item_f64()
+                .unwrap(),
+            3.0
+        );
+    }
+    // An integer state carries no gradient but drives the float one: sin(t) x.
+    let (y0, t0) = (scalar("y0", Float64), scalar("t0", Int64));
+    let out = scan(|s| {
+        vec![
+            s.state(0) * s.state(1).cast(Float64).sin(),
+            s.state(1) + 1i64,
+        ]
+    })
+    .states(&[&y0, &t0])
+    .n_steps(3)
+    .build();
+    let g = grad(&out.last(0), &[&y0]).unwrap();
+    let f = function(&[&y0, &t0], &[&g[0]]).compile().unwrap();
+    let got = f
+        .call(&[TensorData::scalar(2.0), TensorData::scalar(1i64)])
+        .unwrap()[0]
+        .item_f64()
+        .unwrap();
+    let expected = 1f64.sin() * 2f64.sin() * 3f64.sin();
+    assert!((got - expected).abs() < 1e-15, "{got} vs {expected}");
+    // A while-scan's gradient is undefined: its step count is known only at run time.
+    let z0 = scalar("z0", Float64);
+    let w = scan(|s| {
+        let next = s.state(0) * 0.5;
+        s.until(&next.lt(1e-3));
+        vec![next]
+    })
+    .states(&[&z0])
+    .build();
+    let e = grad(&w.last(0), &[&z0]).unwrap_err();
+    assert!(e.to_string().contains("fixed step count"), "{e}");
+}

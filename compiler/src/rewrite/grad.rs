@@ -26,9 +26,11 @@ pub fn expand_grads(
         if rewrite {
             let rules = all_rules();
             for group in ["canonicalize", "stabilize"] {
+                // A scan's pullback reads its forward trace: the cost graph keeps it.
                 let selected: Vec<Rule> = rules
                     .iter()
                     .filter(|r| r.tag == group && filter.allows(r))
+                    .filter(|r| r.name != "scan_drop_unused_traces")
                     .copied()
                     .collect();
                 run_group(&mut cost, group, &selected, Driver::Equilibrium, report)?;

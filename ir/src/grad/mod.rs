@@ -11,6 +11,7 @@ mod lazy;
 mod pullback;
 mod pushforward;
 mod scalar;
+mod scan;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

@@ -144,12 +144,7 @@ pub fn pullback(
                 })
                 .collect()
         }
-        Op::Scan(_) => vec![
-            InputGrad::Undefined(
-                "the pullback of Scan (backpropagation through time) is not implemented yet".into()
-            );
-            inputs.len()
-        ],
+        Op::Scan(scan) => super::scan::scan_pullback(scan, inputs, outputs, output_grads)?,
     })
 }
 

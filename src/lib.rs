@@ -35,7 +35,8 @@ pub use tensorlift_ir::{
     TensorType, Var,
 };
 pub use tensorlift_ir::{
-    grad, grad_with, hessian_vector_product, pushforward, value_and_grad, Disconnected, GradOptions,
+    grad, grad_with, hessian_vector_product, jacobian, pushforward, value_and_grad, Disconnected,
+    GradOptions,
 };
 pub use tensorlift_runtime::memory::{output_limit, set_output_limit};
 pub use tensorlift_runtime::RuntimeError;
@@ -115,8 +116,8 @@ pub mod prelude {
     pub use tensorlift_ir::DType::{self, *};
     pub use tensorlift_ir::{
         alloc, arange, arange_dtype, clone_replace, concatenate, constant, dprint, full, grad,
-        grad_with, hessian_vector_product, idx, ifelse, make_vector, matrix, ones, pushforward,
-        scalar, scan, split, stack, switch, tensor, to_dot, value_and_grad, vector, zeros, All,
-        Idx, Literal, TensorData, TensorType, Var,
+        grad_with, hessian_vector_product, idx, ifelse, jacobian, make_vector, matrix, ones,
+        pushforward, scalar, scan, split, stack, switch, tensor, to_dot, value_and_grad, vector,
+        zeros, All, Idx, Literal, TensorData, TensorType, Var,
     };
 }

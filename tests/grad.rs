@@ -754,3 +754,47 @@ fn scan_gradients_of_edge_cases() {
     let e = grad(&w.last(0), &[&z0]).unwrap_err();
     assert!(e.to_string().contains("fixed step count"), "{e}");
 }
+
+#[test]
+fn jacobians_have_the_closed_form() {
+    // y = sin(x) * sum(x): J[i][j] = cos(x_i) sum(x) [i == j] + sin(x_i).
+    let x = vector("x", Float64);
+    let y = x.sin() * x.sum(All);
+    let j = jacobian(&y, &[&x]).unwrap();
+    assert_eq!(j[0].ndim(), 2);
+    let xs = [0.3, -1.1, 2.0];
+    for mode in [Mode::Reference, Mode::Jit] {
+        let f = function(&[&x], &[&j[0]])
+            .mode(mode.clone())
+            .compile()
+            .unwrap();
+        let out = f
+            .call(&[ndarray::Array1::from(xs.to_vec()).into()])
+            .unwrap();
+        assert_eq!(out[0].shape(), &[3, 3]);
+        let got = out[0].to_f64_vec();
+        let total: f64 = xs.iter().sum();
+        for i in 0..3 {
+            for k in 0..3 {
+                let diagonal = if i == k { xs[i].cos() * total } else { 0.0 };
+                let want = diagonal + xs[i].sin();
+                assert!(
+                    (got[i * 3 + k] - want).abs() < 1e-12,
+                    "{mode:?} J[{i}][{k}]"
+                );
+            }
+        }
+    }
+    // A matrix variable gives rows of its shape; a scalar y is its gradient.
+    let m = matrix("m", Float64);
+    let rows = jacobian(&m.sum(1), &[&m]).unwrap();
+    let f = function(&[&m], &[&rows[0]]).compile().unwrap();
+    let out = f.call(&[spread(&[2, 3], -1.0, 1.0)]).unwrap();
+    assert_eq!(out[0].shape(), &[2, 2, 3]);
+    assert_eq!(
+        out[0].to_f64_vec(),
+        vec![1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0]
+    );
+    let scalar_j = jacobian(&m.sqr().sum(All), &[&m]).unwrap();
+    assert_eq!(scalar_j[0].ty(), m.ty());
+}

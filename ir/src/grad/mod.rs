@@ -7,6 +7,7 @@
 //! the derivatives of the scalar ops in `scalar`. Gradients are ordinary graphs: they are
 //! rewritten, fused and compiled like any other.
 
+mod jacobian;
 mod lazy;
 mod pullback;
 mod pushforward;
@@ -21,6 +22,7 @@ use crate::dtype::DType;
 use crate::error::{GraphError, Result};
 use crate::var::{postorder, Node, Var};
 
+pub use jacobian::jacobian;
 pub use lazy::expand as expand_grad;
 pub use pullback::pullback;
 pub use pushforward::{hessian_vector_product, pushforward};

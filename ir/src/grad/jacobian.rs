@@ -51,7 +51,7 @@ pub fn jacobian(y: &Var, wrt: &[&Var]) -> Result<Vec<Var>> {
                     vec![Var::invalid(e); wrt.len()]
                 }
             })
-            .sequences(&[&arange(&y.shape_i(0))])
+            .sequences(&[&arange(y.shape_i(0))])
             .states(&zero_refs)
             .build();
             if let Some(e) = failure {

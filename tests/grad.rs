@@ -798,3 +798,59 @@ fn jacobians_have_the_closed_form() {
     let scalar_j = jacobian(&m.sqr().sum(All), &[&m]).unwrap();
     assert_eq!(scalar_j[0].ty(), m.ty());
 }
+
+#[test]
+fn pushforward_rules_agree_with_the_double_pullback() {
+    // Element-wise ops with broadcasting, a transpose, a slice, a sum, a running sum, a
+    // join, a dot (rules of their own) and softmax (the double pullback on its node).
+    let (x, b, w) = (
+        matrix("x", Float64),
+        tensor("b", Float64, [Some(1), None]),
+        matrix("w", Float64),
+    );
+    let (vx, vb, vw) = (
+        matrix("vx", Float64),
+        tensor("vb", Float64, [Some(1), None]),
+        matrix("vw", Float64),
+    );
+    let h = (&x * &b).exp() + &b;
+    let y1 = h.t().dot(&w).get(idx![1.., ..]).cumsum(0);
+    let y2 = concatenate(&[h.sum(0), b.sum(0)], 0).softmax(0);
+    let outs = [&y1, &y2];
+    let direct = pushforward(&outs, &[&x, &b, &w], &[&vx, &vb, &vw]).unwrap();
+    let generic =
+        tensorlift::ir::pushforward_by_pullback(&outs, &[&x, &b, &w], &[&vx, &vb, &vw]).unwrap();
+    for (d, g) in direct.iter().zip(&generic) {
+        assert_eq!(d.ty(), g.ty());
+    }
+    // Only b moves: its tangent broadcasts over x's rows.
+    let only_b = pushforward(&[&h], &[&b], &[&vb]).unwrap();
+    let values = [
+        spread(&[3, 4], -1.0, 1.0),
+        spread(&[1, 4], -1.0, 1.0),
+        spread(&[3, 2], -1.0, 1.0),
+        spread(&[3, 4], -0.5, 0.5),
+        spread(&[1, 4], -0.5, 0.5),
+        spread(&[3, 2], -0.5, 0.5),
+    ];
+    let inputs = [&x, &b, &w, &vx, &vb, &vw];
+    for mode in [Mode::Reference, Mode::Jit] {
+        let all: Vec<&Var> = direct.iter().chain(&generic).chain(&only_b).collect();
+        let f = function(&inputs, &all)
+            .mode(mode.clone())
+            .compile()
+            .unwrap();
+        let out = f.call(&values).unwrap();
+        for k in 0..2 {
+            let (d, g) = (out[k].to_f64_vec(), out[k + 2].to_f64_vec());
+            assert_eq!(out[k].shape(), out[k + 2].shape());
+            for (a, c) in d.iter().zip(&g) {
+                assert!(
+                    (a - c).abs() < 1e-12 * (1.0 + c.abs()),
+                    "{mode:?} output {k}: {d:?} vs {g:?}"
+                );
+            }
+        }
+        assert_eq!(out[4].shape(), &[3, 4], "{mode:?}");
+    }
+}

@@ -38,7 +38,7 @@ pub use error::{GraphError, Result};
 pub use fgraph::{Client, FunctionGraph, NodeId, Origin, VarId};
 pub use grad::{
     expand_grad, grad, grad_with, hessian_vector_product, jacobian, pullback, pushforward,
-    value_and_grad, Disconnected, GradOptions, InputGrad,
+    pushforward_by_pullback, value_and_grad, Disconnected, GradOptions, InputGrad,
 };
 pub use ops::{Op, ScalarOp};
 pub use print::{dprint, to_dot};

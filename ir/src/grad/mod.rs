@@ -25,7 +25,7 @@ use crate::var::{postorder, Node, Var};
 pub use jacobian::jacobian;
 pub use lazy::expand as expand_grad;
 pub use pullback::pullback;
-pub use pushforward::{hessian_vector_product, pushforward};
+pub use pushforward::{hessian_vector_product, pushforward, pushforward_by_pullback};
 
 /// What a pullback gives one input of a node.
 #[derive(Clone, Debug)]

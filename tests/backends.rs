@@ -36,7 +36,7 @@ fn values(dtype: DType, shapes: &[&[usize]], range: (f64, f64), seed: u64) -> Ve
         .collect()
 }
 
-const UNARY: [(ScalarOp, (f64, f64)); 26] = [
+const UNARY: [(ScalarOp, (f64, f64)); 27] = [
     (ScalarOp::Neg, (-3.0, 3.0)),
     (ScalarOp::Abs, (-3.0, 3.0)),
     (ScalarOp::Sign, (-3.0, 3.0)),
@@ -62,6 +62,7 @@ const UNARY: [(ScalarOp, (f64, f64)); 26] = [
     (ScalarOp::Erf, (-3.0, 3.0)),
     (ScalarOp::Erfc, (-3.0, 3.0)),
     (ScalarOp::Gammaln, (0.1, 10.0)),
+    (ScalarOp::Digamma, (-3.5, 10.0)),
     (ScalarOp::Identity, (-3.0, 3.0)),
 ];
 

@@ -99,7 +99,7 @@ fn float_support_need(op: ScalarOp) -> Option<ScalarOp> {
     use ScalarOp::*;
     match op {
         Log | Log2 | Log1p | Expm1 | Exp2 | Tanh | Sin | Cos | Log1mexp | Tan | Erf | Erfc
-        | Gammaln | IntDiv | Mod | Pow => Some(op),
+        | Gammaln | Digamma | IntDiv | Mod | Pow => Some(op),
         Softplus => Some(Log1p),
         Exp | Sigmoid | Identity | Cast(_) | Neg | Abs | Sign | Sqr | Floor | Ceil | Round
         | Reciprocal | Sqrt | Not | IsNan | IsInf | Add | Sub | Mul | TrueDiv | Maximum

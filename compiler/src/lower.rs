@@ -61,7 +61,9 @@ fn kernel_op(op: ScalarOp, args: &[DType], dtype: DType) -> bool {
         Not | And | Or | Xor => dtype.is_int(),
         // Functions of floats only.
         Reciprocal | Exp | Exp2 | Expm1 | Log | Log2 | Log1p | Log1mexp | Sqrt | Sin | Cos
-        | Tan | Tanh | Sigmoid | Softplus | Erf | Erfc | Gammaln | TrueDiv => dtype.is_float(),
+        | Tan | Tanh | Sigmoid | Softplus | Erf | Erfc | Gammaln | Digamma | TrueDiv => {
+            dtype.is_float()
+        }
     }
 }
 

@@ -616,7 +616,7 @@ impl<'a> Gen<'a> {
                 self.vmath(lanes).sin_cos(f[0], op == Cos, libm)
             }
             // The runtime's own scalar functions (the reference's).
-            Log1mexp | Tan | Erf | Erfc | Gammaln | IntDiv | Mod | Pow => {
+            Log1mexp | Tan | Erf | Erfc | Gammaln | Digamma | IntDiv | Mod | Pow => {
                 self.call_support(op, &f, lanes)
             }
             // Returned above (identity, casts), or never in the float domain (logic:
@@ -727,7 +727,7 @@ impl<'a> Gen<'a> {
             // Float-only ops: `lower::kernel_op` never gives them integer results.
             IsNan | IsInf | Reciprocal | Exp | Exp2 | Expm1 | Log | Log2 | Log1p | Log1mexp
             | Sqrt | Sin | Cos | Tan | Tanh | Sigmoid | Softplus | Erf | Erfc | Gammaln
-            | TrueDiv => i[0],
+            | Digamma | TrueDiv => i[0],
         };
         self.wrap_int(r, out)
     }

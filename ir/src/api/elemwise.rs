@@ -180,6 +180,8 @@ unary_methods! {
     erfc => ScalarOp::Erfc,
     /// log |Γ(x)|.
     gammaln => ScalarOp::Gammaln,
+    /// ψ(x), the derivative of gammaln.
+    digamma => ScalarOp::Digamma,
     /// Logical not for bool, bitwise not for integers.
     logical_not => ScalarOp::Not,
 }

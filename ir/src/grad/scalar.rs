@@ -72,8 +72,9 @@ fn derivatives(op: ScalarOp, inputs: &[Var], out: &Var, g: &Var) -> Vec<InputGra
         ScalarOp::Softplus => one(g * x.sigmoid()),
         ScalarOp::Erf => one(g * (-x.sqr()).exp() * std::f64::consts::FRAC_2_SQRT_PI),
         ScalarOp::Erfc => one(-(g * (-x.sqr()).exp() * std::f64::consts::FRAC_2_SQRT_PI)),
-        ScalarOp::Gammaln => vec![InputGrad::Undefined(
-            "the derivative of gammaln (digamma) is not implemented yet".into(),
+        ScalarOp::Gammaln => one(g * x.digamma()),
+        ScalarOp::Digamma => vec![InputGrad::Undefined(
+            "the derivative of digamma (trigamma) is not implemented yet".into(),
         )],
         ScalarOp::Add => inputs.iter().map(|_| grad(g.clone())).collect(),
         ScalarOp::Sub => vec![grad(g.clone()), grad(-g)],

@@ -49,6 +49,8 @@ pub enum ScalarOp {
     Erf,
     Erfc,
     Gammaln,
+    /// ψ(x) = d/dx log Γ(x) (the derivative of gammaln).
+    Digamma,
     // Binary (Add and Mul take two or more inputs).
     Add,
     Sub,
@@ -105,7 +107,7 @@ impl ScalarOp {
             Switch | Clip => Arity::Exactly(3),
             Identity | Neg | Abs | Sign | Sqr | Floor | Ceil | Round | Not | IsNan | IsInf
             | Cast(_) | Reciprocal | Exp | Exp2 | Expm1 | Log | Log2 | Log1p | Log1mexp | Sqrt
-            | Sin | Cos | Tan | Tanh | Sigmoid | Softplus | Erf | Erfc | Gammaln => {
+            | Sin | Cos | Tan | Tanh | Sigmoid | Softplus | Erf | Erfc | Gammaln | Digamma => {
                 Arity::Exactly(1)
             }
         }
@@ -147,7 +149,7 @@ impl ScalarOp {
             IsNan | IsInf => (vec![promoted], DType::Bool),
             Cast(to) => (vec![promoted], to),
             Reciprocal | Exp | Exp2 | Expm1 | Log | Log2 | Log1p | Log1mexp | Sqrt | Sin | Cos
-            | Tan | Tanh | Sigmoid | Softplus | Erf | Erfc | Gammaln => {
+            | Tan | Tanh | Sigmoid | Softplus | Erf | Erfc | Gammaln | Digamma => {
                 same(promoted.upgrade_to_float())
             }
             Add | Mul | Maximum | Minimum | Clip => same(promoted),

@@ -171,6 +171,18 @@ trait MatrixVector: Copy + Send + Sync {
     fn dot(a: &[Self], b: &[Self]) -> Self;
     /// `out[k] += s·x[k]`.
     fn axpy(out: &mut [Self], s: Self, x: &[Self]);
+    /// `out[i] = dot(m[i·stride ..][..v.len()], v)`.
+    fn dots(out: &mut [Self], m: &[Self], stride: usize, v: &[Self]) {
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = Self::dot(&m[i * stride..i * stride + v.len()], v);
+        }
+    }
+    /// `out[j] += Σ_k s[k]·m[k·stride + j]`, row after row.
+    fn axpys(out: &mut [Self], m: &[Self], stride: usize, s: &[Self]) {
+        for (k, s) in s.iter().enumerate() {
+            Self::axpy(out, *s, &m[k * stride..k * stride + out.len()]);
+        }
+    }
     /// Four `axpy`s in order.
     fn axpy4(out: &mut [Self], s: [Self; 4], x: [&[Self]; 4]) {
         for (s, x) in s.into_iter().zip(x) {
@@ -186,6 +198,12 @@ impl MatrixVector for f64 {
     }
     fn axpy(out: &mut [f64], s: f64, x: &[f64]) {
         super::row_reduce::axpy_at(crate::vector_math::simd_level(), out, s, x)
+    }
+    fn dots(out: &mut [f64], m: &[f64], stride: usize, v: &[f64]) {
+        super::row_reduce::dots_at(crate::vector_math::simd_level(), out, m, stride, v)
+    }
+    fn axpys(out: &mut [f64], m: &[f64], stride: usize, s: &[f64]) {
+        super::row_reduce::axpys_at(crate::vector_math::simd_level(), out, m, stride, s)
     }
     fn axpy4(out: &mut [f64], s: [f64; 4], x: [&[f64]; 4]) {
         super::row_reduce::axpy4_at(crate::vector_math::simd_level(), out, s, x)
@@ -252,6 +270,22 @@ unsafe fn matrix_vector<T: MatrixVector>(ma: Matrix, mb: Matrix, mo: Matrix) -> 
             let (mp, vp, op) = (mp as *const T, vp as *const T, op as *mut T);
             // SAFETY: the vector's n_in elements are contiguous inside its buffer.
             let vs = unsafe { std::slice::from_raw_parts(vp, n_in) };
+            if outer > 0 && out_stride == 1 && !range.is_empty() {
+                let (first, rows) = (range.start, range.len());
+                let span = (rows - 1) * outer as usize + n_in;
+                // SAFETY: lines first..first + rows start `outer` apart (positive) and hold
+                // n_in contiguous elements each, inside the buffer: the span from line
+                // `first` to the end of the last one is; out's elements in `range` are
+                // contiguous, writable and this part's alone.
+                let (m, out) = unsafe {
+                    (
+                        std::slice::from_raw_parts(mp.add(first * outer as usize), span),
+                        std::slice::from_raw_parts_mut(op.add(first), rows),
+                    )
+                };
+                T::dots(out, m, outer as usize, vs);
+                return;
+            }
             for i in range {
                 // SAFETY: line i of the matrix starts at i·outer and holds n_in contiguous
                 // elements (inner stride 1), inside the buffer; out's element i is
@@ -276,6 +310,24 @@ unsafe fn matrix_vector<T: MatrixVector>(ma: Matrix, mb: Matrix, mo: Matrix) -> 
             // overlapping the operands, and belong to this part alone.
             let out = unsafe { std::slice::from_raw_parts_mut(op.add(range.start), len) };
             out.fill(T::ZERO);
+            if n_in == 0 {
+                return;
+            }
+            if inner > 0 {
+                // SAFETY: lines 0..n_in start `inner` apart (positive); this part reads
+                // elements range.start.. of each, len of them, all inside the buffer;
+                // the vector's elements are at k·v_stride.
+                let (m, scales) = unsafe {
+                    let span = (n_in - 1) * inner as usize + len;
+                    let m = std::slice::from_raw_parts(mp.add(range.start), span);
+                    let scales: Vec<T> = (0..n_in)
+                        .map(|k| *vp.offset(k as isize * v_stride))
+                        .collect();
+                    (m, scales)
+                };
+                T::axpys(out, m, inner as usize, &scales);
+                return;
+            }
             // SAFETY (both closures): line k along the result starts at k·inner and
             // holds n_out contiguous elements, of which this part reads `range`; vector
             // element k is at k·v_stride; both inside their buffers for k < n_in.

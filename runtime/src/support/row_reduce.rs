@@ -247,6 +247,39 @@ simd_versions!(
 );
 
 simd_versions!(
+    /// `out[j] += Σ_k s[k]·m[k·stride + j]`, rows added one after the other as `axpy_at`
+    /// adds them (the same bits), four rows per pass over `out`, one dispatch in all.
+    pub fn axpys_at(out: &mut [f64], m: &[f64], stride: usize, s: &[f64]) {
+        let n = out.len();
+        let row = |k: usize| &m[k * stride..k * stride + n];
+        let mut k = 0;
+        while k + 4 <= s.len() {
+            let (r0, r1, r2, r3) = (row(k), row(k + 1), row(k + 2), row(k + 3));
+            let (s0, s1, s2, s3) = (s[k], s[k + 1], s[k + 2], s[k + 3]);
+            for (j, o) in out.iter_mut().enumerate() {
+                *o = (((*o + s0 * r0[j]) + s1 * r1[j]) + s2 * r2[j]) + s3 * r3[j];
+            }
+            k += 4;
+        }
+        for (j, scale) in s.iter().enumerate().skip(k) {
+            accumulate_into(out, row(j), |a, x| a + scale * x);
+        }
+    }
+);
+
+simd_versions!(
+    /// `out[i] = dot(m[i·stride ..][..v.len()], v)` for each i: `dot_at` of each row (the
+    /// same bits), with one dispatch for all rows.
+    pub fn dots_at(out: &mut [f64], m: &[f64], stride: usize, v: &[f64]) {
+        let n = v.len();
+        for (i, o) in out.iter_mut().enumerate() {
+            let row = &m[i * stride..i * stride + n];
+            *o = fold_pairs(row, v, 0.0, |x, y| x.product(y), |t, p| t + p);
+        }
+    }
+);
+
+simd_versions!(
     /// `out[k] += s[0]·rows[0][k] + … + s[3]·rows[3][k]`, added one row after the other
     /// (the same result as four `axpy_at` calls, with a quarter of the stores to `out`).
     pub fn axpy4_at(out: &mut [f64], s: [f64; 4], rows: [&[f64]; 4]) {
@@ -288,6 +321,51 @@ pub const ROW_LEVEL: SimdLevel = SimdLevel::Avx2;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dots_of_many_rows_are_each_rows_dot() {
+        let rows = rows();
+        let v = rows.iter().find(|r| r.len() == 33).unwrap();
+        let m: Vec<f64> = rows.iter().flat_map(|r| r.iter().copied()).collect();
+        let (stride, count) = (40, (m.len() - 33) / 40 + 1);
+        for level in [SimdLevel::Baseline, SimdLevel::Avx2, SimdLevel::Avx512] {
+            let mut out = vec![0.0; count];
+            dots_at(level, &mut out, &m, stride, v);
+            for (i, o) in out.iter().enumerate() {
+                let one = dot_at(level, &m[i * stride..i * stride + 33], v);
+                assert!(
+                    *o == one || (o.is_nan() && one.is_nan()),
+                    "{level:?} row {i}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn scaled_rows_add_up_as_one_after_the_other() {
+        let rows = rows();
+        let m: Vec<f64> = rows.iter().flat_map(|r| r.iter().copied()).collect();
+        let (stride, width) = (37, 30);
+        let scales: Vec<f64> = (0..7).map(|k| 0.5 - k as f64 * 0.3).collect();
+        for level in [SimdLevel::Baseline, SimdLevel::Avx2, SimdLevel::Avx512] {
+            let mut one_by_one = vec![0.25; width];
+            for (k, s) in scales.iter().enumerate() {
+                axpy_at(
+                    level,
+                    &mut one_by_one,
+                    *s,
+                    &m[k * stride..k * stride + width],
+                );
+            }
+            let mut all = vec![0.25; width];
+            axpys_at(level, &mut all, &m, stride, &scales);
+            let same = all
+                .iter()
+                .zip(&one_by_one)
+                .all(|(a, b)| a == b || (a.is_nan() && b.is_nan()));
+            assert!(same, "{level:?}");
+        }
+    }
 
     #[test]
     fn four_scaled_rows_add_up_as_one_after_the_other() {

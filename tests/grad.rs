@@ -6,7 +6,7 @@
 use ndarray::{array, ArrayD, IxDyn};
 use tensorlift::gradcheck::{verify_grad, VerifyGrad};
 use tensorlift::prelude::*;
-use tensorlift::{Disconnected, GradOptions};
+use tensorlift::{dprint, Disconnected, GradOptions};
 
 /// A value of `shape` with entries spread over [lo, hi) (deterministic, distinct).
 fn spread(shape: &[usize], lo: f64, hi: f64) -> TensorData {
@@ -259,6 +259,42 @@ fn indexing_matches_finite_differences() {
 }
 
 #[test]
+fn increments_at_repeated_indices_pass_each_value_its_gradient() {
+    // x[[0, 2, 2]] += y: every y element reaches the output, each gets g at its position.
+    let (x, y) = (vector("x", Float64), vector("y", Float64));
+    let index = constant(TensorData::from(array![0i64, 2, 2]));
+    let out = x.inc(vec![Idx::Array(index)], &y);
+    let weights = constant(TensorData::from(array![1.0, 10.0, 100.0, 1000.0]));
+    let g = grad(&(out * weights).sum(All), &[&x, &y]).unwrap();
+    for mode in [Mode::Reference, Mode::Jit] {
+        let f = function(&[&x, &y], &[&g[0], &g[1]])
+            .mode(mode)
+            .compile()
+            .unwrap();
+        let out = f
+            .call(&[
+                array![0.0, 0.0, 0.0, 0.0].into(),
+                array![1.0, 2.0, 3.0].into(),
+            ])
+            .unwrap();
+        assert_eq!(out[0].to_f64_vec(), vec![1.0, 10.0, 100.0, 1000.0]);
+        assert_eq!(out[1].to_f64_vec(), vec![1.0, 100.0, 100.0]);
+    }
+}
+
+#[test]
+fn checks_pass_the_gradient_through() {
+    let x = spread(&[4], 0.5, 2.0);
+    check(
+        |v| {
+            v[0].check_that(&[v[0].gt(0.0).all(All)], "x must be positive")
+                .log()
+        },
+        std::slice::from_ref(&x),
+    );
+}
+
+#[test]
 fn repeated_advanced_indices_accumulate_their_gradients() {
     // PyTensor: the gradient of x[[0, 2, 2]] adds up at 2.
     let x = vector("x", Float64);
@@ -347,6 +383,20 @@ fn ifelse_and_op_from_graph_differentiate_through_their_inner_graphs() {
     }
     let (a, b) = (vector("a", Float64), vector("b", Float64));
     let inner = tensorlift::ir::op_from_graph(&[&a, &b], &[&(a.exp() * &b)]).unwrap();
+    // A kept op's gradient is a kept op of its own, compiled as its own function.
+    let kept = inner.named("axpy").inline(false);
+    let (x1, y1) = (vector("x", Float64), vector("y", Float64));
+    let cost = kept.apply(&[&x1, &y1]).unwrap()[0].sum(All);
+    let g = grad_with(Some(&cost), &[&x1, &y1], &GradOptions::default()).unwrap();
+    let gx = g[0].as_ref().unwrap();
+    let text = dprint(&[gx]).unwrap();
+    assert!(text.contains("OpFromGraph{grad of axpy, kept}"), "{text}");
+    let f = function(&[&x1, &y1], &[gx]).compile().unwrap();
+    assert!(
+        f.plan().contains("its own compiled function"),
+        "{}",
+        f.plan()
+    );
     for keep in [true, false] {
         let op = inner.inline(!keep);
         check(
@@ -543,6 +593,11 @@ fn value_and_grad_runs_the_forward_computation_once() {
             .count()
     };
     use tensorlift::ir::{Op, ScalarOp};
+    // The JIT runs it all in compiled code (a strict JIT refuses interpreter steps).
+    function(&[&a, &w], &refs)
+        .mode(Mode::Jit.strict())
+        .compile()
+        .unwrap();
     // a·w once for both outputs, and the gradient's own aᵀ·g.
     assert_eq!(count(&|op| matches!(op, Op::Dot)), 2, "{}", f.dprint());
     // log1p(exp(r)) is stabilized to softplus(r), computed once; its gradient is sigmoid.
@@ -854,4 +909,17 @@ fn pushforward_rules_agree_with_the_double_pullback() {
         }
         assert_eq!(out[4].shape(), &[3, 4], "{mode:?}");
     }
+}
+
+#[test]
+fn verify_grad_reports_a_gradient_that_disagrees() {
+    // floor is flat except at integers, where its finite difference is a jump: at 1 and 2
+    // the zero gradient disagrees with the differences, and verify_grad says so.
+    let at: TensorData = array![1.0, 2.0].into();
+    let e = verify_grad(|v| v[0].floor(), &[at], &VerifyGrad::default()).unwrap_err();
+    let text = e.to_string();
+    assert!(text.contains("verify_grad") && text.contains("finite differences"), "{text}");
+    // Between the integers it agrees.
+    let between: TensorData = array![1.5, 2.5].into();
+    verify_grad(|v| v[0].floor(), &[between], &VerifyGrad::default()).unwrap();
 }

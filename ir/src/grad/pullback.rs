@@ -116,7 +116,8 @@ pub fn pullback(
             write_pullback(*mode, read, set, x, g()?, &inputs[2..])
         }
         Op::Dot => dot_pullback(x, &inputs[1], &g()?),
-        Op::OpFromGraph(ofg) => inner_pullback(&ofg.graph, inputs, output_grads)?,
+        Op::OpFromGraph(ofg) if ofg.inline => inner_pullback(&ofg.graph, inputs, output_grads)?,
+        Op::OpFromGraph(ofg) => kept_pullback(ofg, inputs, outputs, output_grads)?,
         Op::IfElse(ifelse) => ifelse_pullback(ifelse, inputs, output_grads)?,
         Op::Grad(lazy) => {
             // Second derivatives: the pullback of the gradient graph itself.
@@ -408,6 +409,60 @@ fn inner_pullback(
         .into_iter()
         .map(|g| g.map_or(InputGrad::Disconnected, InputGrad::Grad))
         .collect())
+}
+
+/// A kept OpFromGraph's gradient is itself a kept OpFromGraph (named `grad of …`): its
+/// inner graph takes the op's inputs and its outputs' gradients (zeros for outputs the
+/// cost does not read) and gives the float inputs' gradients.
+fn kept_pullback(
+    ofg: &crate::ops::OpFromGraph,
+    inputs: &[Var],
+    outputs: &[Var],
+    output_grads: &[Option<Var>],
+) -> Result<Vec<InputGrad>> {
+    let inner_inputs: Vec<Var> = ofg
+        .graph
+        .input_types()
+        .iter()
+        .enumerate()
+        .map(|(k, t)| crate::api::tensor(&format!("x{k}"), t.dtype, t.shape.clone()))
+        .collect();
+    let inner_grads_in: Vec<Var> = outputs
+        .iter()
+        .enumerate()
+        .map(|(k, o)| crate::api::tensor(&format!("g{k}"), o.dtype(), o.static_shape().to_vec()))
+        .collect();
+    let grads = inner_grads(
+        &ofg.graph,
+        &inner_inputs,
+        &inner_grads_in.iter().cloned().map(Some).collect::<Vec<_>>(),
+    )?;
+    let connected: Vec<usize> = (0..inputs.len()).filter(|k| grads[*k].is_some()).collect();
+    if connected.is_empty() {
+        return Ok(vec![InputGrad::Disconnected; inputs.len()]);
+    }
+    let mut all_inputs: Vec<&Var> = inner_inputs.iter().collect();
+    all_inputs.extend(inner_grads_in.iter());
+    let grad_outputs: Vec<&Var> = connected
+        .iter()
+        .filter_map(|k| grads[*k].as_ref())
+        .collect();
+    let op = crate::api::graph::op_from_graph(&all_inputs, &grad_outputs)?
+        .named(&format!("grad of {}", ofg.name))
+        .inline(false);
+    let given: Vec<Var> = outputs
+        .iter()
+        .zip(output_grads)
+        .map(|(o, g)| g.clone().unwrap_or_else(|| zeros_like(o)))
+        .collect();
+    let mut args: Vec<&Var> = inputs.iter().collect();
+    args.extend(given.iter());
+    let applied = op.apply(&args)?;
+    let mut result = vec![InputGrad::Disconnected; inputs.len()];
+    for (k, g) in connected.into_iter().zip(applied) {
+        result[k] = InputGrad::Grad(g);
+    }
+    Ok(result)
 }
 
 /// The gradient of an IfElse is an IfElse of the branches' gradients (a branch that does

@@ -918,7 +918,10 @@ fn verify_grad_reports_a_gradient_that_disagrees() {
     let at: TensorData = array![1.0, 2.0].into();
     let e = verify_grad(|v| v[0].floor(), &[at], &VerifyGrad::default()).unwrap_err();
     let text = e.to_string();
-    assert!(text.contains("verify_grad") && text.contains("finite differences"), "{text}");
+    assert!(
+        text.contains("verify_grad") && text.contains("finite differences"),
+        "{text}"
+    );
     // Between the integers it agrees.
     let between: TensorData = array![1.5, 2.5].into();
     verify_grad(|v| v[0].floor(), &[between], &VerifyGrad::default()).unwrap();

@@ -19,6 +19,7 @@ pub mod ops;
 pub mod print;
 pub mod types;
 pub mod var;
+pub mod vectorize;
 
 pub use api::axes::{All, Axes, AxisOrAll};
 pub use api::elemwise::{elemwise, switch, try_elemwise};
@@ -44,3 +45,4 @@ pub use ops::{Op, ScalarOp};
 pub use print::{dprint, to_dot};
 pub use types::TensorType;
 pub use var::{Node, Var, VarKind};
+pub use vectorize::vectorize_graph;

@@ -1,0 +1,248 @@
+//! `vectorize_graph`: a graph rebuilt for inputs with extra leading batch dimensions, one
+//! rule per op family (issue 20, first step): element-wise ops (unbatched operands get
+//! broadcastable batch dimensions), reductions, arg-reductions and running sums along
+//! shifted axes, DimShuffle, softmax, checks, and basic indexing with unbatched indices.
+//! Batch dimensions broadcast only where statically 1 (DESIGN §3). An op without a rule
+//! is an error naming it (Blockwise, the general fallback, comes next).
+
+use std::collections::HashMap;
+
+use crate::error::{GraphError, Result};
+use crate::ops::{DimShuffle, IndexSlot, Op};
+use crate::var::{postorder, Var, VarKind};
+
+/// `outputs` rebuilt with each `replace` pair's first variable replaced by the second,
+/// which has the same core shape with extra leading (batch) dimensions; every node that
+/// reads a batched value is rebuilt batched. Unbatched parts are left as they are.
+///
+/// ```
+/// use tensorlift_ir::{matrix, vector, vectorize_graph, DType};
+/// let (x, xs) = (vector("x", DType::Float64), matrix("xs", DType::Float64));
+/// let y = (x.exp() * 2.0).sum(None);
+/// let batched = vectorize_graph(&[&y], &[(&x, &xs)]).unwrap();
+/// assert_eq!(batched[0].ndim(), 1);
+/// ```
+pub fn vectorize_graph(outputs: &[&Var], replace: &[(&Var, &Var)]) -> Result<Vec<Var>> {
+    // Per original value: its rebuilt version and how many batch dimensions it has (0:
+    // rebuilt on batched values, but the same for every element, as a core shape).
+    let mut batched: HashMap<(usize, usize), (Var, usize)> = HashMap::new();
+    for (old, new) in replace {
+        old.check()?;
+        new.check()?;
+        let extra = new.ndim().checked_sub(old.ndim()).ok_or_else(|| {
+            GraphError::op(
+                "vectorize_graph",
+                format!(
+                    "{} ({}) replaces {} ({}): it must have the same core dimensions plus \
+                     leading batch ones",
+                    new.label(),
+                    new.ty(),
+                    old.label(),
+                    old.ty()
+                ),
+            )
+        })?;
+        if new.dtype() != old.dtype() {
+            return Err(GraphError::op(
+                "vectorize_graph",
+                format!(
+                    "{} is {}, but it replaces {} of dtype {}",
+                    new.label(),
+                    new.ty(),
+                    old.label(),
+                    old.dtype()
+                ),
+            ));
+        }
+        batched.insert(old.value_key(), ((*new).clone(), extra));
+    }
+    let roots: Vec<Var> = outputs.iter().map(|v| (*v).clone()).collect();
+    for v in postorder(&roots) {
+        if batched.contains_key(&v.value_key()) {
+            continue;
+        }
+        let VarKind::Output { node, .. } = v.kind() else {
+            continue;
+        };
+        let ins: Vec<Option<(Var, usize)>> = node
+            .inputs
+            .iter()
+            .map(|i| batched.get(&i.value_key()).cloned())
+            .collect();
+        let b = ins.iter().flatten().map(|(_, n)| *n).max().unwrap_or(0);
+        if b == 0 {
+            // Inputs rebuilt but unbatched (a core shape): the node on them as it was.
+            if ins.iter().any(Option::is_some) {
+                let args: Vec<Var> = node
+                    .inputs
+                    .iter()
+                    .zip(&ins)
+                    .map(|(x, bx)| bx.as_ref().map_or_else(|| x.clone(), |(v, _)| v.clone()))
+                    .collect();
+                for (k, out) in Var::apply(node.op.clone(), args)?.into_iter().enumerate() {
+                    let key = Var::from_node_output(node.clone(), k).value_key();
+                    batched.insert(key, (out, 0));
+                }
+            }
+            continue;
+        }
+        if let Op::Shape = node.op {
+            // The core shape: the batched shape without its batch sizes (the same for
+            // every element), itself unbatched.
+            let x = with_batch(&node.inputs[0], &ins[0], b);
+            let core = x.shape().get(vec![crate::api::index::Idx::slice(
+                Some((b as i64).into()),
+                None,
+                None,
+            )]);
+            batched.insert(v.value_key(), (core, 0));
+            continue;
+        }
+        let outs = batch_node(&node.op, &node.inputs, &ins, b)?;
+        for (k, out) in outs.into_iter().enumerate() {
+            let key = Var::from_node_output(node.clone(), k).value_key();
+            batched.insert(key, (out, b));
+        }
+    }
+    Ok(outputs
+        .iter()
+        .map(|v| match batched.get(&v.value_key()) {
+            Some((b, _)) => b.clone(),
+            None => (*v).clone(),
+        })
+        .collect())
+}
+
+/// `x` with `b` leading batch dimensions: its batched version padded on the left with
+/// broadcastable ones, or (unbatched) `b` broadcastable dimensions in front.
+fn with_batch(x: &Var, batched: &Option<(Var, usize)>, b: usize) -> Var {
+    let (v, have) = match batched {
+        Some((v, n)) => (v.clone(), *n),
+        None => (x.clone(), 0),
+    };
+    if have == b {
+        return v;
+    }
+    let mut order: Vec<Option<usize>> = vec![None; b - have];
+    order.extend((0..v.ndim()).map(Some));
+    v.dimshuffle(&order)
+}
+
+/// The node `op(inputs)` rebuilt on batched inputs (`b` batch dimensions).
+fn batch_node(op: &Op, inputs: &[Var], ins: &[Option<(Var, usize)>], b: usize) -> Result<Vec<Var>> {
+    let unsupported = |why: &str| {
+        Err(GraphError::op(
+            "vectorize_graph",
+            format!("{op} cannot be vectorized yet: {why}"),
+        ))
+    };
+    let all: Vec<Var> = inputs
+        .iter()
+        .zip(ins)
+        .map(|(x, bx)| with_batch(x, bx, b))
+        .collect();
+    let only_first_batched = ins[1..]
+        .iter()
+        .all(|i| i.as_ref().is_none_or(|(_, n)| *n == 0));
+    // The other inputs as they are (rebuilt when they were, e.g. from a core shape).
+    let rest: Vec<Var> = inputs[1..]
+        .iter()
+        .zip(&ins[1..])
+        .map(|(x, bx)| bx.as_ref().map_or_else(|| x.clone(), |(v, _)| v.clone()))
+        .collect();
+    let first = || all[0].clone();
+    let apply = |op: Op, args: Vec<Var>| Var::apply(op, args);
+    match op {
+        Op::Elemwise(_) | Op::Composite(_) => apply(op.clone(), all),
+        Op::FusedReduce {
+            kind,
+            axes,
+            body,
+            keep,
+        } => apply(
+            Op::FusedReduce {
+                kind: *kind,
+                axes: axes.iter().map(|a| a + b).collect(),
+                body: body.clone(),
+                keep: *keep,
+            },
+            all,
+        ),
+        Op::DimShuffle(ds) => {
+            let mut new_order: Vec<Option<usize>> = (0..b).map(Some).collect();
+            new_order.extend(ds.new_order.iter().map(|o| o.map(|d| d + b)));
+            let shifted = DimShuffle {
+                input_ndim: ds.input_ndim + b,
+                new_order,
+            };
+            apply(Op::DimShuffle(shifted), vec![first()])
+        }
+        Op::Reduce { kind, axes } => apply(
+            Op::Reduce {
+                kind: *kind,
+                axes: axes.iter().map(|a| a + b).collect(),
+            },
+            vec![first()],
+        ),
+        Op::ArgReduce {
+            kind,
+            axis: Some(a),
+        } => apply(
+            Op::ArgReduce {
+                kind: *kind,
+                axis: Some(a + b),
+            },
+            vec![first()],
+        ),
+        Op::Cumulative {
+            kind,
+            axis: Some(a),
+        } => apply(
+            Op::Cumulative {
+                kind: *kind,
+                axis: Some(a + b),
+            },
+            vec![first()],
+        ),
+        Op::ArgReduce { axis: None, .. } | Op::Cumulative { axis: None, .. } => {
+            unsupported("along the flattened input (flatten the core dimensions first)")
+        }
+        Op::Softmax { axis } => apply(Op::Softmax { axis: axis + b }, vec![first()]),
+        Op::SpecifyShape(shape) => {
+            let mut s = vec![None; b];
+            s.extend(shape.iter().copied());
+            apply(Op::SpecifyShape(s), vec![first()])
+        }
+        Op::CheckAndRaise { .. } if only_first_batched => {
+            let mut args = vec![first()];
+            args.extend(rest);
+            apply(op.clone(), args)
+        }
+        Op::Subtensor(slots) if only_first_batched => {
+            let mut shifted = vec![IndexSlot::FULL; b];
+            shifted.extend(slots.iter().copied());
+            let mut args = vec![first()];
+            args.extend(rest);
+            apply(Op::Subtensor(shifted), args)
+        }
+        Op::CheckAndRaise { .. } | Op::Subtensor(_) => {
+            unsupported("its conditions or indices are batched")
+        }
+        // Handled by the caller (the core shape is unbatched).
+        Op::Shape => unsupported("internal: Shape reached the batching rules"),
+        Op::Alloc
+        | Op::Reshape { .. }
+        | Op::MakeVector(_)
+        | Op::Arange(_)
+        | Op::Join { .. }
+        | Op::Split { .. }
+        | Op::IncSubtensor { .. }
+        | Op::AdvancedSubtensor(_)
+        | Op::AdvancedIncSubtensor { .. }
+        | Op::Dot
+        | Op::OpFromGraph(_)
+        | Op::Scan(_)
+        | Op::IfElse(_)
+        | Op::Grad(_) => unsupported("no batching rule yet (Blockwise comes next)"),
+    }
+}

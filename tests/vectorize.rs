@@ -1,0 +1,165 @@
+//! vectorize_graph (issue 20, first step): each batching rule against the oracle of
+//! stacking the unbatched function applied to each batch element, in both backends,
+//! including the outputs' static shapes; unbatched operands broadcast; runtime
+//! broadcasting of batch dimensions is refused; ops without a rule are named.
+
+use ndarray::{ArrayD, Axis, IxDyn};
+use tensorlift::prelude::*;
+
+fn spread(shape: &[usize], lo: f64, hi: f64) -> TensorData {
+    let n: usize = shape.iter().product();
+    let values: Vec<f64> = (0..n)
+        .map(|i| lo + (hi - lo) * ((i as f64 * 0.618_034 + 0.1) % 1.0))
+        .collect();
+    ArrayD::from_shape_vec(IxDyn(shape), values).unwrap().into()
+}
+
+/// Element `i` of a batched value along its first axis.
+fn element(d: &TensorData, i: usize) -> TensorData {
+    d.to_array::<f64>().index_axis(Axis(0), i).to_owned().into()
+}
+
+/// Checks `vectorize_graph(out, x → xs)` against the unbatched function applied to each
+/// element of the batched value (the other inputs shared), in both backends.
+fn check_batched(x: &Var, others: &[&Var], out: &Var, xs: &Var, values: &[TensorData]) {
+    let batched = vectorize_graph(&[out], &[(x, xs)]).unwrap();
+    let mut batched_inputs = vec![xs];
+    batched_inputs.extend(others);
+    let mut inputs = vec![x];
+    inputs.extend(others);
+    for mode in [Mode::Reference, Mode::Jit] {
+        let f = function(&batched_inputs, &[&batched[0]])
+            .mode(mode.clone())
+            .compile()
+            .unwrap();
+        let got = f.call(values).unwrap().remove(0);
+        let g = function(&inputs, &[out])
+            .mode(mode.clone())
+            .compile()
+            .unwrap();
+        let n = values[0].shape()[0];
+        let mut rows = Vec::new();
+        for i in 0..n {
+            let mut args = vec![element(&values[0], i)];
+            args.extend(values[1..].iter().cloned());
+            rows.push(g.call(&args).unwrap().remove(0).to_array::<f64>());
+        }
+        let views: Vec<_> = rows.iter().map(|r| r.view()).collect();
+        let want = ndarray::stack(Axis(0), &views).unwrap();
+        assert_eq!(got.shape(), want.shape(), "{mode:?}: {}", out.label());
+        let got = got.to_array::<f64>();
+        for (a, b) in got.iter().zip(want.iter()) {
+            assert!(
+                (a - b).abs() <= 1e-12 * (1.0 + b.abs()) || (a.is_nan() && b.is_nan()),
+                "{mode:?} {}: {a} vs {b}",
+                out.label()
+            );
+        }
+    }
+}
+
+#[test]
+fn element_wise_ops_batch_with_unbatched_operands_broadcast() {
+    let (x, w) = (vector("x", Float64), vector("w", Float64));
+    let xs = matrix("xs", Float64);
+    let out = (x.exp() * &w + 0.5).sin();
+    check_batched(
+        &x,
+        &[&w],
+        &out,
+        &xs,
+        &[spread(&[4, 3], -1.0, 1.0), spread(&[3], 0.0, 2.0)],
+    );
+    // The static batch size carries over to the output type.
+    let fixed = tensor("xs", Float64, [Some(4), None]);
+    let batched = vectorize_graph(&[&out], &[(&x, &fixed)]).unwrap();
+    assert_eq!(batched[0].ty().to_string(), "Matrix(float64, shape=(4, ?))");
+}
+
+#[test]
+fn reductions_scans_of_axes_and_softmax_batch_along_shifted_axes() {
+    let x = matrix("x", Float64);
+    let xs = tensor("xs", Float64, [None, None, None]);
+    let values = [spread(&[3, 4, 5], -2.0, 2.0)];
+    for out in [
+        x.sum(0),
+        x.max(1),
+        x.prod(All),
+        x.logsumexp(1),
+        x.mean(0),
+        x.var(1),
+        x.argmax(1).cast(Float64),
+        x.cumsum(0),
+        x.cumprod(1),
+        x.softmax(1),
+        x.log_softmax(0),
+    ] {
+        check_batched(&x, &[], &out, &xs, &values);
+    }
+}
+
+#[test]
+fn shuffles_checks_and_basic_indexing_batch() {
+    let x = matrix("x", Float64);
+    let xs = tensor("xs", Float64, [None, None, None]);
+    let values = [spread(&[2, 4, 3], -2.0, 2.0)];
+    let i = scalar("i", Int64);
+    for out in [
+        x.t(),
+        x.expand_dims(1).sin(),
+        x.get(idx![1..3, ..;-1]),
+        x.get(idx![2]),
+        x.specify_shape(&[Some(4), Some(3)]).exp(),
+        x.check_that(&[x.shape_i(0).gt(0i64)], "x has rows").sqr(),
+    ] {
+        check_batched(&x, &[], &out, &xs, &values);
+    }
+    // A symbolic (unbatched) index.
+    check_batched(
+        &x,
+        &[&i],
+        &x.get(vec![Idx::At((&i).into())]),
+        &xs,
+        &[values[0].clone(), TensorData::scalar(1i64)],
+    );
+}
+
+#[test]
+fn batches_of_different_depths_and_sizes() {
+    // x gets two batch dimensions, y one: y's broadcasts over x's outer one.
+    let (x, y) = (vector("x", Float64), vector("y", Float64));
+    let (xs, ys) = (
+        tensor("xs", Float64, [None, None, None]),
+        matrix("ys", Float64),
+    );
+    let out = &x * &y;
+    let batched = vectorize_graph(&[&out], &[(&x, &xs), (&y, &ys)]).unwrap();
+    assert_eq!(batched[0].ndim(), 3);
+    let f = function(&[&xs, &ys], &[&batched[0]]).compile().unwrap();
+    let (a, b) = (spread(&[2, 3, 4], -1.0, 1.0), spread(&[3, 4], -1.0, 1.0));
+    let got = f.call(&[a.clone(), b.clone()]).unwrap()[0].to_array::<f64>();
+    let want = a.to_array::<f64>() * b.to_array::<f64>();
+    assert_eq!(got, want);
+    // Batch sizes that differ at run time are refused (no runtime broadcasting).
+    let wrong = spread(&[2, 4], -1.0, 1.0);
+    let e = f
+        .call(&[spread(&[3, 3, 4], -1.0, 1.0), wrong])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("runtime broadcasting is not supported"), "{e}");
+}
+
+#[test]
+fn ops_without_a_rule_are_named() {
+    let (x, w) = (vector("x", Float64), matrix("w", Float64));
+    let xs = matrix("xs", Float64);
+    let e = vectorize_graph(&[&w.dot(&x)], &[(&x, &xs)]).unwrap_err();
+    assert!(
+        e.to_string().contains("Dot cannot be vectorized yet"),
+        "{e}"
+    );
+    let e = vectorize_graph(&[&x.exp()], &[(&x, &vector("v", Float64))]);
+    assert!(e.is_ok(), "no extra dimension is no batch");
+    let e = vectorize_graph(&[&x.exp()], &[(&x, &scalar("s", Float64))]).unwrap_err();
+    assert!(e.to_string().contains("leading batch"), "{e}");
+}

@@ -28,7 +28,6 @@ pub use function::{function, Function, FunctionBuilder};
 pub use gradcheck::{verify_grad, VerifyGrad};
 pub use tensorlift_compiler::{CompileError, Mode, RewriteReport};
 pub use tensorlift_ir as ir;
-pub use tensorlift_ir::vectorize_graph;
 pub use tensorlift_ir::{
     alloc, arange, arange_dtype, clone_replace, concatenate, constant, dprint, full, idx,
     make_vector, matrix, ones, scalar, split, split_by, stack, switch, tensor, to_dot, vector,
@@ -39,6 +38,7 @@ pub use tensorlift_ir::{
     grad, grad_with, hessian_vector_product, jacobian, pushforward, value_and_grad, Disconnected,
     GradOptions,
 };
+pub use tensorlift_ir::{vectorize_graph, vmap};
 pub use tensorlift_runtime::memory::{output_limit, set_output_limit};
 pub use tensorlift_runtime::RuntimeError;
 
@@ -119,6 +119,6 @@ pub mod prelude {
         alloc, arange, arange_dtype, clone_replace, concatenate, constant, dprint, full, grad,
         grad_with, hessian_vector_product, idx, ifelse, jacobian, make_vector, matrix, ones,
         pushforward, scalar, scan, split, stack, switch, tensor, to_dot, value_and_grad, vector,
-        vectorize_graph, zeros, All, Idx, Literal, TensorData, TensorType, Var,
+        vectorize_graph, vmap, zeros, All, Idx, Literal, TensorData, TensorType, Var,
     };
 }

@@ -163,3 +163,60 @@ fn ops_without_a_rule_are_named() {
     let e = vectorize_graph(&[&x.exp()], &[(&x, &scalar("s", Float64))]).unwrap_err();
     assert!(e.to_string().contains("leading batch"), "{e}");
 }
+
+#[test]
+fn vmap_takes_batch_axes_anywhere_and_nests() {
+    // Examples in the columns of xs (in_axes 1), w shared; outputs stacked along axis 0
+    // and along axis 1.
+    let (xs, w) = (matrix("xs", Float64), vector("w", Float64));
+    let out = vmap(
+        |v| vec![(&v[0] * &v[1]).sum(All), v[0].exp() * &v[1]],
+        &[&xs, &w],
+        &[Some(1), None],
+        &[0, 1],
+    )
+    .unwrap();
+    let (a, b) = (spread(&[3, 5], -1.0, 1.0), spread(&[3], 0.0, 2.0));
+    let (am, bv) = (a.to_array::<f64>(), b.to_array::<f64>());
+    for mode in [Mode::Reference, Mode::Jit] {
+        let f = function(&[&xs, &w], &[&out[0], &out[1]])
+            .mode(mode.clone())
+            .compile()
+            .unwrap();
+        let got = f.call(&[a.clone(), b.clone()]).unwrap();
+        // Per column j: sum(xs[:, j] * w), and exp(xs[:, j]) * w as column j.
+        assert_eq!(got[0].shape(), &[5]);
+        assert_eq!(got[1].shape(), &[3, 5]);
+        let sums = got[0].to_f64_vec();
+        let cols = got[1].to_array::<f64>();
+        for j in 0..5 {
+            let want: f64 = (0..3).map(|i| am[[i, j]] * bv[i]).sum();
+            assert!((sums[j] - want).abs() < 1e-12, "{mode:?}");
+            for i in 0..3 {
+                assert!((cols[[i, j]] - am[[i, j]].exp() * bv[i]).abs() < 1e-12, "{mode:?}");
+            }
+        }
+    }
+    // Nested: the outer vmap over axis 0 of a 3-d value, the inner over axis 1 of each
+    // slice: max over the remaining axis, for every (i, k).
+    let t = tensor("t", Float64, [None, None, None]);
+    let nested = vmap(
+        |outer| {
+            vmap(|inner| vec![inner[0].max(All)], &[&outer[0]], &[Some(1)], &[0]).unwrap()
+        },
+        &[&t],
+        &[Some(0)],
+        &[0],
+    )
+    .unwrap();
+    let tv = spread(&[2, 4, 3], -2.0, 2.0);
+    let f = function(&[&t], &[&nested[0]]).compile().unwrap();
+    let got = f.call(std::slice::from_ref(&tv)).unwrap()[0].to_array::<f64>();
+    let want = tv.to_array::<f64>().map_axis(Axis(1), |lane| {
+        lane.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+    });
+    assert_eq!(got, want);
+    // Axes out of range are errors naming them.
+    let e = vmap(|v| vec![v[0].exp()], &[&w], &[Some(1)], &[0]).unwrap_err();
+    assert!(e.to_string().contains("in_axes[0] is 1"), "{e}");
+}

@@ -45,4 +45,4 @@ pub use ops::{Op, ScalarOp};
 pub use print::{dprint, to_dot};
 pub use types::TensorType;
 pub use var::{Node, Var, VarKind};
-pub use vectorize::vectorize_graph;
+pub use vectorize::{vectorize_graph, vmap};

@@ -246,3 +246,98 @@ fn batch_node(op: &Op, inputs: &[Var], ins: &[Option<(Var, usize)>], b: usize) -
         | Op::Grad(_) => unsupported("no batching rule yet (Blockwise comes next)"),
     }
 }
+
+/// JAX's `vmap` on symbolic values: `f` applied to each slice of the batched `inputs`
+/// along `in_axes` (`None`: the input is shared, not batched), its outputs stacked along
+/// `out_axes` (one per output). `f` sees the core values (the batch axis removed) and is
+/// vectorized with `vectorize_graph`; vmaps nest.
+///
+/// ```
+/// use tensorlift_ir::{matrix, vector, vmap, DType};
+/// let (xs, w) = (matrix("xs", DType::Float64), vector("w", DType::Float64));
+/// // Rows of xs along axis 1 (xs holds one example per column), w shared.
+/// let out = vmap(|v| vec![(&v[0] * &v[1]).sum(None)], &[&xs, &w], &[Some(1), None], &[0]).unwrap();
+/// assert_eq!(out[0].ndim(), 1);
+/// ```
+pub fn vmap(
+    f: impl FnOnce(&[Var]) -> Vec<Var>,
+    inputs: &[&Var],
+    in_axes: &[Option<usize>],
+    out_axes: &[usize],
+) -> Result<Vec<Var>> {
+    if inputs.len() != in_axes.len() {
+        return Err(GraphError::op(
+            "vmap",
+            format!("{} inputs but {} in_axes", inputs.len(), in_axes.len()),
+        ));
+    }
+    // Per input: the core value f sees and, when batched, the input with its batch axis
+    // moved to the front.
+    let mut cores = Vec::with_capacity(inputs.len());
+    let mut replace: Vec<(Var, Var)> = Vec::new();
+    for (k, (x, axis)) in inputs.iter().zip(in_axes).enumerate() {
+        x.check()?;
+        let Some(axis) = *axis else {
+            cores.push((*x).clone());
+            continue;
+        };
+        if axis >= x.ndim() {
+            return Err(GraphError::op(
+                "vmap",
+                format!(
+                    "in_axes[{k}] is {axis}, but input {k} ({}) has {} dimensions",
+                    x.label(),
+                    x.ndim()
+                ),
+            ));
+        }
+        let mut order: Vec<Option<usize>> = vec![Some(axis)];
+        order.extend((0..x.ndim()).filter(|d| *d != axis).map(Some));
+        let front = x.dimshuffle(&order);
+        let core_shape: Vec<Option<usize>> = front.static_shape()[1..].to_vec();
+        let core = crate::api::tensor(&format!("core{k}"), x.dtype(), core_shape);
+        cores.push(core.clone());
+        replace.push((core, front));
+    }
+    let outputs = f(&cores);
+    if outputs.len() != out_axes.len() {
+        return Err(GraphError::op(
+            "vmap",
+            format!(
+                "f gave {} outputs but {} out_axes",
+                outputs.len(),
+                out_axes.len()
+            ),
+        ));
+    }
+    let refs: Vec<&Var> = outputs.iter().collect();
+    let pairs: Vec<(&Var, &Var)> = replace.iter().map(|(a, b)| (a, b)).collect();
+    let batched = vectorize_graph(&refs, &pairs)?;
+    batched
+        .into_iter()
+        .zip(&outputs)
+        .zip(out_axes)
+        .enumerate()
+        .map(|(k, ((b, core), axis))| {
+            if b.ndim() == core.ndim() {
+                return Err(GraphError::op(
+                    "vmap",
+                    format!("output {k} does not depend on a batched input"),
+                ));
+            }
+            if *axis > core.ndim() {
+                return Err(GraphError::op(
+                    "vmap",
+                    format!(
+                        "out_axes[{k}] is {axis}, but output {k} has {} dimensions",
+                        core.ndim()
+                    ),
+                ));
+            }
+            // The batch axis (first) moved to `axis`.
+            let mut order: Vec<Option<usize>> = (1..=core.ndim()).map(Some).collect();
+            order.insert(*axis, Some(0));
+            Ok(if *axis == 0 { b } else { b.dimshuffle(&order) })
+        })
+        .collect()
+}

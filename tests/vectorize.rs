@@ -193,7 +193,10 @@ fn vmap_takes_batch_axes_anywhere_and_nests() {
             let want: f64 = (0..3).map(|i| am[[i, j]] * bv[i]).sum();
             assert!((sums[j] - want).abs() < 1e-12, "{mode:?}");
             for i in 0..3 {
-                assert!((cols[[i, j]] - am[[i, j]].exp() * bv[i]).abs() < 1e-12, "{mode:?}");
+                assert!(
+                    (cols[[i, j]] - am[[i, j]].exp() * bv[i]).abs() < 1e-12,
+                    "{mode:?}"
+                );
             }
         }
     }
@@ -202,7 +205,13 @@ fn vmap_takes_batch_axes_anywhere_and_nests() {
     let t = tensor("t", Float64, [None, None, None]);
     let nested = vmap(
         |outer| {
-            vmap(|inner| vec![inner[0].max(All)], &[&outer[0]], &[Some(1)], &[0]).unwrap()
+            vmap(
+                |inner| vec![inner[0].max(All)],
+                &[&outer[0]],
+                &[Some(1)],
+                &[0],
+            )
+            .unwrap()
         },
         &[&t],
         &[Some(0)],

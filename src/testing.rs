@@ -36,6 +36,16 @@ pub fn random_value(
     random_of_shape(ty.dtype, &shape, (lo, hi), rng)
 }
 
+/// Float64 values of `shape` spread over [lo, hi) by the golden ratio: deterministic,
+/// distinct and away from the ends (points for gradient checks and batching tests).
+pub fn spread(shape: &[usize], lo: f64, hi: f64) -> TensorData {
+    let n: usize = shape.iter().product();
+    let values: Vec<f64> = (0..n)
+        .map(|i| lo + (hi - lo) * ((i as f64 * 0.618_034 + 0.1) % 1.0))
+        .collect();
+    TensorData::from_vec(shape, values).unwrap_or_else(|_| TensorData::scalar(f64::NAN))
+}
+
 /// Random values of a given dtype and shape (see `random_value`).
 pub fn random_of_shape(
     dtype: DType,

@@ -3,19 +3,11 @@
 //! composite models; PyTensor's conventions at kinks and ties (closed-form values); the
 //! errors of undefined and disconnected gradients.
 
-use ndarray::{array, ArrayD, IxDyn};
+use ndarray::array;
 use tensorlift::gradcheck::{verify_grad, VerifyGrad};
 use tensorlift::prelude::*;
+use tensorlift::testing::spread;
 use tensorlift::{dprint, Disconnected, GradOptions};
-
-/// A value of `shape` with entries spread over [lo, hi) (deterministic, distinct).
-fn spread(shape: &[usize], lo: f64, hi: f64) -> TensorData {
-    let n: usize = shape.iter().product();
-    let values: Vec<f64> = (0..n)
-        .map(|i| lo + (hi - lo) * ((i as f64 * 0.618_034 + 0.1) % 1.0))
-        .collect();
-    ArrayD::from_shape_vec(IxDyn(shape), values).unwrap().into()
-}
 
 fn f32_of(d: &TensorData) -> TensorData {
     d.to_array::<f32>().into()

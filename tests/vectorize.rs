@@ -3,16 +3,9 @@
 //! including the outputs' static shapes; unbatched operands broadcast; runtime
 //! broadcasting of batch dimensions is refused; ops without a rule are named.
 
-use ndarray::{ArrayD, Axis, IxDyn};
+use ndarray::Axis;
 use tensorlift::prelude::*;
-
-fn spread(shape: &[usize], lo: f64, hi: f64) -> TensorData {
-    let n: usize = shape.iter().product();
-    let values: Vec<f64> = (0..n)
-        .map(|i| lo + (hi - lo) * ((i as f64 * 0.618_034 + 0.1) % 1.0))
-        .collect();
-    ArrayD::from_shape_vec(IxDyn(shape), values).unwrap().into()
-}
+use tensorlift::testing::spread;
 
 /// Element `i` of a batched value along its first axis.
 fn element(d: &TensorData, i: usize) -> TensorData {

@@ -144,13 +144,13 @@ fn batches_of_different_depths_and_sizes() {
 
 #[test]
 fn ops_without_a_rule_are_named() {
-    let (x, w) = (vector("x", Float64), matrix("w", Float64));
+    let x = vector("x", Float64);
     let xs = matrix("xs", Float64);
-    let e = vectorize_graph(&[&w.dot(&x)], &[(&x, &xs)]).unwrap_err();
-    assert!(
-        e.to_string().contains("Dot cannot be vectorized yet"),
-        "{e}"
-    );
+    let e = vectorize_graph(&[&x.cumsum(None)], &[(&x, &xs)]).unwrap_err();
+    assert!(e.to_string().contains("CumSum"), "{e}");
+    assert!(e.to_string().contains("cannot be vectorized yet"), "{e}");
+    let e = vectorize_graph(&[&x.reshape(&[-1, 1])], &[(&x, &xs)]).unwrap_err();
+    assert!(e.to_string().contains("Reshape"), "{e}");
     let e = vectorize_graph(&[&x.exp()], &[(&x, &vector("v", Float64))]);
     assert!(e.is_ok(), "no extra dimension is no batch");
     let e = vectorize_graph(&[&x.exp()], &[(&x, &scalar("s", Float64))]).unwrap_err();
@@ -221,4 +221,56 @@ fn vmap_takes_batch_axes_anywhere_and_nests() {
     // Axes out of range are errors naming them.
     let e = vmap(|v| vec![v[0].exp()], &[&w], &[Some(1)], &[0]).unwrap_err();
     assert!(e.to_string().contains("in_axes[0] is 1"), "{e}");
+}
+
+#[test]
+fn products_of_batched_vectors_batch() {
+    let (x, w, u) = (
+        vector("x", Float64),
+        matrix("w", Float64),
+        vector("u", Float64),
+    );
+    let xs = matrix("xs", Float64);
+    let batch = spread(&[4, 3], -1.0, 1.0);
+    // W x, x W, x·u, u·x for x batched.
+    check_batched(
+        &x,
+        &[&w],
+        &w.dot(&x).tanh(),
+        &xs,
+        &[batch.clone(), spread(&[2, 3], -1.0, 1.0)],
+    );
+    check_batched(
+        &x,
+        &[&w],
+        &x.dot(&w),
+        &xs,
+        &[batch.clone(), spread(&[3, 5], -1.0, 1.0)],
+    );
+    check_batched(
+        &x,
+        &[&u],
+        &x.dot(&u),
+        &xs,
+        &[batch.clone(), spread(&[3], -1.0, 1.0)],
+    );
+    check_batched(
+        &x,
+        &[&u],
+        &u.dot(&x),
+        &xs,
+        &[batch.clone(), spread(&[3], -1.0, 1.0)],
+    );
+    // x·x with x batched: one dot per element.
+    check_batched(&x, &[], &x.dot(&x), &xs, &[batch]);
+    // A batched matrix has no rule yet.
+    let (m, ms) = (
+        matrix("m", Float64),
+        tensor("ms", Float64, [None, None, None]),
+    );
+    let e = vectorize_graph(&[&m.dot(&u)], &[(&m, &ms)]).unwrap_err();
+    assert!(
+        e.to_string().contains("Dot cannot be vectorized yet"),
+        "{e}"
+    );
 }

@@ -1,7 +1,8 @@
 //! `vectorize_graph`: a graph rebuilt for inputs with extra leading batch dimensions, one
 //! rule per op family (issue 20, first step): element-wise ops (unbatched operands get
 //! broadcastable batch dimensions), reductions, arg-reductions and running sums along
-//! shifted axes, DimShuffle, softmax, checks, and basic indexing with unbatched indices.
+//! shifted axes, DimShuffle, softmax, checks, basic indexing with unbatched indices, and
+//! products whose batched operands are vectors.
 //! Batch dimensions broadcast only where statically 1 (DESIGN §3). An op without a rule
 //! is an error naming it (Blockwise, the general fallback, comes next).
 
@@ -230,6 +231,33 @@ fn batch_node(op: &Op, inputs: &[Var], ins: &[Option<(Var, usize)>], b: usize) -
         }
         // Handled by the caller (the core shape is unbatched).
         Op::Shape => unsupported("internal: Shape reached the batching rules"),
+        Op::Dot if b == 1 => {
+            // Matrix-vector forms whose batched operand is a (core) vector: one product
+            // of the stacked vectors.
+            let batched_one = |k: usize| match &ins[k] {
+                Some((v, 1)) => Some(v),
+                _ => None,
+            };
+            // The unbatched operands as rebuilt (or as they were).
+            let (a, c) = (
+                ins[0].as_ref().map_or(&inputs[0], |(v, _)| v),
+                ins[1].as_ref().map_or(&inputs[1], |(v, _)| v),
+            );
+            match (
+                inputs[0].ndim(),
+                inputs[1].ndim(),
+                batched_one(0),
+                batched_one(1),
+            ) {
+                (1, 2, Some(av), None) | (1, 1, Some(av), None) => Ok(vec![av.dot(c)]),
+                (2, 1, None, Some(cv)) => Ok(vec![cv.dot(&a.t())]),
+                (1, 1, None, Some(cv)) => Ok(vec![cv.dot(a)]),
+                (1, 1, Some(av), Some(cv)) => Ok(vec![(av * cv).sum(-1)]),
+                _ => {
+                    unsupported("only products whose batched operands are vectors have a rule yet")
+                }
+            }
+        }
         Op::Alloc
         | Op::Reshape { .. }
         | Op::MakeVector(_)

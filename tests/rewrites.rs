@@ -1516,35 +1516,34 @@ fn scan_push_out_sequences() {
         &[&out.last(0)],
         &["scan_push_out_sequences"],
         expect![[r#"
-        Scan{sequences=[[0]], states=[[-1]], non_sequences=0}.0 [id A] <Scalar(float64, shape=())>
-         ├─ ts [id B] <Vector(float64, shape=(?,))>
-         └─ s0 [id C] <Scalar(float64, shape=())>
+            Scan{sequences=[[0]], states=[[-1]], non_sequences=0}.0 [id A] <Scalar(float64, shape=())>
+             ├─ ts [id B] <Vector(float64, shape=(?,))>
+             └─ s0 [id C] <Scalar(float64, shape=())>
 
-        Inner graphs:
+            Inner graphs:
 
-        Scan{sequences=[[0]], states=[[-1]], non_sequences=0} [id A]
-         ← Add [id D] <Scalar(float64, shape=())>
-            ├─ Mul [id E] <Scalar(float64, shape=())>
-            │  ├─ *1-<Scalar(float64, shape=())> [id F]
-            │  └─ 0.5 [id G] <Scalar(float64, shape=())>
-            └─ Sin [id H] <Scalar(float64, shape=())>
-               └─ *0-<Scalar(float64, shape=())> [id I]
-        =>
-        Scan{sequences=[[0], [0]], states=[[-1]], non_sequences=0}.0 [id A] <Scalar(float64, shape=())>
-         ├─ ts [id B] <Vector(float64, shape=(?,))>
-         ├─ Sin [id C] <Vector(float64, shape=(?,))>
-         │  └─ ts [id B] <Vector(float64, shape=(?,))>
-         └─ s0 [id D] <Scalar(float64, shape=())>
+            Scan{sequences=[[0]], states=[[-1]], non_sequences=0} [id A]
+             ← Add [id D] <Scalar(float64, shape=())>
+                ├─ Mul [id E] <Scalar(float64, shape=())>
+                │  ├─ *1-<Scalar(float64, shape=())> [id F]
+                │  └─ 0.5 [id G] <Scalar(float64, shape=())>
+                └─ Sin [id H] <Scalar(float64, shape=())>
+                   └─ *0-<Scalar(float64, shape=())> [id I]
+            =>
+            Scan{sequences=[[0]], states=[[-1]], non_sequences=0}.0 [id A] <Scalar(float64, shape=())>
+             ├─ Sin [id B] <Vector(float64, shape=(?,))>
+             │  └─ ts [id C] <Vector(float64, shape=(?,))>
+             └─ s0 [id D] <Scalar(float64, shape=())>
 
-        Inner graphs:
+            Inner graphs:
 
-        Scan{sequences=[[0], [0]], states=[[-1]], non_sequences=0} [id A]
-         ← Add [id E] <Scalar(float64, shape=())>
-            ├─ Mul [id F] <Scalar(float64, shape=())>
-            │  ├─ *2-<Scalar(float64, shape=())> [id G]
-            │  └─ 0.5 [id H] <Scalar(float64, shape=())>
-            └─ *1-<Scalar(float64, shape=())> [id I]
-    "#]],
+            Scan{sequences=[[0]], states=[[-1]], non_sequences=0} [id A]
+             ← Add [id E] <Scalar(float64, shape=())>
+                ├─ Mul [id F] <Scalar(float64, shape=())>
+                │  ├─ *1-<Scalar(float64, shape=())> [id G]
+                │  └─ 0.5 [id H] <Scalar(float64, shape=())>
+                └─ *0-<Scalar(float64, shape=())> [id I]
+        "#]],
     );
     let until = scan(|s| {
         let next = s.state(0) + s.sequence(0).sin();

@@ -3,8 +3,8 @@
 //! read only non-sequences and constants move before the loop (`scan_hoist_invariants`);
 //! element-wise body computations that read only a sequence's current element (and
 //! constants) run before the loop as one pass over the whole sequence
-//! (`scan_push_out_sequences`, PyTensor's push-out), which the other rewrites then fold or
-//! vectorize. The body itself is rewritten and fused by the pipeline afterwards.
+//! (`scan_push_out_sequences`, PyTensor's push-out; a sequence the body no longer reads is
+//! then dropped), which the other rewrites then fold or vectorize. The body itself is rewritten and fused by the pipeline afterwards.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -85,13 +85,15 @@ pub fn drop_unused_traces(fg: &mut FunctionGraph) -> Result<usize, GraphError> {
     Ok(count)
 }
 
-/// A body rebuilt: its inputs, with new ones standing for the values of `moved` (body
-/// variables computed outside from now on) inserted before input `insert_at`; its nodes
-/// but those no output needs any longer.
+/// A body rebuilt: its inputs but those at `drop` (which nothing may read any longer),
+/// with new ones standing for the values of `moved` (body variables computed outside from
+/// now on) inserted before input `insert_at`; its nodes but those no output needs any
+/// longer.
 fn rebuild_body(
     body: &FunctionGraph,
     moved: &[VarId],
     insert_at: usize,
+    drop: &[usize],
 ) -> Result<(FunctionGraph, Vec<VarId>), GraphError> {
     let mut vars: HashMap<VarId, Var> = HashMap::new();
     let mut inputs = Vec::new();
@@ -149,8 +151,28 @@ fn rebuild_body(
             (None, _) => Err(GraphError::Internal("a body output is missing".into())),
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let rebuilt = FunctionGraph::new(&inputs, &outputs)?;
+    // Dropped inputs come before the insertion point: their positions are unchanged.
+    let kept: Vec<Var> = inputs
+        .into_iter()
+        .enumerate()
+        .filter(|(k, _)| !(drop.contains(k) && *k < insert_at))
+        .map(|(_, v)| v)
+        .collect();
+    let rebuilt = FunctionGraph::new(&kept, &outputs)?;
     Ok((rebuilt, moved.to_vec()))
+}
+
+/// The body input positions of the slices of sequences `which` (each read at one tap).
+fn slice_positions(scan: &Scan, which: &[usize]) -> Vec<usize> {
+    let mut at = 0;
+    let mut positions = Vec::new();
+    for (s, taps) in scan.sequence_taps.iter().enumerate() {
+        if which.contains(&s) {
+            positions.push(at);
+        }
+        at += taps.len();
+    }
+    positions
 }
 
 /// The body variables a moved computation must hand to the loop: values of `moved_nodes`
@@ -284,7 +306,7 @@ pub fn hoist_invariants(fg: &mut FunctionGraph) -> Result<usize, GraphError> {
             fg.add_node(op.clone(), args)
         })?;
         let handed = handed_over(body, &moved);
-        let (new_body, handed) = rebuild_body(body, &handed, body.inputs().len())?;
+        let (new_body, handed) = rebuild_body(body, &handed, body.inputs().len(), &[])?;
         let mut op = (*scan).clone();
         op.body = InnerGraph::new(new_body);
         op.n_non_sequences += handed.len();
@@ -384,11 +406,42 @@ pub fn push_out_sequences(fg: &mut FunctionGraph) -> Result<usize, GraphError> {
         let handed = handed_over(body, &moved);
         // The new sequences' slices follow the old ones among the body's inputs.
         let n_slices: usize = scan.sequence_taps.iter().map(Vec::len).sum();
-        let (new_body, handed) = rebuild_body(body, &handed, n_slices)?;
+        let (new_body, handed) = rebuild_body(body, &handed, n_slices, &[])?;
+        // A sequence whose element nothing in the body reads any longer is dropped when a
+        // pushed-out sequence follows its rows (the same length: the step count stands).
+        let mut dead: Vec<usize> = Vec::new();
+        let mut slice_at = 0;
+        for (s, taps) in scan.sequence_taps.iter().enumerate() {
+            let unread = new_body.clients(new_body.inputs()[slice_at]).len() == 0;
+            let followed = handed.iter().any(|v| per_row.get(v) == Some(&s));
+            if taps == &[0] && unread && followed {
+                dead.push(s);
+            }
+            slice_at += taps.len();
+        }
+        let (new_body, handed) = if dead.is_empty() {
+            (new_body, handed)
+        } else {
+            // Sequences read at one tap: their slice index is their position.
+            let moved = handed_over(body, &moved);
+            rebuild_body(body, &moved, n_slices, &slice_positions(&scan, &dead))?
+        };
         let mut op = (*scan).clone();
+        op.sequence_taps = op
+            .sequence_taps
+            .iter()
+            .enumerate()
+            .filter(|(s, _)| !dead.contains(s))
+            .map(|(_, t)| t.clone())
+            .collect();
         op.sequence_taps
             .extend(std::iter::repeat_n(vec![0], handed.len()));
-        let mut inputs: Vec<VarId> = e.inputs[..scan.first_state()].to_vec();
+        let mut inputs: Vec<VarId> = e.inputs[..scan.first_sequence()].to_vec();
+        inputs.extend(
+            (0..scan.n_sequences())
+                .filter(|s| !dead.contains(s))
+                .map(|s| e.inputs[scan.first_sequence() + s]),
+        );
         for v in &handed {
             inputs.push(
                 *outer

@@ -4,7 +4,8 @@
 //! element-wise body computations that read only a sequence's current element (and
 //! constants) run before the loop as one pass over the whole sequence
 //! (`scan_push_out_sequences`, PyTensor's push-out; a sequence the body no longer reads is
-//! then dropped), which the other rewrites then fold or vectorize. The body itself is rewritten and fused by the pipeline afterwards.
+//! then dropped), which the other rewrites then fold or vectorize. The body itself is
+//! rewritten and fused by the pipeline afterwards.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

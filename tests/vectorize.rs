@@ -149,8 +149,10 @@ fn ops_without_a_rule_are_named() {
     let e = vectorize_graph(&[&x.cumsum(None)], &[(&x, &xs)]).unwrap_err();
     assert!(e.to_string().contains("CumSum"), "{e}");
     assert!(e.to_string().contains("cannot be vectorized yet"), "{e}");
-    let e = vectorize_graph(&[&x.reshape(&[-1, 1])], &[(&x, &xs)]).unwrap_err();
-    assert!(e.to_string().contains("Reshape"), "{e}");
+    let index = constant(TensorData::from(ndarray::array![0i64, 2]));
+    let picked = x.get(vec![Idx::Array(index)]);
+    let e = vectorize_graph(&[&picked], &[(&x, &xs)]).unwrap_err();
+    assert!(e.to_string().contains("AdvancedSubtensor"), "{e}");
     let e = vectorize_graph(&[&x.exp()], &[(&x, &vector("v", Float64))]);
     assert!(e.is_ok(), "no extra dimension is no batch");
     let e = vectorize_graph(&[&x.exp()], &[(&x, &scalar("s", Float64))]).unwrap_err();
@@ -272,5 +274,38 @@ fn products_of_batched_vectors_batch() {
     assert!(
         e.to_string().contains("Dot cannot be vectorized yet"),
         "{e}"
+    );
+}
+
+#[test]
+fn allocs_reshapes_and_joins_batch() {
+    let (x, u) = (vector("x", Float64), vector("u", Float64));
+    let xs = matrix("xs", Float64);
+    let batch = spread(&[3, 4], -1.0, 1.0);
+    let shared = spread(&[2], -1.0, 1.0);
+    // broadcast_to: x (4,) spread to (2, 4).
+    check_batched(
+        &x,
+        &[],
+        &x.broadcast_to(&[2.into(), 4.into()]).exp(),
+        &xs,
+        &[batch.clone()],
+    );
+    // Reshapes, with a -1, and flatten of a derived matrix.
+    check_batched(&x, &[], &x.reshape(&[2, -1]).sum(0), &xs, &[batch.clone()]);
+    check_batched(
+        &x,
+        &[],
+        &x.reshape(&[2, 2]).t().flatten(),
+        &xs,
+        &[batch.clone()],
+    );
+    // A join of a batched piece with a shared one.
+    check_batched(
+        &x,
+        &[&u],
+        &concatenate(&[&x.sin(), &u], 0),
+        &xs,
+        &[batch, shared],
     );
 }

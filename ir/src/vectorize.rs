@@ -1,8 +1,9 @@
 //! `vectorize_graph`: a graph rebuilt for inputs with extra leading batch dimensions, one
 //! rule per op family (issue 20, first step): element-wise ops (unbatched operands get
 //! broadcastable batch dimensions), reductions, arg-reductions and running sums along
-//! shifted axes, DimShuffle, softmax, checks, basic indexing with unbatched indices, and
-//! products whose batched operands are vectors.
+//! shifted axes, DimShuffle, softmax, checks, basic indexing with unbatched indices,
+//! products whose batched operands are vectors, Alloc and Reshape with unbatched sizes, and
+//! Join (shared pieces spread over the batch).
 //! Batch dimensions broadcast only where statically 1 (DESIGN §3). An op without a rule
 //! is an error naming it (Blockwise, the general fallback, comes next).
 
@@ -258,11 +259,60 @@ fn batch_node(op: &Op, inputs: &[Var], ins: &[Option<(Var, usize)>], b: usize) -
                 }
             }
         }
-        Op::Alloc
-        | Op::Reshape { .. }
-        | Op::MakeVector(_)
+        // The value spread over the batch sizes, then the core sizes (between the two,
+        // the dimensions the value lacks).
+        Op::Alloc if only_first_batched => {
+            let (value, out_ndim) = (first(), rest.len());
+            let core = inputs[0].ndim();
+            let mut order: Vec<Option<usize>> = (0..b).map(Some).collect();
+            order.extend(std::iter::repeat_n(None, out_ndim - core));
+            order.extend((b..b + core).map(Some));
+            let mut sizes: Vec<crate::api::Operand> =
+                (0..b as isize).map(|d| value.shape_i(d).into()).collect();
+            sizes.extend(rest.iter().map(|v| v.into()));
+            Ok(vec![crate::api::shape::alloc(
+                value.dimshuffle(&order),
+                &sizes,
+            )])
+        }
+        // The batch sizes in front of the target shape.
+        Op::Reshape { .. } if only_first_batched => {
+            let x = first();
+            let mut parts: Vec<crate::api::Operand> =
+                (0..b as isize).map(|d| x.shape_i(d).into()).collect();
+            let batch_sizes = crate::api::shape::make_vector(&std::mem::take(&mut parts));
+            let shape = crate::api::shape::concatenate(&[batch_sizes, rest[0].clone()], 0);
+            Ok(vec![x.reshape_to(&shape)])
+        }
+        // Unbatched pieces are spread over the batch first (a join does not broadcast).
+        Op::Join { axis } => {
+            let Some((reference, _)) = ins.iter().flatten().find(|(_, n)| *n == b) else {
+                return unsupported("no piece carries every batch dimension");
+            };
+            let batch_sizes: Vec<crate::api::Operand> = (0..b as isize)
+                .map(|d| reference.shape_i(d).into())
+                .collect();
+            let pieces: Vec<Var> = all
+                .iter()
+                .map(|p| {
+                    let spread = (0..b).any(|d| p.static_shape()[d] == Some(1));
+                    if spread {
+                        let mut sizes = batch_sizes.clone();
+                        sizes.extend((b..p.ndim()).map(|d| p.shape_i(d as isize).into()));
+                        crate::api::shape::alloc(p, &sizes)
+                    } else {
+                        p.clone()
+                    }
+                })
+                .collect();
+            Ok(vec![crate::api::shape::concatenate(
+                &pieces,
+                (axis + b) as isize,
+            )])
+        }
+        Op::Alloc | Op::Reshape { .. } => unsupported("its sizes are batched"),
+        Op::MakeVector(_)
         | Op::Arange(_)
-        | Op::Join { .. }
         | Op::Split { .. }
         | Op::IncSubtensor { .. }
         | Op::AdvancedSubtensor(_)

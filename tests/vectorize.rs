@@ -289,16 +289,22 @@ fn allocs_reshapes_and_joins_batch() {
         &[],
         &x.broadcast_to(&[2.into(), 4.into()]).exp(),
         &xs,
-        &[batch.clone()],
+        std::slice::from_ref(&batch),
     );
     // Reshapes, with a -1, and flatten of a derived matrix.
-    check_batched(&x, &[], &x.reshape(&[2, -1]).sum(0), &xs, &[batch.clone()]);
+    check_batched(
+        &x,
+        &[],
+        &x.reshape(&[2, -1]).sum(0),
+        &xs,
+        std::slice::from_ref(&batch),
+    );
     check_batched(
         &x,
         &[],
         &x.reshape(&[2, 2]).t().flatten(),
         &xs,
-        &[batch.clone()],
+        std::slice::from_ref(&batch),
     );
     // A join of a batched piece with a shared one.
     check_batched(

@@ -38,8 +38,8 @@ pub use dtype::{promote, DType, Literal};
 pub use error::{GraphError, Result};
 pub use fgraph::{Client, FunctionGraph, NodeId, Origin, VarId};
 pub use grad::{
-    expand_grad, grad, grad_with, hessian_vector_product, jacobian, pullback, pushforward,
-    pushforward_by_pullback, value_and_grad, Disconnected, GradOptions, InputGrad,
+    expand_grad, grad, grad_with, gradient_graph, hessian_vector_product, jacobian, pullback,
+    pushforward, pushforward_by_pullback, value_and_grad, Disconnected, GradOptions, InputGrad,
 };
 pub use ops::{Op, ScalarOp};
 pub use print::{dprint, to_dot};

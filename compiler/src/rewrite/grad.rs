@@ -1,10 +1,10 @@
 //! Expansion of lazy gradients (DESIGN §7): each `Grad` node's cost graph is rewritten by
-//! canonicalize and stabilize first, then differentiated (`tensorlift_ir::expand_grad`)
+//! canonicalize and stabilize first, then differentiated (`tensorlift_ir::gradient_graph`)
 //! and its gradient graph copied in place of the node, so the gradient of the stabilized
 //! form is taken (d/dx log(sigmoid(x)) at -800 is 1, not NaN).
 
 use tensorlift_ir::ops::{GradOp, InnerGraph};
-use tensorlift_ir::{expand_grad, FunctionGraph, Op, Var};
+use tensorlift_ir::{gradient_graph, FunctionGraph, Op};
 
 use super::inline::copy_graph;
 use super::{all_rules, run_group, Driver, RewriteReport, Rule, RuleFilter};
@@ -41,15 +41,7 @@ pub fn expand_grads(
             cost: InnerGraph::new(cost),
             n_wrt: lazy.n_wrt,
         };
-        let inputs: Vec<Var> = rewritten
-            .cost
-            .input_types()
-            .iter()
-            .enumerate()
-            .map(|(k, t)| Var::input(&format!("wrt{k}"), (*t).clone()))
-            .collect();
-        let grads = expand_grad(&rewritten, &inputs).map_err(CompileError::Graph)?;
-        let graph = FunctionGraph::new(&inputs, &grads).map_err(CompileError::Graph)?;
+        let graph = gradient_graph(&rewritten).map_err(CompileError::Graph)?;
         let (outer_inputs, outputs) = (e.inputs.clone(), e.outputs.clone());
         let new = copy_graph(fg, &graph, &outer_inputs).map_err(CompileError::Graph)?;
         for (old, new) in outputs.into_iter().zip(new) {

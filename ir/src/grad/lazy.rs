@@ -60,3 +60,18 @@ pub fn expand(op: &GradOp, inputs: &[Var]) -> Result<Vec<Var>> {
         .map(|g| g.ok_or_else(|| GraphError::Internal("Grad: a gradient is missing".into())))
         .collect()
 }
+
+/// The gradient a `Grad` node stands for as a graph of its own: the node's inputs in, the
+/// gradients out (what the pipeline copies in place of the node, and what the interpreter
+/// runs when it meets one).
+pub fn gradient_graph(op: &GradOp) -> Result<FunctionGraph> {
+    let inputs: Vec<Var> = op
+        .cost
+        .input_types()
+        .iter()
+        .enumerate()
+        .map(|(k, t)| Var::input(&format!("wrt{k}"), (*t).clone()))
+        .collect();
+    let grads = expand(op, &inputs)?;
+    FunctionGraph::new(&inputs, &grads)
+}

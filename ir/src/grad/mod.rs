@@ -18,12 +18,11 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::api::Operand;
-use crate::dtype::DType;
 use crate::error::{GraphError, Result};
 use crate::var::{postorder, Node, Var};
 
 pub use jacobian::jacobian;
-pub use lazy::expand as expand_grad;
+pub use lazy::{expand as expand_grad, gradient_graph};
 pub use pullback::pullback;
 pub use pushforward::{hessian_vector_product, pushforward, pushforward_by_pullback};
 
@@ -347,11 +346,6 @@ pub(crate) fn shape_of(x: &Var) -> Vec<Operand> {
 /// Zeros of x's type.
 pub(crate) fn zeros_like(x: &Var) -> Var {
     crate::api::shape::zeros(&shape_of(x), x.dtype())
-}
-
-/// Zeros of x's shape in `dtype`.
-pub(crate) fn zeros_of(x: &Var, dtype: DType) -> Var {
-    crate::api::shape::zeros(&shape_of(x), dtype)
 }
 
 /// Whether `v` is an integer or bool variable (no gradient flows through it).

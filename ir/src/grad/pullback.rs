@@ -5,7 +5,7 @@
 
 use super::scalar::elemwise_pullback;
 use super::InputGrad;
-use super::{grad_with, is_discrete, shape_of, zeros_like, zeros_of, Disconnected, GradOptions};
+use super::{grad_with, is_discrete, shape_of, zeros_like, Disconnected, GradOptions};
 use crate::api::elemwise::switch;
 use crate::api::index::Idx;
 use crate::api::shape::{alloc, concatenate};
@@ -482,8 +482,8 @@ fn ifelse_pullback(
             continue;
         }
         let x = &values[k];
-        then_grads.push(t.unwrap_or_else(|| zeros_of(x, x.dtype())));
-        else_grads.push(e.unwrap_or_else(|| zeros_of(x, x.dtype())));
+        then_grads.push(t.unwrap_or_else(|| zeros_like(x)));
+        else_grads.push(e.unwrap_or_else(|| zeros_like(x)));
         connected.push(k);
     }
     let mut result = vec![InputGrad::Disconnected; inputs.len()];

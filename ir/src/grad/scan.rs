@@ -8,7 +8,7 @@
 //! pulls the adjoint back through it: into the state before the step (the next adjoint),
 //! the sequences' slices (a trace, reversed at the end) and the non-sequences (summed).
 
-use super::{grad_with, zeros_of, Disconnected, GradOptions, InputGrad};
+use super::{grad_with, zeros_like, Disconnected, GradOptions, InputGrad};
 use crate::api::index::Idx;
 use crate::api::scan::scan;
 use crate::api::shape::{alloc, concatenate};
@@ -101,7 +101,7 @@ pub(super) fn scan_pullback(
     let grad_or_zeros = |i: usize| -> Var {
         output_grads[i]
             .clone()
-            .unwrap_or_else(|| zeros_of(&outputs[i], outputs[i].dtype()))
+            .unwrap_or_else(|| zeros_like(&outputs[i]))
     };
     let last_grads: Vec<Var> = float_states.iter().map(|k| grad_or_zeros(2 * k)).collect();
     let trace_grads: Vec<Var> = float_states
@@ -114,10 +114,7 @@ pub(super) fn scan_pullback(
     let mut sequences: Vec<&Var> = entering.iter().collect();
     sequences.extend(seqs.iter());
     sequences.extend(trace_grads.iter());
-    let ns_zeros: Vec<Var> = float_ns
-        .iter()
-        .map(|p| zeros_of(&non_seqs[*p], non_seqs[*p].dtype()))
-        .collect();
+    let ns_zeros: Vec<Var> = float_ns.iter().map(|p| zeros_like(&non_seqs[*p])).collect();
     let seq_zeros: Vec<Var> = float_seqs.iter().map(|q| zero_slice(&seqs[*q])).collect();
     let mut initial: Vec<&Var> = last_grads.iter().collect();
     initial.extend(ns_zeros.iter());

@@ -286,16 +286,7 @@ pub fn eval_node_named(
         Op::Scan(scan) => crate::reference::scan::eval_scan(name, scan, args),
         // Normally expanded by the compile pipeline; run as given, it is differentiated here.
         Op::Grad(g) => {
-            let inputs: Vec<tensorlift_ir::Var> = g
-                .cost
-                .input_types()
-                .iter()
-                .enumerate()
-                .map(|(k, t)| tensorlift_ir::Var::input(&format!("g{k}"), (*t).clone()))
-                .collect();
-            let grads = tensorlift_ir::expand_grad(g, &inputs)
-                .map_err(|e| RuntimeError::op(name, e.to_string()))?;
-            let graph = tensorlift_ir::FunctionGraph::new(&inputs, &grads)
+            let graph = tensorlift_ir::gradient_graph(g)
                 .map_err(|e| RuntimeError::op(name, e.to_string()))?;
             Program::new(graph)?.run(args)
         }

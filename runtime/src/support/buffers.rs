@@ -183,12 +183,6 @@ trait MatrixVector: Copy + Send + Sync {
             Self::axpy(out, *s, &m[k * stride..k * stride + out.len()]);
         }
     }
-    /// Four `axpy`s in order.
-    fn axpy4(out: &mut [Self], s: [Self; 4], x: [&[Self]; 4]) {
-        for (s, x) in s.into_iter().zip(x) {
-            Self::axpy(out, s, x);
-        }
-    }
     const ZERO: Self;
 }
 
@@ -204,9 +198,6 @@ impl MatrixVector for f64 {
     }
     fn axpys(out: &mut [f64], m: &[f64], stride: usize, s: &[f64]) {
         super::row_reduce::axpys_at(crate::vector_math::simd_level(), out, m, stride, s)
-    }
-    fn axpy4(out: &mut [f64], s: [f64; 4], x: [&[f64]; 4]) {
-        super::row_reduce::axpy4_at(crate::vector_math::simd_level(), out, s, x)
     }
     const ZERO: f64 = 0.0;
 }
@@ -328,21 +319,18 @@ unsafe fn matrix_vector<T: MatrixVector>(ma: Matrix, mb: Matrix, mo: Matrix) -> 
                 T::axpys(out, m, inner as usize, &scales);
                 return;
             }
-            // SAFETY (both closures): line k along the result starts at k·inner and
-            // holds n_out contiguous elements, of which this part reads `range`; vector
-            // element k is at k·v_stride; both inside their buffers for k < n_in.
-            let line = |k: usize| unsafe {
-                std::slice::from_raw_parts(mp.offset(k as isize * inner).add(range.start), len)
-            };
-            let scale = |k: usize| unsafe { *vp.offset(k as isize * v_stride) };
-            let mut k = 0;
-            while k + 4 <= n_in {
-                let s = [scale(k), scale(k + 1), scale(k + 2), scale(k + 3)];
-                T::axpy4(out, s, [line(k), line(k + 1), line(k + 2), line(k + 3)]);
-                k += 4;
-            }
-            for k in k..n_in {
-                T::axpy(out, scale(k), line(k));
+            // Lines walked backwards (a reversed view): one after the other.
+            for k in 0..n_in {
+                // SAFETY: line k along the result starts at k·inner and holds n_out
+                // contiguous elements, of which this part reads `range`; vector element
+                // k is at k·v_stride; both inside their buffers for k < n_in.
+                unsafe {
+                    let line = std::slice::from_raw_parts(
+                        mp.offset(k as isize * inner).add(range.start),
+                        len,
+                    );
+                    T::axpy(out, *vp.offset(k as isize * v_stride), line);
+                }
             }
         };
         in_parts(n_out, parts, run);

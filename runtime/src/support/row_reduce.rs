@@ -280,20 +280,6 @@ simd_versions!(
 );
 
 simd_versions!(
-    /// `out[k] += s[0]·rows[0][k] + … + s[3]·rows[3][k]`, added one row after the other
-    /// (the same result as four `axpy_at` calls, with a quarter of the stores to `out`).
-    pub fn axpy4_at(out: &mut [f64], s: [f64; 4], rows: [&[f64]; 4]) {
-        let n = out
-            .len()
-            .min(rows.iter().map(|r| r.len()).min().unwrap_or(0));
-        let [r0, r1, r2, r3] = rows.map(|r| &r[..n]);
-        for (k, o) in out[..n].iter_mut().enumerate() {
-            *o = (((*o + s[0] * r0[k]) + s[1] * r1[k]) + s[2] * r2[k]) + s[3] * r3[k];
-        }
-    }
-);
-
-simd_versions!(
     /// `out[k] *= row[k]`.
     pub fn mul_into_at(out: &mut [f64], row: &[f64]) {
         accumulate_into(out, row, |a, x| a * x)
@@ -321,6 +307,28 @@ pub const ROW_LEVEL: SimdLevel = SimdLevel::Avx2;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn rows() -> Vec<Vec<f64>> {
+        let mut state = 7u64;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 11) as f64 / (1u64 << 53) as f64 * 4.0 - 2.0
+        };
+        let mut rows: Vec<Vec<f64>> = [0, 1, 15, 16, 17, 33, 100, 1001]
+            .iter()
+            .map(|n| (0..*n).map(|_| next()).collect())
+            .collect();
+        rows.push(vec![1.0, f64::NAN, 3.0]);
+        rows.push(
+            (0..40)
+                .map(|k| if k == 37 { f64::NAN } else { k as f64 })
+                .collect(),
+        );
+        rows.push(vec![f64::INFINITY, 1.0, f64::NEG_INFINITY]);
+        rows
+    }
 
     #[test]
     fn dots_of_many_rows_are_each_rows_dot() {
@@ -365,46 +373,6 @@ mod tests {
                 .all(|(a, b)| a == b || (a.is_nan() && b.is_nan()));
             assert!(same, "{level:?}");
         }
-    }
-
-    #[test]
-    fn four_scaled_rows_add_up_as_one_after_the_other() {
-        let rows = rows();
-        let long: Vec<&Vec<f64>> = rows.iter().filter(|r| r.len() >= 100).collect();
-        let n = long.iter().map(|r| r.len()).min().unwrap();
-        let parts: [&[f64]; 4] = [&long[0][..n], &long[1][..n], &long[0][..n], &long[1][..n]];
-        let s = [0.5, -1.25, 3.0, 1e-3];
-        for level in [SimdLevel::Baseline, SimdLevel::Avx2, SimdLevel::Avx512] {
-            let mut one_by_one = vec![0.25; n];
-            for (s, r) in s.iter().zip(parts) {
-                axpy_at(level, &mut one_by_one, *s, r);
-            }
-            let mut four = vec![0.25; n];
-            axpy4_at(level, &mut four, s, parts);
-            assert_eq!(four, one_by_one, "{level:?}");
-        }
-    }
-
-    fn rows() -> Vec<Vec<f64>> {
-        let mut state = 7u64;
-        let mut next = move || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (state >> 11) as f64 / (1u64 << 53) as f64 * 4.0 - 2.0
-        };
-        let mut rows: Vec<Vec<f64>> = [0, 1, 15, 16, 17, 33, 100, 1001]
-            .iter()
-            .map(|n| (0..*n).map(|_| next()).collect())
-            .collect();
-        rows.push(vec![1.0, f64::NAN, 3.0]);
-        rows.push(
-            (0..40)
-                .map(|k| if k == 37 { f64::NAN } else { k as f64 })
-                .collect(),
-        );
-        rows.push(vec![f64::INFINITY, 1.0, f64::NEG_INFINITY]);
-        rows
     }
 
     #[test]

@@ -43,7 +43,7 @@ def case(name, op, inputs, fn, **params):
             out = fn(*inputs)
         outs = list(out) if isinstance(out, (tuple, list)) else [out]
         entry["expected"] = [enc(o) for o in outs]
-    except (IndexError, ValueError, ZeroDivisionError):
+    except (IndexError, ValueError, ZeroDivisionError, np.linalg.LinAlgError):
         entry["error"] = True
     CASES.append(entry)
 
@@ -429,6 +429,89 @@ for dt in FLOATS + ["int8", "int64", "bool"]:
 case("dot_mixed_dtypes", "dot", [sample("int16", (2, 3)), sample("float32", (3, 2))], np.dot)
 case("dot_empty_inner", "dot", [np.zeros((2, 0)), np.zeros((0, 3))], np.dot)
 case("dot_mismatch", "dot", [sample("float64", (2, 3)), sample("float64", (4, 2))], np.dot)
+
+# ---------------------------------------------------------------- Linear algebra
+# Batched right-hand-side vectors follow PyTensor (b has one dimension less than a); NumPy
+# 2 reads such a b as a matrix, so the script adds and drops the column itself. Eigenvector
+# signs are arbitrary: the test graph and this script both flip each column so that its
+# first row is positive.
+def spd(dt, shape):
+    a = rng.standard_normal(shape)
+    n = shape[-1]
+    return (a @ np.swapaxes(a, -1, -2) / n + np.eye(n)).astype(dt)
+
+
+def solve_vec(a, b):
+    return np.linalg.solve(a, b[..., None])[..., 0]
+
+
+def tri_solve(lower, vector):
+    def f(a, b):
+        t = np.tril(a) if lower else np.triu(a)
+        return solve_vec(t, b) if vector else np.linalg.solve(t, b)
+    return f
+
+
+def eigh_signed(x):
+    w, v = np.linalg.eigh(x)
+    return w, v * np.sign(v[..., :1, :])
+
+
+for dt in FLOATS:
+    for shape in [(4, 4), (3, 5, 5), (2, 1, 3, 3)]:
+        tag = "x".join(map(str, shape))
+        g = rng.standard_normal(shape).astype(dt)
+        case(f"det_{tag}_{dt}", "det", [g], np.linalg.det)
+        case(f"slogdet_{tag}_{dt}", "slogdet", [g], lambda x: tuple(np.linalg.slogdet(x)))
+        case(f"inv_{tag}_{dt}", "inv", [g], np.linalg.inv)
+        s = spd(dt, shape)
+        case(f"cholesky_{tag}_{dt}", "cholesky", [s], np.linalg.cholesky, lower=True)
+        case(f"cholesky_upper_{tag}_{dt}", "cholesky", [s], lambda x: np.linalg.cholesky(x, upper=True),
+             lower=False)
+        case(f"eigh_{tag}_{dt}", "eigh", [s], eigh_signed)
+        n = shape[-1]
+        bv = rng.standard_normal(shape[:-1]).astype(dt)
+        bm = rng.standard_normal(shape[:-1] + (2,)).astype(dt)
+        case(f"solve_vec_{tag}_{dt}", "solve", [g, bv], solve_vec)
+        case(f"solve_mat_{tag}_{dt}", "solve", [g, bm], np.linalg.solve)
+        t = (g + 3 * np.eye(n)).astype(dt)
+        for lower in [True, False]:
+            side = "lower" if lower else "upper"
+            case(f"solve_triangular_{side}_vec_{tag}_{dt}", "solve_triangular", [t, bv],
+                 tri_solve(lower, True), lower=lower)
+            case(f"solve_triangular_{side}_mat_{tag}_{dt}", "solve_triangular", [t, bm],
+                 tri_solve(lower, False), lower=lower)
+    r = rng.standard_normal((3, 4, 5)).astype(dt)
+    for off in [0, 1, -2, 7]:
+        case(f"diagonal_{off}_{dt}", "diagonal", [r], lambda x, o=off: np.diagonal(x, o, -2, -1), offset=off,
+             axis1=-2, axis2=-1)
+    case(f"diagonal_axes02_{dt}", "diagonal", [r], lambda x: np.diagonal(x, 1, 0, 2), offset=1, axis1=0, axis2=2)
+    case(f"matmul_batch_matrix_{dt}", "matmul", [rng.standard_normal((3, 2, 4)).astype(dt),
+                                                 rng.standard_normal((4, 5)).astype(dt)], np.matmul)
+    case(f"matmul_batch_batch_{dt}", "matmul", [rng.standard_normal((3, 2, 4)).astype(dt),
+                                                rng.standard_normal((3, 4, 5)).astype(dt)], np.matmul)
+    case(f"matmul_broadcast_{dt}", "matmul", [rng.standard_normal((2, 1, 3, 4)).astype(dt),
+                                              rng.standard_normal((5, 4, 2)).astype(dt)], np.matmul)
+    case(f"matmul_batch_vector_{dt}", "matmul", [rng.standard_normal((3, 2, 4)).astype(dt),
+                                                 rng.standard_normal((4,)).astype(dt)], np.matmul)
+# Integer matrices are cast to float64 first.
+case("det_int64", "det", [rng.integers(-3, 4, (3, 3))], lambda x: np.linalg.det(x.astype(np.float64)))
+case("solve_int32", "solve", [np.array([[2, 1], [1, 3]], dtype=np.int32), np.array([1, 2], dtype=np.int32)],
+     lambda a, b: np.linalg.solve(a.astype(np.float64), b.astype(np.float64)))
+# Singular and indefinite matrices, mismatched sizes.
+sing = np.array([[1.0, 2.0, 3.0], [2.0, 4.0, 6.0], [1.0, 0.0, 1.0]])
+case("det_singular", "det", [sing], np.linalg.det)
+case("slogdet_singular", "slogdet", [sing], lambda x: tuple(np.linalg.slogdet(x)))
+case("slogdet_negative", "slogdet", [np.array([[0.0, 2.0], [3.0, 1.0]])], lambda x: tuple(np.linalg.slogdet(x)))
+case("inv_singular", "inv", [sing], np.linalg.inv)
+case("inv_singular_in_batch", "inv", [np.stack([np.eye(3), sing])], np.linalg.inv)
+case("solve_singular", "solve", [sing, np.ones(3)], np.linalg.solve)
+case("cholesky_indefinite", "cholesky", [np.array([[1.0, 2.0], [2.0, 1.0]])], np.linalg.cholesky, lower=True)
+case("solve_rows_mismatch", "solve", [np.eye(3), np.ones(4)], np.linalg.solve)
+case("det_not_square", "det", [np.ones((2, 3))], np.linalg.det)
+case("solve_batch_mismatch", "solve", [np.stack([np.eye(2)] * 3), np.ones((4, 2))], solve_vec)
+case("det_empty_batch", "det", [np.zeros((0, 3, 3))], np.linalg.det)
+case("det_0x0", "det", [np.zeros((0, 0))], np.linalg.det)
 
 out = pathlib.Path(__file__).resolve().parent.parent / "tests" / "data" / "numpy_cases.json"
 out.parent.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,7 @@ pub use function::{function, Function, FunctionBuilder};
 pub use gradcheck::{verify_grad, VerifyGrad};
 pub use tensorlift_compiler::{CompileError, Mode, RewriteReport};
 pub use tensorlift_ir as ir;
+pub use tensorlift_ir::api::linalg;
 pub use tensorlift_ir::{
     alloc, arange, arange_dtype, clone_replace, concatenate, constant, dprint, full, idx,
     make_vector, matrix, ones, scalar, split, split_by, stack, switch, tensor, to_dot, vector,

@@ -1,7 +1,7 @@
 //! vectorize_graph (issue 20, first step): each batching rule against the oracle of
 //! stacking the unbatched function applied to each batch element, in both backends,
 //! including the outputs' static shapes; unbatched operands broadcast; runtime
-//! broadcasting of batch dimensions is refused; ops without a rule are named.
+//! broadcasting of batch dimensions is refused; ops without a rule become Blockwise.
 
 use ndarray::Axis;
 use tensorlift::prelude::*;
@@ -143,20 +143,54 @@ fn batches_of_different_depths_and_sizes() {
 }
 
 #[test]
-fn ops_without_a_rule_are_named() {
+fn ops_without_a_rule_fall_back_to_blockwise() {
     let x = vector("x", Float64);
     let xs = matrix("xs", Float64);
-    let e = vectorize_graph(&[&x.cumsum(None)], &[(&x, &xs)]).unwrap_err();
-    assert!(e.to_string().contains("CumSum"), "{e}");
-    assert!(e.to_string().contains("cannot be vectorized yet"), "{e}");
-    let index = constant(TensorData::from(ndarray::array![0i64, 2]));
-    let picked = x.get(vec![Idx::Array(index)]);
-    let e = vectorize_graph(&[&picked], &[(&x, &xs)]).unwrap_err();
-    assert!(e.to_string().contains("AdvancedSubtensor"), "{e}");
+    let batch = spread(&[3, 5], -1.0, 1.0);
+    let is_blockwise = |v: &Var| {
+        let b = vectorize_graph(&[v], &[(&x, &xs)]).unwrap();
+        let printed = dprint(&[&b[0]]).unwrap();
+        assert!(printed.contains("Blockwise{"), "{printed}");
+    };
+    // A running sum of the flattened input, an advanced index, a batched IncSubtensor.
+    let running = x.cumsum(None);
+    is_blockwise(&running);
+    check_batched(&x, &[], &running, &xs, std::slice::from_ref(&batch));
+    let index = constant(TensorData::from(ndarray::array![0i64, 2, 2]));
+    let picked = x.get(vec![Idx::Array(index.clone())]);
+    is_blockwise(&picked);
+    check_batched(&x, &[], &picked, &xs, std::slice::from_ref(&batch));
+    let bumped = x.inc(vec![Idx::Array(index)], 1.5);
+    check_batched(&x, &[], &bumped, &xs, std::slice::from_ref(&batch));
     let e = vectorize_graph(&[&x.exp()], &[(&x, &vector("v", Float64))]);
     assert!(e.is_ok(), "no extra dimension is no batch");
     let e = vectorize_graph(&[&x.exp()], &[(&x, &scalar("s", Float64))]).unwrap_err();
     assert!(e.to_string().contains("leading batch"), "{e}");
+}
+
+/// A Blockwise whose core results differ in shape between batch elements is refused
+/// when it runs, naming the op.
+#[test]
+fn blockwise_core_shapes_must_agree() {
+    let (x, n) = (vector("x", Float64), scalar("n", Int64));
+    let xs = matrix("xs", Float64);
+    let ns = vector("ns", Int64);
+    let out = x.get(vec![(0i64..).into()]).sum(All) + arange(&n).cast(Float64).sum(All);
+    let grown = (&x * 1.0).get(vec![Idx::slice(None, Some((&n).into()), None)]);
+    let b = vectorize_graph(&[&grown, &out], &[(&x, &xs), (&n, &ns)]).unwrap();
+    for mode in [Mode::Reference, Mode::Jit] {
+        let f = function(&[&xs, &ns], &[&b[0]])
+            .mode(mode)
+            .compile()
+            .unwrap();
+        let ok = f.call(&[spread(&[2, 4], -1.0, 1.0), ndarray::array![3i64, 3].into()]);
+        assert_eq!(ok.unwrap()[0].shape(), &[2, 3]);
+        let e = f
+            .call(&[spread(&[2, 4], -1.0, 1.0), ndarray::array![3i64, 2].into()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("one core shape for the whole batch"), "{e}");
+    }
 }
 
 #[test]
@@ -265,15 +299,31 @@ fn products_of_batched_vectors_batch() {
     );
     // x·x with x batched: one dot per element.
     check_batched(&x, &[], &x.dot(&x), &xs, &[batch]);
-    // A batched matrix has no rule yet.
-    let (m, ms) = (
-        matrix("m", Float64),
-        tensor("ms", Float64, [None, None, None]),
+    // A batched matrix: a batched matmul (Blockwise of Dot).
+    let m = matrix("m", Float64);
+    let ms = tensor("ms", Float64, [None, None, None]);
+    let (um, w) = (matrix("um", Float64), vector("w", Float64));
+    let cube = spread(&[3, 2, 4], -1.0, 1.0);
+    check_batched(
+        &m,
+        &[&um],
+        &m.dot(&um),
+        &ms,
+        &[cube.clone(), spread(&[4, 5], -1.0, 1.0)],
     );
-    let e = vectorize_graph(&[&m.dot(&u)], &[(&m, &ms)]).unwrap_err();
-    assert!(
-        e.to_string().contains("Dot cannot be vectorized yet"),
-        "{e}"
+    check_batched(
+        &m,
+        &[&w],
+        &m.dot(&w),
+        &ms,
+        &[cube.clone(), spread(&[4], -1.0, 1.0)],
+    );
+    check_batched(
+        &m,
+        &[&um],
+        &um.dot(&m),
+        &ms,
+        &[cube, spread(&[5, 2], -1.0, 1.0)],
     );
 }
 

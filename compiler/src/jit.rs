@@ -111,6 +111,8 @@ fn is_view(op: &Op) -> bool {
         | Op::OpFromGraph(_)
         | Op::Scan(_)
         | Op::IfElse(_)
+        | Op::Linalg(_)
+        | Op::Blockwise(_)
         | Op::Grad(_) => false,
     }
 }
@@ -123,16 +125,47 @@ pub fn interpreted_nodes(fg: &FunctionGraph) -> Vec<NodeId> {
         .into_iter()
         .filter(|n| {
             fg.node(*n).is_some_and(|e| {
-                !is_view(&e.op) && !is_sub_plan(&e.op) && lower_node(fg, *n).is_none()
+                !is_view(&e.op)
+                    && !is_sub_plan(&e.op)
+                    && !is_library_call(&e.op)
+                    && lower_node(fg, *n).is_none()
             })
         })
         .collect()
 }
 
 /// Whether the JIT runs `op` through compiled functions of its own (sub-plans): a kept
-/// OpFromGraph, a scan's body, an IfElse's branches.
+/// OpFromGraph, a scan's body, an IfElse's branches, a Blockwise's core.
 fn is_sub_plan(op: &Op) -> bool {
-    matches!(op, Op::OpFromGraph(_) | Op::Scan(_) | Op::IfElse(_))
+    matches!(
+        op,
+        Op::OpFromGraph(_) | Op::Scan(_) | Op::IfElse(_) | Op::Blockwise(_)
+    )
+}
+
+/// Whether the JIT runs `op` as a call of the runtime's linear-algebra library (`faer`,
+/// the implementation the reference uses too).
+fn is_library_call(op: &Op) -> bool {
+    matches!(op, Op::Linalg(_))
+}
+
+/// The graphs a sub-plan node runs: its inner graphs, or a Blockwise's core graph.
+fn sub_plan_graphs(fg: &FunctionGraph, node: NodeId) -> Result<Vec<FunctionGraph>, CompileError> {
+    let Some(e) = fg.node(node) else {
+        return Ok(Vec::new());
+    };
+    if let Op::Blockwise(bw) = &e.op {
+        let types: Vec<&TensorType> = e.inputs.iter().map(|x| &fg.var(*x).ty).collect();
+        let core = bw
+            .core_graph(&bw.core_types(&types))
+            .map_err(|err| CompileError::Internal(format!("{}: {err}", e.op)))?;
+        return Ok(vec![core]);
+    }
+    Ok(e.op
+        .inner_graphs()
+        .iter()
+        .map(|g| g.graph().clone())
+        .collect())
 }
 
 /// The interpreted nodes of `fg` and, recursively, of the inner graphs it calls as
@@ -150,11 +183,8 @@ fn interpreted_lines(fg: &FunctionGraph, within: &str) -> Vec<Unsupported> {
     for n in fg.toposort() {
         let Some(e) = fg.node(n) else { continue };
         if is_sub_plan(&e.op) {
-            for g in e.op.inner_graphs() {
-                found.extend(interpreted_lines(
-                    g.graph(),
-                    &format!("{within}{} > ", e.op),
-                ));
+            for g in sub_plan_graphs(fg, n).unwrap_or_default() {
+                found.extend(interpreted_lines(&g, &format!("{within}{} > ", e.op)));
             }
         }
     }
@@ -215,11 +245,11 @@ impl JitBackend {
                     continue;
                 }
             }
-            let inner = e.op.inner_graphs();
+            let inner = sub_plan_graphs(&fgraph, n)?;
             if !inner.is_empty() {
                 let plans = inner
-                    .iter()
-                    .map(|g| self.build(g.graph().clone()).map(|j| j.plan))
+                    .into_iter()
+                    .map(|g| self.build(g).map(|j| j.plan))
                     .collect::<Result<Vec<_>, _>>()?;
                 sub_plans.insert(n, plans);
             }
@@ -373,6 +403,8 @@ impl KernelNode {
             | Op::OpFromGraph(_)
             | Op::Scan(_)
             | Op::IfElse(_)
+            | Op::Linalg(_)
+            | Op::Blockwise(_)
             | Op::Grad(_) => return None,
         };
         Some(KernelNode {

@@ -182,6 +182,8 @@ fn lower_unchecked(fg: &FunctionGraph, node: NodeId) -> Option<Kernel> {
         | Op::IfElse(_) => None,
         // Expanded by the compile pipeline before any backend sees it.
         Op::Grad(_) => None,
+        // A call of the linear-algebra library; a driver over a compiled core.
+        Op::Linalg(_) | Op::Blockwise(_) => None,
     }
 }
 

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 
 use crate::error::{GraphError, Result};
-use crate::ops::{DimShuffle, IndexSlot, Op};
+use crate::ops::{Blockwise, DimShuffle, IndexSlot, Op, Signature};
 use crate::var::{postorder, Var, VarKind};
 
 /// `outputs` rebuilt with each `replace` pair's first variable replaced by the second,
@@ -207,7 +207,7 @@ fn batch_node(op: &Op, inputs: &[Var], ins: &[Option<(Var, usize)>], b: usize) -
             vec![first()],
         ),
         Op::ArgReduce { axis: None, .. } | Op::Cumulative { axis: None, .. } => {
-            unsupported("along the flattened input (flatten the core dimensions first)")
+            all_core_blockwise(op, inputs, all)
         }
         Op::Softmax { axis } => apply(Op::Softmax { axis: axis + b }, vec![first()]),
         Op::SpecifyShape(shape) => {
@@ -227,9 +227,7 @@ fn batch_node(op: &Op, inputs: &[Var], ins: &[Option<(Var, usize)>], b: usize) -
             args.extend(rest);
             apply(Op::Subtensor(shifted), args)
         }
-        Op::CheckAndRaise { .. } | Op::Subtensor(_) => {
-            unsupported("its conditions or indices are batched")
-        }
+        Op::CheckAndRaise { .. } | Op::Subtensor(_) => all_core_blockwise(op, inputs, all),
         // Handled by the caller (the core shape is unbatched).
         Op::Shape => unsupported("internal: Shape reached the batching rules"),
         Op::Dot if b == 1 => {
@@ -254,9 +252,7 @@ fn batch_node(op: &Op, inputs: &[Var], ins: &[Option<(Var, usize)>], b: usize) -
                 (2, 1, None, Some(cv)) => Ok(vec![cv.dot(&a.t())]),
                 (1, 1, None, Some(cv)) => Ok(vec![cv.dot(a)]),
                 (1, 1, Some(av), Some(cv)) => Ok(vec![(av * cv).sum(-1)]),
-                _ => {
-                    unsupported("only products whose batched operands are vectors have a rule yet")
-                }
+                _ => dot_blockwise(inputs, all),
             }
         }
         // The value spread over the batch sizes, then the core sizes (between the two,
@@ -287,7 +283,7 @@ fn batch_node(op: &Op, inputs: &[Var], ins: &[Option<(Var, usize)>], b: usize) -
         // Unbatched pieces are spread over the batch first (a join does not broadcast).
         Op::Join { axis } => {
             let Some((reference, _)) = ins.iter().flatten().find(|(_, n)| *n == b) else {
-                return unsupported("no piece carries every batch dimension");
+                return all_core_blockwise(op, inputs, all);
             };
             let batch_sizes: Vec<crate::api::Operand> = (0..b as isize)
                 .map(|d| reference.shape_i(d).into())
@@ -310,19 +306,84 @@ fn batch_node(op: &Op, inputs: &[Var], ins: &[Option<(Var, usize)>], b: usize) -
                 (axis + b) as isize,
             )])
         }
-        Op::Alloc | Op::Reshape { .. } => unsupported("its sizes are batched"),
-        Op::MakeVector(_)
+        Op::Linalg(l) => blockwise(op.clone(), l.signature(), all),
+        Op::Blockwise(bw) => blockwise(bw.core.clone(), bw.signature.clone(), all),
+        Op::Dot => dot_blockwise(inputs, all),
+        Op::OpFromGraph(g) => {
+            // The inner graph vectorized on placeholders of the batched types, as a new
+            // op of the same kind (inlined or kept).
+            let core: Vec<Var> = inputs
+                .iter()
+                .enumerate()
+                .map(|(k, x)| Var::input(&format!("core{k}"), x.ty().clone()))
+                .collect();
+            let batched_in: Vec<Var> = inputs
+                .iter()
+                .zip(ins)
+                .enumerate()
+                .map(|(k, (x, bx))| {
+                    let v = bx.as_ref().map_or(x, |(v, _)| v);
+                    Var::input(&format!("batched{k}"), v.ty().clone())
+                })
+                .collect();
+            let inner = crate::grad::pullback::inline(&g.graph, &core)?;
+            let pairs: Vec<(&Var, &Var)> = core.iter().zip(&batched_in).collect();
+            let outs = vectorize_graph(&inner.iter().collect::<Vec<_>>(), &pairs)?;
+            let graph = crate::fgraph::FunctionGraph::new(&batched_in, &outs)?;
+            let op = crate::ops::OpFromGraph {
+                name: g.name.clone(),
+                graph: crate::ops::InnerGraph::new(graph),
+                inline: g.inline,
+            };
+            let args: Vec<Var> = inputs
+                .iter()
+                .zip(ins)
+                .map(|(x, bx)| bx.as_ref().map_or_else(|| x.clone(), |(v, _)| v.clone()))
+                .collect();
+            Var::apply(Op::OpFromGraph(std::sync::Arc::new(op)), args)
+        }
+        // Every other op: Blockwise of the op with all its dimensions core.
+        Op::Alloc
+        | Op::Reshape { .. }
+        | Op::MakeVector(_)
         | Op::Arange(_)
         | Op::Split { .. }
         | Op::IncSubtensor { .. }
         | Op::AdvancedSubtensor(_)
         | Op::AdvancedIncSubtensor { .. }
-        | Op::Dot
-        | Op::OpFromGraph(_)
         | Op::Scan(_)
         | Op::IfElse(_)
-        | Op::Grad(_) => unsupported("no batching rule yet (Blockwise comes next)"),
+        | Op::Grad(_) => all_core_blockwise(op, inputs, all),
     }
+}
+
+/// The product as a Blockwise `Dot` (e.g. matmul `(m,k),(k,n)->(m,n)`).
+fn dot_blockwise(inputs: &[Var], all: Vec<Var>) -> Result<Vec<Var>> {
+    let (ra, rb) = (inputs[0].ndim(), inputs[1].ndim());
+    let a: &[&str] = if ra == 2 { &["m", "k"] } else { &["k"] };
+    let c: &[&str] = if rb == 2 { &["k", "n"] } else { &["k"] };
+    let out: Vec<&str> = a[..ra - 1].iter().chain(&c[1..]).copied().collect();
+    let sig = format!("({}),({})->({})", a.join(","), c.join(","), out.join(","));
+    blockwise(Op::Dot, Signature::parse(&sig)?, all)
+}
+
+/// `op` as a Blockwise with every dimension core (the fallback for ops without a rule:
+/// its outputs' core shapes must agree between batch elements, checked when it runs).
+fn all_core_blockwise(op: &Op, inputs: &[Var], all: Vec<Var>) -> Result<Vec<Var>> {
+    let in_ranks: Vec<usize> = inputs.iter().map(Var::ndim).collect();
+    let out_ranks: Vec<usize> = Var::apply(op.clone(), inputs.to_vec())?
+        .iter()
+        .map(Var::ndim)
+        .collect();
+    blockwise(op.clone(), Signature::all_core(&in_ranks, &out_ranks), all)
+}
+
+/// `core` applied blockwise to `inputs` (which carry the batch dimensions).
+fn blockwise(core: Op, signature: Signature, inputs: Vec<Var>) -> Result<Vec<Var>> {
+    Var::apply(
+        Op::Blockwise(std::sync::Arc::new(Blockwise { core, signature })),
+        inputs,
+    )
 }
 
 /// JAX's `vmap` on symbolic values: `f` applied to each slice of the batched `inputs`

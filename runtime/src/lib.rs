@@ -21,7 +21,8 @@ pub mod support;
 pub use error::{Result, RuntimeError};
 pub use reference::interpreter::Program;
 pub use reference::{
-    composite, elemwise, indexing, interpreter, linalg, output_shape, reduce, shape_ops,
+    blockwise, composite, dense_linalg, elemwise, indexing, interpreter, linalg, output_shape,
+    reduce, shape_ops,
 };
 pub use scalar::{cast, Scalar};
 pub use signature::Signature;

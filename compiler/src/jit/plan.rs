@@ -12,7 +12,8 @@
 use std::fmt;
 use std::sync::Arc;
 
-use tensorlift_ir::ops::Scan;
+use tensorlift_ir::ops::{Blockwise, Scan};
+use tensorlift_runtime::reference::blockwise::run_blockwise;
 use tensorlift_runtime::reference::scan::run_scan;
 
 use super::*;
@@ -37,9 +38,22 @@ enum Action {
     NativeScan(Box<super::scan::NativeScan>),
     /// An IfElse: the condition read, then only the taken branch's plan runs.
     IfElse(Box<Plan>, Box<Plan>),
+    /// A Blockwise: the runtime's batch driver calling the core's plan per element.
+    Blockwise(Box<BlockwiseStep>),
+    /// A call of the runtime's linear-algebra library, with the op's name.
+    Library(String),
     /// A view or the interpreter: the reference's implementation, with the op's name.
     View(String),
     Interpreted(String),
+}
+
+/// What a Blockwise step needs besides its core plan (computed once).
+struct BlockwiseStep {
+    op: Arc<Blockwise>,
+    core: Plan,
+    name: String,
+    static_shapes: Vec<Vec<Option<usize>>>,
+    out_dtypes: Vec<DType>,
 }
 
 struct Step {
@@ -140,6 +154,23 @@ impl Plan {
                         (Op::IfElse(_), Some(then), Some(otherwise)) => {
                             Action::IfElse(then, otherwise)
                         }
+                        (Op::Blockwise(bw), Some(core), None) => {
+                            Action::Blockwise(Box::new(BlockwiseStep {
+                                op: bw.clone(),
+                                core: *core,
+                                name: e.op.to_string(),
+                                static_shapes: e
+                                    .inputs
+                                    .iter()
+                                    .map(|x| fgraph.var(*x).ty.shape.clone())
+                                    .collect(),
+                                out_dtypes: e
+                                    .outputs
+                                    .iter()
+                                    .map(|o| fgraph.var(*o).ty.dtype)
+                                    .collect(),
+                            }))
+                        }
                         (_, Some(plan), None) => Action::Call(plan),
                         _ => {
                             return Err(CompileError::Internal(format!(
@@ -150,6 +181,7 @@ impl Plan {
                     }
                 }
                 (None, None) if is_view(&e.op) => Action::View(e.op.to_string()),
+                (None, None) if is_library_call(&e.op) => Action::Library(e.op.to_string()),
                 (None, None) => Action::Interpreted(e.op.to_string()),
             };
             steps.push(Step {
@@ -237,7 +269,15 @@ impl Plan {
                     run_scan(name, scan, args, |inputs| body.run(inputs, pool))
                         .map(Values::from_vec)
                 }
-                Action::View(name) | Action::Interpreted(name) => {
+                Action::Blockwise(b) => {
+                    let statics: Vec<&[Option<usize>]> =
+                        b.static_shapes.iter().map(Vec::as_slice).collect();
+                    run_blockwise(&b.name, &b.op, &statics, &b.out_dtypes, args, true, |a| {
+                        b.core.run(a, pool)
+                    })
+                    .map(Values::from_vec)
+                }
+                Action::View(name) | Action::Interpreted(name) | Action::Library(name) => {
                     eval_node_named(fg, step.node, name, args).map(Values::from_vec)
                 }
             };
@@ -342,6 +382,12 @@ impl fmt::Display for Plan {
                     "a loop calling its body's compiled function ({} steps) once per step",
                     body.steps.len()
                 ),
+                Action::Blockwise(b) => format!(
+                    "a loop over the batch (both cores) calling its core's compiled function \
+                     ({} steps) per element",
+                    b.core.steps.len()
+                ),
+                Action::Library(_) => "a call of the linear-algebra library (faer)".into(),
                 Action::View(_) => "view (stride arithmetic, no copy)".into(),
                 Action::Interpreted(_) => "reference interpreter (no kernel)".into(),
             };
@@ -361,6 +407,8 @@ impl fmt::Display for Plan {
                 | Action::Scan(..)
                 | Action::NativeScan(_)
                 | Action::IfElse(..)
+                | Action::Blockwise(_)
+                | Action::Library(_)
                 | Action::View(_)
                 | Action::Interpreted(_) => false,
             };
@@ -377,7 +425,9 @@ impl fmt::Display for Plan {
             let inner: Vec<(&str, &Plan)> = match &step.action {
                 Action::Call(plan) | Action::Scan(_, plan, _) => vec![("", plan)],
                 Action::IfElse(then, otherwise) => vec![("then ", then), ("else ", otherwise)],
+                Action::Blockwise(b) => vec![("core ", &b.core)],
                 Action::Kernel(_)
+                | Action::Library(_)
                 | Action::NativeScan(_)
                 | Action::View(_)
                 | Action::Interpreted(_) => Vec::new(),

@@ -389,6 +389,8 @@ fn native_op(op: &Op, in_types: &[&TensorType]) -> bool {
         | Op::OpFromGraph(_)
         | Op::Scan(_)
         | Op::IfElse(_)
+        | Op::Linalg(_)
+        | Op::Blockwise(_)
         | Op::Grad(_) => false,
     }
 }

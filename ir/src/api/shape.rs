@@ -250,7 +250,7 @@ macro_rules! stop_only {
         }
     )*};
 }
-stop_only!(i32, i64, f64, &Var, Var);
+stop_only!(i32, i64, f64, &Var, Var, Operand);
 
 impl<A: Into<Operand>, B: Into<Operand>> RangeBounds for (A, B) {
     fn into_bounds(self) -> [Operand; 3] {

@@ -9,7 +9,8 @@
 
 mod jacobian;
 mod lazy;
-mod pullback;
+mod linalg;
+pub(crate) mod pullback;
 mod pushforward;
 mod scalar;
 mod scan;

@@ -116,6 +116,8 @@ pub fn pullback(
             write_pullback(*mode, read, set, x, g()?, &inputs[2..])
         }
         Op::Dot => dot_pullback(x, &inputs[1], &g()?),
+        Op::Linalg(l) => super::linalg::linalg_pullback(*l, inputs, outputs, output_grads),
+        Op::Blockwise(bw) => super::linalg::blockwise_pullback(bw, inputs, outputs, output_grads)?,
         Op::OpFromGraph(ofg) if ofg.inline => inner_pullback(&ofg.graph, inputs, output_grads)?,
         Op::OpFromGraph(ofg) => kept_pullback(ofg, inputs, outputs, output_grads)?,
         Op::IfElse(ifelse) => ifelse_pullback(ifelse, inputs, output_grads)?,

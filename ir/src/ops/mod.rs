@@ -5,6 +5,7 @@
 //! matches over `Op` exhaustively, so adding a variant makes the compiler list every place
 //! that must learn about it. Must not: compute values.
 
+pub mod blockwise;
 pub mod composite;
 pub mod graph;
 pub mod ifelse;
@@ -22,10 +23,12 @@ use crate::data::TensorData;
 use crate::error::{GraphError, Result};
 use crate::types::{elemwise_shape, TensorType};
 
+pub use blockwise::{Blockwise, Signature};
 pub use composite::{Composite, ScalarNode, ScalarRef};
 pub use graph::{GradOp, InnerGraph, OpFromGraph};
 pub use ifelse::IfElse;
 pub use indexing::{AdvancedSlot, IncMode, IndexSlot};
+pub use linalg::LinalgOp;
 pub use reduce::{ArgKind, CumKind, ReduceKind};
 pub use scalar::{Arity, ScalarOp};
 pub use scan::Scan;
@@ -94,6 +97,10 @@ pub enum Op {
     },
     /// NumPy `dot` of 1-d and 2-d operands.
     Dot,
+    /// A dense linear-algebra core op on matrices (the runtime's `faer` calls).
+    Linalg(LinalgOp),
+    /// A core op applied over leading batch dimensions (a generalized ufunc).
+    Blockwise(Arc<Blockwise>),
     /// `CheckAndRaise(x, c0, c1, ...)`: x, after checking every condition is all true;
     /// otherwise the call fails with `message`.
     CheckAndRaise { message: String },
@@ -198,6 +205,8 @@ impl Op {
                 &name, slots, inputs,
             )?),
             Op::Dot => one(linalg::infer_dot(&name, inputs)?),
+            Op::Linalg(l) => l.infer(&name, inputs),
+            Op::Blockwise(bw) => bw.infer(&name, inputs),
             Op::CheckAndRaise { .. } => one(infer_check_and_raise(&name, inputs)?),
             Op::OpFromGraph(g) => g.infer(&name, inputs),
             Op::Scan(scan) => scan.infer(&name, inputs),
@@ -213,6 +222,7 @@ impl Op {
             Op::Scan(scan) => vec![&scan.body],
             Op::IfElse(ifelse) => vec![&ifelse.then_branch, &ifelse.else_branch],
             Op::Grad(g) => vec![&g.cost],
+            Op::Blockwise(bw) => bw.core.inner_graphs(),
             Op::Elemwise(_)
             | Op::Composite(_)
             | Op::FusedReduce { .. }
@@ -234,6 +244,7 @@ impl Op {
             | Op::AdvancedSubtensor(_)
             | Op::AdvancedIncSubtensor { .. }
             | Op::Dot
+            | Op::Linalg(_)
             | Op::CheckAndRaise { .. } => Vec::new(),
         }
     }
@@ -266,6 +277,11 @@ impl Op {
                 op.cost = graphs.pop()?;
                 Op::Grad(Arc::new(op))
             }
+            Op::Blockwise(bw) => {
+                let mut op = (**bw).clone();
+                op.core = bw.core.with_inner_graphs(graphs)?;
+                Op::Blockwise(Arc::new(op))
+            }
             Op::Elemwise(_)
             | Op::Composite(_)
             | Op::FusedReduce { .. }
@@ -287,6 +303,7 @@ impl Op {
             | Op::AdvancedSubtensor(_)
             | Op::AdvancedIncSubtensor { .. }
             | Op::Dot
+            | Op::Linalg(_)
             | Op::CheckAndRaise { .. } => self.clone(),
         })
     }
@@ -391,6 +408,8 @@ impl fmt::Display for Op {
                 indexing::format_advanced_slots(slots)
             ),
             Op::Dot => f.write_str("Dot"),
+            Op::Linalg(l) => write!(f, "{l}"),
+            Op::Blockwise(bw) => write!(f, "Blockwise{{{}, {}}}", bw.core, bw.signature),
             Op::CheckAndRaise { message } => write!(f, "CheckAndRaise{{{message:?}}}"),
             Op::OpFromGraph(g) => {
                 let kept = if g.inline { "" } else { ", kept" };

@@ -282,6 +282,17 @@ pub fn eval_node_named(
             need(2)?;
             one(linalg::eval_dot(name, &args[0], &args[1]))
         }
+        Op::Linalg(l) => crate::dense_linalg::eval_linalg(name, *l, &refs),
+        Op::Blockwise(bw) => {
+            let statics: Vec<&[Option<usize>]> = (0..args.len()).map(static_shape).collect();
+            let types: Vec<&tensorlift_ir::TensorType> =
+                entry.inputs.iter().map(|x| &fg.var(*x).ty).collect();
+            let core = Program::new(bw.core_graph(&bw.core_types(&types))?)?;
+            let out_dtypes: Vec<_> = entry.outputs.iter().map(|o| fg.var(*o).ty.dtype).collect();
+            crate::blockwise::run_blockwise(name, bw, &statics, &out_dtypes, args, false, |a| {
+                core.run(a)
+            })
+        }
         Op::OpFromGraph(g) => Program::new(g.graph.graph().clone())?.run(args),
         Op::Scan(scan) => crate::reference::scan::eval_scan(name, scan, args),
         // Normally expanded by the compile pipeline; run as given, it is differentiated here.

@@ -4,7 +4,9 @@
 //! checks over speed: it is the oracle every other backend is compared with. Result shapes
 //! follow `output_shape`, the rule the JIT allocates by.
 
+pub mod blockwise;
 pub mod composite;
+pub mod dense_linalg;
 pub mod elemwise;
 pub mod indexing;
 pub mod interpreter;

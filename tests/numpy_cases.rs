@@ -263,8 +263,13 @@ fn build(op: &str, p: &Value, x: &[Var]) -> Result<Vec<Var>, GraphError> {
             let signed = &v * v.get(first_row).expand_dims(-2).sign();
             return Ok(vec![w, signed]);
         }
-        "solve" => linalg::solve(&x[0], &x[1]),
-        "solve_triangular" => linalg::solve_triangular(&x[0], &x[1], p["lower"].as_bool().unwrap()),
+        "solve" => linalg::solve_with(&x[0], &x[1], p["b_ndim"].as_u64().unwrap() as usize),
+        "solve_triangular" => linalg::solve_triangular_with(
+            &x[0],
+            &x[1],
+            p["lower"].as_bool().unwrap(),
+            p["b_ndim"].as_u64().unwrap() as usize,
+        ),
         "diagonal" => x[0].diagonal(
             p["offset"].as_i64().unwrap(),
             p["axis1"].as_i64().unwrap() as isize,

@@ -193,18 +193,49 @@ pub fn cholesky(x: &Var, lower: bool) -> Var {
 }
 
 /// The solution `x` of `a x = b` (NumPy's `solve`): `b` a vector when it has one
-/// dimension less than `a`, otherwise a matrix of right-hand sides. A singular `a` is an
-/// error when the function runs.
+/// dimension, otherwise (batches of) matrices of right-hand sides, as NumPy 2 and
+/// PyTensor read it; `solve_with` says which. A singular `a` is an error when the
+/// function runs.
 pub fn solve(a: &Var, b: &Var) -> Var {
-    let b_ndim = if b.ndim() + 1 == a.ndim() { 1 } else { 2 };
-    one(LinalgOp::Solve { b_ndim }, &[a, b])
+    solve_with(a, b, default_b_ndim(b))
+}
+
+/// `solve` with the core of `b` given: `b_ndim` 1 for (batches of) vectors, 2 for
+/// matrices (PyTensor's `b_ndim`).
+///
+/// ```
+/// use tensorlift_ir::{api::linalg::solve_with, tensor, DType};
+/// let a = tensor("a", DType::Float64, [Some(10), Some(3), Some(3)]);
+/// let b = tensor("b", DType::Float64, [Some(10), Some(3)]);
+/// assert_eq!(solve_with(&a, &b, 1).static_shape(), &[Some(10), Some(3)]);
+/// ```
+pub fn solve_with(a: &Var, b: &Var, b_ndim: usize) -> Var {
+    match b_ndim {
+        1 | 2 => one(LinalgOp::Solve { b_ndim }, &[a, b]),
+        _ => Var::invalid(GraphError::op("solve", "b_ndim must be 1 or 2")),
+    }
 }
 
 /// The solution of `a x = b` for a triangular `a` (only its `lower` or upper triangle is
 /// read; SciPy's `solve_triangular`); `b` as in `solve`.
 pub fn solve_triangular(a: &Var, b: &Var, lower: bool) -> Var {
-    let b_ndim = if b.ndim() + 1 == a.ndim() { 1 } else { 2 };
-    one(LinalgOp::SolveTriangular { lower, b_ndim }, &[a, b])
+    solve_triangular_with(a, b, lower, default_b_ndim(b))
+}
+
+/// `solve_triangular` with the core of `b` given (as `solve_with`).
+pub fn solve_triangular_with(a: &Var, b: &Var, lower: bool, b_ndim: usize) -> Var {
+    match b_ndim {
+        1 | 2 => one(LinalgOp::SolveTriangular { lower, b_ndim }, &[a, b]),
+        _ => Var::invalid(GraphError::op("solve_triangular", "b_ndim must be 1 or 2")),
+    }
+}
+
+fn default_b_ndim(b: &Var) -> usize {
+    if b.ndim() == 1 {
+        1
+    } else {
+        2
+    }
 }
 
 /// Eigenvalues (ascending) and eigenvectors (the columns) of a symmetric matrix read

@@ -493,6 +493,89 @@ fn w8(b: &mut Bench) {
     }
 }
 
+/// W12: the MvNormal log-density of one x under each of 10,000 (cov, mu) pairs of size
+/// 16 (Cholesky, triangular solve, log-determinant), written for one pair and vectorized
+/// with `vectorize_graph`, as the peers do (`vmap` for JAX).
+fn w12(b: &mut Bench) {
+    const B: usize = 10_000;
+    const D: usize = 16;
+    let a = mat_f64(B * D, D, 12);
+    let mut covs = ndarray::Array3::<f64>::zeros((B, D, D));
+    for (i, mut c) in covs.outer_iter_mut().enumerate() {
+        let block = a.slice(ndarray::s![i * D..(i + 1) * D, ..]);
+        c.assign(&(block.dot(&block.t()) / (3.0 * D as f64) + Array2::<f64>::eye(D)));
+    }
+    let mus = mat_f64(B, D, 13);
+    let x = vec_f64(D, 14);
+    let (cov, mu, xv) = (
+        matrix("cov", Float64),
+        vector("mu", Float64),
+        vector("x", Float64),
+    );
+    let l = tensorlift::linalg::cholesky(&cov, true);
+    let z = tensorlift::linalg::solve_triangular(&l, &(&xv - &mu), true);
+    let logp = z.sqr().sum(All) * -0.5
+        - l.diagonal(0, 0, 1).log().sum(All)
+        - 0.5 * D as f64 * (2.0 * std::f64::consts::PI).ln();
+    let (bc, bm) = (
+        tensor("covs", Float64, [None, None, None]),
+        matrix("mus", Float64),
+    );
+    let batched = vectorize_graph(&[&logp], &[(&cov, &bc), (&mu, &bm)]).expect("vectorize");
+    let work = ((B * D * D * D) as f64 / 3.0, (8 * B * D * D) as f64);
+    // Native: one thread, faer's in-place Cholesky and triangular solve per pair on
+    // column-major storage (faer's fastest; the covariances are symmetric), no allocation
+    // per pair.
+    let covs_flat = covs.as_slice().expect("contiguous").to_vec();
+    let mus_flat = mus.as_slice().expect("contiguous").to_vec();
+    b.run("W12", "1e4x16", "native", work, || {
+        use faer::dyn_stack::{MemBuffer, MemStack};
+        use faer::linalg::cholesky::llt::factor::{cholesky_in_place, cholesky_in_place_scratch};
+        use faer::{MatMut, MatRef, Par};
+        let mut scratch = MemBuffer::new(cholesky_in_place_scratch::<f64>(
+            D,
+            Par::Seq,
+            Default::default(),
+        ));
+        let (mut l, mut z) = (vec![0.0f64; D * D], vec![0.0f64; D]);
+        let half_log_2pi = 0.5 * D as f64 * (2.0 * std::f64::consts::PI).ln();
+        let out: Vec<f64> = (0..B)
+            .map(|i| {
+                l.copy_from_slice(&covs_flat[i * D * D..(i + 1) * D * D]);
+                cholesky_in_place(
+                    MatMut::from_column_major_slice_mut(&mut l, D, D),
+                    Default::default(),
+                    Par::Seq,
+                    MemStack::new(&mut scratch),
+                    Default::default(),
+                )
+                .expect("positive definite");
+                for (k, zk) in z.iter_mut().enumerate() {
+                    *zk = x[k] - mus_flat[i * D + k];
+                }
+                faer::linalg::triangular_solve::solve_lower_triangular_in_place(
+                    MatRef::from_column_major_slice(&l, D, D),
+                    MatMut::from_column_major_slice_mut(&mut z, D, 1),
+                    Par::Seq,
+                );
+                let quad: f64 = z.iter().map(|v| v * v).sum();
+                let logdet: f64 = (0..D).map(|k| l[k * D + k].ln()).sum();
+                -0.5 * quad - logdet - half_log_2pi
+            })
+            .collect();
+        black_box(out);
+    });
+    let values: [TensorData; 3] = [covs.into(), mus.into(), x.into()];
+    b.graph(
+        "W12",
+        "1e4x16",
+        work,
+        &[&bc, &bm, &xv],
+        &[&batched[0]],
+        &values,
+    );
+}
+
 /// W9: the value and gradient of `sum(log1p(exp(A @ w)))`, A 2000×500 (a log-density and
 /// its gradient, as a sampler calls them), against the same computation by hand
 /// (matrixmultiply for both products); W8d: building and compiling it.
@@ -719,6 +802,9 @@ fn main() {
     }
     if b.wants("W9") || b.wants("W8d") {
         w9(&mut b);
+    }
+    if b.wants("W12") {
+        w12(&mut b);
     }
     if args.iter().any(|a| a == "--peers") {
         peers(&mut b);

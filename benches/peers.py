@@ -1,7 +1,8 @@
 """Peer timings for `cargo bench --bench compare -- --peers`.
 
 Runs the harness's workloads (W1, W2, W3, W4a, W4b, W7, W7b, W8a–W8d, and the scans W5,
-W5t, W5c, W6, W10, the choice W11 and the value and gradient W9 as `../shared/peers/workloads*.py` define them;
+W5t, W5c, W6, W10, the choice W11, the value and gradient W9 and the batched MvNormal
+log-density W12 as `../shared/peers/workloads*.py` define them;
 same sizes, float64)
 in NumPy, PyTensor (C backend: mode "CVM"; NUMBA backend: mode "NUMBA") and JAX (x64),
 each peer skipped with a message when it cannot be imported, and writes the records to
@@ -72,6 +73,20 @@ N5 = 100_000
 L10, BOUND10 = 12.0, 200_000
 x11 = rng.uniform(-3, 3, 1_000_000)
 a9, w9 = rng.standard_normal((2000, 500)), rng.standard_normal(500) * 0.01
+B12, D12 = 10_000, 16
+a12 = rng.standard_normal((B12, D12, D12)) / np.sqrt(D12)
+cov12 = a12 @ a12.transpose(0, 2, 1) + np.eye(D12)
+mu12, x12 = rng.standard_normal((B12, D12)), rng.standard_normal(D12)
+
+
+def w12_numpy(cov, mu, xx):
+    lc = np.linalg.cholesky(cov)
+    zz = np.linalg.solve(lc, (xx - mu)[..., None])[..., 0]
+    return (-0.5 * (zz * zz).sum(-1) - np.log(np.diagonal(lc, axis1=-2, axis2=-1)).sum(-1)
+            - 0.5 * D12 * np.log(2 * np.pi))
+
+
+ref12 = w12_numpy(cov12, mu12, x12)
 
 
 def w5_loop(trace):
@@ -131,6 +146,7 @@ def numpy_peer():
         return np.log1p(np.exp(r)).sum(), a9.T @ (1.0 / (1.0 + np.exp(-r)))
 
     record("W9", "2000x500", "numpy", value_and_grad_by_hand)
+    record("W12", "1e4x16", "numpy", lambda: w12_numpy(cov12, mu12, x12))
 
 
 def ten_nodes(xp, p, q):
@@ -218,6 +234,17 @@ def pytensor_peer(mode, name):
     cost9 = pt.sum(pt.log1p(pt.exp(am @ wv)))
     f9 = pytensor.function([am, wv], [cost9, pytensor.grad(cost9, wv)], mode=mode)
     record("W9", "2000x500", name, lambda: f9(a9, w9))
+    from pytensor.graph.replace import vectorize_graph
+    from pytensor.tensor.slinalg import cholesky, solve_triangular
+
+    cv, m12, xx = pt.dmatrix("cov"), pt.dvector("mu"), pt.dvector("x")
+    lc = cholesky(cv)
+    zz = solve_triangular(lc, xx - m12, lower=True)
+    lp = -0.5 * (zz * zz).sum() - pt.log(pt.diagonal(lc)).sum() - 0.5 * D12 * np.log(2 * np.pi)
+    bc, bm = pt.dtensor3("covs"), pt.dmatrix("mus")
+    f12 = pytensor.function([bc, bm, xx], vectorize_graph(lp, replace={cv: bc, m12: bm}), mode=mode)
+    assert np.allclose(f12(cov12, mu12, x12), ref12)
+    record("W12", "1e4x16", name, lambda: f12(cov12, mu12, x12))
     # Compile times: PyTensor caches compiled modules on disk, so later builds are warm.
     record_compile("W8d", name, lambda: pytensor.function(
         [am, wv], [cost9, pytensor.grad(cost9, wv)], mode=mode))
@@ -317,6 +344,17 @@ def jax_peer():
     f9 = jax.jit(jax.value_and_grad(cost9, argnums=1))
     jax.block_until_ready(f9(ja9, jw9))
     record("W9", "2000x500", "jax", lambda: jax.block_until_ready(f9(ja9, jw9)))
+    from jax.scipy.linalg import solve_triangular as jst
+
+    def lp12(cov, mu, xx):
+        lc = jnp.linalg.cholesky(cov)
+        zz = jst(lc, xx - mu, lower=True)
+        return -0.5 * (zz * zz).sum() - jnp.log(jnp.diagonal(lc)).sum() - 0.5 * D12 * jnp.log(2 * jnp.pi)
+
+    f12 = jax.jit(jax.vmap(lp12, in_axes=(0, 0, None)))
+    jc12, jm12, jx12 = map(jnp.asarray, (cov12, mu12, x12))
+    assert np.allclose(np.asarray(f12(jc12, jm12, jx12)), ref12)
+    record("W12", "1e4x16", "jax", lambda: f12(jc12, jm12, jx12).block_until_ready())
     record_compile("W8d", "jax", cold(jax.value_and_grad(cost9, argnums=1), ja9, jw9))
     record_compile("W8a", "jax", cold(w1, jx3, jy3, jz3))
     record_compile("W8b", "jax", cold(lambda m: jax.nn.softmax(m, axis=1), jm[:2]))

@@ -254,8 +254,23 @@ fn blockwise_runs_as_a_batch_loop_over_a_compiled_core() {
         .compile()
         .unwrap();
     let plan = f.plan();
-    assert!(plan.contains("a loop over the batch"), "{plan}");
-    assert!(plan.contains("linear-algebra library"), "{plan}");
+    assert!(
+        plan.contains("linear-algebra library over the batch"),
+        "{plan}"
+    );
+    // Any other core: its compiled function called per element.
+    let ys = tensor("ys", Float64, [None, None]);
+    let y = vector("y", Float64);
+    let batched = vectorize_graph(&[&y.cumsum(None)], &[(&y, &ys)]).unwrap();
+    let g = function(&[&ys], &[&batched[0]])
+        .mode(Mode::Jit.strict())
+        .compile()
+        .unwrap();
+    assert!(
+        g.plan().contains("calling its core's compiled function"),
+        "{}",
+        g.plan()
+    );
     // A batch mixing an invertible and a singular matrix fails, naming the op.
     let mut bad = Array3::<f64>::zeros((2, 3, 3));
     bad.index_axis_mut(ndarray::Axis(0), 0)

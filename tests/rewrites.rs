@@ -1641,3 +1641,51 @@ fn every_rule_has_a_golden_test_here() {
         );
     }
 }
+
+// ---------------------------------------------------------------- blockwise
+
+#[test]
+fn blockwise_to_native() {
+    use tensorlift::ir::api::linalg::blockwise;
+    use tensorlift::ir::ops::{LinalgOp, Op, Signature};
+    // A Blockwise of an Elemwise is an Elemwise (the unbatched operand gets a
+    // broadcastable batch dimension).
+    let (xs, y) = (matrix("xs", Float64), fvec("y"));
+    let sig = Signature::parse("(n),(n)->(n)").unwrap();
+    let out = blockwise(Op::Elemwise(ScalarOp::Add), sig, &[&xs, &y]).unwrap();
+    check(
+        &[&out[0]],
+        &["blockwise_to_native"],
+        expect![[r#"
+            Blockwise{Add, (n),(n)->(n)} [id A] <Matrix(float64, shape=(?, ?))>
+             ├─ xs [id B] <Matrix(float64, shape=(?, ?))>
+             └─ y [id C] <Vector(float64, shape=(?,))>
+            =>
+            Add [id A] <Matrix(float64, shape=(?, ?))>
+             ├─ xs [id B] <Matrix(float64, shape=(?, ?))>
+             └─ ExpandDims{axis=0} [id C] <Matrix(float64, shape=(1, ?))>
+                └─ y [id D] <Vector(float64, shape=(?,))>
+        "#]],
+    );
+    // Without batch dimensions: the core op.
+    let m = matrix("m", Float64);
+    let unbatched = tensorlift::ir::ops::Blockwise {
+        core: Op::Linalg(LinalgOp::Det),
+        signature: Signature::parse("(m,m)->()").unwrap(),
+    };
+    let det = Var::apply(Op::Blockwise(std::sync::Arc::new(unbatched)), vec![m]).unwrap();
+    check(
+        &[&det[0]],
+        &["blockwise_to_native"],
+        expect![[r#"
+        Blockwise{Det, (m,m)->()} [id A] <Scalar(float64, shape=())>
+         └─ m [id B] <Matrix(float64, shape=(?, ?))>
+        =>
+        Det [id A] <Scalar(float64, shape=())>
+         └─ m [id B] <Matrix(float64, shape=(?, ?))>
+    "#]],
+    );
+    // A batched determinant has no native form: it stays.
+    let cube = tensor("cube", Float64, [None, None, None]);
+    check_unchanged(&[&tensorlift::linalg::det(&cube)], &["blockwise_to_native"]);
+}

@@ -480,3 +480,39 @@ pub fn vmap(
         })
         .collect()
 }
+
+/// The Blockwise `bw` on inputs of `input_types` written with the native batching rules
+/// (e.g. a Blockwise of an Elemwise as an Elemwise, one without batch dimensions as its
+/// core op), as a graph from those inputs; `None` when the rules give a Blockwise of the
+/// same core op again (no native form) or other output types.
+pub fn native_blockwise(
+    bw: &Blockwise,
+    input_types: &[&crate::types::TensorType],
+) -> Result<Option<crate::fgraph::FunctionGraph>> {
+    let core_in: Vec<Var> = bw
+        .core_types(input_types)
+        .into_iter()
+        .enumerate()
+        .map(|(k, t)| Var::input(&format!("core{k}"), t))
+        .collect();
+    let batched_in: Vec<Var> = input_types
+        .iter()
+        .enumerate()
+        .map(|(k, t)| Var::input(&format!("x{k}"), (*t).clone()))
+        .collect();
+    let core_out = Var::apply(bw.core.clone(), core_in.clone())?;
+    let pairs: Vec<(&Var, &Var)> = core_in.iter().zip(&batched_in).collect();
+    let outs = vectorize_graph(&core_out.iter().collect::<Vec<_>>(), &pairs)?;
+    let again = postorder(&outs).iter().any(|v| {
+        matches!(v.kind(), VarKind::Output { node, .. }
+            if matches!(&node.op, Op::Blockwise(b) if b.core == bw.core))
+    });
+    if again {
+        return Ok(None);
+    }
+    let expected = bw.infer_types(input_types)?;
+    if outs.iter().zip(&expected).any(|(o, t)| o.ty() != t) {
+        return Ok(None);
+    }
+    Ok(Some(crate::fgraph::FunctionGraph::new(&batched_in, &outs)?))
+}

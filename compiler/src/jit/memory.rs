@@ -56,6 +56,23 @@ impl BufferPool {
         self.free.lock().map_or(0, |f| f.len())
     }
 
+    /// A kept buffer of exactly `len` elements of `dtype` for the runtime's batched
+    /// library calls.
+    pub(super) fn take_float(
+        &self,
+        dtype: DType,
+        len: usize,
+    ) -> Option<tensorlift_runtime::dense_linalg::FloatVec> {
+        use tensorlift_runtime::dense_linalg::FloatVec;
+        if len * 4 < POOL_MIN_BYTES {
+            return None;
+        }
+        Some(match self.take(dtype, len)? {
+            Recycled::F64(v) => FloatVec::F64(v),
+            Recycled::F32(v) => FloatVec::F32(v),
+        })
+    }
+
     fn take(&self, dtype: DType, len: usize) -> Option<Recycled> {
         let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
         let at = free.iter().position(|r| match (r, dtype) {

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use tensorlift_ir::ops::{Blockwise, Scan};
 use tensorlift_runtime::reference::blockwise::run_blockwise;
+use tensorlift_runtime::reference::dense_linalg::run_batched_linalg;
 use tensorlift_runtime::reference::scan::run_scan;
 
 use super::*;
@@ -272,9 +273,27 @@ impl Plan {
                 Action::Blockwise(b) => {
                     let statics: Vec<&[Option<usize>]> =
                         b.static_shapes.iter().map(Vec::as_slice).collect();
-                    run_blockwise(&b.name, &b.op, &statics, &b.out_dtypes, args, true, |a| {
-                        b.core.run(a, pool)
-                    })
+                    match &b.op.core {
+                        // The library over the whole batch, results written in place.
+                        Op::Linalg(op) => run_batched_linalg(
+                            &b.name,
+                            *op,
+                            &b.op,
+                            &statics,
+                            args,
+                            true,
+                            &|dtype, len| pool.take_float(dtype, len),
+                        ),
+                        _ => run_blockwise(
+                            &b.name,
+                            &b.op,
+                            &statics,
+                            &b.out_dtypes,
+                            args,
+                            true,
+                            |a| b.core.run(a, pool),
+                        ),
+                    }
                     .map(Values::from_vec)
                 }
                 Action::View(name) | Action::Interpreted(name) | Action::Library(name) => {
@@ -382,11 +401,16 @@ impl fmt::Display for Plan {
                     "a loop calling its body's compiled function ({} steps) once per step",
                     body.steps.len()
                 ),
-                Action::Blockwise(b) => format!(
-                    "a loop over the batch (both cores) calling its core's compiled function \
-                     ({} steps) per element",
-                    b.core.steps.len()
-                ),
+                Action::Blockwise(b) => match &b.op.core {
+                    Op::Linalg(_) => "the linear-algebra library over the batch (both \
+                                      cores), results written in place"
+                        .into(),
+                    _ => format!(
+                        "a loop over the batch (both cores) calling its core's compiled \
+                         function ({} steps) per element",
+                        b.core.steps.len()
+                    ),
+                },
                 Action::Library(_) => "a call of the linear-algebra library (faer)".into(),
                 Action::View(_) => "view (stride arithmetic, no copy)".into(),
                 Action::Interpreted(_) => "reference interpreter (no kernel)".into(),

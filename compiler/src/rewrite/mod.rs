@@ -19,6 +19,7 @@ macro_rules! rules {
     };
 }
 
+pub mod blockwise;
 pub mod canonicalize;
 pub mod fusion;
 pub mod grad;
@@ -111,6 +112,7 @@ pub fn all_rules() -> Vec<Rule> {
     rules.extend(scan::RULES);
     rules.extend(ifelse::RULES);
     rules.extend(canonicalize::RULES);
+    rules.extend(blockwise::RULES);
     rules.extend(stabilize::RULES);
     rules.extend(specialize::RULES);
     rules.extend(fusion::RULES);

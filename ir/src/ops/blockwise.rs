@@ -130,6 +130,18 @@ impl Blockwise {
         FunctionGraph::new(&inputs, &outputs)
     }
 
+    /// The output types for inputs of the given types.
+    pub fn infer_types(&self, inputs: &[&TensorType]) -> Result<Vec<TensorType>> {
+        let infos: Vec<InputInfo> = inputs
+            .iter()
+            .map(|ty| InputInfo { ty, constant: None })
+            .collect();
+        self.infer(
+            &format!("Blockwise{{{}, {}}}", self.core, self.signature),
+            &infos,
+        )
+    }
+
     pub(crate) fn infer(&self, name: &str, inputs: &[InputInfo]) -> Result<Vec<TensorType>> {
         let sig = &self.signature;
         if inputs.len() != sig.inputs.len() {

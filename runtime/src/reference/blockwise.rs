@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use tensorlift_ir::ops::Blockwise;
 use tensorlift_ir::{with_tensor_data, DType, Element, TensorData};
 
-use crate::broadcast::{broadcast_shape, Operand};
+use crate::broadcast::{broadcast_shape, Operand, Shape};
 use crate::error::{Result, RuntimeError};
 
 /// Runs `core` (the core op on core-shaped inputs) on every batch element of `args` and
@@ -31,43 +31,8 @@ where
     F: Fn(&[TensorData]) -> Result<Vec<TensorData>> + Sync,
 {
     let sig = &bw.signature;
-    if args.len() != sig.inputs.len() || static_shapes.len() != args.len() {
-        return Err(RuntimeError::Internal(format!(
-            "{name}: {} inputs for the signature {sig}",
-            args.len()
-        )));
-    }
-    let own_batch: Vec<usize> = args
-        .iter()
-        .zip(&sig.inputs)
-        .enumerate()
-        .map(|(k, (x, core))| {
-            x.ndim().checked_sub(core.len()).ok_or_else(|| {
-                RuntimeError::op(
-                    name,
-                    format!(
-                        "input {k} has shape {:?}, fewer dimensions than its core ones ({})",
-                        x.shape(),
-                        core.join(",")
-                    ),
-                )
-            })
-        })
-        .collect::<Result<_>>()?;
-    let b = own_batch.iter().copied().max().unwrap_or(0);
-    let labels: Vec<String> = (0..args.len()).map(|k| format!("input {k}")).collect();
-    let operands: Vec<Operand> = args
-        .iter()
-        .zip(&own_batch)
-        .zip(static_shapes)
-        .zip(&labels)
-        .map(|(((x, own), st), label)| Operand {
-            label,
-            static_shape: &st[..*own],
-            shape: &x.shape()[..*own],
-        })
-        .collect();
-    let batch = broadcast_shape(name, b, &operands, None)?;
+    let BatchLayout { batch, own_batch } = batch_layout(name, bw, static_shapes, args)?;
+    let b = batch.len();
     let n: usize = batch.iter().product();
     let element = |i: usize| -> Result<Vec<TensorData>> {
         // The batch coordinates of element i (row-major), then each input's slice.
@@ -110,6 +75,86 @@ where
             stack(name, j, &parts, &batch)
         })
         .collect()
+}
+
+/// The batch of a Blockwise call: its shape and each input's own number of batch
+/// dimensions (the rest are padded on the left).
+pub struct BatchLayout {
+    pub batch: Shape,
+    pub own_batch: Vec<usize>,
+}
+
+impl BatchLayout {
+    /// The offset (in elements) of element `i`'s core block in input `k`, which has
+    /// `shape` in standard (row-major, contiguous) layout; a dimension of size 1 is
+    /// broadcast.
+    pub fn offset(&self, k: usize, shape: &[usize], i: usize) -> usize {
+        let own = self.own_batch[k];
+        let b = self.batch.len();
+        let mut rest = i;
+        let mut stride: usize = shape[own..].iter().product();
+        let mut offset = 0;
+        for d in (0..b).rev() {
+            let c = rest % self.batch[d];
+            rest /= self.batch[d];
+            if let Some(p) = (d + own).checked_sub(b) {
+                if shape[p] != 1 {
+                    offset += c * stride;
+                }
+                stride *= shape[p];
+            }
+        }
+        offset
+    }
+}
+
+/// The batch shape of a Blockwise call (DESIGN §3: a batch dimension broadcasts only
+/// where its static size is 1), after checking each input has its core dimensions.
+pub fn batch_layout(
+    name: &str,
+    bw: &Blockwise,
+    static_shapes: &[&[Option<usize>]],
+    args: &[TensorData],
+) -> Result<BatchLayout> {
+    let sig = &bw.signature;
+    if args.len() != sig.inputs.len() || static_shapes.len() != args.len() {
+        return Err(RuntimeError::Internal(format!(
+            "{name}: {} inputs for the signature {sig}",
+            args.len()
+        )));
+    }
+    let own_batch: Vec<usize> = args
+        .iter()
+        .zip(&sig.inputs)
+        .enumerate()
+        .map(|(k, (x, core))| {
+            x.ndim().checked_sub(core.len()).ok_or_else(|| {
+                RuntimeError::op(
+                    name,
+                    format!(
+                        "input {k} has shape {:?}, fewer dimensions than its core ones ({})",
+                        x.shape(),
+                        core.join(",")
+                    ),
+                )
+            })
+        })
+        .collect::<Result<_>>()?;
+    let b = own_batch.iter().copied().max().unwrap_or(0);
+    let labels: Vec<String> = (0..args.len()).map(|k| format!("input {k}")).collect();
+    let operands: Vec<Operand> = args
+        .iter()
+        .zip(&own_batch)
+        .zip(static_shapes)
+        .zip(&labels)
+        .map(|(((x, own), st), label)| Operand {
+            label,
+            static_shape: &st[..*own],
+            shape: &x.shape()[..*own],
+        })
+        .collect();
+    let batch = broadcast_shape(name, b, &operands, None)?;
+    Ok(BatchLayout { batch, own_batch })
 }
 
 /// `x` at the given leading coordinates: a view sharing x's memory.

@@ -235,7 +235,7 @@ def pytensor_peer(mode, name):
     f9 = pytensor.function([am, wv], [cost9, pytensor.grad(cost9, wv)], mode=mode)
     record("W9", "2000x500", name, lambda: f9(a9, w9))
     from pytensor.graph.replace import vectorize_graph
-    from pytensor.tensor.slinalg import cholesky, solve_triangular
+    from pytensor.tensor.linalg import cholesky, solve_triangular
 
     cv, m12, xx = pt.dmatrix("cov"), pt.dvector("mu"), pt.dvector("x")
     lc = cholesky(cv)

@@ -365,3 +365,193 @@ fn allocs_reshapes_and_joins_batch() {
         &[batch, shared],
     );
 }
+
+#[test]
+fn splits_region_writes_and_ifelse_batch() {
+    let x = vector("x", Float64);
+    let xs = matrix("xs", Float64);
+    let batch = spread(&[3, 6], -1.0, 1.0);
+    let no_blockwise = |v: &Var, pairs: &[(&Var, &Var)]| {
+        let b = vectorize_graph(&[v], pairs).unwrap();
+        let printed = dprint(&[&b[0]]).unwrap();
+        assert!(!printed.contains("Blockwise"), "{printed}");
+    };
+    // Split along the shifted axis.
+    let parts = split(&x, &[2, 4], 0).unwrap();
+    let joined = &parts[1].sum(All) * 2.0 + parts[0].get(vec![1i64.into()]);
+    no_blockwise(&joined, &[(&x, &xs)]);
+    check_batched(&x, &[], &joined, &xs, std::slice::from_ref(&batch));
+    // A region write: batched x with a scalar, with a batched y, and an unbatched x
+    // written with a batched y.
+    let y = scalar("y", Float64);
+    let written = x.set(
+        vec![Idx::slice(Some(1i64.into()), Some(4i64.into()), None)],
+        &y,
+    );
+    no_blockwise(&written, &[(&x, &xs)]);
+    check_batched(
+        &x,
+        &[&y],
+        &written,
+        &xs,
+        &[batch.clone(), TensorData::scalar(0.5)],
+    );
+    let (w, ws) = (vector("w", Float64), matrix("ws", Float64));
+    let bumped = x.inc(vec![Idx::slice(None, Some(3i64.into()), None)], &w);
+    check_batched(
+        &w,
+        &[&x],
+        &bumped,
+        &ws,
+        &[spread(&[4, 3], -1.0, 1.0), spread(&[6], -1.0, 1.0)],
+    );
+    // IfElse with an unbatched condition stays lazy; a batched one becomes a switch.
+    let c = scalar("c", Bool);
+    let chosen = ifelse(
+        &c,
+        &[&x.exp().sum(All)],
+        &[&(x.get(vec![0i64.into()]) + 1.0)],
+    );
+    let b = vectorize_graph(&[&chosen[0]], &[(&x, &xs)]).unwrap();
+    assert!(dprint(&[&b[0]]).unwrap().contains("IfElse"));
+    for cond in [true, false] {
+        check_batched(
+            &x,
+            &[&c],
+            &chosen[0],
+            &xs,
+            &[batch.clone(), TensorData::scalar(cond)],
+        );
+    }
+    // A branch that does not read the batch is spread over it.
+    let k = scalar("k", Float64);
+    let mixed = ifelse(&c, &[&x.sum(All)], &[&k]);
+    check_batched(
+        &x,
+        &[&c, &k],
+        &mixed[0],
+        &xs,
+        &[
+            batch.clone(),
+            TensorData::scalar(false),
+            TensorData::scalar(2.5),
+        ],
+    );
+    // A batched condition: a switch per element (both branches run).
+    let (t, ts) = (scalar("t", Float64), vector("ts", Float64));
+    let per_element = ifelse(&t.gt(0.0), &[&x.sum(All)], &[&x.max(All)]);
+    let b = vectorize_graph(&[&per_element[0]], &[(&x, &xs), (&t, &ts)]).unwrap();
+    let printed = dprint(&[&b[0]]).unwrap();
+    assert!(
+        printed.contains("Switch") && !printed.contains("IfElse"),
+        "{printed}"
+    );
+    let conds = ndarray::array![1.0, -1.0, 2.0];
+    for mode in [Mode::Reference, Mode::Jit] {
+        let f = function(&[&xs, &ts], &[&b[0]])
+            .mode(mode.clone())
+            .compile()
+            .unwrap();
+        let got = f.call(&[batch.clone(), conds.clone().into()]).unwrap()[0].to_f64_vec();
+        let g = function(&[&x, &t], &[&per_element[0]])
+            .mode(mode)
+            .compile()
+            .unwrap();
+        for (i, value) in got.iter().enumerate() {
+            let want = g
+                .call(&[element(&batch, i), TensorData::scalar(conds[i])])
+                .unwrap()[0]
+                .item_f64()
+                .unwrap();
+            assert_eq!(*value, want);
+        }
+    }
+}
+
+#[test]
+fn scans_batch_their_body() {
+    let is_scan = |v: &Var, pairs: &[(&Var, &Var)]| {
+        let b = vectorize_graph(&[v], pairs).unwrap();
+        let printed = dprint(&[&b[0]]).unwrap();
+        assert!(
+            printed.contains("Scan") && !printed.contains("Blockwise"),
+            "{printed}"
+        );
+    };
+    // An RNN over a batched sequence (T × d per element), shared weights, last state
+    // and trace.
+    let (xseq, h0, w) = (
+        matrix("xseq", Float64),
+        vector("h0", Float64),
+        matrix("w", Float64),
+    );
+    let rnn = scan(|s| vec![(s.non_sequence(0).dot(&s.state(0)) + s.sequence(0)).tanh()])
+        .sequences(&[&xseq])
+        .states(&[&h0])
+        .non_sequences(&[&w])
+        .build();
+    let xs = tensor("xs", Float64, [None, None, None]);
+    let (h0v, wv) = (spread(&[3], -0.5, 0.5), spread(&[3, 3], -0.4, 0.4));
+    let seqs = spread(&[4, 5, 3], -1.0, 1.0);
+    for out in [rnn.last(0), rnn.trace(0).sum(All)] {
+        is_scan(&out, &[(&xseq, &xs)]);
+        check_batched(
+            &xseq,
+            &[&h0, &w],
+            &out,
+            &xs,
+            &[seqs.clone(), h0v.clone(), wv.clone()],
+        );
+    }
+    // The trace itself, with the batch moved back in front.
+    check_batched(
+        &xseq,
+        &[&h0, &w],
+        &rnn.trace(0),
+        &xs,
+        &[seqs.clone(), h0v.clone(), wv.clone()],
+    );
+    // A batched initial state with an unbatched sequence.
+    let h0s = matrix("h0s", Float64);
+    let seq1 = spread(&[5, 3], -1.0, 1.0);
+    check_batched(
+        &h0,
+        &[&xseq, &w],
+        &rnn.last(0),
+        &h0s,
+        &[spread(&[4, 3], -0.5, 0.5), seq1, wv.clone()],
+    );
+    // Two taps with a batched initial block.
+    let (block, n) = (matrix("block", Float64), scalar("n", Int64));
+    let fib = scan(|s| vec![s.state_at(0, -2) * 0.5 + s.state_at(0, -1)])
+        .state_taps(&block, &[-2, -1])
+        .n_steps(&n)
+        .build();
+    let blocks = tensor("blocks", Float64, [None, None, None]);
+    is_scan(&fib.last(0), &[(&block, &blocks)]);
+    check_batched(
+        &block,
+        &[&n],
+        &fib.trace(0),
+        &blocks,
+        &[spread(&[3, 2, 4], -1.0, 1.0), TensorData::scalar(6i64)],
+    );
+    // A while-scan whose stop depends on the batch: each element stops at its own step
+    // (Blockwise of the scan).
+    let x0 = scalar("x0", Float64);
+    let halving = scan(|s| {
+        let next = s.state(0) * 0.5;
+        s.until(&next.lt(0.1));
+        vec![next]
+    })
+    .states(&[&x0])
+    .build();
+    let x0s = vector("x0s", Float64);
+    check_batched(
+        &x0,
+        &[],
+        &halving.last(0),
+        &x0s,
+        &[ndarray::array![1.0, 7.0, 0.3].into()],
+    );
+}

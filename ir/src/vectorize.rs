@@ -1,11 +1,14 @@
 //! `vectorize_graph`: a graph rebuilt for inputs with extra leading batch dimensions, one
-//! rule per op family (issue 20, first step): element-wise ops (unbatched operands get
-//! broadcastable batch dimensions), reductions, arg-reductions and running sums along
-//! shifted axes, DimShuffle, softmax, checks, basic indexing with unbatched indices,
-//! products whose batched operands are vectors, Alloc and Reshape with unbatched sizes, and
-//! Join (shared pieces spread over the batch).
-//! Batch dimensions broadcast only where statically 1 (DESIGN §3). An op without a rule
-//! is an error naming it (Blockwise, the general fallback, comes next).
+//! rule per op family: element-wise ops (unbatched operands get broadcastable batch
+//! dimensions), reductions, arg-reductions and running sums along shifted axes,
+//! DimShuffle, softmax, checks, basic indexing and region writes with unbatched indices,
+//! Split, products (vector forms directly, matrices as a Blockwise matmul), Alloc and
+//! Reshape with unbatched sizes, Join (shared pieces spread over the batch), OpFromGraph
+//! (its inner graph vectorized), IfElse (branches vectorized; a batched condition turns
+//! it into a `switch`, which runs both branches), Scan (one scan of a batched body; a
+//! batched step count or stop condition falls back), linear-algebra ops (Blockwise).
+//! Every other op becomes a Blockwise with all its dimensions core. Batch dimensions
+//! broadcast only where statically 1 (DESIGN §3).
 
 use std::collections::HashMap;
 
@@ -342,6 +345,65 @@ fn batch_node(op: &Op, inputs: &[Var], ins: &[Option<(Var, usize)>], b: usize) -
                 .collect();
             Var::apply(Op::OpFromGraph(std::sync::Arc::new(op)), args)
         }
+        // Pieces along the shifted axis, sizes unbatched.
+        Op::Split { axis, n } if only_first_batched => {
+            let mut args = vec![first()];
+            args.extend(rest);
+            apply(
+                Op::Split {
+                    axis: axis + b,
+                    n: *n,
+                },
+                args,
+            )
+        }
+        // A region of every element, indices unbatched; the written value spread over
+        // the batch when it is not batched itself.
+        Op::IncSubtensor { slots, mode }
+            if ins[2..]
+                .iter()
+                .all(|i| i.as_ref().is_none_or(|(_, n)| *n == 0)) =>
+        {
+            let mut shifted = vec![IndexSlot::FULL; b];
+            shifted.extend(slots.iter().copied());
+            // y aligned with the region: its batch dimensions, broadcastable ones for the
+            // region dimensions it lacks, then its own.
+            let mut region_args = vec![inputs[0].clone()];
+            region_args.extend(inputs[2..].iter().cloned());
+            let region = Var::apply(Op::Subtensor(slots.clone()), region_args)?[0].ndim();
+            let (y, ny) = ins[1]
+                .as_ref()
+                .map_or((inputs[1].clone(), 0), |(v, n)| (v.clone(), *n));
+            let core_y = y.ndim() - ny;
+            let mut order: Vec<Option<usize>> = vec![None; b - ny];
+            order.extend((0..ny).map(Some));
+            order.extend(std::iter::repeat_n(None, region.saturating_sub(core_y)));
+            order.extend((ny..y.ndim()).map(Some));
+            // x spread over the batch when only y carries it (x's copy is written).
+            let x = match &ins[0] {
+                Some((_, n)) if *n == b => all[0].clone(),
+                _ => {
+                    let mut sizes: Vec<crate::api::Operand> =
+                        (0..ny as isize).map(|d| y.shape_i(d).into()).collect();
+                    sizes.extend((b..all[0].ndim()).map(|d| all[0].shape_i(d as isize).into()));
+                    all[0].broadcast_to(&sizes)
+                }
+            };
+            let mut args = vec![x, y.dimshuffle(&order)];
+            args.extend(rest[1..].iter().cloned());
+            apply(
+                Op::IncSubtensor {
+                    slots: shifted,
+                    mode: *mode,
+                },
+                args,
+            )
+        }
+        Op::IfElse(ifelse) => batch_ifelse(ifelse, inputs, ins, b),
+        Op::Scan(scan) => match batch_scan(scan, inputs, ins, b)? {
+            Some(outs) => Ok(outs),
+            None => all_core_blockwise(op, inputs, all),
+        },
         // Every other op: Blockwise of the op with all its dimensions core.
         Op::Alloc
         | Op::Reshape { .. }
@@ -351,9 +413,231 @@ fn batch_node(op: &Op, inputs: &[Var], ins: &[Option<(Var, usize)>], b: usize) -
         | Op::IncSubtensor { .. }
         | Op::AdvancedSubtensor(_)
         | Op::AdvancedIncSubtensor { .. }
-        | Op::Scan(_)
-        | Op::IfElse(_)
         | Op::Grad(_) => all_core_blockwise(op, inputs, all),
+    }
+}
+
+/// A scan on batched values as one scan of a batched body: every state carries the batch
+/// (an unbatched initial state is spread over it), batched sequences and initial blocks
+/// have the batch moved behind their step axis, traces have it moved back in front.
+/// `None` (the caller falls back to Blockwise) when the step count is batched or the
+/// stop condition depends on the batch (each element would stop at its own step).
+fn batch_scan(
+    scan: &crate::ops::Scan,
+    inputs: &[Var],
+    ins: &[Option<(Var, usize)>],
+    b: usize,
+) -> Result<Option<Vec<Var>>> {
+    if scan.bounded && ins[0].as_ref().is_some_and(|(_, n)| *n > 0) {
+        return Ok(None);
+    }
+    let reference = ins
+        .iter()
+        .flatten()
+        .find(|(_, n)| *n == b)
+        .map(|(v, _)| v.clone())
+        .ok_or_else(|| GraphError::Internal("vectorize: no input has the batch".into()))?;
+    let batch_sizes: Vec<crate::api::Operand> = (0..b as isize)
+        .map(|d| reference.shape_i(d).into())
+        .collect();
+    // Moves the batch (leading b dims) behind the first core dimension, and back.
+    let behind = |v: &Var| {
+        let mut order = vec![Some(b)];
+        order.extend((0..b).map(Some));
+        order.extend((b + 1..v.ndim()).map(Some));
+        v.dimshuffle(&order)
+    };
+    let in_front = |v: &Var| {
+        let mut order: Vec<Option<usize>> = (1..=b).map(Some).collect();
+        order.push(Some(0));
+        order.extend((b + 1..v.ndim()).map(Some));
+        v.dimshuffle(&order)
+    };
+    let value = |k: usize| ins[k].as_ref().map_or(&inputs[k], |(v, _)| v).clone();
+    let batched_in = |k: usize| ins[k].as_ref().is_some_and(|(_, n)| *n > 0);
+    let body_types = scan.body.input_types();
+    let mut body_in_old: Vec<Var> = Vec::new();
+    let mut body_in_new: Vec<Var> = Vec::new();
+    let mut outer: Vec<Var> = Vec::new();
+    if scan.bounded {
+        outer.push(value(0));
+    }
+    let mut slot = 0;
+    let mut placeholder = |batched: bool, outer_core: Option<&Var>| {
+        let old = Var::input(&format!("step{slot}"), body_types[slot].clone());
+        let new = if batched {
+            let mut shape: Vec<Option<usize>> = vec![None; b];
+            if let Some(v) = outer_core {
+                shape = v.static_shape()[..b].to_vec();
+            }
+            shape.extend(body_types[slot].shape.iter().copied());
+            Var::input(
+                &format!("batched{slot}"),
+                crate::types::TensorType::new(body_types[slot].dtype, shape),
+            )
+        } else {
+            old.clone()
+        };
+        slot += 1;
+        (old, new)
+    };
+    for (s, taps) in scan.sequence_taps.iter().enumerate() {
+        let k = scan.first_sequence() + s;
+        let batched = batched_in(k);
+        let seq = if batched {
+            behind(&with_batch(&inputs[k], &ins[k], b))
+        } else {
+            value(k)
+        };
+        for _ in taps {
+            let (old, new) = placeholder(batched, Some(&with_batch(&inputs[k], &ins[k], b)));
+            body_in_old.push(old);
+            body_in_new.push(new);
+        }
+        outer.push(seq);
+    }
+    for (st, taps) in scan.state_taps.iter().enumerate() {
+        let k = scan.first_state() + st;
+        let init = with_batch(&inputs[k], &ins[k], b);
+        let mut sizes = batch_sizes.clone();
+        sizes.extend((b..init.ndim()).map(|d| init.shape_i(d as isize).into()));
+        let spread = init.broadcast_to(&sizes);
+        let block = crate::ops::scan::has_initial_block(taps);
+        outer.push(if block {
+            behind(&spread)
+        } else {
+            spread.clone()
+        });
+        for _ in taps {
+            let (old, new) = placeholder(true, Some(&spread));
+            body_in_old.push(old);
+            body_in_new.push(new);
+        }
+    }
+    for j in 0..scan.n_non_sequences {
+        let k = scan.first_non_sequence() + j;
+        let batched = batched_in(k);
+        let (old, new) = placeholder(batched, Some(&with_batch(&inputs[k], &ins[k], b)));
+        body_in_old.push(old);
+        body_in_new.push(new);
+        outer.push(if batched {
+            with_batch(&inputs[k], &ins[k], b)
+        } else {
+            value(k)
+        });
+    }
+    let body_out = crate::grad::pullback::inline(&scan.body, &body_in_old)?;
+    let pairs: Vec<(&Var, &Var)> = body_in_old
+        .iter()
+        .zip(&body_in_new)
+        .filter(|(o, n)| o.ndim() != n.ndim())
+        .collect();
+    let mut new_out = vectorize_graph(&body_out.iter().collect::<Vec<_>>(), &pairs)?;
+    if scan.until {
+        let cond = new_out.last().map(Var::ndim);
+        if cond != Some(0) {
+            return Ok(None);
+        }
+    }
+    // New states that do not read the batch are spread over it (the states carry it).
+    let first_state_slot: usize = scan.sequence_taps.iter().map(Vec::len).sum();
+    let state_ref = body_in_new.get(first_state_slot).cloned();
+    for k in 0..scan.n_states() {
+        let core = body_out[k].ndim();
+        if new_out[k].ndim() < b + core {
+            let Some(r) = &state_ref else {
+                return Ok(None);
+            };
+            let padded = with_batch(&new_out[k], &None, b);
+            let mut sizes: Vec<crate::api::Operand> =
+                (0..b as isize).map(|d| r.shape_i(d).into()).collect();
+            sizes.extend((b..b + core).map(|d| padded.shape_i(d as isize).into()));
+            new_out[k] = padded.broadcast_to(&sizes);
+        }
+    }
+    let body = crate::fgraph::FunctionGraph::new(&body_in_new, &new_out)?;
+    let mut batched_scan = scan.clone();
+    batched_scan.body = crate::ops::InnerGraph::new(body);
+    let outs = Var::apply(Op::Scan(std::sync::Arc::new(batched_scan)), outer)?;
+    Ok(Some(
+        outs.iter()
+            .enumerate()
+            .map(|(i, v)| if i % 2 == 1 { in_front(v) } else { v.clone() })
+            .collect(),
+    ))
+}
+
+/// An IfElse on batched values: both branches vectorized; with an unbatched condition
+/// still a lazy IfElse (a branch whose result is unbatched is spread over the batch),
+/// with a batched one a `switch` per element (both branches then run).
+fn batch_ifelse(
+    ifelse: &crate::ops::IfElse,
+    inputs: &[Var],
+    ins: &[Option<(Var, usize)>],
+    b: usize,
+) -> Result<Vec<Var>> {
+    let pairs: Vec<(&Var, &Var)> = inputs[1..]
+        .iter()
+        .zip(&ins[1..])
+        .filter_map(|(x, bx)| bx.as_ref().map(|(v, _)| (x, v)))
+        .collect();
+    let branch = |g: &crate::ops::InnerGraph| -> Result<Vec<Var>> {
+        let outs = crate::grad::pullback::inline(g, &inputs[1..])?;
+        vectorize_graph(&outs.iter().collect::<Vec<_>>(), &pairs)
+    };
+    let (then_outs, else_outs) = (branch(&ifelse.then_branch)?, branch(&ifelse.else_branch)?);
+    // The batch sizes, from an input carrying all of them.
+    let reference = ins
+        .iter()
+        .flatten()
+        .find(|(_, n)| *n == b)
+        .map(|(v, _)| v.clone())
+        .ok_or_else(|| GraphError::Internal("vectorize: no input has the batch".into()))?;
+    let core_ranks: Vec<usize> = ifelse
+        .then_branch
+        .output_types()
+        .iter()
+        .map(|t| t.ndim())
+        .collect();
+    let spread = |v: &Var, core: usize| -> Var {
+        if v.ndim() == b + core {
+            return v.clone();
+        }
+        let padded = with_batch(v, &Some((v.clone(), v.ndim() - core)), b);
+        let mut sizes: Vec<crate::api::Operand> = (0..b as isize)
+            .map(|d| reference.shape_i(d).into())
+            .collect();
+        sizes.extend((b..b + core).map(|d| padded.shape_i(d as isize).into()));
+        padded.broadcast_to(&sizes)
+    };
+    let then_b: Vec<Var> = then_outs
+        .iter()
+        .zip(&core_ranks)
+        .map(|(v, c)| spread(v, *c))
+        .collect();
+    let else_b: Vec<Var> = else_outs
+        .iter()
+        .zip(&core_ranks)
+        .map(|(v, c)| spread(v, *c))
+        .collect();
+    match &ins[0] {
+        Some((cond, n)) if *n > 0 => Ok(then_b
+            .iter()
+            .zip(&else_b)
+            .zip(&core_ranks)
+            .map(|((t, e), core)| {
+                let c = with_batch(&inputs[0], &Some((cond.clone(), *n)), b);
+                let mut order: Vec<Option<usize>> = (0..b).map(Some).collect();
+                order.extend(std::iter::repeat_n(None, *core));
+                crate::api::elemwise::switch(c.dimshuffle(&order), t, e)
+            })
+            .collect()),
+        other => {
+            let cond = other.as_ref().map_or(&inputs[0], |(v, _)| v);
+            let t: Vec<&Var> = then_b.iter().collect();
+            let e: Vec<&Var> = else_b.iter().collect();
+            Ok(crate::api::ifelse::ifelse(cond, &t, &e))
+        }
     }
 }
 

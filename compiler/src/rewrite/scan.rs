@@ -83,6 +83,35 @@ pub fn drop_unused_traces(fg: &mut FunctionGraph) -> Result<usize, GraphError> {
             count += 1;
         }
     }
+    // The same in a Blockwise of a scan (vectorize's form of a while-scan whose stop
+    // depends on the batch): an unused trace of run-time length per element would also
+    // make the batch's core shapes disagree.
+    for node in fg.toposort() {
+        let Some(e) = fg.node(node) else { continue };
+        let Op::Blockwise(bw) = &e.op else { continue };
+        let Op::Scan(scan) = &bw.core else { continue };
+        let mut op = (**scan).clone();
+        let mut changed = false;
+        for k in 0..scan.n_states() {
+            let trace = e.outputs[2 * k + 1];
+            if op.keep_trace[k] && fg.clients(trace).len() == 0 {
+                op.keep_trace[k] = false;
+                changed = true;
+            }
+        }
+        if changed {
+            let (inputs, outputs) = (e.inputs.clone(), e.outputs.clone());
+            let mut new = (**bw).clone();
+            new.core = Op::Scan(std::sync::Arc::new(op));
+            let new_outputs = fg.add_node(Op::Blockwise(std::sync::Arc::new(new)), inputs)?;
+            for (old, new) in outputs.into_iter().zip(new_outputs) {
+                if fg.clients(old).len() > 0 {
+                    fg.replace(old, new)?;
+                }
+            }
+            count += 1;
+        }
+    }
     Ok(count)
 }
 

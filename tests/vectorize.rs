@@ -152,14 +152,35 @@ fn ops_without_a_rule_fall_back_to_blockwise() {
         let printed = dprint(&[&b[0]]).unwrap();
         assert!(printed.contains("Blockwise{"), "{printed}");
     };
-    // A running sum of the flattened input, an advanced index, a batched IncSubtensor.
+    let is_blockwise_in = |v: &Var, x: &Var, xs: &Var| {
+        let b = vectorize_graph(&[v], &[(x, xs)]).unwrap();
+        let printed = dprint(&[&b[0]]).unwrap();
+        assert!(printed.contains("Blockwise{"), "{printed}");
+    };
+    // A running sum of the flattened input, advanced indexing, an advanced write.
     let running = x.cumsum(None);
     is_blockwise(&running);
     check_batched(&x, &[], &running, &xs, std::slice::from_ref(&batch));
     let index = constant(TensorData::from(ndarray::array![0i64, 2, 2]));
     let picked = x.get(vec![Idx::Array(index.clone())]);
-    is_blockwise(&picked);
     check_batched(&x, &[], &picked, &xs, std::slice::from_ref(&batch));
+    // An index array then a slice, a mask after a slice, a pair of arrays (each a
+    // native AdvancedSubtensor), an array with an integer (a Blockwise: NumPy's
+    // placement of its dimensions differs).
+    let (m, ms) = (
+        matrix("m", Float64),
+        tensor("ms", Float64, [None, None, None]),
+    );
+    let scattered = m.get(vec![Idx::Array(index.clone()), Idx::full()]);
+    check_batched(&m, &[], &scattered, &ms, &[spread(&[2, 4, 3], -1.0, 1.0)]);
+    let mask = constant(TensorData::from(ndarray::array![true, false, true]));
+    let masked = m.get(vec![Idx::full(), Idx::Array(mask)]);
+    check_batched(&m, &[], &masked, &ms, &[spread(&[2, 4, 3], -1.0, 1.0)]);
+    let pair = m.get(vec![Idx::Array(index.clone()), Idx::Array(index.clone())]);
+    check_batched(&m, &[], &pair, &ms, &[spread(&[2, 4, 3], -1.0, 1.0)]);
+    let mixed = m.get(vec![Idx::Array(index.clone()), 1i64.into()]);
+    is_blockwise_in(&mixed, &m, &ms);
+    check_batched(&m, &[], &mixed, &ms, &[spread(&[2, 4, 3], -1.0, 1.0)]);
     let bumped = x.inc(vec![Idx::Array(index)], 1.5);
     check_batched(&x, &[], &bumped, &xs, std::slice::from_ref(&batch));
     let e = vectorize_graph(&[&x.exp()], &[(&x, &vector("v", Float64))]);

@@ -399,6 +399,15 @@ fn batch_node(op: &Op, inputs: &[Var], ins: &[Option<(Var, usize)>], b: usize) -
                 args,
             )
         }
+        // Unbatched index arrays next to each other (their result dimensions stay where
+        // they are, behind the batch) and slices: the batch indexed by full slices.
+        Op::AdvancedSubtensor(slots) if only_first_batched && adjacent_arrays(slots) => {
+            let mut shifted = vec![crate::ops::AdvancedSlot::Basic(IndexSlot::FULL); b];
+            shifted.extend(slots.iter().copied());
+            let mut args = vec![first()];
+            args.extend(rest);
+            apply(Op::AdvancedSubtensor(shifted), args)
+        }
         Op::IfElse(ifelse) => batch_ifelse(ifelse, inputs, ins, b),
         Op::Scan(scan) => match batch_scan(scan, inputs, ins, b)? {
             Some(outs) => Ok(outs),
@@ -639,6 +648,22 @@ fn batch_ifelse(
             Ok(crate::api::ifelse::ifelse(cond, &t, &e))
         }
     }
+}
+
+/// Whether the index arrays of `slots` are consecutive and the other slots slices (so
+/// NumPy keeps the indexed dimensions in place rather than moving them first).
+fn adjacent_arrays(slots: &[crate::ops::AdvancedSlot]) -> bool {
+    use crate::ops::AdvancedSlot;
+    let arrays: Vec<usize> = slots
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| matches!(s, AdvancedSlot::Array))
+        .map(|(i, _)| i)
+        .collect();
+    let no_integers = slots
+        .iter()
+        .all(|s| !matches!(s, AdvancedSlot::Basic(IndexSlot::Index)));
+    no_integers && arrays.windows(2).all(|w| w[1] == w[0] + 1)
 }
 
 /// The product as a Blockwise `Dot` (e.g. matmul `(m,k),(k,n)->(m,n)`).

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use tensorlift_ir::ops::{Blockwise, Scan};
 use tensorlift_runtime::reference::blockwise::run_blockwise;
 use tensorlift_runtime::reference::dense_linalg::run_batched_linalg;
+use tensorlift_runtime::reference::linalg::run_batched_dot;
 use tensorlift_runtime::reference::scan::run_scan;
 
 use super::*;
@@ -284,6 +285,25 @@ impl Plan {
                             true,
                             &|dtype, len| pool.take_float(dtype, len),
                         ),
+                        Op::Dot => match run_batched_dot(
+                            &b.name,
+                            &b.op,
+                            &statics,
+                            args,
+                            true,
+                            &|dtype, len| pool.take_float(dtype, len),
+                        ) {
+                            Some(result) => result,
+                            None => run_blockwise(
+                                &b.name,
+                                &b.op,
+                                &statics,
+                                &b.out_dtypes,
+                                args,
+                                true,
+                                |a| b.core.run(a, pool),
+                            ),
+                        },
                         _ => run_blockwise(
                             &b.name,
                             &b.op,
@@ -404,6 +424,9 @@ impl fmt::Display for Plan {
                 Action::Blockwise(b) => match &b.op.core {
                     Op::Linalg(_) => "the linear-algebra library over the batch (both \
                                       cores), results written in place"
+                        .into(),
+                    Op::Dot => "a batched matmul: one gemm per element (both cores), \
+                                results written in place (integers: the core per element)"
                         .into(),
                     _ => format!(
                         "a loop over the batch (both cores) calling its core's compiled \

@@ -157,6 +157,64 @@ pub fn batch_layout(
     Ok(BatchLayout { batch, own_batch })
 }
 
+/// Runs `f(state, i, outputs of element i)` for every element `i < n` of a batch whose
+/// outputs are `outs` (element i's core block of output j is
+/// `outs[j][i * core_lens[j]..]`); with `parallel`, parts of consecutive elements run on
+/// the rayon pool, each with its own `init()` state (scratch memory). The first error
+/// wins.
+pub fn fill_batch<T: Send, S>(
+    n: usize,
+    parallel: bool,
+    outs: &mut [Vec<T>],
+    core_lens: &[usize],
+    init: impl Fn() -> S + Sync,
+    f: impl Fn(&mut S, usize, &mut [&mut [T]]) -> Result<()> + Sync,
+) -> Result<()> {
+    let parts = if parallel {
+        (rayon::current_num_threads() * 4).clamp(1, n.max(1))
+    } else {
+        1
+    };
+    let per_part = n.div_ceil(parts).max(1);
+    let mut chunks: Vec<Vec<&mut [T]>> = (0..parts).map(|_| Vec::new()).collect();
+    for (out, len) in outs.iter_mut().zip(core_lens) {
+        if out.is_empty() {
+            // Empty core blocks: every part gets an empty slice.
+            for part in chunks.iter_mut() {
+                part.push(Default::default());
+            }
+            continue;
+        }
+        for (p, chunk) in out.chunks_mut(len * per_part).enumerate() {
+            chunks[p].push(chunk);
+        }
+    }
+    let run_part = |(p, mut part): (usize, Vec<&mut [T]>)| -> Result<()> {
+        let mut state = init();
+        let start = p * per_part;
+        for i in start..(start + per_part).min(n) {
+            let j = i - start;
+            let mut element: smallvec::SmallVec<[&mut [T]; 2]> = part
+                .iter_mut()
+                .zip(core_lens)
+                .map(|(c, len)| &mut c[j * len..(j + 1) * len])
+                .collect();
+            f(&mut state, i, &mut element)?;
+        }
+        Ok(())
+    };
+    let work: Vec<(usize, Vec<&mut [T]>)> = chunks
+        .into_iter()
+        .enumerate()
+        .filter(|(_, c)| !c.is_empty())
+        .collect();
+    if parallel && work.len() > 1 {
+        work.into_par_iter().try_for_each(run_part)
+    } else {
+        work.into_iter().try_for_each(run_part)
+    }
+}
+
 /// `x` at the given leading coordinates: a view sharing x's memory.
 fn slice(x: &TensorData, at: &[usize]) -> TensorData {
     with_tensor_data!(x, a => {

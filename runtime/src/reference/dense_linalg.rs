@@ -14,11 +14,10 @@ use std::borrow::Cow;
 use faer::dyn_stack::{MemBuffer, MemStack, StackReq};
 use faer::linalg::solvers::{DenseSolveCore, Solve};
 use faer::{MatMut, MatRef, Par, Side};
-use rayon::prelude::*;
 use tensorlift_ir::ops::{Blockwise, LinalgOp};
 use tensorlift_ir::{DType, Element, TensorData};
 
-use crate::blockwise::batch_layout;
+use crate::blockwise::{batch_layout, fill_batch};
 use crate::error::{Result, RuntimeError};
 
 /// Memory for a batched result, from a caller that keeps buffers between calls.
@@ -182,24 +181,14 @@ fn batched<T: Real>(call: BatchedCall) -> Result<Vec<TensorData>> {
                 .unwrap_or_else(|| vec![T::of(0.0); l * n])
         })
         .collect();
-    // The batch in parts of consecutive elements, each with its slice of every output.
-    let parts = if parallel {
-        (rayon::current_num_threads() * 4).clamp(1, n.max(1))
-    } else {
-        1
-    };
-    let per_part = n.div_ceil(parts).max(1);
-    let mut chunks: Vec<Vec<&mut [T]>> = (0..parts).map(|_| Vec::new()).collect();
-    for (out, len) in outs.iter_mut().zip(&core_lens) {
-        for (p, chunk) in out.chunks_mut((len * per_part).max(1)).enumerate() {
-            chunks[p].push(chunk);
-        }
-    }
     let req = scratch_for::<T>(op, &core_shapes);
-    let run_part = |(p, mut part): (usize, Vec<&mut [T]>)| -> Result<()> {
-        let mut scratch = MemBuffer::new(req);
-        let start = p * per_part;
-        for i in start..(start + per_part).min(n) {
+    fill_batch(
+        n,
+        parallel,
+        &mut outs,
+        &core_lens,
+        || MemBuffer::new(req),
+        |scratch, i, element| {
             let ins: smallvec::SmallVec<[&[T]; 2]> = data
                 .iter()
                 .enumerate()
@@ -208,33 +197,10 @@ fn batched<T: Real>(call: BatchedCall) -> Result<Vec<TensorData>> {
                     &d[at..at + in_lens[k]]
                 })
                 .collect();
-            let j = i - start;
-            let mut element: smallvec::SmallVec<[&mut [T]; 2]> = part
-                .iter_mut()
-                .zip(&core_lens)
-                .map(|(c, len)| &mut c[j * len..(j + 1) * len])
-                .collect();
-            compute(
-                op,
-                &ins,
-                &core_shapes,
-                &mut element,
-                MemStack::new(&mut scratch),
-            )
-            .map_err(|m| RuntimeError::op(name, format!("batch element {i}: {m}")))?;
-        }
-        Ok(())
-    };
-    let work: Vec<(usize, Vec<&mut [T]>)> = chunks
-        .into_iter()
-        .enumerate()
-        .filter(|(_, c)| !c.is_empty())
-        .collect();
-    if parallel && work.len() > 1 {
-        work.into_par_iter().try_for_each(run_part)?;
-    } else {
-        work.into_iter().try_for_each(run_part)?;
-    }
+            compute(op, &ins, &core_shapes, element, MemStack::new(scratch))
+                .map_err(|m| RuntimeError::op(name, format!("batch element {i}: {m}")))
+        },
+    )?;
     outs.into_iter()
         .zip(&out_shapes)
         .map(|(v, s)| TensorData::from_vec(s, v).map_err(RuntimeError::from))

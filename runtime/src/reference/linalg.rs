@@ -120,3 +120,175 @@ fn int_dot(name: &str, a: &TensorData, b: &TensorData) -> Result<TensorData> {
     let flat = out.into_raw_vec_and_offset().0;
     TensorData::from_vec(&shape, flat).map_err(|e| RuntimeError::Internal(format!("{name}: {e}")))
 }
+
+/// The JIT's batched matmul: a Blockwise of a float `Dot` run over the whole batch with
+/// one gemm call per element (matrixmultiply), results written straight into the output
+/// (memory from `reuse` when it has some), parts of the batch on the rayon pool with
+/// `parallel`. `None` when the operands are not float32/float64 of one dtype (the caller
+/// runs the generic driver).
+pub fn run_batched_dot(
+    name: &str,
+    bw: &tensorlift_ir::ops::Blockwise,
+    static_shapes: &[&[Option<usize>]],
+    args: &[TensorData],
+    parallel: bool,
+    reuse: crate::dense_linalg::Reuse,
+) -> Option<Result<Vec<TensorData>>> {
+    let dtype = args.first()?.dtype();
+    if args.len() != 2 || args[1].dtype() != dtype {
+        return None;
+    }
+    match dtype {
+        DType::Float64 => Some(batched_gemm::<f64>(
+            name,
+            bw,
+            static_shapes,
+            args,
+            parallel,
+            reuse,
+        )),
+        DType::Float32 => Some(batched_gemm::<f32>(
+            name,
+            bw,
+            static_shapes,
+            args,
+            parallel,
+            reuse,
+        )),
+        _ => None,
+    }
+}
+
+/// The element types with a gemm.
+trait Gemm: Element + Default {
+    /// `c = a · b` for row-major `a` (m×k), `b` (k×n) and `c` (m×n).
+    fn gemm(m: usize, k: usize, n: usize, a: &[Self], b: &[Self], c: &mut [Self]);
+    fn from_float_vec(v: crate::dense_linalg::FloatVec) -> Option<Vec<Self>>;
+}
+
+macro_rules! gemm_impl {
+    ($t:ty, $f:path, $variant:ident) => {
+        impl Gemm for $t {
+            fn gemm(m: usize, k: usize, n: usize, a: &[$t], b: &[$t], c: &mut [$t]) {
+                assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
+                // SAFETY: the slices hold at least m·k, k·n and m·n elements (checked
+                // above), read and written row-major with the strides given: a's row
+                // stride k, b's n, c's n, column strides 1; c does not overlap a or b (a
+                // distinct &mut borrow).
+                unsafe {
+                    $f(
+                        m,
+                        k,
+                        n,
+                        1.0,
+                        a.as_ptr(),
+                        k as isize,
+                        1,
+                        b.as_ptr(),
+                        n as isize,
+                        1,
+                        0.0,
+                        c.as_mut_ptr(),
+                        n as isize,
+                        1,
+                    )
+                }
+            }
+            fn from_float_vec(v: crate::dense_linalg::FloatVec) -> Option<Vec<$t>> {
+                match v {
+                    crate::dense_linalg::FloatVec::$variant(v) => Some(v),
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+gemm_impl!(f64, matrixmultiply::dgemm, F64);
+gemm_impl!(f32, matrixmultiply::sgemm, F32);
+
+fn batched_gemm<T: Gemm>(
+    name: &str,
+    bw: &tensorlift_ir::ops::Blockwise,
+    static_shapes: &[&[Option<usize>]],
+    args: &[TensorData],
+    parallel: bool,
+    reuse: crate::dense_linalg::Reuse,
+) -> Result<Vec<TensorData>> {
+    let layout = crate::blockwise::batch_layout(name, bw, static_shapes, args)?;
+    let core = |k: usize| &args[k].shape()[layout.own_batch[k]..];
+    let (ca, cb) = (core(0), core(1));
+    // Vectors as 1×k and k×1 matrices.
+    let (m, ka) = match ca {
+        [k] => (1, *k),
+        [m, k] => (*m, *k),
+        _ => return Err(dims_error(name)),
+    };
+    let (kb, n) = match cb {
+        [k] => (*k, 1),
+        [k, n] => (*k, *n),
+        _ => return Err(dims_error(name)),
+    };
+    if ka != kb {
+        return Err(RuntimeError::op(
+            name,
+            format!(
+                "the contracted dimensions differ: input 0's core {ca:?} against input 1's \
+                 core {cb:?}"
+            ),
+        ));
+    }
+    let mut out_core: Vec<usize> = Vec::new();
+    if ca.len() == 2 {
+        out_core.push(m);
+    }
+    if cb.len() == 2 {
+        out_core.push(n);
+    }
+    let mut shape = layout.batch.to_vec();
+    shape.extend_from_slice(&out_core);
+    crate::memory::check_output(name, T::DTYPE, &shape)?;
+    let count: usize = layout.batch.iter().product();
+    let views: Vec<std::borrow::Cow<[T]>> = args
+        .iter()
+        .map(|x| match x.as_shared::<T>().and_then(|a| a.as_slice()) {
+            Some(s) => std::borrow::Cow::Borrowed(s),
+            None => std::borrow::Cow::Owned(
+                x.as_array::<T>()
+                    .map(|a| a.iter().copied().collect())
+                    .unwrap_or_default(),
+            ),
+        })
+        .collect();
+    let len = m * n;
+    let mut outs = vec![reuse(T::DTYPE, len * count)
+        .and_then(T::from_float_vec)
+        .filter(|v| v.len() == len * count)
+        .unwrap_or_else(|| vec![T::default(); len * count])];
+    let (la, lb) = (m * ka, kb * n);
+    crate::blockwise::fill_batch(
+        count,
+        parallel,
+        &mut outs,
+        &[len],
+        || (),
+        |_, i, element| {
+            let (oa, ob) = (
+                layout.offset(0, args[0].shape(), i),
+                layout.offset(1, args[1].shape(), i),
+            );
+            T::gemm(
+                m,
+                ka,
+                n,
+                &views[0][oa..oa + la],
+                &views[1][ob..ob + lb],
+                element[0],
+            );
+            Ok(())
+        },
+    )?;
+    let data = outs.pop().unwrap_or_default();
+    Ok(vec![
+        TensorData::from_vec(&shape, data).map_err(RuntimeError::from)?
+    ])
+}

@@ -16,6 +16,16 @@ fn element(d: &TensorData, i: usize) -> TensorData {
 /// element of the batched value (the other inputs shared), in both backends.
 fn check_batched(x: &Var, others: &[&Var], out: &Var, xs: &Var, values: &[TensorData]) {
     let batched = vectorize_graph(&[out], &[(x, xs)]).unwrap();
+    // Static shapes: the batch's, then every core size the unbatched output knows.
+    let (bs, cs) = (batched[0].static_shape(), out.static_shape());
+    let extra = xs.ndim() - x.ndim();
+    assert_eq!(bs.len(), cs.len() + extra, "{}", out.label());
+    assert_eq!(bs[..extra], xs.static_shape()[..extra], "{}", out.label());
+    for (d, s) in cs.iter().enumerate() {
+        if s.is_some() {
+            assert_eq!(bs[extra + d], *s, "{}: core dimension {d}", out.label());
+        }
+    }
     let mut batched_inputs = vec![xs];
     batched_inputs.extend(others);
     let mut inputs = vec![x];
@@ -181,8 +191,22 @@ fn ops_without_a_rule_fall_back_to_blockwise() {
     let mixed = m.get(vec![Idx::Array(index.clone()), 1i64.into()]);
     is_blockwise_in(&mixed, &m, &ms);
     check_batched(&m, &[], &mixed, &ms, &[spread(&[2, 4, 3], -1.0, 1.0)]);
-    let bumped = x.inc(vec![Idx::Array(index)], 1.5);
+    let bumped = x.inc(vec![Idx::Array(index.clone())], 1.5);
     check_batched(&x, &[], &bumped, &xs, std::slice::from_ref(&batch));
+    // An advanced write of a batched value into a shared x (repeated indices add up).
+    let (v, vs) = (vector("v", Float64), matrix("vs", Float64));
+    let scattered_in = x.inc(vec![Idx::Array(index.clone())], &v);
+    let native = vectorize_graph(&[&scattered_in], &[(&v, &vs)]).unwrap();
+    assert!(!dprint(&[&native[0]]).unwrap().contains("Blockwise"));
+    check_batched(
+        &v,
+        &[&x],
+        &scattered_in,
+        &vs,
+        &[spread(&[2, 3], -1.0, 1.0), spread(&[5], -1.0, 1.0)],
+    );
+    let set_rows = m.set(vec![Idx::Array(index.clone()), Idx::full()], 0.0);
+    check_batched(&m, &[], &set_rows, &ms, &[spread(&[2, 4, 3], -1.0, 1.0)]);
     let e = vectorize_graph(&[&x.exp()], &[(&x, &vector("v", Float64))]);
     assert!(e.is_ok(), "no extra dimension is no batch");
     let e = vectorize_graph(&[&x.exp()], &[(&x, &scalar("s", Float64))]).unwrap_err();

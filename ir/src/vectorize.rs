@@ -105,8 +105,23 @@ pub fn vectorize_graph(outputs: &[&Var], replace: &[(&Var, &Var)]) -> Result<Vec
         }
         let outs = batch_node(&node.op, &node.inputs, &ins, b)?;
         for (k, out) in outs.into_iter().enumerate() {
-            let key = Var::from_node_output(node.clone(), k).value_key();
-            batched.insert(key, (out, b));
+            let original = Var::from_node_output(node.clone(), k);
+            // Core sizes the original knows and a rule lost (a shape computed from the
+            // batch sizes, say) are asserted back.
+            let core = original.static_shape();
+            let lost = out.ndim() == b + core.len()
+                && core
+                    .iter()
+                    .zip(&out.static_shape()[b..])
+                    .any(|(c, o)| c.is_some() && o.is_none());
+            let out = if lost {
+                let mut spec = out.static_shape()[..b].to_vec();
+                spec.extend(core.iter().copied());
+                out.specify_shape(&spec)
+            } else {
+                out
+            };
+            batched.insert(original.value_key(), (out, b));
         }
     }
     Ok(outputs
@@ -157,6 +172,12 @@ fn batch_node(op: &Op, inputs: &[Var], ins: &[Option<(Var, usize)>], b: usize) -
         .collect();
     let first = || all[0].clone();
     let apply = |op: Op, args: Vec<Var>| Var::apply(op, args);
+    // For region writes: the indices (inputs after x and y) are unbatched.
+    let indices_unbatched = ins
+        .get(2..)
+        .unwrap_or(&[])
+        .iter()
+        .all(|i| i.as_ref().is_none_or(|(_, n)| *n == 0));
     match op {
         Op::Elemwise(_) | Op::Composite(_) => apply(op.clone(), all),
         Op::FusedReduce {
@@ -359,40 +380,25 @@ fn batch_node(op: &Op, inputs: &[Var], ins: &[Option<(Var, usize)>], b: usize) -
         }
         // A region of every element, indices unbatched; the written value spread over
         // the batch when it is not batched itself.
-        Op::IncSubtensor { slots, mode }
-            if ins[2..]
-                .iter()
-                .all(|i| i.as_ref().is_none_or(|(_, n)| *n == 0)) =>
-        {
+        Op::IncSubtensor { slots, mode } if indices_unbatched => {
             let mut shifted = vec![IndexSlot::FULL; b];
             shifted.extend(slots.iter().copied());
-            // y aligned with the region: its batch dimensions, broadcastable ones for the
-            // region dimensions it lacks, then its own.
-            let mut region_args = vec![inputs[0].clone()];
-            region_args.extend(inputs[2..].iter().cloned());
-            let region = Var::apply(Op::Subtensor(slots.clone()), region_args)?[0].ndim();
-            let (y, ny) = ins[1]
-                .as_ref()
-                .map_or((inputs[1].clone(), 0), |(v, n)| (v.clone(), *n));
-            let core_y = y.ndim() - ny;
-            let mut order: Vec<Option<usize>> = vec![None; b - ny];
-            order.extend((0..ny).map(Some));
-            order.extend(std::iter::repeat_n(None, region.saturating_sub(core_y)));
-            order.extend((ny..y.ndim()).map(Some));
-            // x spread over the batch when only y carries it (x's copy is written).
-            let x = match &ins[0] {
-                Some((_, n)) if *n == b => all[0].clone(),
-                _ => {
-                    let mut sizes: Vec<crate::api::Operand> =
-                        (0..ny as isize).map(|d| y.shape_i(d).into()).collect();
-                    sizes.extend((b..all[0].ndim()).map(|d| all[0].shape_i(d as isize).into()));
-                    all[0].broadcast_to(&sizes)
-                }
-            };
-            let mut args = vec![x, y.dimshuffle(&order)];
-            args.extend(rest[1..].iter().cloned());
+            let args = region_write_args(Op::Subtensor(slots.clone()), inputs, ins, &all, b)?;
             apply(
                 Op::IncSubtensor {
+                    slots: shifted,
+                    mode: *mode,
+                },
+                args,
+            )
+        }
+        Op::AdvancedIncSubtensor { slots, mode } if indices_unbatched && adjacent_arrays(slots) => {
+            let mut shifted = vec![crate::ops::AdvancedSlot::Basic(IndexSlot::FULL); b];
+            shifted.extend(slots.iter().copied());
+            let region = Op::AdvancedSubtensor(slots.clone());
+            let args = region_write_args(region, inputs, ins, &all, b)?;
+            apply(
+                Op::AdvancedIncSubtensor {
                     slots: shifted,
                     mode: *mode,
                 },
@@ -648,6 +654,47 @@ fn batch_ifelse(
             Ok(crate::api::ifelse::ifelse(cond, &t, &e))
         }
     }
+}
+
+/// The inputs of a batched region write `x[index] (+)= y` whose region is `read` (the
+/// op reading it): x spread over the batch when only y carries it (x's copy is
+/// written), y aligned with the region (its batch dimensions, broadcastable ones for the
+/// region dimensions it lacks, then its own), the unbatched indices.
+fn region_write_args(
+    read: Op,
+    inputs: &[Var],
+    ins: &[Option<(Var, usize)>],
+    all: &[Var],
+    b: usize,
+) -> Result<Vec<Var>> {
+    let mut region_args = vec![inputs[0].clone()];
+    region_args.extend(inputs[2..].iter().cloned());
+    let region = Var::apply(read, region_args)?[0].ndim();
+    let (y, ny) = ins[1]
+        .as_ref()
+        .map_or((inputs[1].clone(), 0), |(v, n)| (v.clone(), *n));
+    let core_y = y.ndim() - ny;
+    let mut order: Vec<Option<usize>> = vec![None; b - ny];
+    order.extend((0..ny).map(Some));
+    order.extend(std::iter::repeat_n(None, region.saturating_sub(core_y)));
+    order.extend((ny..y.ndim()).map(Some));
+    let x = match &ins[0] {
+        Some((_, n)) if *n == b => all[0].clone(),
+        _ => {
+            let mut sizes: Vec<crate::api::Operand> =
+                (0..ny as isize).map(|d| y.shape_i(d).into()).collect();
+            sizes.extend((b..all[0].ndim()).map(|d| all[0].shape_i(d as isize).into()));
+            all[0].broadcast_to(&sizes)
+        }
+    };
+    let mut args = vec![x, y.dimshuffle(&order)];
+    args.extend(
+        inputs[2..]
+            .iter()
+            .zip(&ins[2..])
+            .map(|(x, bx)| bx.as_ref().map_or_else(|| x.clone(), |(v, _)| v.clone())),
+    );
+    Ok(args)
 }
 
 /// Whether the index arrays of `slots` are consecutive and the other slots slices (so

@@ -4,8 +4,11 @@
 //! compile time, and the backend's executable) and the output check that catches backend
 //! bugs. A `Function` is `Send + Sync`; calls from many threads at once are safe.
 
+use std::sync::Arc;
+
 use tensorlift_compiler::{compile, Executable, Mode, RewriteReport};
-use tensorlift_ir::{FunctionGraph, TensorData, TensorType, Var};
+use tensorlift_ir::{postorder, FunctionGraph, GraphError, TensorData, TensorType, Var};
+use tensorlift_runtime::shared::{CallInContext, SharedCell, SharedContext};
 use tensorlift_runtime::{RuntimeError, Signature};
 
 use crate::Error;
@@ -24,15 +27,20 @@ pub fn function(inputs: &[&Var], outputs: &[&Var]) -> FunctionBuilder {
     FunctionBuilder {
         inputs: inputs.iter().map(|v| (*v).clone()).collect(),
         outputs: outputs.iter().map(|v| (*v).clone()).collect(),
+        updates: Vec::new(),
         mode: Mode::default(),
         print_rewrites: false,
     }
 }
 
+/// The shared variables a graph reads and its updates (shared variable index, expression).
+type SharedInputs = (Vec<Var>, Vec<(usize, Var)>);
+
 /// Options of a function being compiled.
 pub struct FunctionBuilder {
     inputs: Vec<Var>,
     outputs: Vec<Var>,
+    updates: Vec<(Var, Var)>,
     mode: Mode,
     print_rewrites: bool,
 }
@@ -63,9 +71,94 @@ impl FunctionBuilder {
         self
     }
 
+    /// New values for shared variables, written after each successful call, all at once
+    /// (PyTensor's `updates`): every expression reads the values from before the call. A
+    /// call that fails writes none of them.
+    ///
+    /// ```
+    /// use tensorlift::prelude::*;
+    /// let count = shared("count", TensorData::scalar(0i64));
+    /// let f = function(&[], &[&count]).updates(&[(&count, &(&count + 1))]).compile()?;
+    /// assert_eq!(f.call(&[])?[0].item_f64()?, 0.0);
+    /// assert_eq!(count.get_value()?.item_f64()?, 1.0);
+    /// # Ok::<(), tensorlift::Error>(())
+    /// ```
+    pub fn updates(mut self, pairs: &[(&Var, &Var)]) -> Self {
+        self.updates
+            .extend(pairs.iter().map(|(w, e)| ((*w).clone(), (*e).clone())));
+        self
+    }
+
+    /// The shared variables the graph reads that are not explicit inputs (in the order
+    /// first met), and the checked updates as (shared variable index, expression).
+    fn shared_inputs(&self) -> Result<SharedInputs, Error> {
+        let mut roots = self.outputs.clone();
+        roots.extend(self.updates.iter().map(|(_, e)| e.clone()));
+        roots.extend(self.updates.iter().map(|(w, _)| w.clone()));
+        let explicit: std::collections::HashSet<usize> = self.inputs.iter().map(Var::key).collect();
+        let mut shared: Vec<Var> = Vec::new();
+        for v in postorder(&roots) {
+            if v.shared_storage().is_some()
+                && !explicit.contains(&v.key())
+                && !shared.iter().any(|s| s.key() == v.key())
+            {
+                shared.push(v);
+            }
+        }
+        let mut updates = Vec::new();
+        for (w, e) in &self.updates {
+            e.check()?;
+            let name = w.name().unwrap_or_default();
+            let fail = |m: String| Error::Graph(GraphError::op("updates", m));
+            let Some(k) = shared.iter().position(|s| s.key() == w.key()) else {
+                return Err(fail(format!(
+                    "'{name}' ({}) is not a shared variable (or is an explicit input): only \
+                     shared variables can be updated",
+                    w.ty()
+                )));
+            };
+            if updates.iter().any(|(j, _)| *j == k) {
+                return Err(fail(format!("'{name}' is updated twice")));
+            }
+            let fits = e.dtype() == w.dtype()
+                && e.ndim() == w.ndim()
+                && e.static_shape()
+                    .iter()
+                    .zip(w.static_shape())
+                    .all(|(a, b)| b.is_none() || a == b);
+            if !fits {
+                return Err(fail(format!(
+                    "the update of '{name}' is {}, but the variable is {} (cast or reshape the \
+                     expression to the variable's type)",
+                    e.ty(),
+                    w.ty()
+                )));
+            }
+            updates.push((k, e.clone()));
+        }
+        Ok((shared, updates))
+    }
+
     /// Checks the graph and compiles it.
     pub fn compile(self) -> Result<Function, Error> {
-        let fgraph = FunctionGraph::new(&self.inputs, &self.outputs)?;
+        let (shared, updates) = self.shared_inputs()?;
+        let mut all_inputs = self.inputs.clone();
+        all_inputs.extend(shared.iter().cloned());
+        let mut all_outputs = self.outputs.clone();
+        all_outputs.extend(updates.iter().map(|(_, e)| e.clone()));
+        let cells: Vec<Arc<SharedCell>> = shared
+            .iter()
+            .map(|v| {
+                v.shared_storage()
+                    .and_then(|s| s.clone().into_any().downcast::<SharedCell>().ok())
+                    .ok_or_else(|| {
+                        Error::Runtime(RuntimeError::Internal(
+                            "a shared variable without its storage".into(),
+                        ))
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+        let fgraph = FunctionGraph::new(&all_inputs, &all_outputs)?;
         let signature = Signature {
             names: self
                 .inputs
@@ -86,6 +179,9 @@ impl FunctionBuilder {
         Ok(Function {
             signature,
             output_types,
+            shared: cells,
+            updates: updates.iter().map(|(k, _)| *k).collect(),
+            n_outputs: self.outputs.len(),
             executable: compiled.executable,
             fgraph: compiled.fgraph,
             report: compiled.report,
@@ -97,7 +193,13 @@ impl FunctionBuilder {
 /// A compiled function.
 pub struct Function {
     signature: Signature,
+    /// The types of the outputs, then of the updates.
     output_types: Vec<TensorType>,
+    /// The shared variables read (inputs after the explicit ones).
+    shared: Vec<Arc<SharedCell>>,
+    /// Per update (outputs after the user's): the shared variable it writes.
+    updates: Vec<usize>,
+    n_outputs: usize,
     executable: Box<dyn Executable>,
     fgraph: FunctionGraph,
     report: RewriteReport,
@@ -117,9 +219,45 @@ impl Function {
     /// Calls the function. Inputs are checked (count, dtype, ndim, static sizes) before
     /// anything runs.
     pub fn call(&self, inputs: &[TensorData]) -> Result<Vec<TensorData>, Error> {
+        if self.shared.is_empty() {
+            self.signature.check(inputs)?;
+            let outputs = self.executable.run(inputs)?;
+            self.check_outputs(&outputs)?;
+            return Ok(outputs);
+        }
+        self.run_in(None, inputs)
+    }
+
+    /// Calls the function with the shared variables' values of `context` (those it does
+    /// not hold read the default values), writing the updates there. Calls in one context
+    /// run one at a time; calls in different contexts run in parallel.
+    pub fn call_in(
+        &self,
+        context: &SharedContext,
+        inputs: &[TensorData],
+    ) -> Result<Vec<TensorData>, Error> {
+        self.run_in(Some(context), inputs)
+    }
+
+    fn run_in(
+        &self,
+        context: Option<&SharedContext>,
+        inputs: &[TensorData],
+    ) -> Result<Vec<TensorData>, Error> {
         self.signature.check(inputs)?;
-        let outputs = self.executable.run(inputs)?;
+        let call = CallInContext::enter(context);
+        let mut all = inputs.to_vec();
+        all.extend(call.read(&self.shared));
+        let mut outputs = self.executable.run(&all)?;
         self.check_outputs(&outputs)?;
+        let new_values = outputs.split_off(self.n_outputs);
+        let writes = self
+            .updates
+            .iter()
+            .zip(new_values)
+            .map(|(k, v)| (&*self.shared[*k], v))
+            .collect();
+        call.write(writes)?;
         Ok(outputs)
     }
 
@@ -159,7 +297,7 @@ impl Function {
 
     /// The output types.
     pub fn output_types(&self) -> &[TensorType] {
-        &self.output_types
+        &self.output_types[..self.n_outputs]
     }
 
     fn check_outputs(&self, outputs: &[TensorData]) -> Result<(), RuntimeError> {

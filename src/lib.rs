@@ -22,10 +22,12 @@
 
 mod function;
 pub mod gradcheck;
+mod shared;
 pub mod testing;
 
 pub use function::{function, Function, FunctionBuilder};
 pub use gradcheck::{verify_grad, VerifyGrad};
+pub use shared::{shared, shared_with_type, SharedValue};
 pub use tensorlift_compiler::{CompileError, Mode, RewriteReport};
 pub use tensorlift_ir as ir;
 pub use tensorlift_ir::api::linalg;
@@ -41,6 +43,7 @@ pub use tensorlift_ir::{
 };
 pub use tensorlift_ir::{vectorize_graph, vmap};
 pub use tensorlift_runtime::memory::{output_limit, set_output_limit};
+pub use tensorlift_runtime::shared::SharedContext;
 pub use tensorlift_runtime::RuntimeError;
 
 /// Any error tensorlift returns: from building, compiling or calling.
@@ -114,7 +117,10 @@ impl TensorDataExt for TensorData {
 
 /// Everything needed to build, compile and call graphs.
 pub mod prelude {
-    pub use crate::{function, verify_grad, Error, Function, Mode, TensorDataExt, VerifyGrad};
+    pub use crate::{
+        function, shared, shared_with_type, verify_grad, Error, Function, Mode, SharedContext,
+        SharedValue, TensorDataExt, VerifyGrad,
+    };
     pub use tensorlift_ir::DType::{self, *};
     pub use tensorlift_ir::{
         alloc, arange, arange_dtype, clone_replace, concatenate, constant, dprint, full, grad,

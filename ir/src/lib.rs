@@ -44,5 +44,5 @@ pub use grad::{
 pub use ops::{Op, ScalarOp};
 pub use print::{dprint, to_dot};
 pub use types::TensorType;
-pub use var::{Node, Var, VarKind};
+pub use var::{postorder, Node, SharedStorage, Var, VarKind};
 pub use vectorize::{vectorize_graph, vmap};

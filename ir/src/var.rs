@@ -27,6 +27,17 @@ struct VarData {
     ty: TensorType,
     name: Mutex<Option<String>>,
     kind: VarKind,
+    /// For a shared variable (an input whose value a context holds): its storage.
+    shared: Option<Arc<dyn SharedStorage>>,
+}
+
+/// The storage behind a shared variable (defined by the runtime): `ir` only carries it,
+/// so a compiled function can find the values of the shared inputs its graph reads.
+pub trait SharedStorage: Send + Sync + fmt::Debug {
+    /// The storage as `Any`, for the runtime to recover its own type.
+    fn as_any(&self) -> &dyn std::any::Any;
+    /// The same, owned.
+    fn into_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync>;
 }
 
 /// Where a variable comes from.
@@ -73,7 +84,24 @@ impl Var {
             ty,
             name: Mutex::new(name),
             kind,
+            shared: None,
         }))
+    }
+
+    /// A shared variable: a graph input whose value `storage` provides at call time
+    /// (see the runtime's `shared`).
+    pub fn shared_input(name: &str, ty: TensorType, storage: Arc<dyn SharedStorage>) -> Var {
+        Var(Arc::new(VarData {
+            ty,
+            name: Mutex::new(Some(name.to_string())),
+            kind: VarKind::Input,
+            shared: Some(storage),
+        }))
+    }
+
+    /// The storage of a shared variable; `None` for any other variable.
+    pub fn shared_storage(&self) -> Option<&Arc<dyn SharedStorage>> {
+        self.0.shared.as_ref()
     }
 
     /// A graph input of the given type.

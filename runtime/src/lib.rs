@@ -15,6 +15,7 @@ pub mod error;
 pub mod memory;
 pub mod reference;
 pub mod scalar;
+pub mod shared;
 pub mod signature;
 pub mod support;
 

@@ -493,6 +493,57 @@ fn w8(b: &mut Bench) {
     }
 }
 
+/// W13: 1e7 standard normal draws into a float64 array, from a shared RNG the function
+/// updates (as the peers draw); W13b: `sum(exp(normal(size=1e7)))` in one graph. Native:
+/// one thread of xoshiro256++ and rand_distr's normal, the generator and algorithm the
+/// runtime uses.
+fn w13(b: &mut Bench) {
+    use rand_core::SeedableRng;
+    use rand_distr::Distribution as _;
+    const N: usize = 10_000_000;
+    let work = (N as f64, 8.0 * N as f64);
+    let native = |sum: bool| {
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(1);
+        if sum {
+            let total: f64 = (0..N)
+                .map(|_| {
+                    let z: f64 = rand_distr::StandardNormal.sample(&mut rng);
+                    z.exp()
+                })
+                .sum();
+            black_box(total);
+        } else {
+            let v: Vec<f64> = (0..N)
+                .map(|_| rand_distr::StandardNormal.sample(&mut rng))
+                .collect();
+            black_box(v);
+        }
+    };
+    for (workload, sum) in [("W13", false), ("W13b", true)] {
+        if !b.wants(workload) {
+            continue;
+        }
+        b.run(workload, "1e7", "native", work, || native(sum));
+        for (name, mode) in [("jit", Mode::Jit), ("reference", Mode::Reference)] {
+            let state = tensorlift::shared_rng("rng", 3);
+            let draw = tensorlift::random::normal(&state, 0.0, 1.0, &[N.into()]);
+            let out = if sum {
+                draw.value.exp().sum(All)
+            } else {
+                draw.value.clone()
+            };
+            let f = function(&[], &[&out])
+                .updates(&[(&state, &draw.rng)])
+                .mode(mode)
+                .compile()
+                .expect("compile");
+            b.run(workload, "1e7", name, work, || {
+                black_box(f.call(&[]).expect("call"));
+            });
+        }
+    }
+}
+
 /// W12: the MvNormal log-density of one x under each of 10,000 (cov, mu) pairs of size
 /// 16 (Cholesky, triangular solve, log-determinant), written for one pair and vectorized
 /// with `vectorize_graph`, as the peers do (`vmap` for JAX).
@@ -805,6 +856,9 @@ fn main() {
     }
     if b.wants("W12") {
         w12(&mut b);
+    }
+    if b.wants("W13") || b.wants("W13b") {
+        w13(&mut b);
     }
     if args.iter().any(|a| a == "--peers") {
         peers(&mut b);

@@ -2,7 +2,7 @@
 
 Runs the harness's workloads (W1, W2, W3, W4a, W4b, W7, W7b, W8a–W8d, and the scans W5,
 W5t, W5c, W6, W10, the choice W11, the value and gradient W9 and the batched MvNormal
-log-density W12 as `../shared/peers/workloads*.py` define them;
+log-density W12, the normal draws W13/W13b as `../shared/peers/workloads*.py` define them;
 same sizes, float64)
 in NumPy, PyTensor (C backend: mode "CVM"; NUMBA backend: mode "NUMBA") and JAX (x64),
 each peer skipped with a message when it cannot be imported, and writes the records to
@@ -73,6 +73,7 @@ N5 = 100_000
 L10, BOUND10 = 12.0, 200_000
 x11 = rng.uniform(-3, 3, 1_000_000)
 a9, w9 = rng.standard_normal((2000, 500)), rng.standard_normal(500) * 0.01
+N13 = 10_000_000
 B12, D12 = 10_000, 16
 a12 = rng.standard_normal((B12, D12, D12)) / np.sqrt(D12)
 cov12 = a12 @ a12.transpose(0, 2, 1) + np.eye(D12)
@@ -147,6 +148,9 @@ def numpy_peer():
 
     record("W9", "2000x500", "numpy", value_and_grad_by_hand)
     record("W12", "1e4x16", "numpy", lambda: w12_numpy(cov12, mu12, x12))
+    g13 = np.random.default_rng(1)
+    record("W13", "1e7", "numpy", lambda: g13.standard_normal(N13))
+    record("W13b", "1e7", "numpy", lambda: np.exp(g13.standard_normal(N13)).sum())
 
 
 def ten_nodes(xp, p, q):
@@ -245,6 +249,14 @@ def pytensor_peer(mode, name):
     f12 = pytensor.function([bc, bm, xx], vectorize_graph(lp, replace={cv: bc, m12: bm}), mode=mode)
     assert np.allclose(f12(cov12, mu12, x12), ref12)
     record("W12", "1e4x16", name, lambda: f12(cov12, mu12, x12))
+    r13 = pytensor.shared(np.random.default_rng(2))
+    nxt13, d13 = pt.random.normal(size=N13, rng=r13).owner.outputs
+    f13 = pytensor.function([], d13, updates={r13: nxt13}, mode=mode)
+    record("W13", "1e7", name, f13)
+    r13b = pytensor.shared(np.random.default_rng(3))
+    nxt13b, d13b = pt.random.normal(size=N13, rng=r13b).owner.outputs
+    f13b = pytensor.function([], pt.exp(d13b).sum(), updates={r13b: nxt13b}, mode=mode)
+    record("W13b", "1e7", name, f13b)
     # Compile times: PyTensor caches compiled modules on disk, so later builds are warm.
     record_compile("W8d", name, lambda: pytensor.function(
         [am, wv], [cost9, pytensor.grad(cost9, wv)], mode=mode))
@@ -355,6 +367,13 @@ def jax_peer():
     jc12, jm12, jx12 = map(jnp.asarray, (cov12, mu12, x12))
     assert np.allclose(np.asarray(f12(jc12, jm12, jx12)), ref12)
     record("W12", "1e4x16", "jax", lambda: f12(jc12, jm12, jx12).block_until_ready())
+    f13 = jax.jit(lambda k: jax.random.normal(k, (N13,)))
+    key13 = jax.random.key(0)
+    f13(key13).block_until_ready()
+    record("W13", "1e7", "jax", lambda: f13(key13).block_until_ready())
+    f13b = jax.jit(lambda k: jnp.exp(jax.random.normal(k, (N13,))).sum())
+    f13b(key13).block_until_ready()
+    record("W13b", "1e7", "jax", lambda: f13b(key13).block_until_ready())
     record_compile("W8d", "jax", cold(jax.value_and_grad(cost9, argnums=1), ja9, jw9))
     record_compile("W8a", "jax", cold(w1, jx3, jy3, jz3))
     record_compile("W8b", "jax", cold(lambda m: jax.nn.softmax(m, axis=1), jm[:2]))

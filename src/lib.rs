@@ -27,10 +27,11 @@ pub mod testing;
 
 pub use function::{function, Function, FunctionBuilder};
 pub use gradcheck::{verify_grad, VerifyGrad};
-pub use shared::{shared, shared_with_type, SharedValue};
+pub use shared::{shared, shared_rng, shared_with_type, SharedValue};
 pub use tensorlift_compiler::{CompileError, Mode, RewriteReport};
 pub use tensorlift_ir as ir;
 pub use tensorlift_ir::api::linalg;
+pub use tensorlift_ir::api::random;
 pub use tensorlift_ir::{
     alloc, arange, arange_dtype, clone_replace, concatenate, constant, dprint, full, idx,
     make_vector, matrix, ones, scalar, split, split_by, stack, switch, tensor, to_dot, vector,
@@ -118,8 +119,8 @@ impl TensorDataExt for TensorData {
 /// Everything needed to build, compile and call graphs.
 pub mod prelude {
     pub use crate::{
-        function, shared, shared_with_type, verify_grad, Error, Function, Mode, SharedContext,
-        SharedValue, TensorDataExt, VerifyGrad,
+        function, shared, shared_rng, shared_with_type, verify_grad, Error, Function, Mode,
+        SharedContext, SharedValue, TensorDataExt, VerifyGrad,
     };
     pub use tensorlift_ir::DType::{self, *};
     pub use tensorlift_ir::{

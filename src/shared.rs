@@ -37,6 +37,27 @@ pub fn shared_with_type(name: &str, value: TensorData, ty: TensorType) -> Var {
     }
 }
 
+/// A shared RNG state seeded with `seed`, for draws whose function updates it (PyTensor's
+/// `shared(np.random.default_rng(seed))`).
+///
+/// ```
+/// use tensorlift::prelude::*;
+/// use tensorlift::random::normal;
+/// let rng = shared_rng("rng", 7);
+/// let draw = normal(&rng, 0.0, 1.0, &[3.into()]);
+/// let f = function(&[], &[&draw.value]).updates(&[(&rng, &draw.rng)]).compile()?;
+/// let (a, b) = (f.call(&[])?, f.call(&[])?);
+/// assert_ne!(a[0].to_f64_vec(), b[0].to_f64_vec());
+/// # Ok::<(), tensorlift::Error>(())
+/// ```
+pub fn shared_rng(name: &str, seed: u64) -> Var {
+    let state = TensorData::from_vec(&[2], vec![seed as i64, 0]);
+    match state {
+        Ok(v) => shared_with_type(name, v, tensorlift_ir::ops::random::rng_type()),
+        Err(e) => Var::invalid(e),
+    }
+}
+
 /// Reading and writing the value of a shared variable.
 pub trait SharedValue {
     /// The value in the default context.

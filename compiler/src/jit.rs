@@ -113,6 +113,7 @@ fn is_view(op: &Op) -> bool {
         | Op::IfElse(_)
         | Op::Linalg(_)
         | Op::Blockwise(_)
+        | Op::Random(_)
         | Op::Grad(_) => false,
     }
 }
@@ -143,10 +144,11 @@ fn is_sub_plan(op: &Op) -> bool {
     )
 }
 
-/// Whether the JIT runs `op` as a call of the runtime's linear-algebra library (`faer`,
-/// the implementation the reference uses too).
+/// Whether the JIT runs `op` as a call of the runtime's library (the implementation the
+/// reference uses too): the linear-algebra ops (`faer`) and random draws (their stream
+/// must be the reference's bit for bit).
 fn is_library_call(op: &Op) -> bool {
-    matches!(op, Op::Linalg(_))
+    matches!(op, Op::Linalg(_) | Op::Random(_))
 }
 
 /// The graphs a sub-plan node runs: its inner graphs, or a Blockwise's core graph.
@@ -405,6 +407,7 @@ impl KernelNode {
             | Op::IfElse(_)
             | Op::Linalg(_)
             | Op::Blockwise(_)
+            | Op::Random(_)
             | Op::Grad(_) => return None,
         };
         Some(KernelNode {

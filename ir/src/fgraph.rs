@@ -402,7 +402,10 @@ impl FunctionGraph {
         }
         self.var_entry_mut(new)?.clients.extend(clients);
         self.prune(old);
-        if new_ty != old_ty {
+        // A more specific type, or a constant (whose value type inference may read, as a
+        // size), can refine the types downstream.
+        let constant = matches!(self.var(new).origin, Origin::Constant(_));
+        if new_ty != old_ty || constant {
             self.refine_from(new);
         }
         Ok(())

@@ -331,6 +331,11 @@ fn batch_node(op: &Op, inputs: &[Var], ins: &[Option<(Var, usize)>], b: usize) -
             )])
         }
         Op::Linalg(l) => blockwise(op.clone(), l.signature(), all),
+        // A Blockwise would give every element the same stream.
+        Op::Random(_) => unsupported(
+            "a random draw with batched parameters: draw once with the batch in `size` and \
+             batched parameters instead",
+        ),
         Op::Blockwise(bw) => blockwise(bw.core.clone(), bw.signature.clone(), all),
         Op::Dot => dot_blockwise(inputs, all),
         Op::OpFromGraph(g) => {

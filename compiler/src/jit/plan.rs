@@ -434,7 +434,14 @@ impl fmt::Display for Plan {
                         b.core.steps.len()
                     ),
                 },
-                Action::Library(_) => "a call of the linear-algebra library (faer)".into(),
+                Action::Library(_) => match self.fgraph.node(step.node).map(|e| &e.op) {
+                    Some(Op::Random(_)) => {
+                        "a call of the runtime's random draws (counter-based chunks on both \
+                         cores)"
+                            .into()
+                    }
+                    _ => "a call of the linear-algebra library (faer)".into(),
+                },
                 Action::View(_) => "view (stride arithmetic, no copy)".into(),
                 Action::Interpreted(_) => "reference interpreter (no kernel)".into(),
             };

@@ -391,6 +391,7 @@ fn native_op(op: &Op, in_types: &[&TensorType]) -> bool {
         | Op::IfElse(_)
         | Op::Linalg(_)
         | Op::Blockwise(_)
+        | Op::Random(_)
         | Op::Grad(_) => false,
     }
 }

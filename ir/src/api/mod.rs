@@ -12,6 +12,7 @@ pub mod graph;
 pub mod ifelse;
 pub mod index;
 pub mod linalg;
+pub mod random;
 pub mod reduce;
 pub mod scan;
 pub mod shape;

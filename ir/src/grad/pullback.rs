@@ -117,6 +117,18 @@ pub fn pullback(
         }
         Op::Dot => dot_pullback(x, &inputs[1], &g()?),
         Op::Linalg(l) => super::linalg::linalg_pullback(*l, inputs, outputs, output_grads),
+        // The RNG state and the size are not differentiable; the draws' dependence on
+        // the parameters is not taken (no reparameterization).
+        Op::Random(r) => {
+            let mut grads = vec![InputGrad::Disconnected, InputGrad::Disconnected];
+            grads.extend((2..inputs.len()).map(|_| {
+                InputGrad::Undefined(format!(
+                    "{r}: draws are not differentiable with respect to their parameters \
+                     (write the reparameterization explicitly, e.g. mean + std * normal(0, 1))"
+                ))
+            }));
+            grads
+        }
         Op::Blockwise(bw) => super::linalg::blockwise_pullback(bw, inputs, outputs, output_grads)?,
         Op::OpFromGraph(ofg) if ofg.inline => inner_pullback(&ofg.graph, inputs, output_grads)?,
         Op::OpFromGraph(ofg) => kept_pullback(ofg, inputs, outputs, output_grads)?,

@@ -11,6 +11,7 @@ pub mod graph;
 pub mod ifelse;
 pub mod indexing;
 pub mod linalg;
+pub mod random;
 pub mod reduce;
 pub mod scalar;
 pub mod scan;
@@ -29,6 +30,7 @@ pub use graph::{GradOp, InnerGraph, OpFromGraph};
 pub use ifelse::IfElse;
 pub use indexing::{AdvancedSlot, IncMode, IndexSlot};
 pub use linalg::LinalgOp;
+pub use random::{Distribution, RandomOp};
 pub use reduce::{ArgKind, CumKind, ReduceKind};
 pub use scalar::{Arity, ScalarOp};
 pub use scan::Scan;
@@ -101,6 +103,8 @@ pub enum Op {
     Linalg(LinalgOp),
     /// A core op applied over leading batch dimensions (a generalized ufunc).
     Blockwise(Arc<Blockwise>),
+    /// Draws from a distribution: `(rng, size, params...) -> (next rng, draws)`.
+    Random(RandomOp),
     /// `CheckAndRaise(x, c0, c1, ...)`: x, after checking every condition is all true;
     /// otherwise the call fails with `message`.
     CheckAndRaise { message: String },
@@ -207,6 +211,7 @@ impl Op {
             Op::Dot => one(linalg::infer_dot(&name, inputs)?),
             Op::Linalg(l) => l.infer(&name, inputs),
             Op::Blockwise(bw) => bw.infer(&name, inputs),
+            Op::Random(r) => r.infer(&name, inputs),
             Op::CheckAndRaise { .. } => one(infer_check_and_raise(&name, inputs)?),
             Op::OpFromGraph(g) => g.infer(&name, inputs),
             Op::Scan(scan) => scan.infer(&name, inputs),
@@ -245,6 +250,7 @@ impl Op {
             | Op::AdvancedIncSubtensor { .. }
             | Op::Dot
             | Op::Linalg(_)
+            | Op::Random(_)
             | Op::CheckAndRaise { .. } => Vec::new(),
         }
     }
@@ -304,6 +310,7 @@ impl Op {
             | Op::AdvancedIncSubtensor { .. }
             | Op::Dot
             | Op::Linalg(_)
+            | Op::Random(_)
             | Op::CheckAndRaise { .. } => self.clone(),
         })
     }
@@ -409,6 +416,7 @@ impl fmt::Display for Op {
             ),
             Op::Dot => f.write_str("Dot"),
             Op::Linalg(l) => write!(f, "{l}"),
+            Op::Random(r) => write!(f, "{r}"),
             Op::Blockwise(bw) => write!(f, "Blockwise{{{}, {}}}", bw.core, bw.signature),
             Op::CheckAndRaise { message } => write!(f, "CheckAndRaise{{{message:?}}}"),
             Op::OpFromGraph(g) => {

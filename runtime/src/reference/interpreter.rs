@@ -283,6 +283,10 @@ pub fn eval_node_named(
             one(linalg::eval_dot(name, &args[0], &args[1]))
         }
         Op::Linalg(l) => crate::dense_linalg::eval_linalg(name, *l, &refs),
+        Op::Random(r) => {
+            let statics: Vec<&[Option<usize>]> = (0..args.len()).map(static_shape).collect();
+            crate::random::eval_random(name, *r, &statics, args)
+        }
         Op::Blockwise(bw) => {
             let statics: Vec<&[Option<usize>]> = (0..args.len()).map(static_shape).collect();
             let types: Vec<&tensorlift_ir::TensorType> =

@@ -12,6 +12,7 @@ pub mod indexing;
 pub mod interpreter;
 pub mod linalg;
 pub mod output_shape;
+pub mod random;
 pub mod reduce;
 pub mod scan;
 pub mod shape_ops;

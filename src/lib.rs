@@ -32,6 +32,8 @@ pub use tensorlift_compiler::{CompileError, Mode, RewriteReport};
 pub use tensorlift_ir as ir;
 pub use tensorlift_ir::api::linalg;
 pub use tensorlift_ir::api::random;
+pub use tensorlift_ir::custom;
+pub use tensorlift_ir::ops::CustomOp;
 pub use tensorlift_ir::{
     alloc, arange, arange_dtype, clone_replace, concatenate, constant, dprint, full, idx,
     make_vector, matrix, ones, scalar, split, split_by, stack, switch, tensor, to_dot, vector,

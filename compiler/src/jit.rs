@@ -114,6 +114,7 @@ fn is_view(op: &Op) -> bool {
         | Op::Linalg(_)
         | Op::Blockwise(_)
         | Op::Random(_)
+        | Op::Custom(_)
         | Op::Grad(_) => false,
     }
 }
@@ -148,7 +149,32 @@ fn is_sub_plan(op: &Op) -> bool {
 /// reference uses too): the linear-algebra ops (`faer`) and random draws (their stream
 /// must be the reference's bit for bit).
 fn is_library_call(op: &Op) -> bool {
+    // A custom op's own evaluation, when it allows compiled backends to call it.
     matches!(op, Op::Linalg(_) | Op::Random(_))
+        || matches!(op, Op::Custom(c) if c.0.runs_in_compiled_backends())
+}
+
+/// The custom ops of `fg` (and of the graphs it runs as sub-plans) that refuse compiled
+/// backends, as dprint lines: the JIT refuses the graph whatever the mode.
+fn refused_lines(fg: &FunctionGraph, within: &str) -> Vec<Unsupported> {
+    let mut found = Vec::new();
+    for n in fg.toposort() {
+        let Some(e) = fg.node(n) else { continue };
+        if matches!(&e.op, Op::Custom(c) if !c.0.runs_in_compiled_backends()) {
+            found.push(Unsupported {
+                node: format!("{within}{}", tensorlift_ir::print::node_summary(fg, n)),
+                hint: "this custom op runs only in the reference backend (Mode::Reference), \
+                       or let compiled backends call it (CustomOp::runs_in_compiled_backends)"
+                    .into(),
+            });
+        }
+        if is_sub_plan(&e.op) {
+            for g in sub_plan_graphs(fg, n).unwrap_or_default() {
+                found.extend(refused_lines(&g, &format!("{within}{} > ", e.op)));
+            }
+        }
+    }
+    found
 }
 
 /// The graphs a sub-plan node runs: its inner graphs, or a Blockwise's core graph.
@@ -210,7 +236,7 @@ impl Backend for JitBackend {
         if self.strict {
             self.interpreted(fgraph)
         } else {
-            Vec::new()
+            refused_lines(fgraph, "")
         }
     }
 
@@ -408,6 +434,7 @@ impl KernelNode {
             | Op::Linalg(_)
             | Op::Blockwise(_)
             | Op::Random(_)
+            | Op::Custom(_)
             | Op::Grad(_) => return None,
         };
         Some(KernelNode {

@@ -23,7 +23,7 @@ pub mod vectorize;
 
 pub use api::axes::{All, Axes, AxisOrAll};
 pub use api::elemwise::{elemwise, switch, try_elemwise};
-pub use api::graph::{op_from_graph, GraphOp};
+pub use api::graph::{custom, op_from_graph, GraphOp};
 pub use api::ifelse::ifelse;
 pub use api::index::Idx;
 pub use api::scan::{scan, ScanBuilder, ScanOutputs, Step};

@@ -433,6 +433,7 @@ fn batch_node(op: &Op, inputs: &[Var], ins: &[Option<(Var, usize)>], b: usize) -
         | Op::IncSubtensor { .. }
         | Op::AdvancedSubtensor(_)
         | Op::AdvancedIncSubtensor { .. }
+        | Op::Custom(_)
         | Op::Grad(_) => all_core_blockwise(op, inputs, all),
     }
 }

@@ -435,6 +435,7 @@ impl fmt::Display for Plan {
                     ),
                 },
                 Action::Library(_) => match self.fgraph.node(step.node).map(|e| &e.op) {
+                    Some(Op::Custom(_)) => "a call of the custom op's own evaluation".into(),
                     Some(Op::Random(_)) => {
                         "a call of the runtime's random draws (counter-based chunks on both \
                          cores)"

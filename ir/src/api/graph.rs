@@ -65,3 +65,11 @@ impl GraphOp {
         Op::OpFromGraph(self.0.clone())
     }
 }
+
+/// `op` (a user-defined `CustomOp`) applied to `inputs`: its outputs, typed by its
+/// `infer`. The reference backend runs its `eval`; the JIT calls it as a declared
+/// runtime step, or refuses the graph when the op says so.
+pub fn custom(op: Arc<dyn crate::ops::CustomOp>, inputs: &[&Var]) -> Result<Vec<Var>> {
+    let args: Vec<Var> = inputs.iter().map(|v| (*v).clone()).collect();
+    Var::apply(Op::Custom(crate::ops::CustomRef(op)), args)
+}

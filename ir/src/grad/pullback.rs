@@ -117,6 +117,24 @@ pub fn pullback(
         }
         Op::Dot => dot_pullback(x, &inputs[1], &g()?),
         Op::Linalg(l) => super::linalg::linalg_pullback(*l, inputs, outputs, output_grads),
+        Op::Custom(c) => match c.0.pullback(inputs, outputs, output_grads) {
+            Some(grads) if grads.len() != inputs.len() => vec![
+                InputGrad::Undefined(format!(
+                    "{op}: its pullback gave {} gradients for {} inputs",
+                    grads.len(),
+                    inputs.len()
+                ));
+                inputs.len()
+            ],
+            Some(grads) => grads
+                .into_iter()
+                .map(|g| g.map_or(InputGrad::Disconnected, InputGrad::Grad))
+                .collect(),
+            None => vec![
+                InputGrad::Undefined(format!("{}: the custom op has no pullback", op));
+                inputs.len()
+            ],
+        },
         // The RNG state and the size are not differentiable; the draws' dependence on
         // the parameters is not taken (no reparameterization).
         Op::Random(r) => {

@@ -7,6 +7,7 @@
 
 pub mod blockwise;
 pub mod composite;
+pub mod custom;
 pub mod graph;
 pub mod ifelse;
 pub mod indexing;
@@ -26,6 +27,7 @@ use crate::types::{elemwise_shape, TensorType};
 
 pub use blockwise::{Blockwise, Signature};
 pub use composite::{Composite, ScalarNode, ScalarRef};
+pub use custom::{CustomOp, CustomRef};
 pub use graph::{GradOp, InnerGraph, OpFromGraph};
 pub use ifelse::IfElse;
 pub use indexing::{AdvancedSlot, IncMode, IndexSlot};
@@ -105,6 +107,8 @@ pub enum Op {
     Blockwise(Arc<Blockwise>),
     /// Draws from a distribution: `(rng, size, params...) -> (next rng, draws)`.
     Random(RandomOp),
+    /// A user-defined op (`CustomOp`).
+    Custom(CustomRef),
     /// `CheckAndRaise(x, c0, c1, ...)`: x, after checking every condition is all true;
     /// otherwise the call fails with `message`.
     CheckAndRaise { message: String },
@@ -212,6 +216,10 @@ impl Op {
             Op::Linalg(l) => l.infer(&name, inputs),
             Op::Blockwise(bw) => bw.infer(&name, inputs),
             Op::Random(r) => r.infer(&name, inputs),
+            Op::Custom(c) => {
+                let types: Vec<TensorType> = inputs.iter().map(|i| i.ty.clone()).collect();
+                c.0.infer(&types).map_err(|m| GraphError::op(&name, m))
+            }
             Op::CheckAndRaise { .. } => one(infer_check_and_raise(&name, inputs)?),
             Op::OpFromGraph(g) => g.infer(&name, inputs),
             Op::Scan(scan) => scan.infer(&name, inputs),
@@ -251,6 +259,7 @@ impl Op {
             | Op::Dot
             | Op::Linalg(_)
             | Op::Random(_)
+            | Op::Custom(_)
             | Op::CheckAndRaise { .. } => Vec::new(),
         }
     }
@@ -311,6 +320,7 @@ impl Op {
             | Op::Dot
             | Op::Linalg(_)
             | Op::Random(_)
+            | Op::Custom(_)
             | Op::CheckAndRaise { .. } => self.clone(),
         })
     }
@@ -417,6 +427,7 @@ impl fmt::Display for Op {
             Op::Dot => f.write_str("Dot"),
             Op::Linalg(l) => write!(f, "{l}"),
             Op::Random(r) => write!(f, "{r}"),
+            Op::Custom(c) => write!(f, "{c}"),
             Op::Blockwise(bw) => write!(f, "Blockwise{{{}, {}}}", bw.core, bw.signature),
             Op::CheckAndRaise { message } => write!(f, "CheckAndRaise{{{message:?}}}"),
             Op::OpFromGraph(g) => {

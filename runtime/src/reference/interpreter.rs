@@ -283,6 +283,36 @@ pub fn eval_node_named(
             one(linalg::eval_dot(name, &args[0], &args[1]))
         }
         Op::Linalg(l) => crate::dense_linalg::eval_linalg(name, *l, &refs),
+        Op::Custom(c) => {
+            let outs = c.0.eval(args).map_err(|m| RuntimeError::op(name, m))?;
+            let expected: Vec<&tensorlift_ir::TensorType> =
+                entry.outputs.iter().map(|o| &fg.var(*o).ty).collect();
+            let fits = outs.len() == expected.len()
+                && outs.iter().zip(&expected).all(|(v, t)| {
+                    v.dtype() == t.dtype
+                        && v.ndim() == t.ndim()
+                        && v.shape()
+                            .iter()
+                            .zip(&t.shape)
+                            .all(|(a, s)| s.is_none_or(|s| s == *a))
+                });
+            if !fits {
+                let got: Vec<String> = outs
+                    .iter()
+                    .map(|v| format!("{} {:?}", v.dtype(), v.shape()))
+                    .collect();
+                let want: Vec<String> = expected.iter().map(|t| t.to_string()).collect();
+                return Err(RuntimeError::op(
+                    name,
+                    format!(
+                        "eval returned [{}] where its infer said [{}]",
+                        got.join(", "),
+                        want.join(", ")
+                    ),
+                ));
+            }
+            Ok(outs)
+        }
         Op::Random(r) => {
             let statics: Vec<&[Option<usize>]> = (0..args.len()).map(static_shape).collect();
             crate::random::eval_random(name, *r, &statics, args)

@@ -302,14 +302,10 @@ impl Function {
 
     fn check_outputs(&self, outputs: &[TensorData]) -> Result<(), RuntimeError> {
         let fits = outputs.len() == self.output_types.len()
-            && outputs.iter().zip(&self.output_types).all(|(v, t)| {
-                v.dtype() == t.dtype
-                    && v.ndim() == t.ndim()
-                    && v.shape()
-                        .iter()
-                        .zip(&t.shape)
-                        .all(|(a, s)| s.is_none_or(|s| s == *a))
-            });
+            && outputs
+                .iter()
+                .zip(&self.output_types)
+                .all(|(v, t)| tensorlift_runtime::signature::fits(v, t));
         if fits {
             Ok(())
         } else {

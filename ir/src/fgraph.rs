@@ -400,31 +400,33 @@ impl FunctionGraph {
                 Client::Output(k) => self.outputs[k] = new,
             }
         }
+        // The nodes that read `old` and now read `new`: only their types can change.
+        let moved: Vec<NodeId> = clients
+            .iter()
+            .filter_map(|c| match c {
+                Client::Node { node, .. } => Some(*node),
+                Client::Output(_) => None,
+            })
+            .collect();
         self.var_entry_mut(new)?.clients.extend(clients);
         self.prune(old);
         // A more specific type, or a constant (whose value type inference may read, as a
         // size), can refine the types downstream.
         let constant = matches!(self.var(new).origin, Origin::Constant(_));
         if new_ty != old_ty || constant {
-            self.refine_from(new);
+            self.refine_nodes(moved);
         }
         Ok(())
     }
 
-    /// After `var` was given a more specific type, re-infers the outputs of the nodes
-    /// downstream of it, keeping each refinement (more static sizes) the op infers.
-    fn refine_from(&mut self, var: VarId) {
-        let mut work = vec![var];
-        while let Some(v) = work.pop() {
-            let users: Vec<NodeId> = self.vars[v.0 as usize]
-                .clients
-                .iter()
-                .filter_map(|c| match c {
-                    Client::Node { node, .. } => Some(*node),
-                    Client::Output(_) => None,
-                })
-                .collect();
-            for node in users {
+    /// After the inputs of `first` changed (a more specific type, a constant), re-infers
+    /// their outputs and, for each that became more specific, its readers' outputs in
+    /// turn, keeping each refinement (more static sizes) an op infers.
+    fn refine_nodes(&mut self, first: Vec<NodeId>) {
+        let mut work: Vec<VarId> = Vec::new();
+        let mut pending = first;
+        loop {
+            for node in std::mem::take(&mut pending) {
                 let Ok(entry) = self.node_entry(node) else {
                     continue;
                 };
@@ -445,6 +447,16 @@ impl FunctionGraph {
                     }
                 }
             }
+            // Then the readers of every output that became more specific.
+            let Some(v) = work.pop() else { break };
+            pending = self.vars[v.0 as usize]
+                .clients
+                .iter()
+                .filter_map(|c| match c {
+                    Client::Node { node, .. } => Some(*node),
+                    Client::Output(_) => None,
+                })
+                .collect();
         }
     }
 

@@ -452,12 +452,7 @@ fn batch_scan(
     if scan.bounded && ins[0].as_ref().is_some_and(|(_, n)| *n > 0) {
         return Ok(None);
     }
-    let reference = ins
-        .iter()
-        .flatten()
-        .find(|(_, n)| *n == b)
-        .map(|(v, _)| v.clone())
-        .ok_or_else(|| GraphError::Internal("vectorize: no input has the batch".into()))?;
+    let reference = batch_carrier(ins, b)?;
     let batch_sizes: Vec<crate::api::Operand> = (0..b as isize)
         .map(|d| reference.shape_i(d).into())
         .collect();
@@ -608,12 +603,7 @@ fn batch_ifelse(
     };
     let (then_outs, else_outs) = (branch(&ifelse.then_branch)?, branch(&ifelse.else_branch)?);
     // The batch sizes, from an input carrying all of them.
-    let reference = ins
-        .iter()
-        .flatten()
-        .find(|(_, n)| *n == b)
-        .map(|(v, _)| v.clone())
-        .ok_or_else(|| GraphError::Internal("vectorize: no input has the batch".into()))?;
+    let reference = batch_carrier(ins, b)?;
     let core_ranks: Vec<usize> = ifelse
         .then_branch
         .output_types()
@@ -701,6 +691,15 @@ fn region_write_args(
             .map(|(x, bx)| bx.as_ref().map_or_else(|| x.clone(), |(v, _)| v.clone())),
     );
     Ok(args)
+}
+
+/// An input carrying all `b` batch dimensions (for the batch sizes).
+fn batch_carrier(ins: &[Option<(Var, usize)>], b: usize) -> Result<Var> {
+    ins.iter()
+        .flatten()
+        .find(|(_, n)| *n == b)
+        .map(|(v, _)| v.clone())
+        .ok_or_else(|| GraphError::Internal("vectorize: no input has the batch".into()))
 }
 
 /// Whether the index arrays of `slots` are consecutive and the other slots slices (so

@@ -94,14 +94,7 @@ impl SharedCell {
 
 /// The check of a value written to a shared variable: its dtype, rank and static sizes.
 fn check_value(name: &str, ty: &TensorType, value: &TensorData) -> Result<()> {
-    let fits = value.dtype() == ty.dtype
-        && value.ndim() == ty.ndim()
-        && value
-            .shape()
-            .iter()
-            .zip(&ty.shape)
-            .all(|(v, s)| s.is_none_or(|s| s == *v));
-    if fits {
+    if crate::signature::fits(value, ty) {
         Ok(())
     } else {
         Err(RuntimeError::op(

@@ -81,3 +81,14 @@ fn sizes_match(actual: &[usize], declared: &[Option<usize>]) -> bool {
         .zip(declared)
         .all(|(a, d)| d.is_none_or(|d| d == *a))
 }
+
+/// Whether `value` has the dtype, rank and every static size of `ty`.
+pub fn fits(value: &TensorData, ty: &tensorlift_ir::TensorType) -> bool {
+    value.dtype() == ty.dtype
+        && value.ndim() == ty.ndim()
+        && value
+            .shape()
+            .iter()
+            .zip(&ty.shape)
+            .all(|(a, s)| s.is_none_or(|s| s == *a))
+}

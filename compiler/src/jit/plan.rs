@@ -274,45 +274,20 @@ impl Plan {
                 Action::Blockwise(b) => {
                     let statics: Vec<&[Option<usize>]> =
                         b.static_shapes.iter().map(Vec::as_slice).collect();
+                    let reuse = |dtype, len| pool.take_float(dtype, len);
+                    let generic = || {
+                        run_blockwise(&b.name, &b.op, &statics, &b.out_dtypes, args, true, |a| {
+                            b.core.run(a, pool)
+                        })
+                    };
                     match &b.op.core {
                         // The library over the whole batch, results written in place.
-                        Op::Linalg(op) => run_batched_linalg(
-                            &b.name,
-                            *op,
-                            &b.op,
-                            &statics,
-                            args,
-                            true,
-                            &|dtype, len| pool.take_float(dtype, len),
-                        ),
-                        Op::Dot => match run_batched_dot(
-                            &b.name,
-                            &b.op,
-                            &statics,
-                            args,
-                            true,
-                            &|dtype, len| pool.take_float(dtype, len),
-                        ) {
-                            Some(result) => result,
-                            None => run_blockwise(
-                                &b.name,
-                                &b.op,
-                                &statics,
-                                &b.out_dtypes,
-                                args,
-                                true,
-                                |a| b.core.run(a, pool),
-                            ),
-                        },
-                        _ => run_blockwise(
-                            &b.name,
-                            &b.op,
-                            &statics,
-                            &b.out_dtypes,
-                            args,
-                            true,
-                            |a| b.core.run(a, pool),
-                        ),
+                        Op::Linalg(op) => {
+                            run_batched_linalg(&b.name, *op, &b.op, &statics, args, true, &reuse)
+                        }
+                        Op::Dot => run_batched_dot(&b.name, &b.op, &statics, args, true, &reuse)
+                            .unwrap_or_else(generic),
+                        _ => generic(),
                     }
                     .map(Values::from_vec)
                 }

@@ -288,14 +288,10 @@ pub fn eval_node_named(
             let expected: Vec<&tensorlift_ir::TensorType> =
                 entry.outputs.iter().map(|o| &fg.var(*o).ty).collect();
             let fits = outs.len() == expected.len()
-                && outs.iter().zip(&expected).all(|(v, t)| {
-                    v.dtype() == t.dtype
-                        && v.ndim() == t.ndim()
-                        && v.shape()
-                            .iter()
-                            .zip(&t.shape)
-                            .all(|(a, s)| s.is_none_or(|s| s == *a))
-                });
+                && outs
+                    .iter()
+                    .zip(&expected)
+                    .all(|(v, t)| crate::signature::fits(v, t));
             if !fits {
                 let got: Vec<String> = outs
                     .iter()

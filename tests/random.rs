@@ -273,6 +273,15 @@ fn parameters_outside_their_domain_are_errors() {
             assert!(e.contains("Random{") && e.contains(what), "{e}");
         }
     }
+    // A draw cannot be vectorized (a Blockwise would repeat one stream): refused by name.
+    let (m, ms) = (scalar("m", Float64), vector("ms", Float64));
+    let e = vectorize_graph(&[&normal(&rng(1), &m, 1.0, &[]).value], &[(&m, &ms)])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("Random{Normal") && e.contains("cannot be vectorized"),
+        "{e}"
+    );
     // A parameter that does not broadcast into the size.
     let means = vector("means", Float64);
     let f = function(

@@ -63,21 +63,25 @@ fn replace_scan(
     Ok(())
 }
 
+/// The scan with the traces nobody reads (among the node's `outputs`) turned off, if any.
+fn without_unused_traces(fg: &FunctionGraph, scan: &Scan, outputs: &[VarId]) -> Option<Scan> {
+    let mut op = scan.clone();
+    let mut changed = false;
+    for k in 0..scan.n_states() {
+        if op.keep_trace[k] && fg.clients(outputs[2 * k + 1]).len() == 0 {
+            op.keep_trace[k] = false;
+            changed = true;
+        }
+    }
+    changed.then_some(op)
+}
+
 /// Stops storing every trace no one reads.
 pub fn drop_unused_traces(fg: &mut FunctionGraph) -> Result<usize, GraphError> {
     let mut count = 0;
     for (node, scan) in scans(fg) {
         let Some(e) = fg.node(node) else { continue };
-        let mut op = (*scan).clone();
-        let mut changed = false;
-        for k in 0..scan.n_states() {
-            let trace = e.outputs[2 * k + 1];
-            if op.keep_trace[k] && fg.clients(trace).len() == 0 {
-                op.keep_trace[k] = false;
-                changed = true;
-            }
-        }
-        if changed {
+        if let Some(op) = without_unused_traces(fg, &scan, &e.outputs) {
             let inputs = e.inputs.clone();
             replace_scan(fg, node, op, inputs)?;
             count += 1;
@@ -90,16 +94,7 @@ pub fn drop_unused_traces(fg: &mut FunctionGraph) -> Result<usize, GraphError> {
         let Some(e) = fg.node(node) else { continue };
         let Op::Blockwise(bw) = &e.op else { continue };
         let Op::Scan(scan) = &bw.core else { continue };
-        let mut op = (**scan).clone();
-        let mut changed = false;
-        for k in 0..scan.n_states() {
-            let trace = e.outputs[2 * k + 1];
-            if op.keep_trace[k] && fg.clients(trace).len() == 0 {
-                op.keep_trace[k] = false;
-                changed = true;
-            }
-        }
-        if changed {
+        if let Some(op) = without_unused_traces(fg, scan, &e.outputs) {
             let (inputs, outputs) = (e.inputs.clone(), e.outputs.clone());
             let mut new = (**bw).clone();
             new.core = Op::Scan(std::sync::Arc::new(op));

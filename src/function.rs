@@ -1,12 +1,13 @@
 //! `function(inputs, outputs)`: compile a graph and call it (DESIGN §5).
 //!
 //! Owns: the builder, the compiled `Function` (its input signature, computed once at
-//! compile time, and the backend's executable) and the output check that catches backend
-//! bugs. A `Function` is `Send + Sync`; calls from many threads at once are safe.
+//! compile time, and the backend's executable), the backend's copies of shared values it
+//! cannot read as stored (its own context of them) and the output check that catches
+//! backend bugs. A `Function` is `Send + Sync`; calls from many threads at once are safe.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use tensorlift_compiler::{compile, Executable, Mode, RewriteReport};
+use tensorlift_compiler::{compile, Backend, Executable, Mode, RewriteReport};
 use tensorlift_ir::{postorder, FunctionGraph, GraphError, TensorData, TensorType, Var};
 use tensorlift_runtime::shared::{CallInContext, SharedCell, SharedContext};
 use tensorlift_runtime::{RuntimeError, Signature};
@@ -176,7 +177,17 @@ impl FunctionBuilder {
         if self.print_rewrites {
             eprintln!("{}", compiled.report);
         }
+        let backend = self.mode.backend();
+        let copies = cells
+            .iter()
+            .map(|cell| {
+                let (value, version) = cell.get_versioned();
+                backend.shared_copy(&value).map(|copy| (version, copy))
+            })
+            .collect();
         Ok(Function {
+            backend,
+            backend_copies: Mutex::new(copies),
             signature,
             output_types,
             shared: cells,
@@ -197,6 +208,11 @@ pub struct Function {
     output_types: Vec<TensorType>,
     /// The shared variables read (inputs after the explicit ones).
     shared: Vec<Arc<SharedCell>>,
+    /// The backend (for the form it reads shared values in).
+    backend: Box<dyn Backend>,
+    /// Per shared variable, the backend's copy of its default value and the version it was
+    /// taken from, when the backend cannot read the stored value as it is.
+    backend_copies: Mutex<Vec<Option<(u64, TensorData)>>>,
     /// Per update (outputs after the user's): the shared variable it writes.
     updates: Vec<usize>,
     n_outputs: usize,
@@ -247,7 +263,7 @@ impl Function {
         self.signature.check(inputs)?;
         let call = CallInContext::enter(context);
         let mut all = inputs.to_vec();
-        all.extend(call.read(&self.shared));
+        all.extend(self.read_shared(&call));
         let mut outputs = self.executable.run(&all)?;
         self.check_outputs(&outputs)?;
         let new_values = outputs.split_off(self.n_outputs);
@@ -259,6 +275,57 @@ impl Function {
             .collect();
         call.write(writes)?;
         Ok(outputs)
+    }
+
+    /// The shared values of `call`'s context in the form the backend reads: in the default
+    /// context through the kept copies (made again when the value changed), elsewhere
+    /// copied per call where the backend needs it.
+    fn read_shared(&self, call: &CallInContext) -> Vec<TensorData> {
+        if call.context().is_some() {
+            return call
+                .read(&self.shared)
+                .into_iter()
+                .map(|v| self.backend.shared_copy(&v).unwrap_or(v))
+                .collect();
+        }
+        let mut copies = self
+            .backend_copies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        self.shared
+            .iter()
+            .zip(copies.iter_mut())
+            .map(|(cell, copy)| self.refresh_copy(cell, copy))
+            .collect()
+    }
+
+    /// The value the backend reads for `cell` in the default context: `copy` when it was
+    /// taken from the current version, else a new copy if the backend wants one (kept in
+    /// `copy`), else the stored value.
+    fn refresh_copy(&self, cell: &SharedCell, copy: &mut Option<(u64, TensorData)>) -> TensorData {
+        let (value, version) = cell.get_versioned();
+        if copy.as_ref().is_none_or(|(v, _)| *v != version) {
+            *copy = self.backend.shared_copy(&value).map(|c| (version, c));
+        }
+        copy.as_ref().map_or(value, |(_, c)| c.clone())
+    }
+
+    /// The backend's own copy of shared variable `w`'s value (default context), when the
+    /// backend cannot read the stored value as it is — the JIT keeps a contiguous copy of a
+    /// strided array —; `None` when it reads the stored value directly or `w` is not a
+    /// shared variable this function reads. The copy follows the stored value: it is made
+    /// again after the value changes.
+    pub fn backend_copy(&self, w: &Var) -> Option<TensorData> {
+        let storage = w.shared_storage()?;
+        let k = self.shared.iter().position(|c| {
+            tensorlift_runtime::shared::cell_of(storage).is_some_and(|s| std::ptr::eq(s, &**c))
+        })?;
+        let mut copies = self
+            .backend_copies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        self.refresh_copy(&self.shared[k], &mut copies[k]);
+        copies[k].as_ref().map(|(_, c)| c.clone())
     }
 
     /// How the backend runs the compiled graph, one step per node: for the JIT, whether

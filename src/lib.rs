@@ -23,6 +23,7 @@
 mod function;
 pub mod gradcheck;
 mod shared;
+pub mod sparse;
 pub mod testing;
 
 pub use function::{function, Function, FunctionBuilder};

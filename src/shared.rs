@@ -24,7 +24,7 @@ use crate::Error;
 /// # Ok::<(), tensorlift::Error>(())
 /// ```
 pub fn shared(name: &str, value: TensorData) -> Var {
-    let ty = TensorType::new(value.dtype(), vec![None; value.ndim()]);
+    let ty = value.loose_type();
     shared_with_type(name, value, ty)
 }
 

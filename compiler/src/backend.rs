@@ -1,9 +1,10 @@
 //! The contract between the compile pipeline and a backend (DESIGN §9).
 //!
-//! Owns: `Backend` (declares what it supports, compiles a checked graph) and `Executable`
-//! (the compiled result, callable from many threads at once).
+//! Owns: `Backend` (declares the types and ops it supports, the form it wants shared
+//! values in, compiles a checked graph) and `Executable` (the compiled result, callable
+//! from many threads at once).
 
-use tensorlift_ir::{FunctionGraph, TensorData};
+use tensorlift_ir::{FunctionGraph, TensorData, TensorType};
 use tensorlift_runtime::RuntimeError;
 
 use crate::error::CompileError;
@@ -15,10 +16,34 @@ pub struct Unsupported {
     pub hint: String,
 }
 
+/// How a backend handles values of one type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TypeSupport {
+    /// Its own code reads and writes such values.
+    Native,
+    /// Only calls of the runtime's implementations (the reference's own) touch such values.
+    RuntimeCall,
+    /// The backend cannot hold such values; the hint says what to do instead.
+    Unsupported(String),
+}
+
 /// A way of running graphs.
 pub trait Backend: Send + Sync {
     /// The backend's name, used in errors.
     fn name(&self) -> &'static str;
+
+    /// How the backend handles values of type `ty` (the compile pipeline refuses a graph
+    /// holding a value of an unsupported type, listing each with the node making it).
+    fn type_support(&self, _ty: &TensorType) -> TypeSupport {
+        TypeSupport::Native
+    }
+
+    /// The form this backend reads a shared variable's stored value in, when that is not
+    /// the stored value itself (e.g. a contiguous copy of a strided array); `None` to use
+    /// the stored value as it is.
+    fn shared_copy(&self, _value: &TensorData) -> Option<TensorData> {
+        None
+    }
 
     /// Every node (and type) of `fgraph` this backend cannot compile; empty when it can
     /// compile all of it.

@@ -12,8 +12,9 @@ pub enum CompileError {
     /// Evaluating constants at compile time failed in a way that is a bug.
     #[error(transparent)]
     Runtime(#[from] tensorlift_runtime::RuntimeError),
-    /// The backend cannot compile some nodes; all of them are listed.
-    #[error("the {backend} backend cannot compile {} node(s):\n{}", nodes.len(), format_unsupported(nodes))]
+    /// The backend cannot compile some nodes or hold some values' types; all of them are
+    /// listed.
+    #[error("the {backend} backend cannot compile {} node(s) or value(s):\n{}", nodes.len(), format_unsupported(nodes))]
     Unsupported {
         backend: &'static str,
         nodes: Vec<Unsupported>,

@@ -30,7 +30,9 @@ use std::mem::MaybeUninit;
 
 use ndarray::{ArrayD, IxDyn};
 use tensorlift_ir::ops::ReduceKind;
-use tensorlift_ir::{DType, FunctionGraph, NodeId, Op, Origin, TensorData, TensorType, VarId};
+use tensorlift_ir::{
+    DType, Format, FunctionGraph, NodeId, Op, Origin, TensorData, TensorType, VarId,
+};
 use tensorlift_runtime::broadcast::{broadcast_shape, Operand, Shape};
 use tensorlift_runtime::buffer_support::ErrorSlot;
 use tensorlift_runtime::indexing::check_value_shape;
@@ -39,7 +41,7 @@ use tensorlift_runtime::reduce;
 use tensorlift_runtime::shape_ops::eval_reshape;
 use tensorlift_runtime::RuntimeError;
 
-use crate::backend::{Backend, Executable, Unsupported};
+use crate::backend::{Backend, Executable, TypeSupport, Unsupported};
 use crate::calling::standard_strides;
 use crate::calling::{call_words, push_row_major, push_trailer, push_view, push_words};
 use crate::codegen::{compile_kernels, CompiledKernel, WeakKernel};
@@ -114,6 +116,7 @@ fn is_view(op: &Op) -> bool {
         | Op::Linalg(_)
         | Op::Blockwise(_)
         | Op::Random(_)
+        | Op::Sparse(_)
         | Op::Custom(_)
         | Op::Grad(_) => false,
     }
@@ -146,11 +149,11 @@ fn is_sub_plan(op: &Op) -> bool {
 }
 
 /// Whether the JIT runs `op` as a call of the runtime's library (the implementation the
-/// reference uses too): the linear-algebra ops (`faer`) and random draws (their stream
-/// must be the reference's bit for bit).
+/// reference uses too): the linear-algebra ops (`faer`), random draws (their stream
+/// must be the reference's bit for bit) and the sparse CSR kernels.
 fn is_library_call(op: &Op) -> bool {
     // A custom op's own evaluation, when it allows compiled backends to call it.
-    matches!(op, Op::Linalg(_) | Op::Random(_))
+    matches!(op, Op::Linalg(_) | Op::Random(_) | Op::Sparse(_))
         || matches!(op, Op::Custom(c) if c.0.runs_in_compiled_backends())
 }
 
@@ -230,6 +233,21 @@ pub fn kernels_of(fg: &FunctionGraph) -> Vec<(NodeId, Kernel)> {
 impl Backend for JitBackend {
     fn name(&self) -> &'static str {
         "jit"
+    }
+
+    fn type_support(&self, ty: &TensorType) -> TypeSupport {
+        match ty.format {
+            Format::Dense => TypeSupport::Native,
+            // Kernels address dense strided memory only; the sparse ops run as calls of the
+            // runtime's CSR kernels, whose values pass through the plan untouched.
+            Format::Csr => TypeSupport::RuntimeCall,
+        }
+    }
+
+    /// Kernels take any strides, but their vector loops need contiguous rows: a strided
+    /// shared value is read through a contiguous copy.
+    fn shared_copy(&self, value: &TensorData) -> Option<TensorData> {
+        (!value.is_standard_layout()).then(|| value.to_standard_layout())
     }
 
     fn unsupported(&self, fgraph: &FunctionGraph) -> Vec<Unsupported> {
@@ -434,6 +452,7 @@ impl KernelNode {
             | Op::Linalg(_)
             | Op::Blockwise(_)
             | Op::Random(_)
+            | Op::Sparse(_)
             | Op::Custom(_)
             | Op::Grad(_) => return None,
         };
@@ -543,7 +562,7 @@ fn outputs_for(
 /// Checks that every input has the kernel's dtype.
 fn check_dtypes(k: &KernelNode, args: &[TensorData]) -> Result<(), RuntimeError> {
     for (i, a) in args.iter().enumerate() {
-        if Some(a.dtype()) != k.kernel.buffers.get(i).map(|b| b.dtype) {
+        if a.is_sparse() || Some(a.dtype()) != k.kernel.buffers.get(i).map(|b| b.dtype) {
             return Err(RuntimeError::Internal(format!(
                 "JIT kernel {} input {i} is {}, the kernel takes {:?}",
                 k.kernel.name,

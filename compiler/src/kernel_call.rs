@@ -19,16 +19,19 @@ use crate::codegen::{compile_kernels, CompiledKernel};
 use crate::error::CompileError;
 use crate::loopir::{Kernel, Role};
 
-/// The data pointer, shape and strides (elements) of a value.
+/// The data pointer, shape and strides (elements) of a dense value. A sparse matrix has no
+/// dense buffer: it gives a null pointer with its shape and no strides, which every caller
+/// refuses (type checking keeps sparse values away from kernels).
 pub(crate) fn data_ptr(d: &TensorData) -> (*const u8, &[usize], &[isize]) {
-    tensorlift_ir::with_tensor_data!(d, a => (a.as_ptr().cast::<u8>(), a.shape(), a.strides()))
+    tensorlift_ir::with_dense_data!(d, a => (a.as_ptr().cast::<u8>(), a.shape(), a.strides()),
+        m => (std::ptr::null(), m.shape(), &[]))
 }
 
-/// The writable data pointer of a uniquely owned value (no copy is made); `None` when its
-/// memory is shared with another value.
+/// The writable data pointer of a uniquely owned dense value (no copy is made); `None` when
+/// its memory is shared with another value, or for a sparse matrix.
 pub(crate) fn unique_mut_ptr(d: &mut TensorData, contiguous: bool) -> Option<*const u8> {
-    tensorlift_ir::with_tensor_data!(d, a => (a.is_unique() && (!contiguous || a.is_standard_layout()))
-        .then(|| a.as_mut_ptr().cast::<u8>().cast_const()))
+    tensorlift_ir::with_dense_data!(d, a => (a.is_unique() && (!contiguous || a.is_standard_layout()))
+        .then(|| a.as_mut_ptr().cast::<u8>().cast_const()), _m => None)
 }
 
 /// A kernel and its machine code.
@@ -136,6 +139,12 @@ impl KernelCall {
                     let v: &TensorData = ins
                         .next()
                         .ok_or_else(|| RuntimeError::Internal(format!("{name}: missing input")))?;
+                    if v.is_sparse() {
+                        return Err(RuntimeError::op(
+                            name.as_str(),
+                            format!("{label}: kernels read dense arrays, got a sparse matrix"),
+                        ));
+                    }
                     (data_ptr(v).0, v)
                 }
                 Role::Growing => {

@@ -23,8 +23,8 @@ pub mod reference;
 pub mod rewrite;
 pub mod vmath;
 
-pub use backend::{Backend, Executable, Unsupported};
+pub use backend::{Backend, Executable, TypeSupport, Unsupported};
 pub use error::CompileError;
 pub use mode::{BackendKind, Mode};
-pub use pipeline::{compile, Compiled};
+pub use pipeline::{compile, compile_for, Compiled};
 pub use rewrite::RewriteReport;

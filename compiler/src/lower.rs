@@ -183,7 +183,7 @@ fn lower_unchecked(fg: &FunctionGraph, node: NodeId) -> Option<Kernel> {
         // Expanded by the compile pipeline before any backend sees it.
         Op::Grad(_) => None,
         // A call of the linear-algebra library; a driver over a compiled core.
-        Op::Linalg(_) | Op::Blockwise(_) | Op::Random(_) | Op::Custom(_) => None,
+        Op::Linalg(_) | Op::Blockwise(_) | Op::Random(_) | Op::Sparse(_) | Op::Custom(_) => None,
     }
 }
 

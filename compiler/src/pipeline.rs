@@ -4,9 +4,9 @@
 //! every rewrite group in debug builds, inside the rewrite driver).
 
 use tensorlift_ir::ops::InnerGraph;
-use tensorlift_ir::FunctionGraph;
+use tensorlift_ir::{FunctionGraph, Origin};
 
-use crate::backend::Executable;
+use crate::backend::{Backend, Executable, TypeSupport, Unsupported};
 use crate::error::CompileError;
 use crate::mode::Mode;
 use crate::rewrite::{run_pipeline, RewriteReport};
@@ -22,7 +22,17 @@ pub struct Compiled {
 }
 
 /// Rewrites `fgraph` as `mode` says and compiles it for `mode`'s backend.
-pub fn compile(mut fgraph: FunctionGraph, mode: &Mode) -> Result<Compiled, CompileError> {
+pub fn compile(fgraph: FunctionGraph, mode: &Mode) -> Result<Compiled, CompileError> {
+    compile_for(fgraph, mode, mode.backend().as_ref())
+}
+
+/// Rewrites `fgraph` as `mode` says and compiles it for `backend` (any implementation of
+/// the trait: the mode's backend kind is not used).
+pub fn compile_for(
+    mut fgraph: FunctionGraph,
+    mode: &Mode,
+    backend: &dyn Backend,
+) -> Result<Compiled, CompileError> {
     if cfg!(debug_assertions) {
         fgraph.check_integrity()?;
     }
@@ -34,8 +44,8 @@ pub fn compile(mut fgraph: FunctionGraph, mode: &Mode) -> Result<Compiled, Compi
         // Lazy gradients are built even when nothing else is rewritten.
         crate::rewrite::grad::expand_grads(&mut fgraph, &mode.filter, false, &mut report)?;
     }
-    let backend = mode.backend();
-    let unsupported = backend.unsupported(&fgraph);
+    let mut unsupported = unsupported_types(backend, &fgraph, "");
+    unsupported.extend(backend.unsupported(&fgraph));
     if !unsupported.is_empty() {
         return Err(CompileError::Unsupported {
             backend: backend.name(),
@@ -50,6 +60,54 @@ pub fn compile(mut fgraph: FunctionGraph, mode: &Mode) -> Result<Compiled, Compi
         report,
         interpreted,
     })
+}
+
+/// Every value of `fgraph` (and of its inner graphs) whose type `backend` cannot hold: the
+/// node making it (its dprint line) or the input, with the backend's hint.
+fn unsupported_types(
+    backend: &dyn Backend,
+    fgraph: &FunctionGraph,
+    within: &str,
+) -> Vec<Unsupported> {
+    let mut found = Vec::new();
+    let mut check = |var, what: String| {
+        let ty = &fgraph.var(var).ty;
+        if let TypeSupport::Unsupported(hint) = backend.type_support(ty) {
+            found.push(Unsupported {
+                node: format!("{within}{what}"),
+                hint: format!("values of type {ty}: {hint}"),
+            });
+        }
+    };
+    for (k, &x) in fgraph.inputs().iter().enumerate() {
+        let name = fgraph
+            .var(x)
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("input {k}"));
+        check(x, format!("input {name}"));
+    }
+    let nodes = fgraph.toposort();
+    for &n in &nodes {
+        let Some(e) = fgraph.node(n) else { continue };
+        for &x in &e.inputs {
+            if let Origin::Constant(value) = &fgraph.var(x).origin {
+                check(x, format!("constant {value}"));
+            }
+        }
+        for &o in &e.outputs {
+            check(o, tensorlift_ir::print::node_summary(fgraph, n));
+        }
+    }
+    found.dedup();
+    for &n in &nodes {
+        let Some(e) = fgraph.node(n) else { continue };
+        for g in e.op.inner_graphs() {
+            let prefix = format!("{within}inside {}: ", e.op);
+            found.extend(unsupported_types(backend, g.graph(), &prefix));
+        }
+    }
+    found
 }
 
 /// Runs the rewrite pipeline on every inner graph left in `fgraph` (kept OpFromGraphs,

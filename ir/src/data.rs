@@ -1,7 +1,7 @@
 //! Tensor data containers: one `ndarray` array per dtype.
 //!
 //! Owns: `TensorData` (the value of a constant in a graph, and the value the runtime passes
-//! around), the `Element` trait tying Rust element types to `DType`, and conversions in and
+//! around: a dense array of any dtype, or a `CsrMatrix`), the `Element` trait tying Rust element types to `DType`, and conversions in and
 //! out of ndarray. Must not: do arithmetic (that is the runtime's job). Arrays are `ArcArray`
 //! so cloning a value is O(1).
 
@@ -11,6 +11,7 @@ use ndarray::{ArcArray, Array, ArrayD, ArrayViewD, Dimension, IxDyn};
 
 use crate::dtype::{DType, Literal};
 use crate::error::{GraphError, Result};
+pub use crate::sparse::CsrMatrix;
 
 /// An n-dimensional array of any supported dtype, shared by reference count.
 #[derive(Clone)]
@@ -23,12 +24,15 @@ pub enum TensorData {
     UInt8(ArcArray<u8, IxDyn>),
     Float32(ArcArray<f32, IxDyn>),
     Float64(ArcArray<f64, IxDyn>),
+    /// A sparse matrix (the value of a `Format::Csr` type).
+    Csr(std::sync::Arc<CsrMatrix>),
 }
 
-/// Runs `$body` with `$a` bound to the inner `ArcArray`, whatever its element type.
+/// Runs `$body` with `$a` bound to the inner `ArcArray` of a dense value, whatever its
+/// element type, or `$sparse` with `$m` bound to the `CsrMatrix` of a sparse one.
 #[macro_export]
-macro_rules! with_tensor_data {
-    ($data:expr, $a:ident => $body:expr) => {
+macro_rules! with_dense_data {
+    ($data:expr, $a:ident => $body:expr, $m:ident => $sparse:expr) => {
         match $data {
             $crate::TensorData::Bool($a) => $body,
             $crate::TensorData::Int8($a) => $body,
@@ -38,7 +42,23 @@ macro_rules! with_tensor_data {
             $crate::TensorData::UInt8($a) => $body,
             $crate::TensorData::Float32($a) => $body,
             $crate::TensorData::Float64($a) => $body,
+            $crate::TensorData::Csr($m) => $sparse,
         }
+    };
+}
+
+/// Runs `$body` with `$a` bound to the inner `ArcArray`, whatever its element type; a
+/// sparse matrix is seen as its dense form (type checking keeps sparse values away from
+/// dense ops, so this is a fallback, never a hot path).
+#[macro_export]
+macro_rules! with_tensor_data {
+    ($data:expr, $a:ident => $body:expr) => {
+        $crate::with_dense_data!($data, $a => $body, m => {
+            let dense = m.to_dense();
+            $crate::with_dense_data!(&dense, $a => $body, _m => {
+                unreachable!("CsrMatrix::to_dense returns a dense array")
+            })
+        })
     };
 }
 
@@ -99,11 +119,57 @@ impl TensorData {
             TensorData::UInt8(_) => DType::UInt8,
             TensorData::Float32(_) => DType::Float32,
             TensorData::Float64(_) => DType::Float64,
+            TensorData::Csr(m) => m.dtype(),
         }
     }
 
     pub fn shape(&self) -> &[usize] {
-        with_tensor_data!(self, a => a.shape())
+        with_dense_data!(self, a => a.shape(), m => m.shape())
+    }
+
+    /// The most specific type of this value: its format, dtype and every size.
+    pub fn exact_type(&self) -> crate::types::TensorType {
+        let shape: Vec<Option<usize>> = self.shape().iter().map(|s| Some(*s)).collect();
+        match self {
+            TensorData::Csr(_) => crate::types::TensorType::csr(self.dtype(), [shape[0], shape[1]]),
+            _ => crate::types::TensorType::new(self.dtype(), shape),
+        }
+    }
+
+    /// The type of values of this one's format, dtype and rank, with unknown sizes.
+    pub fn loose_type(&self) -> crate::types::TensorType {
+        let mut ty = self.exact_type();
+        ty.shape.iter_mut().for_each(|s| *s = None);
+        ty
+    }
+
+    /// Whether this is a sparse matrix.
+    pub fn is_sparse(&self) -> bool {
+        matches!(self, TensorData::Csr(_))
+    }
+
+    /// The sparse matrix, when this is one.
+    pub fn as_csr(&self) -> Option<&CsrMatrix> {
+        match self {
+            TensorData::Csr(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// Whether a dense value is stored contiguously in row-major order (sparse: true).
+    pub fn is_standard_layout(&self) -> bool {
+        with_dense_data!(self, a => a.is_standard_layout(), _m => true)
+    }
+
+    /// The same value stored contiguously in row-major order (a copy unless it already is).
+    pub fn to_standard_layout(&self) -> TensorData {
+        with_dense_data!(self, a => {
+            if a.is_standard_layout() {
+                Element::wrap(a.clone())
+            } else {
+                Element::wrap(a.as_standard_layout().into_owned().into_shared())
+            }
+        }, m => TensorData::Csr(m.clone()))
     }
 
     pub fn ndim(&self) -> usize {
@@ -233,9 +299,19 @@ impl TensorData {
             .collect()
     }
 
-    /// Exact equality of dtype, shape and elements (NaN equals NaN bit-for-bit).
+    /// Exact equality of format, dtype, shape and elements (NaN equals NaN bit-for-bit);
+    /// two sparse matrices must also store the same entries.
     pub fn same_as(&self, other: &TensorData) -> bool {
-        if self.dtype() != other.dtype() || self.shape() != other.shape() {
+        if let (TensorData::Csr(a), TensorData::Csr(b)) = (self, other) {
+            return a.shape() == b.shape()
+                && a.indptr() == b.indptr()
+                && a.indices() == b.indices()
+                && a.values().same_as(b.values());
+        }
+        if self.is_sparse() != other.is_sparse()
+            || self.dtype() != other.dtype()
+            || self.shape() != other.shape()
+        {
             return false;
         }
         self.literals()
@@ -248,6 +324,12 @@ impl TensorData {
     }
 }
 
+impl From<CsrMatrix> for TensorData {
+    fn from(m: CsrMatrix) -> Self {
+        TensorData::Csr(std::sync::Arc::new(m))
+    }
+}
+
 impl<T: Element, D: Dimension> From<Array<T, D>> for TensorData {
     fn from(array: Array<T, D>) -> Self {
         TensorData::from_array(array)
@@ -256,7 +338,7 @@ impl<T: Element, D: Dimension> From<Array<T, D>> for TensorData {
 
 impl fmt::Debug for TensorData {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        with_tensor_data!(self, a => write!(f, "TensorData<{}>({})", self.dtype(), a))
+        with_dense_data!(self, a => write!(f, "TensorData<{}>({})", self.dtype(), a), m => write!(f, "{m:?}"))
     }
 }
 
@@ -264,6 +346,15 @@ impl fmt::Display for TensorData {
     /// A compact form for graph printing: the literal for one element, the elements for a
     /// short vector, otherwise the dtype and shape.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let TensorData::Csr(m) = self {
+            return write!(
+                f,
+                "Csr{{{}, shape={:?}, nnz={}}}",
+                self.dtype(),
+                self.shape(),
+                m.nnz()
+            );
+        }
         if self.ndim() == 0 {
             if let Some(lit) = self.item() {
                 return write!(f, "{lit}");

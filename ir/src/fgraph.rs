@@ -187,11 +187,7 @@ impl FunctionGraph {
 
     /// Adds a constant and returns its id.
     pub fn add_constant(&mut self, data: TensorData) -> VarId {
-        let ty = TensorType::new(
-            data.dtype(),
-            data.shape().iter().map(|s| Some(*s)).collect::<Vec<_>>(),
-        );
-        self.push_var(ty, None, Origin::Constant(data))
+        self.push_var(data.exact_type(), None, Origin::Constant(data))
     }
 
     /// Adds a node applying `op` to `inputs` (types are inferred) and returns its outputs.

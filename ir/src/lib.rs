@@ -17,6 +17,7 @@ pub mod fgraph;
 pub mod grad;
 pub mod ops;
 pub mod print;
+pub mod sparse;
 pub mod types;
 pub mod var;
 pub mod vectorize;
@@ -43,6 +44,7 @@ pub use grad::{
 };
 pub use ops::{Op, ScalarOp};
 pub use print::{dprint, to_dot};
-pub use types::TensorType;
+pub use sparse::CsrMatrix;
+pub use types::{Format, TensorType};
 pub use var::{postorder, Node, SharedStorage, Var, VarKind};
 pub use vectorize::{vectorize_graph, vmap};

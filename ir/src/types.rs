@@ -2,18 +2,32 @@
 //!
 //! Owns: `TensorType`, its printing, the Elemwise output-shape rule and the "is this type at
 //! least as specific as that one" relation used by replace and clone_replace. A dimension is
-//! broadcastable iff its static size is 1; broadcastable is derived, never stored.
+//! broadcastable iff its static size is 1; broadcastable is derived, never stored. A type
+//! also has a storage `Format`: dense arrays, or compressed sparse rows (a matrix whose
+//! values only the sparse ops read; every other op refuses it at graph-building time).
 
 use std::fmt;
 
 use crate::dtype::DType;
 use crate::error::{GraphError, Result};
 
-/// The type of a symbolic tensor: element dtype and one optional static size per dimension.
+/// How a value of a type is stored.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// An n-dimensional array (`ndarray`): what every op reads.
+    #[default]
+    Dense,
+    /// A compressed-sparse-row matrix (`CsrMatrix`): read only by the sparse ops.
+    Csr,
+}
+
+/// The type of a symbolic tensor: element dtype, one optional static size per dimension
+/// and the storage format.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct TensorType {
     pub dtype: DType,
     pub shape: Vec<Option<usize>>,
+    pub format: Format,
 }
 
 impl TensorType {
@@ -21,7 +35,22 @@ impl TensorType {
         TensorType {
             dtype,
             shape: shape.into(),
+            format: Format::Dense,
         }
+    }
+
+    /// A compressed-sparse-row matrix type.
+    pub fn csr(dtype: DType, shape: [Option<usize>; 2]) -> Self {
+        TensorType {
+            dtype,
+            shape: shape.to_vec(),
+            format: Format::Csr,
+        }
+    }
+
+    /// Whether values of this type are sparse matrices.
+    pub fn is_sparse(&self) -> bool {
+        self.format == Format::Csr
     }
 
     /// A 0-d type.
@@ -89,6 +118,7 @@ impl TensorType {
     /// dtype and ndim, and every size `other` knows is known equal here.
     pub fn is_subtype_of(&self, other: &TensorType) -> bool {
         self.dtype == other.dtype
+            && self.format == other.format
             && self.ndim() == other.ndim()
             && self
                 .shape
@@ -102,6 +132,12 @@ impl TensorType {
     pub fn incompatibility(&self, other: &TensorType) -> Option<String> {
         if self.dtype != other.dtype {
             return Some(format!("dtypes differ ({} vs {})", self.dtype, other.dtype));
+        }
+        if self.format != other.format {
+            return Some(format!(
+                "formats differ ({:?} vs {:?})",
+                self.format, other.format
+            ));
         }
         if self.ndim() != other.ndim() {
             return Some(format!(
@@ -122,7 +158,11 @@ impl TensorType {
 
     /// The same type with another dtype.
     pub fn with_dtype(&self, dtype: DType) -> TensorType {
-        TensorType::new(dtype, self.shape.clone())
+        TensorType {
+            dtype,
+            shape: self.shape.clone(),
+            format: self.format,
+        }
     }
 
     /// PyTensor's name for the rank: Scalar, Vector, Matrix, Tensor3, ...
@@ -150,10 +190,14 @@ pub fn format_shape(shape: &[Option<usize>]) -> String {
 
 impl fmt::Display for TensorType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self.format {
+            Format::Dense => self.rank_name(),
+            Format::Csr => "Csr".to_string(),
+        };
         write!(
             f,
             "{}({}, shape={})",
-            self.rank_name(),
+            name,
             self.dtype,
             format_shape(&self.shape)
         )

@@ -112,11 +112,7 @@ impl Var {
     /// A constant.
     pub fn constant(data: impl Into<TensorData>) -> Var {
         let data = data.into();
-        let ty = TensorType::new(
-            data.dtype(),
-            data.shape().iter().map(|s| Some(*s)).collect::<Vec<_>>(),
-        );
-        Var::new(ty, None, VarKind::Constant(data))
+        Var::new(data.exact_type(), None, VarKind::Constant(data))
     }
 
     /// A 0-d constant holding `lit` in `dtype`.

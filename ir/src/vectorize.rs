@@ -336,6 +336,9 @@ fn batch_node(op: &Op, inputs: &[Var], ins: &[Option<(Var, usize)>], b: usize) -
             "a random draw with batched parameters: draw once with the batch in `size` and \
              batched parameters instead",
         ),
+        Op::Sparse(_) => unsupported(
+            "a sparse matrix op with batched inputs: sparse matrices have no batch dimensions",
+        ),
         Op::Blockwise(bw) => blockwise(bw.core.clone(), bw.signature.clone(), all),
         Op::Dot => dot_blockwise(inputs, all),
         Op::OpFromGraph(g) => {

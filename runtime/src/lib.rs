@@ -23,7 +23,7 @@ pub use error::{Result, RuntimeError};
 pub use reference::interpreter::Program;
 pub use reference::{
     blockwise, composite, dense_linalg, elemwise, indexing, interpreter, linalg, output_shape,
-    random, reduce, shape_ops,
+    random, reduce, shape_ops, sparse,
 };
 pub use scalar::{cast, Scalar};
 pub use signature::Signature;

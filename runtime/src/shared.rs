@@ -24,7 +24,8 @@ pub struct SharedCell {
     id: u64,
     name: String,
     ty: TensorType,
-    value: RwLock<TensorData>,
+    /// The default value and how many times it was written.
+    value: RwLock<(TensorData, u64)>,
 }
 
 impl SharedStorage for SharedCell {
@@ -47,7 +48,7 @@ impl SharedCell {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             name: name.to_string(),
             ty,
-            value: RwLock::new(value),
+            value: RwLock::new((value, 0)),
         }))
     }
 
@@ -61,14 +62,26 @@ impl SharedCell {
 
     /// The value in the default context.
     pub fn get(&self) -> TensorData {
+        self.get_versioned().0
+    }
+
+    /// The value in the default context and its version (which every write changes), so a
+    /// backend's copy of the value can tell when it is stale.
+    pub fn get_versioned(&self) -> (TensorData, u64) {
         self.value.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Sets the value in the default context (checked against the type).
     pub fn set(&self, value: TensorData) -> Result<()> {
         check_value(&self.name, &self.ty, &value)?;
-        *self.value.write().unwrap_or_else(|e| e.into_inner()) = value;
+        self.store(value);
         Ok(())
+    }
+
+    fn store(&self, value: TensorData) {
+        let mut slot = self.value.write().unwrap_or_else(|e| e.into_inner());
+        slot.1 += 1;
+        slot.0 = value;
     }
 
     /// The value `context` holds (the default value when it holds none, or for the
@@ -150,6 +163,11 @@ impl<'a> CallInContext<'a> {
         cells.iter().map(|c| c.get_in(self.context)).collect()
     }
 
+    /// The context the call runs in (`None`: the default one).
+    pub fn context(&self) -> Option<&'a SharedContext> {
+        self.context
+    }
+
     /// Writes every update (each value checked first: one that does not fit writes
     /// nothing at all).
     pub fn write(&self, updates: Vec<(&SharedCell, TensorData)>) -> Result<()> {
@@ -159,7 +177,7 @@ impl<'a> CallInContext<'a> {
         match self.context {
             None => {
                 for (cell, value) in updates {
-                    *cell.value.write().unwrap_or_else(|e| e.into_inner()) = value;
+                    cell.store(value);
                 }
             }
             Some(c) => {

@@ -17,7 +17,7 @@ pub struct Signature {
 }
 
 impl Signature {
-    /// Checks count, dtype, ndim and every static size.
+    /// Checks count, format (dense or sparse), dtype, ndim and every static size.
     pub fn check(&self, inputs: &[TensorData]) -> Result<()> {
         if inputs.len() != self.types.len() {
             return Err(RuntimeError::op(
@@ -31,7 +31,8 @@ impl Signature {
             ));
         }
         for (index, (value, ty)) in inputs.iter().zip(&self.types).enumerate() {
-            if value.dtype() != ty.dtype
+            if value.is_sparse() != ty.is_sparse()
+                || value.dtype() != ty.dtype
                 || value.ndim() != ty.ndim()
                 || !sizes_match(value.shape(), &ty.shape)
             {
@@ -42,7 +43,14 @@ impl Signature {
     }
 
     fn mismatch(&self, index: usize, value: &TensorData, ty: &TensorType) -> RuntimeError {
-        let message = if value.dtype() != ty.dtype {
+        let message = if value.is_sparse() != ty.is_sparse() {
+            let got = if value.is_sparse() {
+                "a sparse CSR matrix"
+            } else {
+                "a dense array"
+            };
+            format!("expected a value of type {ty}, got {got}")
+        } else if value.dtype() != ty.dtype {
             format!(
                 "expected dtype {}, got {} (declared type {ty})",
                 ty.dtype,
@@ -82,9 +90,10 @@ fn sizes_match(actual: &[usize], declared: &[Option<usize>]) -> bool {
         .all(|(a, d)| d.is_none_or(|d| d == *a))
 }
 
-/// Whether `value` has the dtype, rank and every static size of `ty`.
+/// Whether `value` has the format, dtype, rank and every static size of `ty`.
 pub fn fits(value: &TensorData, ty: &tensorlift_ir::TensorType) -> bool {
-    value.dtype() == ty.dtype
+    value.is_sparse() == ty.is_sparse()
+        && value.dtype() == ty.dtype
         && value.ndim() == ty.ndim()
         && value
             .shape()

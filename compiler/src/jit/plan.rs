@@ -416,6 +416,9 @@ impl fmt::Display for Plan {
                          cores)"
                             .into()
                     }
+                    Some(Op::Sparse(_)) => {
+                        "a call of the runtime's CSR kernels (the JIT has no sparse code)".into()
+                    }
                     _ => "a call of the linear-algebra library (faer)".into(),
                 },
                 Action::View(_) => "view (stride arithmetic, no copy)".into(),

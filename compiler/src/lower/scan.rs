@@ -392,6 +392,7 @@ fn native_op(op: &Op, in_types: &[&TensorType]) -> bool {
         | Op::Linalg(_)
         | Op::Blockwise(_)
         | Op::Random(_)
+        | Op::Sparse(_)
         | Op::Custom(_)
         | Op::Grad(_) => false,
     }

@@ -16,6 +16,7 @@ pub mod random;
 pub mod reduce;
 pub mod scan;
 pub mod shape;
+pub mod sparse;
 
 use crate::data::TensorData;
 use crate::dtype::{promote_all, DType, Literal};

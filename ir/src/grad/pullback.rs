@@ -147,6 +147,13 @@ pub fn pullback(
             }));
             grads
         }
+        Op::Sparse(s) => vec![
+            InputGrad::Undefined(format!(
+                "{s}: gradients through sparse matrices are not implemented (convert with \
+                 dense_from_sparse before the differentiated part)"
+            ));
+            inputs.len()
+        ],
         Op::Blockwise(bw) => super::linalg::blockwise_pullback(bw, inputs, outputs, output_grads)?,
         Op::OpFromGraph(ofg) if ofg.inline => inner_pullback(&ofg.graph, inputs, output_grads)?,
         Op::OpFromGraph(ofg) => kept_pullback(ofg, inputs, outputs, output_grads)?,

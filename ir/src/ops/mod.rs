@@ -17,6 +17,7 @@ pub mod reduce;
 pub mod scalar;
 pub mod scan;
 pub mod shape;
+pub mod sparse;
 
 use std::fmt;
 use std::sync::Arc;
@@ -37,6 +38,7 @@ pub use reduce::{ArgKind, CumKind, ReduceKind};
 pub use scalar::{Arity, ScalarOp};
 pub use scan::Scan;
 pub use shape::DimShuffle;
+pub use sparse::SparseOp;
 
 /// A graph operation. Ops are values: two nodes with equal ops and equal inputs compute the
 /// same thing.
@@ -109,6 +111,8 @@ pub enum Op {
     Random(RandomOp),
     /// A user-defined op (`CustomOp`).
     Custom(CustomRef),
+    /// An op on sparse CSR matrices (the only ops, with custom ones, that read them).
+    Sparse(SparseOp),
     /// `CheckAndRaise(x, c0, c1, ...)`: x, after checking every condition is all true;
     /// otherwise the call fails with `message`.
     CheckAndRaise { message: String },
@@ -152,6 +156,21 @@ impl Op {
     pub fn infer(&self, inputs: &[InputInfo]) -> Result<Vec<TensorType>> {
         let name = self.to_string();
         let one = |t: TensorType| Ok(vec![t]);
+        let reads_sparse = matches!(self, Op::Sparse(_) | Op::Custom(_));
+        if let Some((i, x)) = inputs
+            .iter()
+            .enumerate()
+            .find(|(_, x)| x.ty.is_sparse() && !reads_sparse)
+        {
+            return Err(GraphError::op(
+                &name,
+                format!(
+                    "input {i} is a sparse matrix ({}); this op reads dense tensors only: \
+                     convert it with dense_from_sparse, or use the sparse ops (dot, sp_sum, mul)",
+                    x.ty
+                ),
+            ));
+        }
         match self {
             Op::Elemwise(scalar) => {
                 let dtypes: Vec<_> = inputs.iter().map(|i| i.ty.dtype).collect();
@@ -216,6 +235,7 @@ impl Op {
             Op::Linalg(l) => l.infer(&name, inputs),
             Op::Blockwise(bw) => bw.infer(&name, inputs),
             Op::Random(r) => r.infer(&name, inputs),
+            Op::Sparse(s) => s.infer(&name, inputs),
             Op::Custom(c) => {
                 let types: Vec<TensorType> = inputs.iter().map(|i| i.ty.clone()).collect();
                 c.0.infer(&types).map_err(|m| GraphError::op(&name, m))
@@ -259,6 +279,7 @@ impl Op {
             | Op::Dot
             | Op::Linalg(_)
             | Op::Random(_)
+            | Op::Sparse(_)
             | Op::Custom(_)
             | Op::CheckAndRaise { .. } => Vec::new(),
         }
@@ -320,6 +341,7 @@ impl Op {
             | Op::Dot
             | Op::Linalg(_)
             | Op::Random(_)
+            | Op::Sparse(_)
             | Op::Custom(_)
             | Op::CheckAndRaise { .. } => self.clone(),
         })
@@ -427,6 +449,7 @@ impl fmt::Display for Op {
             Op::Dot => f.write_str("Dot"),
             Op::Linalg(l) => write!(f, "{l}"),
             Op::Random(r) => write!(f, "{r}"),
+            Op::Sparse(s) => write!(f, "{s}"),
             Op::Custom(c) => write!(f, "{c}"),
             Op::Blockwise(bw) => write!(f, "Blockwise{{{}, {}}}", bw.core, bw.signature),
             Op::CheckAndRaise { message } => write!(f, "CheckAndRaise{{{message:?}}}"),

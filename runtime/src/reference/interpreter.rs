@@ -309,6 +309,13 @@ pub fn eval_node_named(
             }
             Ok(outs)
         }
+        Op::Sparse(s) => {
+            let out_dtype = fg.var(entry.outputs[0]).ty.dtype;
+            let b_static = if args.len() > 1 { static_shape(1) } else { &[] };
+            one(crate::sparse::eval_sparse(
+                name, *s, out_dtype, b_static, args,
+            ))
+        }
         Op::Random(r) => {
             let statics: Vec<&[Option<usize>]> = (0..args.len()).map(static_shape).collect();
             crate::random::eval_random(name, *r, &statics, args)

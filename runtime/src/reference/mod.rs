@@ -1,6 +1,6 @@
 //! The reference backend's interpreter and kernels: `interpreter` (evaluation order,
 //! freeing, op dispatch) and the numeric behaviour of every op it runs — `elemwise`,
-//! `composite`, `reduce`, `shape_ops`, `indexing`, `linalg` — written for clarity and
+//! `composite`, `reduce`, `shape_ops`, `indexing`, `linalg`, `sparse` — written for clarity and
 //! checks over speed: it is the oracle every other backend is compared with. Result shapes
 //! follow `output_shape`, the rule the JIT allocates by.
 
@@ -16,3 +16,4 @@ pub mod random;
 pub mod reduce;
 pub mod scan;
 pub mod shape_ops;
+pub mod sparse;

@@ -1,0 +1,73 @@
+//! The sparse-matrix API (PyTensor's `pytensor.sparse` names): CSR inputs, conversions,
+//! products, sums and scaling.
+//!
+//! Owns: the builders of `SparseOp` nodes. A sparse matrix is a `Var` of a `Format::Csr`
+//! type; every other op refuses it with a hint to convert it (`dense_from_sparse`).
+
+use crate::api::{normalize_axis, Operand};
+use crate::dtype::DType;
+use crate::error::Result;
+use crate::ops::{Op, SparseOp};
+use crate::types::TensorType;
+use crate::var::Var;
+
+/// A sparse CSR matrix input of unknown shape (`pytensor.sparse.csr_matrix(name, dtype)`).
+///
+/// ```
+/// use tensorlift_ir::{api::sparse::csr_matrix, DType};
+/// let s = csr_matrix("s", DType::Float64);
+/// assert_eq!(s.ty().to_string(), "Csr(float64, shape=(?, ?))");
+/// ```
+pub fn csr_matrix(name: &str, dtype: DType) -> Var {
+    Var::input(name, TensorType::csr(dtype, [None, None]))
+}
+
+/// The CSR matrix of a dense matrix's non-zero entries.
+pub fn csr_from_dense(x: &Var) -> Var {
+    Var::apply1(Op::Sparse(SparseOp::FromDense), vec![x.clone()])
+}
+
+/// The dense matrix of a sparse one (`pytensor.sparse.dense_from_sparse`, `.toarray()`).
+pub fn dense_from_sparse(s: &Var) -> Var {
+    Var::apply1(Op::Sparse(SparseOp::ToDense), vec![s.clone()])
+}
+
+/// The product of a sparse matrix (m, k) and a dense vector (k,) or matrix (k, n): a dense
+/// result (`pytensor.sparse.dot` / `structured_dot`).
+///
+/// ```
+/// use tensorlift_ir::api::sparse::{csr_matrix, dot};
+/// use tensorlift_ir::{matrix, DType};
+/// let y = dot(&csr_matrix("s", DType::Float64), &matrix("d", DType::Float32));
+/// assert_eq!(y.ty().to_string(), "Matrix(float64, shape=(?, ?))");
+/// ```
+pub fn dot(s: &Var, dense: &Var) -> Var {
+    Var::apply1(Op::Sparse(SparseOp::Dot), vec![s.clone(), dense.clone()])
+}
+
+/// The sum of a sparse matrix's entries: all of them (`None`), or along `axis` (0: one sum
+/// per column, 1: one per row; negative counts from the end). Dense result
+/// (`pytensor.sparse.sp_sum`).
+pub fn sp_sum(s: &Var, axis: Option<isize>) -> Var {
+    let build = || -> Result<Var> {
+        s.check()?;
+        let axis = axis
+            .map(|a| normalize_axis("CsrSum", a, s.ndim()))
+            .transpose()?;
+        Ok(Var::apply1(
+            Op::Sparse(SparseOp::Sum { axis }),
+            vec![s.clone()],
+        ))
+    };
+    build().unwrap_or_else(Var::invalid)
+}
+
+/// The element-wise product of a sparse matrix and a dense scalar or matrix (broadcast
+/// where its static size is 1): a sparse matrix with the same stored positions
+/// (`pytensor.sparse.mul`). Literals are weak, as elsewhere (`mul(&s, 2.0)` keeps float32).
+pub fn mul(s: &Var, factor: impl Into<Operand>) -> Var {
+    match Operand::resolve_all(vec![Operand::Var(s.clone()), factor.into()]) {
+        Ok(v) => Var::apply1(Op::Sparse(SparseOp::Mul), v),
+        Err(e) => Var::invalid(e),
+    }
+}

@@ -376,6 +376,43 @@ fn mul_one() {
 }
 
 #[test]
+fn mul_ones_like() {
+    // The ones a sum's gradient fills, sized from z, times a value made from z.
+    let z = fvec("z");
+    let y = z.sin();
+    let ones = alloc(1.0, &[z.shape_i(0).into()]);
+    check(
+        &[&(&ones * &y).exp()],
+        &["mul_ones_like"],
+        expect![[r#"
+            Exp [id A] <Vector(float64, shape=(?,))>
+             └─ Mul [id B] <Vector(float64, shape=(?,))>
+                ├─ Alloc [id C] <Vector(float64, shape=(?,))>
+                │  ├─ 1.0 [id D] <Scalar(float64, shape=())>
+                │  └─ Subtensor{i} [id E] <Scalar(int64, shape=())>
+                │     ├─ Shape [id F] <Vector(int64, shape=(1,))>
+                │     │  └─ z [id G] <Vector(float64, shape=(?,))>
+                │     └─ 0 [id H] <Scalar(int64, shape=())>
+                └─ Sin [id I] <Vector(float64, shape=(?,))>
+                   └─ z [id G] <Vector(float64, shape=(?,))>
+            =>
+            Exp [id A] <Vector(float64, shape=(?,))>
+             └─ Sin [id B] <Vector(float64, shape=(?,))>
+                └─ z [id C] <Vector(float64, shape=(?,))>
+        "#]],
+    );
+    // Sizes from another vector: it may differ (and the product then fails): keep it.
+    let other = fvec("other");
+    let ones = alloc(1.0, &[other.shape_i(0).into()]);
+    check_unchanged(&[&(&ones * &y)], &["mul_ones_like"]);
+    // Sizes from an operand that broadcasts (static size 1) into y: keep it.
+    let one = tensor("one", Float64, [Some(1)]);
+    let w = &one + &z;
+    let ones = alloc(1.0, &[one.shape_i(0).into()]);
+    check_unchanged(&[&(&ones * &w)], &["mul_ones_like"]);
+}
+
+#[test]
 fn add_zero() {
     let x = fvec("x");
     check(

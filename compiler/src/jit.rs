@@ -56,6 +56,7 @@ mod memory;
 mod packing;
 mod parallel;
 mod plan;
+mod row_pass;
 mod scan;
 mod shapes;
 

@@ -44,6 +44,9 @@ enum Action {
     Blockwise(Box<BlockwiseStep>),
     /// A call of the runtime's linear-algebra library, with the op's name.
     Library(String),
+    /// `A·w`, an element-wise map of it and `Aᵀ·` the map in one pass over A (three nodes;
+    /// the step stands for the first).
+    RowPass(Box<super::row_pass::RowPass>),
     /// A view or the interpreter: the reference's implementation, with the op's name.
     View(String),
     Interpreted(String),
@@ -95,7 +98,22 @@ impl Plan {
         mut sub_plans: HashMap<NodeId, Vec<Plan>>,
         mut native_scans: HashMap<NodeId, super::scan::NativeScan>,
     ) -> Result<Plan, CompileError> {
-        let order = fgraph.toposort();
+        // Row passes: the first node runs all three; the others (and a transpose read by
+        // nothing else) get no step.
+        let mut row_passes = HashMap::new();
+        let mut absorbed = std::collections::HashSet::new();
+        for site in super::row_pass::find(&fgraph, &kernels) {
+            if let Some(pass) = super::row_pass::RowPass::new(&fgraph, site, &mut kernels) {
+                absorbed.extend([site.map, site.back]);
+                absorbed.extend(site.transpose);
+                row_passes.insert(site.product, (site, pass));
+            }
+        }
+        let order: Vec<NodeId> = fgraph
+            .toposort()
+            .into_iter()
+            .filter(|n| !absorbed.contains(n))
+            .collect();
         let mut slot_of: HashMap<VarId, usize> = HashMap::new();
         let slot = |v: VarId, slot_of: &mut HashMap<VarId, usize>| {
             let next = slot_of.len();
@@ -140,7 +158,37 @@ impl Plan {
                     last: ends_here && once,
                 });
             }
-            let outputs = e.outputs.iter().map(|o| slot(*o, &mut slot_of)).collect();
+            let mut outputs: Vec<usize> =
+                e.outputs.iter().map(|o| slot(*o, &mut slot_of)).collect();
+            if let Some((site, pass)) = row_passes.remove(node) {
+                // Outputs z, s, g; one nothing reads is dropped at once.
+                let made = [site.map, site.back].map(|n| fgraph.node(n).map(|e| e.outputs[0]));
+                for v in made {
+                    let v = v.ok_or_else(|| {
+                        CompileError::Internal("a row pass lost one of its nodes".into())
+                    })?;
+                    outputs.push(slot(v, &mut slot_of));
+                }
+                let all: Vec<VarId> = e
+                    .outputs
+                    .iter()
+                    .copied()
+                    .chain(made.into_iter().flatten())
+                    .collect();
+                for (v, s) in all.iter().zip(&outputs) {
+                    if !last_use.contains_key(v) && !graph_outputs.contains(v) {
+                        free.push(*s);
+                    }
+                }
+                steps.push(Step {
+                    node: *node,
+                    action: Action::RowPass(Box::new(pass)),
+                    args,
+                    outputs,
+                    free,
+                });
+                continue;
+            }
             let action = match (kernels.remove(node), sub_plans.remove(node)) {
                 _ if native_scans.contains_key(node) => match native_scans.remove(node) {
                     Some(native) => Action::NativeScan(Box::new(native)),
@@ -294,10 +342,15 @@ impl Plan {
                 Action::View(name) | Action::Interpreted(name) | Action::Library(name) => {
                     eval_node_named(fg, step.node, name, args).map(Values::from_vec)
                 }
+                Action::RowPass(pass) => pass.run(fg, args, pool),
             };
-            let outs = result.map_err(|e| RuntimeError::InNode {
-                node: tensorlift_ir::print::node_summary(fg, step.node),
-                source: Box::new(e),
+            let outs = result.map_err(|e| match (&step.action, e) {
+                // A row pass names the node of its three that failed.
+                (Action::RowPass(_), e @ RuntimeError::InNode { .. }) => e,
+                (_, e) => RuntimeError::InNode {
+                    node: tensorlift_ir::print::node_summary(fg, step.node),
+                    source: Box::new(e),
+                },
             })?;
             if outs.len() != step.outputs.len() {
                 return Err(RuntimeError::Internal(format!(
@@ -421,6 +474,7 @@ impl fmt::Display for Plan {
                     }
                     _ => "a call of the linear-algebra library (faer)".into(),
                 },
+                Action::RowPass(pass) => pass.describe(),
                 Action::View(_) => "view (stride arithmetic, no copy)".into(),
                 Action::Interpreted(_) => "reference interpreter (no kernel)".into(),
             };
@@ -442,6 +496,7 @@ impl fmt::Display for Plan {
                 | Action::IfElse(..)
                 | Action::Blockwise(_)
                 | Action::Library(_)
+                | Action::RowPass(_)
                 | Action::View(_)
                 | Action::Interpreted(_) => false,
             };
@@ -461,6 +516,7 @@ impl fmt::Display for Plan {
                 Action::Blockwise(b) => vec![("core ", &b.core)],
                 Action::Kernel(_)
                 | Action::Library(_)
+                | Action::RowPass(_)
                 | Action::NativeScan(_)
                 | Action::View(_)
                 | Action::Interpreted(_) => Vec::new(),

@@ -17,7 +17,7 @@ use super::pattern::{
 };
 use super::{Expr, Rule};
 
-pub const RULES: [Rule; 23] = rules!["canonicalize";
+pub const RULES: [Rule; 24] = rules!["canonicalize";
     constant_folding,
     useless_dimshuffle,
     merge_dimshuffles,
@@ -29,6 +29,7 @@ pub const RULES: [Rule; 23] = rules!["canonicalize";
     useless_switch,
     neg_neg,
     mul_one,
+    mul_ones_like,
     add_zero,
     sub_self,
     div_self,
@@ -226,6 +227,70 @@ fn without_operands(
 /// x * 1 → x (when dtype and shape stay the same).
 fn mul_one(fg: &FunctionGraph, node: NodeId) -> Option<Vec<Expr>> {
     without_operands(fg, node, ScalarOp::Mul, |v| is_uniform(fg, v, 1.0))
+}
+
+/// x * alloc(1, sizes of x) → x: the ones a sum's gradient fills, when every size of the
+/// alloc is provably x's (a constant equal to x's static size, or the run-time size of a
+/// value x is computed from element by element without broadcasting it there).
+fn mul_ones_like(fg: &FunctionGraph, node: NodeId) -> Option<Vec<Expr>> {
+    let [a, b] = args_of(fg, node, ScalarOp::Mul)?[..] else {
+        return None;
+    };
+    let out = output(fg, node)?;
+    [(a, b), (b, a)]
+        .into_iter()
+        .find(|&(ones, x)| same_type(fg, x, out) && ones_sized_like(fg, ones, x))
+        .map(|(_, x)| vec![Expr::Var(x)])
+}
+
+/// `var` is `Alloc(1, d0, d1, ..)` whose every size is x's (see `mul_ones_like`).
+fn ones_sized_like(fg: &FunctionGraph, var: VarId, x: VarId) -> bool {
+    let Some((e, 0)) = producer(fg, var) else {
+        return false;
+    };
+    let x_shape = &fg.var(x).ty.shape;
+    if e.op != Op::Alloc || !is_uniform(fg, e.inputs[0], 1.0) || e.inputs.len() != x_shape.len() + 1
+    {
+        return false;
+    }
+    e.inputs[1..].iter().enumerate().all(|(d, &size)| {
+        if let Some(c) = constant(fg, size).and_then(|c| c.to_i64_vec()) {
+            return x_shape[d].is_some_and(|n| c == [n as i64]);
+        }
+        let Some((sub, 0)) = producer(fg, size) else {
+            return false;
+        };
+        if sub.op != Op::Subtensor(vec![IndexSlot::Index])
+            || constant(fg, sub.inputs[1]).and_then(|c| c.to_i64_vec()) != Some(vec![d as i64])
+        {
+            return false;
+        }
+        match producer(fg, sub.inputs[0]) {
+            Some((shape, 0)) if shape.op == Op::Shape => {
+                size_passes_to(fg, shape.inputs[0], x, d, 8)
+            }
+            _ => false,
+        }
+    })
+}
+
+/// Whether `x` has `y`'s run-time size along `d`: x is y, or is made element by element
+/// (within `depth` steps) from values of y's size there; an operand of static size 1 there
+/// does not count (it broadcasts).
+fn size_passes_to(fg: &FunctionGraph, y: VarId, x: VarId, d: usize, depth: usize) -> bool {
+    if x == y {
+        return true;
+    }
+    let ndim = fg.var(x).ty.ndim();
+    match producer(fg, x) {
+        Some((p, _)) if depth > 0 && matches!(p.op, Op::Elemwise(_) | Op::Composite(_)) => {
+            p.inputs.iter().any(|&i| {
+                let t = &fg.var(i).ty;
+                t.ndim() == ndim && t.shape[d] != Some(1) && size_passes_to(fg, y, i, d, depth - 1)
+            })
+        }
+        _ => false,
+    }
 }
 
 /// x + 0 → x and x - 0 → x (when dtype and shape stay the same).

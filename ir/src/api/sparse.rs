@@ -32,8 +32,14 @@ pub fn dense_from_sparse(s: &Var) -> Var {
     Var::apply1(Op::Sparse(SparseOp::ToDense), vec![s.clone()])
 }
 
+/// The transposed sparse matrix (`pytensor.sparse.transpose`, `x.T`).
+pub fn transpose(s: &Var) -> Var {
+    Var::apply1(Op::Sparse(SparseOp::Transpose), vec![s.clone()])
+}
+
 /// The product of a sparse matrix (m, k) and a dense vector (k,) or matrix (k, n): a dense
-/// result (`pytensor.sparse.dot` / `structured_dot`).
+/// result (`pytensor.sparse.dot` / `structured_dot`). Differentiable with respect to the
+/// dense operand (`transpose(s) · g`).
 ///
 /// ```
 /// use tensorlift_ir::api::sparse::{csr_matrix, dot};

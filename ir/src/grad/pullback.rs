@@ -147,13 +147,7 @@ pub fn pullback(
             }));
             grads
         }
-        Op::Sparse(s) => vec![
-            InputGrad::Undefined(format!(
-                "{s}: gradients through sparse matrices are not implemented (convert with \
-                 dense_from_sparse before the differentiated part)"
-            ));
-            inputs.len()
-        ],
+        Op::Sparse(s) => sparse_pullback(*s, inputs, output_grads)?,
         Op::Blockwise(bw) => super::linalg::blockwise_pullback(bw, inputs, outputs, output_grads)?,
         Op::OpFromGraph(ofg) if ofg.inline => inner_pullback(&ofg.graph, inputs, output_grads)?,
         Op::OpFromGraph(ofg) => kept_pullback(ofg, inputs, outputs, output_grads)?,
@@ -349,6 +343,37 @@ fn join_pullback(axis: usize, inputs: &[Var], g: &Var) -> Vec<InputGrad> {
 }
 
 /// NumPy dot of 1-d and 2-d operands.
+/// Sparse ops: the product's dense operand gets `transpose(s) · g`; gradients with respect
+/// to a sparse matrix (which would be sparse themselves) are not implemented.
+fn sparse_pullback(
+    op: crate::ops::SparseOp,
+    inputs: &[Var],
+    output_grads: &[Option<Var>],
+) -> Result<Vec<InputGrad>> {
+    use crate::api::sparse::{dot, transpose};
+    let sparse_input = || {
+        InputGrad::Undefined(format!(
+            "{op}: gradients with respect to sparse matrices are not implemented (convert \
+             with dense_from_sparse before the differentiated part)"
+        ))
+    };
+    Ok(
+        match (op, inputs, output_grads.first().cloned().flatten()) {
+            (crate::ops::SparseOp::Dot, [s, _], Some(g)) => {
+                vec![sparse_input(), InputGrad::Grad(dot(&transpose(s), &g))]
+            }
+            (crate::ops::SparseOp::Mul, [_, _], _) => vec![
+                sparse_input(),
+                InputGrad::Undefined(format!(
+                    "{op}: its result is sparse; gradients through sparse results are not \
+                 implemented"
+                )),
+            ],
+            _ => vec![sparse_input(); inputs.len()],
+        },
+    )
+}
+
 fn dot_pullback(a: &Var, b: &Var, g: &Var) -> Vec<InputGrad> {
     let (ga, gb) = match (a.ndim(), b.ndim()) {
         (2, 2) => (g.dot(&b.t()), a.t().dot(g)),

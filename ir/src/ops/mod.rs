@@ -156,7 +156,11 @@ impl Op {
     pub fn infer(&self, inputs: &[InputInfo]) -> Result<Vec<TensorType>> {
         let name = self.to_string();
         let one = |t: TensorType| Ok(vec![t]);
-        let reads_sparse = matches!(self, Op::Sparse(_) | Op::Custom(_));
+        // Ops holding graphs pass values to ops of those graphs, which check them.
+        let reads_sparse = matches!(
+            self,
+            Op::Sparse(_) | Op::Custom(_) | Op::Grad(_) | Op::OpFromGraph(_) | Op::IfElse(_)
+        );
         if let Some((i, x)) = inputs
             .iter()
             .enumerate()

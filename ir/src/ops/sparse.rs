@@ -19,6 +19,8 @@ pub enum SparseOp {
     FromDense,
     /// CSR matrix → dense matrix.
     ToDense,
+    /// The transposed CSR matrix.
+    Transpose,
     /// CSR matrix (m, k) · dense (k,) or (k, n) → dense (m,) or (m, n).
     Dot,
     /// Sum of the stored values: all of them (`None`, a scalar), down the rows (`Some(0)`, a
@@ -31,11 +33,19 @@ pub enum SparseOp {
 }
 
 impl SparseOp {
-    pub(crate) fn infer(&self, name: &str, inputs: &[InputInfo]) -> Result<Vec<TensorType>> {
-        let arity = match self {
+    /// How many inputs the op takes.
+    pub fn arity(&self) -> usize {
+        match self {
             SparseOp::Dot | SparseOp::Mul => 2,
-            SparseOp::FromDense | SparseOp::ToDense | SparseOp::Sum { .. } => 1,
-        };
+            SparseOp::FromDense
+            | SparseOp::ToDense
+            | SparseOp::Transpose
+            | SparseOp::Sum { .. } => 1,
+        }
+    }
+
+    pub(crate) fn infer(&self, name: &str, inputs: &[InputInfo]) -> Result<Vec<TensorType>> {
+        let arity = self.arity();
         if inputs.len() != arity {
             return Err(GraphError::op(
                 name,
@@ -55,7 +65,12 @@ impl SparseOp {
                 format!("input 0 must be {want}, got {x}"),
             ));
         }
-        if x.dtype == DType::Bool && !matches!(self, SparseOp::FromDense | SparseOp::ToDense) {
+        if x.dtype == DType::Bool
+            && !matches!(
+                self,
+                SparseOp::FromDense | SparseOp::ToDense | SparseOp::Transpose
+            )
+        {
             return Err(GraphError::op(
                 name,
                 format!("input 0 must be numeric, got {x}"),
@@ -65,6 +80,7 @@ impl SparseOp {
         Ok(vec![match self {
             SparseOp::FromDense => TensorType::csr(x.dtype, shape2),
             SparseOp::ToDense => TensorType::new(x.dtype, shape2.to_vec()),
+            SparseOp::Transpose => TensorType::csr(x.dtype, [x.shape[1], x.shape[0]]),
             SparseOp::Sum { axis } => {
                 let dtype = if x.dtype.is_float() {
                     x.dtype
@@ -157,6 +173,7 @@ impl fmt::Display for SparseOp {
         match self {
             SparseOp::FromDense => f.write_str("CsrFromDense"),
             SparseOp::ToDense => f.write_str("DenseFromCsr"),
+            SparseOp::Transpose => f.write_str("CsrTranspose"),
             SparseOp::Dot => f.write_str("CsrDot"),
             SparseOp::Sum { axis: None } => f.write_str("CsrSum{axis=None}"),
             SparseOp::Sum { axis: Some(a) } => write!(f, "CsrSum{{axis={a}}}"),

@@ -81,10 +81,7 @@ pub fn eval_sparse(
     b_static: &[Option<usize>],
     args: &[TensorData],
 ) -> Result<TensorData> {
-    let arity = match op {
-        SparseOp::Dot | SparseOp::Mul => 2,
-        SparseOp::FromDense | SparseOp::ToDense | SparseOp::Sum { .. } => 1,
-    };
+    let arity = op.arity();
     if args.len() != arity {
         return Err(RuntimeError::op(
             name,
@@ -107,6 +104,7 @@ pub fn eval_sparse(
             .map(TensorData::from)
             .map_err(|e| RuntimeError::op(name, e.to_string())),
         SparseOp::ToDense => Ok(csr()?.to_dense()),
+        SparseOp::Transpose => transpose(name, csr()?),
         SparseOp::Sum { axis } => {
             let m = csr()?;
             with_ring!(name, out_dtype, T => sum::<T>(name, m, axis))
@@ -130,6 +128,37 @@ fn dense_operand<'a>(name: &str, b: &'a TensorData) -> Result<&'a TensorData> {
         ));
     }
     Ok(b)
+}
+
+/// The transposed matrix: entries counted per column, then placed row by row (so each
+/// new row's columns come out increasing).
+fn transpose(name: &str, m: &CsrMatrix) -> Result<TensorData> {
+    let (rows, cols) = (m.rows(), m.cols());
+    let mut indptr = vec![0usize; cols + 1];
+    for &c in m.indices() {
+        indptr[c + 1] += 1;
+    }
+    for c in 0..cols {
+        indptr[c + 1] += indptr[c];
+    }
+    let mut next = indptr.clone();
+    let mut indices = vec![0usize; m.nnz()];
+    let mut order = vec![0usize; m.nnz()];
+    for r in 0..rows {
+        for k in m.row_range(r) {
+            let c = m.indices()[k];
+            indices[next[c]] = r;
+            order[next[c]] = k;
+            next[c] += 1;
+        }
+    }
+    let values = tensorlift_ir::with_tensor_data!(m.values(), a => {
+        let picked: Vec<_> = order.iter().map(|&k| a[[k]]).collect();
+        tensorlift_ir::Element::wrap(ndarray::ArcArray::from_vec(picked).into_dyn())
+    });
+    CsrMatrix::from_parts([cols, rows], indptr, indices, values)
+        .map(TensorData::from)
+        .map_err(|e| RuntimeError::Internal(format!("{name}: {e}")))
 }
 
 /// The stored values of `m` in `T`.

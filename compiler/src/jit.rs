@@ -575,6 +575,40 @@ fn check_dtypes(k: &KernelNode, args: &[TensorData]) -> Result<(), RuntimeError>
     Ok(())
 }
 
+/// Calls `k` once with the buffers `pack` pushes, then scratch memory and an error slot
+/// (the argument words counted against the kernel's layout); a failure status becomes the
+/// kernel's error.
+///
+/// # Safety
+/// The words `pack` pushes describe live buffers of the kernel's dtypes and ranks, in its
+/// buffer order; outputs are writable and overlap no input the kernel reads after writing.
+unsafe fn call_packed(
+    k: &KernelNode,
+    pack: impl FnOnce(&mut Vec<i64>),
+) -> Result<(), RuntimeError> {
+    let words = call_words(&k.kernel);
+    let mut slot = ErrorSlot::default();
+    let status = with_call_memory(k.compiled.scratch_words, |packed, scratch| {
+        pack(packed);
+        push_trailer(packed, scratch, &mut slot);
+        if packed.len() != words {
+            return Err(RuntimeError::Internal(format!(
+                "JIT kernel {}: {} argument words, expected {words}",
+                k.kernel.name,
+                packed.len()
+            )));
+        }
+        // SAFETY: the words describe buffers as the caller guarantees and match the
+        // kernel's layout (counted above); the scratch memory has the `scratch_words` the
+        // kernel uses and lives past the call, as does the error slot.
+        Ok(unsafe { k.compiled.call(packed) })
+    })?;
+    if status != 0 {
+        return Err(kernel_failure(k, status, &slot));
+    }
+    Ok(())
+}
+
 /// One call over the whole iteration space (small calls: few allocations).
 fn run_whole(
     k: &KernelNode,
@@ -585,34 +619,20 @@ fn run_whole(
     check_dtypes(k, args)?;
     let aliases = in_place_inputs(k, space, args);
     let mut outputs = outputs_for(k, space, &aliases, pool)?;
-    let words = call_words(&k.kernel);
-    let mut slot = ErrorSlot::default();
-    let status = with_call_memory(k.compiled.scratch_words, |packed, scratch| {
-        for (i, a) in args.iter().enumerate() {
-            let (ptr, shape, strides) = data_ptr(a);
-            push_view(packed, read_ptr(i, ptr, &aliases), shape, strides);
-        }
-        for (o, full) in outputs.iter_mut().zip(&k.out_full) {
-            push_row_major(packed, o.ptr(), space.output_shape(*full));
-        }
-        push_trailer(packed, scratch, &mut slot);
-        if packed.len() != words {
-            return Err(RuntimeError::Internal(format!(
-                "JIT kernel {}: {} argument words, expected {words}",
-                k.kernel.name,
-                packed.len()
-            )));
-        }
-        // SAFETY: as in `run_kernel` for a single call: inputs have the kernel's dtypes
-        // (checked above), ranks and shapes checked by `space`; each output is fresh
-        // memory of its shape or an input this call owns uniquely (`in_place_inputs`:
-        // same shape and dtype, read element by element before being written); the
-        // argument words match the kernel's buffer layout; the scratch memory has the
-        // `scratch_words` the kernel uses and lives past the call, as does the error slot.
-        Ok(unsafe { k.compiled.call(packed) })
-    })?;
-    if status != 0 {
-        return Err(kernel_failure(k, status, &slot));
+    // SAFETY: inputs have the kernel's dtypes (checked above), ranks and shapes checked by
+    // `space`; each output is fresh memory of its shape or an input this call owns uniquely
+    // (`in_place_inputs`: same shape and dtype, read element by element before being
+    // written).
+    unsafe {
+        call_packed(k, |packed| {
+            for (i, a) in args.iter().enumerate() {
+                let (ptr, shape, strides) = data_ptr(a);
+                push_view(packed, read_ptr(i, ptr, &aliases), shape, strides);
+            }
+            for (o, full) in outputs.iter_mut().zip(&k.out_full) {
+                push_row_major(packed, o.ptr(), space.output_shape(*full));
+            }
+        })?;
     }
     // SAFETY: the kernel ran to completion and writes every output element (see
     // `Output::assume_init`).

@@ -15,7 +15,6 @@ use tensorlift_runtime::row_reduce::{axpys_at, dots_at};
 use tensorlift_runtime::shape_ops::eval_dimshuffle;
 use tensorlift_runtime::vector_math::simd_level;
 
-use super::packing::with_call_memory;
 use super::*;
 
 /// Bytes of A one block covers: the block is re-read from L2 by the backward product.
@@ -241,31 +240,16 @@ impl RowPass {
 
     /// `s = f(z)` on one block, by f's compiled kernel.
     fn map_block(&self, z: &[f64], s: &mut [f64]) -> Result<(), RuntimeError> {
-        let k = &self.map;
-        let mut slot = ErrorSlot::default();
-        let words = call_words(&k.kernel);
-        let status = with_call_memory(k.compiled.scratch_words, |packed, scratch| {
-            push_view(packed, z.as_ptr().cast(), &[z.len()], &[1]);
-            push_row_major(packed, s.as_mut_ptr().cast_const().cast(), &[s.len()]);
-            push_trailer(packed, scratch, &mut slot);
-            if packed.len() != words {
-                return Err(RuntimeError::Internal(format!(
-                    "JIT kernel {}: {} argument words, expected {words}",
-                    k.kernel.name,
-                    packed.len()
-                )));
-            }
-            // SAFETY: the kernel is f's element-wise kernel of one float64 vector input and
-            // one float64 vector output (checked by `find`); the words describe z's and s's
-            // live slices of equal length with unit strides, s does not overlap z (two
-            // distinct borrows), and the kernel checks these shapes itself before touching
-            // memory; scratch and the error slot outlive the call.
-            Ok(unsafe { k.compiled.call(packed) })
-        })?;
-        if status != 0 {
-            return Err(kernel_failure(k, status, &slot));
+        // SAFETY: the kernel is f's element-wise kernel of one float64 vector input and
+        // one float64 vector output (checked by `find`); the words describe z's and s's live
+        // slices of equal length with unit strides, and s does not overlap z (two distinct
+        // borrows); the kernel checks these shapes itself before touching memory.
+        unsafe {
+            call_packed(&self.map, |packed| {
+                push_view(packed, z.as_ptr().cast(), &[z.len()], &[1]);
+                push_row_major(packed, s.as_mut_ptr().cast_const().cast(), &[s.len()]);
+            })
         }
-        Ok(())
     }
 
     /// The three kernels one after the other (any layout, every error as unfused).

@@ -11,6 +11,7 @@ use tensorlift_ir::{CsrMatrix, DType, TensorData};
 
 use crate::error::{Result, RuntimeError};
 use crate::scalar::{cast, Scalar};
+use crate::with_scalar_type;
 
 /// An element type the sparse kernels multiply and add (integers wrap).
 trait Ring: Scalar {
@@ -32,44 +33,11 @@ macro_rules! ring {
 ring!(wrapping i8, i16, i32, i64, u8);
 ring!(float f32, f64);
 
-/// Runs `$body` with `$T` the Rust type of a numeric dtype; bool is an error.
-macro_rules! with_ring {
-    ($name:expr, $dtype:expr, $T:ident => $body:expr) => {
-        match $dtype {
-            DType::Int8 => {
-                type $T = i8;
-                $body
-            }
-            DType::Int16 => {
-                type $T = i16;
-                $body
-            }
-            DType::Int32 => {
-                type $T = i32;
-                $body
-            }
-            DType::Int64 => {
-                type $T = i64;
-                $body
-            }
-            DType::UInt8 => {
-                type $T = u8;
-                $body
-            }
-            DType::Float32 => {
-                type $T = f32;
-                $body
-            }
-            DType::Float64 => {
-                type $T = f64;
-                $body
-            }
-            DType::Bool => Err(RuntimeError::op(
-                $name,
-                "bool sparse arithmetic is not defined",
-            )),
-        }
-    };
+/// Bool never reaches the kernels (the type rules refuse it); `and` keeps the trait total.
+impl Ring for bool {
+    fn mul(self, other: Self) -> Self {
+        self && other
+    }
 }
 
 /// Evaluates `op` on `args`; `out_dtype` is the node's output dtype and `b_static` the static
@@ -107,15 +75,15 @@ pub fn eval_sparse(
         SparseOp::Transpose => transpose(name, csr()?),
         SparseOp::Sum { axis } => {
             let m = csr()?;
-            with_ring!(name, out_dtype, T => sum::<T>(name, m, axis))
+            with_scalar_type!(out_dtype, T => sum::<T>(name, m, axis))
         }
         SparseOp::Dot => {
             let (m, b) = (csr()?, dense_operand(name, &args[1])?);
-            with_ring!(name, out_dtype, T => dot::<T>(name, m, b))
+            with_scalar_type!(out_dtype, T => dot::<T>(name, m, b))
         }
         SparseOp::Mul => {
             let (m, b) = (csr()?, dense_operand(name, &args[1])?);
-            with_ring!(name, out_dtype, T => mul::<T>(name, m, b, b_static))
+            with_scalar_type!(out_dtype, T => mul::<T>(name, m, b, b_static))
         }
     }
 }

@@ -1628,6 +1628,67 @@ fn ifelse_constant_condition() {
 }
 
 #[test]
+fn ifelse_reuse_outer_values() {
+    // exp(x) goes into the then branch when the choice is built; used outside too, it is
+    // then read from outside instead of computed twice.
+    let c = scalar("c", Bool);
+    let x = fvec("x");
+    let e = x.exp();
+    let out = ifelse(&c, &[&(e.sum(All) * 2.0)], &[&x.sum(All)]);
+    check(
+        &[&out[0], &(&e + 1.0)],
+        &["ifelse_reuse_outer_values"],
+        expect![[r#"
+            IfElse [id A] <Scalar(float64, shape=())>
+             ├─ c [id B] <Scalar(bool, shape=())>
+             └─ x [id C] <Vector(float64, shape=(?,))>
+            Add [id D] <Vector(float64, shape=(?,))>
+             ├─ Exp [id E] <Vector(float64, shape=(?,))>
+             │  └─ x [id C] <Vector(float64, shape=(?,))>
+             └─ ExpandDims{axis=0} [id F] <Vector(float64, shape=(1,))>
+                └─ 1.0 [id G] <Scalar(float64, shape=())>
+
+            Inner graphs:
+
+            IfElse [id A]
+             ← Mul [id H] <Scalar(float64, shape=())>
+                ├─ Sum{axes=[0]} [id I] <Scalar(float64, shape=())>
+                │  └─ Exp [id J] <Vector(float64, shape=(?,))>
+                │     └─ *0-<Vector(float64, shape=(?,))> [id K]
+                └─ 2.0 [id L] <Scalar(float64, shape=())>
+
+            IfElse [id A]
+             ← Sum{axes=[0]} [id M] <Scalar(float64, shape=())>
+                └─ *0-<Vector(float64, shape=(?,))> [id N]
+            =>
+            IfElse [id A] <Scalar(float64, shape=())>
+             ├─ c [id B] <Scalar(bool, shape=())>
+             ├─ x [id C] <Vector(float64, shape=(?,))>
+             └─ Exp [id D] <Vector(float64, shape=(?,))>
+                └─ x [id C] <Vector(float64, shape=(?,))>
+            Add [id E] <Vector(float64, shape=(?,))>
+             ├─ Exp [id D] <Vector(float64, shape=(?,))>
+             └─ ExpandDims{axis=0} [id F] <Vector(float64, shape=(1,))>
+                └─ 1.0 [id G] <Scalar(float64, shape=())>
+
+            Inner graphs:
+
+            IfElse [id A]
+             ← Mul [id H] <Scalar(float64, shape=())>
+                ├─ Sum{axes=[0]} [id I] <Scalar(float64, shape=())>
+                │  └─ *1-<Vector(float64, shape=(?,))> [id J]
+                └─ 2.0 [id K] <Scalar(float64, shape=())>
+
+            IfElse [id A]
+             ← Sum{axes=[0]} [id L] <Scalar(float64, shape=())>
+                └─ *0-<Vector(float64, shape=(?,))> [id M]
+        "#]],
+    );
+    let alone = ifelse(&c, &[&(x.exp().sum(All) * 2.0)], &[&x.sum(All)]);
+    check_unchanged(&[&alone[0], &x.sin()], &["ifelse_reuse_outer_values"]);
+}
+
+#[test]
 fn ifelse_same_branches() {
     let (c, x) = (scalar("c", Bool), fvec("x"));
     let out = ifelse(&c, &[&(x.exp() * 2.0)], &[&(x.exp() * 2.0)]);

@@ -990,3 +990,112 @@ proptest! {
         }
     }
 }
+
+/// A scan without states maps its step over the sequences (PyTensor's `scan` without
+/// `outputs_info`): per returned value its trace and last value, as a plain loop gives
+/// them; element-wise steps compile to one Elemwise (no Scan left).
+#[test]
+fn a_scan_without_states_maps_over_its_sequences() {
+    let xs = vector("xs", Float64);
+    let ys = vector("ys", Float64);
+    let w = scalar("w", Float64);
+    let x_vals = vec![0.5, -1.0, 2.0, 3.5, 0.25];
+    let y_vals = vec![1.0, 2.0, 3.0, 4.0];
+    // xs[t+1] - xs[t] (taps 0 and 1) plus ys[t] * w, and a value the same at each step.
+    let out = scan(|s| {
+        vec![
+            s.sequence_at(0, 1) - s.sequence_at(0, 0) + s.sequence(1) * s.non_sequence(0),
+            s.non_sequence(0) * 2.0,
+        ]
+    })
+    .sequence_taps(&xs, &[0, 1])
+    .sequences(&[&ys])
+    .non_sequences(&[&w])
+    .build();
+    out.check().unwrap();
+    let diffs: Vec<f64> = (0..4)
+        .map(|t| x_vals[t + 1] - x_vals[t] + y_vals[t] * 1.5)
+        .collect();
+    let inputs = [vec1(x_vals.clone()), vec1(y_vals.clone()), f64_scalar(1.5)];
+    for mode in MODES {
+        let f = function(
+            &[&xs, &ys, &w],
+            &[&out.trace(0), &out.last(0), &out.trace(1)],
+        )
+        .mode(mode.clone())
+        .compile()
+        .unwrap();
+        assert!(!f.dprint().contains("Scan{"), "{}", f.dprint());
+        let got = f.call(&inputs).unwrap();
+        assert_eq!(got[0].to_f64_vec(), diffs, "{mode:?}");
+        assert_eq!(got[1].to_f64_vec(), vec![diffs[3]], "{mode:?}");
+        assert_eq!(got[2].to_f64_vec(), vec![3.0; 4], "{mode:?}");
+        // Lengths that disagree (5 - 1 steps against 3): an error naming the rule.
+        let e = f
+            .call(&[
+                vec1(x_vals.clone()),
+                vec1(vec![1.0, 2.0, 3.0]),
+                f64_scalar(1.5),
+            ])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("step count"), "{mode:?}: {e}");
+    }
+    compare_backends(
+        &[&xs, &ys, &w],
+        &[&out.trace(0), &out.trace(1)],
+        &inputs,
+        Mode::Jit,
+    )
+    .unwrap();
+}
+
+fn assert_close(got: &[f64], want: &[f64]) {
+    assert_eq!(got.len(), want.len(), "{got:?} vs {want:?}");
+    for (g, w) in got.iter().zip(want) {
+        assert!(
+            (g - w).abs() <= 1e-12 * w.abs().max(1.0),
+            "{got:?} vs {want:?}"
+        );
+    }
+}
+
+#[test]
+fn a_stateless_scan_with_a_step_count_in_reverse() {
+    let xs = vector("xs", Float64);
+    let n = scalar("n", Int64);
+    let out = scan(|s| vec![s.sequence(0).exp()])
+        .sequences(&[&xs])
+        .n_steps(&n)
+        .reverse()
+        .build();
+    let x_vals = vec![0.0, 1.0, 2.0];
+    let want: Vec<f64> = x_vals.iter().rev().map(|v: &f64| v.exp()).collect();
+    for mode in MODES {
+        let f = function(&[&xs, &n], &[&out.trace(0)])
+            .mode(mode.clone())
+            .compile()
+            .unwrap();
+        let got = f.call(&[vec1(x_vals.clone()), i64_scalar(3)]).unwrap();
+        assert_close(&got[0].to_f64_vec(), &want);
+        assert!(f.call(&[vec1(x_vals.clone()), i64_scalar(2)]).is_err());
+    }
+    // The same loop with a state that it ignores gives the same trace.
+    let with_state = scan(|s| vec![s.sequence(0).exp() + s.state(0) * 0.0])
+        .sequences(&[&xs])
+        .states(&[&constant(TensorData::scalar(0.0f64))])
+        .reverse()
+        .build();
+    let f = function(&[&xs], &[&with_state.trace(0)]).compile().unwrap();
+    let got = f.call(&[vec1(x_vals)]).unwrap();
+    assert_close(&got[0].to_f64_vec(), &want);
+    // Nothing to map over.
+    let none = scan(|s| vec![s.non_sequence(0) * 2.0])
+        .non_sequences(&[&n])
+        .build();
+    assert!(none
+        .check()
+        .unwrap_err()
+        .to_string()
+        .contains("neither states nor sequences"));
+}

@@ -109,7 +109,10 @@ pub struct ScanBuilder<F> {
 /// one step (`Step`: sequences at this step, earlier states, non-sequences), and may call
 /// `Step::until` to stop after the step whose condition is true. The number of steps is
 /// the sequences' length, `n_steps`, or (with `until` alone) however many it takes.
-/// Each state gives its last value and its trace (the value after every step).
+/// Each state gives its last value and its trace (the value after every step). Without
+/// states (PyTensor's `scan` without `outputs_info`), each value the step returns is an
+/// output per step, computed for all steps at once by vectorizing the step over the
+/// sequences (`last(k)` / `trace(k)` as for states).
 ///
 /// ```
 /// use tensorlift_ir::{scan, scalar, vector, DType};
@@ -253,6 +256,16 @@ impl<F: FnOnce(&Step) -> Vec<Var>> ScanBuilder<F> {
             until: RefCell::new(None),
         };
         let mut outputs = (self.step)(&step);
+        if self.states.is_empty() && !outputs.is_empty() && step.until.borrow().is_none() {
+            return map_sequences(
+                outputs,
+                &step,
+                &self.sequences,
+                &self.non_sequences,
+                self.n_steps.as_ref(),
+                self.reverse,
+            );
+        }
         if outputs.len() != self.states.len() {
             return Err(GraphError::op(
                 "Scan",
@@ -310,6 +323,108 @@ impl<F: FnOnce(&Step) -> Vec<Var>> ScanBuilder<F> {
         inputs.extend(implicit);
         Var::apply(Op::Scan(Arc::new(op)), inputs)
     }
+}
+
+/// A scan without states (PyTensor's `scan` without `outputs_info`, or `map`): each value
+/// the step returns is computed for every step at once, by vectorizing the step over the
+/// sequences' slices (so an element-wise step is one Elemwise over the whole sequence).
+/// Per output, `last` is the final step's value and `trace` every step's. The step count
+/// follows the scan's rule: each sequence's length minus its taps' span, all equal (and
+/// equal to `n_steps` when given), checked at run time.
+fn map_sequences(
+    outputs: Vec<Var>,
+    step: &Step,
+    sequences: &[(Var, Vec<i64>)],
+    non_sequences: &[Var],
+    n_steps: Option<&Var>,
+    reverse: bool,
+) -> Result<Vec<Var>> {
+    use crate::api::index::Idx;
+    if sequences.is_empty() {
+        return Err(GraphError::op(
+            "Scan",
+            "the step returns values but the scan has neither states nor sequences: give it \
+             a state (its initial value) or a sequence to map over",
+        ));
+    }
+    if reverse && sequences.iter().any(|(_, taps)| taps.len() > 1) {
+        return Err(GraphError::op(
+            "Scan",
+            "a reversed scan without states takes one tap per sequence; give it a state for \
+             several taps",
+        ));
+    }
+    for o in &outputs {
+        o.check()?;
+    }
+    // Non-sequence placeholders stand for their outer values.
+    let pairs: Vec<(&Var, &Var)> = step.non_sequences.iter().zip(non_sequences).collect();
+    let refs: Vec<&Var> = outputs.iter().collect();
+    let outputs = if pairs.is_empty() {
+        outputs
+    } else {
+        crate::clone::clone_replace(&refs, &pairs, false)?
+    };
+    let int = |v: i64| Var::literal(v, DType::Int64);
+    let counts: Vec<Var> = sequences
+        .iter()
+        .map(|(x, taps)| {
+            let span = taps.iter().max().unwrap_or(&0) - taps.iter().min().unwrap_or(&0);
+            x.shape_i(0) - int(span)
+        })
+        .collect();
+    let steps = match n_steps {
+        Some(n) if n.dtype() != DType::Int64 => n.cast(DType::Int64),
+        Some(n) => n.clone(),
+        None => counts[0].clone(),
+    };
+    let mut conditions = Vec::new();
+    for count in &counts {
+        conditions.push(count.ge(int(0)));
+        conditions.push(count.equal(&steps));
+    }
+    let message = "Scan: every sequence's length minus its taps' span must equal the step \
+                   count (and be at least 0)";
+    let mut replace: Vec<(Var, Var)> = Vec::new();
+    for ((x, taps), per_tap) in sequences.iter().zip(&step.sequences) {
+        let first = *taps.iter().min().unwrap_or(&0);
+        let x = if reverse {
+            x.get(vec![Idx::slice(None, None, Some(int(-1).into()))])
+        } else {
+            x.clone()
+        };
+        for (tap, placeholder) in per_tap {
+            let start = int(tap - first);
+            let stop = &start + &steps;
+            let slice = x
+                .get(vec![Idx::slice(
+                    Some(start.into()),
+                    Some(stop.into()),
+                    None,
+                )])
+                .check_that(&conditions, message);
+            replace.push((placeholder.clone(), slice));
+        }
+    }
+    let pairs: Vec<(&Var, &Var)> = replace.iter().map(|(a, b)| (a, b)).collect();
+    let refs: Vec<&Var> = outputs.iter().collect();
+    let batched = crate::vectorize::vectorize_graph(&refs, &pairs)?;
+    let mut result = Vec::with_capacity(2 * batched.len());
+    for (core, b) in outputs.iter().zip(batched) {
+        // A value the same at every step is repeated along the steps.
+        let trace = if b.ndim() == core.ndim() {
+            let mut shape: Vec<crate::Operand> = vec![steps.clone().into()];
+            shape.extend((0..core.ndim()).map(|d| crate::Operand::from(core.shape_i(d as isize))));
+            b.expand_dims(0)
+                .broadcast_to(&shape)
+                .check_that(&conditions, message)
+        } else {
+            b
+        };
+        result.push(trace.get(vec![Idx::At(int(-1).into())]));
+        result.push(trace);
+    }
+    Ok(result)
 }
 
 /// The outer values a step's `outputs` read that are neither its own inputs nor

@@ -42,47 +42,21 @@ fn float_dot<T: Element + ndarray::LinalgScalar>(
 ) -> Result<TensorData> {
     let (a, b) = (view::<T>(name, a)?, view::<T>(name, b)?);
     let out = match (a.ndim(), b.ndim()) {
-        (1, 1) => {
-            let (a, b) = (
-                a.into_dimensionality::<Ix1>(),
-                b.into_dimensionality::<Ix1>(),
-            );
-            let (a, b) = (
-                a.map_err(|_| dims_error(name))?,
-                b.map_err(|_| dims_error(name))?,
-            );
-            TensorData::scalar(a.dot(&b))
-        }
-        (2, 1) => {
-            let a = a
-                .into_dimensionality::<Ix2>()
-                .map_err(|_| dims_error(name))?;
-            let b = b
-                .into_dimensionality::<Ix1>()
-                .map_err(|_| dims_error(name))?;
-            TensorData::from_array(a.dot(&b))
-        }
-        (1, 2) => {
-            let a = a
-                .into_dimensionality::<Ix1>()
-                .map_err(|_| dims_error(name))?;
-            let b = b
-                .into_dimensionality::<Ix2>()
-                .map_err(|_| dims_error(name))?;
-            TensorData::from_array(a.dot(&b))
-        }
-        (2, 2) => {
-            let a = a
-                .into_dimensionality::<Ix2>()
-                .map_err(|_| dims_error(name))?;
-            let b = b
-                .into_dimensionality::<Ix2>()
-                .map_err(|_| dims_error(name))?;
-            TensorData::from_array(a.dot(&b))
-        }
+        (1, 1) => TensorData::scalar(fixed::<T, Ix1>(name, a)?.dot(&fixed::<T, Ix1>(name, b)?)),
+        (2, 1) => TensorData::from_array(fixed::<T, Ix2>(name, a)?.dot(&fixed::<T, Ix1>(name, b)?)),
+        (1, 2) => TensorData::from_array(fixed::<T, Ix1>(name, a)?.dot(&fixed::<T, Ix2>(name, b)?)),
+        (2, 2) => TensorData::from_array(fixed::<T, Ix2>(name, a)?.dot(&fixed::<T, Ix2>(name, b)?)),
         _ => return Err(dims_error(name)),
     };
     Ok(out)
+}
+
+/// A dynamic-rank view as a view of rank `D` (the caller has checked the rank).
+fn fixed<'a, T, D: ndarray::Dimension>(
+    name: &str,
+    v: ndarray::ArrayViewD<'a, T>,
+) -> Result<ndarray::ArrayView<'a, T, D>> {
+    v.into_dimensionality::<D>().map_err(|_| dims_error(name))
 }
 
 fn int_dot(name: &str, a: &TensorData, b: &TensorData) -> Result<TensorData> {

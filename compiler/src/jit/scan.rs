@@ -21,6 +21,8 @@ pub(super) struct NativeScan {
     driver: Kernel,
     compiled: CompiledKernel,
     constants: Vec<TensorData>,
+    /// Per state, the empty trace returned when it is not kept (for one shape, made once).
+    empty_traces: Vec<std::sync::OnceLock<(Vec<usize>, TensorData)>>,
 }
 
 impl NativeScan {
@@ -48,7 +50,33 @@ impl NativeScan {
             driver: driver.clone(),
             compiled,
             constants: lowered.constants,
+            empty_traces: (0..scan.n_states())
+                .map(|_| std::sync::OnceLock::new())
+                .collect(),
         }))
+    }
+
+    /// The placeholder for state `k`'s dropped trace: no rows of `shape` (shared between
+    /// calls while the shape stays the same).
+    fn empty_trace(
+        &self,
+        k: usize,
+        dtype: DType,
+        shape: &[usize],
+    ) -> Result<TensorData, RuntimeError> {
+        let make = || stack(&self.name, dtype, shape, &[]);
+        let Some(cell) = self.empty_traces.get(k) else {
+            return make();
+        };
+        if let Some((cached, value)) = cell.get() {
+            if cached == shape && value.dtype() == dtype {
+                return Ok(value.clone());
+            }
+            return make();
+        }
+        let value = make()?;
+        let _ = cell.set((shape.to_vec(), value.clone()));
+        Ok(value)
     }
 
     /// How many kernels the driver invokes (for the plan's text).
@@ -77,19 +105,25 @@ impl NativeScan {
             )));
         }
         let sequences = &args[scan.first_sequence()..scan.first_state()];
-        let shapes: Vec<&[usize]> = sequences.iter().map(|s| s.shape()).collect();
+        let shapes: smallvec::SmallVec<[&[usize]; 4]> =
+            sequences.iter().map(|s| s.shape()).collect();
         let steps = step_count(name, scan, scan.bounded.then(|| &args[0]), &shapes)?;
         let inits = &args[scan.first_state()..scan.first_non_sequence()];
         for (k, init) in inits.iter().enumerate() {
             check_initial_block(name, scan, k, init)?;
         }
-        let steps_value = TensorData::scalar(steps.map_or(i64::MAX, |n| n as i64));
-        let mut inputs: Vec<&TensorData> = vec![&steps_value];
+        // Driver input 0 is the step count, an int64 scalar passed from this frame.
+        let steps_word: i64 = steps.map_or(i64::MAX, |n| n as i64);
+        let mut inputs: smallvec::SmallVec<[&TensorData; 8]> = smallvec::SmallVec::new();
         inputs.extend(&args[scan.first_sequence()..]);
         inputs.extend(&self.constants);
         // The driver's inputs must be what it was compiled for.
-        let input_buffers = self.driver.buffers.iter().filter(|b| b.role == Role::Input);
-        if input_buffers.clone().count() != inputs.len() {
+        let mut input_buffers = self.driver.buffers.iter().filter(|b| b.role == Role::Input);
+        let count_ok = input_buffers.clone().count() == inputs.len() + 1;
+        let steps_ok = input_buffers
+            .next()
+            .is_some_and(|b| b.dtype == DType::Int64 && b.rank == 0);
+        if !count_ok || !steps_ok {
             return Err(RuntimeError::Internal(format!(
                 "{name}: the driver's inputs differ"
             )));
@@ -97,7 +131,8 @@ impl NativeScan {
         for (i, (x, b)) in inputs.iter().zip(input_buffers).enumerate() {
             if x.dtype() != b.dtype || x.ndim() != b.rank {
                 return Err(RuntimeError::Internal(format!(
-                    "{name}: driver input {i} is {}-d {}, expected {}-d {}",
+                    "{name}: driver input {} is {}-d {}, expected {}-d {}",
+                    i + 1,
                     x.ndim(),
                     x.dtype(),
                     b.rank,
@@ -107,7 +142,8 @@ impl NativeScan {
         }
         // Outputs, per state in the driver's order: its last value, then its trace when
         // kept (fixed, or growing for a while-scan).
-        let mut states = Vec::with_capacity(scan.n_states());
+        let mut states: smallvec::SmallVec<[(Output, Vec<usize>, Trace); 4]> =
+            smallvec::SmallVec::new();
         for (k, init) in inits.iter().enumerate() {
             let block = tensorlift_ir::ops::scan::has_initial_block(&scan.state_taps[k]);
             let shape = if block {
@@ -134,10 +170,15 @@ impl NativeScan {
             };
             states.push((last, shape, trace));
         }
-        let input_shape = |buf: usize| inputs.get(buf).map(|x| x.shape());
+        // Buffer 0 is the step count (0-d), the others the node's inputs and constants.
+        let input_shape = |buf: usize| match buf {
+            0 => Some(&[][..]),
+            _ => inputs.get(buf - 1).map(|x| x.shape()),
+        };
         let mut locals = LocalBuffers::new(&self.driver, input_shape)?;
         let mut slot = ErrorSlot::default();
         let status = with_call_memory(self.compiled.scratch_words, |packed, scratch| {
+            push_view(packed, (&steps_word as *const i64).cast(), &[], &[]);
             for x in &inputs {
                 let (ptr, shape, strides) = data_ptr(x);
                 push_view(packed, ptr, shape, strides);
@@ -184,11 +225,11 @@ impl NativeScan {
             return Err(RuntimeError::op(name, message));
         }
         let mut result = Vec::with_capacity(2 * scan.n_states());
-        for (last, shape, trace) in states {
+        for (k, (last, shape, trace)) in states.into_iter().enumerate() {
             // SAFETY: the driver's epilogue copies every element of every last value.
             let last = unsafe { last.assume_init(args) };
             let trace = match trace {
-                Trace::Dropped => stack(name, last.dtype(), &shape, &[])?,
+                Trace::Dropped => self.empty_trace(k, last.dtype(), &shape)?,
                 Trace::Growing(g) => g.into_value()?,
                 // SAFETY: a fixed-length loop runs every step, each copying its state into
                 // its row of the trace.

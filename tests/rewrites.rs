@@ -652,6 +652,42 @@ fn shape_of_elemwise() {
 }
 
 #[test]
+fn shape_of_dot() {
+    let (a, b, v) = (
+        matrix("a", Float64),
+        tensor("b", Float64, [None, Some(3)]),
+        vector("v", Float64),
+    );
+    check(
+        &[&a.dot(&b).shape(), &a.dot(&v).shape()],
+        &["shape_of_dot"],
+        expect![[r#"
+            Shape [id A] <Vector(int64, shape=(2,))>
+             └─ Dot [id B] <Matrix(float64, shape=(?, 3))>
+                ├─ a [id C] <Matrix(float64, shape=(?, ?))>
+                └─ b [id D] <Matrix(float64, shape=(?, 3))>
+            Shape [id E] <Vector(int64, shape=(1,))>
+             └─ Dot [id F] <Vector(float64, shape=(?,))>
+                ├─ a [id C] <Matrix(float64, shape=(?, ?))>
+                └─ v [id G] <Vector(float64, shape=(?,))>
+            =>
+            MakeVector{int64} [id A] <Vector(int64, shape=(2,))>
+             ├─ Subtensor{i} [id B] <Scalar(int64, shape=())>
+             │  ├─ Shape [id C] <Vector(int64, shape=(2,))>
+             │  │  └─ a [id D] <Matrix(float64, shape=(?, ?))>
+             │  └─ 0 [id E] <Scalar(int64, shape=())>
+             └─ 3 [id F] <Scalar(int64, shape=())>
+            MakeVector{int64} [id G] <Vector(int64, shape=(1,))>
+             └─ Subtensor{i} [id H] <Scalar(int64, shape=())>
+                ├─ Shape [id I] <Vector(int64, shape=(2,))>
+                │  └─ a [id D] <Matrix(float64, shape=(?, ?))>
+                └─ 0 [id J] <Scalar(int64, shape=())>
+        "#]],
+    );
+    check_unchanged(&[&v.dot(&v).shape()], &["shape_of_dot"]);
+}
+
+#[test]
 fn subtensor_of_make_vector() {
     let (a, b) = (scalar("a", Int64), scalar("b", Int64));
     let v = make_vector(&[(&a).into(), (&b).into()]);

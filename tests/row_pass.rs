@@ -53,6 +53,45 @@ fn both_forms_and_intermediates_used_elsewhere() {
 }
 
 #[test]
+fn maps_reading_labels_and_scalars_are_fused_too() {
+    // Logistic regression: cost Σ softplus(z) − y·z, gradient Aᵀ(sigmoid(z) − y).
+    let (a, w) = data(900, 31, 7);
+    let mut rng = TestRng::new(8);
+    let labels: TensorData =
+        Array1::from_shape_fn(900, |_| (rng.next_f64() > 0.5) as u8 as f64).into();
+    let (am, wv, y, c) = (
+        matrix("A", Float64),
+        vector("w", Float64),
+        vector("y", Float64),
+        scalar("c", Float64),
+    );
+    let z = am.dot(&wv);
+    let cost = (z.exp().log1p() - &y * &z).sum(All);
+    let outs = value_and_grad(&cost, &[&wv]).unwrap();
+    let refs: Vec<&Var> = outs.iter().collect();
+    let f = function(&[&am, &wv, &y], &refs).compile().unwrap();
+    assert!(fused(&f), "{}", f.plan());
+    let inputs = [a.clone(), w.clone(), labels.clone()];
+    compare_backends(&[&am, &wv, &y], &refs, &inputs, Mode::Jit).unwrap();
+    // A scalar and a strided vector next to z.
+    let g = am.t().dot(&((&z * &c).tanh() * &y));
+    let f = function(&[&am, &wv, &y, &c], &[&g]).compile().unwrap();
+    assert!(fused(&f), "{}", f.plan());
+    let long: TensorData = Array1::from_shape_fn(1800, |i| (i % 7) as f64 - 3.0)
+        .slice_move(ndarray::s![..;2])
+        .into();
+    let inputs = [a.clone(), w.clone(), long, TensorData::scalar(0.7f64)];
+    compare_backends(&[&am, &wv, &y, &c], &[&g], &inputs, Mode::Jit).unwrap();
+    // Labels of another length: the map's error, as unfused.
+    let short: TensorData = Array1::from_elem(899, 1.0).into();
+    let e = f
+        .call(&[a, w, short, TensorData::scalar(0.7f64)])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("size") || e.contains("shape"), "{e}");
+}
+
+#[test]
 fn other_layouts_run_unfused_and_errors_name_the_node() {
     let (am, wv) = (matrix("A", Float64), vector("w", Float64));
     let g = am.t().dot(&am.dot(&wv).sigmoid());
@@ -74,9 +113,12 @@ fn other_layouts_run_unfused_and_errors_name_the_node() {
     let (_, short) = data(50, 8, 4);
     let e = f.call(&[a, short]).unwrap_err().to_string();
     assert!(e.contains("Dot(A, w)"), "{e}");
-    // A map of z and another value is not a row pass (it runs as three kernels).
-    let y = vector("y", Float64);
-    let g = am.t().dot(&(am.dot(&wv).sigmoid() * &y));
-    let f = function(&[&am, &wv, &y], &[&g]).compile().unwrap();
+    // A map reading a value made from z after the product is not a row pass (it runs as
+    // three kernels), and still matches the reference.
+    let z = am.dot(&wv);
+    let g = am.t().dot(&(z.sigmoid() * z.cumsum(None)));
+    let f = function(&[&am, &wv], &[&g]).compile().unwrap();
     assert!(!fused(&f), "{}", f.plan());
+    let (a, w) = data(50, 9, 5);
+    compare_backends(&[&am, &wv], &[&g], &[a, w], Mode::Jit).unwrap();
 }

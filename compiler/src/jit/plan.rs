@@ -102,18 +102,31 @@ impl Plan {
         // nothing else) get no step.
         let mut row_passes = HashMap::new();
         let mut absorbed = std::collections::HashSet::new();
+        // The inputs of a row pass's step: the product's, then the map's extras.
+        let mut step_inputs: HashMap<NodeId, Vec<VarId>> = HashMap::new();
         for site in super::row_pass::find(&fgraph, &kernels) {
-            if let Some(pass) = super::row_pass::RowPass::new(&fgraph, site, &mut kernels) {
-                absorbed.extend([site.map, site.back]);
-                absorbed.extend(site.transpose);
-                row_passes.insert(site.product, (site, pass));
+            let Some(e) = fgraph.node(site.product) else {
+                continue;
+            };
+            let mut inputs = e.inputs.clone();
+            inputs.extend(&site.extras);
+            let (product, map, back, transpose) =
+                (site.product, site.map, site.back, site.transpose);
+            if let Some(pass) = super::row_pass::RowPass::new(&fgraph, site.clone(), &mut kernels) {
+                absorbed.extend([map, back]);
+                absorbed.extend(transpose);
+                step_inputs.insert(product, inputs);
+                row_passes.insert(product, (site, pass));
             }
         }
-        let order: Vec<NodeId> = fgraph
+        let mut order: Vec<NodeId> = fgraph
             .toposort()
             .into_iter()
             .filter(|n| !absorbed.contains(n))
             .collect();
+        for (site, _) in row_passes.values() {
+            order = super::row_pass::schedule(&fgraph, site, order);
+        }
         let mut slot_of: HashMap<VarId, usize> = HashMap::new();
         let slot = |v: VarId, slot_of: &mut HashMap<VarId, usize>| {
             let next = slot_of.len();
@@ -131,7 +144,7 @@ impl Plan {
             let e = fgraph
                 .node(*node)
                 .ok_or_else(|| CompileError::Internal("a scheduled node was removed".into()))?;
-            for x in &e.inputs {
+            for x in step_inputs.get(node).unwrap_or(&e.inputs) {
                 last_use.insert(*x, i);
             }
         }
@@ -140,16 +153,17 @@ impl Plan {
             let e = fgraph
                 .node(*node)
                 .ok_or_else(|| CompileError::Internal("a scheduled node was removed".into()))?;
-            let mut args = Vec::with_capacity(e.inputs.len());
+            let ins = step_inputs.get(node).unwrap_or(&e.inputs);
+            let mut args = Vec::with_capacity(ins.len());
             let mut free = Vec::new();
-            for x in &e.inputs {
+            for x in ins {
                 if let Origin::Constant(d) = &fgraph.var(*x).origin {
                     args.push(Arg::Const(d.clone()));
                     continue;
                 }
                 let s = slot(*x, &mut slot_of);
                 let ends_here = last_use.get(x) == Some(&i) && !graph_outputs.contains(x);
-                let once = e.inputs.iter().filter(|y| *y == x).count() == 1;
+                let once = ins.iter().filter(|y| *y == x).count() == 1;
                 if ends_here && !once && !free.contains(&s) {
                     free.push(s);
                 }

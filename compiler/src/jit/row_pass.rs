@@ -24,7 +24,7 @@ const BLOCK_BYTES: usize = 128 << 10;
 const PARALLEL_ELEMENTS: usize = 1 << 16;
 
 /// The nodes of one row pass.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct Site {
     /// `z = Dot(A, w)`.
     pub product: NodeId,
@@ -34,6 +34,9 @@ pub(super) struct Site {
     pub back: NodeId,
     /// The transpose `back` reads, when nothing else reads it (it then never runs).
     pub transpose: Option<NodeId>,
+    /// The map's inputs other than z, in order of first use: float64 scalars, or vectors of
+    /// z's length read block by block; all available before the product runs.
+    pub extras: Vec<VarId>,
 }
 
 /// How the backward product reads A.
@@ -47,8 +50,10 @@ enum Back {
 
 /// The row passes of `fg`: float64 products whose kernels are in `kernels`.
 pub(super) fn find(fg: &FunctionGraph, kernels: &HashMap<NodeId, KernelNode>) -> Vec<Site> {
+    let order = fg.toposort();
+    let position: HashMap<NodeId, usize> = order.iter().enumerate().map(|(i, n)| (*n, i)).collect();
     let mut sites = Vec::new();
-    for product in fg.toposort() {
+    for &product in &order {
         let Some(e) = fg.node(product) else { continue };
         let (Op::Dot, [a, w], [z]) = (&e.op, e.inputs.as_slice(), e.outputs.as_slice()) else {
             continue;
@@ -60,13 +65,29 @@ pub(super) fn find(fg: &FunctionGraph, kernels: &HashMap<NodeId, KernelNode>) ->
         if !float64(*a, 2) || !float64(*w, 1) || !kernels.contains_key(&product) {
             continue;
         }
+        // Values the map may read besides z: not computed from the product (the step
+        // then runs once they are, `schedule`).
+        let downstream = downstream_of(fg, product, &order, &position);
+        let ready = |v: VarId| match fg.var(v).origin {
+            Origin::Input | Origin::Constant(_) => true,
+            Origin::Node { node, .. } => !downstream.contains(&node),
+        };
         let found = readers(fg, *z).find_map(|map| {
             let m = fg.node(map)?;
             let elementwise = matches!(m.op, Op::Elemwise(_) | Op::Composite(_));
             let [s] = m.outputs.as_slice() else {
                 return None;
             };
-            if !elementwise || m.inputs != [*z] || !float64(*s, 1) || !kernels.contains_key(&map) {
+            let mut extras = Vec::new();
+            for x in m.inputs.iter().filter(|x| *x != z) {
+                if !(float64(*x, 0) || float64(*x, 1)) || !ready(*x) {
+                    return None;
+                }
+                if !extras.contains(x) {
+                    extras.push(*x);
+                }
+            }
+            if !elementwise || !float64(*s, 1) || !kernels.contains_key(&map) {
                 return None;
             }
             readers(fg, *s).find_map(|back| {
@@ -80,23 +101,81 @@ pub(super) fn find(fg: &FunctionGraph, kernels: &HashMap<NodeId, KernelNode>) ->
                         let only_back = fg.clients(*t).all(|c| {
                             matches!(c, tensorlift_ir::Client::Node { node, .. } if *node == back)
                         });
-                        Some((map, back, only_back.then_some(tn)))
+                        Some((map, back, only_back.then_some(tn), extras.clone()))
                     }
-                    [s2, a2] if s2 == s && a2 == a => Some((map, back, None)),
+                    [s2, a2] if s2 == s && a2 == a => Some((map, back, None, extras.clone())),
                     _ => None,
                 }
             })
         });
-        if let Some((map, back, transpose)) = found {
+        if let Some((map, back, transpose, extras)) = found {
             sites.push(Site {
                 product,
                 map,
                 back,
                 transpose,
+                extras,
             });
         }
     }
     sites
+}
+
+/// The nodes computed from `product`'s results (the product included).
+fn downstream_of(
+    fg: &FunctionGraph,
+    product: NodeId,
+    order: &[NodeId],
+    position: &HashMap<NodeId, usize>,
+) -> std::collections::HashSet<NodeId> {
+    let mut down = std::collections::HashSet::from([product]);
+    let start = position.get(&product).map_or(order.len(), |p| p + 1);
+    for &n in &order[start..] {
+        let Some(e) = fg.node(n) else { continue };
+        let reads_down = e.inputs.iter().any(|x| match fg.var(*x).origin {
+            Origin::Node { node, .. } => down.contains(&node),
+            Origin::Input | Origin::Constant(_) => false,
+        });
+        if reads_down {
+            down.insert(n);
+        }
+    }
+    down
+}
+
+/// `order` with `site`'s product moved after the nodes making the map's extras: the nodes
+/// between that do not depend on the product go before it, those that do after it.
+pub(super) fn schedule(fg: &FunctionGraph, site: &Site, order: Vec<NodeId>) -> Vec<NodeId> {
+    let position: HashMap<NodeId, usize> = order.iter().enumerate().map(|(i, n)| (*n, i)).collect();
+    let Some(&at) = position.get(&site.product) else {
+        return order;
+    };
+    let last_extra = site
+        .extras
+        .iter()
+        .filter_map(|x| match fg.var(*x).origin {
+            Origin::Node { node, .. } => position.get(&node).copied(),
+            Origin::Input | Origin::Constant(_) => None,
+        })
+        .max();
+    let Some(until) = last_extra.filter(|p| *p > at) else {
+        return order;
+    };
+    let down = downstream_of(fg, site.product, &order, &position);
+    let (mut before, mut after) = (Vec::new(), Vec::new());
+    for &n in &order[at + 1..=until] {
+        if down.contains(&n) {
+            after.push(n);
+        } else {
+            before.push(n);
+        }
+    }
+    let mut out = order[..at].to_vec();
+    out.extend(before);
+    out.push(site.product);
+    out.extend(after);
+    out.extend(&order[until + 1..]);
+    out
 }
 
 /// The nodes reading `v`.
@@ -121,9 +200,18 @@ fn transpose_of(fg: &FunctionGraph, t: VarId, a: VarId) -> Option<(NodeId, DimSh
     }
 }
 
-/// A row pass as a step of a plan: inputs `[A, w]`, outputs `[z, s, g]`.
+/// Where the map reads each of its inputs.
+#[derive(Clone, Copy, Debug)]
+enum MapInput {
+    Z,
+    /// Extra input k (step argument 2 + k).
+    Extra(usize),
+}
+
+/// A row pass as a step of a plan: inputs `[A, w, extras..]`, outputs `[z, s, g]`.
 pub(super) struct RowPass {
     site: Site,
+    map_inputs: Vec<MapInput>,
     product: KernelNode,
     map: KernelNode,
     back_kernel: KernelNode,
@@ -138,6 +226,15 @@ impl RowPass {
         kernels: &mut HashMap<NodeId, KernelNode>,
     ) -> Option<RowPass> {
         let b = fg.node(site.back)?;
+        let map_inputs = fg
+            .node(site.map)?
+            .inputs
+            .iter()
+            .map(|x| match site.extras.iter().position(|e| e == x) {
+                Some(k) => MapInput::Extra(k),
+                None => MapInput::Z,
+            })
+            .collect();
         let back = match transpose_of(fg, b.inputs[0], fg.node(site.product)?.inputs[0]) {
             Some((_, ds)) => Back::Transposed(ds),
             None => Back::VectorFirst,
@@ -148,11 +245,15 @@ impl RowPass {
         {
             return None;
         }
+        let product = kernels.remove(&site.product)?;
+        let map = kernels.remove(&site.map)?;
+        let back_kernel = kernels.remove(&site.back)?;
         Some(RowPass {
+            map_inputs,
             site,
-            product: kernels.remove(&site.product)?,
-            map: kernels.remove(&site.map)?,
-            back_kernel: kernels.remove(&site.back)?,
+            product,
+            map,
+            back_kernel,
             back,
         })
     }
@@ -172,7 +273,7 @@ impl RowPass {
         args: &mut [TensorData],
         pool: &BufferPool,
     ) -> Result<Values, RuntimeError> {
-        let [a, w] = args else {
+        let [a, w, extras @ ..] = args else {
             return Err(RuntimeError::Internal("a row pass takes A and w".into()));
         };
         let fast = match (a.as_array::<f64>(), w.as_array::<f64>()) {
@@ -187,7 +288,14 @@ impl RowPass {
             }
             _ => None,
         };
-        let Some((am, wv)) = fast else {
+        let rows = a.shape().first().copied().unwrap_or(0);
+        let extras_fit = extras.len() == self.site.extras.len()
+            && extras.iter().all(|x| {
+                x.dtype() == DType::Float64
+                    && !x.is_sparse()
+                    && (x.ndim() == 0 || x.shape() == [rows])
+            });
+        let (Some((am, wv)), true) = (fast, extras_fit) else {
             return self.unfused(fg, args, pool);
         };
         let (rows, cols) = (am.shape()[0], am.shape()[1]);
@@ -216,10 +324,11 @@ impl RowPass {
                     let r0 = first + b * block;
                     let rows_here = &data[r0 * cols..(r0 + zb.len()) * cols];
                     dots_at(level, zb, rows_here, cols, wv);
-                    self.map_block(zb, sb).map_err(|e| RuntimeError::InNode {
-                        node: tensorlift_ir::print::node_summary(fg, self.site.map),
-                        source: Box::new(e),
-                    })?;
+                    self.map_block(r0, zb, sb, extras)
+                        .map_err(|e| RuntimeError::InNode {
+                            node: tensorlift_ir::print::node_summary(fg, self.site.map),
+                            source: Box::new(e),
+                        })?;
                     axpys_at(level, &mut g, rows_here, cols, sb);
                 }
                 Ok(g)
@@ -238,15 +347,41 @@ impl RowPass {
         ]))
     }
 
-    /// `s = f(z)` on one block, by f's compiled kernel.
-    fn map_block(&self, z: &[f64], s: &mut [f64]) -> Result<(), RuntimeError> {
-        // SAFETY: the kernel is f's element-wise kernel of one float64 vector input and
-        // one float64 vector output (checked by `find`); the words describe z's and s's live
-        // slices of equal length with unit strides, and s does not overlap z (two distinct
-        // borrows); the kernel checks these shapes itself before touching memory.
+    /// `s = f(z, extras)` on the block of rows starting at `r0`, by f's compiled kernel:
+    /// vector extras read at the same rows, scalars whole.
+    fn map_block(
+        &self,
+        r0: usize,
+        z: &[f64],
+        s: &mut [f64],
+        extras: &[TensorData],
+    ) -> Result<(), RuntimeError> {
+        // SAFETY: the kernel is f's element-wise kernel with float64 inputs in
+        // `map_inputs`' order and one float64 vector output (checked by `find` and, for
+        // the extras, by `run`: scalars, or vectors of A's row count, so rows r0..r0+len
+        // lie inside them at their own strides); z's and s's slices have equal lengths and
+        // unit strides, s overlaps nothing it reads (a distinct borrow); the kernel checks
+        // these shapes itself before touching memory.
         unsafe {
             call_packed(&self.map, |packed| {
-                push_view(packed, z.as_ptr().cast(), &[z.len()], &[1]);
+                for input in &self.map_inputs {
+                    match input {
+                        MapInput::Z => push_view(packed, z.as_ptr().cast(), &[z.len()], &[1]),
+                        MapInput::Extra(k) => {
+                            let (ptr, shape, strides) = data_ptr(&extras[*k]);
+                            match strides.first() {
+                                None => push_view(packed, ptr, shape, strides),
+                                Some(stride) => {
+                                    let at = ptr
+                                        .cast::<f64>()
+                                        .wrapping_offset(r0 as isize * stride)
+                                        .cast::<u8>();
+                                    push_view(packed, at, &[z.len()], strides);
+                                }
+                            }
+                        }
+                    }
+                }
                 push_row_major(packed, s.as_mut_ptr().cast_const().cast(), &[s.len()]);
             })
         }
@@ -264,13 +399,29 @@ impl RowPass {
             source: Box::new(e),
         };
         let a = args[0].clone();
-        let z = first(run_kernel(fg, self.site.product, &self.product, args, pool))
-            .map_err(|e| in_node(self.site.product, e))?;
+        let missing = || RuntimeError::Internal("a row pass lost an argument".into());
+        let product_args = args.get_mut(..2).ok_or_else(missing)?;
+        let z = first(run_kernel(
+            fg,
+            self.site.product,
+            &self.product,
+            product_args,
+            pool,
+        ))
+        .map_err(|e| in_node(self.site.product, e))?;
+        let mut map_args: Vec<TensorData> = self
+            .map_inputs
+            .iter()
+            .map(|i| match i {
+                MapInput::Z => Ok(z.clone()),
+                MapInput::Extra(k) => args.get(2 + k).cloned().ok_or_else(missing),
+            })
+            .collect::<Result<_, _>>()?;
         let s = first(run_kernel(
             fg,
             self.site.map,
             &self.map,
-            &mut [z.clone()],
+            &mut map_args,
             pool,
         ))
         .map_err(|e| in_node(self.site.map, e))?;

@@ -17,7 +17,7 @@ use super::pattern::{
 };
 use super::{Expr, Rule};
 
-pub const RULES: [Rule; 24] = rules!["canonicalize";
+pub const RULES: [Rule; 25] = rules!["canonicalize";
     constant_folding,
     useless_dimshuffle,
     merge_dimshuffles,
@@ -39,6 +39,7 @@ pub const RULES: [Rule; 24] = rules!["canonicalize";
     combine_constants,
     shape_constant,
     shape_of_elemwise,
+    shape_of_dot,
     subtensor_of_make_vector,
     lift_dimshuffle,
     lift_subtensor,
@@ -505,6 +506,28 @@ fn shape_of_elemwise(fg: &FunctionGraph, node: NodeId) -> Option<Vec<Expr>> {
                 .map(|x| dims_of(fg, *x).swap_remove(d)),
         })
         .collect::<Option<_>>()?;
+    Some(vec![Expr::apply(Op::MakeVector(DType::Int64), dims)])
+}
+
+/// Shape of a Dot of vectors and matrices → its operands' outer sizes (the product's
+/// values are never computed for it): (m, k)·(k, n) → [m, n], (m, k)·(k,) → [m],
+/// (k,)·(k, n) → [n].
+fn shape_of_dot(fg: &FunctionGraph, node: NodeId) -> Option<Vec<Expr>> {
+    let e = fg.node(node)?;
+    if e.op != Op::Shape {
+        return None;
+    }
+    let (p, _) = producer(fg, e.inputs[0])?;
+    let (Op::Dot, [a, b]) = (&p.op, p.inputs.as_slice()) else {
+        return None;
+    };
+    let (mut da, mut db) = (dims_of(fg, *a), dims_of(fg, *b));
+    let dims = match (da.len(), db.len()) {
+        (2, 2) => vec![da.swap_remove(0), db.swap_remove(1)],
+        (2, 1) => vec![da.swap_remove(0)],
+        (1, 2) => vec![db.swap_remove(1)],
+        _ => return None,
+    };
     Some(vec![Expr::apply(Op::MakeVector(DType::Int64), dims)])
 }
 

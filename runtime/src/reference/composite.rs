@@ -36,6 +36,17 @@ pub fn eval_composite(
     types: &[&TensorType],
     inputs: &[&TensorData],
 ) -> Result<Vec<TensorData>> {
+    if inputs.len() != c.inputs.len() || types.len() != c.inputs.len() {
+        return Err(RuntimeError::op(
+            name,
+            format!(
+                "takes {} inputs, got {} values of {} types",
+                c.inputs.len(),
+                inputs.len(),
+                types.len()
+            ),
+        ));
+    }
     let ndim = types.first().map_or(0, |t| t.ndim());
     let labels: Vec<String> = (0..inputs.len()).map(|k| format!("input {k}")).collect();
     let operands: Vec<Operand> = inputs

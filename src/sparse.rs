@@ -15,6 +15,6 @@
 //! ```
 
 pub use tensorlift_ir::api::sparse::{
-    csr_from_dense, csr_matrix, dense_from_sparse, dot, mul, sp_sum, transpose,
+    csr_from_dense, csr_matrix, dense_from_sparse, dot, mul, sp_sum, structured_dot, transpose,
 };
 pub use tensorlift_ir::{CsrMatrix, Format};

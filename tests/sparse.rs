@@ -9,7 +9,8 @@ use ndarray::{Array1, Array2, ShapeBuilder};
 use tensorlift::ir::{FunctionGraph, TensorType};
 use tensorlift::prelude::*;
 use tensorlift::sparse::{
-    csr_from_dense, csr_matrix, dense_from_sparse, dot, mul, sp_sum, transpose, CsrMatrix,
+    csr_from_dense, csr_matrix, dense_from_sparse, dot, mul, sp_sum, structured_dot, transpose,
+    CsrMatrix,
 };
 use tensorlift::testing::{assert_allclose, TestRng};
 use tensorlift_compiler::{compile_for, Backend, Executable, TypeSupport, Unsupported};
@@ -132,6 +133,15 @@ fn transpose_matches_the_dense_transpose_in_canonical_form() {
     let s = csr_matrix("s", Float64);
     let t = transpose(&s);
     assert_eq!(t.ty().to_string(), "Csr(float64, shape=(?, ?))");
+    // PyTensor's spellings: x.T, x.dot(d), x.toarray(), structured_dot.
+    let v = vector("v", Float64);
+    assert_eq!(s.t().ty(), t.ty());
+    assert_eq!(s.dot(&v).ty(), dot(&s, &v).ty());
+    assert_eq!(structured_dot(&s, &v).ty(), dot(&s, &v).ty());
+    assert_eq!(
+        s.toarray().ty().to_string(),
+        "Matrix(float64, shape=(?, ?))"
+    );
     for mode in modes() {
         let f = function(&[&s], &[&t]).mode(mode.clone()).compile().unwrap();
         let csr: TensorData = CsrMatrix::from_dense(&a.clone().into()).unwrap().into();

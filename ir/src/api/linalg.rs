@@ -15,8 +15,12 @@ use crate::ops::{Blockwise, LinalgOp, Op, Signature};
 use crate::var::Var;
 
 impl Var {
-    /// NumPy's `dot` for vectors and matrices.
+    /// NumPy's `dot` for vectors and matrices; for a sparse `self`, the sparse product
+    /// (`sparse::dot`).
     pub fn dot(&self, other: &Var) -> Var {
+        if self.ty().is_sparse() {
+            return crate::api::sparse::dot(self, other);
+        }
         var_or_invalid((|| {
             self.check()?;
             other.check()?;

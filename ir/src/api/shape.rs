@@ -25,8 +25,11 @@ impl Var {
         )
     }
 
-    /// Reverses the dimensions (NumPy's `.T`).
+    /// Reverses the dimensions (NumPy's `.T`); a sparse matrix gives its sparse transpose.
     pub fn t(&self) -> Var {
+        if self.ty().is_sparse() {
+            return crate::api::sparse::transpose(self);
+        }
         let order: Vec<Option<usize>> = (0..self.ndim()).rev().map(Some).collect();
         self.dimshuffle(&order)
     }

@@ -37,6 +37,18 @@ pub fn transpose(s: &Var) -> Var {
     Var::apply1(Op::Sparse(SparseOp::Transpose), vec![s.clone()])
 }
 
+/// PyTensor's name for `dot` with a sparse left operand.
+pub fn structured_dot(s: &Var, dense: &Var) -> Var {
+    dot(s, dense)
+}
+
+impl Var {
+    /// The dense matrix of a sparse one (PyTensor's `x.toarray()`).
+    pub fn toarray(&self) -> Var {
+        dense_from_sparse(self)
+    }
+}
+
 /// The product of a sparse matrix (m, k) and a dense vector (k,) or matrix (k, n): a dense
 /// result (`pytensor.sparse.dot` / `structured_dot`). Differentiable with respect to the
 /// dense operand (`transpose(s) · g`).

@@ -1,13 +1,15 @@
-//! The fused row pass: `z = A·w`, `s = f(z)` element by element and `g = Aᵀ·s` in one
+//! The fused row pass: `z = A·w`, `s = f(z, ..)` element by element and `g = Aᵀ·s` in one
 //! pass over A's rows, so a block of rows is read from memory once and again from cache
 //! (a log-density and its gradient: A is read twice otherwise, and both products are
-//! memory-bound).
+//! memory-bound). f may also read scalars and vectors of z's length not computed from z
+//! (labels).
 //!
-//! Owns: finding the three nodes in a graph (`find`), and running them fused: the rows
-//! split over the rayon pool, per block `dots_at` for z, f's own compiled kernel on the
-//! block's slice of z, `axpys_at` into the part's own g; the parts' g summed at the end.
-//! Any other layout (A not contiguous, float32, shapes that disagree) runs the three
-//! kernels one after the other, as unfused, with their errors.
+//! Owns: finding the three nodes in a graph (`find`), placing the step after f's other
+//! inputs (`schedule`), and running them fused: the rows split over the rayon pool, per
+//! block `dots_at` for z, f's own compiled kernel on the block's slices, `axpys_at` into
+//! the part's own g; the parts' g summed at the end. Any other layout (A not contiguous,
+//! float32, shapes that disagree) runs the three kernels one after the other, as unfused,
+//! with their errors.
 
 use rayon::prelude::*;
 use tensorlift_ir::ops::DimShuffle;
@@ -266,7 +268,7 @@ impl RowPass {
         )
     }
 
-    /// `[z, s, g]` from `[A, w]`.
+    /// `[z, s, g]` from `[A, w, extras..]`.
     pub(super) fn run(
         &self,
         fg: &FunctionGraph,

@@ -52,6 +52,28 @@ enum Action {
     Interpreted(String),
 }
 
+/// A view step: DimShuffle and basic Subtensor go straight to the runtime's stride
+/// arithmetic (one result, no result list allocated); other views through the reference's
+/// dispatch.
+fn run_view(
+    fg: &FunctionGraph,
+    node: NodeId,
+    name: &str,
+    args: &[TensorData],
+) -> Result<Values, RuntimeError> {
+    let op = fg.node(node).map(|e| &e.op);
+    if let (Some(Op::DimShuffle(ds)), [x]) = (op, args) {
+        return tensorlift_runtime::shape_ops::eval_dimshuffle(name, ds, x)
+            .map(|v| smallvec::smallvec![v]);
+    }
+    if let (Some(Op::Subtensor(slots)), [x, indices @ ..]) = (op, args) {
+        let indices: smallvec::SmallVec<[&TensorData; 4]> = indices.iter().collect();
+        return tensorlift_runtime::indexing::eval_subtensor(name, slots, x, &indices)
+            .map(|v| smallvec::smallvec![v]);
+    }
+    eval_node_named(fg, node, name, args).map(Values::from_vec)
+}
+
 /// What a Blockwise step needs besides its core plan (computed once).
 struct BlockwiseStep {
     op: Arc<Blockwise>,
@@ -353,7 +375,8 @@ impl Plan {
                     }
                     .map(Values::from_vec)
                 }
-                Action::View(name) | Action::Interpreted(name) | Action::Library(name) => {
+                Action::View(name) => run_view(fg, step.node, name, args),
+                Action::Interpreted(name) | Action::Library(name) => {
                     eval_node_named(fg, step.node, name, args).map(Values::from_vec)
                 }
                 Action::RowPass(pass) => pass.run(fg, args, pool),

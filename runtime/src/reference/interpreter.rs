@@ -152,7 +152,7 @@ pub fn eval_node_named(
         .node(node)
         .ok_or_else(|| RuntimeError::Internal("evaluating a removed node".into()))?;
     let static_shape = |k: usize| fg.var(entry.inputs[k]).ty.shape.as_slice();
-    let refs: Vec<&TensorData> = args.iter().collect();
+    let refs: smallvec::SmallVec<[&TensorData; 8]> = args.iter().collect();
     let one = |r: Result<TensorData>| r.map(|v| vec![v]);
     let need = |n: usize| -> Result<()> {
         if args.len() < n {

@@ -473,6 +473,21 @@ fn the_jit_reads_a_strided_shared_value_through_a_contiguous_copy() {
         &call(&reference, std::slice::from_ref(&xs))[0],
     )
     .unwrap();
+    // In another context, a strided value there is read the same way (copied per call),
+    // and the default context's copy is untouched.
+    let ctx = SharedContext::new();
+    let scaled: TensorData = (&data * 2.0).into();
+    let strided_ctx: TensorData =
+        Array2::from_shape_fn((64, 48).f(), |(i, j)| data[[i, j]] * 2.0).into();
+    assert!(!strided_ctx.is_standard_layout() && strided_ctx.same_as(&scaled));
+    w.set_value_in(&ctx, strided_ctx).unwrap();
+    let in_ctx = jit.call_in(&ctx, std::slice::from_ref(&xs)).unwrap();
+    let want = reference.call_in(&ctx, std::slice::from_ref(&xs)).unwrap();
+    assert_allclose("strided value in a context", &in_ctx[0], &want[0]).unwrap();
+    assert!(
+        jit.backend_copy(&w).is_none(),
+        "the default value is still contiguous"
+    );
     // A strided value again: a new copy of the new value.
     let again: TensorData = data.t().to_owned().reversed_axes().into();
     w.set_value(again.clone()).unwrap();

@@ -124,23 +124,23 @@ impl Plan {
         // nothing else) get no step.
         let mut row_passes = HashMap::new();
         let mut absorbed = std::collections::HashSet::new();
-        // The inputs of a row pass's step: the product's, then the map's extras.
-        let mut step_inputs: HashMap<NodeId, Vec<VarId>> = HashMap::new();
         for site in super::row_pass::find(&fgraph, &kernels) {
-            let Some(e) = fgraph.node(site.product) else {
-                continue;
-            };
-            let mut inputs = e.inputs.clone();
-            inputs.extend(&site.extras);
-            let (product, map, back, transpose) =
-                (site.product, site.map, site.back, site.transpose);
+            let (map, back, transpose) = (site.map, site.back, site.transpose);
             if let Some(pass) = super::row_pass::RowPass::new(&fgraph, site.clone(), &mut kernels) {
                 absorbed.extend([map, back]);
                 absorbed.extend(transpose);
-                step_inputs.insert(product, inputs);
-                row_passes.insert(product, (site, pass));
+                row_passes.insert(site.product, (site, pass));
             }
         }
+        // The inputs of a row pass's step: the product's, then the map's extras.
+        let step_inputs: HashMap<NodeId, Vec<VarId>> = row_passes
+            .iter()
+            .filter_map(|(n, (site, _))| {
+                let mut inputs = fgraph.node(*n)?.inputs.clone();
+                inputs.extend(&site.extras);
+                Some((*n, inputs))
+            })
+            .collect();
         let mut order: Vec<NodeId> = fgraph
             .toposort()
             .into_iter()

@@ -69,10 +69,13 @@ pub(super) fn find(fg: &FunctionGraph, kernels: &HashMap<NodeId, KernelNode>) ->
         }
         // Values the map may read besides z: not computed from the product (the step
         // then runs once they are, `schedule`).
-        let downstream = downstream_of(fg, product, &order, &position);
+        // (Walked only when a map reads a computed value besides z.)
+        let downstream = std::cell::OnceCell::new();
         let ready = |v: VarId| match fg.var(v).origin {
             Origin::Input | Origin::Constant(_) => true,
-            Origin::Node { node, .. } => !downstream.contains(&node),
+            Origin::Node { node, .. } => !downstream
+                .get_or_init(|| downstream_of(fg, product, &order, &position))
+                .contains(&node),
         };
         let found = readers(fg, *z).find_map(|map| {
             let m = fg.node(map)?;

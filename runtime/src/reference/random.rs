@@ -67,13 +67,13 @@ pub fn eval_random(
     let draws = match op.dist {
         Distribution::MvNormal => mv_normal(name, op, key, counter, &size, &params)?,
         Distribution::Categorical => {
-            let values = sample_ints(n, key, counter, |rng, i| {
+            let values = sample_each::<i64>(n, key, counter, |rng, i| {
                 categorical(name, rng, &params[0], i)
             })?;
             TensorData::from_vec(&size, values)?
         }
         Distribution::Bernoulli | Distribution::Poisson | Distribution::Binomial => {
-            let values = sample_ints(n, key, counter, |rng, i| {
+            let values = sample_each::<i64>(n, key, counter, |rng, i| {
                 discrete(name, op.dist, rng, &params, i)
             })?;
             TensorData::from_vec(&size, values)?
@@ -104,7 +104,7 @@ pub fn eval_random(
             cast(&TensorData::from_vec(&size, values)?, op.dtype)
         }
         Distribution::Normal | Distribution::Uniform | Distribution::Gamma | Distribution::Beta => {
-            let values = sample_floats(n, key, counter, |rng, i| {
+            let values = sample_each::<f64>(n, key, counter, |rng, i| {
                 continuous(name, op.dist, rng, &params, i)
             })?;
             cast(&TensorData::from_vec(&size, values)?, op.dtype)
@@ -208,27 +208,14 @@ fn sample_chunks<T: Send + Copy + Default>(
     Ok(out)
 }
 
-fn sample_floats(
+/// One value per draw, `f(rng, index)` (see `sample_chunks`).
+fn sample_each<T: Send + Copy + Default>(
     n: usize,
     key: i64,
     counter: i64,
-    f: impl Fn(&mut Generator, usize) -> Result<f64> + Sync,
-) -> Result<Vec<f64>> {
-    sample_chunks(n, 1, key, counter, |rng, first, out: &mut [f64]| {
-        for (j, x) in out.iter_mut().enumerate() {
-            *x = f(rng, first + j)?;
-        }
-        Ok(())
-    })
-}
-
-fn sample_ints(
-    n: usize,
-    key: i64,
-    counter: i64,
-    f: impl Fn(&mut Generator, usize) -> Result<i64> + Sync,
-) -> Result<Vec<i64>> {
-    sample_chunks(n, 1, key, counter, |rng, first, out: &mut [i64]| {
+    f: impl Fn(&mut Generator, usize) -> Result<T> + Sync,
+) -> Result<Vec<T>> {
+    sample_chunks(n, 1, key, counter, |rng, first, out: &mut [T]| {
         for (j, x) in out.iter_mut().enumerate() {
             *x = f(rng, first + j)?;
         }

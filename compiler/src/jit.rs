@@ -12,7 +12,9 @@
 //! slots and freeing are the compiled plan's (`plan`); the memory of outputs
 //! (uninitialised or recycled, huge pages) is `memory`'s, output shapes `shapes`', the
 //! code cache `cache`'s, argument words `packing`'s and calls split across threads
-//! `parallel`'s.
+//! `parallel`'s. Small calls skip most of this: a kernel keeps its last small call's
+//! words per argument layout (`recipe`), and a plan of kernels and views replays a
+//! recorded call for inputs of the recorded layout (`plan::replay`).
 //!
 //! Kernels cover Elemwise, Composite, reductions and FusedReduce of every dtype, Dot,
 //! gathers/scatters by advanced indices and writes by basic ones (`indexing`), running
@@ -56,6 +58,7 @@ mod memory;
 mod packing;
 mod parallel;
 mod plan;
+mod recipe;
 mod row_pass;
 mod scan;
 mod shapes;
@@ -382,6 +385,8 @@ struct KernelNode {
     in_place: bool,
     /// How an advanced index's kernel addresses x (the lowering's layout).
     advanced: Option<AdvancedLayout>,
+    /// The words of its last small call, if its calls may be memoized (`recipe`).
+    recipe: Option<recipe::RecipeSlot>,
 }
 
 impl KernelNode {
@@ -457,7 +462,11 @@ impl KernelNode {
             | Op::Custom(_)
             | Op::Grad(_) => return None,
         };
+        let kind = reduce.as_ref().map(|(kind, _)| *kind);
+        let arity = types.len() + e.outputs.len();
+        let memoizable = recipe::memoizable(&kernel, shapes, kind, arity);
         Some(KernelNode {
+            recipe: memoizable.then(recipe::RecipeSlot::default),
             kernel,
             compiled,
             name: e.op.to_string(),
@@ -776,11 +785,21 @@ fn run_kernel(
         }
         _ => {}
     }
+    if let Some(result) = k.recipe.as_ref().and_then(|r| r.run(k, args)) {
+        return result;
+    }
     let Some(space) = space(k, args)? else {
         return eval_node(fg, node, args).map(Values::from_vec);
     };
     if elements_of(&space.full) == 0 {
         return run_empty(k, &space, args, pool);
+    }
+    if let Some(result) = k
+        .recipe
+        .as_ref()
+        .and_then(|r| r.make_and_run(k, &space, args))
+    {
+        return result;
     }
     // Only reductions split a reduced dimension (partial results combined), and not when
     // they keep values (written whole). Row-wise ops split only across rows.

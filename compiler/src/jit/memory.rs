@@ -4,6 +4,7 @@
 //! faulted in again).
 
 use super::*;
+use ndarray::Dimension;
 use tensorlift_runtime::memory::{output_bytes, try_uninit};
 
 /// Memory of large intermediate values, kept for the next call's kernel outputs: fresh
@@ -129,27 +130,43 @@ impl Output {
                 return Ok(out);
             }
         }
+        Output::fresh(name, dtype, shape)
+    }
+
+    /// Fresh memory for output `shape` of `dtype` of node `name` (never the pool's); an
+    /// error (not an abort) when it cannot be had.
+    pub(super) fn fresh(name: &str, dtype: DType, shape: &[usize]) -> Result<Output, RuntimeError> {
+        Output::fresh_dim(name, dtype, &IxDyn(shape))
+    }
+
+    /// `fresh` of a shape already in ndarray's form.
+    pub(super) fn fresh_dim(name: &str, dtype: DType, dim: &IxDyn) -> Result<Output, RuntimeError> {
         fn fresh<T>(
             name: &str,
             dtype: DType,
-            shape: &[usize],
+            dim: &IxDyn,
         ) -> Result<ArrayD<MaybeUninit<T>>, RuntimeError> {
-            let memory = try_uninit::<T>(name, dtype, shape)?;
-            // SAFETY: `try_uninit` returns exactly the product of `shape` elements, the
-            // length a row-major array of `shape` needs.
-            Ok(unsafe { ArrayD::from_shape_vec_unchecked(IxDyn(shape), memory) })
+            let memory = try_uninit::<T>(name, dtype, dim.slice())?;
+            // SAFETY: `try_uninit` returns exactly the product of the sizes' elements, the
+            // length a row-major array of that shape needs.
+            Ok(unsafe { ArrayD::from_shape_vec_unchecked(dim.clone(), memory) })
         }
+        let shape = dim.slice();
         let mut out = match dtype {
-            DType::Float64 => Output::F64(fresh(name, dtype, shape)?),
-            DType::Float32 => Output::F32(fresh(name, dtype, shape)?),
-            DType::Bool => Output::Bool(fresh(name, dtype, shape)?),
-            DType::Int8 => Output::I8(fresh(name, dtype, shape)?),
-            DType::Int16 => Output::I16(fresh(name, dtype, shape)?),
-            DType::Int32 => Output::I32(fresh(name, dtype, shape)?),
-            DType::Int64 => Output::I64(fresh(name, dtype, shape)?),
-            DType::UInt8 => Output::U8(fresh(name, dtype, shape)?),
+            DType::Float64 => Output::F64(fresh(name, dtype, dim)?),
+            DType::Float32 => Output::F32(fresh(name, dtype, dim)?),
+            DType::Bool => Output::Bool(fresh(name, dtype, dim)?),
+            DType::Int8 => Output::I8(fresh(name, dtype, dim)?),
+            DType::Int16 => Output::I16(fresh(name, dtype, dim)?),
+            DType::Int32 => Output::I32(fresh(name, dtype, dim)?),
+            DType::Int64 => Output::I64(fresh(name, dtype, dim)?),
+            DType::UInt8 => Output::U8(fresh(name, dtype, dim)?),
         };
-        advise_huge_pages(out.ptr(), bytes);
+        // The size was checked by the allocation: the product does not overflow.
+        advise_huge_pages(
+            out.ptr(),
+            shape.iter().product::<usize>() * dtype.size_bytes(),
+        );
         Ok(out)
     }
 

@@ -7,7 +7,7 @@
 //! step is moved in at its last use (so a kernel may write its result over it) rather
 //! than shared, which slots are freed after each step, constants taken straight from
 //! the step, and the plan's text form (`Function::plan`). A call walks the steps with
-//! no graph lookups.
+//! no graph lookups, or replays a recorded small call (`replay`).
 
 use std::fmt;
 use std::sync::Arc;
@@ -19,6 +19,8 @@ use tensorlift_runtime::reference::linalg::run_batched_dot;
 use tensorlift_runtime::reference::scan::run_scan;
 
 use super::*;
+
+mod replay;
 
 /// Where a step's argument comes from.
 enum Arg {
@@ -110,6 +112,8 @@ pub(super) struct Plan {
     outputs: Vec<Out>,
     /// The most arguments of any step (the argument buffer is allocated once per call).
     widest: usize,
+    /// Its recorded small call, if its steps allow replays (`replay`).
+    replay: Option<Mutex<replay::ReplayState>>,
 }
 
 impl Plan {
@@ -291,14 +295,19 @@ impl Plan {
             })
             .collect();
         let widest = steps.iter().map(|s| s.args.len()).max().unwrap_or(0);
-        Ok(Plan {
+        let mut plan = Plan {
             fgraph,
             steps,
             slots: slot_of.len(),
             inputs,
             outputs,
             widest,
-        })
+            replay: None,
+        };
+        if replay::replayable(&plan) {
+            plan.replay = Some(Mutex::default());
+        }
+        Ok(plan)
     }
 
     /// How many steps run a kernel.
@@ -322,6 +331,14 @@ impl Plan {
                 inputs.len(),
                 self.inputs.len()
             )));
+        }
+        // A replay of a recorded call, unless another thread is running one.
+        let replayed = self
+            .replay
+            .as_ref()
+            .and_then(|state| state.try_lock().ok()?.run(self, inputs, pool));
+        if let Some(result) = replayed {
+            return result;
         }
         let mut frame = Frame::take(self.slots, self.widest);
         let FrameMemory { values, args } = &mut frame.0;
@@ -470,6 +487,14 @@ impl fmt::Display for Plan {
             self.steps.len(),
             self.slots
         )?;
+        if self.replay.is_some() {
+            writeln!(
+                f,
+                "small calls (every kernel under {} elements): recorded once per input \
+                 layout, then replayed as their kernel calls alone",
+                super::recipe::RECIPE_MAX_ELEMENTS
+            )?;
+        }
         for (i, step) in self.steps.iter().enumerate() {
             let how = match &step.action {
                 Action::Kernel(k) => format!("kernel {}", k.kernel.name),

@@ -1,0 +1,218 @@
+//! Replayed small calls: the JIT records a small call of a plan made of kernels and views
+//! and replays it for inputs of the same dtypes, shapes and strides. Every call gives the
+//! reference's values whatever the order of layouts (strided and reversed views,
+//! transposes, sizes above the small-call limit, more layouts than it records), with
+//! views of inputs and constants as kernel arguments and outputs returned twice, inputs
+//! and constants returned; errors are those of the general path; calls from several
+//! threads at once each get their own values.
+
+use ndarray::{s, Array1, Array2};
+use tensorlift::prelude::*;
+use tensorlift::testing::{assert_allclose, TestRng};
+
+/// Compiles `inputs → outputs` with the JIT and the reference, calls both on each
+/// argument list in turn (twice, so the second call replays) and checks they agree
+/// (values, or both an error).
+fn calls_agree(inputs: &[&Var], outputs: &[&Var], calls: &[Vec<TensorData>]) -> Function {
+    let jit = function(inputs, outputs).mode(Mode::Jit).compile().unwrap();
+    let reference = function(inputs, outputs)
+        .mode(Mode::Reference)
+        .compile()
+        .unwrap();
+    for (n, args) in calls.iter().enumerate() {
+        for round in 0..2 {
+            let label = format!("call {n}, round {round}");
+            match (jit.call(args), reference.call(args)) {
+                (Ok(got), Ok(want)) => {
+                    assert_eq!(got.len(), want.len(), "{label}");
+                    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                        assert_allclose(&format!("{label}, output {i}"), g, w)
+                            .unwrap_or_else(|e| panic!("{e}"));
+                    }
+                }
+                (Err(_), Err(_)) => {}
+                (got, want) => panic!("{label}: JIT {got:?}, reference {want:?}"),
+            }
+        }
+    }
+    jit
+}
+
+/// Whether `f`'s own plan (not an inner one) replays small calls.
+fn replayed(f: &Function) -> bool {
+    f.plan()
+        .lines()
+        .nth(1)
+        .is_some_and(|l| l.contains("replayed"))
+}
+
+fn matrix_of(rows: usize, cols: usize, seed: u64) -> Array2<f64> {
+    let mut rng = TestRng::new(seed);
+    Array2::from_shape_fn((rows, cols), |_| rng.next_f64() * 4.0 - 2.0)
+}
+
+fn vector_of(n: usize, seed: u64) -> Array1<f64> {
+    let mut rng = TestRng::new(seed);
+    Array1::from_shape_fn(n, |_| rng.next_f64() * 4.0 - 2.0)
+}
+
+#[test]
+fn layouts_changing_between_calls_give_the_reference_values() {
+    let (x, y) = (matrix("x", Float64), vector("y", Float64));
+    let out = ((x.exp() * &y) + 1.0).sum(1);
+    let total = x.max(All) + y.sum(All);
+    let contiguous = |seed| vec![matrix_of(3, 4, seed).into(), vector_of(4, seed).into()];
+    let transposed = |seed| {
+        vec![
+            matrix_of(4, 3, seed).reversed_axes().into(),
+            vector_of(4, seed).into(),
+        ]
+    };
+    // Views sharing their arrays' memory: rows reversed (negative strides), every other
+    // element.
+    let reversed = |seed| {
+        let m = matrix_of(3, 4, seed).into_shared().into_dyn();
+        let v = vector_of(8, seed).into_shared().into_dyn();
+        vec![
+            TensorData::Float64(m.slice_move(s![..;-1, ..]).into_dyn()),
+            TensorData::Float64(v.slice_move(s![..;2]).into_dyn()),
+        ]
+    };
+    let calls = vec![
+        contiguous(1),
+        contiguous(2),
+        transposed(3),
+        contiguous(4),
+        reversed(5),
+        transposed(6),
+        // Above the small-call limit, then small again.
+        vec![matrix_of(300, 400, 7).into(), vector_of(400, 7).into()],
+        contiguous(8),
+        vec![matrix_of(0, 4, 9).into(), vector_of(4, 9).into()],
+        contiguous(10),
+    ];
+    let f = calls_agree(&[&x, &y], &[&out, &total], &calls);
+    assert!(replayed(&f), "{}", f.plan());
+}
+
+#[test]
+fn views_constants_and_repeated_outputs() {
+    let x = vector("x", Float64);
+    let c = constant(Array1::from(vec![0.5, -1.0, 2.0, 3.0]));
+    let head = x.get(idx![1..5]);
+    let tail = x.get(idx![..4;-1]);
+    let a = (&head + &c) * tail.exp();
+    let b = a.cumsum(All).softmax(0);
+    let calls: Vec<Vec<TensorData>> = (0..4)
+        .map(|seed| vec![vector_of(6 + seed as usize, seed).into()])
+        .collect();
+    calls_agree(&[&x], &[&a, &b, &a, &x, &c], &calls);
+}
+
+#[test]
+fn kernels_of_every_memoized_kind() {
+    let (x, y) = (matrix("x", Float64), vector("y", Float64));
+    let z = x.dot(&y);
+    let joined = concatenate(&[&z, &x.softmax(1).sum(0), &y.cumsum(All)], 0);
+    let arg = x.argmax(1).cast(Float64);
+    let shape = x.shape().cast(Float64);
+    let picked = switch(y.gt(0.0).logical_and(y.lt(1.5)), &y, 0.0);
+    let calls: Vec<Vec<TensorData>> = [(3, 3), (2, 3), (3, 3), (5, 3)]
+        .iter()
+        .enumerate()
+        .map(|(n, (r, c))| {
+            vec![
+                matrix_of(*r, *c, n as u64).into(),
+                vector_of(*c, n as u64 + 10).into(),
+            ]
+        })
+        .collect();
+    calls_agree(&[&x, &y], &[&joined, &arg, &shape, &picked], &calls);
+}
+
+#[test]
+fn narrow_dtypes_replay_too() {
+    let (i, f) = (vector("i", Int32), vector("f", Float32));
+    let out = (i.clone() * 3 + 1).cast(Float32) * &f;
+    let flags = i.gt(2);
+    let calls: Vec<Vec<TensorData>> = (0..3)
+        .map(|n| {
+            let ints: Array1<i32> = (0..5).map(|k| k * (n + 1) - 3).collect();
+            let floats: Array1<f32> = (0..5).map(|k| k as f32 * 0.25 - n as f32).collect();
+            vec![ints.into(), floats.into()]
+        })
+        .collect();
+    calls_agree(&[&i, &f], &[&out, &flags], &calls);
+}
+
+#[test]
+fn errors_are_those_of_the_general_path() {
+    let (x, y) = (vector("x", Float64), vector("y", Float64));
+    let out = &x + &y;
+    let f = function(&[&x, &y], &[&out]).compile().unwrap();
+    let good = vec![vector_of(3, 1).into(), vector_of(3, 2).into()];
+    let bad = vec![vector_of(3, 1).into(), vector_of(4, 2).into()];
+    let first = f.call(&bad).unwrap_err().to_string();
+    for _ in 0..3 {
+        let got = f.call(&good).unwrap();
+        let want = vector_of(3, 1) + vector_of(3, 2);
+        assert_allclose("good", &got[0], &want.into()).unwrap();
+        let again = f.call(&bad).unwrap_err().to_string();
+        assert_eq!(again, first);
+    }
+    assert!(first.contains("Add"), "{first}");
+}
+
+#[test]
+fn more_layouts_than_recordings_stay_right() {
+    let x = vector("x", Float64);
+    let out = (x.sin() * 2.0).sum(All);
+    let calls: Vec<Vec<TensorData>> = (1..40)
+        .map(|n| vec![vector_of(n, n as u64).into()])
+        .collect();
+    let mut twice = calls.clone();
+    twice.extend(calls);
+    calls_agree(&[&x], &[&out], &twice);
+}
+
+#[test]
+fn calls_from_several_threads_get_their_own_values() {
+    let (x, y) = (vector("x", Float64), vector("y", Float64));
+    let out = (x.exp() - &y).cumsum(All);
+    let f = function(&[&x, &y], &[&out]).compile().unwrap();
+    let reference = function(&[&x, &y], &[&out])
+        .mode(Mode::Reference)
+        .compile()
+        .unwrap();
+    let cases: Vec<(Vec<TensorData>, TensorData)> = (0..8)
+        .map(|n| {
+            let args: Vec<TensorData> = vec![vector_of(5, n).into(), vector_of(5, n + 100).into()];
+            let want = reference.call(&args).unwrap().remove(0);
+            (args, want)
+        })
+        .collect();
+    std::thread::scope(|scope| {
+        for t in 0..4 {
+            let (f, cases) = (&f, &cases);
+            scope.spawn(move || {
+                for k in 0..400 {
+                    let (args, want) = &cases[(t + k) % cases.len()];
+                    let got = f.call(args).unwrap();
+                    assert_allclose(&format!("thread {t}, call {k}"), &got[0], want).unwrap();
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn plans_with_other_steps_are_not_replayed() {
+    let x = vector("x", Float64);
+    let taken = ifelse(&x.sum(All).gt(0.0), &[&(&x * 2.0)], &[&(&x - 1.0)]);
+    let f = function(&[&x], &[&taken[0]]).compile().unwrap();
+    assert!(!replayed(&f), "{}", f.plan());
+    let v: TensorData = vector_of(4, 3).into();
+    let first = f.call(std::slice::from_ref(&v)).unwrap();
+    let second = f.call(&[v]).unwrap();
+    assert_allclose("second call", &second[0], &first[0]).unwrap();
+}

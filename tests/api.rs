@@ -266,7 +266,7 @@ fn a_function_prints_its_plan() {
     let f = function(&[&x], &[&y, &z]).compile().unwrap();
     expect_test::expect![[r#"
         plan: 2 steps, 4 value slots
-        small calls (every kernel under 65536 elements): recorded once per input layout, then replayed as their kernel calls alone
+        calls recorded once per input layout, then replayed: kernels under 65536 elements as their recorded calls alone, views as offsets, other steps run
           0. Transpose{axes=[1, 0]}(x) -> Matrix(float64, shape=(?, ?))
              runs as view (stride arithmetic, no copy); last use of input 0
           1. Sum{axes=[1]} of Composite{add(exp(i0), 1.0)} keeping values(Transpose{axes=[1, 0]}) -> Vector(float64, shape=(?,)), Matrix(float64, shape=(?, ?))
@@ -282,7 +282,7 @@ fn element_wise_plans_name_the_inputs_they_may_write_over() {
     let f = function(&[&x], &[&y]).compile().unwrap();
     expect_test::expect![[r#"
         plan: 2 steps, 3 value slots
-        small calls (every kernel under 65536 elements): recorded once per input layout, then replayed as their kernel calls alone
+        calls recorded once per input layout, then replayed: kernels under 65536 elements as their recorded calls alone, views as offsets, other steps run
           0. Subtensor{::step}(x, constant -1) -> Vector(float64, shape=(?,))
              runs as view (stride arithmetic, no copy)
           1. Composite{add(sin(mul(exp(i0), 2.0)), i1)}(x, Subtensor{::step}) -> Vector(float64, shape=(?,))

@@ -1,5 +1,6 @@
-//! Replayed small calls: the JIT records a small call of a plan made of kernels and views
-//! and replays it for inputs of the same dtypes, shapes and strides. Every call gives the
+//! Replayed calls: the JIT records a call of a plan (small kernels, views, and other
+//! steps such as scans and IfElse that read no kernel's value) and replays it for inputs
+//! of the same dtypes, shapes and strides. Every call gives the
 //! reference's values whatever the order of layouts (strided and reversed views,
 //! transposes, sizes above the small-call limit, more layouts than it records), with
 //! views of inputs and constants as kernel arguments and outputs returned twice, inputs
@@ -206,13 +207,63 @@ fn calls_from_several_threads_get_their_own_values() {
 }
 
 #[test]
-fn plans_with_other_steps_are_not_replayed() {
+fn scans_and_ifelse_run_inside_replays() {
+    let (c, x, s0) = (
+        scalar("c", Int8),
+        vector("x", Float64),
+        scalar("s0", Float64),
+    );
+    let newton = scan(|s| {
+        let v = s.state(0);
+        let next = &v / 2.0 + 1.0 / &v;
+        s.until(&(&next - &v).abs().lt(1e-12));
+        vec![next]
+    })
+    .states(&[&s0])
+    .n_steps(1000)
+    .build();
+    let chosen = ifelse(&c, &[&x.sin().sum(All)], &[&(x.get(idx![0]) + 1.0)]);
+    let running = (&x * 2.0).cumsum(All);
+    let outputs = [
+        &newton.last(0),
+        &chosen[0],
+        &running,
+        &chosen[0],
+        &newton.trace(0),
+    ];
+    let calls: Vec<Vec<TensorData>> = (0..6)
+        .map(|n| {
+            vec![
+                TensorData::scalar((n % 2) as i8),
+                vector_of(3 + n % 3, n as u64).into(),
+                TensorData::scalar(1.0 + 1000.0 * n as f64),
+            ]
+        })
+        .collect();
+    let f = calls_agree(&[&c, &x, &s0], &outputs, &calls);
+    assert!(replayed(&f), "{}", f.plan());
+}
+
+#[test]
+fn other_steps_reading_kernels_values_replay() {
     let x = vector("x", Float64);
     let taken = ifelse(&x.sum(All).gt(0.0), &[&(&x * 2.0)], &[&(&x - 1.0)]);
-    let f = function(&[&x], &[&taken[0]]).compile().unwrap();
+    let calls: Vec<Vec<TensorData>> = (0..6)
+        .map(|n| vec![vector_of(4 + n % 2, n as u64).into()])
+        .collect();
+    let f = calls_agree(&[&x], &[&taken[0]], &calls);
+    assert!(replayed(&f), "{}", f.plan());
+}
+
+#[test]
+fn plans_where_kernels_read_other_steps_are_not_replayed() {
+    let (c, x) = (scalar("c", Int8), vector("x", Float64));
+    let taken = ifelse(&c, &[&(&x * 2.0)], &[&(&x - 1.0)]);
+    let out = &taken[0] * 3.0;
+    let f = function(&[&c, &x], &[&out]).compile().unwrap();
     assert!(!replayed(&f), "{}", f.plan());
-    let v: TensorData = vector_of(4, 3).into();
-    let first = f.call(std::slice::from_ref(&v)).unwrap();
-    let second = f.call(&[v]).unwrap();
-    assert_allclose("second call", &second[0], &first[0]).unwrap();
+    let calls: Vec<Vec<TensorData>> = (0..4)
+        .map(|n| vec![TensorData::scalar((n % 2) as i8), vector_of(4, n).into()])
+        .collect();
+    calls_agree(&[&c, &x], &[&out], &calls);
 }

@@ -84,10 +84,13 @@ pub fn push_trailer(packed: &mut Vec<i64>, scratch: *mut f64, slot: *mut ErrorSl
     packed.push(slot as i64);
 }
 
-/// The zeroed memory of a kernel's local buffers for one call, in buffer order.
+/// The zeroed memory of a kernel's local buffers for one call, in buffer order: one
+/// allocation for all of them.
 pub struct LocalBuffers {
-    /// Per local buffer: its memory (8-byte words, so every dtype is aligned) and shape.
-    memory: Vec<(Vec<u64>, Vec<usize>)>,
+    /// 8-byte words, so every dtype is aligned.
+    memory: Vec<u64>,
+    /// Per local buffer: where it starts in `memory` (in words) and its shape.
+    buffers: smallvec::SmallVec<[(usize, smallvec::SmallVec<[usize; 4]>); 4]>,
 }
 
 impl LocalBuffers {
@@ -98,7 +101,24 @@ impl LocalBuffers {
         kernel: &Kernel,
         input_shape: impl Fn(usize) -> Option<&'s [usize]>,
     ) -> Result<LocalBuffers, RuntimeError> {
-        let mut memory = Vec::new();
+        let mut locals = LocalBuffers {
+            memory: Vec::new(),
+            buffers: smallvec::SmallVec::new(),
+        };
+        locals.refill(kernel, input_shape)?;
+        Ok(locals)
+    }
+
+    /// Makes these the locals of another call of `kernel` (as `new` does), zeroed again,
+    /// in the memory they hold when it is large enough.
+    pub fn refill<'s>(
+        &mut self,
+        kernel: &Kernel,
+        input_shape: impl Fn(usize) -> Option<&'s [usize]>,
+    ) -> Result<(), RuntimeError> {
+        let buffers = &mut self.buffers;
+        buffers.clear();
+        let mut words = 0usize;
         for (k, extents) in kernel.locals() {
             let shape = extents
                 .iter()
@@ -106,7 +126,7 @@ impl LocalBuffers {
                     Extent::Fixed(n) => Some(*n),
                     Extent::Of { buf, dim } => input_shape(*buf).and_then(|s| s.get(*dim)).copied(),
                 })
-                .collect::<Option<Vec<usize>>>()
+                .collect::<Option<smallvec::SmallVec<[usize; 4]>>>()
                 .ok_or_else(|| {
                     RuntimeError::Internal(format!(
                         "{}: the extents of {} name a missing input dimension",
@@ -116,23 +136,33 @@ impl LocalBuffers {
                 })?;
             let dtype = kernel.buffers[k].dtype;
             let bytes = tensorlift_runtime::memory::output_bytes(&kernel.name, dtype, &shape)?;
-            let mut words: Vec<u64> = Vec::new();
-            words.try_reserve_exact(bytes.div_ceil(8)).map_err(|_| {
-                RuntimeError::op(
-                    &kernel.name,
-                    format!("the allocator refused {bytes} bytes for its working memory"),
-                )
+            buffers.push((words, shape));
+            words = words.checked_add(bytes.div_ceil(8)).ok_or_else(|| {
+                RuntimeError::op(&kernel.name, "its working memory overflows".to_string())
             })?;
-            words.resize(bytes.div_ceil(8), 0);
-            memory.push((words, shape));
         }
-        Ok(LocalBuffers { memory })
+        let memory = &mut self.memory;
+        memory.clear();
+        memory.try_reserve_exact(words).map_err(|_| {
+            RuntimeError::op(
+                &kernel.name,
+                format!(
+                    "the allocator refused {} bytes for its working memory",
+                    words.saturating_mul(8)
+                ),
+            )
+        })?;
+        memory.resize(words, 0);
+        Ok(())
     }
 
     /// Appends the argument words of every local buffer (row-major).
     pub fn push_words(&mut self, packed: &mut Vec<i64>) {
-        for (words, shape) in &mut self.memory {
-            push_row_major(packed, words.as_mut_ptr().cast::<u8>().cast_const(), shape);
+        let base = self.memory.as_mut_ptr();
+        for (at, shape) in &self.buffers {
+            // A buffer of zero bytes at the end points one past the memory (never read).
+            let ptr = base.wrapping_add(*at);
+            push_row_major(packed, ptr.cast::<u8>().cast_const(), shape);
         }
     }
 }

@@ -13,8 +13,8 @@
 //! (uninitialised or recycled, huge pages) is `memory`'s, output shapes `shapes`', the
 //! code cache `cache`'s, argument words `packing`'s and calls split across threads
 //! `parallel`'s. Small calls skip most of this: a kernel keeps its last small call's
-//! words per argument layout (`recipe`), and a plan of kernels and views replays a
-//! recorded call for inputs of the recorded layout (`plan::replay`).
+//! words per argument layout (`recipe`), and a plan replays a recorded call for inputs
+//! of the recorded layout (`plan::replay`).
 //!
 //! Kernels cover Elemwise, Composite, reductions and FusedReduce of every dtype, Dot,
 //! gathers/scatters by advanced indices and writes by basic ones (`indexing`), running

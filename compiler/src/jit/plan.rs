@@ -304,8 +304,8 @@ impl Plan {
             widest,
             replay: None,
         };
-        if replay::replayable(&plan) {
-            plan.replay = Some(Mutex::default());
+        if let Some(keyed) = replay::replayable(&plan) {
+            plan.replay = Some(Mutex::new(replay::ReplayState::new(keyed)));
         }
         Ok(plan)
     }
@@ -319,7 +319,9 @@ impl Plan {
             .count()
     }
 
-    /// Runs the plan on inputs that passed the signature check.
+    /// Runs the plan on inputs that passed the signature check: a replay of a recorded
+    /// call when the inputs have its layout (unless another thread is running one), else
+    /// its steps, recorded while recordings remain.
     pub(super) fn run(
         &self,
         inputs: &[TensorData],
@@ -332,21 +334,38 @@ impl Plan {
                 self.inputs.len()
             )));
         }
-        // A replay of a recorded call, unless another thread is running one.
-        let replayed = self
-            .replay
-            .as_ref()
-            .and_then(|state| state.try_lock().ok()?.run(self, inputs, pool));
-        if let Some(result) = replayed {
+        let Some(mut state) = self.replay.as_ref().and_then(|s| s.try_lock().ok()) else {
+            return self.run_steps(inputs, pool, None);
+        };
+        if let Some(result) = state.replay(self, inputs, pool) {
             return result;
         }
+        let Some(mut recorder) = state.recorder(self, inputs) else {
+            drop(state);
+            return self.run_steps(inputs, pool, None);
+        };
+        let result = self.run_steps(inputs, pool, Some(&mut recorder));
+        if result.is_ok() {
+            state.keep(self, recorder);
+        }
+        result
+    }
+
+    /// Runs the steps in order, each on the values of its arguments; `recorder` sees
+    /// each step's arguments and results.
+    fn run_steps(
+        &self,
+        inputs: &[TensorData],
+        pool: &BufferPool,
+        mut recorder: Option<&mut replay::Recorder>,
+    ) -> Result<Vec<TensorData>, RuntimeError> {
         let mut frame = Frame::take(self.slots, self.widest);
         let FrameMemory { values, args } = &mut frame.0;
         for (slot, value) in self.inputs.iter().zip(inputs) {
             values[*slot] = Some(value.clone());
         }
         let missing = || RuntimeError::Internal("a value the plan needs is missing".into());
-        for step in &self.steps {
+        for (i, step) in self.steps.iter().enumerate() {
             args.clear();
             for a in &step.args {
                 args.push(match a {
@@ -355,64 +374,9 @@ impl Plan {
                     Arg::Const(d) => d.clone(),
                 });
             }
-            let fg = &self.fgraph;
-            let result = match &step.action {
-                Action::Kernel(k) => run_kernel(fg, step.node, k, args, pool)
-                    .and_then(|outs| with_products_repaired(fg, step.node, k, args, outs)),
-                Action::Call(plan) => plan.run(args, pool).map(Values::from_vec),
-                Action::NativeScan(native) => native.run(args, pool).map(Values::from_vec),
-                Action::IfElse(then, otherwise) => match args.split_first() {
-                    Some((cond, values)) if tensorlift_runtime::scalar::is_true(cond) => {
-                        then.run(values, pool).map(Values::from_vec)
-                    }
-                    Some((_, values)) => otherwise.run(values, pool).map(Values::from_vec),
-                    None => Err(RuntimeError::Internal("IfElse without a condition".into())),
-                },
-                Action::Scan(scan, body, name) => {
-                    run_scan(name, scan, args, |inputs| body.run(inputs, pool))
-                        .map(Values::from_vec)
-                }
-                Action::Blockwise(b) => {
-                    let statics: Vec<&[Option<usize>]> =
-                        b.static_shapes.iter().map(Vec::as_slice).collect();
-                    let reuse = |dtype, len| pool.take_float(dtype, len);
-                    let generic = || {
-                        run_blockwise(&b.name, &b.op, &statics, &b.out_dtypes, args, true, |a| {
-                            b.core.run(a, pool)
-                        })
-                    };
-                    match &b.op.core {
-                        // The library over the whole batch, results written in place.
-                        Op::Linalg(op) => {
-                            run_batched_linalg(&b.name, *op, &b.op, &statics, args, true, &reuse)
-                        }
-                        Op::Dot => run_batched_dot(&b.name, &b.op, &statics, args, true, &reuse)
-                            .unwrap_or_else(generic),
-                        _ => generic(),
-                    }
-                    .map(Values::from_vec)
-                }
-                Action::View(name) => run_view(fg, step.node, name, args),
-                Action::Interpreted(name) | Action::Library(name) => {
-                    eval_node_named(fg, step.node, name, args).map(Values::from_vec)
-                }
-                Action::RowPass(pass) => pass.run(fg, args, pool),
-            };
-            let outs = result.map_err(|e| match (&step.action, e) {
-                // A row pass names the node of its three that failed.
-                (Action::RowPass(_), e @ RuntimeError::InNode { .. }) => e,
-                (_, e) => RuntimeError::InNode {
-                    node: tensorlift_ir::print::node_summary(fg, step.node),
-                    source: Box::new(e),
-                },
-            })?;
-            if outs.len() != step.outputs.len() {
-                return Err(RuntimeError::Internal(format!(
-                    "step {} returned {} outputs, expected {}",
-                    tensorlift_ir::print::node_summary(fg, step.node),
-                    outs.len(),
-                    step.outputs.len()
-                )));
+            let outs = self.run_action(step, args, pool)?;
+            if let Some(recorder) = recorder.as_deref_mut() {
+                recorder.observe(self, i, args, &outs);
             }
             for (a, value) in step.args.iter().zip(args.drain(..)) {
                 if matches!(a, Arg::Slot { last: true, .. }) {
@@ -437,6 +401,80 @@ impl Plan {
             });
         }
         Ok(results)
+    }
+
+    /// Runs one step on its arguments: its results, one per output, or its error naming
+    /// its node.
+    fn run_action(
+        &self,
+        step: &Step,
+        args: &mut [TensorData],
+        pool: &BufferPool,
+    ) -> Result<Values, RuntimeError> {
+        let fg = &self.fgraph;
+        let result = match &step.action {
+            Action::Kernel(k) => run_kernel(fg, step.node, k, args, pool)
+                .and_then(|outs| with_products_repaired(fg, step.node, k, args, outs)),
+            Action::Call(plan) => plan.run(args, pool).map(Values::from_vec),
+            Action::NativeScan(native) => native.run(args, pool).map(Values::from_vec),
+            Action::IfElse(then, otherwise) => match args.split_first() {
+                Some((cond, values)) if tensorlift_runtime::scalar::is_true(cond) => {
+                    then.run(values, pool).map(Values::from_vec)
+                }
+                Some((_, values)) => otherwise.run(values, pool).map(Values::from_vec),
+                None => Err(RuntimeError::Internal("IfElse without a condition".into())),
+            },
+            Action::Scan(scan, body, name) => {
+                run_scan(name, scan, args, |inputs| body.run(inputs, pool)).map(Values::from_vec)
+            }
+            Action::Blockwise(b) => {
+                let statics: Vec<&[Option<usize>]> =
+                    b.static_shapes.iter().map(Vec::as_slice).collect();
+                let reuse = |dtype, len| pool.take_float(dtype, len);
+                let generic = || {
+                    run_blockwise(&b.name, &b.op, &statics, &b.out_dtypes, args, true, |a| {
+                        b.core.run(a, pool)
+                    })
+                };
+                match &b.op.core {
+                    // The library over the whole batch, results written in place.
+                    Op::Linalg(op) => {
+                        run_batched_linalg(&b.name, *op, &b.op, &statics, args, true, &reuse)
+                    }
+                    Op::Dot => run_batched_dot(&b.name, &b.op, &statics, args, true, &reuse)
+                        .unwrap_or_else(generic),
+                    _ => generic(),
+                }
+                .map(Values::from_vec)
+            }
+            Action::View(name) => run_view(fg, step.node, name, args),
+            Action::Interpreted(name) | Action::Library(name) => {
+                eval_node_named(fg, step.node, name, args).map(Values::from_vec)
+            }
+            Action::RowPass(pass) => pass.run(fg, args, pool),
+        };
+        let outs = result.map_err(|e| match (&step.action, e) {
+            // A row pass names the node of its three that failed.
+            (Action::RowPass(_), e @ RuntimeError::InNode { .. }) => e,
+            (_, e) => in_node(fg, step, e),
+        })?;
+        if outs.len() != step.outputs.len() {
+            return Err(RuntimeError::Internal(format!(
+                "step {} returned {} outputs, expected {}",
+                tensorlift_ir::print::node_summary(fg, step.node),
+                outs.len(),
+                step.outputs.len()
+            )));
+        }
+        Ok(outs)
+    }
+}
+
+/// A step's error, naming its node.
+fn in_node(fg: &FunctionGraph, step: &Step, e: RuntimeError) -> RuntimeError {
+    RuntimeError::InNode {
+        node: tensorlift_ir::print::node_summary(fg, step.node),
+        source: Box::new(e),
     }
 }
 
@@ -490,8 +528,8 @@ impl fmt::Display for Plan {
         if self.replay.is_some() {
             writeln!(
                 f,
-                "small calls (every kernel under {} elements): recorded once per input \
-                 layout, then replayed as their kernel calls alone",
+                "calls recorded once per input layout, then replayed: kernels under {} \
+                 elements as their recorded calls alone, views as offsets, other steps run",
                 super::recipe::RECIPE_MAX_ELEMENTS
             )?;
         }

@@ -23,6 +23,9 @@ pub(super) struct NativeScan {
     constants: Vec<TensorData>,
     /// Per state, the empty trace returned when it is not kept (for one shape, made once).
     empty_traces: Vec<std::sync::OnceLock<(Vec<usize>, TensorData)>>,
+    /// The driver's local buffers of the last call, zeroed again for the next (a call
+    /// while another holds them makes its own).
+    locals: Mutex<Option<LocalBuffers>>,
 }
 
 impl NativeScan {
@@ -53,6 +56,7 @@ impl NativeScan {
             empty_traces: (0..scan.n_states())
                 .map(|_| std::sync::OnceLock::new())
                 .collect(),
+            locals: Mutex::new(None),
         }))
     }
 
@@ -142,8 +146,8 @@ impl NativeScan {
         }
         // Outputs, per state in the driver's order: its last value, then its trace when
         // kept (fixed, or growing for a while-scan).
-        let mut states: smallvec::SmallVec<[(Output, Vec<usize>, Trace); 4]> =
-            smallvec::SmallVec::new();
+        // On the heap: the states are large values, moved by pointer.
+        let mut states: Vec<(Output, Vec<usize>, Trace)> = Vec::with_capacity(inits.len());
         for (k, init) in inits.iter().enumerate() {
             let block = tensorlift_ir::ops::scan::has_initial_block(&scan.state_taps[k]);
             let shape = if block {
@@ -175,7 +179,16 @@ impl NativeScan {
             0 => Some(&[][..]),
             _ => inputs.get(buf - 1).map(|x| x.shape()),
         };
-        let mut locals = LocalBuffers::new(&self.driver, input_shape)?;
+        let mut kept = self.locals.try_lock().ok();
+        let mut own = None;
+        let locals = match kept.as_deref_mut() {
+            Some(Some(locals)) => {
+                locals.refill(&self.driver, input_shape)?;
+                locals
+            }
+            Some(empty) => empty.insert(LocalBuffers::new(&self.driver, input_shape)?),
+            None => own.insert(LocalBuffers::new(&self.driver, input_shape)?),
+        };
         let mut slot = ErrorSlot::default();
         let status = with_call_memory(self.compiled.scratch_words, |packed, scratch| {
             push_view(packed, (&steps_word as *const i64).cast(), &[], &[]);
@@ -212,7 +225,8 @@ impl NativeScan {
             // shapes the driver writes (last values of the states' shapes, fixed traces of
             // `steps` rows, every element written by the loop's copies), growing traces as
             // boxed `GrowBuffer`s alive past the call and touched by nothing else, and
-            // zeroed local buffers of their extents. Every kernel checks the shapes and
+            // zeroed local buffers of their extents (this call's alone: its own, or the
+            // kept ones under their lock). Every kernel checks the shapes and
             // view indices it is given before touching memory; scratch and slot live past
             // the call.
             Ok(unsafe { self.compiled.call(packed) })

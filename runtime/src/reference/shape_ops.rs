@@ -8,7 +8,7 @@
 use ndarray::{ArcArray, ArrayD, Axis, IxDyn, Slice};
 use tensorlift_ir::ops::shape::{arange_len, arange_len_int};
 use tensorlift_ir::ops::DimShuffle;
-use tensorlift_ir::{with_tensor_data, DType, Element, TensorData};
+use tensorlift_ir::{with_tensor_data, DType, Element, Literal, TensorData};
 
 use crate::error::{Result, RuntimeError};
 use crate::scalar::cast;
@@ -16,8 +16,9 @@ use crate::with_scalar_type;
 
 /// The integer value of a 0-d index or size input.
 pub fn scalar_int(name: &str, what: &str, x: &TensorData) -> Result<i64> {
-    match (x.ndim(), x.to_i64_vec()) {
-        (0, Some(v)) if v.len() == 1 => Ok(v[0]),
+    match (x.ndim(), x.item()) {
+        (0, Some(Literal::Int(i))) => Ok(i),
+        (0, Some(Literal::Bool(b))) => Ok(b as i64),
         _ => Err(RuntimeError::Internal(format!(
             "{name}: {what} must be an integer scalar, got {:?} of shape {:?}",
             x.dtype(),

@@ -245,6 +245,35 @@ fn scans_and_ifelse_run_inside_replays() {
 }
 
 #[test]
+fn native_scans_called_with_changing_lengths() {
+    // Vector states whose body intermediates (the driver's local buffers, kept between
+    // calls) take the states' length.
+    let (xs, h0, w) = (
+        matrix("xs", Float64),
+        vector("h0", Float64),
+        vector("w", Float64),
+    );
+    let rnn = scan(|s| vec![(s.state(0) * s.non_sequence(0) + s.sequence(0)).tanh() * 0.5])
+        .sequences(&[&xs])
+        .states(&[&h0])
+        .non_sequences(&[&w])
+        .build();
+    let calls: Vec<Vec<TensorData>> = [(4, 3), (2, 5), (4, 3), (6, 8), (1, 2), (6, 8)]
+        .iter()
+        .enumerate()
+        .map(|(n, (steps, len))| {
+            vec![
+                matrix_of(*steps, *len, n as u64).into(),
+                vector_of(*len, n as u64 + 20).into(),
+                vector_of(*len, n as u64 + 40).into(),
+            ]
+        })
+        .collect();
+    let f = calls_agree(&[&xs, &h0, &w], &[&rnn.last(0), &rnn.trace(0)], &calls);
+    assert!(f.plan().contains("native call"), "{}", f.plan());
+}
+
+#[test]
 fn other_steps_reading_kernels_values_replay() {
     let x = vector("x", Float64);
     let taken = ifelse(&x.sum(All).gt(0.0), &[&(&x * 2.0)], &[&(&x - 1.0)]);

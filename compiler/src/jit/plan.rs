@@ -374,7 +374,7 @@ impl Plan {
                     Arg::Const(d) => d.clone(),
                 });
             }
-            let outs = self.run_action(step, args, pool)?;
+            let outs: Values = self.run_action(step, args, pool)?;
             if let Some(recorder) = recorder.as_deref_mut() {
                 recorder.observe(self, i, args, &outs);
             }
@@ -403,29 +403,25 @@ impl Plan {
         Ok(results)
     }
 
-    /// Runs one step on its arguments: its results, one per output, or its error naming
-    /// its node.
-    fn run_action(
+    /// Runs one step on its arguments: its results, one per output (in the list type
+    /// the caller keeps them in), or its error naming its node.
+    fn run_action<R: StepResults>(
         &self,
         step: &Step,
         args: &mut [TensorData],
         pool: &BufferPool,
-    ) -> Result<Values, RuntimeError> {
+    ) -> Result<R, RuntimeError> {
         let fg = &self.fgraph;
         let result = match &step.action {
             Action::Kernel(k) => run_kernel(fg, step.node, k, args, pool)
-                .and_then(|outs| with_products_repaired(fg, step.node, k, args, outs)),
-            Action::Call(plan) => plan.run(args, pool).map(Values::from_vec),
-            Action::NativeScan(native) => native.run(args, pool).map(Values::from_vec),
-            Action::IfElse(then, otherwise) => match args.split_first() {
-                Some((cond, values)) if tensorlift_runtime::scalar::is_true(cond) => {
-                    then.run(values, pool).map(Values::from_vec)
-                }
-                Some((_, values)) => otherwise.run(values, pool).map(Values::from_vec),
-                None => Err(RuntimeError::Internal("IfElse without a condition".into())),
-            },
+                .and_then(|outs| with_products_repaired(fg, step.node, k, args, outs))
+                .map(R::from_values),
+            Action::Call(_) | Action::NativeScan(_) | Action::IfElse(..) => self
+                .run_reading(step, args, pool)
+                .unwrap_or_else(|| Err(RuntimeError::Internal("not a reading step".into())))
+                .map(R::from_vec),
             Action::Scan(scan, body, name) => {
-                run_scan(name, scan, args, |inputs| body.run(inputs, pool)).map(Values::from_vec)
+                run_scan(name, scan, args, |inputs| body.run(inputs, pool)).map(R::from_vec)
             }
             Action::Blockwise(b) => {
                 let statics: Vec<&[Option<usize>]> =
@@ -445,28 +441,99 @@ impl Plan {
                         .unwrap_or_else(generic),
                     _ => generic(),
                 }
-                .map(Values::from_vec)
+                .map(R::from_vec)
             }
-            Action::View(name) => run_view(fg, step.node, name, args),
+            Action::View(name) => run_view(fg, step.node, name, args).map(R::from_values),
             Action::Interpreted(name) | Action::Library(name) => {
-                eval_node_named(fg, step.node, name, args).map(Values::from_vec)
+                eval_node_named(fg, step.node, name, args).map(R::from_vec)
             }
-            Action::RowPass(pass) => pass.run(fg, args, pool),
+            Action::RowPass(pass) => pass.run(fg, args, pool).map(R::from_values),
         };
+        self.step_results(step, result)
+    }
+
+    /// A step that only reads its arguments (a kept OpFromGraph, a native scan, an
+    /// IfElse) run on borrowed values, its error not yet naming the node; `None` for
+    /// other steps.
+    fn run_reading(
+        &self,
+        step: &Step,
+        args: &[TensorData],
+        pool: &BufferPool,
+    ) -> Option<Result<Vec<TensorData>, RuntimeError>> {
+        Some(match &step.action {
+            Action::Call(plan) => plan.run(args, pool),
+            Action::NativeScan(native) => native.run(args, pool),
+            Action::IfElse(then, otherwise) => match args.split_first() {
+                Some((cond, values)) if tensorlift_runtime::scalar::is_true(cond) => {
+                    then.run(values, pool)
+                }
+                Some((_, values)) => otherwise.run(values, pool),
+                None => Err(RuntimeError::Internal("IfElse without a condition".into())),
+            },
+            Action::Kernel(_)
+            | Action::Scan(..)
+            | Action::Blockwise(_)
+            | Action::Library(_)
+            | Action::RowPass(_)
+            | Action::View(_)
+            | Action::Interpreted(_) => return None,
+        })
+    }
+
+    /// A step's results, checked against its outputs; its error naming its node.
+    fn step_results<R: StepResults>(
+        &self,
+        step: &Step,
+        result: Result<R, RuntimeError>,
+    ) -> Result<R, RuntimeError> {
+        let fg = &self.fgraph;
         let outs = result.map_err(|e| match (&step.action, e) {
             // A row pass names the node of its three that failed.
             (Action::RowPass(_), e @ RuntimeError::InNode { .. }) => e,
             (_, e) => in_node(fg, step, e),
         })?;
-        if outs.len() != step.outputs.len() {
+        if outs.count() != step.outputs.len() {
             return Err(RuntimeError::Internal(format!(
                 "step {} returned {} outputs, expected {}",
                 tensorlift_ir::print::node_summary(fg, step.node),
-                outs.len(),
+                outs.count(),
                 step.outputs.len()
             )));
         }
         Ok(outs)
+    }
+}
+
+/// The list a step's results come in: a small vector between steps, a `Vec` when they
+/// are a call's results.
+trait StepResults: Sized {
+    fn from_vec(values: Vec<TensorData>) -> Self;
+    fn from_values(values: Values) -> Self;
+    fn count(&self) -> usize;
+}
+
+impl StepResults for Values {
+    fn from_vec(values: Vec<TensorData>) -> Self {
+        Values::from_vec(values)
+    }
+    fn from_values(values: Values) -> Self {
+        values
+    }
+    fn count(&self) -> usize {
+        self.len()
+    }
+}
+
+impl StepResults for Vec<TensorData> {
+    fn from_vec(values: Vec<TensorData>) -> Self {
+        values
+    }
+    fn from_values(values: Values) -> Self {
+        values.into_vec()
+    }
+    fn count(&self) -> usize {
+        self.len()
     }
 }
 

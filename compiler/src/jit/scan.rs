@@ -146,16 +146,14 @@ impl NativeScan {
         }
         // Outputs, per state in the driver's order: its last value, then its trace when
         // kept (fixed, or growing for a while-scan).
-        // On the heap: the states are large values, moved by pointer.
-        let mut states: Vec<(Output, Vec<usize>, Trace)> = Vec::with_capacity(inits.len());
+        let mut states: smallvec::SmallVec<[(Output, Shape, Trace); 1]> = smallvec::SmallVec::new();
         for (k, init) in inits.iter().enumerate() {
             let block = tensorlift_ir::ops::scan::has_initial_block(&scan.state_taps[k]);
-            let shape = if block {
+            let shape = Shape::from_slice(if block {
                 &init.shape()[1..]
             } else {
                 init.shape()
-            }
-            .to_vec();
+            });
             let dtype = init.dtype();
             let last = Output::new(name, dtype, &shape, pool)?;
             let trace = match (scan.keep_trace[k], scan.until, steps) {
@@ -163,7 +161,7 @@ impl NativeScan {
                 (true, true, _) => Trace::Growing(Box::new(GrowBuffer::new(dtype, &shape))),
                 (true, false, Some(n)) => {
                     let mut full = vec![n];
-                    full.extend(&shape);
+                    full.extend(shape.iter());
                     Trace::Fixed(Output::new(name, dtype, &full, pool)?, full)
                 }
                 (true, false, None) => {

@@ -419,7 +419,18 @@ impl Recorder {
                 .iter()
                 .enumerate()
                 .all(|(n, r)| matches!(r, Result_::Output { k, .. } if *k == n));
+        let one_step = match self.recorded.as_slice() {
+            [Recorded::Other { results: made, .. }] => {
+                results.len() == made.len()
+                    && results
+                        .iter()
+                        .zip(made)
+                        .all(|(r, m)| matches!(r, Result_::Held { h, last: true } if h == m))
+            }
+            _ => false,
+        };
         let mut replay = Replay {
+            one_step,
             key: self.key,
             keyed,
             recorded: self.recorded,
@@ -466,6 +477,8 @@ struct Replay {
     results: Vec<Result_>,
     /// Whether the results are the outputs' buffers in order, each once.
     results_are_outputs: bool,
+    /// Whether the call is one other step whose results are the call's, in order.
+    one_step: bool,
     /// How many values other steps give.
     held: usize,
     /// The intermediates' memory (8-byte words; buffers start 64-byte aligned).
@@ -557,6 +570,21 @@ impl Replay {
                 "a replay got another number of inputs than it recorded".into(),
             ));
         }
+        // One step reading the inputs themselves (a function that is an IfElse, a scan or
+        // a kept OpFromGraph): they are lent to it, its results returned as they come.
+        if let ([Recorded::Other { step, args, .. }], true) = (&self.recorded[..], self.one_step) {
+            let step = &plan.steps[*step];
+            let inputs_in_order = args.len() == inputs.len()
+                && args
+                    .iter()
+                    .enumerate()
+                    .all(|(n, a)| matches!(a, Source::Input(j) if *j == n));
+            if inputs_in_order {
+                if let Some(result) = plan.run_reading(step, inputs, pool) {
+                    return plan.step_results(step, result);
+                }
+            }
+        }
         // The buffers that become values: allocated first, values once written.
         let mut fresh: smallvec::SmallVec<[Option<Output>; 2]> = smallvec::SmallVec::new();
         let mut output_ptrs: smallvec::SmallVec<[i64; 2]> = smallvec::SmallVec::new();
@@ -581,6 +609,7 @@ impl Replay {
             recorded,
             homes,
             slot,
+            one_step,
             ..
         } = self;
         for r in recorded {
@@ -610,7 +639,10 @@ impl Replay {
                             (Source::Const, Arg::Slot { .. }) => return Err(missing()),
                         });
                     }
-                    let outs = plan.run_action(step, &mut values, pool)?;
+                    if *one_step {
+                        return plan.run_action(step, &mut values, pool);
+                    }
+                    let outs: Values = plan.run_action(step, &mut values, pool)?;
                     for (value, h) in outs.into_iter().zip(results.iter()) {
                         held[*h] = Some(value);
                     }

@@ -62,9 +62,17 @@ pub(super) fn memoizable(
     by_shapes && reduce != Some(ReduceKind::Prod) && k.buffers.len() == arity
 }
 
-/// Whether `a`'s dtype and layout are the ones `key` holds from `at`; returns where the
-/// next argument's part of the key starts.
-fn layout_matches(key: &[i64], at: usize, a: &TensorData) -> Option<usize> {
+/// Appends `a`'s dtype, rank, sizes and strides to a key of layouts.
+pub(super) fn push_layout(key: &mut Vec<i64>, a: &TensorData) {
+    let (_, shape, strides) = data_ptr(a);
+    key.extend([a.dtype() as i64, shape.len() as i64]);
+    key.extend(shape.iter().map(|s| *s as i64));
+    key.extend(strides.iter().map(|s| *s as i64));
+}
+
+/// Whether `a`'s dtype and layout are the ones `key` holds from `at` (`push_layout`);
+/// returns where the next value's part of the key starts.
+pub(super) fn layout_matches(key: &[i64], at: usize, a: &TensorData) -> Option<usize> {
     if a.is_sparse() {
         return None;
     }
@@ -120,9 +128,7 @@ impl RecipeSlot {
         let mut arg_at = smallvec::SmallVec::new();
         for a in args {
             let (_, shape, strides) = data_ptr(a);
-            key.extend([a.dtype() as i64, shape.len() as i64]);
-            key.extend(shape.iter().map(|s| *s as i64));
-            key.extend(strides.iter().map(|s| *s as i64));
+            push_layout(&mut key, a);
             arg_at.push(words.len());
             push_view(&mut words, std::ptr::null(), shape, strides);
         }

@@ -127,40 +127,14 @@ pub(super) fn replayable(plan: &Plan) -> Option<Vec<bool>> {
     outputs_ok.then_some(keyed)
 }
 
-/// Appends `a`'s dtype and layout to a key.
-fn push_layout(key: &mut Vec<i64>, a: &TensorData) {
-    let (_, shape, strides) = data_ptr(a);
-    key.extend([a.dtype() as i64, shape.len() as i64]);
-    key.extend(shape.iter().map(|s| *s as i64));
-    key.extend(strides.iter().map(|s| *s as i64));
-}
-
 /// Whether the `keyed` inputs have the dtypes and layouts of `key`.
 fn layouts_match(key: &[i64], keyed: &[bool], inputs: &[TensorData]) -> bool {
     let mut at = 0;
     for (a, _) in inputs.iter().zip(keyed).filter(|(_, k)| **k) {
-        if a.is_sparse() {
-            return false;
+        match recipe::layout_matches(key, at, a) {
+            Some(next) => at = next,
+            None => return false,
         }
-        let (_, shape, strides) = data_ptr(a);
-        let rank = shape.len();
-        let Some(part) = key.get(at..at + 2 + 2 * rank) else {
-            return false;
-        };
-        let same = part[0] == a.dtype() as i64
-            && part[1] == rank as i64
-            && part[2..2 + rank]
-                .iter()
-                .zip(shape)
-                .all(|(k, s)| *k == *s as i64)
-            && part[2 + rank..]
-                .iter()
-                .zip(strides)
-                .all(|(k, s)| *k == *s as i64);
-        if !same {
-            return false;
-        }
-        at += 2 + 2 * rank;
     }
     at == key.len() && inputs.len() == keyed.len()
 }
@@ -533,7 +507,7 @@ impl ReplayState {
                 if value.is_sparse() {
                     return None;
                 }
-                push_layout(&mut key, value);
+                recipe::push_layout(&mut key, value);
             }
             places[*slot] = Some(Place::Input(j));
         }
@@ -712,7 +686,7 @@ mod tests {
         let a: TensorData = ndarray::array![[1.0, 2.0], [3.0, 4.0]].into_dyn().into();
         let t = TensorData::from_array(ndarray::array![[1.0, 2.0], [3.0, 4.0]].reversed_axes());
         let mut key = Vec::new();
-        push_layout(&mut key, &a);
+        recipe::push_layout(&mut key, &a);
         let one = [true];
         assert!(layouts_match(&key, &one, std::slice::from_ref(&a)));
         assert!(

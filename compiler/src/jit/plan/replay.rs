@@ -422,7 +422,7 @@ impl Recorder {
                 push_trailer(
                     &mut call.words,
                     replay.kernel_scratch.as_mut_ptr(),
-                    &mut *replay.slot,
+                    replay.slot.get(),
                 );
             }
         }
@@ -460,7 +460,8 @@ struct Replay {
     /// The kernels' scratch memory and error slot, whose pointers end every call's
     /// words.
     kernel_scratch: Vec<f64>,
-    slot: Box<ErrorSlot>,
+    /// Written by kernels through the pointer in the words, read here after a failure.
+    slot: Box<std::cell::UnsafeCell<ErrorSlot>>,
 }
 
 /// A plan's recorded call, and how many recordings it made.
@@ -649,7 +650,10 @@ impl Replay {
             // large as the largest kernel's) and the error slot of the words' trailer.
             let status = unsafe { k.compiled.call(&call.words) };
             if status != 0 {
-                return Err(in_node(fg, step, kernel_failure(k, status, slot)));
+                // SAFETY: the kernel has returned; nothing else writes the slot, and no
+                // other reference to it lives (the replay is held by `&mut self`).
+                let values = unsafe { &*slot.get() };
+                return Err(in_node(fg, step, kernel_failure(k, status, values)));
             }
             for b in &call.writes {
                 if let Home::Output(k) = homes[*b] {

@@ -403,8 +403,17 @@ impl Recorder {
             }
             _ => false,
         };
+        // A lone step reading exactly the inputs, in order, is lent them.
+        let lends_inputs = one_step
+            && matches!(self.recorded.as_slice(), [Recorded::Other { args, .. }]
+                if args.len() == keyed.len()
+                    && args
+                        .iter()
+                        .enumerate()
+                        .all(|(n, a)| matches!(a, Source::Input(j) if *j == n)));
         let mut replay = Replay {
             one_step,
+            lends_inputs,
             key: self.key,
             keyed,
             recorded: self.recorded,
@@ -453,6 +462,8 @@ struct Replay {
     results_are_outputs: bool,
     /// Whether the call is one other step whose results are the call's, in order.
     one_step: bool,
+    /// Whether that step reads exactly the inputs, in order (they are lent to it).
+    lends_inputs: bool,
     /// How many values other steps give.
     held: usize,
     /// The intermediates' memory (8-byte words; buffers start 64-byte aligned).
@@ -547,17 +558,10 @@ impl Replay {
         }
         // One step reading the inputs themselves (a function that is an IfElse, a scan or
         // a kept OpFromGraph): they are lent to it, its results returned as they come.
-        if let ([Recorded::Other { step, args, .. }], true) = (&self.recorded[..], self.one_step) {
+        if let ([Recorded::Other { step, .. }], true) = (&self.recorded[..], self.lends_inputs) {
             let step = &plan.steps[*step];
-            let inputs_in_order = args.len() == inputs.len()
-                && args
-                    .iter()
-                    .enumerate()
-                    .all(|(n, a)| matches!(a, Source::Input(j) if *j == n));
-            if inputs_in_order {
-                if let Some(result) = plan.run_reading(step, inputs, pool) {
-                    return plan.step_results(step, result);
-                }
+            if let Some(result) = plan.run_reading(step, inputs, pool) {
+                return plan.step_results(step, result);
             }
         }
         // The buffers that become values: allocated first, values once written.

@@ -236,6 +236,11 @@ impl Function {
     /// anything runs.
     pub fn call(&self, inputs: &[TensorData]) -> Result<Vec<TensorData>, Error> {
         if self.shared.is_empty() {
+            if let Some(outputs) = self.executable.run_known_layout(inputs) {
+                let outputs = outputs?;
+                self.check_outputs(&outputs)?;
+                return Ok(outputs);
+            }
             self.signature.check(inputs)?;
             let outputs = self.executable.run(inputs)?;
             self.check_outputs(&outputs)?;

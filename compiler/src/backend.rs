@@ -63,6 +63,16 @@ pub trait Backend: Send + Sync {
 pub trait Executable: Send + Sync {
     fn run(&self, inputs: &[TensorData]) -> Result<Vec<TensorData>, RuntimeError>;
 
+    /// Runs on inputs not yet checked against the signature when the executable can
+    /// tell they have the exact layout of an earlier call's checked inputs (the JIT's
+    /// replays); `None` otherwise, and the caller checks them and calls `run`.
+    fn run_known_layout(
+        &self,
+        _inputs: &[TensorData],
+    ) -> Option<Result<Vec<TensorData>, RuntimeError>> {
+        None
+    }
+
     /// How the executable runs the graph, for people (the JIT's plan: each node as a
     /// kernel, a view or the interpreter).
     fn describe(&self) -> String;

@@ -65,7 +65,7 @@ mod shapes;
 
 use cache::cached_compile;
 pub use cache::is_cached;
-use memory::{BufferPool, Output, POOL_MIN_BYTES};
+use memory::{BufferPool, FreshMemory, Output, POOL_MIN_BYTES};
 use packing::*;
 use parallel::{run_split, split_dim};
 use plan::Plan;
@@ -319,6 +319,13 @@ struct Jitted {
 impl Executable for Jitted {
     fn run(&self, inputs: &[TensorData]) -> Result<Vec<TensorData>, RuntimeError> {
         self.plan.run(inputs, &self.pool)
+    }
+
+    fn run_known_layout(
+        &self,
+        inputs: &[TensorData],
+    ) -> Option<Result<Vec<TensorData>, RuntimeError>> {
+        self.plan.run_replayed(inputs, &self.pool)
     }
 
     fn describe(&self) -> String {

@@ -136,11 +136,7 @@ impl Output {
     /// Fresh memory for output `shape` of `dtype` of node `name` (never the pool's); an
     /// error (not an abort) when it cannot be had.
     pub(super) fn fresh(name: &str, dtype: DType, shape: &[usize]) -> Result<Output, RuntimeError> {
-        Output::fresh_dim(name, dtype, &IxDyn(shape))
-    }
-
-    /// `fresh` of a shape already in ndarray's form.
-    pub(super) fn fresh_dim(name: &str, dtype: DType, dim: &IxDyn) -> Result<Output, RuntimeError> {
+        let dim = &IxDyn(shape);
         fn fresh<T>(
             name: &str,
             dtype: DType,
@@ -151,7 +147,6 @@ impl Output {
             // length a row-major array of that shape needs.
             Ok(unsafe { ArrayD::from_shape_vec_unchecked(dim.clone(), memory) })
         }
-        let shape = dim.slice();
         let mut out = match dtype {
             DType::Float64 => Output::F64(fresh(name, dtype, dim)?),
             DType::Float32 => Output::F32(fresh(name, dtype, dim)?),
@@ -206,6 +201,96 @@ impl Output {
                 Output::U8(a) => TensorData::from_array(a.assume_init()),
                 Output::ReusedF64(a) => TensorData::from_array(a),
                 Output::ReusedF32(a) => TensorData::from_array(a),
+            }
+        }
+    }
+}
+
+/// Memory of one replayed small output: allocated before its kernel runs, made a value
+/// of the recorded shape once the kernel has written it (no array built in between).
+pub(super) enum FreshMemory {
+    F64(Vec<MaybeUninit<f64>>),
+    F32(Vec<MaybeUninit<f32>>),
+    Bool(Vec<MaybeUninit<bool>>),
+    I8(Vec<MaybeUninit<i8>>),
+    I16(Vec<MaybeUninit<i16>>),
+    I32(Vec<MaybeUninit<i32>>),
+    I64(Vec<MaybeUninit<i64>>),
+    U8(Vec<MaybeUninit<u8>>),
+}
+
+impl FreshMemory {
+    /// Memory for `len` elements of `dtype`. Only for small outputs (a replayed call's,
+    /// below the memo limit): allocated as any small Rust value is, without the checked
+    /// path large outputs take.
+    pub(super) fn small(dtype: DType, len: usize) -> Self {
+        fn uninit<T>(len: usize) -> Vec<MaybeUninit<T>> {
+            let mut v = Vec::with_capacity(len);
+            // SAFETY: the capacity is `len`, and `MaybeUninit<T>` needs no initialisation.
+            unsafe { v.set_len(len) };
+            v
+        }
+        match dtype {
+            DType::Float64 => FreshMemory::F64(uninit(len)),
+            DType::Float32 => FreshMemory::F32(uninit(len)),
+            DType::Bool => FreshMemory::Bool(uninit(len)),
+            DType::Int8 => FreshMemory::I8(uninit(len)),
+            DType::Int16 => FreshMemory::I16(uninit(len)),
+            DType::Int32 => FreshMemory::I32(uninit(len)),
+            DType::Int64 => FreshMemory::I64(uninit(len)),
+            DType::UInt8 => FreshMemory::U8(uninit(len)),
+        }
+    }
+
+    pub(super) fn ptr(&mut self) -> *mut u8 {
+        match self {
+            FreshMemory::F64(v) => v.as_mut_ptr() as *mut u8,
+            FreshMemory::F32(v) => v.as_mut_ptr() as *mut u8,
+            FreshMemory::Bool(v) => v.as_mut_ptr() as *mut u8,
+            FreshMemory::I8(v) => v.as_mut_ptr() as *mut u8,
+            FreshMemory::I16(v) => v.as_mut_ptr() as *mut u8,
+            FreshMemory::I32(v) => v.as_mut_ptr() as *mut u8,
+            FreshMemory::I64(v) => v.as_mut_ptr() as *mut u8,
+            FreshMemory::U8(v) => v.as_mut_ptr() as *mut u8,
+        }
+    }
+
+    /// The value of shape `dim`, once a kernel has written every element.
+    ///
+    /// # Safety
+    /// Every element must have been initialised (0/1 bytes for bools), `dim` must be the
+    /// shape the memory was allocated for and `strides` its row-major strides.
+    pub(super) unsafe fn into_value(self, dim: &IxDyn, strides: &IxDyn) -> TensorData {
+        /// # Safety
+        /// As `into_value`.
+        unsafe fn value<T: tensorlift_ir::Element>(
+            v: Vec<MaybeUninit<T>>,
+            dim: &IxDyn,
+            strides: &IxDyn,
+        ) -> TensorData {
+            let mut v = std::mem::ManuallyDrop::new(v);
+            let (ptr, len, capacity) = (v.as_mut_ptr(), v.len(), v.capacity());
+            // SAFETY: `MaybeUninit<T>` has `T`'s layout and every element is initialised
+            // (caller); the allocation is handed over whole, never freed twice (the old
+            // vector is not dropped); `dim` has `len` elements laid out by `strides`
+            // (caller).
+            unsafe {
+                let v = Vec::from_raw_parts(ptr as *mut T, len, capacity);
+                let shape = ndarray::ShapeBuilder::strides(dim.clone(), strides.clone());
+                T::wrap(ndarray::ArcArray::from_shape_vec_unchecked(shape, v))
+            }
+        }
+        // SAFETY: upheld by the caller as documented.
+        unsafe {
+            match self {
+                FreshMemory::F64(v) => value(v, dim, strides),
+                FreshMemory::F32(v) => value(v, dim, strides),
+                FreshMemory::Bool(v) => value(v, dim, strides),
+                FreshMemory::I8(v) => value(v, dim, strides),
+                FreshMemory::I16(v) => value(v, dim, strides),
+                FreshMemory::I32(v) => value(v, dim, strides),
+                FreshMemory::I64(v) => value(v, dim, strides),
+                FreshMemory::U8(v) => value(v, dim, strides),
             }
         }
     }

@@ -351,6 +351,18 @@ impl Plan {
         result
     }
 
+    /// The call by the recorded replay when every input keys it and `inputs` have its
+    /// layout (then they fit the signature the recorded call was checked against), else
+    /// `None`: the caller checks the inputs and calls `run`.
+    pub(super) fn run_replayed(
+        &self,
+        inputs: &[TensorData],
+        pool: &BufferPool,
+    ) -> Option<Result<Vec<TensorData>, RuntimeError>> {
+        let mut state = self.replay.as_ref()?.try_lock().ok()?;
+        state.replay_fully_keyed(self, inputs, pool)
+    }
+
     /// Runs the steps in order, each on the values of its arguments; `recorder` sees
     /// each step's arguments and results.
     fn run_steps(

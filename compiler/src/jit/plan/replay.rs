@@ -194,8 +194,8 @@ pub(super) struct Recorder {
     key: Vec<i64>,
     places: Vec<Option<Place>>,
     recorded: Vec<Recorded>,
-    /// Per buffer: the writing step, dtype, shape and bytes.
-    buffers: Vec<(usize, DType, Shape, usize)>,
+    /// Per buffer: its dtype, shape and bytes.
+    buffers: Vec<(DType, Shape, usize)>,
     held: usize,
     /// Buffers other steps read whole (they become values right after their kernel).
     whole: Vec<usize>,
@@ -257,7 +257,7 @@ impl Recorder {
                     };
                     let bytes = elements_of(shape) * out.dtype().size_bytes();
                     self.buffers
-                        .push((i, out.dtype(), Shape::from_slice(shape), bytes));
+                        .push((out.dtype(), Shape::from_slice(shape), bytes));
                     call.writes.push(self.buffers.len() - 1);
                     call.pointers.push((call.words.len(), loc));
                     push_row_major(&mut call.words, std::ptr::null(), shape);
@@ -328,8 +328,14 @@ impl Recorder {
         let mut allocate = |b: usize, homes: &mut Vec<Option<Home>>| {
             if homes[b].is_none() {
                 homes[b] = Some(Home::Output(outputs.len()));
-                let (step, dtype, shape, _) = &self.buffers[b];
-                outputs.push((*step, *dtype, IxDyn(shape)));
+                let (dtype, shape, _) = &self.buffers[b];
+                let dim = IxDyn(shape);
+                outputs.push(FreshOutput {
+                    len: shape.iter().product(),
+                    dtype: *dtype,
+                    strides: ndarray::Dimension::default_strides(&dim),
+                    dim,
+                });
             }
             match homes[b] {
                 Some(Home::Output(k)) => Some(k),
@@ -368,7 +374,7 @@ impl Recorder {
         let homes: Vec<Home> = homes
             .into_iter()
             .zip(&self.buffers)
-            .map(|(home, (_, _, _, bytes))| {
+            .map(|(home, (_, _, bytes))| {
                 home.unwrap_or_else(|| {
                     let at = used;
                     used += bytes.div_ceil(ALIGN) * ALIGN;
@@ -393,6 +399,24 @@ impl Recorder {
                 .iter()
                 .enumerate()
                 .all(|(n, r)| matches!(r, Result_::Output { k, .. } if *k == n));
+        // Kernels only, writing the outputs in the results' order: results made as written.
+        let mut written = Vec::new();
+        for r in &self.recorded {
+            match r {
+                Recorded::Kernel(call) => written.extend(
+                    call.writes
+                        .iter()
+                        .filter_map(|b| matches!(homes[*b], Home::Output(_)).then_some(*b)),
+                ),
+                Recorded::Other { .. } => written.push(usize::MAX),
+            }
+        }
+        let results_as_written = results_are_outputs
+            && written.len() == outputs.len()
+            && written
+                .iter()
+                .enumerate()
+                .all(|(n, b)| matches!(homes.get(*b), Some(Home::Output(k)) if *k == n));
         let one_step = match self.recorded.as_slice() {
             [Recorded::Other { results: made, .. }] => {
                 results.len() == made.len()
@@ -421,6 +445,7 @@ impl Recorder {
             outputs,
             results,
             results_are_outputs,
+            results_as_written,
             held: self.held,
             scratch: vec![0u64; (used + ALIGN) / 8],
             kernel_scratch: vec![0.0; scratch_words],
@@ -446,6 +471,15 @@ enum Home {
     Scratch(usize),
 }
 
+/// A buffer allocated per call and returned (a small kernel's output): its number of
+/// elements, dtype, shape and (row-major) strides.
+struct FreshOutput {
+    len: usize,
+    dtype: DType,
+    dim: IxDyn,
+    strides: IxDyn,
+}
+
 /// A recorded call.
 struct Replay {
     /// Per keyed input: its dtype, rank, sizes and strides.
@@ -455,11 +489,13 @@ struct Replay {
     recorded: Vec<Recorded>,
     /// Per buffer: where it lives.
     homes: Vec<Home>,
-    /// The graph outputs' buffers: the writing step, dtype and shape.
-    outputs: Vec<(usize, DType, IxDyn)>,
+    /// The graph outputs' buffers.
+    outputs: Vec<FreshOutput>,
     results: Vec<Result_>,
     /// Whether the results are the outputs' buffers in order, each once.
     results_are_outputs: bool,
+    /// Whether, moreover, only kernels run and they write the outputs in that order.
+    results_as_written: bool,
     /// Whether the call is one other step whose results are the call's, in order.
     one_step: bool,
     /// Whether that step reads exactly the inputs, in order (they are lent to it).
@@ -502,6 +538,21 @@ impl ReplayState {
     ) -> Option<Result<Vec<TensorData>, RuntimeError>> {
         let replay = self.replay.as_mut()?;
         layouts_match(&replay.key, &replay.keyed, inputs).then(|| replay.run(plan, inputs, pool))
+    }
+
+    /// The call by the recorded replay, when every input keys it and `inputs` have its
+    /// layout: then they also fit the signature the recorded call's inputs were checked
+    /// against (dtypes, ranks and sizes are in the key).
+    pub(super) fn replay_fully_keyed(
+        &mut self,
+        plan: &Plan,
+        inputs: &[TensorData],
+        pool: &BufferPool,
+    ) -> Option<Result<Vec<TensorData>, RuntimeError>> {
+        if !self.keyed.iter().all(|k| *k) {
+            return None;
+        }
+        self.replay(plan, inputs, pool)
     }
 
     /// A recorder for a call on `inputs`, while recordings remain.
@@ -565,24 +616,26 @@ impl Replay {
             }
         }
         // The buffers that become values: allocated first, values once written.
-        let mut fresh: smallvec::SmallVec<[Option<Output>; 2]> = smallvec::SmallVec::new();
+        let mut fresh: smallvec::SmallVec<[Option<FreshMemory>; 2]> = smallvec::SmallVec::new();
         let mut output_ptrs: smallvec::SmallVec<[i64; 2]> = smallvec::SmallVec::new();
-        for (step, dtype, shape) in &self.outputs {
-            let step = &plan.steps[*step];
-            let name = match &step.action {
-                Action::Kernel(k) => k.name.as_str(),
-                _ => "kernel",
-            };
-            let mut out =
-                Output::fresh_dim(name, *dtype, shape).map_err(|e| in_node(fg, step, e))?;
-            output_ptrs.push(out.ptr() as i64);
-            fresh.push(Some(out));
+        for out in &self.outputs {
+            let mut memory = FreshMemory::small(out.dtype, out.len);
+            output_ptrs.push(memory.ptr() as i64);
+            fresh.push(Some(memory));
         }
-        let mut made: smallvec::SmallVec<[Option<TensorData>; 2]> =
-            smallvec::smallvec![None; fresh.len()];
+        // The results, when made as written; else the outputs by number (a vector of
+        // the results' size, collected into them in place).
+        let (mut written, mut made): (Vec<TensorData>, Vec<Option<TensorData>>) =
+            if self.results_as_written {
+                (Vec::with_capacity(fresh.len()), Vec::new())
+            } else {
+                let mut made = Vec::with_capacity(fresh.len());
+                made.resize_with(fresh.len(), || None);
+                (Vec::new(), made)
+            };
         let scratch = (self.scratch.as_mut_ptr() as usize).div_ceil(64) * 64;
-        let mut held: smallvec::SmallVec<[Option<TensorData>; 2]> =
-            smallvec::smallvec![None; self.held];
+        let mut held: Vec<Option<TensorData>> = Vec::new();
+        held.resize_with(self.held, || None);
         let missing = || RuntimeError::Internal("a replayed value is missing".into());
         let Replay {
             recorded,
@@ -661,11 +714,20 @@ impl Replay {
             }
             for b in &call.writes {
                 if let Home::Output(k) = homes[*b] {
-                    let out = fresh[k].take().ok_or_else(missing)?;
-                    // SAFETY: the kernel ran to completion and wrote every element.
-                    made[k] = Some(unsafe { out.assume_init(&[]) });
+                    let memory = fresh[k].take().ok_or_else(missing)?;
+                    // SAFETY: the kernel ran to completion and wrote every element of the
+                    // memory allocated for the recorded shape.
+                    let out = &self.outputs[k];
+                    let value = unsafe { memory.into_value(&out.dim, &out.strides) };
+                    match made.get_mut(k) {
+                        Some(m) => *m = Some(value),
+                        None => written.push(value),
+                    }
                 }
             }
+        }
+        if self.results_as_written {
+            return Ok(written);
         }
         if self.results_are_outputs {
             return made.into_iter().map(|m| m.ok_or_else(missing)).collect();

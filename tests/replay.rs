@@ -238,17 +238,25 @@ fn more_layouts_than_recordings_stay_right() {
 
 #[test]
 fn calls_from_several_threads_get_their_own_values() {
+    // Kernels and a native scan (its prepared call made again as lengths change).
     let (x, y) = (vector("x", Float64), vector("y", Float64));
     let out = (x.exp() - &y).cumsum(All);
-    let f = function(&[&x, &y], &[&out]).compile().unwrap();
-    let reference = function(&[&x, &y], &[&out])
+    let walk = scan(|s| vec![s.state(0) * 0.5 + s.sequence(0)])
+        .sequences(&[&x])
+        .states(&[&y.sum(All)])
+        .build();
+    let outputs = [&out, &walk.last(0), &walk.trace(0)];
+    let f = function(&[&x, &y], &outputs).compile().unwrap();
+    let reference = function(&[&x, &y], &outputs)
         .mode(Mode::Reference)
         .compile()
         .unwrap();
-    let cases: Vec<(Vec<TensorData>, TensorData)> = (0..8)
+    let cases: Vec<(Vec<TensorData>, Vec<TensorData>)> = (0..8)
         .map(|n| {
-            let args: Vec<TensorData> = vec![vector_of(5, n).into(), vector_of(5, n + 100).into()];
-            let want = reference.call(&args).unwrap().remove(0);
+            let len = 5 + 2 * (n as usize % 2);
+            let args: Vec<TensorData> =
+                vec![vector_of(len, n).into(), vector_of(len, n + 100).into()];
+            let want = reference.call(&args).unwrap();
             (args, want)
         })
         .collect();
@@ -259,7 +267,10 @@ fn calls_from_several_threads_get_their_own_values() {
                 for k in 0..400 {
                     let (args, want) = &cases[(t + k) % cases.len()];
                     let got = f.call(args).unwrap();
-                    assert_allclose(&format!("thread {t}, call {k}"), &got[0], want).unwrap();
+                    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+                        assert_allclose(&format!("thread {t}, call {k}, output {i}"), g, w)
+                            .unwrap();
+                    }
                 }
             });
         }
@@ -331,6 +342,51 @@ fn native_scans_called_with_changing_lengths() {
         .collect();
     let f = calls_agree(&[&xs, &h0, &w], &[&rnn.last(0), &rnn.trace(0)], &calls);
     assert!(f.plan().contains("native call"), "{}", f.plan());
+}
+
+#[test]
+fn native_scans_follow_step_counts_and_strides() {
+    // A fixed-length trace takes the step count into its shape: calls change counts
+    // (zero among them; two in a row per layout) and give a non-sequence contiguous,
+    // reversed and strided; the outputs come in another order than the scan gives them.
+    let (n, h0, w) = (
+        scalar("n", Int64),
+        vector("h0", Float64),
+        vector("w", Float64),
+    );
+    let walk = scan(|s| vec![(s.state(0) * s.non_sequence(0)).sin() + 0.25])
+        .states(&[&h0])
+        .non_sequences(&[&w])
+        .n_steps(&n)
+        .build();
+    let w_as = |k: usize, seed: u64| -> TensorData {
+        let v = vector_of(8, seed).into_shared().into_dyn();
+        match k % 3 {
+            0 => TensorData::Float64(v.slice_move(s![..4]).into_dyn()),
+            1 => TensorData::Float64(v.slice_move(s![..4;-1]).into_dyn()),
+            _ => TensorData::Float64(v.slice_move(s![..;2]).into_dyn()),
+        }
+    };
+    let calls: Vec<Vec<TensorData>> = [3i64, 5, 3, 0, 5, 1, 3]
+        .iter()
+        .enumerate()
+        .map(|(k, steps)| {
+            vec![
+                TensorData::scalar(*steps),
+                vector_of(4, k as u64).into(),
+                w_as(k / 2, k as u64 + 7),
+            ]
+        })
+        .collect();
+    let f = calls_agree(&[&n, &h0, &w], &[&walk.trace(0), &walk.last(0)], &calls);
+    assert!(f.plan().contains("native call"), "{}", f.plan());
+    let negative = vec![
+        TensorData::scalar(-1i64),
+        vector_of(4, 1).into(),
+        w_as(0, 1),
+    ];
+    let message = f.call(&negative).unwrap_err().to_string();
+    assert!(message.contains("non-negative"), "{message}");
 }
 
 #[test]

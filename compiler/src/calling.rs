@@ -156,6 +156,11 @@ impl LocalBuffers {
         Ok(())
     }
 
+    /// Zeroes the locals again for another call of the same extents.
+    pub fn zero(&mut self) {
+        self.memory.fill(0);
+    }
+
     /// Appends the argument words of every local buffer (row-major).
     pub fn push_words(&mut self, packed: &mut Vec<i64>) {
         let base = self.memory.as_mut_ptr();

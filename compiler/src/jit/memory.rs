@@ -296,6 +296,53 @@ impl FreshMemory {
     }
 }
 
+/// Memory of one output of a prepared call: bare when small (`FreshMemory`), else through
+/// the pool and its huge pages (`Output`).
+pub(super) enum CallOutput {
+    Small(FreshMemory),
+    /// Boxed: an array's bookkeeping would make every small output as large to move.
+    Large(Box<Output>),
+}
+
+impl CallOutput {
+    /// Memory for output `dim` of `dtype` of node `name`, whose size was checked when the
+    /// call was prepared.
+    pub(super) fn new(
+        name: &str,
+        dtype: DType,
+        dim: &IxDyn,
+        pool: &BufferPool,
+    ) -> Result<CallOutput, RuntimeError> {
+        let len = dim.size();
+        if len.saturating_mul(dtype.size_bytes()) < POOL_MIN_BYTES {
+            return Ok(CallOutput::Small(FreshMemory::small(dtype, len)));
+        }
+        Output::new(name, dtype, dim.slice(), pool).map(|o| CallOutput::Large(Box::new(o)))
+    }
+
+    pub(super) fn ptr(&mut self) -> *mut u8 {
+        match self {
+            CallOutput::Small(m) => m.ptr(),
+            CallOutput::Large(o) => o.ptr().cast_mut(),
+        }
+    }
+
+    /// The value, once a kernel has written every element.
+    ///
+    /// # Safety
+    /// As `FreshMemory::into_value`: every element written, `dim` the shape the memory
+    /// was allocated for and `strides` its row-major strides.
+    pub(super) unsafe fn into_value(self, dim: &IxDyn, strides: &IxDyn) -> TensorData {
+        // SAFETY: upheld by the caller as documented; a large output is never an alias.
+        unsafe {
+            match self {
+                CallOutput::Small(m) => m.into_value(dim, strides),
+                CallOutput::Large(o) => (*o).assume_init(&[]),
+            }
+        }
+    }
+}
+
 /// Outputs at least this large (bytes) are backed by transparent huge pages where the
 /// system allows it: a fresh 80 MB output otherwise costs 20 000 page faults.
 const HUGE_PAGE_MIN_BYTES: usize = 4 << 20;

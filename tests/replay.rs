@@ -8,6 +8,7 @@
 //! threads at once each get their own values.
 
 use ndarray::{s, Array1, Array2};
+use tensorlift::ir::op_from_graph;
 use tensorlift::prelude::*;
 use tensorlift::testing::{assert_allclose, TestRng};
 
@@ -211,6 +212,63 @@ fn inputs_off_the_signature_are_refused_after_replays_too() {
     assert!(replayed(&g), "{}", g.plan());
     assert_eq!(g.call(&off).unwrap_err().to_string(), first);
     assert!(first.contains('c'), "{first}");
+}
+
+#[test]
+fn lone_ifelse_and_kept_graphs_refuse_inputs_off_the_signature_after_replays() {
+    // A function that is one IfElse (or one kept OpFromGraph) skips the separate check
+    // when the taken branch replays; inputs off the signature still get its errors.
+    let (c, v) = (scalar("c", Int8), tensor("v", Float64, [None, Some(2)]));
+    let chosen = ifelse(&c, &[&(&v * 2.0).sum(0)], &[&(&v - 1.0).exp().sum(1)]);
+    let lazy = function(&[&c, &v], &[&chosen[0]]).compile().unwrap();
+    let (a, b) = (vector("a", Float64), vector("b", Float64));
+    let inner = op_from_graph(&[&a, &b], &[&(&a * 2.0 + &b).sin()])
+        .unwrap()
+        .inline(false);
+    let kept = function(
+        &[&a, &b],
+        &inner.apply(&[&a, &b]).unwrap().iter().collect::<Vec<_>>(),
+    )
+    .compile()
+    .unwrap();
+    let m = |rows, seed| -> TensorData { matrix_of(rows, 2, seed).into() };
+    let lazy_off: Vec<Vec<TensorData>> = vec![
+        vec![TensorData::scalar(1.0f64), m(2, 1)],
+        vec![TensorData::scalar(1i64), m(2, 1)],
+        vec![TensorData::scalar(0i8), matrix_of(2, 3, 1).into()],
+        vec![TensorData::scalar(0i8), vector_of(2, 1).into()],
+        vec![TensorData::scalar(0i8)],
+    ];
+    let kept_off: Vec<Vec<TensorData>> = vec![
+        vec![
+            vector_of(3, 1).into(),
+            vector_of(3, 2).mapv(|x| x as f32).into(),
+        ],
+        vec![vector_of(3, 1).into()],
+        vec![m(1, 1), vector_of(3, 2).into()],
+    ];
+    let errors = |f: &Function, calls: &[Vec<TensorData>]| -> Vec<String> {
+        calls
+            .iter()
+            .map(|args| f.call(args).unwrap_err().to_string())
+            .collect()
+    };
+    let (lazy_before, kept_before) = (errors(&lazy, &lazy_off), errors(&kept, &kept_off));
+    for n in 0..4 {
+        let args = vec![TensorData::scalar(n as i8 % 2), m(2, n)];
+        let got = lazy.call(&args).unwrap();
+        let want = if n % 2 == 1 {
+            (matrix_of(2, 2, n) * 2.0).sum_axis(ndarray::Axis(0))
+        } else {
+            (matrix_of(2, 2, n) - 1.0).exp().sum_axis(ndarray::Axis(1))
+        };
+        assert_allclose("lazy", &got[0], &want.into()).unwrap();
+        let got = kept.call(&[vector_of(3, n).into(), vector_of(3, n + 9).into()]);
+        let want = (vector_of(3, n) * 2.0 + vector_of(3, n + 9)).mapv(f64::sin);
+        assert_allclose("kept", &got.unwrap()[0], &want.into()).unwrap();
+    }
+    assert_eq!(errors(&lazy, &lazy_off), lazy_before);
+    assert_eq!(errors(&kept, &kept_off), kept_before);
 }
 
 #[test]

@@ -155,7 +155,7 @@ macro_rules! with_scalar_type {
 
 /// Whether a condition's value (its first element) is true: non-zero, as NumPy's `bool`.
 pub fn is_true(cond: &TensorData) -> bool {
-    tensorlift_ir::with_tensor_data!(cond, a => a.iter().next().is_some_and(|v| *v != Default::default()))
+    tensorlift_ir::with_tensor_data!(cond, a => a.first().is_some_and(|v| *v != Default::default()))
 }
 
 #[cfg(test)]

@@ -7,7 +7,8 @@
 //! step is moved in at its last use (so a kernel may write its result over it) rather
 //! than shared, which slots are freed after each step, constants taken straight from
 //! the step, and the plan's text form (`Function::plan`). A call walks the steps with
-//! no graph lookups, or replays a recorded small call (`replay`).
+//! no graph lookups, runs a lone reading step directly (`lone`), or replays a recorded small
+//! call (`replay`).
 
 use std::fmt;
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use tensorlift_runtime::reference::scan::run_scan;
 
 use super::*;
 
+mod lone;
 mod replay;
 
 /// Where a step's argument comes from.
@@ -114,6 +116,8 @@ pub(super) struct Plan {
     widest: usize,
     /// Its recorded small call, if its steps allow replays (`replay`).
     replay: Option<Mutex<replay::ReplayState>>,
+    /// Its one step, when that reads only inputs and constants (`lone`).
+    lone: Option<lone::LoneStep>,
 }
 
 impl Plan {
@@ -303,7 +307,12 @@ impl Plan {
             outputs,
             widest,
             replay: None,
+            lone: None,
         };
+        plan.lone = lone::LoneStep::of(&plan);
+        if plan.lone.is_some() {
+            return Ok(plan);
+        }
         if let Some(keyed) = replay::replayable(&plan) {
             plan.replay = Some(Mutex::new(replay::ReplayState::new(keyed)));
         }
@@ -319,9 +328,9 @@ impl Plan {
             .count()
     }
 
-    /// Runs the plan on inputs that passed the signature check: a replay of a recorded
-    /// call when the inputs have its layout (unless another thread is running one), else
-    /// its steps, recorded while recordings remain.
+    /// Runs the plan on inputs that passed the signature check: its lone step on them,
+    /// or a replay of a recorded call when the inputs have its layout (unless another
+    /// thread is running one), else its steps, recorded while recordings remain.
     pub(super) fn run(
         &self,
         inputs: &[TensorData],
@@ -333,6 +342,9 @@ impl Plan {
                 inputs.len(),
                 self.inputs.len()
             )));
+        }
+        if let Some(lone) = &self.lone {
+            return self.run_lone(lone, inputs, pool);
         }
         let Some(mut state) = self.replay.as_ref().and_then(|s| s.try_lock().ok()) else {
             return self.run_steps(inputs, pool, None);
@@ -352,13 +364,17 @@ impl Plan {
     }
 
     /// The call by the recorded replay when every input keys it and `inputs` have its
-    /// layout (then they fit the signature the recorded call was checked against), else
-    /// `None`: the caller checks the inputs and calls `run`.
+    /// layout (then they fit the signature the recorded call was checked against), or
+    /// by a lone step's inner plan replaying so, else `None`: the caller checks the
+    /// inputs and calls `run`.
     pub(super) fn run_replayed(
         &self,
         inputs: &[TensorData],
         pool: &BufferPool,
     ) -> Option<Result<Vec<TensorData>, RuntimeError>> {
+        if let Some(lone) = &self.lone {
+            return self.run_lone_replayed(lone, inputs, pool);
+        }
         let mut state = self.replay.as_ref()?.try_lock().ok()?;
         state.replay_fully_keyed(self, inputs, pool)
     }
@@ -611,6 +627,9 @@ impl fmt::Display for Plan {
                  elements as their recorded calls alone, views as offsets, other steps run",
                 super::recipe::RECIPE_MAX_ELEMENTS
             )?;
+        }
+        if self.lone.is_some() {
+            writeln!(f, "its one step runs directly on the call's inputs")?;
         }
         for (i, step) in self.steps.iter().enumerate() {
             let how = match &step.action {

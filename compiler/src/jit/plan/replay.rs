@@ -417,35 +417,7 @@ impl Recorder {
                 .iter()
                 .enumerate()
                 .all(|(n, b)| matches!(homes.get(*b), Some(Home::Output(k)) if *k == n));
-        // One step reading inputs and constants, whose results (some of them, each
-        // once) are the call's: run on them directly.
-        let lone = match self.recorded.as_slice() {
-            [Recorded::Other {
-                args,
-                results: made,
-                ..
-            }] => {
-                let picks: Option<Vec<usize>> = results
-                    .iter()
-                    .map(|r| match r {
-                        Result_::Held { h, last: true } => made.iter().position(|m| m == h),
-                        _ => None,
-                    })
-                    .collect();
-                picks.map(|picks| Lone {
-                    lends_inputs: args.len() == keyed.len()
-                        && args
-                            .iter()
-                            .enumerate()
-                            .all(|(n, a)| matches!(a, Source::Input(j) if *j == n)),
-                    prefix: picks.iter().enumerate().all(|(n, p)| n == *p),
-                    picks,
-                })
-            }
-            _ => None,
-        };
         let mut replay = Replay {
-            lone,
             key: self.key,
             keyed,
             recorded: self.recorded,
@@ -488,16 +460,6 @@ struct FreshOutput {
     strides: IxDyn,
 }
 
-/// A call that is one step reading only inputs and constants, its results the call's.
-struct Lone {
-    /// Whether it reads exactly the inputs, in order (they are lent to it).
-    lends_inputs: bool,
-    /// Per result of the call, the step's result it is (each taken once).
-    picks: Vec<usize>,
-    /// Whether the picks are the step's first results, in order.
-    prefix: bool,
-}
-
 /// A recorded call.
 struct Replay {
     /// Per keyed input: its dtype, rank, sizes and strides.
@@ -514,8 +476,6 @@ struct Replay {
     results_are_outputs: bool,
     /// Whether, moreover, only kernels run and they write the outputs in that order.
     results_as_written: bool,
-    /// The call is one reading step (an IfElse, a native scan, a kept OpFromGraph).
-    lone: Option<Lone>,
     /// How many values other steps give.
     held: usize,
     /// The intermediates' memory (8-byte words; buffers start 64-byte aligned).
@@ -622,34 +582,6 @@ impl Replay {
             return Err(RuntimeError::Internal(
                 "a replay got another number of inputs than it recorded".into(),
             ));
-        }
-        // One step reading inputs and constants (a function that is an IfElse, a scan or
-        // a kept OpFromGraph): run on them (lent when they are the inputs in order), the
-        // results picked from its own.
-        if let (Some(lone), [Recorded::Other { step, args, .. }]) = (&self.lone, &self.recorded[..])
-        {
-            let step = &plan.steps[*step];
-            let result = if lone.lends_inputs {
-                plan.run_reading(step, inputs, pool)
-            } else {
-                let mut values: smallvec::SmallVec<[TensorData; 4]> = smallvec::SmallVec::new();
-                for (source, a) in args.iter().zip(&step.args) {
-                    values.push(match (source, a) {
-                        (Source::Input(j), _) => inputs[*j].clone(),
-                        (Source::Const, Arg::Const(d)) => d.clone(),
-                        _ => return Err(RuntimeError::Internal("a lone step's argument".into())),
-                    });
-                }
-                plan.run_reading(step, &values, pool)
-            };
-            if let Some(result) = result {
-                let mut outs = plan.step_results(step, result)?;
-                if lone.prefix {
-                    outs.truncate(lone.picks.len());
-                    return Ok(outs);
-                }
-                return Ok(lone.picks.iter().map(|p| outs[*p].clone()).collect());
-            }
         }
         // The buffers that become values: allocated first, values once written.
         let mut fresh: smallvec::SmallVec<[Option<FreshMemory>; 2]> = smallvec::SmallVec::new();

@@ -7,7 +7,7 @@
 use ndarray::Array1;
 use tensorlift::ir::Op;
 use tensorlift::prelude::*;
-use tensorlift::testing::compare_backends;
+use tensorlift::testing::{assert_allclose, compare_backends};
 
 fn modes() -> [Mode; 4] {
     [
@@ -243,6 +243,47 @@ fn a_constant_condition_or_equal_branches_leave_no_choice() {
     let g = function(&[&c, &x], &[&same[0]]).compile().unwrap();
     assert_eq!(g.rewrite_report().fired("ifelse_same_branches"), 1);
     assert!(!g.dprint().contains("IfElse"), "{}", g.dprint());
+}
+
+#[test]
+fn a_scalar_switch_over_array_work_computes_only_the_chosen_value() {
+    let (c, x) = (scalar("c", Bool), vector("x", Float64));
+    let chosen = switch(&c, x.exp().sum(All), &(x.get(idx![0]) + 1.0));
+    let lazy = switch(&c, raises(&x), &(x.get(idx![0]) + 1.0));
+    let eager = Mode::Reference.without_rewrites();
+    let reference = function(&[&c, &x], &[&chosen])
+        .mode(eager.clone())
+        .compile();
+    let reference = reference.unwrap();
+    for mode in [Mode::Reference, Mode::Jit] {
+        let f = function(&[&c, &x], &[&chosen])
+            .mode(mode.clone())
+            .compile()
+            .unwrap();
+        assert_eq!(f.rewrite_report().fired("switch_to_ifelse"), 1, "{mode:?}");
+        assert!(f.dprint().contains("IfElse"), "{}", f.dprint());
+        for (k, cond) in [true, false, true].into_iter().enumerate() {
+            let args = [flag(cond), vec1(vec![0.5 * k as f64, -1.0, 2.0])];
+            let (got, want) = (f.call(&args).unwrap(), reference.call(&args).unwrap());
+            assert_allclose(&format!("{mode:?}, c = {cond}"), &got[0], &want[0]).unwrap();
+        }
+        // The switch's other value would fail its check: with c false it is not computed.
+        let g = function(&[&c, &x], &[&lazy])
+            .mode(mode.clone())
+            .compile()
+            .unwrap();
+        let args = [flag(false), vec1(vec![3.0, 1.0])];
+        assert_eq!(
+            g.call(&args).unwrap()[0].to_f64_vec(),
+            vec![4.0],
+            "{mode:?}"
+        );
+        let taken = g.call(&[flag(true), vec1(vec![3.0, 1.0])]).unwrap_err();
+        assert!(taken.to_string().contains("untaken branch ran"), "{taken}");
+    }
+    // Without the rewrite both values are computed, as the switch says.
+    let g = function(&[&c, &x], &[&lazy]).mode(eager).compile().unwrap();
+    assert!(g.call(&[flag(false), vec1(vec![3.0, 1.0])]).is_err());
 }
 
 #[test]

@@ -1664,6 +1664,61 @@ fn ifelse_constant_condition() {
 }
 
 #[test]
+fn switch_to_ifelse() {
+    // One scalar condition between a sum over an array and a scalar of x: a lazy choice.
+    let c = scalar("c", Bool);
+    let x = fvec("x");
+    check(
+        &[&switch(&c, x.exp().sum(All), &(x.get(idx![0]) + 1.0))],
+        &["switch_to_ifelse"],
+        expect![[r#"
+            Switch [id A] <Scalar(float64, shape=())>
+             ├─ c [id B] <Scalar(bool, shape=())>
+             ├─ Sum{axes=[0]} [id C] <Scalar(float64, shape=())>
+             │  └─ Exp [id D] <Vector(float64, shape=(?,))>
+             │     └─ x [id E] <Vector(float64, shape=(?,))>
+             └─ Add [id F] <Scalar(float64, shape=())>
+                ├─ Subtensor{i} [id G] <Scalar(float64, shape=())>
+                │  ├─ x [id E] <Vector(float64, shape=(?,))>
+                │  └─ 0 [id H] <Scalar(int64, shape=())>
+                └─ 1.0 [id I] <Scalar(float64, shape=())>
+            =>
+            IfElse [id A] <Scalar(float64, shape=())>
+             ├─ c [id B] <Scalar(bool, shape=())>
+             └─ x [id C] <Vector(float64, shape=(?,))>
+
+            Inner graphs:
+
+            IfElse [id A]
+             ← Sum{axes=[0]} [id D] <Scalar(float64, shape=())>
+                └─ Exp [id E] <Vector(float64, shape=(?,))>
+                   └─ *0-<Vector(float64, shape=(?,))> [id F]
+
+            IfElse [id A]
+             ← Add [id G] <Scalar(float64, shape=())>
+                ├─ Subtensor{i} [id H] <Scalar(float64, shape=())>
+                │  ├─ *0-<Vector(float64, shape=(?,))> [id I]
+                │  └─ 0 [id J] <Scalar(int64, shape=())>
+                └─ 1.0 [id K] <Scalar(float64, shape=())>
+        "#]],
+    );
+    // Left as they are: a condition per element, sizes known only at run time (a
+    // mismatch must stay an error), a broadcast branch, branches of another dtype
+    // (cast by the switch), and a choice between scalars (nothing to skip).
+    let v = fvec("v");
+    let three = tensor("t", Float64, [Some(3)]);
+    let n = scalar("n", Float64);
+    check_unchanged(&[&switch(v.gt(0.0), v.exp(), &v)], &["switch_to_ifelse"]);
+    check_unchanged(&[&switch(&c, v.exp(), &(&v + 1.0))], &["switch_to_ifelse"]);
+    check_unchanged(&[&switch(&c, three.exp(), &n)], &["switch_to_ifelse"]);
+    check_unchanged(
+        &[&switch(&c, three.exp(), three.cast(Float32))],
+        &["switch_to_ifelse"],
+    );
+    check_unchanged(&[&switch(&c, n.exp(), &(&n + 1.0))], &["switch_to_ifelse"]);
+}
+
+#[test]
 fn ifelse_reuse_outer_values() {
     // exp(x) goes into the then branch when the choice is built; used outside too, it is
     // then read from outside instead of computed twice.

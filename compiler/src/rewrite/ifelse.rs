@@ -1,20 +1,23 @@
 //! Rewrites of IfElse (DESIGN §8): a condition known at compile time selects its branch
 //! (`ifelse_constant_condition`), and a choice between two equal branches is just the
 //! branch (`ifelse_same_branches`); either way the branch's graph is copied in place of
-//! the node and rewritten with the rest. A branch's computation that the rest of the
-//! function computes anyway is read from there instead (`ifelse_reuse_outer_values`).
+//! the node and rewritten with the rest. A `switch` on one scalar condition between two
+//! values of its own type, one of them computed on arrays, becomes an IfElse, so only
+//! the chosen value is computed (`switch_to_ifelse`, PyTensor's lazy switch). A branch's
+//! computation that the rest of the function computes anyway is read from there instead
+//! (`ifelse_reuse_outer_values`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use tensorlift_ir::fgraph::Client;
 use tensorlift_ir::ops::{IfElse, InnerGraph};
-use tensorlift_ir::{FunctionGraph, GraphError, NodeId, Op, Origin, Var, VarId};
+use tensorlift_ir::{FunctionGraph, GraphError, NodeId, Op, Origin, ScalarOp, Var, VarId, VarKind};
 
 use super::inline::copy_graph;
 use super::{Rule, RuleKind};
 
-pub const RULES: [Rule; 3] = [
+pub const RULES: [Rule; 4] = [
     Rule {
         name: "ifelse_constant_condition",
         tag: "canonicalize",
@@ -24,6 +27,13 @@ pub const RULES: [Rule; 3] = [
         name: "ifelse_same_branches",
         tag: "canonicalize",
         kind: RuleKind::Global(same_branches),
+    },
+    // Before `ifelse_reuse_outer_values`: what the rest of the function computes anyway
+    // leaves the new branches.
+    Rule {
+        name: "switch_to_ifelse",
+        tag: "canonicalize",
+        kind: RuleKind::Global(switch_to_ifelse),
     },
     Rule {
         name: "ifelse_reuse_outer_values",
@@ -73,6 +83,114 @@ pub fn same_branches(fg: &mut FunctionGraph) -> Result<usize, GraphError> {
     select(fg, |_, ifelse, _| {
         (ifelse.then_branch == ifelse.else_branch).then_some(true)
     })
+}
+
+/// `switch(c, a, b)` → `ifelse(c, a, b)` where that cannot change a value: `c` is 0-d
+/// (one choice for every element) and `a`, `b` and the result have one type whose sizes
+/// are all known at compile time (nothing broadcast, nothing cast), and a branch does
+/// work on arrays (worth skipping). Only the chosen value is then computed, so a call
+/// whose untaken value would fail (an index out of bounds) now succeeds, as PyTensor's
+/// lazy `ifelse` does. Returns how many switches changed.
+pub fn switch_to_ifelse(fg: &mut FunctionGraph) -> Result<usize, GraphError> {
+    let mut count = 0;
+    for n in fg.toposort() {
+        let Some(e) = fg.node(n) else { continue };
+        let Op::Elemwise(ScalarOp::Switch) = e.op else {
+            continue;
+        };
+        let (cond, a, b, out) = (e.inputs[0], e.inputs[1], e.inputs[2], e.outputs[0]);
+        let ty = |v: VarId| &fg.var(v).ty;
+        let fits = fg.var(cond).ty.ndim() == 0
+            && ty(a) == ty(out)
+            && ty(b) == ty(out)
+            && ty(out).shape.iter().all(Option::is_some);
+        if !fits {
+            continue;
+        }
+        let vars = user_vars(fg, &[cond, a, b])?;
+        let chosen = tensorlift_ir::ifelse(&vars[&cond], &[&vars[&a]], &[&vars[&b]]);
+        let Some(VarKind::Output { node, .. }) = chosen.first().map(Var::kind) else {
+            continue;
+        };
+        let Op::IfElse(ifelse) = &node.op else {
+            continue;
+        };
+        if !does_array_work(ifelse.then_branch.graph())
+            && !does_array_work(ifelse.else_branch.graph())
+        {
+            continue;
+        }
+        let by_key: HashMap<usize, VarId> = vars.iter().map(|(id, v)| (v.key(), *id)).collect();
+        let Some(inputs) = node
+            .inputs
+            .iter()
+            .map(|v| by_key.get(&v.key()).copied())
+            .collect::<Option<Vec<VarId>>>()
+        else {
+            continue;
+        };
+        let new = fg.add_node(node.op.clone(), inputs)?;
+        fg.replace(out, new[0])?;
+        count += 1;
+    }
+    Ok(count)
+}
+
+/// Whether a node of `g` (not a view or a shape query) reads or makes an array that is
+/// not known to hold one element.
+fn does_array_work(g: &FunctionGraph) -> bool {
+    let large = |v: &VarId| g.var(*v).ty.static_size().is_none_or(|n| n > 1);
+    g.toposort().into_iter().any(|n| {
+        g.node(n).is_some_and(|e| {
+            let bookkeeping = matches!(
+                e.op,
+                Op::DimShuffle(_) | Op::Subtensor(_) | Op::Shape | Op::SpecifyShape(_)
+            );
+            !bookkeeping && (e.inputs.iter().any(large) || e.outputs.iter().any(large))
+        })
+    })
+}
+
+/// Graph-building variables for `roots` of `fg` and everything they depend on (inputs
+/// as inputs of their type, constants as constants), by variable.
+fn user_vars(fg: &FunctionGraph, roots: &[VarId]) -> Result<HashMap<VarId, Var>, GraphError> {
+    let mut needed: std::collections::HashSet<NodeId> = std::collections::HashSet::new();
+    let mut stack: Vec<VarId> = roots.to_vec();
+    let mut vars: HashMap<VarId, Var> = HashMap::new();
+    while let Some(v) = stack.pop() {
+        match &fg.var(v).origin {
+            Origin::Input => {
+                vars.entry(v)
+                    .or_insert_with(|| Var::input(&fg.describe(v), fg.var(v).ty.clone()));
+            }
+            Origin::Constant(d) => {
+                vars.entry(v).or_insert_with(|| Var::constant(d.clone()));
+            }
+            Origin::Node { node, .. } => {
+                if needed.insert(*node) {
+                    if let Some(e) = fg.node(*node) {
+                        stack.extend(&e.inputs);
+                    }
+                }
+            }
+        }
+    }
+    for n in fg.toposort() {
+        if !needed.contains(&n) {
+            continue;
+        }
+        let Some(e) = fg.node(n) else { continue };
+        let args = e
+            .inputs
+            .iter()
+            .map(|x| vars.get(x).cloned())
+            .collect::<Option<Vec<Var>>>()
+            .ok_or_else(|| GraphError::Internal("a switch operand was not rebuilt".into()))?;
+        for (o, v) in e.outputs.iter().zip(Var::apply(e.op.clone(), args)?) {
+            vars.insert(*o, v);
+        }
+    }
+    Ok(vars)
 }
 
 /// A branch value the outer graph also computes (the same op on the same values, found

@@ -1099,3 +1099,80 @@ fn a_stateless_scan_with_a_step_count_in_reverse() {
         .to_string()
         .contains("neither states nor sequences"));
 }
+
+#[test]
+fn a_choice_in_a_body_of_arrays_is_the_drivers_own_if() {
+    // x ← sum(x) > 0 ? x·w : sin(x) − 1: the driver tests the condition each step and
+    // runs only the taken branch's kernels, each writing a local that is copied to where
+    // the choice's result lives.
+    let (x0, w) = (vector("x0", Float64), vector("w", Float64));
+    let out = scan(|s| {
+        let x = s.state(0);
+        let w = s.non_sequence(0);
+        ifelse(&x.sum(All).gt(0.0), &[&(&x * &w)], &[&(x.sin() - 1.0)])
+    })
+    .states(&[&x0])
+    .non_sequences(&[&w])
+    .n_steps(6)
+    .build();
+    let f = function(&[&x0, &w], &[&out.trace(0), &out.last(0)])
+        .compile()
+        .unwrap();
+    assert!(f.plan().contains("one native call"), "{}", f.plan());
+    let driver = driver_text(&f);
+    expect_test::expect![[r#"
+        kernel scan_driver(in steps: int64[0d], in init0: float64[1d], in nonseq0: float64[1d], in c0: float64[0d], out last0: float64[1d], out trace0: float64[2d], local t: int64[0d] = [], local ring0: float64[2d] = [2, init0.shape[0]], local phase0: int64[0d] = [], local v2: float64[0d] = [], local v4: bool[0d] = [], local v11t2: float64[1d] = [init0.shape[0]], local v12e7: float64[1d] = [init0.shape[0]]):
+          if neq(ring0.shape[0], 2:int64):
+            fail "local 1 has {0} elements along axis 0, expected {1}", ring0.shape[0], 2:int64
+          if neq(ring0.shape[1], init0.shape[0]):
+            fail "local 1 has {0} elements along axis 1, expected {1} (the size of input 1's axis 0)", ring0.shape[1], init0.shape[0]
+          if neq(v11t2.shape[0], init0.shape[0]):
+            fail "local 5 has {0} elements along axis 0, expected {1} (the size of input 1's axis 0)", v11t2.shape[0], init0.shape[0]
+          if neq(v12e7.shape[0], init0.shape[0]):
+            fail "local 6 has {0} elements along axis 0, expected {1} (the size of input 1's axis 0)", v12e7.shape[0], init0.shape[0]
+          invoke copy(init0, ring0[0:int64])
+          while lt(t[], steps[]):
+            invoke sum_reduce(ring0[phase0[]], v2)
+            t0: float64 = v2[]
+            t1: float64 = c0[]
+            t2: bool = gt(t0, t1)
+            v4[] = t2
+            if neq(v4[], 0:bool):
+              invoke elemwise(ring0[phase0[]], nonseq0, v11t2)
+              invoke copy(v11t2, ring0[switch(ge(add(phase0[], 1:int64), 2:int64), add(add(phase0[], 1:int64), -2:int64), add(phase0[], 1:int64))])
+            else:
+              invoke elemwise(ring0[phase0[]], v12e7)
+              invoke copy(v12e7, ring0[switch(ge(add(phase0[], 1:int64), 2:int64), add(add(phase0[], 1:int64), -2:int64), add(phase0[], 1:int64))])
+            invoke copy(ring0[switch(ge(add(phase0[], 1:int64), 2:int64), add(add(phase0[], 1:int64), -2:int64), add(phase0[], 1:int64))], trace0[t[]])
+            phase0[] = switch(eq(add(phase0[], 1:int64), 2:int64), 0:int64, add(phase0[], 1:int64))
+            t[] = add(t[], 1:int64)
+          invoke copy(ring0[phase0[]], last0)
+    "#]].assert_eq(&driver);
+    let mut rng = tensorlift::testing::TestRng::new(5);
+    for case in 0..12 {
+        let n = 1 + case % 5;
+        let mut v = |scale: f64| vec1((0..n).map(|_| (rng.next_f64() - 0.5) * scale).collect());
+        let values = [v(4.0), v(3.0)];
+        compare_backends(
+            &[&x0, &w],
+            &[&out.trace(0), &out.last(0)],
+            &values,
+            Mode::Jit,
+        )
+        .unwrap_or_else(|e| panic!("case {case}: {e}"));
+    }
+    // Against a loop in Rust.
+    let (x, wv) = (vec![0.5, -0.25, 2.0], vec![-1.5, 0.5, 1.0]);
+    let mut want = Vec::new();
+    let mut s = x.clone();
+    for _ in 0..6 {
+        s = if s.iter().sum::<f64>() > 0.0 {
+            s.iter().zip(&wv).map(|(a, b)| a * b).collect()
+        } else {
+            s.iter().map(|a| a.sin() - 1.0).collect()
+        };
+        want.extend(s.iter().copied());
+    }
+    let r = f.call(&[vec1(x), vec1(wv)]).unwrap();
+    assert_close(&r[0].to_f64_vec(), &want);
+}

@@ -3,7 +3,9 @@
 //!
 //! Owns: which scans lower natively (a body whose every node is a kernel with a shape
 //! rule the driver can state: element-wise, fused, reductions other than products and
-//! over axes that may be empty, dot, DimShuffle as a copy), the driver's buffers (the step count, the node's
+//! over axes that may be empty, dot, DimShuffle as a copy, an IfElse whose branches are
+//! such nodes as the driver's own `if`: only the taken branch's kernels run, its results
+//! copied to where the choice's outputs live), the driver's buffers (the step count, the node's
 //! inputs, the body's constants; per state its last value and, when kept, its trace —
 //! growing for a while-scan; local buffers: the step counter, the stop flag, a ring of
 //! `depth + 1` slots per state and one buffer per intermediate, all allocated once per
@@ -20,7 +22,7 @@ use std::collections::HashMap;
 use tensorlift_ir::ops::scan::has_initial_block;
 use tensorlift_ir::ops::{DimShuffle, ReduceKind, Scan};
 use tensorlift_ir::{
-    DType, FunctionGraph, Literal, NodeId, Op, Origin, ScalarOp, TensorData, TensorType, VarId,
+    DType, FunctionGraph, Literal, Op, Origin, ScalarOp, TensorData, TensorType, VarId,
 };
 
 use super::{lower_node, shapes::reshape_copy_kernel};
@@ -330,23 +332,53 @@ fn input_name(scan: &Scan, i: usize) -> String {
     }
 }
 
-/// The body's constants, each once, in order of first use (node inputs, then outputs):
-/// the driver takes them as inputs after the node's.
-fn body_constants(body: &FunctionGraph, order: &[NodeId]) -> Vec<(VarId, TensorData)> {
-    let mut out: Vec<(VarId, TensorData)> = Vec::new();
+/// Which graph a variable belongs to: the body or a branch of an IfElse in it (by the
+/// graph's address, stable while the scan lives).
+type GraphKey = usize;
+
+fn graph_key(g: &FunctionGraph) -> GraphKey {
+    g as *const FunctionGraph as usize
+}
+
+/// The constants of `g` and of the branches of its IfElses, each once per graph, in order
+/// of first use (node inputs, then outputs): the driver takes them as inputs after the
+/// node's.
+fn body_constants(g: &FunctionGraph, out: &mut Vec<(GraphKey, VarId, TensorData)>) {
+    let key = graph_key(g);
+    let order = g.toposort();
     let reads = order
         .iter()
-        .filter_map(|n| body.node(*n))
+        .filter_map(|n| g.node(*n))
         .flat_map(|e| e.inputs.iter())
-        .chain(body.outputs());
+        .chain(g.outputs());
     for x in reads {
-        if let Origin::Constant(d) = &body.var(*x).origin {
-            if !out.iter().any(|(y, _)| y == x) {
-                out.push((*x, d.clone()));
+        if let Origin::Constant(d) = &g.var(*x).origin {
+            if !out.iter().any(|(k, y, _)| *k == key && y == x) {
+                out.push((key, *x, d.clone()));
             }
         }
     }
-    out
+    for n in &order {
+        if let Some(Op::IfElse(ie)) = g.node(*n).map(|e| &e.op) {
+            body_constants(ie.then_branch.graph(), out);
+            body_constants(ie.else_branch.graph(), out);
+        }
+    }
+}
+
+/// Whether the driver can run every node of `g` (a body, or a branch of an IfElse in one).
+fn native_graph(g: &FunctionGraph) -> bool {
+    g.toposort().into_iter().all(|n| {
+        g.node(n).is_some_and(|e| match &e.op {
+            Op::IfElse(ie) => {
+                native_graph(ie.then_branch.graph()) && native_graph(ie.else_branch.graph())
+            }
+            op => {
+                let types: Vec<&TensorType> = e.inputs.iter().map(|x| &g.var(*x).ty).collect();
+                native_op(op, &types)
+            }
+        })
+    })
 }
 
 /// Whether the driver can run `op` as a body kernel: its output shape follows from its
@@ -388,6 +420,7 @@ fn native_op(op: &Op, in_types: &[&TensorType]) -> bool {
         | Op::CheckAndRaise { .. }
         | Op::OpFromGraph(_)
         | Op::Scan(_)
+        // A choice runs as the driver's own `if` (`native_graph` looks into its branches).
         | Op::IfElse(_)
         | Op::Linalg(_)
         | Op::Blockwise(_)
@@ -513,13 +546,8 @@ fn output_extents(
 /// has a node the driver cannot run (the scan then loops in Rust over its body's plan).
 pub fn lower_scan(scan: &Scan, in_types: &[&TensorType]) -> Option<ScanKernels> {
     let body: &FunctionGraph = scan.body.graph();
-    let order = body.toposort();
-    for n in &order {
-        let e = body.node(*n)?;
-        let types: Vec<&TensorType> = e.inputs.iter().map(|x| &body.var(*x).ty).collect();
-        if !native_op(&e.op, &types) {
-            return None;
-        }
+    if !native_graph(body) {
+        return None;
     }
     if let Some(scalar) = lower_scalar_scan(scan, in_types) {
         return Some(scalar);
@@ -602,16 +630,22 @@ pub fn lower_scan(scan: &Scan, in_types: &[&TensorType]) -> Option<ScanKernels> 
                 .collect(),
         );
     }
-    // The body's constants, as inputs after the node's.
+    // The body's constants (and its branches'), as inputs after the node's.
     let mut constants = Vec::new();
-    for (x, d) in body_constants(body, &order) {
-        let buf = b.add(
-            format!("c{}", constants.len()),
-            &body.var(x).ty,
-            Role::Input,
+    let mut found = Vec::new();
+    body_constants(body, &mut found);
+    let mut const_bufs: HashMap<(GraphKey, VarId), usize> = HashMap::new();
+    for (g, x, d) in found {
+        let ty = TensorType::new(
+            d.dtype(),
+            d.shape().iter().map(|n| Some(*n)).collect::<Vec<_>>(),
         );
-        place.insert(x, Place::Whole(buf));
-        extents.insert(x, d.shape().iter().map(|n| Extent::Fixed(*n)).collect());
+        let buf = b.add(format!("c{}", constants.len()), &ty, Role::Input);
+        const_bufs.insert((g, x), buf);
+        if g == graph_key(body) {
+            place.insert(x, Place::Whole(buf));
+            extents.insert(x, d.shape().iter().map(|n| Extent::Fixed(*n)).collect());
+        }
         constants.push(d);
     }
     // Outputs: per state, its last value and (when kept) its trace.
@@ -654,8 +688,6 @@ pub fn lower_scan(scan: &Scan, in_types: &[&TensorType]) -> Option<ScanKernels> 
         b.rings.push((ring, depth, phase));
     }
     // The module: body kernels, then copies, then the driver.
-    let mut kernels: Vec<Kernel> = Vec::new();
-    let mut step_body: Vec<Stmt> = Vec::new();
     // Which state each body output writes, claimed by the kernel computing it.
     let mut claims: HashMap<VarId, usize> = HashMap::new();
     for (k, o) in body.outputs().iter().take(scan.n_states()).enumerate() {
@@ -664,78 +696,29 @@ pub fn lower_scan(scan: &Scan, in_types: &[&TensorType]) -> Option<ScanKernels> 
             claims.insert(*o, k);
         }
     }
-    // Temporaries of the scalar kernels inlined into the driver.
-    let mut next_temp = 0;
-    let mut driver = Kernel {
-        name: "scan_driver".into(),
-        buffers: Vec::new(),
-        body: Vec::new(),
-        errors: Vec::new(),
+    let mut m = Module {
+        kernels: Vec::new(),
+        driver: Kernel {
+            name: "scan_driver".into(),
+            buffers: Vec::new(),
+            body: Vec::new(),
+            errors: Vec::new(),
+        },
+        next_temp: 0,
+        const_bufs,
     };
-    for n in &order {
-        let e = body.node(*n)?;
-        let kernel = match &e.op {
-            Op::DimShuffle(ds) => {
-                dimshuffle_copy_kernel(ds, &body.var(e.inputs[0]).ty, &body.var(e.outputs[0]).ty)
-            }
-            _ => lower_node(body, *n)?,
-        };
-        if kernel.buffers.len() != e.inputs.len() + e.outputs.len() {
-            return None;
-        }
-        let ins: Vec<(&TensorType, &[Extent])> = e
-            .inputs
-            .iter()
-            .map(|x| Some((&body.var(*x).ty, extents.get(x)?.as_slice())))
-            .collect::<Option<_>>()?;
-        let out_types: Vec<&TensorType> = e.outputs.iter().map(|o| &body.var(*o).ty).collect();
-        let out_extents = output_extents(&e.op, &ins, &out_types)?;
-        for (o, ext) in e.outputs.iter().zip(out_extents) {
-            let p = match claims.get(o) {
-                Some(k) => Place::State { k: *k, tap: 0 },
-                None => {
-                    let ty = body.var(*o).ty.clone();
-                    let buf = b.add(format!("v{}", o.0), &ty, Role::Local(ext.clone()));
-                    Place::Whole(buf)
-                }
-            };
-            place.insert(*o, p);
-            extents.insert(*o, ext);
-        }
-        let views: Vec<View> = e
-            .inputs
-            .iter()
-            .chain(&e.outputs)
-            .map(|v| place.get(v).map(|p| b.view(p)))
-            .collect::<Option<_>>()?;
-        driver.buffers = b.buffers.clone();
-        driver.errors = b.errors.clone();
-        let call = inline_scalar(&mut driver, &mut next_temp, &kernel, &views)
-            .unwrap_or_else(|| vec![driver.invoke_views(kernels.len(), &kernel, views)]);
-        b.errors = driver.errors.clone();
-        step_body.extend(call);
-        kernels.push(kernel);
-    }
+    let mut step_body = m.lower_nodes(&mut b, body, "v", &mut place, &mut extents, &claims)?;
     // One copy kernel per state: new values not written by a kernel, traces, last values.
     let copies: Vec<usize> = state_types
         .iter()
         .map(|(ty, _)| {
             let mut copy = reshape_copy_kernel(ty).with_shape_checks();
             copy.name = "copy".into();
-            kernels.push(copy);
-            kernels.len() - 1
+            m.add(copy)
         })
         .collect();
-    let mut invoke_copy = |b: &mut Builder, k: usize, from: View, to: View| {
-        driver.buffers = b.buffers.clone();
-        driver.errors = b.errors.clone();
-        let views = vec![from, to];
-        let copy = &kernels[copies[k]];
-        let s = inline_scalar(&mut driver, &mut next_temp, copy, &views)
-            .unwrap_or_else(|| vec![driver.invoke_views(copies[k], copy, views)]);
-        b.errors = driver.errors.clone();
-        s
-    };
+    let mut invoke_copy =
+        |b: &mut Builder, k: usize, from: View, to: View| m.call(b, copies[k], vec![from, to]);
     for (k, o) in body.outputs().iter().take(scan.n_states()).enumerate() {
         if claims.get(o) == Some(&k) {
             continue;
@@ -844,6 +827,11 @@ pub fn lower_scan(scan: &Scan, in_types: &[&TensorType]) -> Option<ScanKernels> 
         );
         cond = Expr::apply(ScalarOp::And, vec![cond, not_done], DType::Bool);
     }
+    let Module {
+        mut kernels,
+        mut driver,
+        ..
+    } = m;
     driver.buffers = b.buffers.clone();
     driver.errors = b.errors.clone();
     driver.body = prologue;
@@ -854,6 +842,250 @@ pub fn lower_scan(scan: &Scan, in_types: &[&TensorType]) -> Option<ScanKernels> 
     driver.body.extend(epilogue);
     kernels.push(driver.with_shape_checks());
     Some(ScanKernels { kernels, constants })
+}
+
+/// The driver's module as it is built: the kernels it calls and the driver itself.
+struct Module {
+    kernels: Vec<Kernel>,
+    driver: Kernel,
+    /// Temporaries of the scalar kernels inlined into the driver.
+    next_temp: usize,
+    /// The driver's input buffer of each constant of the body and of its branches.
+    const_bufs: HashMap<(GraphKey, VarId), usize>,
+}
+
+impl Module {
+    fn add(&mut self, kernel: Kernel) -> usize {
+        self.kernels.push(kernel);
+        self.kernels.len() - 1
+    }
+
+    /// Statements running kernel `k` of the module on `views`: inlined into the driver
+    /// when it is scalar, else invoked.
+    fn call(&mut self, b: &mut Builder, k: usize, views: Vec<View>) -> Vec<Stmt> {
+        self.driver.buffers = b.buffers.clone();
+        self.driver.errors = b.errors.clone();
+        let callee = &self.kernels[k];
+        let stmts = inline_scalar(&mut self.driver, &mut self.next_temp, callee, &views)
+            .unwrap_or_else(|| vec![self.driver.invoke_views(k, callee, views)]);
+        b.errors = self.driver.errors.clone();
+        stmts
+    }
+
+    /// Statements computing the nodes of `g` (the body, or an IfElse branch in it) in
+    /// order, each a kernel on views of where its inputs and outputs live (`place`), an
+    /// IfElse the driver's own `if` (`lower_ifelse`). Outputs in `claims` are written
+    /// into their state's slot; every other value gets a local buffer of its extents
+    /// (named `prefix` and its variable).
+    fn lower_nodes(
+        &mut self,
+        b: &mut Builder,
+        g: &FunctionGraph,
+        prefix: &str,
+        place: &mut HashMap<VarId, Place>,
+        extents: &mut HashMap<VarId, Vec<Extent>>,
+        claims: &HashMap<VarId, usize>,
+    ) -> Option<Vec<Stmt>> {
+        let mut stmts = Vec::new();
+        for n in g.toposort() {
+            let e = g.node(n)?;
+            if let Op::IfElse(ie) = &e.op {
+                let choice = Choice {
+                    ifelse: ie,
+                    inputs: &e.inputs,
+                    outputs: &e.outputs,
+                };
+                stmts.extend(self.lower_ifelse(b, g, prefix, &choice, place, extents, claims)?);
+                continue;
+            }
+            let kernel = match &e.op {
+                Op::DimShuffle(ds) => {
+                    dimshuffle_copy_kernel(ds, &g.var(e.inputs[0]).ty, &g.var(e.outputs[0]).ty)
+                }
+                _ => lower_node(g, n)?,
+            };
+            if kernel.buffers.len() != e.inputs.len() + e.outputs.len() {
+                return None;
+            }
+            let ins: Vec<(&TensorType, &[Extent])> = e
+                .inputs
+                .iter()
+                .map(|x| Some((&g.var(*x).ty, extents.get(x)?.as_slice())))
+                .collect::<Option<_>>()?;
+            let out_types: Vec<&TensorType> = e.outputs.iter().map(|o| &g.var(*o).ty).collect();
+            let out_extents = output_extents(&e.op, &ins, &out_types)?;
+            place_outputs(
+                b,
+                g,
+                prefix,
+                &e.outputs,
+                out_extents,
+                place,
+                extents,
+                claims,
+            );
+            let views: Vec<View> = e
+                .inputs
+                .iter()
+                .chain(&e.outputs)
+                .map(|v| place.get(v).map(|p| b.view(p)))
+                .collect::<Option<_>>()?;
+            let k = self.add(kernel);
+            stmts.extend(self.call(b, k, views));
+        }
+        Some(stmts)
+    }
+
+    /// The driver's `if` for IfElse `choice` of `g`: each branch's nodes lowered on the
+    /// places of the choice's inputs, its results copied to where the choice's outputs
+    /// live; only the taken branch's statements run. `None` when the branches would give
+    /// an output different extents (one buffer could not hold both).
+    #[allow(clippy::too_many_arguments)]
+    fn lower_ifelse(
+        &mut self,
+        b: &mut Builder,
+        g: &FunctionGraph,
+        prefix: &str,
+        choice: &Choice,
+        place: &mut HashMap<VarId, Place>,
+        extents: &mut HashMap<VarId, Vec<Extent>>,
+        claims: &HashMap<VarId, usize>,
+    ) -> Option<Vec<Stmt>> {
+        let (cond, values) = choice.inputs.split_first()?;
+        // The condition's element: its indices (a ring slot, a sequence row) as checked
+        // temporaries.
+        let cond_view = b.view(place.get(cond)?);
+        let mut stmts = Vec::new();
+        let mut index = Vec::new();
+        for at in cond_view.at {
+            let temp = self.next_temp;
+            self.next_temp += 1;
+            stmts.push(Stmt::Let {
+                temp,
+                dtype: DType::Int64,
+                value: at,
+            });
+            index.push(Index::Temp(temp));
+        }
+        let truth = Expr::apply(
+            ScalarOp::Neq,
+            vec![
+                Expr::Load {
+                    buf: cond_view.buf,
+                    index,
+                },
+                Expr::Const(Literal::Int(0), g.var(*cond).ty.dtype),
+            ],
+            DType::Bool,
+        );
+        let mut arms = Vec::new();
+        for (arm, branch) in [
+            ("t", &choice.ifelse.then_branch),
+            ("e", &choice.ifelse.else_branch),
+        ] {
+            let bg = branch.graph();
+            let mut bplace: HashMap<VarId, Place> = HashMap::new();
+            let mut bextents: HashMap<VarId, Vec<Extent>> = HashMap::new();
+            for (i, v) in bg.inputs().iter().zip(values) {
+                bplace.insert(*i, place.get(v)?.clone());
+                bextents.insert(*i, extents.get(v)?.clone());
+            }
+            for ((key, x), buf) in &self.const_bufs {
+                if *key == graph_key(bg) {
+                    let Origin::Constant(d) = &bg.var(*x).origin else {
+                        return None;
+                    };
+                    bplace.insert(*x, Place::Whole(*buf));
+                    bextents.insert(*x, d.shape().iter().map(|n| Extent::Fixed(*n)).collect());
+                }
+            }
+            let inner_prefix = format!("{prefix}{}{arm}", b.buffers.len());
+            let stmts = self.lower_nodes(
+                b,
+                bg,
+                &inner_prefix,
+                &mut bplace,
+                &mut bextents,
+                &HashMap::new(),
+            )?;
+            let results: Vec<(Place, Vec<Extent>)> = bg
+                .outputs()
+                .iter()
+                .map(|o| Some((bplace.get(o)?.clone(), bextents.get(o)?.clone())))
+                .collect::<Option<_>>()?;
+            arms.push((stmts, results));
+        }
+        let [(mut then_stmts, then_results), (mut else_stmts, else_results)] =
+            <[_; 2]>::try_from(arms).ok()?;
+        let mut out_extents = Vec::new();
+        for ((o, (_, a)), (_, e)) in choice.outputs.iter().zip(&then_results).zip(&else_results) {
+            if a != e || a.len() != g.var(*o).ty.ndim() {
+                return None;
+            }
+            let known = a.iter().zip(&g.var(*o).ty.shape);
+            out_extents.push(known.map(|(x, s)| s.map_or(*x, Extent::Fixed)).collect());
+        }
+        place_outputs(
+            b,
+            g,
+            prefix,
+            choice.outputs,
+            out_extents,
+            place,
+            extents,
+            claims,
+        );
+        for (j, o) in choice.outputs.iter().enumerate() {
+            let mut copy = reshape_copy_kernel(&g.var(*o).ty).with_shape_checks();
+            copy.name = "copy".into();
+            let k = self.add(copy);
+            let to = b.view(place.get(o)?);
+            let from = b.view(&then_results[j].0);
+            then_stmts.extend(self.call(b, k, vec![from, to.clone()]));
+            let from = b.view(&else_results[j].0);
+            else_stmts.extend(self.call(b, k, vec![from, to]));
+        }
+        stmts.push(Stmt::If {
+            cond: truth,
+            then: then_stmts,
+            otherwise: else_stmts,
+        });
+        Some(stmts)
+    }
+}
+
+/// An IfElse node of a body or branch: its op, inputs (condition first) and outputs.
+struct Choice<'a> {
+    ifelse: &'a tensorlift_ir::ops::IfElse,
+    inputs: &'a [VarId],
+    outputs: &'a [VarId],
+}
+
+/// Places for `outputs` of a node of `g` with `out_extents`: a state's slot when claimed,
+/// else a local buffer of those extents.
+#[allow(clippy::too_many_arguments)]
+fn place_outputs(
+    b: &mut Builder,
+    g: &FunctionGraph,
+    prefix: &str,
+    outputs: &[VarId],
+    out_extents: Vec<Vec<Extent>>,
+    place: &mut HashMap<VarId, Place>,
+    extents: &mut HashMap<VarId, Vec<Extent>>,
+    claims: &HashMap<VarId, usize>,
+) {
+    for (o, ext) in outputs.iter().zip(out_extents) {
+        let p = match claims.get(o) {
+            Some(k) => Place::State { k: *k, tap: 0 },
+            None => {
+                let ty = g.var(*o).ty.clone();
+                let buf = b.add(format!("{prefix}{}", o.0), &ty, Role::Local(ext.clone()));
+                Place::Whole(buf)
+            }
+        };
+        place.insert(*o, p);
+        extents.insert(*o, ext);
+    }
 }
 
 /// A scan of scalars only (every state and body value 0-d; states float64, int64 or bool)
@@ -902,7 +1134,9 @@ fn lower_scalar_scan(scan: &Scan, in_types: &[&TensorType]) -> Option<ScanKernel
     }
     let mut constants: Vec<TensorData> = Vec::new();
     let mut constant_bufs: HashMap<VarId, usize> = HashMap::new();
-    for (x, d) in body_constants(body, &order) {
+    let mut found = Vec::new();
+    body_constants(body, &mut found);
+    for (_, x, d) in found.into_iter().filter(|(g, _, _)| *g == graph_key(body)) {
         let buf = add(
             format!("c{}", constants.len()),
             &body.var(x).ty,

@@ -867,6 +867,8 @@ fn the_driver_invokes_a_body_of_arrays_on_views() {
             fail "local 1 has {0} elements along axis 0, expected {1}", ring0.shape[0], 2:int64
           if neq(ring0.shape[1], init0.shape[0]):
             fail "local 1 has {0} elements along axis 1, expected {1} (the size of input 2's axis 0)", ring0.shape[1], init0.shape[0]
+          t[] = 0:int64
+          phase0[] = 0:int64
           invoke copy(init0, ring0[0:int64])
           while lt(t[], steps[]):
             invoke elemwise(ring0[phase0[]], nonseq0, seq0[t[]], ring0[switch(ge(add(phase0[], 1:int64), 2:int64), add(add(phase0[], 1:int64), -2:int64), add(phase0[], 1:int64))])
@@ -1130,6 +1132,8 @@ fn a_choice_in_a_body_of_arrays_is_the_drivers_own_if() {
             fail "local 5 has {0} elements along axis 0, expected {1} (the size of input 1's axis 0)", v11t2.shape[0], init0.shape[0]
           if neq(v12e7.shape[0], init0.shape[0]):
             fail "local 6 has {0} elements along axis 0, expected {1} (the size of input 1's axis 0)", v12e7.shape[0], init0.shape[0]
+          t[] = 0:int64
+          phase0[] = 0:int64
           invoke copy(init0, ring0[0:int64])
           while lt(t[], steps[]):
             invoke sum_reduce(ring0[phase0[]], v2)
@@ -1175,4 +1179,184 @@ fn a_choice_in_a_body_of_arrays_is_the_drivers_own_if() {
     }
     let r = f.call(&[vec1(x), vec1(wv)]).unwrap();
     assert_close(&r[0].to_f64_vec(), &want);
+}
+
+#[test]
+fn a_scan_inside_a_scan_is_one_native_call() {
+    // Outer over the rows of m, states a vector h and a scalar count; the inner scan walks
+    // the row (taps 0 and 1) with a vector state and a scalar one, its trace kept (the
+    // step count is in its type) and read by the outer body.
+    let (m, h0, w) = (
+        tensor("m", Float64, vec![None, Some(5)]),
+        vector("h0", Float64),
+        vector("w", Float64),
+    );
+    let out = scan(|s| {
+        let row = s.sequence(0);
+        let h = s.state(0);
+        let w = s.non_sequence(0);
+        let inner = scan(|u| {
+            let (x, x1) = (u.sequence_at(0, 0), u.sequence_at(0, 1));
+            let (v, c) = (u.state(0), u.state(1));
+            vec![&v * 0.5 + &w * &x1 - x, c + x1.sin()]
+        })
+        .sequence_taps(&row, &[0, 1])
+        .states(&[&h, &constant(TensorData::scalar(0.0))])
+        .build();
+        let summary = inner.trace(1).sum(All);
+        vec![inner.last(0) + summary, inner.trace(0).sum(All)]
+    })
+    .sequences(&[&m])
+    .states(&[&h0, &constant(TensorData::scalar(0.0))])
+    .non_sequences(&[&w])
+    .build();
+    let outputs = [&out.trace(0), &out.last(1)];
+    let f = function(&[&m, &h0, &w], &outputs).compile().unwrap();
+    let driver = driver_text(&f);
+    assert!(driver.contains("invoke inner_scan_driver("), "{driver}");
+    let mut rng = tensorlift::testing::TestRng::new(17);
+    for case in 0..12 {
+        let (rows, width) = (case % 4, 1 + case % 3);
+        let mut v = |n: usize| {
+            (0..n)
+                .map(|_| rng.next_f64() * 2.0 - 1.0)
+                .collect::<Vec<_>>()
+        };
+        let values = [
+            data(ArrayD::from_shape_vec(IxDyn(&[rows, 5]), v(rows * 5)).unwrap()),
+            vec1(v(width)),
+            vec1(v(width)),
+        ];
+        compare_backends(&[&m, &h0, &w], &outputs, &values, Mode::Jit)
+            .unwrap_or_else(|e| panic!("case {case}: {e}"));
+    }
+}
+
+#[test]
+fn nested_native_scans_with_bounds_stops_taps_and_errors() {
+    // Outer over xs (reversed), a vector state with taps −2, −1 (an initial block); inner
+    // scans: a while-loop bounded by k (only its last value read), and a scan of scalars
+    // over a sequence whose length must agree with k.
+    let (xs, block, k, ys) = (
+        vector("xs", Float64),
+        matrix("block", Float64),
+        scalar("k", Int64),
+        vector("ys", Float64),
+    );
+    let out = scan(|s| {
+        let x = s.sequence(0);
+        let (older, prev) = (s.state_at(0, -2), s.state_at(0, -1));
+        let (k, ys) = (s.non_sequence(0), s.non_sequence(1));
+        let halving = scan(|u| {
+            let v = u.state(0);
+            let next = &v * 0.5 + &x;
+            u.until(&next.abs().sum(All).lt(1.0));
+            vec![next]
+        })
+        .states(&[&(&prev - &older)])
+        .n_steps(&k)
+        .build();
+        let running = scan(|u| vec![u.state(0) * 0.9 + u.sequence(0)])
+            .sequences(&[&ys])
+            .states(&[&x])
+            .n_steps(&k)
+            .build();
+        vec![halving.last(0) + running.last(0)]
+    })
+    .sequences(&[&xs])
+    .state_taps(&block, &[-2, -1])
+    .non_sequences(&[&k, &ys])
+    .reverse()
+    .build();
+    let inputs = [&xs, &block, &k, &ys];
+    let outputs = [&out.trace(0), &out.last(0)];
+    let f = function(&inputs, &outputs).compile().unwrap();
+    let driver = driver_text(&f);
+    assert!(driver.contains("invoke inner_scan_driver("), "{driver}");
+    let mut rng = tensorlift::testing::TestRng::new(23);
+    for case in 0..16 {
+        let (steps, width, inner) = (case % 5, 1 + case % 3, case % 4);
+        let mut v = |n: usize| {
+            (0..n)
+                .map(|_| rng.next_f64() * 8.0 - 4.0)
+                .collect::<Vec<_>>()
+        };
+        let values = [
+            vec1(v(steps)),
+            data(ArrayD::from_shape_vec(IxDyn(&[2, width]), v(2 * width)).unwrap()),
+            i64_scalar(inner as i64),
+            vec1(v(inner)),
+        ];
+        compare_backends(&inputs, &outputs, &values, Mode::Jit)
+            .unwrap_or_else(|e| panic!("case {case}: {e}"));
+    }
+    // Errors from inside the inner drivers, in both backends: a step count that
+    // disagrees with the sequence, a negative one, an initial block of the wrong rows.
+    let good = || {
+        vec![
+            vec1(vec![1.0, 2.0]),
+            data(ArrayD::zeros(IxDyn(&[2, 3]))),
+            i64_scalar(2),
+            vec1(vec![0.5, 0.25]),
+        ]
+    };
+    let mut disagree = good();
+    disagree[2] = i64_scalar(3);
+    let mut negative = good();
+    negative[2] = i64_scalar(-1);
+    negative[3] = vec1(vec![]);
+    for mode in MODES {
+        let f = function(&inputs, &outputs)
+            .mode(mode.clone())
+            .compile()
+            .unwrap();
+        assert!(f.call(&good()).is_ok(), "{mode:?}");
+        let err = f.call(&disagree).unwrap_err().to_string();
+        assert!(
+            err.contains("the step count gives 3 steps, but sequence 0 (2 elements"),
+            "{mode:?}: {err}"
+        );
+        let err = f.call(&negative).unwrap_err().to_string();
+        assert!(
+            err.contains("the step count is -1; it must be non-negative"),
+            "{mode:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_nested_scan_checks_its_initial_block() {
+    // The inner scan's initial block is the outer state, whose row count is known only at
+    // run time: the inner driver checks it before its loop.
+    let m0 = matrix("m0", Float64);
+    let out = scan(|s| {
+        let m = s.state(0);
+        let inner = scan(|u| vec![u.state_at(0, -2) * 0.5 + u.state_at(0, -1)])
+            .state_taps(&m, &[-2, -1])
+            .n_steps(3)
+            .build();
+        vec![&m + inner.last(0).sum(All)]
+    })
+    .states(&[&m0])
+    .n_steps(2)
+    .build();
+    let rows = |n: usize| {
+        let v = (0..2 * n).map(|i| i as f64 * 0.5 - 1.0).collect();
+        data(ArrayD::from_shape_vec(IxDyn(&[n, 2]), v).unwrap())
+    };
+    let f = function(&[&m0], &[&out.last(0)]).compile().unwrap();
+    let driver = driver_text(&f);
+    assert!(driver.contains("invoke inner_scan_driver("), "{driver}");
+    compare_backends(&[&m0], &[&out.last(0)], &[rows(2)], Mode::Jit).unwrap();
+    for mode in MODES {
+        let f = function(&[&m0], &[&out.last(0)])
+            .mode(mode.clone())
+            .compile()
+            .unwrap();
+        let err = f.call(&[rows(3)]).unwrap_err().to_string();
+        assert!(
+            err.contains("initial block has") && err.contains("need 2"),
+            "{mode:?}: {err}"
+        );
+    }
 }

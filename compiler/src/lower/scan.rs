@@ -3,13 +3,15 @@
 //!
 //! Owns: which scans lower natively (a body whose every node is a kernel with a shape
 //! rule the driver can state: element-wise, fused, reductions other than products and
-//! over axes that may be empty, dot, DimShuffle as a copy, an IfElse whose branches are
-//! such nodes as the driver's own `if`: only the taken branch's kernels run, its results
-//! copied to where the choice's outputs live), the driver's buffers (the step count, the node's
-//! inputs, the body's constants; per state its last value and, when kept, its trace —
-//! growing for a while-scan; local buffers: the step counter, the stop flag, a ring of
-//! `depth + 1` slots per state and one buffer per intermediate, all allocated once per
-//! call), and the module: body kernels, copies, driver last.
+//! over axes that may be empty, dot, DimShuffle as a copy; an IfElse of such nodes, as the
+//! driver's own `if` running only the taken branch's kernels; a nested scan of such
+//! nodes, as a driver of its own invoked each step, which computes and checks its step
+//! count and initial blocks itself), the driver's buffers (the step count, the node's
+//! inputs, the constants of the body and of what it nests; per state its last value and,
+//! when kept, its trace — growing for a while-scan; local buffers: the step counter, the
+//! stop flag, a ring of `depth + 1` slots per state, one buffer per intermediate and a
+//! nested driver's locals, all allocated once per call and set before use), and the
+//! module: body kernels, copies, nested modules, driver last.
 //!
 //! State k's value after step i (and its initial rows, at i = −depth…−1) lives in slot
 //! `(i + depth) mod (depth + 1)` of its ring: the slots a step reads and the one it writes
@@ -22,7 +24,7 @@ use std::collections::HashMap;
 use tensorlift_ir::ops::scan::has_initial_block;
 use tensorlift_ir::ops::{DimShuffle, ReduceKind, Scan};
 use tensorlift_ir::{
-    DType, FunctionGraph, Literal, Op, Origin, ScalarOp, TensorData, TensorType, VarId,
+    DType, FunctionGraph, Literal, NodeId, Op, Origin, ScalarOp, TensorData, TensorType, VarId,
 };
 
 use super::{lower_node, shapes::reshape_copy_kernel};
@@ -373,6 +375,11 @@ fn native_graph(g: &FunctionGraph) -> bool {
             Op::IfElse(ie) => {
                 native_graph(ie.then_branch.graph()) && native_graph(ie.else_branch.graph())
             }
+            // An invoked driver cannot grow a buffer its caller holds.
+            Op::Scan(inner) => {
+                native_graph(inner.body.graph())
+                    && !(inner.until && inner.keep_trace.contains(&true))
+            }
             op => {
                 let types: Vec<&TensorType> = e.inputs.iter().map(|x| &g.var(*x).ty).collect();
                 native_op(op, &types)
@@ -545,11 +552,19 @@ fn output_extents(
 /// The native form of `scan` applied to inputs of `in_types`, or `None` when its body
 /// has a node the driver cannot run (the scan then loops in Rust over its body's plan).
 pub fn lower_scan(scan: &Scan, in_types: &[&TensorType]) -> Option<ScanKernels> {
+    lower(scan, in_types, false)
+}
+
+/// `lower_scan`, for a driver called from Rust (`invoked` false: the caller computes the
+/// step count and checks the initial blocks) or invoked by the driver of an enclosing
+/// scan (which passes every node input, the bound included: the driver computes and
+/// checks its step count itself, `step_count_stmts`).
+fn lower(scan: &Scan, in_types: &[&TensorType], invoked: bool) -> Option<ScanKernels> {
     let body: &FunctionGraph = scan.body.graph();
     if !native_graph(body) {
         return None;
     }
-    if let Some(scalar) = lower_scalar_scan(scan, in_types) {
+    if let Some(scalar) = lower_scalar_scan(scan, in_types, invoked) {
         return Some(scalar);
     }
     let mut b = Builder {
@@ -561,13 +576,8 @@ pub fn lower_scan(scan: &Scan, in_types: &[&TensorType]) -> Option<ScanKernels> 
         steps: 0,
     };
     let int_scalar = TensorType::new(DType::Int64, vec![]);
-    b.steps = b.add("steps".into(), &int_scalar, Role::Input);
-    // The node's inputs (but the bound, which `steps` replaces).
-    let mut node_inputs = Vec::new();
-    for (i, ty) in in_types.iter().enumerate().skip(scan.first_sequence()) {
-        let name = input_name(scan, i);
-        node_inputs.push(b.add(name, ty, Role::Input));
-    }
+    let (steps, bound, node_inputs) =
+        driver_inputs(scan, in_types, invoked, &mut |n, t, r| b.add(n, t, r));
     let seq_buf = |s: usize| node_inputs[s];
     let init_buf = |k: usize| node_inputs[scan.n_sequences() + k];
     let ns_buf = |j: usize| node_inputs[scan.n_sequences() + scan.n_states() + j];
@@ -648,6 +658,22 @@ pub fn lower_scan(scan: &Scan, in_types: &[&TensorType]) -> Option<ScanKernels> 
         }
         constants.push(d);
     }
+    // Nested scans, each an invoked driver: their constants as inputs after the body's.
+    let mut found = Vec::new();
+    nested_scans(body, &mut found)?;
+    let mut nested = HashMap::new();
+    for (g, n, lowered) in found {
+        let mut bufs = Vec::new();
+        for d in lowered.constants {
+            let ty = TensorType::new(
+                d.dtype(),
+                d.shape().iter().map(|n| Some(*n)).collect::<Vec<_>>(),
+            );
+            bufs.push(b.add(format!("c{}", constants.len()), &ty, Role::Input));
+            constants.push(d);
+        }
+        nested.insert((g, n), (lowered.kernels, bufs));
+    }
     // Outputs: per state, its last value and (when kept) its trace.
     let mut outs = Vec::new();
     for (k, (ty, _)) in state_types.iter().enumerate() {
@@ -664,7 +690,12 @@ pub fn lower_scan(scan: &Scan, in_types: &[&TensorType]) -> Option<ScanKernels> 
         });
         outs.push((last, trace));
     }
-    // Locals: the counter, the stop flag, the rings, then the intermediates.
+    // Locals: the step count when invoked, the counter, the stop flag, the rings, then
+    // the intermediates.
+    b.steps = match steps {
+        Some(steps) => steps,
+        None => b.add("steps".into(), &int_scalar, Role::Local(vec![])),
+    };
     b.counter = b.add("t".into(), &int_scalar, Role::Local(vec![]));
     let done = scan.until.then(|| {
         b.add(
@@ -699,13 +730,14 @@ pub fn lower_scan(scan: &Scan, in_types: &[&TensorType]) -> Option<ScanKernels> 
     let mut m = Module {
         kernels: Vec::new(),
         driver: Kernel {
-            name: "scan_driver".into(),
+            name: driver_name(invoked),
             buffers: Vec::new(),
             body: Vec::new(),
             errors: Vec::new(),
         },
         next_temp: 0,
         const_bufs,
+        nested,
     };
     let mut step_body = m.lower_nodes(&mut b, body, "v", &mut place, &mut extents, &claims)?;
     // One copy kernel per state: new values not written by a kernel, traces, last values.
@@ -772,8 +804,34 @@ pub fn lower_scan(scan: &Scan, in_types: &[&TensorType]) -> Option<ScanKernels> 
         index: vec![],
         value: Builder::int_op(ScalarOp::Add, b.t(), Expr::int(1)),
     });
-    // Before the loop: the initial rows into their ring slots.
+    // Before the loop: the step count (when invoked), the counters (an invoked driver's
+    // locals are not zeroed between calls), the initial rows into their ring slots.
     let mut prologue = Vec::new();
+    if invoked {
+        let seqs: Vec<usize> = (0..scan.n_sequences()).map(seq_buf).collect();
+        let inits: Vec<usize> = (0..scan.n_states()).map(init_buf).collect();
+        let bound = bound.map(|buf| (buf, in_types[0].dtype));
+        prologue.extend(step_count_stmts(
+            scan,
+            bound,
+            &seqs,
+            &inits,
+            b.steps,
+            &mut b.errors,
+        ));
+    }
+    let zero = |buf: usize, dtype: DType| Stmt::Store {
+        buf,
+        index: vec![],
+        value: Expr::Const(Literal::Int(0), dtype),
+    };
+    prologue.push(zero(b.counter, DType::Int64));
+    if let Some(done) = done {
+        prologue.push(zero(done, DType::Bool));
+    }
+    for (_, _, phase) in &b.rings {
+        prologue.push(zero(*phase, DType::Int64));
+    }
     for (k, taps) in scan.state_taps.iter().enumerate() {
         let depth = scan.depth(k) as i64;
         let (ring, _, _) = b.rings[k];
@@ -852,6 +910,9 @@ struct Module {
     next_temp: usize,
     /// The driver's input buffer of each constant of the body and of its branches.
     const_bufs: HashMap<(GraphKey, VarId), usize>,
+    /// Each nested scan's module (its driver last) and the driver's input buffers of its
+    /// constants, by graph and node.
+    nested: HashMap<(GraphKey, NodeId), (Vec<Kernel>, Vec<usize>)>,
 }
 
 impl Module {
@@ -896,6 +957,13 @@ impl Module {
                     outputs: &e.outputs,
                 };
                 stmts.extend(self.lower_ifelse(b, g, prefix, &choice, place, extents, claims)?);
+                continue;
+            }
+            if let Op::Scan(inner) = &e.op {
+                let key = (graph_key(g), n);
+                let node = (key, &**inner, e.inputs.as_slice(), e.outputs.as_slice());
+                let s = self.lower_nested_scan(b, g, prefix, node, place, extents, claims)?;
+                stmts.extend(s);
                 continue;
             }
             let kernel = match &e.op {
@@ -1054,6 +1122,291 @@ impl Module {
     }
 }
 
+impl Module {
+    /// The invoke of nested scan `node` (key, op, inputs, outputs) of `g`: its module
+    /// appended to this one (callee indices shifted), its driver invoked on the places of
+    /// the node's inputs, its constants' buffers, its outputs (placed like any node's)
+    /// and fresh locals of this driver for its own (extents restated in this driver's
+    /// terms). `None` when a kept trace's length is not in its type (no extent holds it).
+    #[allow(clippy::too_many_arguments)]
+    fn lower_nested_scan(
+        &mut self,
+        b: &mut Builder,
+        g: &FunctionGraph,
+        prefix: &str,
+        node: ((GraphKey, NodeId), &Scan, &[VarId], &[VarId]),
+        place: &mut HashMap<VarId, Place>,
+        extents: &mut HashMap<VarId, Vec<Extent>>,
+        claims: &HashMap<VarId, usize>,
+    ) -> Option<Vec<Stmt>> {
+        let (key, inner, inputs, outputs) = node;
+        let (kernels, const_bufs) = self.nested.remove(&key)?;
+        let offset = self.kernels.len();
+        for mut k in kernels {
+            shift_callees(&mut k.body, offset);
+            self.kernels.push(k);
+        }
+        let driver = self.kernels.len() - 1;
+        let params = self.kernels[driver].buffers.clone();
+        // The outputs the driver writes: per state its last value, then its trace when kept.
+        let mut written = Vec::new();
+        let mut written_extents = Vec::new();
+        for k in 0..inner.n_states() {
+            let init = inputs[inner.first_state() + k];
+            let shift = has_initial_block(&inner.state_taps[k]) as usize;
+            let state: Vec<Extent> = extents.get(&init)?.get(shift..)?.to_vec();
+            if inner.keep_trace[k] {
+                let trace = *outputs.get(2 * k + 1)?;
+                let rows = g.var(trace).ty.shape.first().copied().flatten()?;
+                let mut e = vec![Extent::Fixed(rows)];
+                e.extend(state.iter().copied());
+                written.push(*outputs.get(2 * k)?);
+                written_extents.push(state);
+                written.push(trace);
+                written_extents.push(e);
+            } else {
+                written.push(*outputs.get(2 * k)?);
+                written_extents.push(state);
+            }
+        }
+        place_outputs(
+            b,
+            g,
+            prefix,
+            &written,
+            written_extents,
+            place,
+            extents,
+            claims,
+        );
+        // The driver's parameters in order: the node's inputs, its constants, its
+        // outputs, its locals (the step count among them).
+        let mut views = Vec::with_capacity(params.len());
+        let mut param_extents: Vec<Option<Vec<Extent>>> = Vec::with_capacity(params.len());
+        let mut sources = inputs.iter().map(|x| (place.get(x), extents.get(x)));
+        let mut consts = const_bufs.iter();
+        let mut outs = written.iter();
+        for (i, p) in params.iter().enumerate() {
+            let (view, ext) = match (&p.role, i) {
+                (Role::Input, _) => match sources.next() {
+                    Some((p, e)) => (b.view(p?), Some(e?.clone())),
+                    None => (View::whole(*consts.next()?), None),
+                },
+                (Role::Output, _) => (b.view(place.get(outs.next()?)?), None),
+                (Role::Local(inner_extents), _) => {
+                    let restated: Vec<Extent> = inner_extents
+                        .iter()
+                        .map(|x| match x {
+                            Extent::Fixed(n) => Some(Extent::Fixed(*n)),
+                            Extent::Of { buf, dim } => {
+                                param_extents.get(*buf)?.as_ref()?.get(*dim).copied()
+                            }
+                        })
+                        .collect::<Option<_>>()?;
+                    let ty = TensorType::new(p.dtype, vec![None; p.rank]);
+                    let name = format!("{prefix}{}{}", b.buffers.len(), p.name);
+                    let buf = b.add(name, &ty, Role::Local(restated));
+                    (View::whole(buf), None)
+                }
+                (Role::Growing, _) => return None,
+            };
+            views.push(view);
+            param_extents.push(ext);
+        }
+        Some(self.call(b, driver, views))
+    }
+}
+
+/// Adds `by` to the callee of every `invoke` in `body` (a module appended after `by`
+/// kernels).
+fn shift_callees(body: &mut [Stmt], by: usize) {
+    for s in body {
+        match s {
+            Stmt::Invoke { callee, .. } => *callee += by,
+            Stmt::For { body, .. } | Stmt::While { body, .. } => shift_callees(body, by),
+            Stmt::If {
+                then, otherwise, ..
+            } => {
+                shift_callees(then, by);
+                shift_callees(otherwise, by);
+            }
+            Stmt::Let { .. }
+            | Stmt::Reg { .. }
+            | Stmt::Set { .. }
+            | Stmt::Store { .. }
+            | Stmt::Accumulate { .. }
+            | Stmt::Fill { .. }
+            | Stmt::Fail { .. }
+            | Stmt::Call { .. }
+            | Stmt::Grow { .. } => {}
+        }
+    }
+}
+
+/// The nested scans of `g` and of its IfElses' branches, each lowered as an invoked
+/// driver; `None` when one cannot be.
+fn nested_scans(g: &FunctionGraph, out: &mut Vec<(GraphKey, NodeId, ScanKernels)>) -> Option<()> {
+    for n in g.toposort() {
+        let e = g.node(n)?;
+        if let Op::Scan(inner) = &e.op {
+            let types: Vec<&TensorType> = e.inputs.iter().map(|x| &g.var(*x).ty).collect();
+            out.push((graph_key(g), n, lower(inner, &types, true)?));
+        } else if let Op::IfElse(ie) = &e.op {
+            nested_scans(ie.then_branch.graph(), out)?;
+            nested_scans(ie.else_branch.graph(), out)?;
+        }
+    }
+    Some(())
+}
+
+/// A driver's kernel name (its errors' prefix): an invoked one says it is nested.
+fn driver_name(invoked: bool) -> String {
+    if invoked {
+        "inner_scan_driver"
+    } else {
+        "scan_driver"
+    }
+    .into()
+}
+
+/// The driver's input buffers for its step count and the node's inputs, through `add`:
+/// called from Rust, `steps` is an input its caller computes and the bound is left out;
+/// invoked, the bound is an input (returned apart) and `steps` is not made here (a local,
+/// added after the outputs, which `step_count_stmts` fills). Returns `steps`, the
+/// bound's buffer, and the sequences', initial states' and non-sequences' in order.
+fn driver_inputs(
+    scan: &Scan,
+    in_types: &[&TensorType],
+    invoked: bool,
+    add: &mut dyn FnMut(String, &TensorType, Role) -> usize,
+) -> (Option<usize>, Option<usize>, Vec<usize>) {
+    let int_scalar = TensorType::new(DType::Int64, vec![]);
+    let steps = (!invoked).then(|| add("steps".into(), &int_scalar, Role::Input));
+    let bound = (invoked && scan.bounded).then(|| add("bound".into(), in_types[0], Role::Input));
+    let node_inputs = in_types
+        .iter()
+        .enumerate()
+        .skip(scan.first_sequence())
+        .map(|(i, ty)| add(input_name(scan, i), ty, Role::Input))
+        .collect();
+    (steps, bound, node_inputs)
+}
+
+/// An invoked driver's step count, computed and checked as `step_count` does in Rust:
+/// the bound (`(buffer, dtype)`) non-negative, each sequence long enough for its taps'
+/// span and agreeing with the bound and the sequences before it, a while-scan with
+/// neither unbounded; stored in `steps`; then each initial block of `depth` rows. Error
+/// messages are pushed to `errors`.
+fn step_count_stmts(
+    scan: &Scan,
+    bound: Option<(usize, DType)>,
+    seqs: &[usize],
+    inits: &[usize],
+    steps: usize,
+    errors: &mut Vec<String>,
+) -> Vec<Stmt> {
+    let load = |buf: usize| Expr::Load { buf, index: vec![] };
+    let int_op = |op: ScalarOp, a: Expr, b: Expr| Expr::apply(op, vec![a, b], DType::Int64);
+    let test = |op: ScalarOp, a: Expr, b: Expr| Expr::apply(op, vec![a, b], DType::Bool);
+    let mut fail_if = |out: &mut Vec<Stmt>, cond: Expr, message: String, values: Vec<Expr>| {
+        errors.push(message);
+        out.push(Stmt::If {
+            cond,
+            then: vec![Stmt::Fail {
+                error: errors.len() - 1,
+                values,
+            }],
+            otherwise: Vec::new(),
+        });
+    };
+    let store = |value: Expr| Stmt::Store {
+        buf: steps,
+        index: vec![],
+        value,
+    };
+    let mut out = Vec::new();
+    // What set the count so far: the bound, or sequence s (and its length's expression).
+    let mut set_by: Option<Option<usize>> = None;
+    if let Some((buf, dtype)) = bound {
+        let v = match dtype {
+            DType::Int64 => load(buf),
+            _ => Expr::apply(ScalarOp::Cast(DType::Int64), vec![load(buf)], DType::Int64),
+        };
+        out.push(store(v));
+        fail_if(
+            &mut out,
+            test(ScalarOp::Lt, load(steps), Expr::int(0)),
+            "the step count is {0}; it must be non-negative".into(),
+            vec![load(steps)],
+        );
+        set_by = Some(None);
+    }
+    let len = |s: usize| Expr::Dim {
+        buf: seqs[s],
+        dim: 0,
+    };
+    for (s, taps) in scan.sequence_taps.iter().enumerate() {
+        let span = taps[taps.len() - 1] - taps[0];
+        fail_if(
+            &mut out,
+            test(ScalarOp::Lt, len(s), Expr::int(span)),
+            format!("sequence {s} has {{0}} elements, fewer than its taps {taps:?} span"),
+            vec![len(s)],
+        );
+        let n = int_op(ScalarOp::Sub, len(s), Expr::int(span));
+        match set_by {
+            None => {
+                out.push(store(n));
+                set_by = Some(Some(s));
+            }
+            Some(by) => {
+                let this = format!("sequence {s} ({{1}} elements, taps {taps:?}) gives {{2}}");
+                let (what, mut values) = match by {
+                    None => ("the step count".to_string(), vec![load(steps)]),
+                    Some(r) => (
+                        format!(
+                            "sequence {r} ({{3}} elements, taps {:?})",
+                            scan.sequence_taps[r]
+                        ),
+                        vec![load(steps)],
+                    ),
+                };
+                values.extend([len(s), n.clone()]);
+                if let Some(r) = by {
+                    values.push(len(r));
+                }
+                fail_if(
+                    &mut out,
+                    test(ScalarOp::Neq, load(steps), n),
+                    format!("{what} gives {{0}} steps, but {this}"),
+                    values,
+                );
+            }
+        }
+    }
+    if set_by.is_none() {
+        out.push(store(Expr::int(i64::MAX)));
+    }
+    for (k, taps) in scan.state_taps.iter().enumerate() {
+        if has_initial_block(taps) {
+            let depth = scan.depth(k) as i64;
+            let rows = Expr::Dim {
+                buf: inits[k],
+                dim: 0,
+            };
+            fail_if(
+                &mut out,
+                test(ScalarOp::Neq, rows.clone(), Expr::int(depth)),
+                format!(
+                    "state {k}'s initial block has {{0}} rows, but its taps {taps:?} need {depth}"
+                ),
+                vec![rows],
+            );
+        }
+    }
+    out
+}
+
 /// An IfElse node of a body or branch: its op, inputs (condition first) and outputs.
 struct Choice<'a> {
     ifelse: &'a tensorlift_ir::ops::IfElse,
@@ -1093,7 +1446,7 @@ fn place_outputs(
 /// `depth` latest values of each), the body's operations are inlined as expressions,
 /// sequence elements and trace rows are read and written through checked indices. The
 /// loop then runs at the speed of its arithmetic.
-fn lower_scalar_scan(scan: &Scan, in_types: &[&TensorType]) -> Option<ScanKernels> {
+fn lower_scalar_scan(scan: &Scan, in_types: &[&TensorType], invoked: bool) -> Option<ScanKernels> {
     let body: &FunctionGraph = scan.body.graph();
     let order = body.toposort();
     let all_scalar = order.iter().all(|n| {
@@ -1125,13 +1478,8 @@ fn lower_scalar_scan(scan: &Scan, in_types: &[&TensorType]) -> Option<ScanKernel
         });
         buffers.len() - 1
     };
+    let (steps_buf, bound, node_inputs) = driver_inputs(scan, in_types, invoked, &mut add);
     let int_scalar = TensorType::new(DType::Int64, vec![]);
-    let steps_buf = add("steps".into(), &int_scalar, Role::Input);
-    let mut node_inputs = Vec::new();
-    for (i, ty) in in_types.iter().enumerate().skip(scan.first_sequence()) {
-        let name = input_name(scan, i);
-        node_inputs.push(add(name, ty, Role::Input));
-    }
     let mut constants: Vec<TensorData> = Vec::new();
     let mut constant_bufs: HashMap<VarId, usize> = HashMap::new();
     let mut found = Vec::new();
@@ -1163,8 +1511,12 @@ fn lower_scalar_scan(scan: &Scan, in_types: &[&TensorType]) -> Option<ScanKernel
         });
         outs.push((last, trace, ty.dtype));
     }
+    let steps_buf = match steps_buf {
+        Some(steps) => steps,
+        None => add("steps".into(), &int_scalar, Role::Local(vec![])),
+    };
     let mut driver = Kernel {
-        name: "scan_driver".into(),
+        name: driver_name(invoked),
         buffers,
         body: Vec::new(),
         errors: vec!["no memory for a trace".into()],
@@ -1202,6 +1554,21 @@ fn lower_scalar_scan(scan: &Scan, in_types: &[&TensorType]) -> Option<ScanKernel
         vec![Index::Temp(t)]
     };
     let mut prologue = Vec::new();
+    if invoked {
+        let seqs: Vec<usize> = node_inputs[..scan.n_sequences()].to_vec();
+        let inits: Vec<usize> = node_inputs
+            [scan.n_sequences()..scan.first_non_sequence() - scan.first_sequence()]
+            .to_vec();
+        let bound = bound.map(|buf| (buf, in_types[0].dtype));
+        prologue.extend(step_count_stmts(
+            scan,
+            bound,
+            &seqs,
+            &inits,
+            steps_buf,
+            &mut driver.errors,
+        ));
+    }
     let t_reg = next_reg;
     next_reg += 1;
     prologue.push(Stmt::Reg {

@@ -421,6 +421,12 @@ fn a_scan_prints_its_body_below_and_runs_as_one_native_call() {
         "{text}"
     );
     assert!(text.contains("Inner graphs:"), "{text}");
+    // to_dot draws the body as a cluster below the scan's node.
+    let dot = to_dot(&[&out.last(0)]).unwrap();
+    assert!(
+        dot.contains("subgraph cluster_") && dot.contains("style=dotted") && dot.contains("Scan"),
+        "{dot}"
+    );
     let f = function(&[&ts, &s0], &[&out.last(0)])
         .mode(Mode::Jit.strict())
         .compile()
@@ -1358,5 +1364,128 @@ fn a_nested_scan_checks_its_initial_block() {
             err.contains("initial block has") && err.contains("need 2"),
             "{mode:?}: {err}"
         );
+    }
+}
+
+#[test]
+fn basic_indexing_in_a_body_runs_natively() {
+    // A step counter i picks row i of W (and element −1 − i of v); the state's row i is
+    // set and its last column incremented: integer indices and full slices, read and
+    // written, copies inside the driver.
+    let (w, v, b0, i0) = (
+        matrix("W", Float64),
+        vector("v", Float64),
+        matrix("B0", Float64),
+        scalar("i0", Int64),
+    );
+    let out = scan(|s| {
+        let (i, b) = (s.state(0), s.state(1));
+        let (w, v) = (s.non_sequence(0), s.non_sequence(1));
+        let row = w.get(idx![&i]) * v.get(idx![&(-1 - &i)]);
+        let written = b.set(idx![&i, ..], &row).inc(idx![.., -1], 1.0);
+        vec![&i + 1, written]
+    })
+    .states(&[&i0, &b0])
+    .non_sequences(&[&w, &v])
+    .n_steps(3)
+    .build();
+    let inputs = [&w, &v, &b0, &i0];
+    let outputs = [&out.last(1), &out.trace(0)];
+    let f = function(&inputs, &outputs).compile().unwrap();
+    let driver = driver_text(&f);
+    assert!(
+        driver.contains("invoke take(") && driver.contains("invoke set_at("),
+        "{driver}"
+    );
+    let mut rng = tensorlift::testing::TestRng::new(29);
+    for case in 0..12 {
+        let (rows, cols) = (3 + case % 3, 1 + case % 4);
+        let mut v = |n: usize| {
+            (0..n)
+                .map(|_| rng.next_f64() * 2.0 - 1.0)
+                .collect::<Vec<_>>()
+        };
+        let values = [
+            data(ArrayD::from_shape_vec(IxDyn(&[rows, cols]), v(rows * cols)).unwrap()),
+            vec1(v(4)),
+            data(ArrayD::from_shape_vec(IxDyn(&[rows, cols]), v(rows * cols)).unwrap()),
+            i64_scalar(case as i64 % 3 - 1),
+        ];
+        compare_backends(&inputs, &outputs, &values, Mode::Jit)
+            .unwrap_or_else(|e| panic!("case {case}: {e}"));
+    }
+    // An index out of range at step 2 is an error naming the index and the axis, in
+    // both backends.
+    for mode in MODES {
+        let f = function(&inputs, &outputs)
+            .mode(mode.clone())
+            .compile()
+            .unwrap();
+        let values = [
+            data(ArrayD::zeros(IxDyn(&[3, 2]))),
+            vec1(vec![1.0; 4]),
+            data(ArrayD::zeros(IxDyn(&[3, 2]))),
+            i64_scalar(1),
+        ];
+        let err = f.call(&values).unwrap_err().to_string();
+        assert!(
+            err.contains("index 3 is out of range for axis 0 of size 3"),
+            "{mode:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn only_the_taken_branch_runs_inside_a_native_body() {
+    // x ← sum(x) < limit ? x + v[0] : (a check that fails, or v[100], out of range): the
+    // driver's `if` runs only the taken branch, so the failing one is harmless until the
+    // sum reaches the limit.
+    let (x0, v, limit) = (
+        vector("x0", Float64),
+        vector("v", Float64),
+        scalar("limit", Float64),
+    );
+    let raising = |x: &Var| x.check_that(&[x.sum(All).lt(-1e300)], "the untaken branch ran");
+    let build = |bad: &dyn Fn(&Var, &Var) -> Var| {
+        scan(|s| {
+            let (x, v, limit) = (s.state(0), s.non_sequence(0), s.non_sequence(1));
+            ifelse(
+                &x.sum(All).lt(&limit),
+                &[&(&x + v.get(idx![0]))],
+                &[&bad(&x, &v)],
+            )
+        })
+        .states(&[&x0])
+        .non_sequences(&[&v, &limit])
+        .n_steps(4)
+        .build()
+    };
+    let checked = build(&|x, _| raising(x));
+    let indexed = build(&|x, v| x * v.get(idx![100]));
+    for (out, message) in [
+        (&checked, "the untaken branch ran"),
+        (&indexed, "index 100 is out of range"),
+    ] {
+        let inputs = [&x0, &v, &limit];
+        let f = function(&inputs, &[&out.trace(0)]).compile().unwrap();
+        let driver = driver_text(&f);
+        assert!(driver.contains("  if neq("), "{driver}");
+        for mode in MODES {
+            let f = function(&inputs, &[&out.trace(0)])
+                .mode(mode.clone())
+                .compile()
+                .unwrap();
+            let (x, v) = (vec1(vec![0.0, 1.0]), vec1(vec![0.5, 2.0, 3.0]));
+            // Sums 1, 2, 3, 4: below 10 at every step.
+            let r = f.call(&[x.clone(), v.clone(), f64_scalar(10.0)]).unwrap();
+            assert_eq!(
+                r[0].to_f64_vec(),
+                vec![0.5, 1.5, 1.0, 2.0, 1.5, 2.5, 2.0, 3.0],
+                "{mode:?}"
+            );
+            // The sum reaches 2.5 after step 2: step 3 takes the failing branch.
+            let err = f.call(&[x, v, f64_scalar(2.5)]).unwrap_err().to_string();
+            assert!(err.contains(message), "{mode:?}: {err}");
+        }
     }
 }

@@ -4,7 +4,8 @@
 //! wrapped if negative and checked before it addresses memory (`checked_index`); and
 //! writes `x[slices] = / += y` with basic indices, whose kernel only sees the region (the
 //! executor resolves it with the reference's rules and hands the kernel a view of the
-//! output).
+//! output); and, for scan bodies, where no view can be made, basic indexing by integers
+//! and full slices as copies (`basic_take_kernel`, `basic_update_kernel`).
 
 use super::*;
 
@@ -495,4 +496,206 @@ pub(super) fn region_write_kernel(
         body,
         errors: Vec::new(),
     })
+}
+
+/// Whether a basic index holds only integers and full slices: the only kind whose result
+/// shape follows from x's (no slice bounds to resolve), so a scan body can copy it.
+pub(crate) fn integers_and_full_slices(slots: &[IndexSlot]) -> bool {
+    slots
+        .iter()
+        .all(|s| matches!(s, IndexSlot::Index) || *s == IndexSlot::FULL)
+}
+
+/// For a basic index of integers and full slices on `x` (buffer 0), the statements
+/// reading each integer (buffers `first_index..`) wrapped and checked against its axis,
+/// and x's index: the integer's temporary on an indexed axis, the next loop variable
+/// elsewhere.
+fn integer_positions(
+    slots: &[IndexSlot],
+    x: &TensorType,
+    first_index: usize,
+    errors: &mut Vec<String>,
+) -> (Vec<Stmt>, Vec<Index>) {
+    let mut stmts = Vec::new();
+    let mut index = Vec::new();
+    let (mut var, mut k) = (0, 0);
+    for axis in 0..x.ndim() {
+        match slots.get(axis) {
+            Some(IndexSlot::Index) => {
+                errors.push(format!(
+                    "index {{0}} is out of range for axis {axis} of size {{1}}"
+                ));
+                let temps = (2 * k, 2 * k + 1);
+                let read = checked_index(first_index + k, vec![], 0, axis, temps, errors.len() - 1);
+                stmts.extend(read);
+                index.push(Index::Temp(temps.1));
+                k += 1;
+            }
+            Some(IndexSlot::Slice { .. }) | None => {
+                index.push(Index::Var(var));
+                var += 1;
+            }
+        }
+    }
+    (stmts, index)
+}
+
+/// `out = x[slots]` as a copy, for integers and full slices only (`integers_and_full_slices`):
+/// in a scan body, where views cannot be invoked, basic indexing is this kernel. Buffers:
+/// x, the integer indices (scalars), out.
+pub(crate) fn basic_take_kernel(
+    slots: &[IndexSlot],
+    x: &TensorType,
+    indices: &[&TensorType],
+    out: &TensorType,
+) -> Option<Kernel> {
+    if !integers_and_full_slices(slots) || slots.len() > x.ndim() {
+        return None;
+    }
+    let mut buffers = vec![Buffer {
+        name: "x".into(),
+        dtype: x.dtype,
+        rank: x.ndim(),
+        role: Role::Input,
+    }];
+    for (k, t) in indices.iter().enumerate() {
+        buffers.push(Buffer {
+            name: format!("i{k}"),
+            dtype: t.dtype,
+            rank: t.ndim(),
+            role: Role::Input,
+        });
+    }
+    let out_buf = buffers.len();
+    buffers.push(Buffer {
+        name: "out".into(),
+        dtype: out.dtype,
+        rank: out.ndim(),
+        role: Role::Output,
+    });
+    let mut errors = Vec::new();
+    let (mut body, x_index) = integer_positions(slots, x, 1, &mut errors);
+    let all: Vec<Index> = (0..out.ndim()).map(Index::Var).collect();
+    body.extend(nest(
+        &vec![out_buf; out.ndim()],
+        vec![Stmt::Store {
+            buf: out_buf,
+            index: all,
+            value: Expr::Load {
+                buf: 0,
+                index: x_index,
+            },
+        }],
+    ));
+    Some(
+        Kernel {
+            name: "take".into(),
+            buffers,
+            body,
+            errors,
+        }
+        .with_shape_checks(),
+    )
+}
+
+/// `out = x` with `x[slots] = / += y`, for integers and full slices only: in a scan body
+/// the write is this kernel (x copied, then the region written). Buffers: x, y, the
+/// integer indices (scalars), out. y (cast to x's dtype) aligns with the region's last
+/// axes, its axes of static size 1 broadcast.
+pub(crate) fn basic_update_kernel(
+    slots: &[IndexSlot],
+    mode: IncMode,
+    x: &TensorType,
+    y: &TensorType,
+    indices: &[&TensorType],
+) -> Option<Kernel> {
+    if !integers_and_full_slices(slots) || slots.len() > x.ndim() {
+        return None;
+    }
+    let region_rank = x.ndim() - slots.iter().filter(|s| **s == IndexSlot::Index).count();
+    if y.ndim() > region_rank {
+        return None;
+    }
+    let mut buffers = vec![
+        Buffer {
+            name: "x".into(),
+            dtype: x.dtype,
+            rank: x.ndim(),
+            role: Role::Input,
+        },
+        Buffer {
+            name: "value".into(),
+            dtype: y.dtype,
+            rank: y.ndim(),
+            role: Role::Input,
+        },
+    ];
+    for (k, t) in indices.iter().enumerate() {
+        buffers.push(Buffer {
+            name: format!("i{k}"),
+            dtype: t.dtype,
+            rank: t.ndim(),
+            role: Role::Input,
+        });
+    }
+    let out_buf = buffers.len();
+    buffers.push(Buffer {
+        name: "out".into(),
+        dtype: x.dtype,
+        rank: x.ndim(),
+        role: Role::Output,
+    });
+    let all: Vec<Index> = (0..x.ndim()).map(Index::Var).collect();
+    let mut body = nest(
+        &vec![out_buf; x.ndim()],
+        vec![Stmt::Store {
+            buf: out_buf,
+            index: all.clone(),
+            value: Expr::Load { buf: 0, index: all },
+        }],
+    );
+    let mut errors = Vec::new();
+    let (checks, out_index) = integer_positions(slots, x, 2, &mut errors);
+    body.extend(checks);
+    // The region: one loop per axis not addressed by an integer, over out's size there.
+    let region_axes: Vec<usize> = (0..x.ndim())
+        .filter(|a| slots.get(*a) != Some(&IndexSlot::Index))
+        .collect();
+    let value = Expr::apply(
+        ScalarOp::Cast(x.dtype),
+        vec![Expr::Load {
+            buf: 1,
+            index: array_index(y, 0, region_rank),
+        }],
+        x.dtype,
+    );
+    let value = written(mode, value, out_buf, &out_index, x.dtype);
+    let store = vec![Stmt::Store {
+        buf: out_buf,
+        index: out_index,
+        value,
+    }];
+    let region = region_axes
+        .iter()
+        .enumerate()
+        .rev()
+        .fold(store, |body, (var, axis)| {
+            vec![Stmt::For {
+                var,
+                buf: out_buf,
+                dim: *axis,
+                parallel: false,
+                body,
+            }]
+        });
+    body.extend(region);
+    Some(
+        Kernel {
+            name: format!("{}_at", format!("{mode:?}").to_lowercase()),
+            buffers,
+            body,
+            errors,
+        }
+        .with_shape_checks(),
+    )
 }

@@ -3,7 +3,8 @@
 //!
 //! Owns: which scans lower natively (a body whose every node is a kernel with a shape
 //! rule the driver can state: element-wise, fused, reductions other than products and
-//! over axes that may be empty, dot, DimShuffle as a copy; an IfElse of such nodes, as the
+//! over axes that may be empty, dot, DimShuffle and basic indexing by integers and full
+//! slices (read or written) as copies, checks (their output is x); an IfElse of such nodes, as the
 //! driver's own `if` running only the taken branch's kernels; a nested scan of such
 //! nodes, as a driver of its own invoked each step, which computes and checks its step
 //! count and initial blocks itself), the driver's buffers (the step count, the node's
@@ -22,11 +23,12 @@
 use std::collections::HashMap;
 
 use tensorlift_ir::ops::scan::has_initial_block;
-use tensorlift_ir::ops::{DimShuffle, ReduceKind, Scan};
+use tensorlift_ir::ops::{DimShuffle, IndexSlot, ReduceKind, Scan};
 use tensorlift_ir::{
     DType, FunctionGraph, Literal, NodeId, Op, Origin, ScalarOp, TensorData, TensorType, VarId,
 };
 
+use super::indexing::{basic_take_kernel, basic_update_kernel, integers_and_full_slices};
 use super::{lower_node, shapes::reshape_copy_kernel};
 use crate::loopir::{Buffer, Expr, Extent, Index, Kernel, Reg, Role, Stmt, Temp, View};
 
@@ -409,6 +411,12 @@ fn native_op(op: &Op, in_types: &[&TensorType]) -> bool {
         Op::Elemwise(_) | Op::Composite(_) | Op::Dot | Op::DimShuffle(_) => true,
         Op::Reduce { kind, axes } => reduction_ok(*kind, axes),
         Op::FusedReduce { kind, axes, .. } => reduction_ok(*kind, axes),
+        // Copies in a body (`basic_take_kernel`, `basic_update_kernel`).
+        Op::Subtensor(slots) | Op::IncSubtensor { slots, .. } => {
+            integers_and_full_slices(slots)
+        }
+        // Its kernel reads the conditions; its output is x (`Module::lower_check`).
+        Op::CheckAndRaise { .. } => true,
         Op::ArgReduce { .. }
         | Op::Cumulative { .. }
         | Op::Softmax { .. }
@@ -420,11 +428,8 @@ fn native_op(op: &Op, in_types: &[&TensorType]) -> bool {
         | Op::Arange(_)
         | Op::Join { .. }
         | Op::Split { .. }
-        | Op::Subtensor(_)
-        | Op::IncSubtensor { .. }
         | Op::AdvancedSubtensor(_)
         | Op::AdvancedIncSubtensor { .. }
-        | Op::CheckAndRaise { .. }
         | Op::OpFromGraph(_)
         | Op::Scan(_)
         // A choice runs as the driver's own `if` (`native_graph` looks into its branches).
@@ -533,7 +538,36 @@ fn output_extents(
             e.extend(b.get(1..).unwrap_or(&[]));
             vec![e]
         }
-        _ => return None,
+        // Integers drop their axes; full slices keep them (`native_op` allows no other).
+        Op::Subtensor(slots) => {
+            let x = ins.first()?.1;
+            let kept = (0..x.len()).filter(|a| slots.get(*a) != Some(&IndexSlot::Index));
+            vec![kept.map(|a| x[a]).collect()]
+        }
+        Op::IncSubtensor { .. } => vec![ins.first()?.1.to_vec()],
+        Op::ArgReduce { .. }
+        | Op::Cumulative { .. }
+        | Op::Softmax { .. }
+        | Op::Alloc
+        | Op::Reshape { .. }
+        | Op::SpecifyShape(_)
+        | Op::Shape
+        | Op::MakeVector(_)
+        | Op::Arange(_)
+        | Op::Join { .. }
+        | Op::Split { .. }
+        | Op::AdvancedSubtensor(_)
+        | Op::AdvancedIncSubtensor { .. }
+        | Op::CheckAndRaise { .. }
+        | Op::OpFromGraph(_)
+        | Op::Scan(_)
+        | Op::IfElse(_)
+        | Op::Linalg(_)
+        | Op::Blockwise(_)
+        | Op::Random(_)
+        | Op::Sparse(_)
+        | Op::Custom(_)
+        | Op::Grad(_) => return None,
     };
     // A size the output's type knows is used as it is.
     for (e, ty) in extents.iter_mut().zip(out_types) {
@@ -959,6 +993,10 @@ impl Module {
                 stmts.extend(self.lower_ifelse(b, g, prefix, &choice, place, extents, claims)?);
                 continue;
             }
+            if let Op::CheckAndRaise { .. } = &e.op {
+                stmts.extend(self.lower_check(b, g, prefix, n, place, extents, claims)?);
+                continue;
+            }
             if let Op::Scan(inner) = &e.op {
                 let key = (graph_key(g), n);
                 let node = (key, &**inner, e.inputs.as_slice(), e.outputs.as_slice());
@@ -966,11 +1004,19 @@ impl Module {
                 stmts.extend(s);
                 continue;
             }
-            let kernel = match &e.op {
-                Op::DimShuffle(ds) => {
-                    dimshuffle_copy_kernel(ds, &g.var(e.inputs[0]).ty, &g.var(e.outputs[0]).ty)
-                }
-                _ => lower_node(g, n)?,
+            // Views elsewhere are copies here; every other node is its kernel.
+            let ty = |v: &VarId| &g.var(*v).ty;
+            let in_types: Vec<&TensorType> = e.inputs.iter().map(ty).collect();
+            let out_type = ty(e.outputs.first()?);
+            let kernel = if let Op::DimShuffle(ds) = &e.op {
+                dimshuffle_copy_kernel(ds, in_types[0], out_type)
+            } else if let Op::Subtensor(slots) = &e.op {
+                basic_take_kernel(slots, in_types[0], &in_types[1..], out_type)?
+            } else if let Op::IncSubtensor { slots, mode } = &e.op {
+                let (x, y) = (in_types[0], *in_types.get(1)?);
+                basic_update_kernel(slots, *mode, x, y, &in_types[2..])?
+            } else {
+                lower_node(g, n)?
             };
             if kernel.buffers.len() != e.inputs.len() + e.outputs.len() {
                 return None;
@@ -1123,6 +1169,56 @@ impl Module {
 }
 
 impl Module {
+    /// A check (node `n` of `g`): its kernel on the places of its inputs; its output is
+    /// x itself (same place), or a copy of x when it is a state's new value (claimed).
+    #[allow(clippy::too_many_arguments)]
+    fn lower_check(
+        &mut self,
+        b: &mut Builder,
+        g: &FunctionGraph,
+        prefix: &str,
+        n: NodeId,
+        place: &mut HashMap<VarId, Place>,
+        extents: &mut HashMap<VarId, Vec<Extent>>,
+        claims: &HashMap<VarId, usize>,
+    ) -> Option<Vec<Stmt>> {
+        let e = g.node(n)?;
+        let kernel = lower_node(g, n)?;
+        if kernel.buffers.len() != e.inputs.len() {
+            return None;
+        }
+        let views: Vec<View> = e
+            .inputs
+            .iter()
+            .map(|v| place.get(v).map(|p| b.view(p)))
+            .collect::<Option<_>>()?;
+        let k = self.add(kernel);
+        let mut stmts = self.call(b, k, views);
+        let (x, out) = (*e.inputs.first()?, *e.outputs.first()?);
+        let x_extents = extents.get(&x)?.clone();
+        if claims.contains_key(&out) {
+            place_outputs(
+                b,
+                g,
+                prefix,
+                &[out],
+                vec![x_extents],
+                place,
+                extents,
+                claims,
+            );
+            let mut copy = reshape_copy_kernel(&g.var(out).ty).with_shape_checks();
+            copy.name = "copy".into();
+            let k = self.add(copy);
+            let views = vec![b.view(place.get(&x)?), b.view(place.get(&out)?)];
+            stmts.extend(self.call(b, k, views));
+        } else {
+            place.insert(out, place.get(&x)?.clone());
+            extents.insert(out, x_extents);
+        }
+        Some(stmts)
+    }
+
     /// The invoke of nested scan `node` (key, op, inputs, outputs) of `g`: its module
     /// appended to this one (callee indices shifted), its driver invoked on the places of
     /// the node's inputs, its constants' buffers, its outputs (placed like any node's)

@@ -439,10 +439,11 @@ fn a_scan_prints_its_body_below_and_runs_as_one_native_call() {
         "{plan}"
     );
     assert!(f.interpreted_nodes().is_empty());
-    // A body with a node the driver cannot run (a running sum) loops in Rust over its
-    // compiled body; a transpose (a view elsewhere) is a copy in the native driver.
+    // A body with a node the driver cannot run (a gather by an index array) loops in
+    // Rust over its compiled body; a transpose (a view elsewhere) is a copy in the native
+    // driver.
     let (m0, k) = (matrix("m0", Float64), matrix("k", Float64));
-    let out = scan(|s| vec![s.state(0).transpose(&[1, 0]).cumsum(1) + s.non_sequence(0)])
+    let out = scan(|s| vec![s.state(0).transpose(&[1, 0]).get(idx![[1, 0]]) + s.non_sequence(0)])
         .states(&[&m0])
         .non_sequences(&[&k])
         .n_steps(3)
@@ -1487,5 +1488,51 @@ fn only_the_taken_branch_runs_inside_a_native_body() {
             let err = f.call(&[x, v, f64_scalar(2.5)]).unwrap_err().to_string();
             assert!(err.contains(message), "{mode:?}: {err}");
         }
+    }
+}
+
+#[test]
+fn running_ops_arg_reductions_and_softmax_in_a_native_body() {
+    // h ← softmax(cumsum(h, axis 1) · 0.3) + argmax(h[0]) · 0.01 + cumprod(w) · 0.001:
+    // rows of 3 (an arg-reduction needs an axis known not to be empty); cumprod(w) leaves
+    // the loop (it reads only a non-sequence).
+    let (h0, w) = (
+        tensor("h0", Float64, vec![None, Some(3)]),
+        vector("w", Float64),
+    );
+    let out = scan(|s| {
+        let (h, w) = (s.state(0), s.non_sequence(0));
+        let best = h.get(idx![0]).argmax(0).cast(Float64);
+        let soft = (h.cumsum(1) * 0.3).softmax(1);
+        vec![soft + best * 0.01 + w.cumprod(0) * 0.001]
+    })
+    .states(&[&h0])
+    .non_sequences(&[&w])
+    .n_steps(4)
+    .build();
+    let inputs = [&h0, &w];
+    let outputs = [&out.trace(0), &out.last(0)];
+    let f = function(&inputs, &outputs).compile().unwrap();
+    let driver = driver_text(&f);
+    for kernel in ["softmax", "cumsum", "argmax"] {
+        assert!(
+            driver.contains(&format!("invoke {kernel}")),
+            "{kernel}: {driver}"
+        );
+    }
+    let mut rng = tensorlift::testing::TestRng::new(31);
+    for case in 0..10 {
+        let rows = case % 4;
+        let mut v = |n: usize| {
+            (0..n)
+                .map(|_| rng.next_f64() * 4.0 - 2.0)
+                .collect::<Vec<_>>()
+        };
+        let values = [
+            data(ArrayD::from_shape_vec(IxDyn(&[rows.max(1), 3]), v(rows.max(1) * 3)).unwrap()),
+            vec1(v(3)),
+        ];
+        compare_backends(&inputs, &outputs, &values, Mode::Jit)
+            .unwrap_or_else(|e| panic!("case {case}: {e}"));
     }
 }

@@ -3,8 +3,9 @@
 //!
 //! Owns: which scans lower natively (a body whose every node is a kernel with a shape
 //! rule the driver can state: element-wise, fused, reductions other than products and
-//! over axes that may be empty, dot, DimShuffle and basic indexing by integers and full
-//! slices (read or written) as copies, checks (their output is x); an IfElse of such nodes, as the
+//! over axes that may be empty, dot, running ops, arg-reductions over an axis known not
+//! to be empty, softmax; DimShuffle and basic indexing by integers and full slices (read
+//! or written) as copies; checks, whose output is x; an IfElse of such nodes, as the
 //! driver's own `if` running only the taken branch's kernels; a nested scan of such
 //! nodes, as a driver of its own invoked each step, which computes and checks its step
 //! count and initial blocks itself), the driver's buffers (the step count, the node's
@@ -401,6 +402,8 @@ fn native_op(op: &Op, in_types: &[&TensorType]) -> bool {
                 .any(|t| t.shape.get(*a).copied().flatten().is_some_and(|n| n > 0))
         })
     };
+    let along_axis =
+        |axis: Option<usize>| axis.is_some() || in_types.first().is_some_and(|t| t.ndim() == 1);
     let reduction_ok = |kind: ReduceKind, axes: &[usize]| match kind {
         ReduceKind::Sum | ReduceKind::All | ReduceKind::Any => true,
         ReduceKind::Max | ReduceKind::Min | ReduceKind::LogSumExp => axes_non_empty(axes),
@@ -417,10 +420,12 @@ fn native_op(op: &Op, in_types: &[&TensorType]) -> bool {
         }
         // Its kernel reads the conditions; its output is x (`Module::lower_check`).
         Op::CheckAndRaise { .. } => true,
-        Op::ArgReduce { .. }
-        | Op::Cumulative { .. }
-        | Op::Softmax { .. }
-        | Op::Alloc
+        // Along an axis or of a vector (no flattening). The reference fails on an empty
+        // axis: an arg-reduction's must be known not to be.
+        Op::ArgReduce { axis, .. } => along_axis(*axis) && axes_non_empty(&[axis.unwrap_or(0)]),
+        Op::Cumulative { axis, .. } => along_axis(*axis),
+        Op::Softmax { .. } => true,
+        Op::Alloc
         | Op::Reshape { .. }
         | Op::SpecifyShape(_)
         | Op::Shape
@@ -544,11 +549,11 @@ fn output_extents(
             let kept = (0..x.len()).filter(|a| slots.get(*a) != Some(&IndexSlot::Index));
             vec![kept.map(|a| x[a]).collect()]
         }
-        Op::IncSubtensor { .. } => vec![ins.first()?.1.to_vec()],
-        Op::ArgReduce { .. }
-        | Op::Cumulative { .. }
-        | Op::Softmax { .. }
-        | Op::Alloc
+        Op::IncSubtensor { .. } | Op::Cumulative { .. } | Op::Softmax { .. } => {
+            vec![ins.first()?.1.to_vec()]
+        }
+        Op::ArgReduce { axis, .. } => vec![reduced(&[axis.unwrap_or(0)])],
+        Op::Alloc
         | Op::Reshape { .. }
         | Op::SpecifyShape(_)
         | Op::Shape

@@ -385,16 +385,36 @@ fn native_graph(g: &FunctionGraph) -> bool {
             }
             op => {
                 let types: Vec<&TensorType> = e.inputs.iter().map(|x| &g.var(*x).ty).collect();
-                native_op(op, &types)
+                body_shape_rule(op, &types).is_some()
             }
         })
     })
 }
 
-/// Whether the driver can run `op` as a body kernel: its output shape follows from its
-/// inputs' (so intermediates have extents), and the kernel alone computes what the
-/// reference does (no product repair, no error for an empty axis).
-fn native_op(op: &Op, in_types: &[&TensorType]) -> bool {
+/// How a body node's outputs are shaped from its inputs', for the nodes a driver can run
+/// as kernels (`body_shape_rule`).
+enum ShapeRule<'a> {
+    /// Every output has the element-wise inputs' common shape.
+    Common,
+    /// The common shape without `axes`; with it again as a second output when `keep`.
+    Reduced {
+        axes: Vec<usize>,
+        keep: bool,
+    },
+    /// The first input's shape.
+    First,
+    /// The first input's axes rearranged.
+    Shuffled(&'a DimShuffle),
+    Dot,
+    /// The first input's axes but those an integer indexes.
+    Indexed(&'a [IndexSlot]),
+}
+
+/// The shape rule of `op` as a body kernel, when the driver can run it so: its output
+/// shape follows from its inputs' (so intermediates have extents), and the kernel alone
+/// computes what the reference does (no product repair, no error for an empty axis).
+/// IfElse and Scan are not kernels (`native_graph` decides them).
+fn body_shape_rule<'a>(op: &'a Op, in_types: &[&TensorType]) -> Option<ShapeRule<'a>> {
     let axes_non_empty = |axes: &[usize]| {
         axes.iter().all(|a| {
             in_types
@@ -409,22 +429,34 @@ fn native_op(op: &Op, in_types: &[&TensorType]) -> bool {
         ReduceKind::Max | ReduceKind::Min | ReduceKind::LogSumExp => axes_non_empty(axes),
         ReduceKind::Prod => false,
     };
+    let reduced = |kind: ReduceKind, axes: &[usize], keep: bool| {
+        reduction_ok(kind, axes).then(|| ShapeRule::Reduced {
+            axes: axes.to_vec(),
+            keep,
+        })
+    };
     match op {
+        Op::Elemwise(_) | Op::Composite(_) => Some(ShapeRule::Common),
+        Op::Dot => Some(ShapeRule::Dot),
         // A DimShuffle, a view elsewhere, is a copy in a body (`dimshuffle_copy_kernel`).
-        Op::Elemwise(_) | Op::Composite(_) | Op::Dot | Op::DimShuffle(_) => true,
-        Op::Reduce { kind, axes } => reduction_ok(*kind, axes),
-        Op::FusedReduce { kind, axes, .. } => reduction_ok(*kind, axes),
+        Op::DimShuffle(ds) => Some(ShapeRule::Shuffled(ds)),
+        Op::Reduce { kind, axes } => reduced(*kind, axes, false),
+        Op::FusedReduce { kind, axes, keep, .. } => reduced(*kind, axes, *keep),
         // Copies in a body (`basic_take_kernel`, `basic_update_kernel`).
-        Op::Subtensor(slots) | Op::IncSubtensor { slots, .. } => {
-            integers_and_full_slices(slots)
-        }
-        // Its kernel reads the conditions; its output is x (`Module::lower_check`).
-        Op::CheckAndRaise { .. } => true,
+        Op::Subtensor(slots) => integers_and_full_slices(slots).then_some(ShapeRule::Indexed(slots)),
+        Op::IncSubtensor { slots, .. } => integers_and_full_slices(slots).then_some(ShapeRule::First),
+        // A check's kernel reads the conditions; its output is x (`Module::lower_check`).
+        Op::CheckAndRaise { .. } | Op::Softmax { .. } => Some(ShapeRule::First),
         // Along an axis or of a vector (no flattening). The reference fails on an empty
         // axis: an arg-reduction's must be known not to be.
-        Op::ArgReduce { axis, .. } => along_axis(*axis) && axes_non_empty(&[axis.unwrap_or(0)]),
-        Op::Cumulative { axis, .. } => along_axis(*axis),
-        Op::Softmax { .. } => true,
+        Op::ArgReduce { axis, .. } => {
+            let axes = [axis.unwrap_or(0)];
+            (along_axis(*axis) && axes_non_empty(&axes)).then(|| ShapeRule::Reduced {
+                axes: axes.to_vec(),
+                keep: false,
+            })
+        }
+        Op::Cumulative { axis, .. } => along_axis(*axis).then_some(ShapeRule::First),
         Op::Alloc
         | Op::Reshape { .. }
         | Op::SpecifyShape(_)
@@ -444,7 +476,7 @@ fn native_op(op: &Op, in_types: &[&TensorType]) -> bool {
         | Op::Random(_)
         | Op::Sparse(_)
         | Op::Custom(_)
-        | Op::Grad(_) => false,
+        | Op::Grad(_) => None,
     }
 }
 
@@ -491,9 +523,9 @@ fn dimshuffle_copy_kernel(ds: &DimShuffle, x: &TensorType, out: &TensorType) -> 
     .with_shape_checks()
 }
 
-/// The extents of the outputs of a body node, from its inputs' (`None`: not stated).
+/// The extents of the outputs of a body node of shape rule `rule`, from its inputs'.
 fn output_extents(
-    op: &Op,
+    rule: &ShapeRule,
     ins: &[(&TensorType, &[Extent])],
     out_types: &[&TensorType],
 ) -> Option<Vec<Vec<Extent>>> {
@@ -516,18 +548,19 @@ fn output_extents(
             .map(|d| full[d])
             .collect()
     };
-    let mut extents = match op {
-        Op::Elemwise(_) | Op::Composite(_) => vec![full.clone(); out_types.len()],
-        Op::Reduce { axes, .. } => vec![reduced(axes)],
-        Op::FusedReduce { axes, keep, .. } => {
+    let first = ins.first().map(|(_, e)| *e);
+    let mut extents = match rule {
+        ShapeRule::Common => vec![full.clone(); out_types.len()],
+        ShapeRule::Reduced { axes, keep } => {
             let mut v = vec![reduced(axes)];
             if *keep {
                 v.push(full.clone());
             }
             v
         }
-        Op::DimShuffle(ds) => {
-            let x = ins.first()?.1;
+        ShapeRule::First => vec![first?.to_vec()],
+        ShapeRule::Shuffled(ds) => {
+            let x = first?;
             vec![ds
                 .new_order
                 .iter()
@@ -537,42 +570,17 @@ fn output_extents(
                 })
                 .collect()]
         }
-        Op::Dot => {
-            let (a, b) = (ins.first()?.1, ins.get(1)?.1);
+        ShapeRule::Dot => {
+            let (a, b) = (first?, ins.get(1)?.1);
             let mut e = a[..a.len().saturating_sub(1)].to_vec();
             e.extend(b.get(1..).unwrap_or(&[]));
             vec![e]
         }
-        // Integers drop their axes; full slices keep them (`native_op` allows no other).
-        Op::Subtensor(slots) => {
-            let x = ins.first()?.1;
+        ShapeRule::Indexed(slots) => {
+            let x = first?;
             let kept = (0..x.len()).filter(|a| slots.get(*a) != Some(&IndexSlot::Index));
             vec![kept.map(|a| x[a]).collect()]
         }
-        Op::IncSubtensor { .. } | Op::Cumulative { .. } | Op::Softmax { .. } => {
-            vec![ins.first()?.1.to_vec()]
-        }
-        Op::ArgReduce { axis, .. } => vec![reduced(&[axis.unwrap_or(0)])],
-        Op::Alloc
-        | Op::Reshape { .. }
-        | Op::SpecifyShape(_)
-        | Op::Shape
-        | Op::MakeVector(_)
-        | Op::Arange(_)
-        | Op::Join { .. }
-        | Op::Split { .. }
-        | Op::AdvancedSubtensor(_)
-        | Op::AdvancedIncSubtensor { .. }
-        | Op::CheckAndRaise { .. }
-        | Op::OpFromGraph(_)
-        | Op::Scan(_)
-        | Op::IfElse(_)
-        | Op::Linalg(_)
-        | Op::Blockwise(_)
-        | Op::Random(_)
-        | Op::Sparse(_)
-        | Op::Custom(_)
-        | Op::Grad(_) => return None,
     };
     // A size the output's type knows is used as it is.
     for (e, ty) in extents.iter_mut().zip(out_types) {
@@ -1032,7 +1040,8 @@ impl Module {
                 .map(|x| Some((&g.var(*x).ty, extents.get(x)?.as_slice())))
                 .collect::<Option<_>>()?;
             let out_types: Vec<&TensorType> = e.outputs.iter().map(|o| &g.var(*o).ty).collect();
-            let out_extents = output_extents(&e.op, &ins, &out_types)?;
+            let rule = body_shape_rule(&e.op, &in_types)?;
+            let out_extents = output_extents(&rule, &ins, &out_types)?;
             place_outputs(
                 b,
                 g,

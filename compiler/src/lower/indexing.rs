@@ -552,27 +552,8 @@ pub(crate) fn basic_take_kernel(
     if !integers_and_full_slices(slots) || slots.len() > x.ndim() {
         return None;
     }
-    let mut buffers = vec![Buffer {
-        name: "x".into(),
-        dtype: x.dtype,
-        rank: x.ndim(),
-        role: Role::Input,
-    }];
-    for (k, t) in indices.iter().enumerate() {
-        buffers.push(Buffer {
-            name: format!("i{k}"),
-            dtype: t.dtype,
-            rank: t.ndim(),
-            role: Role::Input,
-        });
-    }
-    let out_buf = buffers.len();
-    buffers.push(Buffer {
-        name: "out".into(),
-        dtype: out.dtype,
-        rank: out.ndim(),
-        role: Role::Output,
-    });
+    let ins: Vec<&TensorType> = std::iter::once(x).chain(indices.iter().copied()).collect();
+    let (buffers, out_buf) = buffers_with_output(&ins, out);
     let mut errors = Vec::new();
     let (mut body, x_index) = integer_positions(slots, x, 1, &mut errors);
     let all: Vec<Index> = (0..out.ndim()).map(Index::Var).collect();
@@ -616,35 +597,8 @@ pub(crate) fn basic_update_kernel(
     if y.ndim() > region_rank {
         return None;
     }
-    let mut buffers = vec![
-        Buffer {
-            name: "x".into(),
-            dtype: x.dtype,
-            rank: x.ndim(),
-            role: Role::Input,
-        },
-        Buffer {
-            name: "value".into(),
-            dtype: y.dtype,
-            rank: y.ndim(),
-            role: Role::Input,
-        },
-    ];
-    for (k, t) in indices.iter().enumerate() {
-        buffers.push(Buffer {
-            name: format!("i{k}"),
-            dtype: t.dtype,
-            rank: t.ndim(),
-            role: Role::Input,
-        });
-    }
-    let out_buf = buffers.len();
-    buffers.push(Buffer {
-        name: "out".into(),
-        dtype: x.dtype,
-        rank: x.ndim(),
-        role: Role::Output,
-    });
+    let ins: Vec<&TensorType> = [x, y].into_iter().chain(indices.iter().copied()).collect();
+    let (buffers, out_buf) = buffers_with_output(&ins, x);
     let all: Vec<Index> = (0..x.ndim()).map(Index::Var).collect();
     let mut body = nest(
         &vec![out_buf; x.ndim()],

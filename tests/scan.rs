@@ -634,19 +634,21 @@ fn random_recurrences_agree_between_the_backends() {
 
 /// The loop IR of the driver of a compiled function's (first) scan.
 fn driver_text(f: &Function) -> String {
+    native_driver(f).expect("a natively lowered scan")
+}
+
+/// The loop IR of the driver of a compiled function's first scan, if it lowers natively.
+fn native_driver(f: &Function) -> Option<String> {
     let fg = f.fgraph();
-    fg.toposort()
-        .into_iter()
-        .find_map(|n| {
-            let e = fg.node(n)?;
-            let tensorlift::ir::Op::Scan(op) = &e.op else {
-                return None;
-            };
-            let types: Vec<&TensorType> = e.inputs.iter().map(|x| &fg.var(*x).ty).collect();
-            let lowered = tensorlift_compiler::lower::scan::lower_scan(op, &types)?;
-            Some(lowered.kernels.last()?.to_string())
-        })
-        .expect("a natively lowered scan")
+    fg.toposort().into_iter().find_map(|n| {
+        let e = fg.node(n)?;
+        let tensorlift::ir::Op::Scan(op) = &e.op else {
+            return None;
+        };
+        let types: Vec<&TensorType> = e.inputs.iter().map(|x| &fg.var(*x).ty).collect();
+        let lowered = tensorlift_compiler::lower::scan::lower_scan(op, &types)?;
+        Some(lowered.kernels.last()?.to_string())
+    })
 }
 
 /// The body of a compiled function's scan, printed.
@@ -901,7 +903,8 @@ proptest! {
     #![proptest_config(common::proptest_config(48, 0x5ca_11ed))]
     /// Random scans — scalar or vector states and sequences, several taps of each, forward
     /// or reversed, fixed length or stopped by a condition under a bound, with reductions
-    /// broadcast back now and then — give the reference's last values and traces in the
+    /// broadcast back now and then, a choice, a nested scan or an indexed element in the
+    /// step — give the reference's last values and traces in the
     /// JIT (native driver or loop over the body's plan), with and without rewrites.
     #[test]
     fn random_scans_agree_between_the_backends(
@@ -912,6 +915,7 @@ proptest! {
         reverse in any::<bool>(),
         until in any::<bool>(),
         reduce in any::<bool>(),
+        extra in 0usize..4,
         seed in any::<u64>(),
     ) {
         let mut rng = tensorlift::testing::TestRng::new(seed);
@@ -972,6 +976,22 @@ proptest! {
                 if reduce {
                     acc = acc + other.sum(All) * 0.1;
                 }
+                // A choice, a nested scan or an indexed element in the step.
+                match extra {
+                    1 => {
+                        let c = other.sum(All).gt(coefficients[14]);
+                        acc = ifelse(&c, &[&acc], &[&(&acc * 0.5 - &other)])[0].clone();
+                    }
+                    2 => {
+                        let inner = scan(|u| vec![u.state(0) * 0.7 + 0.1])
+                            .states(&[&acc])
+                            .n_steps(2)
+                            .build();
+                        acc = inner.last(0);
+                    }
+                    3 if width > 0 => acc = &acc + acc.get(idx![-1]),
+                    _ => {}
+                }
                 outs.push(acc.tanh());
             }
             if until {
@@ -997,6 +1017,9 @@ proptest! {
         for mode in [Mode::Jit, Mode::Jit.without_rewrites()] {
             compare_backends(&ins, &refs, &values, mode).map_err(TestCaseError::fail)?;
         }
+        // Every node of these bodies has a native form: the scan is one native call.
+        let f = function(&ins, &refs).compile().map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert!(native_driver(&f).is_some(), "not native: {}", f.plan());
     }
 }
 

@@ -48,18 +48,48 @@ pub struct FunctionBuilder {
 
 impl FunctionBuilder {
     /// Chooses the backend and the rewrites.
+    ///
+    /// ```
+    /// use tensorlift::prelude::*;
+    /// let x = vector("x", Float64);
+    /// let y = (&x * 2.0).sum(All);
+    /// for mode in [Mode::Reference, Mode::Jit, Mode::Jit.without_rewrites()] {
+    ///     let f = function(&[&x], &[&y]).mode(mode).compile()?;
+    ///     assert_eq!(f.call(&[ndarray::array![1.0, 2.0].into()])?[0].item_f64()?, 6.0);
+    /// }
+    /// # Ok::<(), tensorlift::Error>(())
+    /// ```
     pub fn mode(mut self, mode: Mode) -> Self {
         self.mode = mode;
         self
     }
 
     /// Leaves out one rewrite rule or group by name.
+    ///
+    /// ```
+    /// use tensorlift::prelude::*;
+    /// let x = vector("x", Float64);
+    /// let y = (x.exp() + 1.0).log(); // softplus, once stabilized
+    /// let rule = "softplus_from_log1p";
+    /// assert!(function(&[&x], &[&y]).compile()?.rewrite_report().fired(rule) > 0);
+    /// let f = function(&[&x], &[&y]).excluding("stabilize").compile()?;
+    /// assert_eq!(f.rewrite_report().fired(rule), 0);
+    /// # Ok::<(), tensorlift::Error>(())
+    /// ```
     pub fn excluding(mut self, rule_or_group: &str) -> Self {
         self.mode = self.mode.excluding(rule_or_group);
         self
     }
 
     /// Runs only the named rewrite rules and groups (call once per name).
+    ///
+    /// ```
+    /// use tensorlift::prelude::*;
+    /// let x = vector("x", Float64);
+    /// let f = function(&[&x], &[&(&x + 0.0)]).including("canonicalize").compile()?;
+    /// assert_eq!(f.call(&[ndarray::array![1.5].into()])?[0].to_f64_vec(), vec![1.5]);
+    /// # Ok::<(), tensorlift::Error>(())
+    /// ```
     pub fn including(mut self, rule_or_group: &str) -> Self {
         self.mode = self.mode.including(rule_or_group);
         self
@@ -67,6 +97,15 @@ impl FunctionBuilder {
 
     /// Prints the rewrite report (rules fired, time spent, why each group stopped) to
     /// standard error when compiling. `Function::rewrite_report` has it in any case.
+    ///
+    /// ```
+    /// use tensorlift::prelude::*;
+    /// let x = vector("x", Float64);
+    /// // The report goes to standard error while compiling.
+    /// let f = function(&[&x], &[&x.exp()]).print_rewrites(true).compile()?;
+    /// assert_eq!(f.output_types()[0], *x.ty());
+    /// # Ok::<(), tensorlift::Error>(())
+    /// ```
     pub fn print_rewrites(mut self, yes: bool) -> Self {
         self.print_rewrites = yes;
         self
@@ -141,6 +180,17 @@ impl FunctionBuilder {
     }
 
     /// Checks the graph and compiles it.
+    ///
+    /// ```
+    /// use tensorlift::prelude::*;
+    /// let (x, y) = (vector("x", Float64), tensor("y", Float64, [Some(3)]));
+    /// let f = function(&[&x, &y], &[&(&x * &y)]).compile()?;
+    /// assert_eq!(f.output_types()[0].to_string(), "Vector(float64, shape=(3,))");
+    /// // A graph that cannot be built fails here, naming the op.
+    /// let bad = &x + &matrix("m", Float64).t().get(idx![.., ..;0]);
+    /// assert!(function(&[&x], &[&bad]).compile().is_err());
+    /// # Ok::<(), tensorlift::Error>(())
+    /// ```
     pub fn compile(self) -> Result<Function, Error> {
         let (shared, updates) = self.shared_inputs()?;
         let mut all_inputs = self.inputs.clone();
@@ -234,6 +284,17 @@ impl std::fmt::Debug for Function {
 impl Function {
     /// Calls the function. Inputs are checked (count, dtype, ndim, static sizes) before
     /// anything runs.
+    ///
+    /// ```
+    /// use tensorlift::prelude::*;
+    /// let x = vector("x", Float64);
+    /// let f = function(&[&x], &[&x.sum(All), &x.max(All)]).compile()?;
+    /// let out = f.call(&[ndarray::array![1.0, 5.0, 2.0].into()])?;
+    /// assert_eq!((out[0].item_f64()?, out[1].item_f64()?), (8.0, 5.0));
+    /// // The wrong dtype is an error naming the input, before anything runs.
+    /// assert!(f.call(&[ndarray::array![1i64, 2].into()]).is_err());
+    /// # Ok::<(), tensorlift::Error>(())
+    /// ```
     pub fn call(&self, inputs: &[TensorData]) -> Result<Vec<TensorData>, Error> {
         if self.shared.is_empty() {
             if let Some(outputs) = self.executable.run_known_layout(inputs) {
@@ -252,6 +313,20 @@ impl Function {
     /// Calls the function with the shared variables' values of `context` (those it does
     /// not hold read the default values), writing the updates there. Calls in one context
     /// run one at a time; calls in different contexts run in parallel.
+    ///
+    /// ```
+    /// use tensorlift::prelude::*;
+    /// let count = shared("count", TensorData::scalar(0i64));
+    /// let f = function(&[], &[&count]).updates(&[(&count, &(&count + 1))]).compile()?;
+    /// let (a, b) = (SharedContext::new(), SharedContext::new());
+    /// f.call_in(&a, &[])?;
+    /// f.call_in(&a, &[])?;
+    /// // Each context keeps its own values; the default one is untouched.
+    /// assert_eq!(f.call_in(&a, &[])?[0].item_f64()?, 2.0);
+    /// assert_eq!(f.call_in(&b, &[])?[0].item_f64()?, 0.0);
+    /// assert_eq!(count.get_value()?.item_f64()?, 0.0);
+    /// # Ok::<(), tensorlift::Error>(())
+    /// ```
     pub fn call_in(
         &self,
         context: &SharedContext,
@@ -320,6 +395,15 @@ impl Function {
     /// strided array —; `None` when it reads the stored value directly or `w` is not a
     /// shared variable this function reads. The copy follows the stored value: it is made
     /// again after the value changes.
+    ///
+    /// ```
+    /// use tensorlift::prelude::*;
+    /// let w = shared("w", ndarray::array![[1.0, 2.0], [3.0, 4.0]].into());
+    /// let f = function(&[], &[&(&w * 2.0)]).compile()?;
+    /// // The JIT reads a contiguous value as it is stored: no copy of its own.
+    /// assert!(f.backend_copy(&w).is_none());
+    /// # Ok::<(), tensorlift::Error>(())
+    /// ```
     pub fn backend_copy(&self, w: &Var) -> Option<TensorData> {
         let storage = w.shared_storage()?;
         let k = self.shared.iter().position(|c| {
@@ -336,21 +420,55 @@ impl Function {
     /// How the backend runs the compiled graph, one step per node: for the JIT, whether
     /// each node runs as a kernel, a view or in the interpreter, and which inputs a step
     /// may write its output over.
+    ///
+    /// ```
+    /// use tensorlift::prelude::*;
+    /// let x = vector("x", Float64);
+    /// let f = function(&[&x], &[&(x.exp() * 2.0 + 1.0)]).compile()?;
+    /// assert!(f.plan().contains("runs as kernel")); // one fused kernel
+    /// # Ok::<(), tensorlift::Error>(())
+    /// ```
     pub fn plan(&self) -> String {
         self.executable.describe()
     }
 
     /// The dprint of the compiled graph (after rewrites).
+    ///
+    /// ```
+    /// use tensorlift::prelude::*;
+    /// let x = vector("x", Float64);
+    /// let f = function(&[&x], &[&(&x * 1.0 + 0.0)]).compile()?;
+    /// assert!(!f.dprint().contains("Mul")); // x · 1 + 0 rewritten to x
+    /// # Ok::<(), tensorlift::Error>(())
+    /// ```
     pub fn dprint(&self) -> String {
         self.fgraph.to_string()
     }
 
     /// The compiled graph (after rewrites).
+    ///
+    /// ```
+    /// use tensorlift::prelude::*;
+    /// let x = vector("x", Float64);
+    /// let f = function(&[&x], &[&(x.sin() + x.cos())]).compile()?;
+    /// assert_eq!(f.fgraph().inputs().len(), 1);
+    /// # Ok::<(), tensorlift::Error>(())
+    /// ```
     pub fn fgraph(&self) -> &FunctionGraph {
         &self.fgraph
     }
 
     /// What the rewrite pipeline did while compiling.
+    ///
+    /// ```
+    /// use tensorlift::prelude::*;
+    /// let x = vector("x", Float64);
+    /// let f = function(&[&x], &[&(x.exp() + 1.0).log()]).compile()?;
+    /// // log(1 + exp(x)) became log1p(exp(x)), then softplus(x).
+    /// assert_eq!(f.rewrite_report().fired("log1p_from_log"), 1);
+    /// assert_eq!(f.rewrite_report().fired("softplus_from_log1p"), 1);
+    /// # Ok::<(), tensorlift::Error>(())
+    /// ```
     pub fn rewrite_report(&self) -> &RewriteReport {
         &self.report
     }
@@ -358,16 +476,40 @@ impl Function {
     /// The nodes (their dprint lines) the backend runs in the reference interpreter
     /// instead of its own code; empty for the reference backend and for graphs the JIT
     /// compiles whole. `Mode::strict` turns any of them into a compile error.
+    ///
+    /// ```
+    /// use tensorlift::prelude::*;
+    /// let x = vector("x", Float64);
+    /// let f = function(&[&x], &[&x.exp().sum(All)]).mode(Mode::Jit).compile()?;
+    /// assert!(f.interpreted_nodes().is_empty()); // compiled whole
+    /// # Ok::<(), tensorlift::Error>(())
+    /// ```
     pub fn interpreted_nodes(&self) -> &[String] {
         &self.interpreted
     }
 
     /// The declared input types.
+    ///
+    /// ```
+    /// use tensorlift::prelude::*;
+    /// let (x, n) = (vector("x", Float32), scalar("n", Int64));
+    /// let f = function(&[&x, &n], &[&(&x * &n)]).compile()?;
+    /// assert_eq!(f.input_types(), &[x.ty().clone(), n.ty().clone()]);
+    /// # Ok::<(), tensorlift::Error>(())
+    /// ```
     pub fn input_types(&self) -> &[TensorType] {
         &self.signature.types
     }
 
     /// The output types.
+    ///
+    /// ```
+    /// use tensorlift::prelude::*;
+    /// let x = vector("x", Int32);
+    /// let f = function(&[&x], &[&x.mean(All)]).compile()?;
+    /// assert_eq!(f.output_types()[0].dtype, Float64); // integers average as float64
+    /// # Ok::<(), tensorlift::Error>(())
+    /// ```
     pub fn output_types(&self) -> &[TensorType] {
         &self.output_types[..self.n_outputs]
     }

@@ -41,6 +41,14 @@ impl Default for VerifyGrad {
 
 impl VerifyGrad {
     /// The default options in `mode`.
+    ///
+    /// ```
+    /// use tensorlift::prelude::*;
+    /// let options = VerifyGrad::in_mode(Mode::Reference);
+    /// let point: TensorData = ndarray::array![0.5, -1.0].into();
+    /// verify_grad(|v| (v[0].sin() * &v[0]).sum(All), &[point], &options)?;
+    /// # Ok::<(), tensorlift::Error>(())
+    /// ```
     pub fn in_mode(mode: Mode) -> VerifyGrad {
         VerifyGrad {
             mode,

@@ -30,6 +30,16 @@ pub fn shared(name: &str, value: TensorData) -> Var {
 
 /// A shared variable of an explicit type (static sizes are checked on every write; a
 /// size of 1 broadcasts in graphs).
+///
+/// ```
+/// use tensorlift::prelude::*;
+/// // A vector of any length, though the first value has 2 elements.
+/// let w = shared_with_type("w", ndarray::array![1.0, 2.0].into(), TensorType::new(Float64, [None]));
+/// w.set_value(ndarray::array![1.0, 2.0, 3.0].into())?;
+/// let f = function(&[], &[&w.sum(All)]).compile()?;
+/// assert_eq!(f.call(&[])?[0].item_f64()?, 6.0);
+/// # Ok::<(), tensorlift::Error>(())
+/// ```
 pub fn shared_with_type(name: &str, value: TensorData, ty: TensorType) -> Var {
     match SharedCell::new(name, ty.clone(), value) {
         Ok(cell) => Var::shared_input(name, ty, cell),

@@ -13,11 +13,28 @@ use crate::ops::{DimShuffle, Op, ScalarOp};
 use crate::var::Var;
 
 /// Applies a scalar op element by element to the operands.
+///
+/// ```
+/// use tensorlift_ir::{elemwise, vector, DType, ScalarOp};
+/// let x = vector("x", DType::Float32);
+/// // A weak literal takes x's dtype (NEP 50): float32 stays float32.
+/// let y = elemwise(ScalarOp::Add, vec![(&x).into(), 1.0.into()]);
+/// assert_eq!(y.ty().to_string(), "Vector(float32, shape=(?,))");
+/// ```
 pub fn elemwise(op: ScalarOp, operands: Vec<Operand>) -> Var {
     var_or_invalid(try_elemwise(op, operands))
 }
 
 /// Like `elemwise`, returning the error at once.
+///
+/// ```
+/// use tensorlift_ir::{tensor, try_elemwise, DType, ScalarOp};
+/// let a = tensor("a", DType::Float64, [Some(2)]);
+/// let b = tensor("b", DType::Float64, [Some(3)]);
+/// // Static sizes 2 and 3 cannot broadcast: the error names the op.
+/// let err = try_elemwise(ScalarOp::Mul, vec![(&a).into(), (&b).into()]).unwrap_err();
+/// assert!(err.to_string().contains("Mul"), "{err}");
+/// ```
 pub fn try_elemwise(op: ScalarOp, operands: Vec<Operand>) -> Result<Var> {
     let vars = Operand::resolve_all(operands)?;
     let ndim = vars.iter().map(|v| v.ndim()).max().unwrap_or(0);
@@ -135,10 +152,17 @@ impl Not for &Var {
 }
 
 macro_rules! unary_methods {
-    ($($(#[$doc:meta])* $name:ident => $op:expr),* $(,)?) => {
+    (($dtype:ident) $($(#[$doc:meta])* $name:ident => $op:expr),* $(,)?) => {
         impl Var {
             $(
                 $(#[$doc])*
+                #[doc = ""]
+                #[doc = "```"]
+                #[doc = "use tensorlift_ir::{tensor, DType};"]
+                #[doc = concat!("let x = tensor(\"x\", DType::", stringify!($dtype), ", [None, Some(3)]);")]
+                #[doc = concat!("let y = x.", stringify!($name), "();")]
+                #[doc = "assert_eq!(y.static_shape(), x.static_shape()); // element by element"]
+                #[doc = "```"]
                 pub fn $name(&self) -> Var {
                     elemwise($op, vec![self.into()])
                 }
@@ -147,6 +171,7 @@ macro_rules! unary_methods {
     };
 }
 unary_methods! {
+    (Float64)
     abs => ScalarOp::Abs,
     sign => ScalarOp::Sign,
     /// x * x.
@@ -182,15 +207,27 @@ unary_methods! {
     gammaln => ScalarOp::Gammaln,
     /// ψ(x), the derivative of gammaln.
     digamma => ScalarOp::Digamma,
+}
+unary_methods! {
+    (Bool)
     /// Logical not for bool, bitwise not for integers.
     logical_not => ScalarOp::Not,
 }
 
 macro_rules! binary_methods {
-    ($($(#[$doc:meta])* $name:ident => $op:expr),* $(,)?) => {
+    (($dtype:ident, $literal:literal) $($(#[$doc:meta])* $name:ident => $op:expr),* $(,)?) => {
         impl Var {
             $(
                 $(#[$doc])*
+                #[doc = ""]
+                #[doc = "```"]
+                #[doc = "use tensorlift_ir::{tensor, DType};"]
+                #[doc = concat!("let x = tensor(\"x\", DType::", stringify!($dtype), ", [None, Some(3)]);")]
+                #[doc = concat!("let row = tensor(\"row\", DType::", stringify!($dtype), ", [Some(1), Some(3)]);")]
+                #[doc = "// Broadcasts along the row's size-1 axis; a literal is weak (NEP 50)."]
+                #[doc = concat!("assert_eq!(x.", stringify!($name), "(&row).static_shape(), x.static_shape());")]
+                #[doc = concat!("assert_eq!(x.", stringify!($name), "(", stringify!($literal), ").static_shape(), x.static_shape());")]
+                #[doc = "```"]
                 pub fn $name(&self, other: impl Into<Operand>) -> Var {
                     elemwise($op, vec![self.into(), other.into()])
                 }
@@ -199,6 +236,7 @@ macro_rules! binary_methods {
     };
 }
 binary_methods! {
+    (Float64, 2.0)
     pow => ScalarOp::Pow,
     /// Floor division (`//`).
     floor_div => ScalarOp::IntDiv,
@@ -212,6 +250,9 @@ binary_methods! {
     le => ScalarOp::Le,
     gt => ScalarOp::Gt,
     ge => ScalarOp::Ge,
+}
+binary_methods! {
+    (Bool, true)
     logical_and => ScalarOp::And,
     logical_or => ScalarOp::Or,
     logical_xor => ScalarOp::Xor,
@@ -219,6 +260,12 @@ binary_methods! {
 
 impl Var {
     /// Converts to another dtype (NumPy `astype`); a no-op when the dtype is already right.
+    ///
+    /// ```
+    /// use tensorlift_ir::{vector, DType};
+    /// let x = vector("x", DType::Int64);
+    /// assert_eq!(x.cast(DType::Float32).dtype(), DType::Float32);
+    /// ```
     pub fn cast(&self, dtype: DType) -> Var {
         if self.dtype() == dtype && self.error().is_none() {
             return self.clone();
@@ -227,6 +274,12 @@ impl Var {
     }
 
     /// min(max(x, lo), hi).
+    ///
+    /// ```
+    /// use tensorlift_ir::{vector, DType};
+    /// let x = vector("x", DType::Float64);
+    /// assert_eq!(x.clip(0.0, 1.0).ty(), x.ty());
+    /// ```
     pub fn clip(&self, lo: impl Into<Operand>, hi: impl Into<Operand>) -> Var {
         elemwise(ScalarOp::Clip, vec![self.into(), lo.into(), hi.into()])
     }

@@ -33,6 +33,13 @@ pub enum Idx {
 
 impl Idx {
     /// The full slice `:`.
+    ///
+    /// ```
+    /// use tensorlift_ir::{idx, matrix, DType, Idx};
+    /// let m = matrix("m", DType::Float64);
+    /// // m[:, 0], spelled out: the same as idx![.., 0].
+    /// assert_eq!(m.get(vec![Idx::full(), Idx::from(0)]).ty(), m.get(idx![.., 0]).ty());
+    /// ```
     pub fn full() -> Idx {
         Idx::Slice {
             start: None,
@@ -42,11 +49,27 @@ impl Idx {
     }
 
     /// A slice with optional symbolic or literal parts.
+    ///
+    /// ```
+    /// use tensorlift_ir::{vector, DType, Idx};
+    /// let x = vector("x", DType::Float64);
+    /// // x[1::-1]: a slice with a start and a step.
+    /// let s = Idx::slice(Some(1.into()), None, Some((-1).into()));
+    /// assert_eq!(x.get(vec![s]).ndim(), 1);
+    /// ```
     pub fn slice(start: Option<Operand>, stop: Option<Operand>, step: Option<Operand>) -> Idx {
         Idx::Slice { start, stop, step }
     }
 
     /// Sets the step of a slice (used by `idx![a..b; step]`).
+    ///
+    /// ```
+    /// use tensorlift_ir::{vector, DType, Idx};
+    /// let x = vector("x", DType::Float64);
+    /// assert_eq!(x.get(vec![Idx::full().with_step(2)]).ndim(), 1); // x[::2]
+    /// // A step on an integer index is an error the result carries.
+    /// assert!(x.get(vec![Idx::from(0).with_step(2)]).check().is_err());
+    /// ```
     pub fn with_step(self, step: impl Into<Operand>) -> Idx {
         match self {
             Idx::Slice { start, stop, .. } => Idx::Slice {
@@ -229,6 +252,16 @@ fn basic_slots(slots: &[AdvancedSlot]) -> Option<Vec<IndexSlot>> {
 
 impl Var {
     /// `x[index]` with NumPy semantics.
+    ///
+    /// ```
+    /// use tensorlift_ir::{idx, matrix, vector, DType};
+    /// let m = matrix("m", DType::Float64);
+    /// assert_eq!(m.get(idx![0]).ndim(), 1); // an integer drops its axis
+    /// assert_eq!(m.get(idx![1.., ..;-1]).ndim(), 2); // m[1:, ::-1]
+    /// let rows = vector("rows", DType::Int64);
+    /// assert_eq!(m.get(idx![&rows]).ndim(), 2); // advanced: the rows listed
+    /// assert_eq!(m.get(idx![[0, 2], 1]).ndim(), 1); // a literal index array
+    /// ```
     pub fn get(&self, index: Vec<Idx>) -> Var {
         var_or_invalid((|| {
             self.check()?;
@@ -244,11 +277,25 @@ impl Var {
 
     /// A copy of `x` with `x[index] = value` (value broadcast per DESIGN §3 and cast to
     /// x's dtype; with repeated advanced indices the last write wins).
+    ///
+    /// ```
+    /// use tensorlift_ir::{idx, vector, DType};
+    /// let x = vector("x", DType::Float64);
+    /// let y = x.set(idx![..2], 0.0); // a copy of x with x[:2] = 0
+    /// assert_eq!(y.ty(), x.ty());
+    /// ```
     pub fn set(&self, index: Vec<Idx>, value: impl Into<Operand>) -> Var {
         self.write(index, value.into(), IncMode::Set)
     }
 
     /// A copy of `x` with `x[index] += value` (repeated advanced indices accumulate).
+    ///
+    /// ```
+    /// use tensorlift_ir::{idx, vector, DType};
+    /// let (x, i) = (vector("x", DType::Float64), vector("i", DType::Int64));
+    /// let y = x.inc(idx![&i], 1.0); // repeated indices add up, as np.add.at
+    /// assert_eq!(y.ty(), x.ty());
+    /// ```
     pub fn inc(&self, index: Vec<Idx>, value: impl Into<Operand>) -> Var {
         self.write(index, value.into(), IncMode::Inc)
     }

@@ -17,6 +17,13 @@ use crate::var::Var;
 impl Var {
     /// NumPy's `dot` for vectors and matrices; for a sparse `self`, the sparse product
     /// (`sparse::dot`).
+    ///
+    /// ```
+    /// use tensorlift_ir::{matrix, vector, DType};
+    /// let (a, v) = (matrix("a", DType::Float64), vector("v", DType::Float64));
+    /// assert_eq!(a.dot(&v).ndim(), 1); // matrix · vector
+    /// assert_eq!(v.dot(&v).ndim(), 0); // inner product
+    /// ```
     pub fn dot(&self, other: &Var) -> Var {
         if self.ty().is_sparse() {
             return crate::api::sparse::dot(self, other);
@@ -173,17 +180,39 @@ fn two(op: LinalgOp, x: &Var) -> (Var, Var) {
 }
 
 /// The determinant of a square matrix (or of each one of a batch).
+///
+/// ```
+/// use tensorlift_ir::api::linalg::det;
+/// use tensorlift_ir::{tensor, DType};
+/// let batch = tensor("x", DType::Float64, [Some(4), Some(3), Some(3)]);
+/// assert_eq!(det(&batch).static_shape(), &[Some(4)]); // one per matrix
+/// ```
 pub fn det(x: &Var) -> Var {
     one(LinalgOp::Det, &[x])
 }
 
 /// NumPy's `slogdet`: the sign of the determinant and the log of its absolute value
 /// (sign 0 and log −inf for a singular matrix).
+///
+/// ```
+/// use tensorlift_ir::api::linalg::{slogdet};
+/// use tensorlift_ir::{tensor, DType};
+/// let a = tensor("a", DType::Float64, [Some(3), Some(3)]);
+/// let (sign, log_abs) = slogdet(&a);
+/// assert_eq!((sign.ndim(), log_abs.ndim()), (0, 0));
+/// ```
 pub fn slogdet(x: &Var) -> (Var, Var) {
     two(LinalgOp::SlogDet, x)
 }
 
 /// The inverse of a square matrix; a singular one is an error when the function runs.
+///
+/// ```
+/// use tensorlift_ir::api::linalg::{inv};
+/// use tensorlift_ir::{tensor, DType};
+/// let a = tensor("a", DType::Float64, [Some(3), Some(3)]);
+/// assert_eq!(inv(&a).static_shape(), a.static_shape());
+/// ```
 pub fn inv(x: &Var) -> Var {
     one(LinalgOp::Inv, &[x])
 }
@@ -192,6 +221,14 @@ pub fn inv(x: &Var) -> Var {
 /// `x = L Lᵀ` read from x's lower triangle, or upper `U = Lᵀ` read from its upper
 /// triangle (SciPy's `cholesky(lower=False)`). A matrix that is not positive definite is
 /// an error when the function runs.
+///
+/// ```
+/// use tensorlift_ir::api::linalg::{cholesky};
+/// use tensorlift_ir::{tensor, DType};
+/// let a = tensor("a", DType::Float64, [Some(3), Some(3)]);
+/// let (lower, upper) = (cholesky(&a, true), cholesky(&a, false));
+/// assert_eq!(lower.static_shape(), upper.static_shape());
+/// ```
 pub fn cholesky(x: &Var, lower: bool) -> Var {
     one(LinalgOp::Cholesky { lower }, &[x])
 }
@@ -200,6 +237,16 @@ pub fn cholesky(x: &Var, lower: bool) -> Var {
 /// dimension, otherwise (batches of) matrices of right-hand sides, as NumPy 2 and
 /// PyTensor read it; `solve_with` says which. A singular `a` is an error when the
 /// function runs.
+///
+/// ```
+/// use tensorlift_ir::api::linalg::{solve};
+/// use tensorlift_ir::{tensor, DType};
+/// let a = tensor("a", DType::Float64, [Some(3), Some(3)]);
+/// let b = tensor("b", DType::Float64, [Some(3)]);
+/// assert_eq!(solve(&a, &b).static_shape(), &[Some(3)]);
+/// let rhs = tensor("rhs", DType::Float64, [Some(3), Some(5)]);
+/// assert_eq!(solve(&a, &rhs).static_shape(), &[Some(3), Some(5)]);
+/// ```
 pub fn solve(a: &Var, b: &Var) -> Var {
     solve_with(a, b, default_b_ndim(b))
 }
@@ -222,11 +269,28 @@ pub fn solve_with(a: &Var, b: &Var, b_ndim: usize) -> Var {
 
 /// The solution of `a x = b` for a triangular `a` (only its `lower` or upper triangle is
 /// read; SciPy's `solve_triangular`); `b` as in `solve`.
+///
+/// ```
+/// use tensorlift_ir::api::linalg::{solve_triangular};
+/// use tensorlift_ir::{tensor, DType};
+/// let a = tensor("a", DType::Float64, [Some(3), Some(3)]);
+/// let b = tensor("b", DType::Float64, [Some(3)]);
+/// assert_eq!(solve_triangular(&a, &b, true).static_shape(), &[Some(3)]);
+/// ```
 pub fn solve_triangular(a: &Var, b: &Var, lower: bool) -> Var {
     solve_triangular_with(a, b, lower, default_b_ndim(b))
 }
 
 /// `solve_triangular` with the core of `b` given (as `solve_with`).
+///
+/// ```
+/// use tensorlift_ir::api::linalg::solve_triangular_with;
+/// use tensorlift_ir::{tensor, DType};
+/// let a = tensor("a", DType::Float64, [Some(10), Some(3), Some(3)]);
+/// let b = tensor("b", DType::Float64, [Some(10), Some(3)]);
+/// // b is a batch of 10 vectors (core of 1 dimension), not one 10 × 3 matrix.
+/// assert_eq!(solve_triangular_with(&a, &b, false, 1).static_shape(), &[Some(10), Some(3)]);
+/// ```
 pub fn solve_triangular_with(a: &Var, b: &Var, lower: bool, b_ndim: usize) -> Var {
     match b_ndim {
         1 | 2 => one(LinalgOp::SolveTriangular { lower, b_ndim }, &[a, b]),
@@ -244,16 +308,40 @@ fn default_b_ndim(b: &Var) -> usize {
 
 /// Eigenvalues (ascending) and eigenvectors (the columns) of a symmetric matrix read
 /// from its lower triangle (NumPy's `eigh`).
+///
+/// ```
+/// use tensorlift_ir::api::linalg::{eigh};
+/// use tensorlift_ir::{tensor, DType};
+/// let a = tensor("a", DType::Float64, [Some(3), Some(3)]);
+/// let (values, vectors) = eigh(&a);
+/// assert_eq!(values.static_shape(), &[Some(3)]);
+/// assert_eq!(vectors.static_shape(), &[Some(3), Some(3)]);
+/// ```
 pub fn eigh(x: &Var) -> (Var, Var) {
     two(LinalgOp::Eigh, x)
 }
 
 /// The eigenvalues (ascending) of a symmetric matrix read from its lower triangle.
+///
+/// ```
+/// use tensorlift_ir::api::linalg::{eigvalsh};
+/// use tensorlift_ir::{tensor, DType};
+/// let a = tensor("a", DType::Float64, [Some(3), Some(3)]);
+/// assert_eq!(eigvalsh(&a).static_shape(), &[Some(3)]);
+/// ```
 pub fn eigvalsh(x: &Var) -> Var {
     eigh(x).0
 }
 
 /// `n × n` identity matrix of `dtype` (`n` symbolic or a literal).
+///
+/// ```
+/// use tensorlift_ir::api::linalg::eye;
+/// use tensorlift_ir::{scalar, DType};
+/// assert_eq!(eye(3, DType::Float64).static_shape(), &[Some(3), Some(3)]);
+/// let n = scalar("n", DType::Int64);
+/// assert_eq!(eye(&n, DType::Int32).ty().to_string(), "Matrix(int32, shape=(?, ?))");
+/// ```
 pub fn eye(n: impl Into<super::Operand>, dtype: DType) -> Var {
     let n: super::Operand = n.into();
     let i = super::shape::arange(n.clone());
@@ -278,6 +366,14 @@ fn triangle_mask(x: &Var, k: i64, below: bool) -> Var {
 }
 
 /// The lower triangle of (each matrix of) x: elements above the `k`-th diagonal zeroed.
+///
+/// ```
+/// use tensorlift_ir::api::linalg::{tril};
+/// use tensorlift_ir::{tensor, DType};
+/// let a = tensor("a", DType::Float64, [Some(3), Some(3)]);
+/// assert_eq!(tril(&a, 0).static_shape(), a.static_shape());
+/// assert_eq!(tril(&a, -1).ty(), a.ty()); // the diagonal zeroed too
+/// ```
 pub fn tril(x: &Var, k: i64) -> Var {
     if x.ndim() < 2 {
         return Var::invalid(GraphError::op(
@@ -289,6 +385,13 @@ pub fn tril(x: &Var, k: i64) -> Var {
 }
 
 /// The upper triangle of (each matrix of) x: elements below the `k`-th diagonal zeroed.
+///
+/// ```
+/// use tensorlift_ir::api::linalg::{triu};
+/// use tensorlift_ir::{tensor, DType};
+/// let a = tensor("a", DType::Float64, [Some(3), Some(3)]);
+/// assert_eq!(triu(&a, 1).ty(), a.ty());
+/// ```
 pub fn triu(x: &Var, k: i64) -> Var {
     if x.ndim() < 2 {
         return Var::invalid(GraphError::op(

@@ -125,6 +125,14 @@ impl From<isize> for Operand {
 impl Operand {
     /// Turns the operands into variables: literals take their weak dtype next to the
     /// promoted dtype of the variables (their default dtype when there is none).
+    ///
+    /// ```
+    /// use tensorlift_ir::{vector, DType, Operand};
+    /// let x = vector("x", DType::Float32);
+    /// let vars = Operand::resolve_all(vec![(&x).into(), 2.5.into()])?;
+    /// assert_eq!(vars[1].dtype(), DType::Float32); // a weak literal next to float32
+    /// # Ok::<(), tensorlift_ir::GraphError>(())
+    /// ```
     pub fn resolve_all(operands: Vec<Operand>) -> Result<Vec<Var>> {
         for op in &operands {
             if let Operand::Var(v) = op {
@@ -151,6 +159,12 @@ impl Operand {
     }
 
     /// The operand as a variable on its own (literals take their default dtype).
+    ///
+    /// ```
+    /// use tensorlift_ir::{DType, Operand};
+    /// assert_eq!(Operand::from(2.5).into_var().dtype(), DType::Float64);
+    /// assert_eq!(Operand::from(3).into_var().dtype(), DType::Int64);
+    /// ```
     pub fn into_var(self) -> Var {
         match self {
             Operand::Var(v) => v,

@@ -163,6 +163,15 @@ fn build(dist: Distribution, rng: &Var, params: Vec<Operand>, size: &[Operand]) 
 }
 
 /// Normal draws with mean `mean` and standard deviation `std` (≥ 0).
+///
+/// ```
+/// use tensorlift_ir::api::random::{normal, rng};
+/// use tensorlift_ir::DType;
+/// let state = rng(42);
+/// let draw = normal(&state, 0.0, 2.0, &[3.into(), 4.into()]);
+/// assert_eq!(draw.value.static_shape(), &[Some(3), Some(4)]);
+/// assert_eq!(draw.rng.ty(), state.ty()); // the next state, to thread on
+/// ```
 pub fn normal(
     rng: &Var,
     mean: impl Into<Operand>,
@@ -178,6 +187,14 @@ pub fn normal(
 }
 
 /// Uniform draws on [low, high).
+///
+/// ```
+/// use tensorlift_ir::api::random::{uniform, rng};
+/// use tensorlift_ir::DType;
+/// let state = rng(42);
+/// let draw = uniform(&state, -1.0, 1.0, &[5.into()]);
+/// assert_eq!(draw.value.dtype(), DType::Float64);
+/// ```
 pub fn uniform(
     rng: &Var,
     low: impl Into<Operand>,
@@ -193,16 +210,40 @@ pub fn uniform(
 }
 
 /// 1 with probability `p` (in [0, 1]), else 0 (int64).
+///
+/// ```
+/// use tensorlift_ir::api::random::{bernoulli, rng};
+/// use tensorlift_ir::DType;
+/// let state = rng(42);
+/// let draw = bernoulli(&state, 0.3, &[10.into()]);
+/// assert_eq!(draw.value.dtype(), DType::Int64);
+/// ```
 pub fn bernoulli(rng: &Var, p: impl Into<Operand>, size: &[Operand]) -> Draw {
     build(Distribution::Bernoulli, rng, vec![p.into()], size)
 }
 
 /// Indices of p's last axis drawn with probabilities `p` (non-negative; normalised).
+///
+/// ```
+/// use tensorlift_ir::api::random::{categorical, rng};
+/// use tensorlift_ir::{tensor, DType};
+/// let p = tensor("p", DType::Float64, [Some(3)]);
+/// let draw = categorical(&rng(0), &p, &[8.into()]);
+/// assert_eq!(draw.value.static_shape(), &[Some(8)]);
+/// ```
 pub fn categorical(rng: &Var, p: &Var, size: &[Operand]) -> Draw {
     build(Distribution::Categorical, rng, vec![p.into()], size)
 }
 
 /// Gamma draws of shape `shape` and scale `scale` (both > 0), as NumPy's `gamma`.
+///
+/// ```
+/// use tensorlift_ir::api::random::{gamma, rng};
+/// use tensorlift_ir::DType;
+/// let state = rng(42);
+/// let draw = gamma(&state, 2.0, 0.5, &[4.into()]);
+/// assert_eq!(draw.value.static_shape(), &[Some(4)]);
+/// ```
 pub fn gamma(
     rng: &Var,
     shape: impl Into<Operand>,
@@ -218,16 +259,40 @@ pub fn gamma(
 }
 
 /// Beta draws with parameters `a`, `b` (> 0).
+///
+/// ```
+/// use tensorlift_ir::api::random::{beta, rng};
+/// use tensorlift_ir::DType;
+/// let state = rng(42);
+/// let draw = beta(&state, 2.0, 3.0, &[4.into()]);
+/// assert_eq!(draw.value.dtype(), DType::Float64);
+/// ```
 pub fn beta(rng: &Var, a: impl Into<Operand>, b: impl Into<Operand>, size: &[Operand]) -> Draw {
     build(Distribution::Beta, rng, vec![a.into(), b.into()], size)
 }
 
 /// Poisson draws of rate `lam` (≥ 0), int64.
+///
+/// ```
+/// use tensorlift_ir::api::random::{poisson, rng};
+/// use tensorlift_ir::DType;
+/// let state = rng(42);
+/// let draw = poisson(&state, 3.5, &[6.into()]);
+/// assert_eq!(draw.value.dtype(), DType::Int64);
+/// ```
 pub fn poisson(rng: &Var, lam: impl Into<Operand>, size: &[Operand]) -> Draw {
     build(Distribution::Poisson, rng, vec![lam.into()], size)
 }
 
 /// Binomial draws of `n` trials (≥ 0) with success probability `p` (in [0, 1]), int64.
+///
+/// ```
+/// use tensorlift_ir::api::random::{binomial, rng};
+/// use tensorlift_ir::DType;
+/// let state = rng(42);
+/// let draw = binomial(&state, 10, 0.25, &[6.into()]);
+/// assert_eq!(draw.value.dtype(), DType::Int64);
+/// ```
 pub fn binomial(rng: &Var, n: impl Into<Operand>, p: impl Into<Operand>, size: &[Operand]) -> Draw {
     build(Distribution::Binomial, rng, vec![n.into(), p.into()], size)
 }
@@ -235,6 +300,15 @@ pub fn binomial(rng: &Var, n: impl Into<Operand>, p: impl Into<Operand>, size: &
 /// Multivariate normal draws with mean `mean` (k) and covariance `cov` (k×k, symmetric
 /// positive definite, read from its lower triangle); each draw has the mean's last
 /// dimension.
+///
+/// ```
+/// use tensorlift_ir::api::random::{multivariate_normal, rng};
+/// use tensorlift_ir::{tensor, DType};
+/// let mean = tensor("mean", DType::Float64, [Some(3)]);
+/// let cov = tensor("cov", DType::Float64, [Some(3), Some(3)]);
+/// let draw = multivariate_normal(&rng(7), &mean, &cov, &[100.into()]);
+/// assert_eq!(draw.value.static_shape(), &[Some(100), Some(3)]);
+/// ```
 pub fn multivariate_normal(rng: &Var, mean: &Var, cov: &Var, size: &[Operand]) -> Draw {
     build(
         Distribution::MvNormal,

@@ -13,6 +13,14 @@ use crate::var::Var;
 impl Var {
     /// Reduces over `axes` (`None` or `All` = every axis; one axis; several, see
     /// `Axes`); `keepdims` keeps them as size-1 dimensions.
+    ///
+    /// ```
+    /// use tensorlift_ir::ops::ReduceKind;
+    /// use tensorlift_ir::{tensor, DType};
+    /// let x = tensor("x", DType::Float64, [Some(2), Some(3), Some(4)]);
+    /// assert_eq!(x.reduce(ReduceKind::Max, [0, 2], false).static_shape(), &[Some(3)]);
+    /// assert_eq!(x.reduce(ReduceKind::Sum, -1, true).static_shape(), &[Some(2), Some(3), Some(1)]);
+    /// ```
     pub fn reduce(&self, kind: ReduceKind, axes: impl Axes, keepdims: bool) -> Var {
         self.reduce_over(kind, axes.into_axes().as_deref(), keepdims)
     }
@@ -42,11 +50,24 @@ macro_rules! reductions {
     ($($(#[$doc:meta])* $name:ident, $keep:ident => $kind:expr;)*) => {
         impl Var {$(
             $(#[$doc])*
+            #[doc = ""]
+            #[doc = "```"]
+            #[doc = "use tensorlift_ir::{tensor, All, DType};"]
+            #[doc = "let x = tensor(\"x\", DType::Float64, [Some(2), Some(3), Some(4)]);"]
+            #[doc = concat!("assert_eq!(x.", stringify!($name), "(All).ndim(), 0);")]
+            #[doc = concat!("assert_eq!(x.", stringify!($name), "([0, 2]).static_shape(), &[Some(3)]);")]
+            #[doc = "```"]
             pub fn $name(&self, axes: impl Axes) -> Var {
                 self.reduce($kind, axes, false)
             }
 
             #[doc = concat!("`", stringify!($name), "` keeping the reduced axes as size-1 dimensions (NumPy's `keepdims=True`).")]
+            #[doc = ""]
+            #[doc = "```"]
+            #[doc = "use tensorlift_ir::{tensor, DType};"]
+            #[doc = "let x = tensor(\"x\", DType::Float64, [Some(2), Some(3)]);"]
+            #[doc = concat!("assert_eq!(x.", stringify!($keep), "(-1).static_shape(), &[Some(2), Some(1)]);")]
+            #[doc = "```"]
             pub fn $keep(&self, axes: impl Axes) -> Var {
                 self.reduce($kind, axes, true)
             }
@@ -99,6 +120,13 @@ impl Var {
 
     /// Index of the first minimum along `axis` (`None` or `All`: of the flattened
     /// tensor).
+    ///
+    /// ```
+    /// use tensorlift_ir::{matrix, All, DType};
+    /// let x = matrix("x", DType::Float64);
+    /// assert_eq!(x.argmin(-1).ndim(), 1);
+    /// assert_eq!(x.argmin(All).dtype(), DType::Int64);
+    /// ```
     pub fn argmin(&self, axis: impl AxisOrAll) -> Var {
         self.arg_reduce(ArgKind::Argmin, axis.into_axis())
     }
@@ -113,11 +141,24 @@ impl Var {
     }
 
     /// Running sum along `axis` (`None` or `All`: of the flattened tensor).
+    ///
+    /// ```
+    /// use tensorlift_ir::{matrix, All, DType};
+    /// let x = matrix("x", DType::Int32);
+    /// assert_eq!(x.cumsum(1).ndim(), 2);
+    /// assert_eq!(x.cumsum(All).ndim(), 1); // of the flattened matrix
+    /// ```
     pub fn cumsum(&self, axis: impl AxisOrAll) -> Var {
         self.cumulative(CumKind::CumSum, axis.into_axis())
     }
 
     /// Running product along `axis` (`None` or `All`: of the flattened tensor).
+    ///
+    /// ```
+    /// use tensorlift_ir::{vector, DType};
+    /// let x = vector("x", DType::Float64);
+    /// assert_eq!(x.cumprod(0).ty(), x.ty());
+    /// ```
     pub fn cumprod(&self, axis: impl AxisOrAll) -> Var {
         self.cumulative(CumKind::CumProd, axis.into_axis())
     }
@@ -133,11 +174,24 @@ impl Var {
 
     /// Arithmetic mean over `axes` (see `sum`); integers give float64, floats keep their
     /// dtype.
+    ///
+    /// ```
+    /// use tensorlift_ir::{matrix, All, DType};
+    /// let x = matrix("x", DType::Int64);
+    /// assert_eq!(x.mean(All).dtype(), DType::Float64); // integers average as float64
+    /// assert_eq!(x.mean(0).ndim(), 1);
+    /// ```
     pub fn mean(&self, axes: impl Axes) -> Var {
         self.mean_keep(axes.into_axes().as_deref(), false)
     }
 
     /// `mean` keeping the reduced axes as size-1 dimensions.
+    ///
+    /// ```
+    /// use tensorlift_ir::{tensor, DType};
+    /// let x = tensor("x", DType::Float32, [Some(2), Some(5)]);
+    /// assert_eq!(x.mean_keepdims(1).static_shape(), &[Some(2), Some(1)]);
+    /// ```
     pub fn mean_keepdims(&self, axes: impl Axes) -> Var {
         self.mean_keep(axes.into_axes().as_deref(), true)
     }
@@ -181,26 +235,56 @@ impl Var {
     }
 
     /// Variance dividing by `max(n − ddof, 0)` (inf or NaN when `ddof ≥ n`, as NumPy).
+    ///
+    /// ```
+    /// use tensorlift_ir::{vector, All, DType};
+    /// let x = vector("x", DType::Float64);
+    /// assert_eq!(x.var_ddof(All, 1).ndim(), 0); // the sample variance
+    /// ```
     pub fn var_ddof(&self, axes: impl Axes, ddof: usize) -> Var {
         self.variance(axes.into_axes().as_deref(), ddof, false)
     }
 
     /// `var_ddof` keeping the reduced axes as size-1 dimensions.
+    ///
+    /// ```
+    /// use tensorlift_ir::{tensor, DType};
+    /// let x = tensor("x", DType::Float64, [Some(4), Some(3)]);
+    /// assert_eq!(x.var_keepdims(0, 0).static_shape(), &[Some(1), Some(3)]);
+    /// ```
     pub fn var_keepdims(&self, axes: impl Axes, ddof: usize) -> Var {
         self.variance(axes.into_axes().as_deref(), ddof, true)
     }
 
     /// Standard deviation: `sqrt(var)` (`ddof=0`).
+    ///
+    /// ```
+    /// use tensorlift_ir::{matrix, DType};
+    /// let x = matrix("x", DType::Float64);
+    /// assert_eq!(x.std([0, 1]).ndim(), 0);
+    /// ```
     pub fn std(&self, axes: impl Axes) -> Var {
         self.var(axes).sqrt()
     }
 
     /// Standard deviation with `ddof` delta degrees of freedom: `sqrt(var_ddof)`.
+    ///
+    /// ```
+    /// use tensorlift_ir::{matrix, DType};
+    /// let x = matrix("x", DType::Float64);
+    /// assert_eq!(x.std_ddof(1, 1).ndim(), 1);
+    /// ```
     pub fn std_ddof(&self, axes: impl Axes, ddof: usize) -> Var {
         self.var_ddof(axes, ddof).sqrt()
     }
 
     /// `std_ddof` keeping the reduced axes as size-1 dimensions.
+    ///
+    /// ```
+    /// use tensorlift_ir::{tensor, DType};
+    /// let x = tensor("x", DType::Float64, [Some(4), Some(3)]);
+    /// assert_eq!(x.std_keepdims(1, 1).static_shape(), &[Some(4), Some(1)]);
+    /// ```
     pub fn std_keepdims(&self, axes: impl Axes, ddof: usize) -> Var {
         self.var_keepdims(axes, ddof).sqrt()
     }
@@ -217,6 +301,14 @@ impl Var {
 
     /// exp(x) / sum(exp(x)) along `axis`, as one op computed in the max-shifted stable
     /// form (exp(x − max) / Σ exp(x − max)). Integers give the float dtype `exp` would.
+    ///
+    /// ```
+    /// use tensorlift_ir::{matrix, DType};
+    /// let x = matrix("x", DType::Float32);
+    /// let p = x.softmax(-1); // each row sums to 1
+    /// assert_eq!(p.ty(), x.ty());
+    /// assert_eq!(matrix("i", DType::Int64).softmax(0).dtype(), DType::Float64);
+    /// ```
     pub fn softmax(&self, axis: isize) -> Var {
         var_or_invalid(
             normalize_axis("Softmax", axis, self.ndim())
@@ -226,6 +318,12 @@ impl Var {
 
     /// log(softmax(x)) along `axis`: x − logsumexp(x) (kept dimension), stable for any
     /// inputs; integers give the float dtype `exp` would.
+    ///
+    /// ```
+    /// use tensorlift_ir::{matrix, DType};
+    /// let x = matrix("x", DType::Float64);
+    /// assert_eq!(x.log_softmax(1).ty(), x.ty());
+    /// ```
     pub fn log_softmax(&self, axis: isize) -> Var {
         let x = if self.dtype().is_float() {
             self.clone()

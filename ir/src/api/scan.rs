@@ -33,6 +33,17 @@ fn missing(what: String) -> Var {
 
 impl Step {
     /// Sequence `k` at this step (its first tap, `x[t]` unless given others).
+    ///
+    /// ```
+    /// use tensorlift_ir::{scan, vector, DType};
+    /// let xs = vector("xs", DType::Float64);
+    /// // Running sum: the state plus x[t].
+    /// let out = scan(|s| vec![s.state(0) + s.sequence(0)])
+    ///     .sequences(&[&xs])
+    ///     .states(&[&tensorlift_ir::constant(tensorlift_ir::TensorData::scalar(0.0))])
+    ///     .build();
+    /// assert_eq!(out.trace(0).ndim(), 1);
+    /// ```
     pub fn sequence(&self, k: usize) -> Var {
         match self.sequences.get(k).and_then(|taps| taps.first()) {
             Some((_, v)) => v.clone(),
@@ -44,6 +55,16 @@ impl Step {
 
     /// Sequence `k` at offset `tap` from this step (`x[t + tap]`; the tap must be one the
     /// sequence was given with).
+    ///
+    /// ```
+    /// use tensorlift_ir::{scan, vector, DType};
+    /// let xs = vector("xs", DType::Float64);
+    /// // Differences x[t+1] − x[t].
+    /// let out = scan(|s| vec![s.sequence_at(0, 1) - s.sequence_at(0, 0)])
+    ///     .sequence_taps(&xs, &[0, 1])
+    ///     .build();
+    /// assert_eq!(out.trace(0).ndim(), 1);
+    /// ```
     pub fn sequence_at(&self, k: usize, tap: i64) -> Var {
         let found = self
             .sequences
@@ -58,12 +79,30 @@ impl Step {
     }
 
     /// State `k` as of the step before (`x[t-1]`).
+    ///
+    /// ```
+    /// use tensorlift_ir::{scan, vector, DType};
+    /// let x0 = vector("x0", DType::Float64);
+    /// let out = scan(|s| vec![s.state(0) * 0.5]).states(&[&x0]).n_steps(10).build();
+    /// assert_eq!(out.last(0).ty(), x0.ty());
+    /// ```
     pub fn state(&self, k: usize) -> Var {
         self.state_at(k, -1)
     }
 
     /// State `k` as of `-tap` steps before (`x[t-2]` is tap -2; the tap must be one the
     /// state was given with).
+    ///
+    /// ```
+    /// use tensorlift_ir::{scan, tensor, DType};
+    /// // Fibonacci: x[t] = x[t−1] + x[t−2], from a block of the two values before the first step.
+    /// let block = tensor("block", DType::Int64, [Some(2)]);
+    /// let out = scan(|s| vec![s.state_at(0, -1) + s.state_at(0, -2)])
+    ///     .state_taps(&block, &[-2, -1])
+    ///     .n_steps(10)
+    ///     .build();
+    /// assert_eq!(out.trace(0).static_shape(), &[Some(10)]);
+    /// ```
     pub fn state_at(&self, k: usize, tap: i64) -> Var {
         let found = self
             .states
@@ -79,6 +118,17 @@ impl Step {
 
     /// Non-sequence `k` (the same value at every step). Outer variables the step reads
     /// directly become non-sequences too; declaring them is optional.
+    ///
+    /// ```
+    /// use tensorlift_ir::{scan, vector, DType};
+    /// let (x0, w) = (vector("x0", DType::Float64), vector("w", DType::Float64));
+    /// let out = scan(|s| vec![s.state(0) * s.non_sequence(0)])
+    ///     .states(&[&x0])
+    ///     .non_sequences(&[&w])
+    ///     .n_steps(3)
+    ///     .build();
+    /// assert_eq!(out.last(0).ndim(), 1);
+    /// ```
     pub fn non_sequence(&self, k: usize) -> Var {
         match self.non_sequences.get(k) {
             Some(v) => v.clone(),
@@ -90,6 +140,20 @@ impl Step {
 
     /// Makes the scan a while loop: it stops after the step for which `cond` (a scalar,
     /// computed by the step) is true.
+    ///
+    /// ```
+    /// use tensorlift_ir::{scan, scalar, DType};
+    /// // Halve until below 1: the trace's length is known only at run time.
+    /// let x0 = scalar("x0", DType::Float64);
+    /// let out = scan(|s| {
+    ///     let next = s.state(0) * 0.5;
+    ///     s.until(&next.lt(1.0));
+    ///     vec![next]
+    /// })
+    /// .states(&[&x0])
+    /// .build();
+    /// assert_eq!(out.trace(0).static_shape(), &[None]);
+    /// ```
     pub fn until(&self, cond: &Var) {
         *self.until.borrow_mut() = Some(cond.clone());
     }
@@ -138,6 +202,13 @@ pub fn scan<F: FnOnce(&Step) -> Vec<Var>>(step: F) -> ScanBuilder<F> {
 
 impl<F: FnOnce(&Step) -> Vec<Var>> ScanBuilder<F> {
     /// Sequences walked along their first axis, read as `x[t]`.
+    ///
+    /// ```
+    /// use tensorlift_ir::{scan, vector, DType};
+    /// let (a, b) = (vector("a", DType::Float64), vector("b", DType::Float64));
+    /// let out = scan(|s| vec![s.sequence(0) * s.sequence(1)]).sequences(&[&a, &b]).build();
+    /// assert_eq!(out.trace(0).ndim(), 1); // without states: one output per step
+    /// ```
     pub fn sequences(mut self, xs: &[&Var]) -> Self {
         self.sequences
             .extend(xs.iter().map(|x| ((*x).clone(), vec![0])));
@@ -146,12 +217,32 @@ impl<F: FnOnce(&Step) -> Vec<Var>> ScanBuilder<F> {
 
     /// A sequence read at several offsets per step (`&[0, 1]`: x[t] and x[t+1]); the
     /// scan takes `len − (max − min)` steps over it.
+    ///
+    /// ```
+    /// use tensorlift_ir::{scan, vector, DType};
+    /// let xs = vector("xs", DType::Float64);
+    /// // Moving sums of three: x[t−1] + x[t] + x[t+1].
+    /// let out = scan(|s| vec![s.sequence_at(0, -1) + s.sequence_at(0, 0) + s.sequence_at(0, 1)])
+    ///     .sequence_taps(&xs, &[-1, 0, 1])
+    ///     .build();
+    /// assert_eq!(out.trace(0).ndim(), 1);
+    /// ```
     pub fn sequence_taps(mut self, x: &Var, taps: &[i64]) -> Self {
         self.sequences.push((x.clone(), taps.to_vec()));
         self
     }
 
     /// States starting from these values, read as the value of the step before.
+    ///
+    /// ```
+    /// use tensorlift_ir::{matrix, scalar, scan, DType};
+    /// let (m0, c0) = (matrix("m0", DType::Float64), scalar("c0", DType::Int64));
+    /// let out = scan(|s| vec![s.state(0).t(), s.state(1) + 1])
+    ///     .states(&[&m0, &c0])
+    ///     .n_steps(4)
+    ///     .build();
+    /// assert_eq!((out.last(0).ndim(), out.last(1).dtype()), (2, DType::Int64));
+    /// ```
     pub fn states(mut self, x0: &[&Var]) -> Self {
         self.states
             .extend(x0.iter().map(|x| ((*x).clone(), vec![-1])));
@@ -161,12 +252,34 @@ impl<F: FnOnce(&Step) -> Vec<Var>> ScanBuilder<F> {
     /// A state read at several earlier steps (`&[-2, -1]`), starting from a block of
     /// `-taps[0]` values along a new first axis (the last one is the step before the
     /// first).
+    ///
+    /// ```
+    /// use tensorlift_ir::{matrix, scan, DType};
+    /// // A second-order recurrence on vectors: the block holds two rows.
+    /// let block = matrix("block", DType::Float64);
+    /// let out = scan(|s| vec![s.state_at(0, -1) * 2.0 - s.state_at(0, -2)])
+    ///     .state_taps(&block, &[-2, -1])
+    ///     .n_steps(5)
+    ///     .build();
+    /// assert_eq!(out.last(0).ndim(), 1);
+    /// ```
     pub fn state_taps(mut self, x0: &Var, taps: &[i64]) -> Self {
         self.states.push((x0.clone(), taps.to_vec()));
         self
     }
 
     /// Values every step reads unchanged.
+    ///
+    /// ```
+    /// use tensorlift_ir::{scan, vector, DType};
+    /// let (x0, w) = (vector("x0", DType::Float64), vector("w", DType::Float64));
+    /// let out = scan(|s| vec![s.state(0) + s.non_sequence(0)])
+    ///     .states(&[&x0])
+    ///     .non_sequences(&[&w])
+    ///     .n_steps(2)
+    ///     .build();
+    /// assert!(out.check().is_ok());
+    /// ```
     pub fn non_sequences(mut self, xs: &[&Var]) -> Self {
         self.non_sequences.extend(xs.iter().map(|x| (*x).clone()));
         self
@@ -174,6 +287,15 @@ impl<F: FnOnce(&Step) -> Vec<Var>> ScanBuilder<F> {
 
     /// The number of steps: an integer scalar variable or a Rust integer (`.n_steps(100)`);
     /// with sequences it must agree with them, with `until` it is a bound.
+    ///
+    /// ```
+    /// use tensorlift_ir::{scan, scalar, DType};
+    /// let (x0, n) = (scalar("x0", DType::Float64), scalar("n", DType::Int64));
+    /// let fixed = scan(|s| vec![s.state(0) + 1.0]).states(&[&x0]).n_steps(100).build();
+    /// assert_eq!(fixed.trace(0).static_shape(), &[Some(100)]);
+    /// let symbolic = scan(|s| vec![s.state(0) + 1.0]).states(&[&x0]).n_steps(&n).build();
+    /// assert_eq!(symbolic.trace(0).static_shape(), &[None]);
+    /// ```
     pub fn n_steps(mut self, n: impl Into<crate::api::Operand>) -> Self {
         self.n_steps = Some(match n.into() {
             crate::api::Operand::Var(v) => v,
@@ -183,6 +305,18 @@ impl<F: FnOnce(&Step) -> Vec<Var>> ScanBuilder<F> {
     }
 
     /// Walks the sequences from their end (traces stay in the order the steps ran).
+    ///
+    /// ```
+    /// use tensorlift_ir::{scan, vector, DType};
+    /// let xs = vector("xs", DType::Float64);
+    /// // A running sum from the end: x[n−1], x[n−1] + x[n−2], ...
+    /// let out = scan(|s| vec![s.state(0) + s.sequence(0)])
+    ///     .sequences(&[&xs])
+    ///     .states(&[&tensorlift_ir::constant(tensorlift_ir::TensorData::scalar(0.0))])
+    ///     .reverse()
+    ///     .build();
+    /// assert_eq!(out.trace(0).ndim(), 1);
+    /// ```
     pub fn reverse(mut self) -> Self {
         self.reverse = true;
         self
@@ -190,6 +324,16 @@ impl<F: FnOnce(&Step) -> Vec<Var>> ScanBuilder<F> {
 
     /// The scan's outputs. Never panics: a scan that cannot be built gives outputs that
     /// carry the error (`Var::check`).
+    ///
+    /// ```
+    /// use tensorlift_ir::{scan, vector, DType};
+    /// let x0 = vector("x0", DType::Float64);
+    /// let ok = scan(|s| vec![s.state(0).exp()]).states(&[&x0]).n_steps(2).build();
+    /// assert!(ok.check().is_ok());
+    /// // A new state of another rank than its initial value: the outputs carry the error.
+    /// let bad = scan(|s| vec![s.state(0).sum(None)]).states(&[&x0]).n_steps(2).build();
+    /// assert!(bad.check().is_err());
+    /// ```
     pub fn build(self) -> ScanOutputs {
         let n_states = self.states.len();
         match self.try_build() {
@@ -473,6 +617,14 @@ pub struct ScanOutputs {
 
 impl ScanOutputs {
     /// State `k` after the last step (its initial value when no step runs).
+    ///
+    /// ```
+    /// use tensorlift_ir::{scan, vector, DType};
+    /// let x0 = vector("x0", DType::Float64);
+    /// let out = scan(|s| vec![s.state(0) * 2.0]).states(&[&x0]).n_steps(3).build();
+    /// assert_eq!(out.last(0).ty(), x0.ty());
+    /// assert!(out.last(1).check().is_err()); // there is no state 1
+    /// ```
     pub fn last(&self, k: usize) -> Var {
         self.outputs
             .get(2 * k)
@@ -481,6 +633,13 @@ impl ScanOutputs {
     }
 
     /// State `k` after every step, steps along the first axis.
+    ///
+    /// ```
+    /// use tensorlift_ir::{scan, vector, DType};
+    /// let x0 = vector("x0", DType::Float64);
+    /// let out = scan(|s| vec![s.state(0) * 2.0]).states(&[&x0]).n_steps(3).build();
+    /// assert_eq!(out.trace(0).static_shape(), &[Some(3), None]); // steps first
+    /// ```
     pub fn trace(&self, k: usize) -> Var {
         self.outputs
             .get(2 * k + 1)
@@ -489,6 +648,13 @@ impl ScanOutputs {
     }
 
     /// The error the scan could not be built with, if any.
+    ///
+    /// ```
+    /// use tensorlift_ir::{scan, vector, DType};
+    /// let x0 = vector("x0", DType::Float64);
+    /// let out = scan(|s| vec![s.state(0) * 2.0]).states(&[&x0]).build(); // no step count
+    /// assert!(out.check().is_err());
+    /// ```
     pub fn check(&self) -> Result<()> {
         self.outputs.iter().try_for_each(|v| v.check().map(|_| ()))
     }

@@ -15,6 +15,13 @@ fn one(op: Op, inputs: Vec<Var>) -> Var {
 impl Var {
     /// PyTensor's `dimshuffle`: `Some(i)` takes input dimension i, `None` inserts a
     /// broadcastable dimension; unlisted dimensions (static size 1 only) are dropped.
+    ///
+    /// ```
+    /// use tensorlift_ir::{matrix, DType};
+    /// let x = matrix("x", DType::Float64);
+    /// // x.dimshuffle('x', 1, 0) in PyTensor: a new leading axis, then the transpose.
+    /// assert_eq!(x.dimshuffle(&[None, Some(1), Some(0)]).ndim(), 3);
+    /// ```
     pub fn dimshuffle(&self, new_order: &[Option<usize>]) -> Var {
         one(
             Op::DimShuffle(DimShuffle {
@@ -26,6 +33,12 @@ impl Var {
     }
 
     /// Reverses the dimensions (NumPy's `.T`); a sparse matrix gives its sparse transpose.
+    ///
+    /// ```
+    /// use tensorlift_ir::{tensor, DType};
+    /// let x = tensor("x", DType::Float64, [Some(2), Some(3)]);
+    /// assert_eq!(x.t().static_shape(), &[Some(3), Some(2)]);
+    /// ```
     pub fn t(&self) -> Var {
         if self.ty().is_sparse() {
             return crate::api::sparse::transpose(self);
@@ -35,6 +48,13 @@ impl Var {
     }
 
     /// Permutes the dimensions; negative axes count from the end.
+    ///
+    /// ```
+    /// use tensorlift_ir::{tensor, DType};
+    /// let x = tensor("x", DType::Float64, [Some(2), Some(3), Some(4)]);
+    /// assert_eq!(x.transpose(&[2, 0, 1]).static_shape(), &[Some(4), Some(2), Some(3)]);
+    /// assert_eq!(x.transpose(&[0, -1, -2]).static_shape(), &[Some(2), Some(4), Some(3)]);
+    /// ```
     pub fn transpose(&self, axes: &[isize]) -> Var {
         let ndim = self.ndim();
         var_or_invalid((|| {
@@ -57,6 +77,13 @@ impl Var {
 
     /// Inserts a broadcastable dimension at `axis` (of the result; negative counts from the
     /// end).
+    ///
+    /// ```
+    /// use tensorlift_ir::{tensor, DType};
+    /// let x = tensor("x", DType::Float64, [Some(3)]);
+    /// assert_eq!(x.expand_dims(0).static_shape(), &[Some(1), Some(3)]);
+    /// assert_eq!(x.expand_dims(-1).static_shape(), &[Some(3), Some(1)]);
+    /// ```
     pub fn expand_dims(&self, axis: isize) -> Var {
         var_or_invalid(
             normalize_axis("ExpandDims", axis, self.ndim() + 1).map(|a| {
@@ -68,6 +95,14 @@ impl Var {
     }
 
     /// Drops the given dimensions, which must have static size 1; `None` drops all of them.
+    ///
+    /// ```
+    /// use tensorlift_ir::{tensor, DType};
+    /// let x = tensor("x", DType::Float64, [Some(1), Some(3), Some(1)]);
+    /// assert_eq!(x.squeeze(None).static_shape(), &[Some(3)]);
+    /// assert_eq!(x.squeeze(Some(&[0])).static_shape(), &[Some(3), Some(1)]);
+    /// assert!(x.squeeze(Some(&[1])).check().is_err()); // size 3 cannot be dropped
+    /// ```
     pub fn squeeze(&self, axes: Option<&[isize]>) -> Var {
         let ndim = self.ndim();
         var_or_invalid((|| {
@@ -84,12 +119,24 @@ impl Var {
     }
 
     /// Reshape to constant sizes (one may be -1), row-major like NumPy.
+    ///
+    /// ```
+    /// use tensorlift_ir::{tensor, DType};
+    /// let x = tensor("x", DType::Float64, [Some(2), Some(6)]);
+    /// assert_eq!(x.reshape(&[3, -1]).static_shape(), &[Some(3), Some(4)]);
+    /// ```
     pub fn reshape(&self, shape: &[i64]) -> Var {
         let sizes = TensorData::from_vec(&[shape.len()], shape.to_vec());
         var_or_invalid(sizes.map(|s| self.reshape_to(&Var::constant(s))))
     }
 
     /// Reshape to a symbolic integer vector of static length.
+    ///
+    /// ```
+    /// use tensorlift_ir::{matrix, vector, DType};
+    /// let (x, shape) = (matrix("x", DType::Float64), vector("shape", DType::Int64));
+    /// assert_eq!(x.reshape_to(&shape.specify_shape(&[Some(3)])).ndim(), 3);
+    /// ```
     pub fn reshape_to(&self, shape: &Var) -> Var {
         let ndim = match shape.static_shape() {
             [Some(n)] => *n,
@@ -110,21 +157,47 @@ impl Var {
     }
 
     /// Flattens to one dimension.
+    ///
+    /// ```
+    /// use tensorlift_ir::{tensor, DType};
+    /// let x = tensor("x", DType::Float64, [Some(2), Some(3)]);
+    /// assert_eq!(x.flatten().static_shape(), &[Some(6)]);
+    /// ```
     pub fn flatten(&self) -> Var {
         self.reshape(&[-1])
     }
 
     /// Asserts static sizes (checked at run time) and refines the type.
+    ///
+    /// ```
+    /// use tensorlift_ir::{matrix, DType};
+    /// let x = matrix("x", DType::Float64);
+    /// assert_eq!(x.specify_shape(&[None, Some(3)]).static_shape(), &[None, Some(3)]);
+    /// ```
     pub fn specify_shape(&self, shape: &[Option<usize>]) -> Var {
         one(Op::SpecifyShape(shape.to_vec()), vec![self.clone()])
     }
 
     /// The shape as an int64 vector.
+    ///
+    /// ```
+    /// use tensorlift_ir::{matrix, DType};
+    /// let x = matrix("x", DType::Float64);
+    /// assert_eq!(x.shape().static_shape(), &[Some(2)]);
+    /// assert_eq!(x.shape().dtype(), DType::Int64);
+    /// ```
     pub fn shape(&self) -> Var {
         one(Op::Shape, vec![self.clone()])
     }
 
     /// The size of dimension `axis` as an int64 scalar (a constant when it is static).
+    ///
+    /// ```
+    /// use tensorlift_ir::{tensor, DType};
+    /// let x = tensor("x", DType::Float64, [None, Some(3)]);
+    /// assert_eq!(x.shape_i(-1).ndim(), 0);
+    /// assert_eq!(x.shape_i(0).dtype(), DType::Int64);
+    /// ```
     pub fn shape_i(&self, axis: isize) -> Var {
         var_or_invalid(normalize_axis("Shape", axis, self.ndim()).map(
             |a| match self.static_shape()[a] {
@@ -135,6 +208,12 @@ impl Var {
     }
 
     /// Broadcasts into `shape` (Alloc). Only dimensions of static size 1 broadcast.
+    ///
+    /// ```
+    /// use tensorlift_ir::{scalar, tensor, DType};
+    /// let (row, n) = (tensor("row", DType::Float64, [Some(1), Some(3)]), scalar("n", DType::Int64));
+    /// assert_eq!(row.broadcast_to(&[(&n).into(), 3.into()]).static_shape(), &[None, Some(3)]);
+    /// ```
     pub fn broadcast_to(&self, shape: &[Operand]) -> Var {
         alloc(self, shape)
     }
@@ -328,6 +407,14 @@ pub fn stack<V: std::borrow::Borrow<Var>>(items: &[V], axis: isize) -> Var {
 }
 
 /// Splits along `axis` into pieces of the given sizes (which must add up to the axis size).
+///
+/// ```
+/// use tensorlift_ir::{split, tensor, DType};
+/// let x = tensor("x", DType::Float64, [Some(5), Some(2)]);
+/// let parts = split(&x, &[2, 3], 0)?;
+/// assert_eq!(parts[1].static_shape(), &[Some(3), Some(2)]);
+/// # Ok::<(), tensorlift_ir::GraphError>(())
+/// ```
 pub fn split(x: &Var, sizes: &[i64], axis: isize) -> Result<Vec<Var>> {
     let sizes = Var::constant(TensorData::from_vec(&[sizes.len()], sizes.to_vec())?);
     split_by(x, &sizes, axis)

@@ -103,6 +103,21 @@ pub fn value_and_grad(cost: &Var, wrt: &[&Var]) -> Result<Vec<Var>> {
 
 /// `grad` with options: an optional cost (`None` when `known_grads` give the output
 /// gradients), and what a variable the cost does not depend on gets.
+///
+/// ```
+/// use tensorlift_ir::{grad_with, vector, Disconnected, DType, GradOptions};
+/// let (x, unused) = (vector("x", DType::Float64), vector("u", DType::Float64));
+/// let cost = (&x * &x).sum(None);
+/// let options = GradOptions {
+///     disconnected: Disconnected::Zero,
+///     ..GradOptions::default()
+/// };
+/// let g = grad_with(Some(&cost), &[&x, &unused], &options)?;
+/// assert!(g.iter().all(|v| v.is_some())); // zeros for the variable cost does not read
+/// // PyTensor's default: an error naming the disconnected variable.
+/// assert!(grad_with(Some(&cost), &[&unused], &GradOptions::default()).is_err());
+/// # Ok::<(), tensorlift_ir::GraphError>(())
+/// ```
 pub fn grad_with(
     cost: Option<&Var>,
     wrt: &[&Var],

@@ -208,6 +208,14 @@ fn check_tangents(wrt: &[&Var], tangents: &[&Var]) -> Result<()> {
 
 /// `J v` by the double pullback alone (what `pushforward` falls back to for ops without a
 /// rule of their own; tests compare the two).
+///
+/// ```
+/// use tensorlift_ir::{pushforward_by_pullback, vector, DType};
+/// let (x, v) = (vector("x", DType::Float64), vector("v", DType::Float64));
+/// let jv = pushforward_by_pullback(&[&x.sin()], &[&x], &[&v])?;
+/// assert_eq!(jv[0].ty(), x.ty()); // cos(x) · v
+/// # Ok::<(), tensorlift_ir::GraphError>(())
+/// ```
 pub fn pushforward_by_pullback(
     outputs: &[&Var],
     wrt: &[&Var],
@@ -276,6 +284,15 @@ pub fn pushforward_by_pullback(
 
 /// The Hessian of the scalar `cost` applied to `tangents` (one per variable of `wrt`):
 /// the pushforward of the gradient.
+///
+/// ```
+/// use tensorlift_ir::{hessian_vector_product, vector, DType};
+/// let (x, v) = (vector("x", DType::Float64), vector("v", DType::Float64));
+/// let cost = (&x * &x * &x).sum(None); // H = diag(6x)
+/// let hv = hessian_vector_product(&cost, &[&x], &[&v])?;
+/// assert_eq!(hv[0].ty(), x.ty());
+/// # Ok::<(), tensorlift_ir::GraphError>(())
+/// ```
 pub fn hessian_vector_product(cost: &Var, wrt: &[&Var], tangents: &[&Var]) -> Result<Vec<Var>> {
     let g = super::grad(cost, wrt)?;
     let g_refs: Vec<&Var> = g.iter().collect();

@@ -1,4 +1,15 @@
-//! Cranelift code generation for loop-nest kernels (DESIGN §11; facts in CRANELIFT.md).
+//! Cranelift code generation for loop-nest kernels (DESIGN §11).
+//!
+//! Cranelift facts this module relies on (0.135): x86-64 has no 256-bit vector types
+//! (an f64x4 value is refused), so bodies use f64x2/f32x4 with several accumulators and
+//! 256-bit work lives in runtime functions compiled with target features; there are no
+//! math instructions, so every support function is imported and registered by address
+//! (`JITBuilder::symbol`: a symbol left unregistered makes finalization panic, so all
+//! are registered first); a dropped `JITModule` leaks its code pages and is not `Sync`
+//! (hence `CodeModule`); nothing may unwind through jitted frames (support functions
+//! catch panics and return a status); `is_pic` must be off; the IR verifier roughly
+//! doubles compile time, so only debug builds run it; vector loads are never marked
+//! aligned (array data is only 8-byte aligned).
 //!
 //! Owns: translating a `loopir::Kernel` into a Cranelift function and native code, the
 //! kernel ABI, error tables, and the lifetime of the code (`CodeModule` frees its pages

@@ -1,5 +1,6 @@
 //! How builders take axes, one style everywhere: a reduction covers `All` (or `None`),
-//! one axis (`1`, `-1`) or several (`[0, 2]`, `&axes[..]`, `vec![..]`, `Some(&axes[..])`);
+//! one axis (`1`, `-1`, of any integer type) or several (`[0, 2]`, `&axes[..]`, `vec![..]`,
+//! `Some(&axes[..])`);
 //! an op along one axis (argmax, cumsum) takes an axis (`1`, `Some(1)`) or `None` / `All`
 //! for the flattened tensor. Negative axes count from the end.
 
@@ -31,32 +32,42 @@ impl Axes for &[isize] {
     }
 }
 
-impl Axes for Vec<isize> {
-    fn into_axes(self) -> Option<Vec<isize>> {
-        Some(self)
-    }
+/// An axis written as any integer type; one beyond `isize` becomes `isize::MAX`, which
+/// every rank refuses (an error naming the axis, never another axis).
+fn axis_of<T: TryInto<isize>>(a: T) -> isize {
+    a.try_into().unwrap_or(isize::MAX)
 }
 
 macro_rules! axes_from_ints {
     ($($t:ty),*) => {$(
         impl Axes for $t {
             fn into_axes(self) -> Option<Vec<isize>> {
-                Some(vec![self as isize])
+                Some(vec![axis_of(self)])
             }
         }
         impl<const N: usize> Axes for [$t; N] {
             fn into_axes(self) -> Option<Vec<isize>> {
-                Some(self.iter().map(|a| *a as isize).collect())
+                Some(self.iter().map(|a| axis_of(*a)).collect())
             }
         }
         impl<const N: usize> Axes for &[$t; N] {
             fn into_axes(self) -> Option<Vec<isize>> {
-                Some(self.iter().map(|a| *a as isize).collect())
+                Some(self.iter().map(|a| axis_of(*a)).collect())
+            }
+        }
+        impl Axes for Vec<$t> {
+            fn into_axes(self) -> Option<Vec<isize>> {
+                Some(self.into_iter().map(axis_of).collect())
+            }
+        }
+        impl AxisOrAll for $t {
+            fn into_axis(self) -> Option<isize> {
+                Some(axis_of(self))
             }
         }
     )*};
 }
-axes_from_ints!(i32, isize);
+axes_from_ints!(i32, i64, isize, usize);
 
 /// One axis, or `None` / `All` for the flattened tensor.
 pub trait AxisOrAll {
@@ -76,18 +87,6 @@ impl AxisOrAll for Option<isize> {
     }
 }
 
-impl AxisOrAll for isize {
-    fn into_axis(self) -> Option<isize> {
-        Some(self)
-    }
-}
-
-impl AxisOrAll for i32 {
-    fn into_axis(self) -> Option<isize> {
-        Some(self as isize)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,5 +101,10 @@ mod tests {
         assert_eq!(1.into_axes(), Some(vec![1]));
         assert_eq!(Some(1).into_axis(), 1.into_axis());
         assert_eq!(None.into_axis(), All.into_axis());
+        // Any integer type names the same axis; one beyond isize names none.
+        assert_eq!(1usize.into_axes(), 1i64.into_axes());
+        assert_eq!(vec![0usize, 2].into_axes(), Some(vec![0, 2]));
+        assert_eq!(2usize.into_axis(), Some(2));
+        assert_eq!(usize::MAX.into_axis(), Some(isize::MAX));
     }
 }

@@ -293,6 +293,10 @@ impl Function {
     /// assert_eq!((out[0].item_f64()?, out[1].item_f64()?), (8.0, 5.0));
     /// // The wrong dtype is an error naming the input, before anything runs.
     /// assert!(f.call(&[ndarray::array![1i64, 2].into()]).is_err());
+    /// // A Rust number is a 0-d value.
+    /// let (a, b) = (scalar("a", Float64), scalar("b", Int64));
+    /// let g = function(&[&a, &b], &[&(&a * &b)]).compile()?;
+    /// assert_eq!(g.call(&[2.5.into(), 4i64.into()])?[0].item_f64()?, 10.0);
     /// # Ok::<(), tensorlift::Error>(())
     /// ```
     pub fn call(&self, inputs: &[TensorData]) -> Result<Vec<TensorData>, Error> {

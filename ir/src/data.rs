@@ -97,6 +97,13 @@ macro_rules! element {
                 f(self)
             }
         }
+
+        /// A 0-d value (`constant(0.0)`, `f.call(&[2.5.into()])`).
+        impl From<$t> for TensorData {
+            fn from(v: $t) -> Self {
+                TensorData::scalar(v)
+            }
+        }
     };
 }
 element!(bool, Bool, Literal::Bool);

@@ -72,6 +72,8 @@ pub fn matrix(name: &str, dtype: DType) -> Var {
 /// use tensorlift_ir::{constant, DType};
 /// let c = constant(ndarray::array![1.0f32, 2.0]);
 /// assert_eq!(c.ty().to_string(), "Vector(float32, shape=(2,))");
+/// assert_eq!(constant(0.5).ty().to_string(), "Scalar(float64, shape=())");
+/// assert_eq!(constant(3i32).dtype(), DType::Int32);
 /// ```
 pub fn constant(value: impl Into<TensorData>) -> Var {
     Var::constant(value)

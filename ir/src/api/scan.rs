@@ -40,7 +40,7 @@ impl Step {
     /// // Running sum: the state plus x[t].
     /// let out = scan(|s| vec![s.state(0) + s.sequence(0)])
     ///     .sequences(&[&xs])
-    ///     .states(&[&tensorlift_ir::constant(tensorlift_ir::TensorData::scalar(0.0))])
+    ///     .states(&[&tensorlift_ir::constant(0.0)])
     ///     .build();
     /// assert_eq!(out.trace(0).ndim(), 1);
     /// ```
@@ -312,7 +312,7 @@ impl<F: FnOnce(&Step) -> Vec<Var>> ScanBuilder<F> {
     /// // A running sum from the end: x[n−1], x[n−1] + x[n−2], ...
     /// let out = scan(|s| vec![s.state(0) + s.sequence(0)])
     ///     .sequences(&[&xs])
-    ///     .states(&[&tensorlift_ir::constant(tensorlift_ir::TensorData::scalar(0.0))])
+    ///     .states(&[&tensorlift_ir::constant(0.0)])
     ///     .reverse()
     ///     .build();
     /// assert_eq!(out.trace(0).ndim(), 1);

@@ -366,3 +366,28 @@ fn axes_keepdims_ranges_and_literal_indices_read_like_numpy() {
         vec![2.0f32, -6.0]
     );
 }
+
+#[test]
+fn like_builders_take_the_shape_and_dtype_of_their_argument() {
+    // zeros_like / ones_like / full_like of a value whose size is known only at run time,
+    // in both backends: the values are closed-form.
+    let x = tensor("x", Int32, [None, Some(2)]);
+    let outs = [zeros_like(&x), ones_like(&x), full_like(&x, -3)];
+    for mode in [Mode::Reference, Mode::Jit] {
+        let refs: Vec<&Var> = outs.iter().collect();
+        let f = function(&[&x], &refs).mode(mode.clone()).compile().unwrap();
+        let r = f.call(&[array![[1i32, 2], [3, 4], [5, 6]].into()]).unwrap();
+        for (out, want) in r.iter().zip([0.0, 1.0, -3.0]) {
+            assert_eq!(out.shape(), &[3, 2], "{mode:?}");
+            assert_eq!(out.dtype(), Int32, "{mode:?}");
+            assert_eq!(out.to_f64_vec(), vec![want; 6], "{mode:?}");
+        }
+    }
+    // A constant from a Rust number, and usize axes.
+    let m = matrix("m", Float64);
+    let axis: usize = 1;
+    let y = m.sum(axis) + constant(0.5);
+    let f = function(&[&m], &[&y]).compile().unwrap();
+    let r = f.call(&[array![[1.0, 2.0], [3.0, 4.0]].into()]).unwrap();
+    assert_eq!(r[0].to_f64_vec(), vec![3.5, 7.5]);
+}

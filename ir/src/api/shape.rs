@@ -248,6 +248,48 @@ pub fn full(shape: &[Operand], value: impl Into<crate::Literal>, dtype: DType) -
     alloc(Var::literal(value.into(), dtype), shape)
 }
 
+/// The sizes of x's dimensions as operands (constants where static).
+pub(crate) fn shape_of(x: &Var) -> Vec<Operand> {
+    (0..x.ndim() as isize)
+        .map(|d| x.shape_i(d).into())
+        .collect()
+}
+
+/// A tensor of x's shape and dtype filled with `value` (NumPy's `full_like`); static sizes
+/// stay static.
+///
+/// ```
+/// use tensorlift_ir::{full_like, tensor, DType};
+/// let x = tensor("x", DType::Int32, [None, Some(3)]);
+/// let sevens = full_like(&x, 7);
+/// assert_eq!(sevens.ty(), x.ty());
+/// ```
+pub fn full_like(x: &Var, value: impl Into<crate::Literal>) -> Var {
+    full(&shape_of(x), value, x.dtype())
+}
+
+/// Zeros of x's shape and dtype (NumPy's `zeros_like`).
+///
+/// ```
+/// use tensorlift_ir::{tensor, zeros_like, DType};
+/// let x = tensor("x", DType::Float32, [Some(2), None]);
+/// assert_eq!(zeros_like(&x).ty(), x.ty());
+/// ```
+pub fn zeros_like(x: &Var) -> Var {
+    full_like(x, 0i64)
+}
+
+/// Ones of x's shape and dtype (NumPy's `ones_like`).
+///
+/// ```
+/// use tensorlift_ir::{ones_like, vector, DType};
+/// let x = vector("x", DType::Bool);
+/// assert_eq!(ones_like(&x).ty(), x.ty());
+/// ```
+pub fn ones_like(x: &Var) -> Var {
+    full_like(x, 1i64)
+}
+
 /// A tensor of zeros.
 ///
 /// ```

@@ -18,7 +18,6 @@ mod scan;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use crate::api::Operand;
 use crate::error::{GraphError, Result};
 use crate::var::{postorder, Node, Var};
 
@@ -352,17 +351,7 @@ fn sum_to(g: Var, x: &Var) -> Var {
     }
 }
 
-/// The sizes of x's dimensions (constants where static).
-pub(crate) fn shape_of(x: &Var) -> Vec<Operand> {
-    (0..x.ndim() as isize)
-        .map(|d| x.shape_i(d).into())
-        .collect()
-}
-
-/// Zeros of x's type.
-pub(crate) fn zeros_like(x: &Var) -> Var {
-    crate::api::shape::zeros(&shape_of(x), x.dtype())
-}
+pub(crate) use crate::api::shape::{shape_of, zeros_like};
 
 /// Whether `v` is an integer or bool variable (no gradient flows through it).
 pub(crate) fn is_discrete(v: &Var) -> bool {

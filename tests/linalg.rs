@@ -312,3 +312,31 @@ fn batch_dimensions_broadcast_only_where_static_one() {
         .to_string();
     assert!(e.contains("batch dimension 0 is 3"), "{e}");
 }
+
+#[test]
+fn outer_products_of_flattened_operands() {
+    use tensorlift::linalg::outer;
+    let (a, b) = (vector("a", Float64), matrix("b", Float64));
+    let out = outer(&a, &b);
+    let (av, bv) = (vec![1.0, -2.0, 0.5], vec![3.0, 4.0, 5.0, 6.0]);
+    for mode in [Mode::Reference, Mode::Jit] {
+        let f = function(&[&a, &b], &[&out])
+            .mode(mode.clone())
+            .compile()
+            .unwrap();
+        let r = f
+            .call(&[
+                ndarray::Array1::from(av.clone()).into(),
+                ndarray::Array2::from_shape_vec((2, 2), bv.clone())
+                    .unwrap()
+                    .into(),
+            ])
+            .unwrap();
+        assert_eq!(r[0].shape(), &[3, 4], "{mode:?}");
+        let want: Vec<f64> = av
+            .iter()
+            .flat_map(|x| bv.iter().map(move |y| x * y))
+            .collect();
+        assert_eq!(r[0].to_f64_vec(), want, "{mode:?}");
+    }
+}

@@ -401,3 +401,21 @@ pub fn triu(x: &Var, k: i64) -> Var {
     }
     super::elemwise::switch(triangle_mask(x, k, false), x, 0)
 }
+
+/// NumPy's `outer`: `out[i, j] = a[i] · b[j]` over the flattened operands (promoted as
+/// any product).
+///
+/// ```
+/// use tensorlift_ir::api::linalg::outer;
+/// use tensorlift_ir::{tensor, DType};
+/// let a = tensor("a", DType::Float64, [Some(3)]);
+/// let b = tensor("b", DType::Int32, [Some(2), Some(2)]);
+/// let o = outer(&a, &b);
+/// assert_eq!(o.static_shape(), &[Some(3), Some(4)]);
+/// assert_eq!(o.dtype(), DType::Float64);
+/// ```
+pub fn outer(a: &Var, b: &Var) -> Var {
+    let column = a.flatten().dimshuffle(&[Some(0), None]);
+    let row = b.flatten().dimshuffle(&[None, Some(0)]);
+    column * row
+}

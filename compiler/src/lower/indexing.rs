@@ -277,14 +277,7 @@ pub(super) fn scatter_kernel(
         role: Role::Output,
     });
     let (mut visit, errors, index) = checked_indices(layout, target, 1, 2);
-    let value = Expr::apply(
-        ScalarOp::Cast(x.dtype),
-        vec![Expr::Load {
-            buf: 0,
-            index: array_index(y, 0, region),
-        }],
-        x.dtype,
-    );
+    let value = value_element(0, y, region, x.dtype);
     let store = Stmt::Store {
         buf: target,
         value: written(mode, value, target, &index, x.dtype),
@@ -319,6 +312,19 @@ pub(super) fn scatter_kernel(
         body: loops(&outer, visit),
         errors,
     })
+}
+
+/// The written value's element (buffer `buf`, of type `y`) at the region position walked
+/// by loop variables `0..rank`, cast to the target's `dtype`.
+fn value_element(buf: usize, y: &TensorType, rank: usize, dtype: DType) -> Expr {
+    Expr::apply(
+        ScalarOp::Cast(dtype),
+        vec![Expr::Load {
+            buf,
+            index: array_index(y, 0, rank),
+        }],
+        dtype,
+    )
 }
 
 /// What a write stores at `buf[index]`: the value (set), or the element plus it (inc).
@@ -472,15 +478,7 @@ pub(super) fn region_write_kernel(
     ];
     let (value_buf, region_buf) = (0, 1);
     let all: Vec<Index> = (0..rank).map(Index::Var).collect();
-    let y_index = array_index(y, 0, rank);
-    let value = Expr::apply(
-        ScalarOp::Cast(x.dtype),
-        vec![Expr::Load {
-            buf: value_buf,
-            index: y_index,
-        }],
-        x.dtype,
-    );
+    let value = value_element(value_buf, y, rank, x.dtype);
     let value = written(mode, value, region_buf, &all, x.dtype);
     let body = nest(
         &vec![region_buf; rank],
@@ -615,14 +613,7 @@ pub(crate) fn basic_update_kernel(
     let region_axes: Vec<usize> = (0..x.ndim())
         .filter(|a| slots.get(*a) != Some(&IndexSlot::Index))
         .collect();
-    let value = Expr::apply(
-        ScalarOp::Cast(x.dtype),
-        vec![Expr::Load {
-            buf: 1,
-            index: array_index(y, 0, region_rank),
-        }],
-        x.dtype,
-    );
+    let value = value_element(1, y, region_rank, x.dtype);
     let value = written(mode, value, out_buf, &out_index, x.dtype);
     let store = vec![Stmt::Store {
         buf: out_buf,

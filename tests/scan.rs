@@ -1559,3 +1559,46 @@ fn running_ops_arg_reductions_and_softmax_in_a_native_body() {
             .unwrap_or_else(|e| panic!("case {case}: {e}"));
     }
 }
+
+#[test]
+fn a_scan_inside_a_choice_inside_a_native_body() {
+    // x ← sum(x) > 0 ? (three halvings of x by an inner scan) : x + 1.
+    let x0 = vector("x0", Float64);
+    let out = scan(|s| {
+        let x = s.state(0);
+        let halved = scan(|u| vec![u.state(0) * 0.5])
+            .states(&[&x])
+            .n_steps(3)
+            .build();
+        ifelse(&x.sum(All).gt(0.0), &[&halved.last(0)], &[&(&x + 1.0)])
+    })
+    .states(&[&x0])
+    .n_steps(5)
+    .build();
+    let f = function(&[&x0], &[&out.trace(0)]).compile().unwrap();
+    let driver = driver_text(&f);
+    assert!(
+        driver.contains("  if neq(") && driver.contains("invoke inner_scan_driver("),
+        "{driver}"
+    );
+    let r = f.call(&[vec1(vec![-2.0, 0.5])]).unwrap();
+    // Sums −1.5, 0.5, 0.0625, …: else, then halvings.
+    let mut x = vec![-2.0f64, 0.5];
+    let mut want = Vec::new();
+    for _ in 0..5 {
+        x = if x.iter().sum::<f64>() > 0.0 {
+            x.iter().map(|v| v * 0.125).collect()
+        } else {
+            x.iter().map(|v| v + 1.0).collect()
+        };
+        want.extend(x.iter().copied());
+    }
+    assert_eq!(r[0].to_f64_vec(), want);
+    compare_backends(
+        &[&x0],
+        &[&out.trace(0)],
+        &[vec1(vec![1.0, -3.0, 0.25])],
+        Mode::Jit,
+    )
+    .unwrap();
+}

@@ -1250,7 +1250,7 @@ impl Module {
         claims: &HashMap<VarId, usize>,
     ) -> Option<Vec<Stmt>> {
         let (key, inner, inputs, outputs) = node;
-        let (kernels, const_bufs) = self.nested.remove(&key)?;
+        let (kernels, const_bufs) = self.nested.get(&key)?.clone();
         let offset = self.kernels.len();
         for mut k in kernels {
             shift_callees(&mut k.body, offset);

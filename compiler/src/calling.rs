@@ -158,7 +158,9 @@ impl LocalBuffers {
 
     /// Zeroes the locals again for another call of the same extents.
     pub fn zero(&mut self) {
-        self.memory.fill(0);
+        if !self.memory.is_empty() {
+            self.memory.fill(0);
+        }
     }
 
     /// Appends the argument words of every local buffer (row-major).

@@ -130,7 +130,9 @@ impl NativeScan {
             return make();
         };
         if let Some((cached, value)) = cell.get() {
-            if cached == shape && value.dtype() == dtype {
+            // (Compared element by element: these shapes are short, a memcmp call costs more.)
+            let same = cached.len() == shape.len() && cached.iter().zip(shape).all(|(a, b)| a == b);
+            if same && value.dtype() == dtype {
                 return Ok(value.clone());
             }
             return make();
@@ -269,7 +271,7 @@ impl NativeScan {
             }
         }
         match self.fixed_trace_steps(steps) {
-            Some(n) => prepared.key.get(at..) == Some(&[n][..]),
+            Some(n) => matches!(prepared.key.get(at..), Some([m]) if *m == n),
             None => at == prepared.key.len(),
         }
     }

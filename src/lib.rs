@@ -128,9 +128,9 @@ pub mod prelude {
     pub use tensorlift_ir::DType::{self, *};
     pub use tensorlift_ir::{
         alloc, arange, arange_dtype, clone_replace, concatenate, constant, dprint, full, full_like,
-        grad, grad_with, hessian_vector_product, idx, ifelse, jacobian, make_vector, matrix, ones,
-        ones_like, pushforward, scalar, scan, split, stack, switch, tensor, to_dot, value_and_grad,
-        vector, vectorize_graph, vmap, zeros, zeros_like, All, Idx, Literal, TensorData,
-        TensorType, Var,
+        grad, grad_with, hessian_vector_product, idx, ifelse, jacobian, linspace, make_vector,
+        matrix, ones, ones_like, pushforward, scalar, scan, split, stack, switch, tensor, to_dot,
+        value_and_grad, vector, vectorize_graph, vmap, zeros, zeros_like, All, Idx, Literal,
+        TensorData, TensorType, Var,
     };
 }

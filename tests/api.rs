@@ -391,3 +391,46 @@ fn like_builders_take_the_shape_and_dtype_of_their_argument() {
     let r = f.call(&[array![[1.0, 2.0], [3.0, 4.0]].into()]).unwrap();
     assert_eq!(r[0].to_f64_vec(), vec![3.5, 7.5]);
 }
+
+#[test]
+fn linspace_and_norm_give_numpys_values() {
+    let hi = scalar("hi", Float64);
+    let outs = [
+        linspace(0.0, 1.0, 5),
+        linspace(-1, &hi, 4),
+        linspace(3.0, 7.0, 1),
+        linspace(0.0, 1.0, 0),
+    ];
+    let (v, m) = (vector("v", Int64), matrix("m", Float64));
+    let norms = [
+        tensorlift::linalg::norm(&v, All),
+        tensorlift::linalg::norm(&m, All),
+        tensorlift::linalg::norm(&m, 1),
+    ];
+    for mode in [Mode::Reference, Mode::Jit] {
+        let refs: Vec<&Var> = outs.iter().chain(&norms).collect();
+        let f = function(&[&hi, &v, &m], &refs)
+            .mode(mode.clone())
+            .compile()
+            .unwrap();
+        let r = f
+            .call(&[
+                2.0.into(),
+                array![3i64, -4].into(),
+                array![[1.0, 2.0], [2.0, -4.0]].into(),
+            ])
+            .unwrap();
+        assert_eq!(
+            r[0].to_f64_vec(),
+            vec![0.0, 0.25, 0.5, 0.75, 1.0],
+            "{mode:?}"
+        );
+        assert_eq!(r[1].to_f64_vec(), vec![-1.0, 0.0, 1.0, 2.0], "{mode:?}");
+        assert_eq!(r[2].to_f64_vec(), vec![3.0], "{mode:?}");
+        assert_eq!(r[3].shape(), &[0], "{mode:?}");
+        assert_eq!(r[4].to_f64_vec(), vec![5.0], "{mode:?}");
+        assert_eq!(r[5].to_f64_vec(), vec![5.0], "{mode:?}");
+        let rows = r[6].to_f64_vec();
+        assert!((rows[0] - 5f64.sqrt()).abs() < 1e-15 && (rows[1] - 20f64.sqrt()).abs() < 1e-15);
+    }
+}

@@ -419,3 +419,23 @@ pub fn outer(a: &Var, b: &Var) -> Var {
     let row = b.flatten().dimshuffle(&[None, Some(0)]);
     column * row
 }
+
+/// The 2-norm over `axes` (NumPy's `norm` with its default order): the square root of
+/// the sum of squares — a vector's Euclidean norm, a matrix's Frobenius norm
+/// over `All`. Integers give float64.
+///
+/// ```
+/// use tensorlift_ir::api::linalg::norm;
+/// use tensorlift_ir::{matrix, All, DType};
+/// let x = matrix("x", DType::Float64);
+/// assert_eq!(norm(&x, All).ndim(), 0); // Frobenius
+/// assert_eq!(norm(&x, 1).ndim(), 1); // one per row
+/// ```
+pub fn norm(x: &Var, axes: impl super::axes::Axes) -> Var {
+    let x = if x.dtype().is_float() {
+        x.clone()
+    } else {
+        x.cast(DType::Float64)
+    };
+    x.sqr().sum(axes).sqrt()
+}

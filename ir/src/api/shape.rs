@@ -327,6 +327,28 @@ pub fn make_vector(items: &[Operand]) -> Var {
     })())
 }
 
+/// NumPy's `linspace(start, stop, num)` with its endpoint: `num` evenly spaced float64
+/// values from `start` to `stop` (each a Rust number or a scalar `Var`), computed as
+/// `start + i · step` with the last value exactly `stop`, as NumPy does.
+///
+/// ```
+/// use tensorlift_ir::{linspace, scalar, DType};
+/// assert_eq!(linspace(0.0, 1.0, 5).ty().to_string(), "Vector(float64, shape=(5,))");
+/// let hi = scalar("hi", DType::Float64);
+/// assert_eq!(linspace(-1, &hi, 3).static_shape(), &[Some(3)]);
+/// ```
+pub fn linspace(start: impl Into<Operand>, stop: impl Into<Operand>, num: usize) -> Var {
+    let as_float = |o: Operand| o.into_var().cast(DType::Float64);
+    let (start, stop) = (as_float(start.into()), as_float(stop.into()));
+    let i = arange(num as i64).cast(DType::Float64);
+    if num < 2 {
+        return i * 0.0 + &start;
+    }
+    let step = (&stop - &start) / (num - 1) as f64;
+    let values = i * step + &start;
+    values.set(crate::idx![-1], &stop)
+}
+
 /// NumPy's `arange`: `arange(stop)`, `arange((start, stop))` or `arange((start, stop,
 /// step))`, each bound a Rust number or a scalar `Var`; the dtype is inferred as NumPy
 /// does (int64 for integer bounds, float64 when a bound is a float literal, else the

@@ -37,8 +37,8 @@ pub use tensorlift_ir::custom;
 pub use tensorlift_ir::ops::CustomOp;
 pub use tensorlift_ir::{
     alloc, arange, arange_dtype, clone_replace, concatenate, constant, dprint, full, idx,
-    make_vector, matrix, ones, scalar, split, split_by, stack, switch, tensor, to_dot, vector,
-    zeros, All, Axes, AxisOrAll, DType, GraphError, Idx, Literal, RangeBounds, TensorData,
+    make_vector, matrix, ones, scalar, split, split_by, stack, switch, tensor, tile, to_dot,
+    vector, zeros, All, Axes, AxisOrAll, DType, GraphError, Idx, Literal, RangeBounds, TensorData,
     TensorType, Var,
 };
 pub use tensorlift_ir::{
@@ -129,8 +129,8 @@ pub mod prelude {
     pub use tensorlift_ir::{
         alloc, arange, arange_dtype, clone_replace, concatenate, constant, dprint, full, full_like,
         grad, grad_with, hessian_vector_product, idx, ifelse, jacobian, linspace, make_vector,
-        matrix, ones, ones_like, pushforward, scalar, scan, split, stack, switch, tensor, to_dot,
-        value_and_grad, vector, vectorize_graph, vmap, zeros, zeros_like, All, Idx, Literal,
-        TensorData, TensorType, Var,
+        matrix, ones, ones_like, pushforward, scalar, scan, split, stack, switch, tensor, tile,
+        to_dot, value_and_grad, vector, vectorize_graph, vmap, zeros, zeros_like, All, Idx,
+        Literal, TensorData, TensorType, Var,
     };
 }

@@ -434,3 +434,50 @@ fn linspace_and_norm_give_numpys_values() {
         assert!((rows[0] - 5f64.sqrt()).abs() < 1e-15 && (rows[1] - 20f64.sqrt()).abs() < 1e-15);
     }
 }
+
+#[test]
+fn repeat_and_tile_follow_numpy() {
+    // Expected values written from NumPy's definitions for x = [[1, 2, 3], [4, 5, 6]].
+    let x = matrix("x", Int64);
+    let outs = [
+        x.repeat(2, 1),
+        x.repeat(2, 0),
+        x.repeat(2, All),
+        tile(&x, &[2, 1]),
+        tile(&x, &[2]),
+        tile(&x, &[1, 2, 1]),
+    ];
+    let want: [(&[usize], Vec<f64>); 6] = [
+        (
+            &[2, 6],
+            vec![1., 1., 2., 2., 3., 3., 4., 4., 5., 5., 6., 6.],
+        ),
+        (
+            &[4, 3],
+            vec![1., 2., 3., 1., 2., 3., 4., 5., 6., 4., 5., 6.],
+        ),
+        (&[12], vec![1., 1., 2., 2., 3., 3., 4., 4., 5., 5., 6., 6.]),
+        (
+            &[4, 3],
+            vec![1., 2., 3., 4., 5., 6., 1., 2., 3., 4., 5., 6.],
+        ),
+        (
+            &[2, 6],
+            vec![1., 2., 3., 1., 2., 3., 4., 5., 6., 4., 5., 6.],
+        ),
+        (
+            &[1, 4, 3],
+            vec![1., 2., 3., 4., 5., 6., 1., 2., 3., 4., 5., 6.],
+        ),
+    ];
+    for mode in [Mode::Reference, Mode::Jit] {
+        let refs: Vec<&Var> = outs.iter().collect();
+        let f = function(&[&x], &refs).mode(mode.clone()).compile().unwrap();
+        let r = f.call(&[array![[1i64, 2, 3], [4, 5, 6]].into()]).unwrap();
+        for (k, (got, (shape, values))) in r.iter().zip(&want).enumerate() {
+            assert_eq!(got.shape(), *shape, "{mode:?} output {k}");
+            assert_eq!(got.dtype(), Int64, "{mode:?} output {k}");
+            assert_eq!(&got.to_f64_vec(), values, "{mode:?} output {k}");
+        }
+    }
+}

@@ -30,7 +30,7 @@ pub use api::index::Idx;
 pub use api::scan::{scan, ScanBuilder, ScanOutputs, Step};
 pub use api::shape::{
     alloc, arange, arange_dtype, concatenate, full, full_like, linspace, make_vector, ones,
-    ones_like, split, split_by, stack, zeros, zeros_like, RangeBounds,
+    ones_like, split, split_by, stack, tile, zeros, zeros_like, RangeBounds,
 };
 pub use api::{constant, matrix, scalar, tensor, vector, Operand};
 pub use clone::clone_replace;

@@ -217,6 +217,98 @@ impl Var {
     pub fn broadcast_to(&self, shape: &[Operand]) -> Var {
         alloc(self, shape)
     }
+
+    /// NumPy's `repeat`: each element `n` times in a row along `axis` (`None` / `All`: of
+    /// the flattened tensor).
+    ///
+    /// ```
+    /// use tensorlift_ir::{tensor, All, DType};
+    /// let x = tensor("x", DType::Float64, [Some(2), Some(3)]);
+    /// assert_eq!(x.repeat(2, 1).static_shape(), &[Some(2), Some(6)]);
+    /// assert_eq!(x.repeat(3, All).static_shape(), &[Some(18)]);
+    /// ```
+    pub fn repeat(&self, n: usize, axis: impl super::axes::AxisOrAll) -> Var {
+        var_or_invalid((|| {
+            self.check()?;
+            let (x, axis) = match axis.into_axis() {
+                None => (self.flatten(), 0),
+                Some(a) => (
+                    self.clone(),
+                    super::normalize_axis("Repeat", a, self.ndim())?,
+                ),
+            };
+            // x with a new axis after `axis`, broadcast to n there, then the two merged.
+            let mut order: Vec<Option<usize>> = (0..x.ndim()).map(Some).collect();
+            order.insert(axis + 1, None);
+            let mut spread = shape_of(&x);
+            spread.insert(axis + 1, (n as i64).into());
+            Ok(merge_axes(
+                &alloc(&x.dimshuffle(&order), &spread),
+                &x,
+                &[(axis, n)],
+            ))
+        })())
+    }
+}
+
+/// NumPy's `tile`: x repeated `reps[i]` times along axis i (x gains leading axes of size 1
+/// when `reps` is longer than its rank, as NumPy's does; shorter `reps` apply to x's last
+/// axes).
+///
+/// ```
+/// use tensorlift_ir::{tensor, tile, DType};
+/// let x = tensor("x", DType::Float64, [Some(2), Some(3)]);
+/// assert_eq!(tile(&x, &[2, 1]).static_shape(), &[Some(4), Some(3)]);
+/// assert_eq!(tile(&x, &[2]).static_shape(), &[Some(2), Some(6)]);
+/// assert_eq!(tile(&x, &[2, 1, 1]).static_shape(), &[Some(2), Some(2), Some(3)]);
+/// ```
+pub fn tile(x: &Var, reps: &[usize]) -> Var {
+    var_or_invalid((|| {
+        x.check()?;
+        let rank = x.ndim().max(reps.len());
+        let mut x = x.clone();
+        while x.ndim() < rank {
+            x = x.expand_dims(0);
+        }
+        let mut reps = reps.to_vec();
+        while reps.len() < rank {
+            reps.insert(0, 1);
+        }
+        // x with a new axis before each of its own, broadcast to the repetitions there,
+        // then each pair merged.
+        let order: Vec<Option<usize>> = (0..rank).flat_map(|d| [None, Some(d)]).collect();
+        let sizes = shape_of(&x);
+        let spread: Vec<Operand> = reps
+            .iter()
+            .zip(sizes)
+            .flat_map(|(r, s)| [(*r as i64).into(), s])
+            .collect();
+        let factors: Vec<(usize, usize)> = reps.iter().copied().enumerate().collect();
+        Ok(merge_axes(
+            &alloc(&x.dimshuffle(&order), &spread),
+            &x,
+            &factors,
+        ))
+    })())
+}
+
+/// `spread` reshaped to x's shape with axis `a` multiplied by `n` for each `(a, n)`: to
+/// constant sizes when x's are static (the result keeps them), else to a symbolic shape.
+fn merge_axes(spread: &Var, x: &Var, factors: &[(usize, usize)]) -> Var {
+    let factor = |d: usize| factors.iter().find(|(a, _)| *a == d).map_or(1, |(_, n)| *n);
+    let fixed: Option<Vec<i64>> = x
+        .static_shape()
+        .iter()
+        .enumerate()
+        .map(|(d, s)| s.map(|s| (s * factor(d)) as i64))
+        .collect();
+    if let Some(sizes) = fixed {
+        return spread.reshape(&sizes);
+    }
+    let sizes: Vec<Operand> = (0..x.ndim())
+        .map(|d| (x.shape_i(d as isize) * factor(d) as i64).into())
+        .collect();
+    spread.reshape_to(&make_vector(&sizes))
 }
 
 /// `Alloc`: `value` broadcast into `shape` (literal or symbolic integer sizes).

@@ -243,7 +243,7 @@ impl Var {
             let mut spread = shape_of(&x);
             spread.insert(axis + 1, (n as i64).into());
             Ok(merge_axes(
-                &alloc(&x.dimshuffle(&order), &spread),
+                &alloc(x.dimshuffle(&order), &spread),
                 &x,
                 &[(axis, n)],
             ))
@@ -285,7 +285,7 @@ pub fn tile(x: &Var, reps: &[usize]) -> Var {
             .collect();
         let factors: Vec<(usize, usize)> = reps.iter().copied().enumerate().collect();
         Ok(merge_axes(
-            &alloc(&x.dimshuffle(&order), &spread),
+            &alloc(x.dimshuffle(&order), &spread),
             &x,
             &factors,
         ))

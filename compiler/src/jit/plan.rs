@@ -56,6 +56,32 @@ enum Action {
     Interpreted(String),
 }
 
+impl Action {
+    /// Whether the step only reads its arguments (a kept OpFromGraph, a native scan, an
+    /// IfElse): `Plan::run_reading` runs it on borrowed values.
+    fn only_reads(&self) -> bool {
+        match self {
+            Action::Call(_) | Action::NativeScan(_) | Action::IfElse(..) => true,
+            Action::Kernel(_)
+            | Action::Scan(..)
+            | Action::Blockwise(_)
+            | Action::Library(_)
+            | Action::RowPass(_)
+            | Action::View(_)
+            | Action::Interpreted(_) => false,
+        }
+    }
+}
+
+/// The branch an IfElse takes for condition `cond`.
+fn taken<'p>(cond: &TensorData, then: &'p Plan, otherwise: &'p Plan) -> &'p Plan {
+    if tensorlift_runtime::scalar::is_true(cond) {
+        then
+    } else {
+        otherwise
+    }
+}
+
 /// A view step: DimShuffle and basic Subtensor go straight to the runtime's stride
 /// arithmetic (one result, no result list allocated); other views through the reference's
 /// dispatch.
@@ -493,10 +519,7 @@ impl Plan {
             Action::Call(plan) => plan.run(args, pool),
             Action::NativeScan(native) => native.run(args, pool),
             Action::IfElse(then, otherwise) => match args.split_first() {
-                Some((cond, values)) if tensorlift_runtime::scalar::is_true(cond) => {
-                    then.run(values, pool)
-                }
-                Some((_, values)) => otherwise.run(values, pool),
+                Some((cond, values)) => taken(cond, then, otherwise).run(values, pool),
                 None => Err(RuntimeError::Internal("IfElse without a condition".into())),
             },
             Action::Kernel(_)

@@ -24,7 +24,7 @@
 use std::collections::HashMap;
 
 use tensorlift_ir::ops::scan::has_initial_block;
-use tensorlift_ir::ops::{DimShuffle, IndexSlot, ReduceKind, Scan};
+use tensorlift_ir::ops::{DimShuffle, IfElse, IndexSlot, ReduceKind, Scan};
 use tensorlift_ir::{
     DType, FunctionGraph, Literal, NodeId, Op, Origin, ScalarOp, TensorData, TensorType, VarId,
 };
@@ -374,25 +374,26 @@ fn body_constants(g: &FunctionGraph, out: &mut Vec<(GraphKey, VarId, TensorData)
 /// Whether the driver can run every node of `g` (a body, or a branch of an IfElse in one).
 fn native_graph(g: &FunctionGraph) -> bool {
     g.toposort().into_iter().all(|n| {
-        g.node(n).is_some_and(|e| match &e.op {
-            Op::IfElse(ie) => {
-                native_graph(ie.then_branch.graph()) && native_graph(ie.else_branch.graph())
-            }
-            // An invoked driver cannot grow a buffer its caller holds.
-            Op::Scan(inner) => {
-                native_graph(inner.body.graph())
-                    && !(inner.until && inner.keep_trace.contains(&true))
-            }
-            op => {
-                let types: Vec<&TensorType> = e.inputs.iter().map(|x| &g.var(*x).ty).collect();
-                body_shape_rule(op, &types).is_some()
+        g.node(n).is_some_and(|e| {
+            let types: Vec<&TensorType> = e.inputs.iter().map(|x| &g.var(*x).ty).collect();
+            match body_step(&e.op, &types) {
+                None => false,
+                Some(BodyStep::Kernel(_)) => true,
+                Some(BodyStep::Choice(ie)) => {
+                    native_graph(ie.then_branch.graph()) && native_graph(ie.else_branch.graph())
+                }
+                // An invoked driver cannot grow a buffer its caller holds.
+                Some(BodyStep::Nested(inner)) => {
+                    native_graph(inner.body.graph())
+                        && !(inner.until && inner.keep_trace.contains(&true))
+                }
             }
         })
     })
 }
 
 /// How a body node's outputs are shaped from its inputs', for the nodes a driver can run
-/// as kernels (`body_shape_rule`).
+/// as kernels (`body_step`).
 enum ShapeRule<'a> {
     /// Every output has the element-wise inputs' common shape.
     Common,
@@ -410,11 +411,21 @@ enum ShapeRule<'a> {
     Indexed(&'a [IndexSlot]),
 }
 
-/// The shape rule of `op` as a body kernel, when the driver can run it so: its output
-/// shape follows from its inputs' (so intermediates have extents), and the kernel alone
-/// computes what the reference does (no product repair, no error for an empty axis).
-/// IfElse and Scan are not kernels (`native_graph` decides them).
-fn body_shape_rule<'a>(op: &'a Op, in_types: &[&TensorType]) -> Option<ShapeRule<'a>> {
+/// How a driver runs a body node.
+enum BodyStep<'a> {
+    /// As a kernel whose outputs are shaped by the rule.
+    Kernel(ShapeRule<'a>),
+    /// As the driver's own `if` over the branches (`Module::lower_ifelse`).
+    Choice(&'a IfElse),
+    /// As a driver of its own, invoked (`Module::lower_nested_scan`).
+    Nested(&'a Scan),
+}
+
+/// How the driver runs `op`, when it can: a kernel whose output shape follows from its
+/// inputs' (so intermediates have extents) and which alone computes what the reference
+/// does (no product repair, no error for an empty axis), a choice or a nested scan
+/// (native when their graphs are: `native_graph`).
+fn body_step<'a>(op: &'a Op, in_types: &[&TensorType]) -> Option<BodyStep<'a>> {
     let axes_non_empty = |axes: &[usize]| {
         axes.iter().all(|a| {
             in_types
@@ -435,16 +446,22 @@ fn body_shape_rule<'a>(op: &'a Op, in_types: &[&TensorType]) -> Option<ShapeRule
             keep,
         })
     };
-    match op {
+    let rule = match op {
         Op::Elemwise(_) | Op::Composite(_) => Some(ShapeRule::Common),
         Op::Dot => Some(ShapeRule::Dot),
         // A DimShuffle, a view elsewhere, is a copy in a body (`dimshuffle_copy_kernel`).
         Op::DimShuffle(ds) => Some(ShapeRule::Shuffled(ds)),
         Op::Reduce { kind, axes } => reduced(*kind, axes, false),
-        Op::FusedReduce { kind, axes, keep, .. } => reduced(*kind, axes, *keep),
+        Op::FusedReduce {
+            kind, axes, keep, ..
+        } => reduced(*kind, axes, *keep),
         // Copies in a body (`basic_take_kernel`, `basic_update_kernel`).
-        Op::Subtensor(slots) => integers_and_full_slices(slots).then_some(ShapeRule::Indexed(slots)),
-        Op::IncSubtensor { slots, .. } => integers_and_full_slices(slots).then_some(ShapeRule::First),
+        Op::Subtensor(slots) => {
+            integers_and_full_slices(slots).then_some(ShapeRule::Indexed(slots))
+        }
+        Op::IncSubtensor { slots, .. } => {
+            integers_and_full_slices(slots).then_some(ShapeRule::First)
+        }
         // A check's kernel reads the conditions; its output is x (`Module::lower_check`).
         Op::CheckAndRaise { .. } | Op::Softmax { .. } => Some(ShapeRule::First),
         // Along an axis or of a vector (no flattening). The reference fails on an empty
@@ -457,6 +474,8 @@ fn body_shape_rule<'a>(op: &'a Op, in_types: &[&TensorType]) -> Option<ShapeRule
             })
         }
         Op::Cumulative { axis, .. } => along_axis(*axis).then_some(ShapeRule::First),
+        Op::Scan(inner) => return Some(BodyStep::Nested(inner)),
+        Op::IfElse(ie) => return Some(BodyStep::Choice(ie)),
         Op::Alloc
         | Op::Reshape { .. }
         | Op::SpecifyShape(_)
@@ -468,16 +487,14 @@ fn body_shape_rule<'a>(op: &'a Op, in_types: &[&TensorType]) -> Option<ShapeRule
         | Op::AdvancedSubtensor(_)
         | Op::AdvancedIncSubtensor { .. }
         | Op::OpFromGraph(_)
-        | Op::Scan(_)
-        // A choice runs as the driver's own `if` (`native_graph` looks into its branches).
-        | Op::IfElse(_)
         | Op::Linalg(_)
         | Op::Blockwise(_)
         | Op::Random(_)
         | Op::Sparse(_)
         | Op::Custom(_)
         | Op::Grad(_) => None,
-    }
+    };
+    rule.map(BodyStep::Kernel)
 }
 
 /// `out = x` rearranged by `ds` (dimensions reordered, size-1 ones dropped or inserted):
@@ -1040,7 +1057,9 @@ impl Module {
                 .map(|x| Some((&g.var(*x).ty, extents.get(x)?.as_slice())))
                 .collect::<Option<_>>()?;
             let out_types: Vec<&TensorType> = e.outputs.iter().map(|o| &g.var(*o).ty).collect();
-            let rule = body_shape_rule(&e.op, &in_types)?;
+            let Some(BodyStep::Kernel(rule)) = body_step(&e.op, &in_types) else {
+                return None;
+            };
             let out_extents = output_extents(&rule, &ins, &out_types)?;
             place_outputs(
                 b,

@@ -23,15 +23,8 @@ impl LoneStep {
         let [step] = plan.steps.as_slice() else {
             return None;
         };
-        match &step.action {
-            Action::Call(_) | Action::NativeScan(_) | Action::IfElse(..) => {}
-            Action::Kernel(_)
-            | Action::Scan(..)
-            | Action::Blockwise(_)
-            | Action::Library(_)
-            | Action::RowPass(_)
-            | Action::View(_)
-            | Action::Interpreted(_) => return None,
+        if !step.action.only_reads() {
+            return None;
         }
         let args = step
             .args
@@ -108,12 +101,7 @@ impl Plan {
                 if !tensorlift_runtime::signature::fits(cond, cond_type) {
                     return None;
                 }
-                let branch = if tensorlift_runtime::scalar::is_true(cond) {
-                    then
-                } else {
-                    otherwise
-                };
-                branch.run_replayed(values, pool)?
+                taken(cond, then, otherwise).run_replayed(values, pool)?
             }
             Action::NativeScan(_)
             | Action::Kernel(_)
